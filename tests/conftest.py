@@ -1,0 +1,90 @@
+"""Shared fixtures: no network, tiny generated datasets, quiet TensorFlow."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before TensorFlow/Keras are imported by any test module.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="tllab-keras-home-"))
+os.environ.pop("TLLAB_RUNS_DIR", None)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SAMPLE_DATA = ROOT / "sample_data"
+
+from tests.helpers import make_dataset_folder  # noqa: E402
+
+
+# --- no network: only loopback and Unix sockets may connect -------------------
+
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_getaddrinfo = socket.getaddrinfo
+
+
+class NetworkBlocked(OSError):
+    pass
+
+
+def _is_local(host) -> bool:
+    if host in ("localhost", "", None):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):
+        raise NetworkBlocked(f"tests may not open network connections (to {address[0]})")
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):
+        raise NetworkBlocked(f"tests may not open network connections (to {address[0]})")
+    return _real_connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if not _is_local(host if not isinstance(host, bytes) else host.decode()):
+        raise socket.gaierror(socket.EAI_NONAME, f"tests may not resolve {host!r}")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = _guarded_connect
+socket.socket.connect_ex = _guarded_connect_ex
+socket.getaddrinfo = _guarded_getaddrinfo
+
+
+# --- data ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """train/ + validation/ with 2 classes of 12 + 6 coloured 40x40 images each."""
+    return make_dataset_folder(tmp_path / "data", classes=("cats", "dogs"), n_train=12, n_val=6)
+
+
+@pytest.fixture(scope="session")
+def shared_tiny_dataset(tmp_path_factory) -> Path:
+    """A read-only tiny dataset shared by the tests that only read it."""
+    return make_dataset_folder(
+        tmp_path_factory.mktemp("shared") / "data", classes=("cats", "dogs"), n_train=16, n_val=8
+    )
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "runs"
+    monkeypatch.setenv("TLLAB_RUNS_DIR", str(path))
+    return path

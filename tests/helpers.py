@@ -1,0 +1,42 @@
+"""Generators for tiny image datasets used by the tests."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CLASS_COLOURS = [(210, 60, 50), (50, 80, 210), (60, 190, 70), (220, 200, 40)]
+
+
+def make_image(colour, size=40, seed=0, fmt="PNG", mode="RGB") -> Image.Image:
+    """A noisy image dominated by one colour, so classes are learnable."""
+    rng = np.random.default_rng(seed)
+    base = np.array(colour, dtype=np.int16)
+    noise = rng.integers(-40, 40, size=(size, size, 3), dtype=np.int16)
+    pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB").convert(mode)
+
+
+def make_dataset_folder(
+    root: Path,
+    classes=("cats", "dogs"),
+    n_train: int = 12,
+    n_val: int = 6,
+    size: int = 40,
+    split_names=("train", "validation"),
+) -> Path:
+    """root/<split>/<class>/i.png (or root/<class>/ when split_names is None)."""
+    for c, name in enumerate(classes):
+        colour = CLASS_COLOURS[c % len(CLASS_COLOURS)]
+        if split_names is None:
+            targets = [(root / name, n_train + n_val)]
+        else:
+            targets = [(root / split_names[0] / name, n_train), (root / split_names[1] / name, n_val)]
+        for folder, count in targets:
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                make_image(colour, size, seed=zlib.crc32(f"{folder}|{i}".encode())).save(folder / f"{name}_{i:03d}.png")
+    return root

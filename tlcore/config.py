@@ -1,0 +1,143 @@
+"""The whole configuration of a training run, as frozen dataclasses that round-trip to JSON.
+
+No TensorFlow here: the CLI and the app build and check configs cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+POOLINGS = ("flatten", "avg", "max")
+OUTPUTS = ("softmax", "sigmoid")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+VGG16_LAYERS = 18  # layers after the input that a freeze point counts over
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The classifier put on top of the convolutional base."""
+
+    pooling: str = "avg"  # flatten | avg | max
+    dense: tuple[int, ...] = (256,)
+    dropout: float = 0.5
+    output: str = "softmax"  # softmax (any number of classes) | sigmoid (2 classes)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dense", tuple(int(n) for n in self.dense))
+        _check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}. Received: pooling={self.pooling!r}")
+        _check(self.output in OUTPUTS, f"output must be one of {OUTPUTS}. Received: output={self.output!r}")
+        _check(all(n > 0 for n in self.dense), f"dense sizes must be positive. Received: dense={list(self.dense)}")
+        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1). Received: dropout={self.dropout}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random augmentation applied to training batches only (never to validation)."""
+
+    enabled: bool = False
+    flip: bool = True  # horizontal
+    rotation: float = 0.1  # fraction of a full turn
+    zoom: float = 0.1
+    translation: float = 0.1
+    contrast: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("rotation", "zoom", "translation", "contrast"):
+            value = getattr(self, name)
+            _check(0.0 <= value < 1.0, f"{name} must be in [0, 1). Received: {name}={value}")
+
+
+@dataclass(frozen=True)
+class FineTuneConfig:
+    """Optional second phase: unfreeze down to a deeper freeze point at a lower learning rate."""
+
+    freeze_at: int = 14
+    epochs: int = 3
+    learning_rate: float = 1e-5
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.freeze_at <= VGG16_LAYERS,
+               f"fine_tune.freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}")
+        _check(self.epochs >= 1, f"fine_tune.epochs must be at least 1. Received: epochs={self.epochs}")
+        _check(self.learning_rate > 0, f"fine_tune.learning_rate must be positive. Received: {self.learning_rate}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run's result. `weights` is "imagenet", "none" or a file path."""
+
+    backbone: str = "vgg16"
+    weights: str = "imagenet"
+    image_size: int = 128
+    batch_size: int = 32
+    epochs: int = 5
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    freeze_at: int = VGG16_LAYERS
+    head: HeadConfig = field(default_factory=HeadConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    fine_tune: FineTuneConfig | None = None
+    seed: int = 1337
+    validation_split: float = 0.2
+    cache_features: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.image_size >= 32, f"image_size must be at least 32 for VGG16. Received: image_size={self.image_size}")
+        _check(self.batch_size >= 1, f"batch_size must be at least 1. Received: batch_size={self.batch_size}")
+        _check(self.epochs >= 1, f"epochs must be at least 1. Received: epochs={self.epochs}")
+        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}")
+        _check(self.learning_rate > 0, f"learning_rate must be positive. Received: learning_rate={self.learning_rate}")
+        _check(0 <= self.freeze_at <= VGG16_LAYERS,
+               f"freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}")
+        _check(0.0 < self.validation_split < 1.0,
+               f"validation_split must be between 0 and 1. Received: validation_split={self.validation_split}")
+        if self.fine_tune is not None:
+            _check(self.fine_tune.freeze_at < self.freeze_at,
+                   "fine_tune.freeze_at must unfreeze more layers than freeze_at "
+                   f"(be smaller). Received: freeze_at={self.freeze_at}, fine_tune.freeze_at={self.fine_tune.freeze_at}")
+
+    @property
+    def weights_label(self) -> str:
+        if self.weights == "none":
+            return "none (no transfer — training from scratch)"
+        return self.weights
+
+    def total_epochs(self) -> int:
+        return self.epochs + (self.fine_tune.epochs if self.fine_tune else 0)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["head"]["dense"] = list(self.head.dense)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        _check(not unknown, f"Unknown config keys: {sorted(unknown)}")
+        data = dict(data)
+        if "head" in data:
+            data["head"] = HeadConfig(**data["head"])
+        if "augment" in data:
+            data["augment"] = AugmentConfig(**data["augment"])
+        if data.get("fine_tune") is not None:
+            data["fine_tune"] = FineTuneConfig(**data["fine_tune"])
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,378 @@
+"""Scan an image folder into a dataset description; choose grid samples.
+
+No TensorFlow here (the tf.data pipeline lives in `tlcore.pipeline`), so the
+dataset report is fast and the Dataset page renders without loading it.
+
+Layouts understood:
+    root/<split>/<class>/...   splits named train/training/training-data and
+                               validation/val/test/testing/testing-data
+    root/<class>/...           a seeded, stratified validation split is drawn
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, has_image_extension, open_rgb
+
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
+SPLITS = (TRAIN, VALIDATION, TEST)
+_SPLIT_ALIASES = {
+    TRAIN: {"train", "training", "training-data", "training_data", "train-data", "train_data"},
+    VALIDATION: {
+        "validation", "val", "valid", "validation-data", "validation_data",
+        "val-data", "val_data", "dev",
+    },
+    TEST: {"test", "testing", "testing-data", "testing_data", "test-data", "test_data"},
+}
+_ALWAYS_IGNORED_DIRS = {"__macosx", "__pycache__", ".ipynb_checkpoints"}
+_VERIFY_SIZE = 64  # decode scale used to check an image while scanning
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be used for training; the message says why and where.
+
+    `info` holds what the scan found so far (skipped files etc.), when any.
+    """
+
+    def __init__(self, message: str, info: "DatasetInfo | None" = None):
+        super().__init__(message)
+        self.info = info
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+@dataclass
+class DatasetInfo:
+    """What a scan found: classes, usable files per split, and what was left out.
+
+    files[split][class_name] lists usable image paths, sorted. Splits are
+    always named train / validation (and test for held-out data), whatever
+    the folders were called.
+    """
+
+    root: Path
+    layout: str  # "splits" or "folders" (class folders, split drawn here)
+    class_names: list[str]
+    files: dict[str, dict[str, list[Path]]]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    split_folders: dict[str, str] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{split: {class: number of usable images}} for the splits present."""
+        return {
+            split: {name: len(self.files[split].get(name, [])) for name in self.class_names}
+            for split in SPLITS
+            if split in self.files
+        }
+
+    def items(self, split: str) -> tuple[list[Path], list[int]]:
+        """Paths and integer labels of a split, in class order then file order."""
+        paths, labels = [], []
+        for label, name in enumerate(self.class_names):
+            for path in self.files.get(split, {}).get(name, []):
+                paths.append(path)
+                labels.append(label)
+        return paths, labels
+
+    def num_images(self, split: str | None = None) -> int:
+        splits = [split] if split else list(self.files)
+        return sum(len(v) for s in splits for v in self.files.get(s, {}).values())
+
+    @property
+    def files_on_disk(self) -> int:
+        return self.num_images() + len(self.skipped) + len(self.ignored)
+
+    def fingerprint(self) -> str:
+        """A short hash of every usable file's relative path, size and mtime."""
+        digest = hashlib.sha256()
+        for split in sorted(self.files):
+            for name in sorted(self.files[split]):
+                for path in self.files[split][name]:
+                    stat = path.stat()
+                    rel = os.path.relpath(path, self.root)
+                    digest.update(f"{split}|{name}|{rel}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def to_report(self) -> dict:
+        """A JSON-ready summary (the CLI's `scan --json`)."""
+        return {
+            "root": str(self.root),
+            "layout": self.layout,
+            "classes": list(self.class_names),
+            "counts": self.counts(),
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
+            "ignored": len(self.ignored),
+            "warnings": list(self.warnings),
+        }
+
+
+def scan(
+    root: str | os.PathLike,
+    validation_split: float = 0.2,
+    seed: int = 1337,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    verify: bool = True,
+) -> DatasetInfo:
+    """Scan an image folder into a `DatasetInfo`.
+
+    Every candidate image is decoded once (at reduced scale where possible),
+    so unreadable, truncated, non-image and oversized files are reported in
+    `skipped` with a reason instead of failing later. Hidden files,
+    `__MACOSX` folders and files without an image extension are counted in
+    `ignored`.
+
+    Args:
+        root: the dataset folder.
+        validation_split: fraction held out per class when the folder has no
+            split folders of its own.
+        seed: seed of that split.
+        max_pixels: images above this many pixels are skipped.
+        verify: decode every image while scanning (turn off only for
+            folders already known to be clean).
+
+    Raises:
+        DatasetError: the folder is missing or cannot train (fewer than two
+            usable classes, or a class without any usable image).
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"Dataset folder not found: {root}")
+    if not root.is_dir():
+        raise DatasetError(f"Dataset path is a file, not a folder: {root}")
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be between 0 and 1. Received: {validation_split}")
+
+    walker = _Walker()
+    top_dirs = walker.subdirs(root)
+    split_dirs = _match_splits(top_dirs)
+    info = DatasetInfo(root=root, layout="splits" if TRAIN in split_dirs else "folders",
+                       class_names=[], files={})
+
+    # class_dirs[split] = {class name: [folders holding that class]}
+    candidates: dict[str, dict[str, list[Path]]] = {}
+    if info.layout == "splits":
+        info.split_folders = {split: d.name for split, d in split_dirs.items()}
+        for d in top_dirs:
+            if d not in split_dirs.values():
+                walker.ignore_tree(d, info)
+        walker.ignore_loose_files(root, info)
+        for split, split_dir in split_dirs.items():
+            classes = {c.name: walker.images_under(c, info) for c in walker.subdirs(split_dir)}
+            walker.ignore_loose_files(split_dir, info)
+            candidates[split] = classes
+        if VALIDATION not in split_dirs and TEST in split_dirs:
+            # Seed 000's layout: training-data + testing-data. The test folder
+            # is the only held-out data, so it serves as validation.
+            candidates[VALIDATION] = candidates.pop(TEST)
+            info.split_folders[VALIDATION] = info.split_folders.pop(TEST)
+    else:
+        walker.ignore_loose_files(root, info)
+        candidates[TRAIN] = {c.name: walker.images_under(c, info) for c in top_dirs}
+
+    usable = _verify_all(candidates, info, max_pixels, verify)
+    class_names = sorted({name for per_split in usable.values() for name in per_split})
+    info.class_names = class_names
+    if VALIDATION not in usable:
+        usable[TRAIN], usable[VALIDATION] = _stratified_split(usable[TRAIN], validation_split, seed)
+        if info.layout == "splits":
+            info.warnings.append(
+                f"No validation folder next to '{info.split_folders[TRAIN]}': "
+                f"held out {validation_split:.0%} of each class for validation (seed {seed})."
+            )
+    info.files = {split: {n: usable[split].get(n, []) for n in class_names} for split in usable}
+    _check_trainable(info)
+    return info
+
+
+def _check_trainable(info: DatasetInfo) -> None:
+    where = info.root
+    if not info.class_names:
+        raise DatasetError(
+            f"No class folders with images found in {where}. Expected one sub-folder per "
+            "class (e.g. cats/, dogs/), optionally inside train/ and validation/ folders.",
+            info,
+        )
+    totals = {n: sum(len(info.files[s].get(n, [])) for s in info.files) for n in info.class_names}
+    empty = [n for n, total in totals.items() if total == 0]
+    if empty:
+        parents = [where / f for f in info.split_folders.values()] or [where]
+        folders = ", ".join(str(p / n) for n in empty for p in parents if (p / n).exists())
+        raise DatasetError(
+            f"Class folder {folders} has no usable image"
+            + (f" ({len(info.skipped)} file(s) skipped, see the report)" if info.skipped else ""),
+            info,
+        )
+    if len(info.class_names) < 2:
+        raise DatasetError(
+            f"Only one class ('{info.class_names[0]}') in {where}: classification needs "
+            "at least 2 class folders.",
+            info,
+        )
+    for split in (TRAIN, VALIDATION):
+        missing = [n for n in info.class_names if not info.files.get(split, {}).get(n)]
+        if missing:
+            info.warnings.append(
+                f"Class {', '.join(repr(n) for n in missing)} has no images in the {split} split."
+            )
+
+
+def _match_splits(dirs: list[Path]) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in dirs:
+        lowered = d.name.lower()
+        for split, aliases in _SPLIT_ALIASES.items():
+            if lowered in aliases and split not in found:
+                found[split] = d
+    return found if TRAIN in found else {}
+
+
+class _Walker:
+    """Directory walking that follows links once, never loops, and keeps score."""
+
+    def __init__(self) -> None:
+        self._seen_dirs: set[tuple[int, int]] = set()
+
+    def subdirs(self, folder: Path) -> list[Path]:
+        return sorted(p for p in _entries(folder) if _is_dir(p) and not _hidden(p))
+
+    def images_under(self, class_dir: Path, info: DatasetInfo) -> list[Path]:
+        """Image candidates anywhere under a class folder (sub-folders included)."""
+        found: list[Path] = []
+        self._walk(class_dir, info, found)
+        return sorted(found)
+
+    def ignore_tree(self, folder: Path, info: DatasetInfo) -> None:
+        ignored: list[Path] = []
+        self._walk(folder, info, ignored)
+        info.ignored.extend(ignored)
+
+    def ignore_loose_files(self, folder: Path, info: DatasetInfo) -> None:
+        """Files that sit beside the class folders belong to no class."""
+        info.ignored.extend(p for p in _entries(folder) if not _is_dir(p))
+        for d in _entries(folder):
+            if _is_dir(d) and _hidden(d):
+                self.ignore_tree(d, info)
+
+    def _walk(self, folder: Path, info: DatasetInfo, found: list[Path]) -> None:
+        try:
+            st = folder.stat()
+        except OSError as err:
+            info.skipped.append(SkippedFile(folder, _dir_error(err)))
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in self._seen_dirs:
+            info.skipped.append(SkippedFile(folder, "folder link loop or duplicate (already scanned)"))
+            return
+        self._seen_dirs.add(key)
+        for entry in _entries(folder, info):
+            if _is_dir(entry):
+                if _hidden(entry):
+                    self.ignore_tree(entry, info)
+                else:
+                    self._walk(entry, info, found)
+            elif _hidden(entry) or not has_image_extension(entry):
+                info.ignored.append(entry)
+            else:
+                found.append(entry)
+
+
+def _entries(folder: Path, info: DatasetInfo | None = None) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except OSError as err:
+        if info is not None:
+            info.skipped.append(SkippedFile(folder, _dir_error(err)))
+        return []
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a link loop reads as "not a folder"; the file check reports it
+        return False
+
+
+def _hidden(path: Path) -> bool:
+    return path.name.startswith(".") or path.name.lower() in _ALWAYS_IGNORED_DIRS
+
+
+def _dir_error(err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return "cannot read folder: permission denied"
+    if err.errno == 40:
+        return "symbolic link loop"
+    return f"cannot read folder ({err.strerror or err})"
+
+
+def _verify_all(
+    candidates: dict[str, dict[str, list[Path]]],
+    info: DatasetInfo,
+    max_pixels: int,
+    verify: bool,
+) -> dict[str, dict[str, list[Path]]]:
+    flat = [p for per_split in candidates.values() for paths in per_split.values() for p in paths]
+    problems: dict[Path, str] = {}
+    if verify and flat:
+        def check(path: Path) -> tuple[Path, str | None]:
+            try:
+                open_rgb(path, max_pixels, draft_size=_VERIFY_SIZE)
+                return path, None
+            except ImageProblem as err:
+                return path, str(err)
+
+        # Pillow releases the GIL while decoding, so threads overlap.
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+            problems = {p: r for p, r in pool.map(check, flat) if r is not None}
+    info.skipped.extend(SkippedFile(p, problems[p]) for p in flat if p in problems)
+    return {
+        split: {name: [p for p in paths if p not in problems] for name, paths in per_split.items()}
+        for split, per_split in candidates.items()
+    }
+
+
+def _stratified_split(
+    per_class: dict[str, list[Path]], fraction: float, seed: int
+) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
+    train: dict[str, list[Path]] = {}
+    validation: dict[str, list[Path]] = {}
+    for name, paths in per_class.items():
+        shuffled = sorted(paths)
+        random.Random(f"{seed}:{name}").shuffle(shuffled)
+        n_val = round(len(shuffled) * fraction) if len(shuffled) >= 2 else 0
+        n_val = max(n_val, 1) if len(shuffled) >= 2 else 0
+        validation[name] = sorted(shuffled[:n_val])
+        train[name] = sorted(shuffled[n_val:])
+    return train, validation
+
+
+def sample_grid(
+    info: DatasetInfo, n: int = 16, split: str = TRAIN, seed: int = 0
+) -> list[tuple[Path, str]]:
+    """Pick n images balanced across classes (round robin), with their class names.
+
+    When a class has too few images, the others fill its places.
+    """
+    rng = random.Random(seed)
+    pools = {}
+    for name in info.class_names:
+        paths = list(info.files.get(split, {}).get(name, []))
+        rng.shuffle(paths)
+        pools[name] = paths
+    chosen: list[tuple[Path, str]] = []
+    while len(chosen) < n and any(pools.values()):
+        for name in info.class_names:
+            if pools[name] and len(chosen) < n:
+                chosen.append((pools[name].pop(), name))
+    return chosen

@@ -1,0 +1,165 @@
+"""Input pipeline: decoded images (raw RGB 0..255) as seeded, batched tf.data datasets.
+
+Images are decoded once with Pillow (see `tlcore.imageio`) and held in memory
+when they fit a budget; otherwise they are decoded from disk batch by batch.
+Datasets are built over *indices* so every source (images in memory, images
+on disk, cached features) is shuffled in exactly the same order for the
+same seed and epoch.
+
+tf.data autotuning is switched off: on small CPUs its iterator teardown has
+been measured to leave both cores idle for seconds between epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from tlcore.data import DatasetInfo
+from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
+
+log = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_BUDGET_BYTES = 1 << 30
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class ImageSet:
+    """The images of one split at one size: in memory (`images`) or on disk (`paths`)."""
+
+    paths: list[Path]
+    labels: np.ndarray  # int32, shape (n,)
+    image_size: int
+    images: np.ndarray | None = None  # uint8 (n, size, size, 3) when in memory
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.images is not None
+
+    def batch_arrays(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 pixels of the given images (decoded now when not in memory)."""
+        if self.images is not None:
+            return self.images[indices]
+        return np.stack([_load_or_blank(self.paths[i], self.image_size) for i in indices])
+
+
+def load_split(
+    info: DatasetInfo,
+    split: str,
+    image_size: int,
+    budget_bytes: int = DEFAULT_IMAGE_BUDGET_BYTES,
+    progress: ProgressFn | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> ImageSet:
+    """Decode a split at image_size, in memory if it fits budget_bytes."""
+    paths, labels = info.items(split)
+    image_set = ImageSet(paths, np.asarray(labels, dtype=np.int32), image_size)
+    if len(paths) * image_size * image_size * 3 <= budget_bytes:
+        image_set.images = decode_all(paths, image_size, progress, max_pixels)
+    return image_set
+
+
+def decode_all(
+    paths: list[Path],
+    image_size: int,
+    progress: ProgressFn | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """Decode many images in parallel into one uint8 (n, size, size, 3) array."""
+    out = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
+    done = 0
+    workers = min(8, (os.cpu_count() or 2) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, array in enumerate(
+            pool.map(lambda p: _load_or_blank(p, image_size, max_pixels), paths)
+        ):
+            out[i] = array
+            done += 1
+            if progress and (done % 16 == 0 or done == len(paths)):
+                progress(done, len(paths))
+    return out
+
+
+def _load_or_blank(path: Path, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    # The scan verified every file; one that broke since must not kill a run.
+    try:
+        return load_array(path, image_size, max_pixels)
+    except ImageProblem as err:
+        log.warning("Using a blank image for %s: %s", path, err)
+        return np.full((image_size, image_size, 3), 127, dtype=np.uint8)
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The order in which the n items are visited in an epoch (same seed, same order)."""
+    if not shuffle:
+        return np.arange(n)
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _no_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.deterministic = True
+    return dataset.with_options(options)
+
+
+def make_dataset(
+    image_set: ImageSet,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+    prefetch: int = 2,
+) -> tf.data.Dataset:
+    """A tf.data dataset of (float32 pixels 0..255, int32 labels) batches for one epoch.
+
+    The order is `epoch_order(n, seed, epoch, shuffle)`, so a dataset built
+    for the same epoch and seed always yields the same batches.
+    """
+    order = epoch_order(len(image_set), seed, epoch, shuffle)
+    index_batches = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch_size)
+    labels = tf.constant(image_set.labels)
+    if image_set.in_memory:
+        pixels = tf.constant(image_set.images)
+        dataset = index_batches.map(
+            lambda idx: (tf.cast(tf.gather(pixels, idx), tf.float32), tf.gather(labels, idx))
+        )
+    else:
+        size = image_set.image_size
+
+        def load(idx: np.ndarray) -> np.ndarray:
+            return image_set.batch_arrays(idx)
+
+        def load_batch(idx):
+            x = tf.numpy_function(load, [idx], tf.uint8, stateful=False)
+            x.set_shape([None, size, size, 3])
+            return tf.cast(x, tf.float32), tf.gather(labels, idx)
+
+        dataset = index_batches.map(load_batch)
+    return _no_autotune(dataset.prefetch(prefetch))
+
+
+def array_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarray
+) -> tf.data.Dataset:
+    """Batches of in-memory arrays (e.g. cached features) in the given order."""
+    x_t, y_t = tf.constant(x), tf.constant(y)
+    index_batches = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch_size)
+    return _no_autotune(
+        index_batches.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))).prefetch(2)
+    )
