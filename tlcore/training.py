@@ -26,6 +26,7 @@ from tlcore.backbones import get_backbone
 from tlcore.config import AugmentConfig, TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.model import backbone_layers, build_model, param_counts, set_freeze_point
+from tlcore.runs import Run, RunStore
 from tlcore.pipeline import (
     DEFAULT_IMAGE_BUDGET_BYTES,
     ImageSet,
@@ -110,6 +111,7 @@ class TrainResult:
     extract_seconds: float = 0.0
     train_seconds: float = 0.0
     seconds: float = 0.0
+    save_error: str = ""  # set when the run store could not save the model
 
     @property
     def final(self) -> dict[str, float]:
@@ -358,8 +360,7 @@ def _run_epochs(
     augment = tf.function(lambda x: augmenter(tf.cast(x, tf.float32), training=True)) if augmenter else None
     for epoch in range(epoch_offset + 1, epoch_offset + epochs + 1):
         t0 = time.perf_counter()
-        trained.reset_metrics()
-        logs: dict[str, float] = {}
+        totals = _RunningMean()  # Keras resets metrics on every *_on_batch call
         done = 0
         for x, y in train_batches(epoch):
             if stop is not None and stop.is_set():
@@ -368,6 +369,7 @@ def _run_epochs(
             if augment is not None and path == END_TO_END:
                 x = augment(x)
             logs = trained.train_on_batch(x, _targets(config, y), return_dict=True)
+            totals.add(logs, int(y.shape[0]))
             done += 1
             loss = float(logs["loss"])
             report(BatchEnd(phase, epoch, done, batches_per_epoch, loss))
@@ -387,8 +389,8 @@ def _run_epochs(
             "freeze_at": freeze_at,
             "learning_rate": learning_rate,
             "path": path,
-            "loss": float(logs["loss"]),
-            "accuracy": float(logs["accuracy"]),
+            "loss": totals.mean("loss"),
+            "accuracy": totals.mean("accuracy"),
             "val_loss": val["loss"],
             "val_accuracy": val["accuracy"],
             "seconds": time.perf_counter() - t0,
@@ -402,9 +404,75 @@ def _run_epochs(
     return COMPLETED
 
 
+class _RunningMean:
+    """Sample-weighted means of per-batch metrics over an epoch."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, logs: dict[str, Any], n: int) -> None:
+        for key, value in logs.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value) * n
+        self.count += n
+
+    def mean(self, key: str) -> float:
+        return self.sums[key] / self.count if self.count else float("nan")
+
+
 def _evaluate(model: keras.Model, config: TrainConfig, batches: Iterable) -> dict[str, float]:
-    model.reset_metrics()
-    logs: dict[str, Any] = {"loss": float("nan"), "accuracy": float("nan")}
+    totals = _RunningMean()
     for x, y in batches:
-        logs = model.test_on_batch(x, _targets(config, y), return_dict=True)
-    return {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])}
+        totals.add(model.test_on_batch(x, _targets(config, y), return_dict=True), int(y.shape[0]))
+    return {"loss": totals.mean("loss"), "accuracy": totals.mean("accuracy")}
+
+
+def train_and_record(
+    config: TrainConfig,
+    info: DatasetInfo,
+    store: RunStore | None = None,
+    progress: ProgressFn | None = None,
+    stop: StopFlag | None = None,
+    tags: dict[str, Any] | None = None,
+    data: PreparedData | None = None,
+) -> tuple[TrainResult, Run]:
+    """Train and keep the run in the run store: record first, history every epoch, model at the end.
+
+    A failure to save (disk full, unwritable folder) does not lose the
+    result: it is returned with `save_error` set.
+    """
+    run = (store or RunStore()).create(config, info, tags)
+    started = time.perf_counter()
+
+    def on_event(event: object) -> None:
+        if isinstance(event, EpochEnd):
+            run.add_epoch(event.row)
+        elif isinstance(event, PhaseStart):
+            run.update(paths=run.record.get("paths", []) + [event.path])
+        else:
+            run.heartbeat()
+        if progress:
+            progress(event)
+
+    try:
+        if data is None:
+            data = prepare_data(info, config.image_size, on_event)
+        result = train(config, data, progress=on_event, stop=stop)
+    except Exception as err:
+        run.finish(FAILED, reason=f"{type(err).__name__}: {err}")
+        raise
+    try:
+        run.save_model(result.model)
+    except OSError as err:
+        result.save_error = f"The model could not be saved to {run.run_dir}: {err.strerror or err}"
+    run.finish(
+        result.status,
+        result.reason or result.save_error,
+        final=result.final,
+        paths=result.paths,
+        seconds=time.perf_counter() - started,
+        extract_seconds=result.extract_seconds,
+        train_seconds=result.train_seconds,
+        model_saved=not result.save_error,
+    )
+    return result, run

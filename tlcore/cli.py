@@ -1,0 +1,290 @@
+"""Command line: python -m tlcore {scan,layers,train,predict} ...
+
+Exit codes: 0 ok, 1 bad data (missing folder, unusable dataset or weights),
+2 bad arguments. With --json, stdout holds JSON only; logs and progress go
+to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from tlcore.backbones import WeightsError, default_weights
+from tlcore.config import VGG16_LAYERS, AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
+from tlcore.data import DatasetError, scan
+from tlcore.imageio import ImageProblem
+
+EXIT_DATA, EXIT_USAGE = 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _err(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Learning Lab engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("scan", help="report on an image folder")
+    p.add_argument("data", help="dataset folder (class folders, optionally inside train/ and validation/)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--max-pixels", type=int, default=None, help="skip images above this many pixels")
+
+    p = sub.add_parser("layers", help="the VGG16 layer table")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--freeze-at", type=int, default=VGG16_LAYERS)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("train", help="train a model and save it as a run")
+    p.add_argument("--data", help="dataset folder")
+    p.add_argument("--config", help="a run folder or its run.json: reuse that run's configuration")
+    p.add_argument("--freeze-at", type=int, help=f"backbone layers frozen, 0..{VGG16_LAYERS} (default {VGG16_LAYERS})")
+    p.add_argument("--epochs", type=int, help="default 5")
+    p.add_argument("--image-size", type=int, help="default 128")
+    p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"])
+    p.add_argument("--pooling", choices=["flatten", "avg", "max"])
+    p.add_argument("--dense", type=_int_list, help="hidden layer sizes, e.g. 1024,1024,512 (empty: none)")
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--output", choices=["softmax", "sigmoid"])
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--fine-tune-at", type=int, help="second phase: unfreeze down to this freeze point")
+    p.add_argument("--fine-tune-epochs", type=int, default=3)
+    p.add_argument("--fine-tune-lr", type=float, default=1e-5)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+    p = sub.add_parser("predict", help="class probabilities for images")
+    p.add_argument("--run", required=True, help="a run folder with model.keras")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"scan": cmd_scan, "layers": cmd_layers, "train": cmd_train, "predict": cmd_predict}
+    try:
+        return handlers[args.command](args)
+    except UsageError as err:
+        _err(str(err))
+        return EXIT_USAGE
+    except (DatasetError, WeightsError, ImageProblem, FileNotFoundError) as err:
+        _err(str(err))
+        return EXIT_DATA
+
+
+# --- scan / layers ------------------------------------------------------------------
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    kwargs = {"max_pixels": args.max_pixels} if args.max_pixels else {}
+    info = scan(args.data, **kwargs)
+    report = info.to_report()
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"{info.root}  ({info.layout} layout)")
+    print(f"classes: {', '.join(info.class_names)}")
+    for split, counts in report["counts"].items():
+        print(f"  {split:<10} " + "  ".join(f"{name}={n}" for name, n in counts.items()))
+    print(f"skipped: {len(info.skipped)}   ignored: {len(info.ignored)}")
+    for item in info.skipped:
+        print(f"  skipped {item.path}: {item.reason}")
+    for warning in info.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def cmd_layers(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    if not 0 <= args.freeze_at <= VGG16_LAYERS:
+        raise UsageError(f"--freeze-at must be between 0 and {VGG16_LAYERS}. Received: {args.freeze_at}")
+    from tlcore.model import build_model, counts_at, layer_table, with_freeze_point
+
+    model = build_model(2, args.image_size, weights="none")
+    table = with_freeze_point(layer_table(model), args.freeze_at)
+    trainable, frozen = counts_at(table, args.freeze_at)
+    if args.json:
+        print(json.dumps({"layers": json.loads(table.to_json(orient="records")),
+                          "trainable_params": trainable, "frozen_params": frozen}))
+    else:
+        print(table.to_string(index=False))
+        print(f"freeze_at={args.freeze_at}: trainable {trainable:,} / frozen {frozen:,} parameters "
+              "(head for 2 classes)")
+    return 0
+
+
+# --- train ------------------------------------------------------------------------
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Defaults, then a saved run's config (--config), then explicit flags."""
+    if args.config:
+        path = Path(args.config)
+        path = path / "run.json" if path.is_dir() else path
+        if not path.is_file():
+            raise UsageError(f"--config: no such file: {path}")
+        data = json.loads(path.read_text())
+        base = TrainConfig.from_dict(data.get("config", data))
+    else:
+        base = TrainConfig(weights=default_weights())
+    head_changes = {k: v for k, v in (("pooling", args.pooling), ("dense", args.dense),
+                                      ("dropout", args.dropout), ("output", args.output)) if v is not None}
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "freeze_at": args.freeze_at, "epochs": args.epochs, "image_size": args.image_size,
+            "weights": args.weights, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+            "optimizer": args.optimizer, "seed": args.seed,
+        }.items()
+        if v is not None
+    }
+    if head_changes:
+        changes["head"] = HeadConfig(**{**base.head.__dict__, **head_changes})
+    if args.augment is not None:
+        changes["augment"] = AugmentConfig(**{**base.augment.__dict__, "enabled": args.augment})
+    if args.fine_tune_at is not None:
+        changes["fine_tune"] = FineTuneConfig(args.fine_tune_at, args.fine_tune_epochs, args.fine_tune_lr)
+    return base.replace(**changes)
+
+
+class _TerminalProgress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total_epochs: int):
+        self.total_epochs = total_epochs
+        self.started = time.perf_counter()
+
+    def __call__(self, event: object) -> None:
+        from tlcore.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
+
+        if isinstance(event, StepProgress):
+            self._bar(f"{event.stage:<8}", event.done, event.total, "")
+        elif isinstance(event, PhaseStart):
+            sys.stderr.write(
+                f"\nphase {event.phase}: freeze_at={event.freeze_at}, {event.epochs} epoch(s), "
+                f"lr={event.learning_rate:g}, path={event.path} ({event.path_reason}); "
+                f"trainable {event.trainable_params:,} / frozen {event.frozen_params:,} params\n"
+            )
+        elif isinstance(event, BatchEnd):
+            self._bar(f"epoch {event.epoch}/{self.total_epochs}", event.batch, event.batches, f"loss {event.loss:.4f}")
+        elif isinstance(event, EpochEnd):
+            r = event.row
+            sys.stderr.write(
+                f"\repoch {r['epoch']}/{self.total_epochs}: loss {r['loss']:.4f} acc {r['accuracy']:.3f} "
+                f"val_loss {r['val_loss']:.4f} val_acc {r['val_accuracy']:.3f} ({r['seconds']:.1f}s)"
+                + (" [partial]" if r["partial"] else "") + " " * 10 + "\n"
+            )
+        sys.stderr.flush()
+
+    def _bar(self, label: str, done: int, total: int, extra: str) -> None:
+        width = 24
+        filled = int(width * done / max(1, total))
+        sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {extra}   ")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not args.data:
+        raise UsageError("train needs --data DIR")
+    info = scan(args.data, validation_split=config.validation_split, seed=config.seed)
+    for warning in info.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if info.skipped:
+        print(f"warning: {len(info.skipped)} file(s) skipped (see `python -m tlcore scan`)", file=sys.stderr)
+
+    from tlcore.runs import RunStore
+    from tlcore.training import train_and_record
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch
+    try:
+        result, run = train_and_record(
+            config, info, RunStore(args.runs_dir) if args.runs_dir else RunStore(),
+            progress=_TerminalProgress(config.total_epochs()), stop=stop,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    summary = {
+        "run_dir": str(run.run_dir),
+        "status": result.status,
+        "reason": result.reason,
+        "val_accuracy": result.final.get("val_accuracy"),
+        "best_val_accuracy": result.final.get("best_val_accuracy"),
+        "path": result.paths[0] if result.paths else None,
+        "paths": result.paths,
+        "seconds": round(result.seconds, 3),
+        "extract_seconds": round(result.extract_seconds, 3),
+        "epochs_done": len(result.history),
+        "model_saved": not result.save_error,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"\n{result.status}: val_accuracy={summary['val_accuracy']} path={summary['path']} "
+              f"in {summary['seconds']}s -> {summary['run_dir']}")
+    if result.save_error:
+        _err(result.save_error)
+    return 0 if result.status != "failed" else EXIT_DATA
+
+
+# --- predict ------------------------------------------------------------------------
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from tlcore.inference import predict
+    from tlcore.runs import RUN_FILE, load_run_model
+
+    run_dir = Path(args.run)
+    if not (run_dir / RUN_FILE).is_file():
+        raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
+    class_names = json.loads((run_dir / RUN_FILE).read_text())["class_names"]
+    model = load_run_model(run_dir)
+    results = []
+    for image in args.images:
+        try:
+            prediction = predict(model, [image], class_names)[0]
+        except ImageProblem as err:
+            raise ImageProblem(f"{image}: {err}") from None
+        results.append({"image": image, "top_class": prediction.top_class,
+                        "probabilities": prediction.probabilities})
+        if not args.json:
+            top = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top_k(args.top_k))
+            print(f"{image}: {top}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
