@@ -157,6 +157,9 @@ def scan(
     walker = _Walker()
     top_dirs = walker.subdirs(root)
     split_dirs = _match_splits(top_dirs)
+    if not split_dirs and _match_splits(top_dirs, need_train=False):
+        names = ", ".join(d.name for d in _match_splits(top_dirs, need_train=False).values())
+        raise DatasetError(f"{root} has split folders ({names}) but no train folder (train/ or training/).")
     info = DatasetInfo(root=root, layout="splits" if TRAIN in split_dirs else "folders",
                        class_names=[], files={})
 
@@ -228,14 +231,14 @@ def _check_trainable(info: DatasetInfo) -> None:
             )
 
 
-def _match_splits(dirs: list[Path]) -> dict[str, Path]:
+def _match_splits(dirs: list[Path], need_train: bool = True) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for d in dirs:
         lowered = d.name.lower()
         for split, aliases in _SPLIT_ALIASES.items():
             if lowered in aliases and split not in found:
                 found[split] = d
-    return found if TRAIN in found else {}
+    return found if TRAIN in found or not need_train else {}
 
 
 class _Walker:
@@ -273,7 +276,13 @@ class _Walker:
             return
         key = (st.st_dev, st.st_ino)
         if key in self._seen_dirs:
-            info.skipped.append(SkippedFile(folder, "folder link loop or duplicate (already scanned)"))
+            # A warning, not a skipped file: the link is a folder, and its
+            # files are already counted where they really are, so
+            # loaded + skipped + ignored still equals the files on disk.
+            info.warnings.append(
+                f"Folder {folder} links to a folder already scanned (link loop or duplicate); "
+                "its images are counted once."
+            )
             return
         self._seen_dirs.add(key)
         for entry in _entries(folder, info):

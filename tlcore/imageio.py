@@ -26,6 +26,12 @@ DEFAULT_MAX_PIXELS = 100_000_000
 WHITE = (255, 255, 255)
 
 
+# Pillow warns between its limit and twice its limit (and errors above); our
+# own max_pixels check decides instead. Set once here, not per call:
+# warnings.catch_warnings is not thread-safe and scans decode in threads.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 class ImageProblem(Exception):
     """An image that cannot be used; the message is the reason."""
 
@@ -57,19 +63,25 @@ def open_rgb(
     try:
         if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
             raise ImageProblem("empty file (0 bytes)")
-        with warnings.catch_warnings():
-            # Pillow warns (and only errors above twice its own limit); our
-            # own pixel limit below is the one that decides.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source, formats=ALLOWED_FORMATS) as img:
-                return _to_rgb(img, max_pixels, draft_size)
+        with Image.open(source, formats=ALLOWED_FORMATS) as img:
+            return _to_rgb(img, max_pixels, draft_size)
     except ImageProblem:
         raise
     except Image.DecompressionBombError:
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
         raise ImageProblem(
-            f"too large (over {max_pixels / 1e6:g} megapixels; decompression-bomb guard)"
+            f"too large (over {min(max_pixels, pillow_limit) / 1e6:g} megapixels; decompression-bomb guard)"
         ) from None
     except UnidentifiedImageError:
+        # Pillow says "unidentified" both for non-images and for images whose
+        # header it cannot parse; the signature tells a broken PNG (say) from
+        # a web page saved as .jpg, which need different fixes.
+        claimed = _signature_format(source)
+        if claimed:
+            raise ImageProblem(
+                f"truncated or corrupt {claimed} header (starts like a {claimed} "
+                "but cannot be decoded)"
+            ) from None
         raise ImageProblem(
             "not an image (content is not JPEG, PNG, BMP, GIF, WebP or TIFF)"
         ) from None
@@ -86,6 +98,34 @@ def open_rgb(
         raise ImageProblem(f"corrupt image ({_short(err)})") from None
     except MemoryError:
         raise ImageProblem("too large to decode in memory") from None
+
+
+# Unambiguous leading bytes of the allowed formats (BMP's two-byte "BM" is
+# left out: too many text files start that way).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _signature_format(source: str | os.PathLike | BinaryIO) -> str | None:
+    """The allowed format whose signature the data starts with, if any."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as handle:
+                head = handle.read(16)
+        else:
+            source.seek(0)  # Pillow reads from the start too
+            head = source.read(16)
+    except (OSError, AttributeError, ValueError):
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
 
 
 def _short(err: BaseException) -> str:
