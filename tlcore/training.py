@@ -124,6 +124,12 @@ class TrainResult:
         return out
 
 
+def build_for(config: TrainConfig, num_classes: int) -> keras.Model:
+    """The model a config describes, with the head initialised from config.seed."""
+    keras.utils.set_random_seed(config.seed)
+    return build_model(num_classes, config.image_size, config.weights, config.head, config.freeze_at, config.backbone)
+
+
 def prepare_data(
     info: DatasetInfo,
     image_size: int,
@@ -276,11 +282,8 @@ def train(
     started = time.perf_counter()
     report = progress or (lambda _event: None)
     spec = get_backbone(config.backbone)
-    keras.utils.set_random_seed(config.seed)
     if model is None:
-        model = build_model(
-            len(data.class_names), config.image_size, config.weights, config.head, config.freeze_at, config.backbone
-        )
+        model = build_for(config, len(data.class_names))
     result = TrainResult(model=model, config=config, class_names=list(data.class_names), status=COMPLETED)
     phases = [(config.freeze_at, config.epochs, config.learning_rate)]
     if config.fine_tune:
@@ -441,6 +444,8 @@ def train_and_record(
     A failure to save (disk full, unwritable folder) does not lose the
     result: it is returned with `save_error` set.
     """
+    # Weights problems (offline, bad file) surface here: before any run folder or decoding.
+    model = build_for(config, len(info.class_names))
     run = (store or RunStore()).create(config, info, tags)
     started = time.perf_counter()
 
@@ -457,7 +462,7 @@ def train_and_record(
     try:
         if data is None:
             data = prepare_data(info, config.image_size, on_event)
-        result = train(config, data, progress=on_event, stop=stop)
+        result = train(config, data, model=model, progress=on_event, stop=stop)
     except Exception as err:
         run.finish(FAILED, reason=f"{type(err).__name__}: {err}")
         raise

@@ -1,0 +1,133 @@
+"""The command line, run as a user runs it: `python -m tlcore ...` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SAMPLE_DATA
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k != "TLLAB_WEIGHTS"}
+    full_env.update({"TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "tlcore", *args], cwd=ROOT, env=full_env,
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_scan_json_on_the_sample_data():
+    proc = run_cli("scan", str(SAMPLE_DATA), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["classes"] == ["animals", "vehicles"]
+    assert report["counts"] == {"train": {"animals": 45, "vehicles": 45}, "validation": {"animals": 25, "vehicles": 25}}
+    assert report["skipped"] == [] and isinstance(report["ignored"], int)
+
+
+def test_scan_reports_skipped_files(tiny_dataset):
+    (tiny_dataset / "train" / "cats" / "broken.jpg").write_text("<html>oops</html>")
+    proc = run_cli("scan", str(tiny_dataset), "--json")
+    report = json.loads(proc.stdout)
+    assert report["counts"]["train"]["cats"] == 12
+    assert [Path(s["path"]).name for s in report["skipped"]] == ["broken.jpg"]
+    assert "not an image" in report["skipped"][0]["reason"]
+    human = run_cli("scan", str(tiny_dataset))
+    assert "broken.jpg: not an image" in human.stdout
+
+
+def test_scan_errors_are_one_line_and_exit_1(tmp_path):
+    assert_one_line_error(run_cli("scan", str(tmp_path / "nope")), 1, "Dataset folder not found")
+    (tmp_path / "only" / "cats").mkdir(parents=True)
+    from tests.helpers import make_image
+
+    make_image((200, 0, 0)).save(tmp_path / "only" / "cats" / "a.png")
+    assert_one_line_error(run_cli("scan", str(tmp_path / "only")), 1, "Only one class", "at least 2")
+
+
+def test_bad_arguments_exit_2(tiny_dataset):
+    assert run_cli("train").returncode == 2
+    assert_one_line_error(run_cli("train", "--data", str(tiny_dataset), "--freeze-at", "30", "--weights", "none"),
+                          2, "freeze_at=30")
+    assert run_cli("train", "--data", str(tiny_dataset), "--epochs", "many").returncode == 2
+    assert run_cli("frobnicate").returncode == 2
+
+
+def test_unusable_weights_exit_1(tiny_dataset, tmp_path):
+    bad = tmp_path / "weights.h5"
+    bad.write_text("not weights")
+    proc = run_cli("train", "--data", str(tiny_dataset), "--weights", str(bad), "--image-size", "32",
+                   "--runs-dir", str(tmp_path / "runs"))
+    assert_one_line_error(proc, 1, "not a readable HDF5")
+
+
+def test_imagenet_offline_exit_1_with_the_ways_out(tiny_dataset, tmp_path, monkeypatch, capsys):
+    # In-process, where the test suite blocks the network: no cached weights,
+    # no way to download them, so it must fail fast and say what to do.
+    from tlcore.cli import main
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    code = main(["train", "--data", str(tiny_dataset), "--weights", "imagenet", "--image-size", "32",
+                 "--runs-dir", str(tmp_path / "runs")])
+    out = capsys.readouterr()
+    assert_one_line_error(subprocess.CompletedProcess([], code, out.out, out.err), 1, "ImageNet weights could not be downloaded", "--weights none")
+
+
+def test_train_json_then_predict_then_rerun_config(tiny_dataset, tmp_path):
+    runs = tmp_path / "runs"
+    proc = run_cli("train", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32",
+                   "--epochs", "2", "--batch-size", "8", "--dense", "8", "--runs-dir", str(runs), "--json")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1  # stdout holds JSON only; progress went to stderr
+    summary = json.loads(lines[0])
+    assert summary["status"] == "completed" and summary["path"] == "cached"
+    assert 0.0 <= summary["val_accuracy"] <= 1.0 and summary["seconds"] > 0
+    run_dir = Path(summary["run_dir"])
+    assert run_dir.parent == runs and (run_dir / "model.keras").is_file()
+    assert "epoch 2/2" in proc.stderr
+
+    images = sorted((tiny_dataset / "validation" / "dogs").glob("*.png"))[:2]
+    pred = run_cli("predict", "--run", str(run_dir), *map(str, images), "--json")
+    assert pred.returncode == 0, pred.stderr
+    results = json.loads(pred.stdout)
+    assert [r["image"] for r in results] == list(map(str, images))
+    for r in results:
+        assert set(r["probabilities"]) == {"cats", "dogs"}
+        assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("text")
+    assert_one_line_error(run_cli("predict", "--run", str(run_dir), str(bad)), 1, "bad.jpg", "not an image")
+
+    again = run_cli("train", "--data", str(tiny_dataset), "--config", str(run_dir), "--epochs", "1",
+                    "--runs-dir", str(runs), "--json")
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads((Path(json.loads(again.stdout)["run_dir"]) / "run.json").read_text())["config"]
+    original = json.loads((run_dir / "run.json").read_text())["config"]
+    assert rerun == {**original, "epochs": 1}
+
+
+def test_layers_table():
+    proc = run_cli("layers", "--image-size", "32", "--freeze-at", "14", "--json")
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads(proc.stdout)
+    names = [row["name"] for row in table["layers"]]
+    assert names[2] == "block1_conv1" and names[19] == "block5_pool"
+    assert table["frozen_params"] == 7_635_264  # blocks 1-4 of VGG16
+    assert table["trainable_params"] == 14_714_688 - 7_635_264 + 512 * 256 + 256 + 256 * 2 + 2

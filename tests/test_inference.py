@@ -1,0 +1,172 @@
+"""Predictions, Grad-CAM and evaluation."""
+
+from __future__ import annotations
+
+import io
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tlcore.config import HeadConfig
+from tlcore.imageio import ImageProblem
+from tlcore.inference import evaluate, gradcam, predict, probabilities, to_pixels, upsample_heatmap
+from tlcore.model import build_model, load_model
+from tlcore.pipeline import ImageSet
+
+CLASSES = ["cats", "dogs", "owls"]
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return build_model(3, image_size=64, weights="none", head=HeadConfig(dense=(16,), dropout=0.0))
+
+
+def _image(seed: int = 0, size: int = 50) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def test_predictions_sum_to_one_for_every_kind_of_input(model, tmp_path):
+    array = _image()
+    path = tmp_path / "x.png"
+    Image.fromarray(array).save(path)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    inputs = [str(path), path, buffer.getvalue(), io.BytesIO(buffer.getvalue()), Image.fromarray(array), array]
+    predictions = predict(model, inputs, CLASSES)
+    assert len(predictions) == len(inputs)
+    for p in predictions:
+        assert list(p.probabilities) == CLASSES
+        assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+        assert p.top_class == max(p.probabilities, key=p.probabilities.get)
+        assert [name for name, _ in p.top_k(2)] == sorted(CLASSES, key=p.probabilities.get, reverse=True)[:2]
+    # Every input form of the same image gives the same answer.
+    first = np.array(list(predictions[0].probabilities.values()))
+    for p in predictions[1:]:
+        np.testing.assert_allclose(list(p.probabilities.values()), first, atol=1e-5)
+
+
+def test_grayscale_and_rgba_inputs_are_converted(model):
+    gray = Image.fromarray(_image()[..., 0], "L")
+    rgba = Image.fromarray(np.dstack([_image(), np.full((50, 50), 0, np.uint8)]), "RGBA")
+    assert to_pixels(gray, 64).shape == (64, 64, 3)
+    assert (to_pixels(rgba, 64) == 255).all()  # fully transparent -> white
+    for p in predict(model, [gray, rgba], CLASSES):
+        assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_non_image_upload_is_a_clear_error(model):
+    with pytest.raises(ImageProblem, match="not an image"):
+        predict(model, [b"<html>not a picture</html>"], CLASSES)
+
+
+def test_sigmoid_head_reports_two_probabilities():
+    m = build_model(2, image_size=32, weights="none", head=HeadConfig(output="sigmoid", dense=()))
+    probs = probabilities(m, np.zeros((3, 32, 32, 3)))
+    assert probs.shape == (3, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+
+
+def _independent_gradcam(model: keras.Model, pixels: np.ndarray, class_index: int, layer_name: str) -> np.ndarray:
+    """Grad-CAM by applying the model's layers one by one under a tape."""
+    x = tf.convert_to_tensor(pixels[None].astype("float32"))
+    with tf.GradientTape() as tape:
+        activations = None
+        for layer in model.layers[1:]:
+            x = layer(x, training=False)
+            if layer.name == layer_name:
+                activations = x
+                tape.watch(activations)
+        score = x[:, class_index]
+    grads = tape.gradient(score, activations)[0].numpy()
+    acts = activations[0].numpy()
+    cam = np.maximum((acts * grads.mean(axis=(0, 1))).sum(axis=-1), 0)
+    return cam / cam.max() if cam.max() > 0 else cam
+
+
+def test_gradcam_matches_an_independent_computation_after_reload(model, tmp_path):
+    path = tmp_path / "m.keras"
+    model.save(path)
+    reloaded = load_model(str(path))
+    pixels = _image(3, 64).astype("float32")
+    for m in (model, reloaded):
+        heatmap, cls = gradcam(m, pixels, class_index=1)
+        assert cls == 1 and heatmap.shape == (4, 4)  # 64 px -> block5_conv3 is 4x4
+        assert heatmap.dtype == np.float32 and 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+        expected = _independent_gradcam(m, pixels, 1, "block5_conv3")
+        np.testing.assert_allclose(heatmap, expected, atol=1e-4)
+    np.testing.assert_allclose(gradcam(reloaded, pixels, 1)[0], gradcam(model, pixels, 1)[0], atol=1e-5)
+    # No class given: the predicted one is explained.
+    _, predicted = gradcam(model, pixels)
+    assert predicted == int(np.argmax(model.predict_on_batch(pixels[None])))
+    up = upsample_heatmap(heatmap, 64)
+    assert up.shape == (64, 64) and 0.0 <= up.min() and up.max() <= 1.0
+
+
+def _patch_images(n: int, size: int, seed: int):
+    """Class 1 has a bright green square somewhere; class 0 is noise only."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 120, (n, size, size, 3)).astype(np.uint8)
+    labels = np.arange(n) % 2
+    boxes = []
+    for i in range(n):
+        if labels[i] == 1:
+            r, c = rng.integers(0, size - 16, 2)
+            images[i, r : r + 16, c : c + 16] = (40, 230, 40)
+            boxes.append((r, c))
+        else:
+            boxes.append(None)
+    return images, labels, boxes
+
+
+def test_gradcam_peak_falls_inside_the_patch_the_model_learned():
+    keras.utils.set_random_seed(0)
+    size = 64
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    patch_model = keras.Model(inputs, outputs)
+    patch_model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    images, labels, _ = _patch_images(256, size, seed=1)
+    dataset = tf.data.Dataset.from_tensor_slices((images.astype("float32"), labels)).batch(32)
+    patch_model.fit(dataset, epochs=8, verbose=0, shuffle=False)
+
+    test_images, test_labels, boxes = _patch_images(40, size, seed=2)
+    hits = total = 0
+    for image, label, box in zip(test_images, test_labels, boxes):
+        if label != 1:
+            continue
+        heatmap, _ = gradcam(patch_model, image, class_index=1, layer_name="last_conv")
+        peak = np.unravel_index(np.argmax(upsample_heatmap(heatmap, size)), (size, size))
+        r, c = box
+        hits += int(r - 2 <= peak[0] < r + 18 and c - 2 <= peak[1] < c + 18)
+        total += 1
+    assert total == 20
+    print(f"Grad-CAM peak inside the patch: {hits}/{total}")
+    assert hits >= 0.8 * total, f"Grad-CAM peak inside the patch for only {hits}/{total} images"
+
+
+def test_evaluate_confusion_matrix_and_top_losses(model, tmp_path):
+    images = np.stack([_image(i, 64) for i in range(7)])
+    labels = np.array([0, 0, 1, 1, 2, 2, 2], dtype=np.int32)
+    paths = [tmp_path / f"{i}.png" for i in range(7)]
+    result = evaluate(model, ImageSet(paths, labels, 64, images), CLASSES, batch_size=3)
+    assert result.confusion.shape == (3, 3) and result.confusion.sum() == 7
+    assert list(result.confusion.sum(axis=1)) == [2, 2, 3]
+    predicted = model.predict_on_batch(images.astype("float32")).argmax(axis=1)
+    assert result.accuracy == pytest.approx(float((predicted == labels).mean()))
+    per_class = result.per_class_accuracy()
+    assert per_class["owls"] == pytest.approx(float((predicted[4:] == 2).mean()))
+    top = result.top_losses(3)
+    assert len(top) == 3 and [t["loss"] for t in top] == sorted((t["loss"] for t in top), reverse=True)
+    worst = int(np.argmax(result.losses))
+    assert top[0]["path"] == paths[worst] and top[0]["true"] == CLASSES[labels[worst]]
