@@ -148,10 +148,11 @@ def _to_rgb(img: Image.Image, max_pixels: int, draft_size: int | None) -> Image.
         img.draft(img.mode, (draft_size, draft_size))
     img.load()  # decode now, so truncation is detected here
     img = ImageOps.exif_transpose(img)
-    return _convert_mode(img)
+    return convert_to_rgb(img)
 
 
-def _convert_mode(img: Image.Image) -> Image.Image:
+def convert_to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB (transparency composited on white, 16-bit scaled)."""
     mode = img.mode
     if mode == "RGB":
         return img

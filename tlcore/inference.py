@@ -13,7 +13,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tlcore.backbones import get_backbone
-from tlcore.imageio import DEFAULT_MAX_PIXELS, open_rgb, resize_rgb
+from tlcore.imageio import DEFAULT_MAX_PIXELS, convert_to_rgb, open_rgb, resize_rgb
 from tlcore.pipeline import ImageSet, make_dataset
 
 ImageInput = Union[str, os.PathLike, BinaryIO, bytes, Image.Image, np.ndarray]
@@ -39,9 +39,7 @@ def to_pixels(image: ImageInput, image_size: int, max_pixels: int = DEFAULT_MAX_
             array = np.clip(array, 0, 255).astype(np.uint8)
         image = Image.fromarray(array[..., :3])
     if isinstance(image, Image.Image):
-        from tlcore.imageio import _convert_mode
-
-        return resize_rgb(_convert_mode(image), image_size)
+        return resize_rgb(convert_to_rgb(image), image_size)
     return resize_rgb(open_rgb(image, max_pixels, draft_size=image_size), image_size)
 
 
