@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages.ui import init_session_state, sidebar
+
+PAGES = [
+    ("pages/dataset.py", "Dataset", "🖼️"),
+    ("pages/model.py", "Model & freeze", "🧊"),
+    ("pages/train.py", "Train", "📈"),
+    ("pages/inference.py", "Inference", "🔍"),
+    ("pages/runs.py", "Runs", "🗂️"),
+]
+
 
 def run() -> None:
     st.set_page_config(page_title="Transfer Learning Lab", page_icon="🧠", layout="wide")
-    pages = [st.Page("pages/dataset.py", title="Dataset", icon="🖼️", default=True)]
-    st.navigation(pages).run()
+    init_session_state()
+    navigation = st.navigation(
+        [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
+    )
+    sidebar()
+    navigation.run()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,4 @@
+import streamlit as st
+
+st.title("Inference")
+st.info("Coming next.")

@@ -1,0 +1,4 @@
+import streamlit as st
+
+st.title("Model")
+st.info("Coming next.")

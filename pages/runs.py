@@ -1,0 +1,4 @@
+import streamlit as st
+
+st.title("Runs")
+st.info("Coming next.")

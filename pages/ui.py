@@ -1,0 +1,267 @@
+"""Shared UI plumbing for the pages: session-state keys, the sidebar, cached resources.
+
+No ML logic here: every computation is a tlcore call. TensorFlow is imported
+only by the pages that need it (the Dataset page renders without it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from tlcore.backbones import NO_WEIGHTS, WEIGHTS_ENV, IMAGENET, weights_status
+from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
+from tlcore.data import DatasetError, DatasetInfo, scan
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = ROOT / "sample_data"
+IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224]
+SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP = "Bundled sample", "Folder on this computer", "Upload a .zip"
+WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH = "ImageNet", "Weights file", "From scratch"
+
+
+class K:
+    """Session-state keys, in one place (tests use them too)."""
+
+    source = "data_source"
+    folder = "data_folder"
+    zip_upload = "data_zip"
+    zip_dir = "data_zip_dir"
+    image_size = "image_size"
+    weights_choice = "weights_choice"
+    weights_path = "weights_path"
+    freeze_at = "freeze_at"
+    pooling = "head_pooling"
+    dense = "head_dense"
+    dropout = "head_dropout"
+    optimizer = "optimizer"
+    learning_rate = "learning_rate"
+    epochs = "epochs"
+    batch_size = "batch_size"
+    augment = "augment_enabled"
+    flip = "augment_flip"
+    rotation = "augment_rotation"
+    zoom = "augment_zoom"
+    translation = "augment_translation"
+    contrast = "augment_contrast"
+    fine_tune = "fine_tune_enabled"
+    ft_freeze_at = "fine_tune_freeze_at"
+    ft_epochs = "fine_tune_epochs"
+    ft_lr = "fine_tune_lr"
+    seed = "seed"
+    job_id = "job_id"
+    last_run_dir = "last_run_dir"
+    history = "history"
+    grid_seed = "grid_seed"
+    owner = "owner"
+
+
+DEFAULTS: dict[str, Any] = {
+    K.source: SOURCE_SAMPLE,
+    K.folder: "",
+    K.zip_dir: "",
+    K.image_size: 128,
+    K.weights_choice: WEIGHTS_IMAGENET,
+    K.weights_path: os.environ.get(WEIGHTS_ENV, ""),
+    K.freeze_at: 18,
+    K.pooling: "avg",
+    K.dense: "256",
+    K.dropout: 0.5,
+    K.optimizer: "adam",
+    K.learning_rate: 1e-3,
+    K.epochs: 5,
+    K.batch_size: 32,
+    K.augment: False,
+    K.flip: True,
+    K.rotation: 0.1,
+    K.zoom: 0.1,
+    K.translation: 0.1,
+    K.contrast: 0.1,
+    K.fine_tune: False,
+    K.ft_freeze_at: 14,
+    K.ft_epochs: 3,
+    K.ft_lr: 1e-5,
+    K.seed: 1337,
+    K.grid_seed: 0,
+}
+
+
+def init_session_state() -> None:
+    """Fill defaults, and keep widget values alive across pages.
+
+    Streamlit forgets a widget's value when a page without that widget runs;
+    writing each value back as plain state keeps it.
+    """
+    if os.environ.get(WEIGHTS_ENV) and K.weights_choice not in st.session_state:
+        st.session_state[K.weights_choice] = WEIGHTS_FILE
+    for key, value in DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+        else:
+            st.session_state[key] = st.session_state[key]
+    if K.owner not in st.session_state:
+        st.session_state[K.owner] = st.query_params.get("owner") or os.urandom(6).hex()
+    st.query_params["owner"] = st.session_state[K.owner]
+
+
+# --- dataset ---------------------------------------------------------------------------
+
+
+@st.cache_resource(show_spinner="Scanning the image folder...", max_entries=8)
+def _scan_cached(root: str, stamp: float) -> DatasetInfo | DatasetError:
+    try:
+        return scan(root)
+    except DatasetError as err:
+        return err
+
+
+def dataset_root() -> Path | None:
+    source = st.session_state[K.source]
+    if source == SOURCE_SAMPLE:
+        return SAMPLE_DATA
+    if source == SOURCE_FOLDER:
+        folder = st.session_state[K.folder].strip()
+        return Path(folder).expanduser() if folder else None
+    return Path(st.session_state[K.zip_dir]) if st.session_state[K.zip_dir] else None
+
+
+def current_dataset() -> DatasetInfo | DatasetError | None:
+    """The scanned dataset the sidebar points at (cached; rescanned when the folder changes)."""
+    root = dataset_root()
+    if root is None:
+        return None
+    stamp = root.stat().st_mtime if root.exists() else 0.0
+    return _scan_cached(str(root), stamp)
+
+
+def require_dataset() -> DatasetInfo:
+    """The dataset, or a message with what to do and st.stop()."""
+    info = current_dataset()
+    if info is None:
+        st.info("Choose a dataset in the sidebar: the bundled sample, a folder path, or a .zip of class folders.")
+        st.stop()
+    if isinstance(info, DatasetError):
+        st.error(f"This dataset cannot be used: {info}")
+        st.stop()
+    return info
+
+
+# --- weights and config ---------------------------------------------------------------------
+
+
+def weights_value() -> str:
+    choice = st.session_state[K.weights_choice]
+    if choice == WEIGHTS_SCRATCH:
+        return NO_WEIGHTS
+    if choice == WEIGHTS_FILE:
+        return st.session_state[K.weights_path].strip() or NO_WEIGHTS
+    return IMAGENET
+
+
+def parse_dense(text: str) -> tuple[int, ...]:
+    """'1024, 512' -> (1024, 512); raises ValueError with the bad text."""
+    try:
+        return tuple(int(part) for part in str(text).replace(" ", "").split(",") if part)
+    except ValueError:
+        raise ValueError(f"Dense sizes must be whole numbers separated by commas. Received: {text!r}") from None
+
+
+def current_config() -> TrainConfig:
+    """The TrainConfig the widgets describe (raises ValueError for bad values)."""
+    s = st.session_state
+    fine_tune = None
+    if s[K.fine_tune]:
+        fine_tune = FineTuneConfig(int(s[K.ft_freeze_at]), int(s[K.ft_epochs]), float(s[K.ft_lr]))
+    return TrainConfig(
+        weights=weights_value(),
+        image_size=int(s[K.image_size]),
+        batch_size=int(s[K.batch_size]),
+        epochs=int(s[K.epochs]),
+        optimizer=s[K.optimizer],
+        learning_rate=float(s[K.learning_rate]),
+        freeze_at=int(s[K.freeze_at]),
+        head=HeadConfig(pooling=s[K.pooling], dense=parse_dense(s[K.dense]), dropout=float(s[K.dropout])),
+        augment=AugmentConfig(
+            enabled=bool(s[K.augment]), flip=bool(s[K.flip]), rotation=float(s[K.rotation]),
+            zoom=float(s[K.zoom]), translation=float(s[K.translation]), contrast=float(s[K.contrast]),
+        ),
+        fine_tune=fine_tune,
+        seed=int(s[K.seed]),
+    )
+
+
+# --- sidebar ------------------------------------------------------------------------------------
+
+
+def sidebar() -> None:
+    """Dataset, image size and weights: shared by every page."""
+    with st.sidebar:
+        st.header("Data")
+        st.radio("Dataset", [SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP], key=K.source)
+        if st.session_state[K.source] == SOURCE_FOLDER:
+            st.text_input("Folder path", key=K.folder, placeholder="/path/to/images (one sub-folder per class)")
+        elif st.session_state[K.source] == SOURCE_ZIP:
+            _zip_upload()
+        st.select_slider("Image size (px)", IMAGE_SIZES, key=K.image_size,
+                         help="Images are resized to this square size. Smaller is much faster on a CPU.")
+        st.header("Weights")
+        st.radio("Start from", [WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH], key=K.weights_choice,
+                 help="ImageNet weights are what makes this *transfer* learning. "
+                      "From scratch starts from random weights, for comparison.")
+        if st.session_state[K.weights_choice] == WEIGHTS_FILE:
+            st.text_input("Weights file", key=K.weights_path,
+                          placeholder="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+        _weights_status()
+
+
+def _weights_status() -> None:
+    choice = st.session_state[K.weights_choice]
+    ok, message = weights_status(weights_value())
+    if choice == WEIGHTS_SCRATCH:
+        st.warning("No transfer — training from scratch (random weights).")
+    elif ok:
+        st.success(message)
+    elif choice == WEIGHTS_IMAGENET:
+        st.warning(message)
+        if st.button("Download ImageNet weights", key="download_weights"):
+            _download_weights()
+    else:
+        st.error(message)
+
+
+def _download_weights() -> None:
+    from tlcore.backbones import WeightsError, download_imagenet, get_backbone
+
+    with st.spinner("Downloading VGG16 ImageNet weights (58 MB)..."):
+        try:
+            download_imagenet(get_backbone("vgg16"))
+        except WeightsError as err:
+            st.error(f"{err} In the app: choose 'Weights file' or 'From scratch' above.")
+            return
+    st.rerun()
+
+
+def _zip_upload() -> None:
+    from tlcore.uploads import UploadError, extract_zip
+
+    upload = st.file_uploader("Zip of class folders", type=["zip"], key=K.zip_upload)
+    if upload is None:
+        return
+    marker = f"{upload.name}:{upload.size}"
+    if st.session_state.get("data_zip_marker") == marker:
+        return
+    try:
+        folder = extract_zip(upload, name_hint=upload.name)
+    except UploadError as err:
+        st.error(str(err))
+        return
+    st.session_state[K.zip_dir] = str(folder)
+    st.session_state["data_zip_marker"] = marker
+
+
+def page_intro(title: str, text: str) -> None:
+    st.title(title)
+    st.write(text)

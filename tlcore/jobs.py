@@ -1,0 +1,194 @@
+"""Background training jobs: a thread per job, a thread-safe progress snapshot, a registry.
+
+The UI never trains in its own thread: it starts a job here, keeps the job's
+id, and polls `job.snapshot()`. The registry is process-wide, so a reloaded
+browser tab (a new UI session) finds a running job again by its id. The job
+thread never touches any UI library.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
+
+
+class JobBusy(Exception):
+    """The owner already has a job running; the message says which."""
+
+
+@dataclass
+class Snapshot:
+    """What a UI draws: a consistent copy of a job's progress at one moment."""
+
+    job_id: str
+    owner: str
+    kind: str
+    status: str = RUNNING
+    stage: str = "starting"  # starting | decode | extract | train | done
+    message: str = ""
+    step_done: int = 0  # decode / extract progress
+    step_total: int = 0
+    phase: int = 0
+    path: str = ""
+    path_reason: str = ""
+    epoch: int = 0
+    epochs_total: int = 0
+    batch: int = 0
+    batches: int = 0
+    batch_loss: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    run_dir: str = ""
+    reason: str = ""
+    error: str = ""
+    final: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def done(self) -> bool:
+        return self.status != RUNNING
+
+    def fraction(self) -> float:
+        """Progress through the training epochs, 0..1 (batches included)."""
+        if not self.epochs_total:
+            return 0.0
+        within = self.batch / self.batches if self.batches else 0.0
+        return min(1.0, (max(self.epoch - 1, 0) + within) / self.epochs_total)
+
+    def seconds_left(self) -> float | None:
+        """Time left from the pace of the epochs so far (None until there is one)."""
+        if self.done or not self.history:
+            return None
+        per_epoch = sum(r["seconds"] for r in self.history) / len(self.history)
+        remaining = self.epochs_total - self.epoch + (1 - self.batch / self.batches if self.batches else 1)
+        return max(0.0, per_epoch * max(remaining, 0))
+
+
+class Job:
+    """One background job. `progress` is fed by the job thread; UIs call `snapshot()`."""
+
+    def __init__(self, owner: str, kind: str, epochs_total: int = 0):
+        self.id = secrets.token_hex(6)
+        self.stop_flag = threading.Event()
+        self._lock = threading.Lock()
+        self._state = Snapshot(job_id=self.id, owner=owner, kind=kind, epochs_total=epochs_total)
+        self.thread: threading.Thread | None = None
+        self.result: Any = None  # the job function's return value, once done
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return copy.deepcopy(self._state)
+
+    def update(self, **fields: Any) -> None:
+        with self._lock:
+            for key, value in fields.items():
+                setattr(self._state, key, value)
+
+    def stop(self) -> None:
+        self.stop_flag.set()
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def on_progress(self, event: object) -> None:
+        """Turn a tlcore.training progress event into snapshot fields."""
+        from tlcore.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
+
+        with self._lock:
+            s = self._state
+            if isinstance(event, StepProgress):
+                s.stage, s.step_done, s.step_total = event.stage, event.done, event.total
+            elif isinstance(event, PhaseStart):
+                s.phase, s.path, s.path_reason = event.phase, event.path, event.path_reason
+                s.stage = "train" if event.path != "cached" else "extract"
+            elif isinstance(event, BatchEnd):
+                s.stage, s.epoch, s.batch, s.batches, s.batch_loss = "train", event.epoch, event.batch, event.batches, event.loss
+            elif isinstance(event, EpochEnd):
+                s.history = s.history + [dict(event.row)]
+
+
+class JobRegistry:
+    """Process-wide jobs by id. One running job per owner (a UI session or user)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def start(self, owner: str, kind: str, work: Callable[[Job], Any], epochs_total: int = 0) -> Job:
+        """Run work(job) in a daemon thread. Raises JobBusy if owner has a job running."""
+        with self._lock:
+            busy = self.running_for(owner)
+            if busy is not None:
+                raise JobBusy(f"A {busy.snapshot().kind} job is already running (started "
+                              f"{time.time() - busy.snapshot().started:.0f} s ago). Stop it or wait for it to finish.")
+            job = Job(owner, kind, epochs_total)
+            self._jobs[job.id] = job
+            job.thread = threading.Thread(target=self._run, args=(job, work), name=f"tlcore-job-{job.id}", daemon=True)
+            job.thread.start()
+        return job
+
+    @staticmethod
+    def _run(job: Job, work: Callable[[Job], Any]) -> None:
+        try:
+            job.result = work(job)
+        except Exception as err:  # the job's error must reach the UI, not kill the process
+            job.update(status=FAILED, stage="done", error=f"{type(err).__name__}: {err}", finished=time.time())
+            return
+        snap = job.snapshot()
+        if snap.status == RUNNING:
+            job.update(status=COMPLETED, stage="done", finished=time.time())
+
+    def get(self, job_id: str | None) -> Job | None:
+        return self._jobs.get(job_id) if job_id else None
+
+    def running_for(self, owner: str) -> Job | None:
+        return next((j for j in self._jobs.values() if j.running and j._state.owner == owner), None)
+
+    def running(self) -> list[Job]:
+        return [j for j in self._jobs.values() if j.running]
+
+    def forget_finished(self, keep: int = 20) -> None:
+        """Drop old finished jobs (and their models) beyond the newest `keep`."""
+        with self._lock:
+            finished = sorted((j for j in self._jobs.values() if not j.running), key=lambda j: j._state.started)
+            for job in finished[:-keep] if keep else finished:
+                del self._jobs[job.id]
+
+
+REGISTRY = JobRegistry()
+
+
+def start_training(
+    owner: str,
+    config: Any,
+    info: Any,
+    store: Any = None,
+    registry: JobRegistry = REGISTRY,
+) -> Job:
+    """Start tlcore.training.train_and_record in the background; returns the job at once."""
+
+    def work(job: Job) -> Any:
+        from tlcore.training import train_and_record
+
+        result, run = train_and_record(config, info, store, progress=job.on_progress, stop=job.stop_flag)
+        job.update(
+            status=result.status, reason=result.reason or result.save_error, final=result.final,
+            run_dir=str(run.run_dir), stage="done", finished=time.time(),
+            extra={"paths": result.paths, "extract_seconds": result.extract_seconds,
+                   "save_error": result.save_error, "class_names": result.class_names},
+        )
+        return result
+
+    return registry.start(owner, "training", work, epochs_total=config.total_epochs())
