@@ -1,4 +1,136 @@
+"""Train page: start a run in the background, watch its curves grow, stop it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
-st.title("Train")
-st.info("Coming next.")
+from pages.ui import K, current_config, page_intro, require_dataset, weights_value
+from tlcore.backbones import weights_status
+from tlcore.data import TRAIN, VALIDATION
+from tlcore.estimate import estimate, measure_gflops
+from tlcore.jobs import REGISTRY, JobBusy, Snapshot, start_training
+
+page_intro(
+    "Train",
+    "Training runs in the background: watch the loss fall and the accuracy rise, epoch by epoch, "
+    "while you explore the other pages. A widening gap between training and validation "
+    "accuracy is overfitting, the thing freezing layers helps against.",
+)
+info = require_dataset()
+try:
+    config = current_config()
+except ValueError as err:
+    st.error(f"The settings on the Model page are not valid: {err}")
+    st.page_link("pages/model.py", label="Fix them on the Model & freeze page", icon="🧊")
+    st.stop()
+
+
+@st.cache_resource(show_spinner="Measuring this computer's speed (once)...")
+def machine_gflops() -> float:
+    return measure_gflops()
+
+
+job = REGISTRY.get(st.session_state.get(K.job_id) or st.query_params.get("job"))
+if job is None:  # a reloaded tab: find this browser's running job again
+    job = REGISTRY.running_for(st.session_state[K.owner])
+if job is not None:
+    st.session_state[K.job_id] = job.id
+
+n_train, n_val = info.num_images(TRAIN), info.num_images(VALIDATION)
+guess = estimate(config, n_train, n_val, machine_gflops())
+weights_ok, weights_message = weights_status(weights_value())
+st.markdown(
+    f"**{n_train} training / {n_val} validation images** at {config.image_size} px · "
+    f"freeze point **{config.freeze_at}** · weights **{config.weights_label}** · "
+    f"{config.total_epochs()} epoch(s) · path: **{guess.path.replace('_', ' ')}**"
+)
+st.caption(f"Estimated time on this machine: {guess.describe()}.")
+if not weights_ok:
+    st.error(f"{weights_message} Choose weights in the sidebar before training.")
+
+left, right = st.columns([1, 1])
+running = job is not None and job.running
+if left.button("Start training", key="start_training", type="primary", disabled=not weights_ok):
+    if running:
+        st.warning("A run is already in progress in this session: stop it or wait for it to finish.")
+    else:
+        try:
+            job = start_training(st.session_state[K.owner], config, info)
+        except JobBusy as err:
+            st.warning(str(err))
+        else:
+            st.session_state[K.job_id] = job.id
+            st.query_params["job"] = job.id
+            running = True
+if right.button("Stop", key="stop_training", disabled=not running):
+    job.stop()
+    st.toast("Stopping after the current batch; what was learned so far is kept.")
+
+
+def history_frame(snap: Snapshot) -> pd.DataFrame:
+    return pd.DataFrame(snap.history).set_index("epoch") if snap.history else pd.DataFrame()
+
+
+def draw(snap: Snapshot) -> None:
+    status = {"running": "🟢 running", "completed": "✅ completed", "stopped": "⏹️ stopped", "failed": "❌ failed"}
+    st.subheader(f"Run status: {status.get(snap.status, snap.status)}")
+    if snap.path:
+        st.caption(f"Path: **{snap.path.replace('_', ' ')}** — {snap.path_reason}.")
+    if snap.step_total and snap.stage in ("decode", "extract"):
+        label = "Decoding images" if snap.stage == "decode" else "Computing frozen features (once)"
+        st.progress(snap.step_done / snap.step_total, text=f"{label}: {snap.step_done}/{snap.step_total}")
+    if snap.batches:
+        st.progress(snap.batch / snap.batches, text=f"Epoch {snap.epoch}/{snap.epochs_total}: batch {snap.batch}/{snap.batches}")
+    left_s = snap.seconds_left()
+    cols = st.columns(3)
+    cols[0].metric("Elapsed", f"{snap.elapsed:.0f} s")
+    cols[1].metric("Time left", f"{left_s:.0f} s" if left_s is not None else "—")
+    cols[2].metric("Epochs done", f"{len(snap.history)}/{snap.epochs_total}")
+    frame = history_frame(snap)
+    if not frame.empty:
+        loss_col, acc_col = st.columns(2)
+        loss_col.markdown("**Loss**")
+        loss_col.line_chart(frame[["loss", "val_loss"]])
+        acc_col.markdown("**Accuracy**")
+        acc_col.line_chart(frame[["accuracy", "val_accuracy"]])
+        if frame["phase"].nunique() > 1:
+            boundary = int(frame.index[frame["phase"] == 2][0])
+            st.caption(f"Fine-tuning (phase 2, lower learning rate) starts at epoch {boundary}.")
+    if snap.error:
+        st.error(f"The run failed: {snap.error}")
+    elif snap.reason and snap.status != "running":
+        st.warning(snap.reason)
+
+
+@st.fragment(run_every=1.0)
+def live_progress() -> None:
+    snap = job.snapshot()
+    draw(snap)
+    if snap.done:
+        st.rerun()  # the whole page: show the finished run with its downloads
+
+
+if job is not None and job.running:
+    live_progress()
+elif job is not None:
+    snap = job.snapshot()
+    st.session_state[K.history] = snap.history
+    if snap.run_dir:
+        st.session_state[K.last_run_dir] = snap.run_dir
+    draw(snap)
+    if snap.final:
+        cols = st.columns(len(snap.final))
+        for col, (name, value) in zip(cols, snap.final.items()):
+            col.metric(name.replace("_", " "), f"{value:.3f}")
+    run_dir = Path(snap.run_dir) if snap.run_dir else None
+    if run_dir and (run_dir / "model.keras").is_file():
+        d1, d2 = st.columns(2)
+        d1.download_button("Download model (.keras)", data=lambda: (run_dir / "model.keras").read_bytes(),
+                           file_name=f"{run_dir.name}.keras", key="download_model")
+        d2.download_button("Download history (CSV)", data=lambda: (run_dir / "history.csv").read_bytes(),
+                           file_name=f"{run_dir.name}-history.csv", key="download_history")
+        st.page_link("pages/inference.py", label="Try the model on images", icon="🔍")
+        st.page_link("pages/runs.py", label="Compare with other runs", icon="🗂️")

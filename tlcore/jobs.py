@@ -182,7 +182,10 @@ def start_training(
     def work(job: Job) -> Any:
         from tlcore.training import train_and_record
 
-        result, run = train_and_record(config, info, store, progress=job.on_progress, stop=job.stop_flag)
+        result, run = train_and_record(
+            config, info, store, progress=job.on_progress, stop=job.stop_flag,
+            on_run_created=lambda created: job.update(run_dir=str(created.run_dir)),
+        )
         job.update(
             status=result.status, reason=result.reason or result.save_error, final=result.final,
             run_dir=str(run.run_dir), stage="done", finished=time.time(),

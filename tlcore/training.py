@@ -438,6 +438,7 @@ def train_and_record(
     stop: StopFlag | None = None,
     tags: dict[str, Any] | None = None,
     data: PreparedData | None = None,
+    on_run_created: Callable[[Run], None] | None = None,
 ) -> tuple[TrainResult, Run]:
     """Train and keep the run in the run store: record first, history every epoch, model at the end.
 
@@ -447,6 +448,8 @@ def train_and_record(
     # Weights problems (offline, bad file) surface here: before any run folder or decoding.
     model = build_for(config, len(info.class_names))
     run = (store or RunStore()).create(config, info, tags)
+    if on_run_created:
+        on_run_created(run)
     started = time.perf_counter()
 
     def on_event(event: object) -> None:

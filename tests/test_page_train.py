@@ -1,0 +1,82 @@
+"""Train page under AppTest: a tiny run started from the page completes in the background."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages.ui import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
+from tests.conftest import ROOT
+from tlcore.jobs import REGISTRY
+
+
+def _app(dataset: Path, **state) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.session_state[K.source] = SOURCE_FOLDER
+    at.session_state[K.folder] = str(dataset)
+    at.session_state[K.weights_choice] = WEIGHTS_SCRATCH
+    at.session_state[K.image_size] = 32
+    at.session_state[K.epochs] = 2
+    at.session_state[K.batch_size] = 8
+    at.session_state[K.dense] = "8"
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()  # app.py first: it initialises the session state every page relies on
+    at.switch_page("pages/train.py")
+    return at.run()
+
+
+def _wait_for(at: AppTest, condition, deadline_s: float = 120.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        at.run()  # run_every fragments do not tick under AppTest: rerun by hand
+        assert not at.exception, at.exception
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail("the condition was not met before the deadline")
+
+
+def test_train_page_shows_the_estimate_and_path(tiny_dataset, runs_dir):
+    at = _app(tiny_dataset)
+    assert not at.exception
+    assert at.title[0].value == "Train"
+    text = " ".join(m.value for m in at.markdown)
+    assert "24 training / 12 validation images" in text and "path: **cached**" in text
+    assert any("Estimated time on this machine" in c.value for c in at.caption)
+
+
+def test_a_tiny_run_started_from_the_page_completes(tiny_dataset, runs_dir):
+    at = _app(tiny_dataset)
+    at.button(key="start_training").click().run()
+    assert not at.exception
+    job = REGISTRY.get(at.session_state[K.job_id])
+    assert job is not None
+    _wait_for(at, lambda: not job.running and K.history in at.session_state)
+    history = at.session_state[K.history]
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all(0.0 <= row["val_accuracy"] <= 1.0 for row in history)
+    run_dir = Path(at.session_state[K.last_run_dir])
+    assert run_dir.parent == runs_dir and (run_dir / "model.keras").is_file()
+    assert any("completed" in h.value for h in at.subheader)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download model (.keras)", "Download history (CSV)"]
+
+
+def test_a_second_start_while_running_says_so(tiny_dataset, runs_dir):
+    at = _app(tiny_dataset, **{K.epochs: 30})
+    at.button(key="start_training").click().run()
+    job = REGISTRY.get(at.session_state[K.job_id])
+    try:
+        assert job.running
+        at.button(key="start_training").click().run()
+        assert any("already in progress" in w.value for w in at.warning)
+        assert at.session_state[K.job_id] == job.id  # no second job
+        at.button(key="stop_training").click().run()
+        _wait_for(at, lambda: not job.running)
+        assert job.snapshot().status == "stopped"
+    finally:
+        job.stop()
