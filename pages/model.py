@@ -1,4 +1,144 @@
+"""Model & freeze page: VGG16's layers, the freeze point, an advisor, the head and training settings."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
 import streamlit as st
 
-st.title("Model")
-st.info("Coming next.")
+import tlcore.model
+from pages.ui import K, current_config, page_intro, parse_dense, require_dataset
+from tlcore.advisor import advise
+from tlcore.config import OPTIMIZERS, POOLINGS, VGG16_LAYERS, HeadConfig
+from tlcore.data import TRAIN
+from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
+
+SHORTCUTS = [("Train only the head", 18), ("Train block 5 + head", 14), ("Train blocks 4-5 + head", 10),
+             ("Train everything", 0)]
+LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+FINE_TUNE_RATES = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4]
+SIMILAR = "Similar: everyday photos of objects, animals, scenes"
+DIFFERENT = "Different: X-rays, microscopy, satellite views, drawings..."
+# Two shades per state, alternating by VGG block, so block boundaries show in the table.
+COLOURS = {FROZEN: ("#dbeafe", "#bfdbfe"), TRAINABLE: ("#ffedd5", "#fed7aa"), NEW: ("#dcfce7",) * 2,
+           INPUT: ("#f3f4f6",) * 2}
+
+
+@st.cache_resource(show_spinner="Building VGG16 to list its layers (the first time loads TensorFlow)...",
+                   max_entries=16)
+def _layer_table(image_size: int, num_classes: int, pooling: str, dense: tuple[int, ...], dropout: float,
+                output: str) -> pd.DataFrame:
+    """Built once per shape: weights do not change the table, so random ones keep it fast and offline.
+
+    The freeze point is applied to copies of the table, so the slider builds nothing. Never mutate the result.
+    """
+    head = HeadConfig(pooling=pooling, dense=dense, dropout=dropout, output=output)
+    return tlcore.model.layer_table(tlcore.model.build_model(num_classes, image_size, weights="none", head=head))
+
+
+def _set(**values) -> None:
+    # A callback runs before the widgets exist in the next run, so it may set their state.
+    st.session_state.update(values)
+
+
+def _snap(key: str, options: list[float]) -> None:
+    # A select_slider refuses a value outside its options (e.g. from a loaded run): take the nearest.
+    value = float(st.session_state[key])
+    if value not in options:
+        st.session_state[key] = min(options, key=lambda o: abs(math.log(o / value)) if value > 0 else o)
+
+
+def _styled(display: pd.DataFrame):
+    block_parity = display["block"].map(lambda block: int(block[-1]) % 2 if block.startswith("block") else 0)
+
+    def colour(row: pd.Series) -> list[str]:
+        return [f"background-color: {COLOURS[row['state']][block_parity[row.name]]}; color: #1f2937"] * len(row)
+
+    return display.style.apply(colour, axis=1).format("{:,}", subset=["params"])
+
+
+page_intro("Model & freeze", "VGG16 learned its filters on 1.2 million ImageNet photos. Freezing a layer keeps "
+           "what it learned; the layers after the freeze point adapt to your classes. Freeze more when you have "
+           "few images or ImageNet-like ones; train more when you have many, or very different ones.")
+info = require_dataset()
+s = st.session_state
+try:
+    head = HeadConfig(pooling=s[K.pooling], dense=parse_dense(s[K.dense]), dropout=float(s[K.dropout]))
+    head_problem = None
+except ValueError as err:
+    head, head_problem = HeadConfig(), str(err)
+table = _layer_table(int(s[K.image_size]), len(info.class_names), head.pooling, head.dense, head.dropout, head.output)
+
+st.subheader("Freeze point")
+st.slider("VGG16 layers frozen, counted from the input", 0, VGG16_LAYERS, key=K.freeze_at,
+          help="VGG16 has 18 layers after the input: 13 convolutions and 5 poolings, in 5 blocks.")
+freeze_at = int(s[K.freeze_at])
+for column, (label, k) in zip(st.columns(len(SHORTCUTS)), SHORTCUTS):
+    column.button(label, key=f"freeze_{k}", on_click=_set, kwargs={K.freeze_at: k}, width="stretch",
+                  type="primary" if k == freeze_at else "secondary")
+trainable, frozen = tlcore.model.counts_at(table, freeze_at)
+left, middle, right = st.columns(3)
+left.metric("Trainable parameters", f"{trainable:,}")
+middle.metric("Frozen parameters", f"{frozen:,}")
+right.metric("Share that learns", f"{trainable / (trainable + frozen):.1%}")
+st.caption(freeze_summary(table, freeze_at))
+if head_problem:
+    st.warning("The table shows the default head until the head settings below are fixed.")
+display = freeze_display(table, freeze_at)
+st.dataframe(_styled(display), hide_index=True, height=35 * (len(display) + 1) + 3, placeholder="")
+st.caption(":blue-background[frozen] pretrained, kept as is · :orange-background[trainable] pretrained, fine-tuned · "
+           ":green-background[new (head)] random start, always trained · shades alternate by VGG block.")
+
+st.subheader("Not sure? Ask the advisor")
+num_train = info.num_images(TRAIN)
+similar = st.radio("How similar are your images to ImageNet photos?", [SIMILAR, DIFFERENT], key="advisor_similar",
+                   persist_state="session")
+advice = advise(num_train, similar == SIMILAR)
+st.info(f"**{advice.case[0].upper()}{advice.case[1:]}: freeze {advice.freeze_at} of {VGG16_LAYERS} layers, "
+        f"augmentation {'on' if advice.augment else 'off'}.**\n\n{advice.explanation}")
+st.button("Apply this advice", key="apply_advice", on_click=_set,
+          kwargs={K.freeze_at: advice.freeze_at, K.augment: advice.augment})
+
+st.subheader("Head and training")
+st.caption("The head is new: pooling turns VGG16's feature maps into one vector, dense layers combine it, "
+           "and a softmax layer gives one probability per class.")
+_snap(K.learning_rate, LEARNING_RATES)
+_snap(K.ft_lr, FINE_TUNE_RATES)
+head_col, train_col, tune_col = st.columns(3, gap="large")
+with head_col:
+    st.radio("Pooling", POOLINGS, key=K.pooling, horizontal=True,
+             help="flatten keeps where each feature was (many more weights); avg and max summarise each map.")
+    st.text_input("Dense layer sizes", key=K.dense, help="Comma-separated, e.g. 256 or 1024,1024,512; empty for none.")
+    if head_problem:
+        st.error(head_problem)
+    st.slider("Dropout", 0.0, 0.9, step=0.05, key=K.dropout, help="Share of the head's units dropped at random "
+              "in each training step, against overfitting.")
+with train_col:
+    st.selectbox("Optimizer", OPTIMIZERS, key=K.optimizer)
+    st.select_slider("Learning rate", LEARNING_RATES, key=K.learning_rate, format_func=lambda v: f"{v:g}")
+    st.number_input("Epochs", 1, 500, step=1, key=K.epochs)
+    st.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
+with tune_col:
+    st.toggle("Second phase: fine-tune deeper", key=K.fine_tune,
+              help="After training at the freeze point above, unfreeze more layers and train on at a lower rate.")
+    if s[K.fine_tune] and freeze_at > 0:
+        s[K.ft_freeze_at] = min(int(s[K.ft_freeze_at]), freeze_at - 1)  # must unfreeze more than phase 1
+        if freeze_at > 1:
+            st.slider("Phase 2: layers frozen", 0, freeze_at - 1, key=K.ft_freeze_at)
+        else:
+            st.caption("Phase 2 unfreezes every layer.")
+        st.number_input("Phase 2 epochs", 1, 500, step=1, key=K.ft_epochs)
+        st.select_slider("Phase 2 learning rate", FINE_TUNE_RATES, key=K.ft_lr, format_func=lambda v: f"{v:g}")
+    elif s[K.fine_tune]:
+        st.caption("Phase 1 already trains every layer: a second phase has nothing left to unfreeze.")
+
+try:
+    config = current_config()
+except ValueError as err:
+    if str(err) != head_problem:  # a bad head is already shown next to its input
+        st.error(f"These settings cannot train yet: {err}")
+else:
+    st.success(f"Ready to train: {config.epochs} epoch(s) at freeze point {config.freeze_at}"
+               + (f", then {config.fine_tune.epochs} at {config.fine_tune.freeze_at}." if config.fine_tune else "."))
+    st.page_link("pages/train.py", label="Go to Train", icon="📈")

@@ -145,6 +145,10 @@ def require_dataset() -> DatasetInfo:
         st.stop()
     if isinstance(info, DatasetError):
         st.error(f"This dataset cannot be used: {info}")
+        if info.info is not None and info.info.skipped:
+            st.dataframe(
+                [{"file": str(s.path), "reason": s.reason} for s in info.info.skipped], hide_index=True
+            )
         st.stop()
     return info
 
@@ -262,6 +266,19 @@ def _zip_upload() -> None:
     st.session_state["data_zip_marker"] = marker
 
 
+def _run_through_app() -> None:
+    # A fresh server's first request for a page URL may run the page file
+    # without app.py: Streamlit's legacy pages/ mode, before st.navigation has
+    # switched it off. Switch it off as st.navigation does, and run app.py.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def page_intro(title: str, text: str) -> None:
+    """Every page opens with this: its title and a sentence or two for a learner."""
+    _run_through_app()
     st.title(title)
     st.write(text)

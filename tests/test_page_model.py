@@ -1,0 +1,184 @@
+"""The Model & freeze page (AppTest over the whole app) and tlcore.preview's layer-table helpers."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+import tlcore.model
+from pages.ui import K
+from tests.conftest import ROOT
+from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
+
+SHORTCUTS = {"freeze_18": 18, "freeze_14": 14, "freeze_10": 10, "freeze_0": 0}
+
+
+@pytest.fixture(scope="module")
+def vgg_model():
+    """The page's default model (128 px, 2 classes, avg -> 256 -> dropout .5 -> softmax), built here."""
+    return tlcore.model.build_model(2, 128, weights="none")
+
+
+def expected_counts(model, freeze_at: int) -> tuple[int, int]:
+    """(trainable, frozen) as Keras itself counts them after setting the freeze point."""
+    tlcore.model.set_freeze_point(model, freeze_at)
+    return tlcore.model.param_counts(model)
+
+
+@pytest.fixture
+def builds(monkeypatch) -> list[tuple]:
+    """Every build_model call the page makes, with an empty model cache to start from."""
+    calls: list[tuple] = []
+    real = tlcore.model.build_model
+
+    def counting(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tlcore.model, "build_model", counting)
+    st.cache_resource.clear()
+    yield calls
+    st.cache_resource.clear()
+
+
+def _model_page(**state) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.switch_page("pages/model.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _metric(at: AppTest, label: str) -> int:
+    return int(next(m.value for m in at.metric if m.label == label).replace(",", ""))
+
+
+def _table(at: AppTest):
+    return next(df.value for df in at.dataframe if "state" in df.value.columns)
+
+
+def test_layer_table_lists_vgg16_and_the_head():
+    at = _model_page()
+    assert at.title[0].value == "Model & freeze"
+    table = _table(at)
+    backbone = table[table["block"].str.startswith("block")]
+    assert len(backbone) == 18
+    assert list(backbone["layer"][:3]) == ["block1_conv1", "block1_conv2", "block1_pool"]
+    assert set(backbone["state"]) == {FROZEN}  # default: train only the head
+    assert list(table["layer"][-4:]) == ["head_avg_pool", "head_dense_1", "head_dropout_1", "predictions"]
+    assert set(table[table["block"] == "head"]["state"]) == {NEW}
+    assert table["params"].sum() == 14_714_688 + 131_328 + 514
+
+
+def test_slider_moves_the_counts_without_rebuilding(builds, vgg_model):
+    at = _model_page()
+    assert len(builds) == 1
+    assert builds[0][1]["weights"] == "none"
+    for k in (14, 6, 17):
+        at.slider(key=K.freeze_at).set_value(k).run()
+        assert not at.exception
+        trainable, frozen = expected_counts(vgg_model, k)
+        assert (_metric(at, "Trainable parameters"), _metric(at, "Frozen parameters")) == (trainable, frozen)
+        table = _table(at)
+        assert (table["state"] == FROZEN).sum() == k
+    at.button(key="freeze_10").click().run()
+    assert at.slider(key=K.freeze_at).value == 10
+    assert len(builds) == 1  # 3 slider moves and a shortcut: the model was built once
+
+
+def test_block_5_counts_match_keras(vgg_model):
+    at = _model_page()
+    at.slider(key=K.freeze_at).set_value(14).run()
+    assert _metric(at, "Frozen parameters") == 7_635_264  # blocks 1-4
+    assert _metric(at, "Trainable parameters") == 7_079_424 + 131_328 + 514  # block 5 + head
+    assert (_metric(at, "Trainable parameters"), _metric(at, "Frozen parameters")) == expected_counts(vgg_model, 14)
+
+
+def test_shortcut_buttons_set_the_freeze_point(vgg_model):
+    at = _model_page(**{K.freeze_at: 5})
+    for key, freeze_at in SHORTCUTS.items():
+        at.button(key=key).click().run()
+        assert not at.exception
+        assert at.slider(key=K.freeze_at).value == freeze_at
+        assert _metric(at, "Trainable parameters") == expected_counts(vgg_model, freeze_at)[0]
+        assert at.button(key=key).proto.type == "primary"  # the active shortcut stands out
+
+
+def test_head_change_builds_a_new_table(builds):
+    at = _model_page()
+    at.text_input(key=K.dense).input("64,32").run()
+    assert not at.exception
+    assert len(builds) == 2
+    dense = [layer for layer in _table(at)["layer"] if layer.startswith("head_dense")]
+    assert dense == ["head_dense_1", "head_dense_2"]
+    at.slider(key=K.freeze_at).set_value(14).run()
+    assert len(builds) == 2
+
+
+def test_bad_dense_sizes_show_an_error_and_keep_the_table():
+    at = _model_page()
+    at.text_input(key=K.dense).input("256,abc").run()
+    assert not at.exception
+    assert any("Received: '256,abc'" in e.value for e in at.error)
+    assert any("default head" in w.value for w in at.warning)
+    assert len(_table(at)) == 24
+
+
+def test_advisor_apply_sets_freeze_point_and_augmentation():
+    at = _model_page()
+    assert "freeze 18 of 18 layers" in at.info[0].value  # 90 training images, similar: only the head
+    at.button(key="apply_advice").click().run()
+    assert at.slider(key=K.freeze_at).value == 18 and at.session_state[K.augment] is False
+    different = next(o for o in at.radio(key="advisor_similar").options if o.startswith("Different"))
+    at.radio(key="advisor_similar").set_value(different).run()
+    assert "freeze 10 of 18 layers, augmentation on" in at.info[0].value
+    at.button(key="apply_advice").click().run()
+    assert not at.exception
+    assert at.slider(key=K.freeze_at).value == 10 and at.session_state[K.augment] is True
+
+
+def test_fine_tune_slider_stays_below_the_freeze_point():
+    at = _model_page(**{K.freeze_at: 10, K.fine_tune: True, K.ft_freeze_at: 14})
+    slider = at.slider(key=K.ft_freeze_at)
+    assert slider.max == 9 and slider.value == 9
+    assert any("then 3 at 9" in s.value for s in at.success)
+
+
+def test_fine_tune_with_nothing_frozen_is_a_clear_error():
+    at = _model_page(**{K.freeze_at: 0, K.fine_tune: True})
+    assert any("fine_tune.freeze_at must unfreeze more layers" in e.value for e in at.error)
+
+
+def test_training_settings_write_the_shared_state():
+    at = _model_page()
+    at.select_slider(key=K.learning_rate).set_value(1e-4).run()
+    at.selectbox(key=K.optimizer).set_value("sgd").run()
+    at.radio(key=K.pooling).set_value("max").run()
+    assert not at.exception
+    assert (at.session_state[K.learning_rate], at.session_state[K.optimizer], at.session_state[K.pooling]) == (
+        1e-4, "sgd", "max")
+    assert "head_max_pool" in list(_table(at)["layer"])
+
+
+# --- tlcore.preview --------------------------------------------------------------------------
+
+
+def test_freeze_display_states(vgg_model):
+    table = tlcore.model.layer_table(vgg_model)
+    display = freeze_display(table, 10)
+    assert list(display.columns) == ["#", "layer", "type", "output shape", "params", "block", "state"]
+    assert list(display["state"][:2]) == [INPUT, INPUT]
+    assert list(display["state"][2:12]) == [FROZEN] * 10
+    assert list(display["state"][12:20]) == [TRAINABLE] * 8
+    assert set(display["state"][20:]) == {NEW}
+    assert display["#"].dropna().tolist() == list(range(1, 19))
+
+
+def test_freeze_summary_names_the_cut(vgg_model):
+    table = tlcore.model.layer_table(vgg_model)
+    assert freeze_summary(table, 10) == ("Frozen: block1_conv1 … block3_pool (10 layers). "
+                                         "Learning: block4_conv1 … block5_pool (8 layers) and the head.")
+    assert freeze_summary(table, 0).startswith("Nothing is frozen")
+    assert "only the head learns" in freeze_summary(table, 18)

@@ -1,0 +1,124 @@
+"""Rules of thumb for a dataset: how much of VGG16 to freeze, and is it balanced?
+
+Pure Python (no TensorFlow, no Streamlit): the app asks these questions on
+every rerun, and a notebook can ask them too.
+
+The freeze advice follows the classic four cases of transfer learning
+(dataset small or large, similar to ImageNet or not). Freeze points count
+VGG16's 18 layers after the input; block boundaries are 0, 3, 6, 10, 14, 18.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+# At or above this many training images a dataset counts as "large".
+# Why 2,000: Chollet's Keras example "Building powerful image classification
+# models using very little data" fine-tunes VGG16's block 5 (about 7 M
+# weights) successfully on 2,000 training images (1,000 per class). Below
+# that, even block 5 alone memorises the training set quickly, so the safer
+# choices are a frozen backbone (similar data) or augmentation (different data).
+LARGE_DATASET_MIN_IMAGES = 2_000
+IMBALANCE_THRESHOLD = 1.5  # most / fewest images per class worth a warning
+
+HEAD_ONLY, BLOCK5, BLOCKS4_5, EVERYTHING = 18, 14, 10, 0
+_SPLIT_WORDS = {"train": "training", "validation": "validation", "test": "test"}
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A recommended freeze point (and augmentation), with the reasoning in plain words."""
+
+    freeze_at: int
+    augment: bool
+    case: str  # e.g. "small dataset, similar to ImageNet"
+    explanation: str
+
+
+def is_large(num_train_images: int) -> bool:
+    """True when the training set has at least LARGE_DATASET_MIN_IMAGES images."""
+    return num_train_images >= LARGE_DATASET_MIN_IMAGES
+
+
+def advise(num_train_images: int, similar_to_imagenet: bool) -> Advice:
+    """Recommend how many VGG16 layers to freeze for a dataset.
+
+    Args:
+        num_train_images: images in the training split (validation excluded).
+        similar_to_imagenet: whether the images look like everyday photos of
+            objects, animals and scenes (ImageNet) rather than, say, X-rays,
+            microscopy, satellite views or drawings.
+
+    Returns:
+        Advice. Small means fewer than LARGE_DATASET_MIN_IMAGES (2,000)
+        training images in total.
+    """
+    if num_train_images < 0:
+        raise ValueError(f"num_train_images must be >= 0. Received: num_train_images={num_train_images}")
+    large = is_large(num_train_images)
+    size = (f"{num_train_images:,} training images is a large dataset (at least {LARGE_DATASET_MIN_IMAGES:,})"
+            if large else
+            f"{num_train_images:,} training images is a small dataset (fewer than {LARGE_DATASET_MIN_IMAGES:,})")
+    if similar_to_imagenet and not large:
+        return Advice(HEAD_ONLY, False, "small dataset, similar to ImageNet", (
+            f"{size}, and the images look like ImageNet photos. VGG16's features already describe them "
+            "well, and too few images would let any trainable conv layer memorise them. Use the whole "
+            "backbone as a fixed feature extractor and train only the head. With augmentation off, the "
+            "frozen features are computed once, so every epoch takes a fraction of a second."
+        ))
+    if similar_to_imagenet and large:
+        return Advice(BLOCK5, False, "large dataset, similar to ImageNet", (
+            f"{size}, and the images look like ImageNet photos. Keep blocks 1-4 frozen (edges, textures, "
+            "object parts) and also train block 5, the most ImageNet-specific features, so they adapt to "
+            "your classes. There are enough images to do that without overfitting. Use a low learning "
+            "rate (1e-4 or less) so the pretrained weights are nudged, not overwritten."
+        ))
+    if not large:
+        # Freeze point 10 (blocks 1-3 frozen), not 6: blocks 1-3 hold generic
+        # edges, colours and textures that suit almost any image, while blocks
+        # 4-5 hold ImageNet's object parts, which a different domain must
+        # relearn. Also unfreezing block 3 would add 1.5 M weights for few images.
+        return Advice(BLOCKS4_5, True, "small dataset, different from ImageNet", (
+            f"{size}, and the images differ from ImageNet photos. This is the hardest case: train too "
+            "many layers and the model memorises the few images; train too few and ImageNet's "
+            "object-part features (blocks 4-5) do not fit your images. Keep the generic early blocks "
+            "1-3 frozen, train blocks 4-5 and the head, and turn augmentation on so every epoch shows "
+            "new variations of the images. Use a low learning rate (1e-4 or less)."
+        ))
+    return Advice(EVERYTHING, False, "large dataset, different from ImageNet", (
+        f"{size}, and the images differ from ImageNet photos. There is enough data to train every layer: "
+        "keep VGG16's architecture and start from the pretrained weights (usually better than random "
+        "ones), but let all of them adapt. Use a low learning rate (1e-4 or less); training everything "
+        "is the slowest option."
+    ))
+
+
+def imbalance_warnings(
+    counts: Mapping[str, Mapping[str, int]], threshold: float = IMBALANCE_THRESHOLD
+) -> list[str]:
+    """A warning per split whose largest class has >= threshold times the images of its smallest.
+
+    Args:
+        counts: {split: {class: images}}, as DatasetInfo.counts() returns.
+        threshold: ratio from which a split counts as imbalanced.
+
+    Returns:
+        Messages like "'cats' has 3.0x as many training images as 'dogs' (30 vs 10)".
+        Classes with no image in a split are left out: the scan already warns about them.
+    """
+    messages = []
+    for split, per_class in counts.items():
+        present = {name: n for name, n in per_class.items() if n > 0}
+        if len(present) < 2:
+            continue
+        most = max(present, key=lambda name: present[name])
+        fewest = min(present, key=lambda name: present[name])
+        ratio = present[most] / present[fewest]
+        if ratio >= threshold:
+            word = _SPLIT_WORDS.get(split, split)
+            messages.append(
+                f"'{most}' has {ratio:.1f}x as many {word} images as '{fewest}' "
+                f"({present[most]} vs {present[fewest]})."
+            )
+    return messages
