@@ -7,16 +7,16 @@ import streamlit as st
 from pages.ui import init_session_state, sidebar
 
 PAGES = [
-    ("pages/dataset.py", "Dataset", "🖼️"),
-    ("pages/model.py", "Model & freeze", "🧊"),
-    ("pages/train.py", "Train", "📈"),
-    ("pages/inference.py", "Inference", "🔍"),
-    ("pages/runs.py", "Runs", "🗂️"),
+    ("pages/dataset.py", "Dataset", ":material/photo_library:"),
+    ("pages/model.py", "Model & freeze", ":material/layers:"),
+    ("pages/train.py", "Train", ":material/show_chart:"),
+    ("pages/inference.py", "Inference", ":material/image_search:"),
+    ("pages/runs.py", "Runs", ":material/folder_open:"),
 ]
 
 
 def run() -> None:
-    st.set_page_config(page_title="Transfer Learning Lab", page_icon="🧠", layout="wide")
+    st.set_page_config(page_title="Transfer Learning Lab", page_icon=":material/school:", layout="wide")
     init_session_state()
     navigation = st.navigation(
         [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]

@@ -24,7 +24,7 @@ try:
     config = current_config()
 except ValueError as err:
     st.error(f"The settings on the Model page are not valid: {err}")
-    st.page_link("pages/model.py", label="Fix them on the Model & freeze page", icon="🧊")
+    st.page_link("pages/model.py", label="Fix them on the Model & freeze page", icon=":material/layers:")
     st.stop()
 
 
@@ -51,31 +51,41 @@ st.caption(f"Estimated time on this machine: {guess.describe()}.")
 if not weights_ok:
     st.error(f"{weights_message} Choose weights in the sidebar before training.")
 
-left, right = st.columns([1, 1])
-running = job is not None and job.running
-if left.button("Start training", key="start_training", type="primary", disabled=not weights_ok):
-    if running:
-        st.warning("A run is already in progress in this session: stop it or wait for it to finish.")
-    else:
-        try:
-            job = start_training(st.session_state[K.owner], config, info)
-        except JobBusy as err:
-            st.warning(str(err))
-        else:
-            st.session_state[K.job_id] = job.id
-            st.query_params["job"] = job.id
-            running = True
-if right.button("Stop", key="stop_training", disabled=not running):
-    job.stop()
-    st.toast("Stopping after the current batch; what was learned so far is kept.")
+def _start() -> None:
+    # A callback, so the click survives any rerun of the script that follows it.
+    current = REGISTRY.get(st.session_state.get(K.job_id))
+    if current is not None and current.running:
+        st.session_state["train_notice"] = "A run is already in progress in this session: stop it or wait for it to finish."
+        return
+    try:
+        started = start_training(st.session_state[K.owner], config, info)
+    except JobBusy as err:
+        st.session_state["train_notice"] = str(err)
+        return
+    st.session_state[K.job_id] = started.id
+    st.query_params["job"] = started.id
 
+
+def _stop() -> None:
+    current = REGISTRY.get(st.session_state.get(K.job_id))
+    if current is not None:
+        current.stop()
+        st.toast("Stopping after the current batch; what was learned so far is kept.")
+
+
+left, right = st.columns([1, 1])
+left.button("Start training", key="start_training", type="primary", disabled=not weights_ok, on_click=_start)
+right.button("Stop", key="stop_training", disabled=job is None or not job.running, on_click=_stop)
+if notice := st.session_state.pop("train_notice", None):
+    st.warning(notice)
 
 def history_frame(snap: Snapshot) -> pd.DataFrame:
     return pd.DataFrame(snap.history).set_index("epoch") if snap.history else pd.DataFrame()
 
 
 def draw(snap: Snapshot) -> None:
-    status = {"running": "🟢 running", "completed": "✅ completed", "stopped": "⏹️ stopped", "failed": "❌ failed"}
+    status = {"running": ":green[running]", "completed": ":blue[completed]", "stopped": ":orange[stopped]",
+              "failed": ":red[failed]"}
     st.subheader(f"Run status: {status.get(snap.status, snap.status)}")
     if snap.path:
         st.caption(f"Path: **{snap.path.replace('_', ' ')}** — {snap.path_reason}.")
@@ -132,5 +142,5 @@ elif job is not None:
                            file_name=f"{run_dir.name}.keras", key="download_model")
         d2.download_button("Download history (CSV)", data=lambda: (run_dir / "history.csv").read_bytes(),
                            file_name=f"{run_dir.name}-history.csv", key="download_history")
-        st.page_link("pages/inference.py", label="Try the model on images", icon="🔍")
-        st.page_link("pages/runs.py", label="Compare with other runs", icon="🗂️")
+        st.page_link("pages/inference.py", label="Try the model on images", icon=":material/image_search:")
+        st.page_link("pages/runs.py", label="Compare with other runs", icon=":material/folder_open:")
