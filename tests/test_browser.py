@@ -1,0 +1,168 @@
+"""The app in a real browser: Debian's chromium driven by Playwright against `streamlit run app.py`.
+
+Screenshots of every page go to a folder printed by the tests (tall viewport:
+Streamlit scrolls an inner container, so full-page shots would be cut).
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tlcore.runs import RunStore
+
+from tests.appserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = Path(tempfile.gettempdir()) / "tllab-screenshots"
+PAGES = [("", "Dataset"), ("model", "Model & freeze"), ("train", "Train"), ("inference", "Inference"), ("runs", "Runs")]
+
+
+@dataclass
+class Server:
+    url: str
+    runs: Path
+
+    def run_statuses(self) -> list[str]:
+        return [summary.status for summary in RunStore(self.runs).list()]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("browser-runs")
+    log = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
+    # No TLLAB_WEIGHTS: the user picks weights in the sidebar.
+    env = {"TLLAB_RUNS_DIR": str(runs), "TLLAB_WEIGHTS": ""}
+    with streamlit_server(env, log) as url:
+        yield Server(url, runs)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 2600})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def wait_until(condition, deadline_s: float, what: str, poll_s: float = 0.25):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    pytest.fail(f"timed out after {deadline_s:.0f} s waiting for {what}")
+
+
+def settle(page) -> None:
+    """Wait until Streamlit has finished running the script."""
+    page.wait_for_selector('[data-testid="stApp"]')
+    wait_until(lambda: page.locator('[data-testid="stStatusWidget"]').count() == 0, 120, "the script run to finish")
+
+
+def assert_no_exception(page) -> None:
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def open_page(page, url: str, path: str, title: str) -> None:
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
+    settle(page)
+
+
+def test_every_page_renders_and_is_screenshotted(server, page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {SCREENSHOTS}")
+    for path, title in PAGES:
+        open_page(page, server.url, path, title)
+        assert_no_exception(page)
+        page.screenshot(path=str(SCREENSHOTS / f"{path or 'dataset'}.png"))
+    # The dataset grid shows 16 labelled images.
+    open_page(page, server.url, "", "Dataset")
+    assert page.locator('[data-testid="stImage"]').count() >= 16
+
+
+def nav(page, title: str) -> None:
+    """Switch pages the way a user does: the sidebar navigation (same session)."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
+    settle(page)
+
+
+def press_slider(page, container: str, *keys: str) -> None:
+    thumb = page.locator(f'{container} input[type="range"]').first
+    thumb.focus()
+    for key in keys:
+        thumb.press(key)
+    settle(page)
+
+
+def train_status(page) -> str:
+    heading = page.locator("h3", has_text="Run status").first
+    return heading.inner_text() if heading.count() else ""
+
+
+def epochs_done(page) -> int:
+    metric = page.locator('[data-testid="stMetric"]', has_text="Epochs done").first
+    if not metric.count():
+        return 0
+    match = re.search(r"(\d+)/\d+", metric.inner_text())
+    return int(match.group(1)) if match else 0
+
+
+def test_live_training_survives_clicks_and_page_switches(server, page):
+    open_page(page, server.url, "", "Dataset")
+    page.locator('[data-testid="stSidebar"]').get_by_text("From scratch", exact=True).click()
+    settle(page)
+    press_slider(page, ".st-key-image_size", "Home")  # 32 px: quick epochs on a CPU
+
+    nav(page, "Model & freeze")
+    page.locator(".st-key-freeze_0 button").click()  # everything trains: end to end, seconds per epoch
+    settle(page)
+    epochs = page.locator(".st-key-epochs input")
+    epochs.fill("4")
+    epochs.press("Enter")
+    settle(page)
+
+    nav(page, "Train")
+    page.locator(".st-key-start_training button").click()
+    wait_until(lambda: "running" in train_status(page), 60, "the run to start")
+    # The curves grow while the run is still running.
+    wait_until(lambda: epochs_done(page) >= 2, 240, "two epochs plotted")
+    assert "running" in train_status(page), "the run finished before two epochs could be seen"
+    assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
+    assert_no_exception(page)
+    page.screenshot(path=str(SCREENSHOTS / "train-running.png"))
+
+    # Other widgets and other pages while it runs: the run goes on.
+    nav(page, "Dataset")
+    assert server.run_statuses() == ["running"]  # at the moment of the click
+    page.locator(".st-key-new_sample button").click()
+    settle(page)
+    assert_no_exception(page)
+    nav(page, "Model & freeze")
+    nav(page, "Train")
+    assert "running" in train_status(page) or "completed" in train_status(page)
+    wait_until(lambda: "completed" in train_status(page), 300, "the run to complete")
+    assert epochs_done(page) == 4
+    wait_until(lambda: page.get_by_text("Download model (.keras)").count() == 1, 60, "the model download")
+    assert_no_exception(page)
+    page.screenshot(path=str(SCREENSHOTS / "train-completed.png"))
