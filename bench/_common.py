@@ -1,0 +1,127 @@
+"""Helpers shared by the benchmarks in bench/ (no TensorFlow import here).
+
+Each benchmark is run as `python bench/NAME.py` from the repository root, so
+this folder is sys.path[0]; `setup()` adds the repository root so that
+`import tlcore` works without installing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO_ROOT / "sample_data"
+SHARED_WEIGHTS = Path("/work/shared/weights/vgg16_imagenet_notop.weights.h5")
+BENCH_DATE = "2026-11-23"
+
+if TYPE_CHECKING:
+    from tlcore.pipeline import ImageSet
+
+
+def setup() -> None:
+    """Quiet TensorFlow's C++ logging and make `tlcore` importable; call before importing TF."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+
+
+def default_weights() -> str:
+    """The shared offline ImageNet file when present, else random weights (same speed)."""
+    return str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "none"
+
+
+def note(message: str) -> None:
+    """Progress for the human watching: stderr, so stdout stays one JSON object."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def emit(result: dict[str, Any]) -> None:
+    print(json.dumps(result, indent=2))
+
+
+def median(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return statistics.median(values) if values else None
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def cpu_info() -> dict[str, Any]:
+    """What the figures depend on: core count, model name and the clock the kernel reports."""
+    model, mhz = "", []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and not model:
+                model = value.strip()
+            elif key == "cpu MHz":
+                mhz.append(float(value))
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "model_name": model or platform.processor(),
+        "cpu_mhz": rounded(median(mhz), 1),
+    }
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load averages: above the core count means other work shared the CPU."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+class Stopwatch:
+    """Wall time and this process's CPU time over a block.
+
+    cpu_share = CPU seconds / (wall seconds * cores): well under 1 on a
+    compute-bound pass means other processes took part of the CPU.
+    """
+
+    def __enter__(self) -> "Stopwatch":
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.wall = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+
+    @property
+    def cpu_share(self) -> float:
+        return self.cpu / (self.wall * (os.cpu_count() or 1))
+
+
+def library_versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def repeated_image_set(n: int, image_size: int, data_dir: Path = SAMPLE_DATA) -> "ImageSet":
+    """The sample training images, decoded once at image_size and repeated to n, in memory."""
+    import numpy as np
+
+    from tlcore.data import TRAIN, scan
+    from tlcore.pipeline import ImageSet, load_split
+
+    base = load_split(scan(data_dir), TRAIN, image_size)
+    if base.images is None:
+        raise RuntimeError(f"{data_dir} did not fit the in-memory image budget")
+    index = np.resize(np.arange(len(base)), n)  # cycles 0..len-1 until n
+    return ImageSet(
+        paths=[base.paths[i] for i in index],
+        labels=base.labels[index].copy(),
+        image_size=image_size,
+        images=np.ascontiguousarray(base.images[index]),
+    )
