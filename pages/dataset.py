@@ -66,7 +66,7 @@ with grid_col:
     st.subheader("A sample of the training images")
     st.caption(f"16 images, balanced across classes, at {size} × {size} px: exactly what VGG16 gets "
                "(the image size is in the sidebar).")
-    st.button("New sample", key="new_sample", icon="🔀", on_click=_next_sample)
+    st.button("New sample", key="new_sample", icon=":material/shuffle:", on_click=_next_sample)
     samples = sample_grid(info, n=16, split=TRAIN, seed=int(st.session_state[K.grid_seed]))
     for row in range(0, len(samples), 4):
         for column, (path, name) in zip(st.columns(4), samples[row:row + 4]):

@@ -141,4 +141,4 @@ except ValueError as err:
 else:
     st.success(f"Ready to train: {config.epochs} epoch(s) at freeze point {config.freeze_at}"
                + (f", then {config.fine_tune.epochs} at {config.fine_tune.freeze_at}." if config.fine_tune else "."))
-    st.page_link("pages/train.py", label="Go to Train", icon="📈")
+    st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")

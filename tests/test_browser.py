@@ -22,6 +22,14 @@ pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(tempfile.gettempdir()) / "tllab-screenshots"
 PAGES = [("", "Dataset"), ("model", "Model & freeze"), ("train", "Train"), ("inference", "Inference"), ("runs", "Runs")]
+# Something each page shows once its script has really run (not just its title).
+READY = {
+    "Dataset": [('[data-testid="stImage"]', 16), ('[data-testid="stVegaLiteChart"]', 1), ('[data-testid="stExpander"]', 1)],
+    "Model & freeze": [('[data-testid="stDataFrame"]', 1), ('[data-testid="stMetric"]', 2)],
+    "Train": [(".st-key-start_training button", 1)],
+    "Inference": [('[data-testid="stAlert"], [data-testid="stSelectbox"]', 1)],
+    "Runs": [('[data-testid="stAlert"], [data-testid="stDataFrame"]', 1)],
+}
 
 
 @dataclass
@@ -82,10 +90,16 @@ def assert_no_exception(page) -> None:
     assert boxes.count() == 0, boxes.first.inner_text()
 
 
+def wait_ready(page, title: str) -> None:
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
+    for selector, count in READY[title]:
+        wait_until(lambda: page.locator(selector).count() >= count, 120, f"{selector} on the {title} page")
+    settle(page)
+
+
 def open_page(page, url: str, path: str, title: str) -> None:
     page.goto(f"{url}/{path}")
-    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
-    settle(page)
+    wait_ready(page, title)
 
 
 def test_every_page_renders_and_is_screenshotted(server, page):
@@ -95,16 +109,16 @@ def test_every_page_renders_and_is_screenshotted(server, page):
         open_page(page, server.url, path, title)
         assert_no_exception(page)
         page.screenshot(path=str(SCREENSHOTS / f"{path or 'dataset'}.png"))
-    # The dataset grid shows 16 labelled images.
+    # The dataset grid shows 16 labelled images (open_page waited for them).
     open_page(page, server.url, "", "Dataset")
-    assert page.locator('[data-testid="stImage"]').count() >= 16
+    captions = page.locator('[data-testid="stImageCaption"]').all_inner_texts()
+    assert sorted(set(captions[:16])) == ["animals", "vehicles"], captions[:16]
 
 
 def nav(page, title: str) -> None:
     """Switch pages the way a user does: the sidebar navigation (same session)."""
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
-    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
-    settle(page)
+    wait_ready(page, title)
 
 
 def press_slider(page, container: str, *keys: str) -> None:
