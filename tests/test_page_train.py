@@ -80,3 +80,27 @@ def test_a_second_start_while_running_says_so(tiny_dataset, runs_dir):
         assert job.snapshot().status == "stopped"
     finally:
         job.stop()
+
+
+def test_a_reloaded_tab_finds_its_running_job_and_can_stop_it(tiny_dataset, runs_dir):
+    first = _app(tiny_dataset, **{K.epochs: 30})
+    first.button(key="start_training").click().run()
+    job = REGISTRY.get(first.session_state[K.job_id])
+    try:
+        assert job.running
+        # A reload is a new session; the URL still carries the owner and the job.
+        reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        reloaded.query_params["owner"] = first.query_params["owner"]
+        reloaded.query_params["job"] = job.id
+        for key in (K.source, K.folder, K.weights_choice, K.image_size, K.batch_size, K.dense):
+            reloaded.session_state[key] = first.session_state[key]
+        reloaded.run()
+        reloaded.switch_page("pages/train.py").run()
+        assert not reloaded.exception
+        assert reloaded.session_state[K.job_id] == job.id
+        assert any("running" in h.value for h in reloaded.subheader)
+        reloaded.button(key="stop_training").click().run()
+        _wait_for(reloaded, lambda: not job.running)
+        assert job.snapshot().status == "stopped"
+    finally:
+        job.stop()
