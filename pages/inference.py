@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from pages.ui import K, current_dataset, page_intro
 from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS, ImageProblem
-from tlcore.inference import evaluate, gradcam, gradcam_model, image_size_of, probabilities, to_pixels
+from tlcore.inference import (evaluate_split, evaluation_key, explain, explainer_for, image_size_of, num_classes_of,
+                              same_held_out_split, save_uploaded_model, to_pixels)
 from tlcore.model import load_model
-from tlcore.pipeline import load_split
-from tlcore.plots import confusion_matrix_figure, gradcam_overlay
-from tlcore.runs import MODEL_FILE, RunStore, atomic_write, load_record
-from tlcore.uploads import UPLOAD_DIR_ENV
+from tlcore.plots import confusion_matrix_figure
+from tlcore.runs import MODEL_FILE, RunStore, describe_run, read_run_json, runs_with_models
 
 UPLOAD, SHOWN, THUMB = "upload", 12, 224
 
@@ -31,49 +24,29 @@ def cached_model(path: str, mtime: float):
     # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each
     # run's model is its own file, and inference only reads the weights.
     model = load_model(path)
-    try:
-        return model, gradcam_model(model)
-    except ValueError:  # not a VGG16 from this app: no block5_conv3 to explain
-        return model, None
+    return model, explainer_for(model)
 
 
-def run_label(path: str, records: dict[str, dict], last: str | None) -> str:
+def run_label(path: str) -> str:
     if path == UPLOAD:
         return "Upload a .keras file…"
-    r = records[path]
-    c, acc = r["config"], f"{r['history'][-1]['val_accuracy']:.0%}" if r["history"] else "—"
-    try:  # stored in UTC; shown in local time, as on the Runs page
-        created = datetime.fromisoformat(r["created"]).astimezone().strftime("%Y-%m-%d %H:%M")
-    except (KeyError, ValueError):
-        created = "?"
-    freeze = f"{c['freeze_at']}→{c['fine_tune']['freeze_at']}" if c.get("fine_tune") else c["freeze_at"]
-    start = "scratch" if c["weights"] == "none" else "pretrained"
-    return (f"{'★ just trained · ' if path == last else ''}{created} · {Path(path).name[-6:]} · {start}, "
-            f"freeze {freeze} · val acc {acc} · {r['status']}")
+    return f"{'★ just trained · ' if path == last else ''}{describe_run(records[path])}"
 
 
 def uploaded_model() -> tuple[str, dict]:
-    """Save an uploaded model under a name made from its content, so reruns reuse the loaded copy."""
+    """The uploaded model's path (named after its content, so reruns reuse the loaded copy) and its run.json."""
     upload = st.file_uploader("A .keras model exported from this app", type=["keras"], key="inference_model_upload")
     record = st.file_uploader("Its run.json (optional)", type=["json"], key="inference_record_upload",
                               help="A .keras file holds weights but not class names; run.json from the same "
                                    "run folder does. Without it, name the classes below.")
     if upload is None:
         st.stop()
-    data = upload.getvalue()
-    folder = Path(os.environ.get(UPLOAD_DIR_ENV) or tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"tllab-upload-{hashlib.sha256(data).hexdigest()[:16]}.keras"
-    if not path.exists():
-        atomic_write(path, data)
+    path = str(save_uploaded_model(upload.getvalue()))
     try:
-        parsed = json.loads(record.getvalue()) if record else {"class_names": None}
-        if not isinstance(parsed, dict) or not isinstance(parsed.get("class_names"), (list, type(None))):
-            raise ValueError("no class_names list")
-        return str(path), parsed
+        return path, read_run_json(record.getvalue()) if record else {"class_names": None}
     except ValueError:
         st.warning(f"{record.name} is not a run.json from this app; name the classes below.")
-        return str(path), {}
+        return path, {}
 
 
 def short(path: str) -> str:
@@ -88,9 +61,7 @@ page_intro("Inference", "A trained model meets new images: what it predicts, how
            "the picture drove the decision (Grad-CAM). Then the honest test: the validation images it never "
            "trained on.")
 last = str(Path(st.session_state[K.last_run_dir]).resolve()) if st.session_state.get(K.last_run_dir) else None
-records = {str(s.run_dir.resolve()): s.record for s in RunStore().list() if (s.run_dir / MODEL_FILE).is_file()}
-if last and last not in records and (Path(last) / MODEL_FILE).is_file():  # trained into another runs folder
-    records = {last: load_record(Path(last)), **records}
+records = runs_with_models(RunStore(), last)  # the run just trained may sit in another runs folder
 if not records:
     st.info("No trained model yet. Train one first, or upload a .keras model exported from this app.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")
@@ -98,10 +69,8 @@ if last in records and st.session_state.get("inference_seen_last") != last:  # a
     st.session_state["inference_seen_last"] = st.session_state["inference_model"] = last
 if st.session_state.get("inference_model") not in [*records, UPLOAD]:
     st.session_state.pop("inference_model", None)  # deleted since: fall back to the newest
-choice = st.selectbox("Model", [*records, UPLOAD], format_func=lambda p: run_label(p, records, last),
-                      key="inference_model")
+choice = st.selectbox("Model", [*records, UPLOAD], format_func=run_label, key="inference_model")
 model_path, record = uploaded_model() if choice == UPLOAD else (str(Path(choice) / MODEL_FILE), records[choice])
-names = record.get("class_names")
 try:
     model, explainer = cached_model(model_path, Path(model_path).stat().st_mtime)
 except Exception as err:  # Keras raises many types for a file that is not a model it can load safely
@@ -109,7 +78,7 @@ except Exception as err:  # Keras raises many types for a file that is not a mod
         Path(model_path).unlink(missing_ok=True)  # keep no copy of a file that is not a usable model
     st.error(f"This model cannot be loaded: {err}")
     st.stop()
-size, outputs = image_size_of(model), max(2, int(model.output_shape[-1]))  # a sigmoid head is 2 classes
+size, outputs, names = image_size_of(model), num_classes_of(model), record.get("class_names")
 if names is None:
     text = st.text_input("Class names, in training order", ", ".join(f"class {i}" for i in range(outputs)),
                          key=f"inference_names_{Path(model_path).stem}")
@@ -123,77 +92,62 @@ left, right = st.columns(2)
 uploads = left.file_uploader("Upload images", type=sorted(e[1:] for e in IMAGE_EXTENSIONS),
                              accept_multiple_files=True, key="inference_images")
 info = current_dataset()
-usable = isinstance(info, DatasetInfo) and list(info.class_names) == list(names)
+usable, picked = isinstance(info, DatasetInfo) and list(info.class_names) == list(names), None
 if usable:
-    files = [str(p) for p in info.items("validation")[0]]
-    picked = right.selectbox("…or pick a validation image", files, index=None, key="inference_pick",
-                             format_func=short, placeholder="Choose a class/file")
+    picked = right.selectbox("…or pick a validation image", [str(p) for p in info.items("validation")[0]],
+                             index=None, key="inference_pick", format_func=short, placeholder="Choose a class/file")
 else:
-    picked = None
     trained_on = record.get("dataset", {}).get("root")
     right.info(f"To pick validation images and evaluate, choose in the sidebar the dataset this model was trained on"
                f"{f' (`{trained_on}`)' if trained_on else ''}: its classes are {', '.join(names)}.")
 items = [(u.name, u.getvalue()) for u in uploads or []] + ([(short(picked), picked)] if picked else [])
 if len(items) > SHOWN:
     st.warning(f"Showing the first {SHOWN} of {len(items)} images.")
-decoded = []
-for name, source in items[:SHOWN]:
-    try:  # the model sees `size` px; people see a larger copy
-        decoded.append((name, to_pixels(source, size), to_pixels(source, max(size, THUMB))))
-    except ImageProblem as err:
-        st.error(f"**{name}** cannot be used: {err}")
-results = []
-if decoded:
-    probs = probabilities(model, np.stack([pixels for _, pixels, _ in decoded]))
+results, problems = explain(model, explainer, items[:SHOWN], names, display_size=THUMB)
+for name, reason in problems:
+    st.error(f"**{name}** cannot be used: {reason}")
+if results:
     st.caption(f"Grad-CAM: red marks the regions whose features raised the predicted class's score. At {size} px "
                f"VGG16's last convolution sees a {size // 16}x{size // 16} grid, so the map is coarse.")
-for (name, pixels, display), row in zip(decoded, probs if decoded else []):
-    best = int(np.argmax(row))
-    results.append({"name": name, "probabilities": dict(zip(names, map(float, row))), "top_class": names[best]})
-    st.markdown(f"**{name}**")
+for r in results:
+    st.markdown(f"**{r.name}**")
     original, heat, chart = st.columns([1, 1, 1.4])
-    original.image(display, width=THUMB, caption=f"the image ({size} px to the model)")
-    if explainer is not None:
-        heatmap, _ = gradcam(model, pixels, best, grad_model=explainer)
-        heat.image(gradcam_overlay(display, heatmap), width=THUMB, caption=f"where it looked for “{names[best]}”")
+    original.image(r.display, width=THUMB, caption=f"the image ({size} px to the model)")
+    if r.overlay is not None:
+        heat.image(r.overlay, width=THUMB, caption=f"where it looked for “{r.top_class}”")
     with chart:
-        st.metric("Prediction", names[best], f"{row[best]:.1%} probability", delta_color="off", delta_arrow="off")
-        st.bar_chart(pd.Series(row, index=names, name="probability"), horizontal=True, height=60 + 30 * len(names))
-st.session_state["inference_results"] = results
+        st.metric("Prediction", r.top_class, f"{r.top_probability:.1%} probability", delta_color="off",
+                  delta_arrow="off")
+        st.bar_chart(pd.Series(r.probabilities, name="probability"), horizontal=True, height=60 + 30 * len(names))
+st.session_state["inference_results"] = [r.summary() for r in results]
 
 st.subheader("Evaluate on the validation split")
-if usable:
-    files_now = {os.path.relpath(p, info.root) for p in info.items("validation")[0]}
-    if record.get("validation_files") and files_now != set(record["validation_files"]):
-        st.warning("This validation split is not the one this run held out (different folder, files or split "
-                   "fraction): some of these images may have been trained on, so accuracy can look too good.")
-    split_id = hashlib.sha256("\n".join(sorted(files_now)).encode()).hexdigest()[:16]
-    key = f"{model_path}|{Path(model_path).stat().st_mtime}|{info.root}|{split_id}"
-    cached = st.session_state.get("inference_eval")
-    if (cached is None or cached[0] != key) and st.session_state.get("inference_eval_wanted") == key:
-        with st.spinner("Predicting every validation image..."):
-            images = load_split(info, "validation", size)
-            cached = st.session_state["inference_eval"] = (key, evaluate(model, images, names))
-    if cached is None or cached[0] != key:
-        # A callback, not `if st.button(...)`: the request survives a rerun that happens before this line.
-        st.button("Evaluate on the validation split", key="inference_evaluate", on_click=want_evaluation, args=(key,))
-    else:
-        ev = cached[1]
-        st.metric("Validation accuracy", f"{ev.accuracy:.1%}", help=f"{int(ev.confusion.sum())} images")
-        matrix, table = st.columns([2, 3])
-        matrix.pyplot(confusion_matrix_figure(ev.confusion, names), clear_figure=True)
-        per_class = pd.DataFrame({"class": names, "images": ev.confusion.sum(axis=1),
-                                  "correct": np.diag(ev.confusion), "accuracy": list(ev.per_class_accuracy().values())})
-        table.dataframe(per_class, hide_index=True,
-                        column_config={"accuracy": st.column_config.ProgressColumn(format="percent", max_value=1.0)})
-        st.write("**Where it struggles:** the validation images with the highest loss, confident mistakes first "
-                 "(✗ wrong, ✓ right but unsure).")
-        for column, item in zip(st.columns(4) * 2, ev.top_losses(8)):
-            mark = "✓" if item["true"] == item["predicted"] else "✗"
-            caption = f"{mark} true: {item['true']} · predicted: {item['predicted']} ({item['probability']:.0%})"
-            try:
-                column.image(to_pixels(item["path"], 160), caption=caption)
-            except ImageProblem as err:  # changed on disk since the evaluation
-                column.caption(f"{Path(item['path']).name}: {err} — {caption}")
-else:
+if not usable:
     st.caption("Needs the dataset this model was trained on (see above).")
+    st.stop()
+if not same_held_out_split(record, info):
+    st.warning("This validation split is not the one this run held out (different folder, files or split "
+               "fraction): some of these images may have been trained on, so accuracy can look too good.")
+key, cached = evaluation_key(model_path, info), st.session_state.get("inference_eval")
+if (cached is None or cached[0] != key) and st.session_state.get("inference_eval_wanted") == key:
+    with st.spinner("Predicting every validation image..."):
+        cached = st.session_state["inference_eval"] = (key, evaluate_split(model, info, names))
+if cached is None or cached[0] != key:
+    # A callback, not `if st.button(...)`: the request survives a rerun that happens before this line.
+    st.button("Evaluate on the validation split", key="inference_evaluate", on_click=want_evaluation, args=(key,))
+    st.stop()
+ev = cached[1]
+st.metric("Validation accuracy", f"{ev.accuracy:.1%}", help=f"{int(ev.confusion.sum())} images")
+matrix, table = st.columns([2, 3])
+matrix.pyplot(confusion_matrix_figure(ev.confusion, names), clear_figure=True)
+table.dataframe(ev.per_class_table(), hide_index=True,
+                column_config={"accuracy": st.column_config.ProgressColumn(format="percent", max_value=1.0)})
+st.write("**Where it struggles:** the validation images with the highest loss, confident mistakes first "
+         "(✗ wrong, ✓ right but unsure).")
+for column, item in zip(st.columns(4) * 2, ev.top_losses(8)):
+    caption = (f"{'✓' if item['true'] == item['predicted'] else '✗'} true: {item['true']} · "
+               f"predicted: {item['predicted']} ({item['probability']:.0%})")
+    try:
+        column.image(to_pixels(item["path"], 160), caption=caption)
+    except ImageProblem as err:  # changed on disk since the evaluation
+        column.caption(f"{Path(item['path']).name}: {err} — {caption}")

@@ -2,93 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from pages.ui import K, page_intro
 from tlcore.plots import curves_figure
-from tlcore.runs import RUNNING, RunStore, RunSummary
-
-# Plain symbols that every font has (colour emoji are missing on some systems).
-STATUS_ICONS = {"completed": "✓", "running": "▶", "stopped": "■", "interrupted": "⚠", "failed": "✗"}
-
-
-def when(summary: RunSummary) -> str:
-    try:  # stored in UTC; shown in the viewer's local time
-        return datetime.fromisoformat(summary.created).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return summary.created or "?"
-
-
-def weights_text(weights: str) -> str:
-    return {"none": "none (from scratch)", "imagenet": "imagenet"}.get(weights, Path(weights).name)
-
-
-def runs_dataframe(summaries: list[RunSummary]) -> pd.DataFrame:
-    """One row per run: what it was, how far it got, how well it did."""
-    rows = []
-    for s in summaries:
-        c = s.config
-        freeze = "?" if c is None else f"{c.freeze_at}→{c.fine_tune.freeze_at}" if c.fine_tune else str(c.freeze_at)
-        rows.append({
-            "date": when(s), "status": f"{STATUS_ICONS.get(s.status, '')} {s.status}", "freeze": freeze,
-            "weights": weights_text(c.weights) if c else "?", "px": c.image_size if c else None,
-            "epochs": f"{s.epochs_done}/{c.total_epochs() if c else '?'}",
-            "val acc": s.val_accuracy, "best val acc": s.best_val_accuracy, "time (s)": s.seconds,
-            "MB": s.disk_bytes / 1e6, "tags": ", ".join(f"{k}={v}" for k, v in s.tags.items()),
-            "note": s.record.get("reason", ""), "run": s.run_id,  # last: a reference, not a headline
-        })
-    table = pd.DataFrame(rows)
-    return table.drop(columns=[c for c in ("tags", "note") if not table[c].any()])  # empty columns only take room
-
-
-def curve_label(s: RunSummary) -> str:
-    """Short legend text: the id's tail and what matters most for transfer (weights, freeze point)."""
-    if s.config is None:
-        return s.run_id[-6:]
-    start = "scratch" if s.config.weights == "none" else "pretrained"
-    fine = f"→{s.config.fine_tune.freeze_at}" if s.config.fine_tune else ""
-    return f"{s.run_id[-6:]}: {start}, freeze {s.config.freeze_at}{fine}"
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'head': {'dense': [8]}} -> {'head.dense': [8]}"""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def config_differences(summaries: list[RunSummary]) -> pd.DataFrame:
-    """Only the settings that differ between the runs: one row per setting, one column per run."""
-    configs = {s.run_id: flatten({**s.record.get("config", {}), "dataset": s.record.get("dataset", {}).get("root")})
-               for s in summaries}
-    fields = sorted({f for c in configs.values() for f in c})
-    differ = [f for f in fields if len({repr(c.get(f)) for c in configs.values()}) > 1]
-    # Strings throughout: one column may hold numbers, lists and None.
-    return pd.DataFrame({rid: [str(c.get(f, "—")) for f in differ] for rid, c in configs.items()},
-                        index=pd.Index(differ, name="setting"))
+from tlcore.runs import RunStore, config_differences, curve_label, describe_run, runs_dataframe
 
 
 def delete_selected() -> None:
     # A callback runs before the page, so it may reset the widgets that list the deleted runs.
-    store, deleted, kept = RunStore(), [], []
-    for run_id in st.session_state.get("delete_select", []):
-        try:
-            if store.load(run_id)["status"] == RUNNING:
-                kept.append(run_id)
-                continue
-            store.delete(run_id)
-            deleted.append(run_id)
-        except FileNotFoundError:
-            deleted.append(run_id)  # already gone: nothing to do
+    deleted, kept = RunStore().delete_finished(st.session_state.get("delete_select", []))
     st.session_state["delete_select"] = kept
     st.session_state["delete_confirm"] = False
     if st.session_state.get(K.last_run_dir) and Path(st.session_state[K.last_run_dir]).name in deleted:
@@ -127,7 +52,11 @@ st.dataframe(runs_dataframe(summaries), hide_index=True, column_config={
 by_id = {s.run_id: s for s in summaries}
 for key in ("runs_compare", "delete_select"):  # runs deleted since (here, in another tab, by the CLI) drop out
     st.session_state[key] = [r for r in st.session_state.get(key, []) if r in by_id]
-label = lambda rid: f"{curve_label(by_id[rid])} · {when(by_id[rid])} · {by_id[rid].status}"  # noqa: E731
+
+
+def label(run_id: str) -> str:
+    return describe_run(by_id[run_id])
+
 
 st.subheader("Compare runs")
 chosen = st.multiselect("Runs to compare", list(by_id), format_func=label, key="runs_compare",
@@ -140,7 +69,7 @@ if chosen:
             st.pyplot(curves_figure(histories, metric), clear_figure=True)
     st.caption("Dotted line: where a run's fine-tuning phase began. Hollow marker: an epoch cut short by Stop.")
 if len(chosen) >= 2:
-    differences = config_differences([by_id[r] for r in chosen])
+    differences = config_differences([by_id[r].record for r in chosen])
     if differences.empty:
         st.info("These runs used the same settings (and the same dataset folder).")
     else:

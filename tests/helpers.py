@@ -38,5 +38,7 @@ def make_dataset_folder(
         for folder, count in targets:
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
-                make_image(colour, size, seed=zlib.crc32(f"{folder}|{i}".encode())).save(folder / f"{name}_{i:03d}.png")
+                # Seeded from the path inside root, so the pixels never depend on where root is.
+                seed = zlib.crc32(f"{folder.relative_to(root)}|{i}".encode())
+                make_image(colour, size, seed=seed).save(folder / f"{name}_{i:03d}.png")
     return root

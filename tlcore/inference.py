@@ -2,25 +2,55 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence, Union
+from typing import TYPE_CHECKING, Any, BinaryIO, Sequence, Union
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 from PIL import Image
 
 from tlcore.backbones import get_backbone
-from tlcore.imageio import DEFAULT_MAX_PIXELS, convert_to_rgb, open_rgb, resize_rgb
-from tlcore.pipeline import ImageSet, make_dataset
+from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
+from tlcore.pipeline import ImageSet, load_split, make_dataset
+from tlcore.runs import atomic_write
+from tlcore.uploads import UPLOAD_DIR_ENV
+
+if TYPE_CHECKING:
+    from tlcore.data import DatasetInfo
 
 ImageInput = Union[str, os.PathLike, BinaryIO, bytes, Image.Image, np.ndarray]
 
 
 def image_size_of(model: keras.Model) -> int:
     return int(model.input_shape[1])
+
+
+def num_classes_of(model: keras.Model) -> int:
+    """The classes a model tells apart: its outputs, or 2 for a single sigmoid output."""
+    return max(2, int(model.output_shape[-1]))
+
+
+def save_uploaded_model(data: bytes, folder: str | os.PathLike | None = None) -> Path:
+    """Save an uploaded .keras file under a name made from its content, once.
+
+    The same upload always gets the same path, so a cache keyed on the path
+    reuses the model already loaded.
+
+    Args:
+        folder: where to save; default $TLLAB_UPLOAD_DIR, else the system temp folder.
+    """
+    folder = Path(folder or os.environ.get(UPLOAD_DIR_ENV) or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"tllab-upload-{hashlib.sha256(data).hexdigest()[:16]}.keras"
+    if not path.exists():
+        atomic_write(path, data)
+    return path
 
 
 def to_pixels(image: ImageInput, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -93,6 +123,14 @@ def gradcam_model(model: keras.Model, layer_name: str | None = None) -> keras.Mo
     return keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
 
 
+def explainer_for(model: keras.Model) -> keras.Model | None:
+    """`gradcam_model(model)`, or None for a model without VGG16's last conv layer (not built by this app)."""
+    try:
+        return gradcam_model(model)
+    except ValueError:
+        return None
+
+
 def gradcam(
     model: keras.Model,
     pixels: np.ndarray,
@@ -144,6 +182,67 @@ def upsample_heatmap(heatmap: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
 
+@dataclass
+class Explanation(Prediction):
+    """A prediction for one named image, with what to show next to it."""
+
+    name: str
+    display: np.ndarray  # uint8 (display_size, display_size, 3): the image as people see it
+    heatmap: np.ndarray | None  # Grad-CAM for top_class in [0, 1] at the conv layer's resolution
+    overlay: np.ndarray | None  # the heatmap blended over `display`
+
+    def summary(self) -> dict[str, Any]:
+        """Name, probabilities and top class: small, plain values to keep or compare."""
+        return {"name": self.name, "probabilities": dict(self.probabilities), "top_class": self.top_class}
+
+
+def explain(
+    model: keras.Model,
+    grad_model: keras.Model | None,
+    sources: Sequence[tuple[str, ImageInput]],
+    class_names: Sequence[str],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    display_size: int = 224,
+) -> tuple[list[Explanation], list[tuple[str, str]]]:
+    """Predict and explain named images; a file that is not a usable image is reported, not raised.
+
+    Args:
+        grad_model: from `explainer_for(model)`; None skips Grad-CAM (heatmap and overlay are None).
+        sources: (name, image) pairs; an image is anything `to_pixels` reads.
+        display_size: the size of the copy shown to people (at least the model's input size).
+
+    Returns:
+        (explanations, problems): one Explanation per usable image in input
+        order, and (name, reason) for every image that could not be used.
+    """
+    from tlcore.plots import gradcam_overlay  # matplotlib only when explaining
+
+    size, decoded, problems = image_size_of(model), [], []
+    for name, source in sources:
+        if hasattr(source, "read"):
+            source = source.read()  # read twice below: a stream would be empty the second time
+        try:  # the model sees `size` px; people see a larger copy
+            pixels = to_pixels(source, size, max_pixels)
+            decoded.append((name, pixels, to_pixels(source, max(size, display_size), max_pixels)))
+        except ImageProblem as err:
+            problems.append((name, str(err)))
+    if not decoded:
+        return [], problems
+    probs = probabilities(model, np.stack([pixels for _, pixels, _ in decoded]))
+    if probs.shape[1] != len(class_names):
+        raise ValueError(f"The model predicts {probs.shape[1]} classes but {len(class_names)} class names were given")
+    explanations = []
+    for (name, pixels, display), row in zip(decoded, probs):
+        best = int(np.argmax(row))
+        heatmap = gradcam(model, pixels, best, grad_model=grad_model)[0] if grad_model is not None else None
+        explanations.append(Explanation(
+            probabilities={c: float(p) for c, p in zip(class_names, row)}, top_class=class_names[best],
+            top_probability=float(row[best]), name=name, display=display, heatmap=heatmap,
+            overlay=gradcam_overlay(display, heatmap) if heatmap is not None else None,
+        ))
+    return explanations, problems
+
+
 # --- evaluation ------------------------------------------------------------------
 
 
@@ -166,6 +265,15 @@ class Evaluation:
             name: float(self.confusion[i, i] / totals[i]) if totals[i] else float("nan")
             for i, name in enumerate(self.class_names)
         }
+
+    def per_class_table(self) -> pd.DataFrame:
+        """One row per class: its images, how many were predicted right, and the share (NaN with no images)."""
+        return pd.DataFrame({
+            "class": self.class_names,
+            "images": self.confusion.sum(axis=1),
+            "correct": np.diag(self.confusion),
+            "accuracy": list(self.per_class_accuracy().values()),
+        })
 
     def top_losses(self, k: int = 8) -> list[dict]:
         """The k images the model got most wrong (highest loss first)."""
@@ -195,3 +303,29 @@ def evaluate(model: keras.Model, images: ImageSet, class_names: Sequence[str], b
     picked = all_probs[np.arange(len(labels)), labels] if len(labels) else np.zeros(0)
     losses = -np.log(np.clip(picked, 1e-7, 1.0))
     return Evaluation(list(class_names), confusion, all_probs, labels, losses, list(images.paths))
+
+
+def evaluate_split(model: keras.Model, info: DatasetInfo, class_names: Sequence[str], split: str = "validation",
+                   batch_size: int = 32) -> Evaluation:
+    """`evaluate` on a dataset's split, its images decoded at the model's input size."""
+    return evaluate(model, load_split(info, split, image_size_of(model)), class_names, batch_size)
+
+
+def split_files(info: DatasetInfo, split: str = "validation") -> set[str]:
+    """A split's files, relative to the dataset root (as a run records its held-out files)."""
+    return {os.path.relpath(p, info.root) for p in info.items(split)[0]}
+
+
+def same_held_out_split(record: dict[str, Any], info: DatasetInfo) -> bool:
+    """False when the run recorded its validation files and `info`'s differ.
+
+    Then some of these images may have been trained on, and accuracy on them flatters the model.
+    """
+    held_out = record.get("validation_files")
+    return not held_out or split_files(info) == set(held_out)
+
+
+def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
+    """Names an evaluation: the model file (and its mtime), the dataset root and its validation files."""
+    split_id = hashlib.sha256("\n".join(sorted(split_files(info))).encode()).hexdigest()[:16]
+    return f"{model_path}|{Path(model_path).stat().st_mtime}|{info.root}|{split_id}"

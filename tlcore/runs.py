@@ -4,6 +4,8 @@ Every write is atomic (temporary file, fsync, rename), so a run killed at any
 moment leaves a readable record. A running run's record holds its pid, host
 and a heartbeat: a run whose process is gone reads as "interrupted", not
 "running" forever. No TensorFlow here except when a model is saved or loaded.
+The end of the file describes runs for people: one-line labels, the runs
+table and the settings that differ between runs (pandas, imported there).
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from tlcore.config import TrainConfig
 
 if TYPE_CHECKING:
     import keras
+    import pandas as pd
 
     from tlcore.data import DatasetInfo
 
@@ -267,6 +270,24 @@ class RunStore:
     def delete(self, run_id: str) -> None:
         shutil.rmtree(self.run_dir(run_id))
 
+    def delete_finished(self, run_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Delete the runs that are not running; a running run is never deleted under its trainer.
+
+        Returns:
+            (deleted, kept): kept are the running ones. A run already gone counts as deleted.
+        """
+        deleted, kept = [], []
+        for run_id in run_ids:
+            try:
+                if self.load(run_id)["status"] == RUNNING:
+                    kept.append(run_id)
+                    continue
+                self.delete(run_id)
+            except FileNotFoundError:
+                pass  # already gone: nothing to do
+            deleted.append(run_id)
+        return deleted, kept
+
 
 def load_record(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
@@ -281,18 +302,22 @@ def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
+def _config_of(record: Mapping[str, Any]) -> TrainConfig | None:
+    """The record's TrainConfig, or None when it is missing or unreadable."""
+    try:
+        return TrainConfig.from_dict(record["config"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _summary(run_dir: Path, record: dict[str, Any]) -> RunSummary:
     history = record.get("history", [])
-    try:
-        config = TrainConfig.from_dict(record["config"])
-    except (KeyError, TypeError, ValueError):
-        config = None
     return RunSummary(
         run_id=run_dir.name,
         run_dir=run_dir,
         status=record["status"],
         created=record.get("created", ""),
-        config=config,
+        config=_config_of(record),
         val_accuracy=history[-1]["val_accuracy"] if history else None,
         best_val_accuracy=max(r["val_accuracy"] for r in history) if history else None,
         epochs_done=len(history),
@@ -311,3 +336,146 @@ def load_run_model(run_dir: str | os.PathLike) -> "keras.Model":
     if not path.is_file():
         raise FileNotFoundError(f"Run {Path(run_dir).name} has no saved model ({path} is missing)")
     return load_model(str(path))
+
+
+def runs_with_models(store: RunStore, extra: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """Records of the runs that saved a model, keyed by resolved run folder, newest first.
+
+    Args:
+        extra: a run folder to include even if it lies outside `store` (the run
+            just trained into another runs folder); it comes first.
+    """
+    records = {str(s.run_dir.resolve()): s.record for s in store.list() if (s.run_dir / MODEL_FILE).is_file()}
+    if extra is not None:
+        extra_dir = Path(extra).resolve()
+        if str(extra_dir) not in records and (extra_dir / MODEL_FILE).is_file():
+            try:
+                records = {str(extra_dir): load_record(extra_dir), **records}
+            except (OSError, ValueError):  # an unreadable record: left out, as RunStore.list does
+                pass
+    return records
+
+
+def read_run_json(data: bytes | str) -> dict[str, Any]:
+    """An uploaded run.json, checked enough to take its class names.
+
+    Raises:
+        ValueError: not JSON, or not an object whose class_names (if any) is a list.
+    """
+    record = json.loads(data)
+    if not isinstance(record, dict) or not isinstance(record.get("class_names"), (list, type(None))):
+        raise ValueError("Expected a run.json object with a class_names list")
+    return record
+
+
+# --- describing runs: labels and tables for the dashboard -------------------------------
+
+# Plain symbols that every font has (colour emoji are missing on some systems).
+STATUS_ICONS = {COMPLETED: "✓", RUNNING: "▶", STOPPED: "■", INTERRUPTED: "⚠", FAILED: "✗"}
+
+
+def local_time(created: str | None) -> str:
+    """A stored UTC timestamp as "YYYY-MM-DD HH:MM" in the app machine's local time.
+
+    A missing timestamp reads "?"; one that does not parse is returned as it is.
+    """
+    try:
+        return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError):
+        return created or "?"
+
+
+def weights_text(weights: str) -> str:
+    """How a weights setting reads in the table: "none (from scratch)", "imagenet" or a file's name."""
+    return {"none": "none (from scratch)", "imagenet": "imagenet"}.get(weights, Path(weights).name)
+
+
+def freeze_text(config: TrainConfig | None) -> str:
+    """The freeze point, "18", or "18→14" for a run fine-tuned with 14 layers frozen."""
+    if config is None:
+        return "?"
+    return f"{config.freeze_at}→{config.fine_tune.freeze_at}" if config.fine_tune else str(config.freeze_at)
+
+
+def setup_text(config: TrainConfig) -> str:
+    """What matters most for transfer: pretrained or not, and the freeze point."""
+    return f"{'scratch' if config.weights == 'none' else 'pretrained'}, freeze {freeze_text(config)}"
+
+
+def _run_id(record: Mapping[str, Any]) -> str:
+    return Path(record["run_dir"]).name if record.get("run_dir") else str(record.get("run_id", "?"))
+
+
+def describe_run(run: RunSummary | Mapping[str, Any]) -> str:
+    """One line for a run picker, from a RunSummary or a record from `load_record`.
+
+    Example: "2024-05-01 14:03 · 3f9a2c · pretrained, freeze 18→14 · val acc 87% · completed"
+    """
+    if isinstance(run, RunSummary):
+        run_id, created, config, status, acc = run.run_id, run.created, run.config, run.status, run.val_accuracy
+    else:
+        history = run.get("history") or []
+        run_id, created, config, status = _run_id(run), run.get("created"), _config_of(run), run.get("status", "?")
+        acc = history[-1]["val_accuracy"] if history else None
+    accuracy = "—" if acc is None else f"{acc:.0%}"
+    setup = [setup_text(config)] if config else []
+    return " · ".join([local_time(created), run_id[-6:], *setup, f"val acc {accuracy}", status])
+
+
+def curve_label(summary: RunSummary) -> str:
+    """Short legend text: the id's tail, then weights and freeze point."""
+    tail = summary.run_id[-6:]
+    return f"{tail}: {setup_text(summary.config)}" if summary.config else tail
+
+
+def runs_dataframe(summaries: Sequence[RunSummary]) -> "pd.DataFrame":
+    """The runs table: one row per run (what it was, how far it got, how well it did).
+
+    The tags and note columns are left out when no run has any.
+    """
+    import pandas as pd
+
+    rows = []
+    for s in summaries:
+        c = s.config
+        rows.append({
+            "date": local_time(s.created), "status": f"{STATUS_ICONS.get(s.status, '')} {s.status}",
+            "freeze": freeze_text(c), "weights": weights_text(c.weights) if c else "?",
+            "px": c.image_size if c else None, "epochs": f"{s.epochs_done}/{c.total_epochs() if c else '?'}",
+            "val acc": s.val_accuracy, "best val acc": s.best_val_accuracy, "time (s)": s.seconds,
+            "MB": s.disk_bytes / 1e6, "tags": ", ".join(f"{k}={v}" for k, v in s.tags.items()),
+            "note": s.record.get("reason", ""), "run": s.run_id,  # last: a reference, not a headline
+        })
+    table = pd.DataFrame(rows, columns=[
+        "date", "status", "freeze", "weights", "px", "epochs", "val acc", "best val acc", "time (s)", "MB",
+        "tags", "note", "run"])
+    return table.drop(columns=[c for c in ("tags", "note") if not table[c].any()])  # empty columns only take room
+
+
+def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: {"head": {"dense": [8]}} -> {"head.dense": [8]}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(records: Sequence[Mapping[str, Any]]) -> "pd.DataFrame":
+    """Only the settings (and dataset folder) that differ between runs.
+
+    Returns:
+        One row per dotted setting name (sorted), one column per run id, every
+        cell a string ("—" where a run lacks the setting). Empty when all agree.
+    """
+    import pandas as pd
+
+    configs = {_run_id(r): flatten_config({**(r.get("config") or {}), "dataset": (r.get("dataset") or {}).get("root")})
+               for r in records}
+    fields = sorted({f for c in configs.values() for f in c})
+    differ = [f for f in fields if len({repr(c.get(f)) for c in configs.values()}) > 1]
+    # Strings throughout: one column may hold numbers, lists and None.
+    return pd.DataFrame({rid: [str(c.get(f, "—")) for f in differ] for rid, c in configs.items()},
+                        index=pd.Index(differ, name="setting"))
