@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from pages.ui import K, current_config, page_intro, require_dataset, weights_value
@@ -12,6 +11,7 @@ from tlcore.backbones import weights_status
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate, measure_gflops
 from tlcore.jobs import REGISTRY, JobBusy, Snapshot, start_training
+from tlcore.plots import live_curves_chart
 
 page_intro(
     "Train",
@@ -79,10 +79,6 @@ right.button("Stop", key="stop_training", disabled=job is None or not job.runnin
 if notice := st.session_state.pop("train_notice", None):
     st.warning(notice)
 
-def history_frame(snap: Snapshot) -> pd.DataFrame:
-    return pd.DataFrame(snap.history).set_index("epoch") if snap.history else pd.DataFrame()
-
-
 def draw(snap: Snapshot) -> None:
     status = {"running": ":green[running]", "completed": ":blue[completed]", "stopped": ":orange[stopped]",
               "failed": ":red[failed]"}
@@ -99,16 +95,14 @@ def draw(snap: Snapshot) -> None:
     cols[0].metric("Elapsed", f"{snap.elapsed:.0f} s")
     cols[1].metric("Time left", f"{left_s:.0f} s" if left_s is not None else "—")
     cols[2].metric("Epochs done", f"{len(snap.history)}/{snap.epochs_total}")
-    frame = history_frame(snap)
-    if not frame.empty:
+    if snap.history:
         loss_col, acc_col = st.columns(2)
-        loss_col.markdown("**Loss**")
-        loss_col.line_chart(frame[["loss", "val_loss"]])
-        acc_col.markdown("**Accuracy**")
-        acc_col.line_chart(frame[["accuracy", "val_accuracy"]])
-        if frame["phase"].nunique() > 1:
-            boundary = int(frame.index[frame["phase"] == 2][0])
-            st.caption(f"Fine-tuning (phase 2, lower learning rate) starts at epoch {boundary}.")
+        loss_col.altair_chart(live_curves_chart(snap.history, "loss", "Loss"), width="stretch")
+        acc_col.altair_chart(live_curves_chart(snap.history, "accuracy", "Accuracy"), width="stretch")
+        if any(r["phase"] > 1 for r in snap.history):
+            boundary = next(r["epoch"] for r in snap.history if r["phase"] > 1)
+            st.caption(f"Dashed line: fine-tuning (phase 2, lower learning rate, deeper unfreezing) "
+                       f"starts at epoch {boundary}.")
     if snap.error:
         st.error(f"The run failed: {snap.error}")
     elif snap.reason and snap.status != "running":

@@ -134,12 +134,13 @@ def train_status(page) -> str:
     return heading.inner_text() if heading.count() else ""
 
 
-def epochs_done(page) -> int:
+def epochs(page) -> tuple[int, int]:
+    """(done, total) from the Train page's "Epochs done" metric; (0, 0) before it shows."""
     metric = page.locator('[data-testid="stMetric"]', has_text="Epochs done").first
     if not metric.count():
-        return 0
-    match = re.search(r"(\d+)/\d+", metric.inner_text())
-    return int(match.group(1)) if match else 0
+        return 0, 0
+    match = re.search(r"(\d+)/(\d+)", metric.inner_text())
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
 def test_live_training_survives_clicks_and_page_switches(server, page):
@@ -151,16 +152,16 @@ def test_live_training_survives_clicks_and_page_switches(server, page):
     nav(page, "Model & freeze")
     page.locator(".st-key-freeze_0 button").click()  # everything trains: end to end, seconds per epoch
     settle(page)
-    epochs = page.locator(".st-key-epochs input")
-    epochs.fill("4")
-    epochs.press("Enter")
+    epochs_input = page.locator(".st-key-epochs input")
+    epochs_input.fill("4")
+    epochs_input.press("Enter")
     settle(page)
 
     nav(page, "Train")
     page.locator(".st-key-start_training button").click()
     wait_until(lambda: "running" in train_status(page), 60, "the run to start")
     # The curves grow while the run is still running.
-    wait_until(lambda: epochs_done(page) >= 2, 240, "two epochs plotted")
+    wait_until(lambda: epochs(page)[0] >= 2, 240, "two epochs plotted")
     assert "running" in train_status(page), "the run finished before two epochs could be seen"
     assert page.locator('[data-testid="stVegaLiteChart"]').count() >= 2
     assert_no_exception(page)
@@ -176,7 +177,8 @@ def test_live_training_survives_clicks_and_page_switches(server, page):
     nav(page, "Train")
     assert "running" in train_status(page) or "completed" in train_status(page)
     wait_until(lambda: "completed" in train_status(page), 300, "the run to complete")
-    assert epochs_done(page) == 4
+    done, total = epochs(page)
+    assert done == total >= 3
     wait_until(lambda: page.get_by_text("Download model (.keras)").count() == 1, 60, "the model download")
     assert_no_exception(page)
     page.screenshot(path=str(SCREENSHOTS / "train-completed.png"))

@@ -88,3 +88,21 @@ def test_probabilities_figure_has_one_bar_per_class():
     assert [bar.get_width() for bar in ax.patches] == pytest.approx([0.2, 0.8])
     assert [t.get_text() for t in ax.texts] == ["20.0%", "80.0%"]
     _renders(fig)
+
+
+def test_live_curves_chart_marks_the_fine_tuning_boundary():
+    from tlcore.plots import live_curves_chart
+
+    history = [
+        {"epoch": e, "phase": 1 if e <= 2 else 2, "loss": 1.0 / e, "val_loss": 1.2 / e,
+         "accuracy": 0.5 + e / 10, "val_accuracy": 0.45 + e / 10}
+        for e in (1, 2, 3)
+    ]
+    spec = live_curves_chart(history, "loss", "Loss").to_dict()
+    line, rule = spec["layer"]
+    assert line["mark"]["type"] == "line" and line["mark"]["point"] is True
+    assert rule["mark"]["type"] == "rule"
+    values = next(iter(spec["datasets"].values()))
+    assert len(values) == 6  # train + validation for 3 epochs
+    single = live_curves_chart(history[:1], "accuracy", "Accuracy").to_dict()
+    assert "layer" not in single and single["mark"]["point"] is True  # no boundary in one phase

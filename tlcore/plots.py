@@ -141,3 +141,31 @@ def probabilities_figure(probabilities: Mapping[str, float], highlight: str | No
     for i, value in enumerate(values):
         ax.text(min(value + 0.02, 0.85), i, f"{value:.1%}", va="center", fontsize=9)
     return fig
+
+
+def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: str):
+    """An Altair chart of a metric and its validation twin per epoch, for live training.
+
+    Points mark every epoch (a run's first epoch is visible before there is a
+    line), the epoch axis has whole numbers only, and a dashed rule marks
+    where a fine-tuning phase begins.
+    """
+    import altair as alt
+    import pandas as pd
+
+    rows = [
+        {"epoch": int(r["epoch"]), "series": name, "value": float(r[key])}
+        for r in history
+        for name, key in (("train", metric), ("validation", f"val_{metric}"))
+    ]
+    base = alt.Chart(pd.DataFrame(rows)).encode(
+        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d"), title="epoch"),
+        y=alt.Y("value:Q", title=title, scale=alt.Scale(zero=False)),
+        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+    )
+    chart = base.mark_line(point=True)
+    starts = [int(r["epoch"]) for r in history if r.get("phase", 1) > 1][:1]
+    if starts:
+        rule = alt.Chart(pd.DataFrame({"epoch": [starts[0] - 0.5], "label": ["fine-tuning starts"]}))
+        chart = chart + rule.mark_rule(strokeDash=[4, 4], color="gray").encode(x="epoch:Q", tooltip="label:N")
+    return chart.properties(title=title, height=260)
