@@ -1,4 +1,4 @@
-"""Command line: python -m tlcore {scan,layers,train,predict} ...
+"""Command line: python -m tlcore {scan,layers,train,sweep,predict} ...
 
 Exit codes: 0 ok, 1 bad data (missing folder, unusable dataset or weights),
 2 bad arguments. With --json, stdout holds JSON only; logs and progress go
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import os
 import signal
 import sys
@@ -21,6 +23,7 @@ from tlcore.backbones import WeightsError, default_weights
 from tlcore.config import VGG16_LAYERS, AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, scan
 from tlcore.imageio import ImageProblem
+from tlcore.presets import PRESETS, apply_preset
 
 EXIT_DATA, EXIT_USAGE = 1, 2
 
@@ -61,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model and save it as a run")
     p.add_argument("--data", help="dataset folder")
     p.add_argument("--config", help="a run folder or its run.json: reuse that run's configuration")
+    p.add_argument("--preset", help=f"start from a preset: {', '.join(sorted(PRESETS))} (explicit flags override it)")
     p.add_argument("--freeze-at", type=int, help=f"backbone layers frozen, 0..{VGG16_LAYERS} (default {VGG16_LAYERS})")
     p.add_argument("--epochs", type=int, help="default 5")
     p.add_argument("--image-size", type=int, help="default 128")
@@ -80,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
+    p = sub.add_parser("sweep", help="train the same head at several freeze points, plus from scratch")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--points", type=_int_list, default=(18, 14, 10, 6, 3, 0),
+                   help="freeze points, run in this order (default 18,14,10,6,3,0: VGG16's block boundaries)")
+    p.add_argument("--no-scratch", action="store_true",
+                   help="leave out the baseline trained from random weights with every layer learning")
+    p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
+    p.add_argument("--learning-rate", type=float, help="the same for every point")
+    p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
+    p.add_argument("--json", action="store_true", help="one JSON object per point per line, then a summary line")
+
     p = sub.add_parser("predict", help="class probabilities for images")
     p.add_argument("--run", required=True, help="a run folder with model.keras")
     p.add_argument("images", nargs="+")
@@ -91,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"scan": cmd_scan, "layers": cmd_layers, "train": cmd_train, "predict": cmd_predict}
+    handlers = {"scan": cmd_scan, "layers": cmd_layers, "train": cmd_train, "sweep": cmd_sweep,
+                "predict": cmd_predict}
     try:
         return handlers[args.command](args)
     except UsageError as err:
@@ -147,8 +165,13 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults, then a saved run's config (--config), then explicit flags."""
-    if args.config:
+    """Defaults, then a preset (--preset) or a saved run's config (--config), then explicit flags."""
+    preset = getattr(args, "preset", None)
+    if preset and args.config:
+        raise UsageError("--preset and --config both give a starting configuration: use one of them")
+    if preset:
+        base = apply_preset(preset, weights=default_weights())  # ValueError (unknown name) -> exit 2
+    elif args.config:
         path = Path(args.config)
         path = path / "run.json" if path.is_dir() else path
         if not path.is_file():
@@ -220,6 +243,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     if not args.data:
         raise UsageError("train needs --data DIR")
+    if getattr(args, "preset", None):
+        print(f"preset {args.preset}: {PRESETS[args.preset].title}", file=sys.stderr)
+        for note in PRESETS[args.preset].notes:
+            print(f"  - {note}", file=sys.stderr)
     info = scan(args.data, validation_split=config.validation_split, seed=config.seed)
     for warning in info.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -259,6 +286,105 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.save_error:
         _err(result.save_error)
     return 0 if result.status != "failed" else EXIT_DATA
+
+
+# --- sweep --------------------------------------------------------------------------
+
+SWEEP_COLUMNS = [  # (heading, SweepPoint field, format)
+    ("point", "label", "{}"), ("trainable", "trainable_params", "{:,}"), ("s/epoch", "epoch_seconds", "{:.2f}"),
+    ("extract s", "extract_seconds", "{:.1f}"), ("best acc", "best_val_accuracy", "{:.3f}"),
+    ("final acc", "final_val_accuracy", "{:.3f}"), ("best loss", "best_val_loss", "{:.4f}"),
+    ("final loss", "final_val_loss", "{:.4f}"), ("path", "path", "{}"), ("status", "status", "{}"),
+]
+
+
+def sweep_table(points: Sequence[Any]) -> str:
+    """The sweep's points as a plain-text table, one row per point."""
+    rows = [[heading for heading, _, _ in SWEEP_COLUMNS]]
+    for point in points:
+        values = point.to_dict()
+        rows.append(["—" if values[key] is None else fmt.format(values[key]) for _, key, fmt in SWEEP_COLUMNS])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SWEEP_COLUMNS))]
+    return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
+def _finite(values: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinity (a diverged point's loss) as null: they are not JSON."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+
+
+class _SweepProgress:
+    """A header line per point, then that point's progress bar, on stderr."""
+
+    def __init__(self, epochs: int):
+        self.bar = _TerminalProgress(epochs)
+
+    def __call__(self, event: object) -> None:
+        from tlcore.sweep import SweepPointStart
+
+        if isinstance(event, SweepPointStart):
+            weights = "random weights, every layer learns" if event.label == "scratch" else f"freeze_at={event.freeze_at}"
+            sys.stderr.write(f"\n[{event.index}/{event.total}] {event.label} ({weights})")
+            sys.stderr.flush()
+        else:
+            self.bar(event)
+
+    @staticmethod
+    def point_done(point: Any) -> None:
+        acc = "—" if point.best_val_accuracy is None else f"{point.best_val_accuracy:.3f}"
+        per_epoch = "—" if point.epoch_seconds is None else f"{point.epoch_seconds:.2f}"
+        sys.stderr.write(
+            f"{point.label}: {point.status}, {point.path or 'no training'}, trainable {point.trainable_params:,}, "
+            f"{per_epoch} s/epoch, extract {point.extract_seconds:.1f} s, best val acc {acc}\n"
+        )
+        sys.stderr.flush()
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    # Every point builds a new model, so TensorFlow retraces by design: its warning is noise here.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    from tlcore.backbones import normalize_weights
+    from tlcore.runs import RunStore
+    from tlcore.sweep import plan, run_sweep, sweep_config
+
+    try:
+        changes = {"learning_rate": args.learning_rate} if args.learning_rate is not None else {}
+        base = sweep_config(normalize_weights(args.weights), args.image_size, args.epochs, **changes)
+        planned = plan(base, args.points, not args.no_scratch)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    info = scan(args.data, validation_split=base.validation_split, seed=base.seed)
+    for warning in info.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    progress = _SweepProgress(base.epochs)
+
+    def on_point(point: Any) -> None:
+        progress.point_done(point)
+        if args.json:
+            print(json.dumps(_finite(point.to_dict())), flush=True)
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch
+    try:
+        result = run_sweep(
+            base, info, args.points, not args.no_scratch,
+            RunStore(args.runs_dir) if args.runs_dir else RunStore(),
+            progress=progress, stop=stop, on_point=on_point,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if args.json:
+        print(json.dumps(result.summary()))
+    else:
+        print()
+        print(sweep_table(result.points))
+        skipped = f", skipped {', '.join(result.skipped)}" if result.skipped else ""
+        print(f"\nsweep {result.sweep_id}: {result.status}, {len(result.points)}/{len(planned)} point(s) "
+              f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s){skipped}")
+    return 0
 
 
 # --- predict ------------------------------------------------------------------------

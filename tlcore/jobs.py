@@ -195,3 +195,66 @@ def start_training(
         return result
 
     return registry.start(owner, "training", work, epochs_total=config.total_epochs())
+
+
+def start_sweep(
+    owner: str,
+    base_config: Any,
+    info: Any,
+    points: Any = (18, 14, 10, 6, 3, 0),
+    scratch: bool = True,
+    store: Any = None,
+    registry: JobRegistry = REGISTRY,
+) -> Job:
+    """Start tlcore.sweep.run_sweep in the background; returns the job at once.
+
+    A sweep is its owner's one job: starting it while a training job (or
+    another sweep) runs raises JobBusy. Bad points raise ValueError at once. The snapshot follows the point being
+    trained (its history, epochs, batches); `extra` holds the sweep:
+    {"sweep_id", "total_points", "current": {index, label, freeze_at} or None,
+    "points": [finished points as dicts], "skipped": [labels]}.
+    """
+
+    from tlcore.sweep import plan  # no TensorFlow: bad points fail here, before a thread starts
+
+    total = len(plan(base_config, points, scratch))
+
+    def work(job: Job) -> Any:
+        from tlcore.sweep import SweepPointStart, new_sweep_id, run_sweep
+
+        sweep_id = new_sweep_id()
+        finished: list[dict[str, Any]] = []
+        job.update(extra={"sweep_id": sweep_id, "total_points": total, "current": None, "points": [], "skipped": []})
+
+        def extra(**changes: Any) -> dict[str, Any]:
+            return {**job.snapshot().extra, **changes}
+
+        def progress(event: object) -> None:
+            if isinstance(event, SweepPointStart):
+                job.update(
+                    stage="starting", message=f"point {event.index}/{event.total}: {event.label}",
+                    phase=0, path="", path_reason="", epoch=0, batch=0, batches=0, batch_loss=None,
+                    step_done=0, step_total=0, history=[],
+                    extra=extra(current={"index": event.index, "label": event.label, "freeze_at": event.freeze_at}),
+                )
+            else:
+                job.on_progress(event)
+
+        def on_point(point: Any) -> None:
+            finished.append(point.to_dict())
+            job.update(extra=extra(points=list(finished)))
+
+        result = run_sweep(
+            base_config, info, points, scratch, store, progress=progress, stop=job.stop_flag,
+            sweep_id=sweep_id, on_point=on_point,
+            on_run_created=lambda created: job.update(run_dir=str(created.run_dir)),
+        )
+        job.update(
+            status=result.status, stage="done", finished=time.time(),
+            reason="" if result.status == COMPLETED else f"stopped; skipped {', '.join(result.skipped) or 'nothing'}",
+            extra=extra(current=None, points=list(finished), skipped=list(result.skipped),
+                        seconds=result.seconds, decode_seconds=result.decode_seconds),
+        )
+        return result
+
+    return registry.start(owner, "sweep", work, epochs_total=base_config.epochs)
