@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 import tlcore.model
-from pages.ui import K, current_config, page_intro, parse_dense, require_dataset
-from tlcore.advisor import advise
+from pages.ui import K, current_config, page_intro, parse_dense, require_dataset, weights_value
+from tlcore.advisor import advise, learning_rate_warning
 from tlcore.config import OPTIMIZERS, POOLINGS, VGG16_LAYERS, HeadConfig
 from tlcore.data import TRAIN
 from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
@@ -117,6 +117,8 @@ with head_col:
 with train_col:
     st.selectbox("Optimizer", OPTIMIZERS, key=K.optimizer)
     st.select_slider("Learning rate", LEARNING_RATES, key=K.learning_rate, format_func=lambda v: f"{v:g}")
+    if warning := learning_rate_warning(s[K.freeze_at], s[K.learning_rate], weights_value() != "none"):
+        st.warning(warning)
     st.number_input("Epochs", 1, 500, step=1, key=K.epochs)
     st.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
 with tune_col:

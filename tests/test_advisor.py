@@ -68,3 +68,13 @@ def test_imbalance_leaves_out_empty_classes_and_single_classes():
     assert imbalance_warnings({"train": {"a": 10, "b": 0}}) == []
     assert imbalance_warnings({"train": {"a": 10}}) == []
     assert imbalance_warnings({}) == []
+
+
+def test_learning_rate_warning_only_when_pretrained_layers_train_fast():
+    from tlcore.advisor import learning_rate_warning
+
+    assert learning_rate_warning(18, 1e-3, pretrained=True) is None  # only the head trains
+    assert learning_rate_warning(14, 1e-4, pretrained=True) is None  # a fine-tuning rate
+    assert learning_rate_warning(0, 1e-3, pretrained=False) is None  # nothing pretrained to wreck
+    warning = learning_rate_warning(14, 1e-3, pretrained=True)
+    assert warning is not None and "0.001" in warning and "0.0001 or lower" in warning

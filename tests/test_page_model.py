@@ -182,3 +182,10 @@ def test_freeze_summary_names_the_cut(vgg_model):
                                          "Learning: block4_conv1 … block5_pool (8 layers) and the head.")
     assert freeze_summary(table, 0).startswith("Nothing is frozen")
     assert "only the head learns" in freeze_summary(table, 18)
+
+
+def test_fast_learning_rate_with_unfrozen_pretrained_layers_is_warned():
+    at = _model_page(**{K.freeze_at: 14, K.learning_rate: 1e-3})
+    assert any("overwrite what ImageNet taught them" in w.value for w in at.warning)
+    at.select_slider(key=K.learning_rate).set_value(1e-4).run()
+    assert not any("overwrite what ImageNet taught them" in w.value for w in at.warning)

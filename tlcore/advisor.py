@@ -122,3 +122,22 @@ def imbalance_warnings(
                 f"({present[most]} vs {present[fewest]})."
             )
     return messages
+
+
+FINE_TUNE_MAX_LEARNING_RATE = 1e-4
+
+
+def learning_rate_warning(freeze_at: int, learning_rate: float, pretrained: bool, num_layers: int = 18) -> str | None:
+    """A warning when pretrained conv layers would train at a rate that wrecks them, else None.
+
+    Measured on the sample data (96 px, Adam, 5 epochs): at 1e-3 every freeze
+    point below 18 ended at chance (0.50-0.60 validation accuracy) while 1e-4
+    reached 0.76-0.82; the head alone (k=18) reached 0.98 at 1e-3.
+    """
+    if not pretrained or freeze_at >= num_layers or learning_rate <= FINE_TUNE_MAX_LEARNING_RATE:
+        return None
+    return (
+        f"Learning rate {learning_rate:g} with pretrained layers unfrozen: large updates overwrite what "
+        f"ImageNet taught them (on the sample data every such run fell to chance at 1e-3). Fine-tune at "
+        f"{FINE_TUNE_MAX_LEARNING_RATE:g} or lower, or freeze all 18 layers to train only the head."
+    )
