@@ -49,7 +49,7 @@ def test_renders_the_sample_grid_balanced_and_labelled():
     assert len({url for url, _ in grid}) == 16  # 16 different images
     assert len(at.get("vega_lite_chart")) == 1  # class counts per split
     assert "animals, vehicles" in " ".join(m.value for m in at.markdown)
-    assert [s.value for s in at.success] == ["Every image file could be read."]
+    assert [s.value for s in at.main.success] == ["Every image file could be read."]
     assert "3 other file(s) ignored" in " ".join(c.value for c in at.caption)
 
 
