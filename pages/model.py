@@ -8,10 +8,11 @@ import pandas as pd
 import streamlit as st
 
 import tlcore.model
-from pages.ui import K, current_config, page_intro, parse_dense, require_dataset, weights_value
+from pages.ui import IMAGE_SIZES, K, current_config, page_intro, parse_dense, require_dataset, weights_value
 from tlcore.advisor import advise, learning_rate_warning
 from tlcore.config import OPTIMIZERS, POOLINGS, VGG16_LAYERS, HeadConfig
 from tlcore.data import TRAIN
+from tlcore.presets import PRESETS, preset_state
 from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 
 SHORTCUTS = [("Train only the head", 18), ("Train block 5 + head", 14), ("Train blocks 4-5 + head", 10),
@@ -29,10 +30,7 @@ COLOURS = {FROZEN: ("#dbeafe", "#bfdbfe"), TRAINABLE: ("#ffedd5", "#fed7aa"), NE
                    max_entries=16)
 def _layer_table(image_size: int, num_classes: int, pooling: str, dense: tuple[int, ...], dropout: float,
                 output: str) -> pd.DataFrame:
-    """Built once per shape: weights do not change the table, so random ones keep it fast and offline.
-
-    The freeze point is applied to copies of the table, so the slider builds nothing. Never mutate the result.
-    """
+    """Built once per shape (random weights: fast, offline); the slider builds nothing. Never mutate the result."""
     head = HeadConfig(pooling=pooling, dense=dense, dropout=dropout, output=output)
     return tlcore.model.layer_table(tlcore.model.build_model(num_classes, image_size, weights="none", head=head))
 
@@ -64,10 +62,16 @@ page_intro("Model & freeze", "VGG16 learned its filters on 1.2 million ImageNet 
 info = require_dataset()
 s = st.session_state
 try:
-    head = HeadConfig(pooling=s[K.pooling], dense=parse_dense(s[K.dense]), dropout=float(s[K.dropout]))
-    head_problem = None
+    head, head_problem = HeadConfig(pooling=s[K.pooling], dense=parse_dense(s[K.dense]), dropout=float(s[K.dropout])), None
 except ValueError as err:
     head, head_problem = HeadConfig(), str(err)
+st.subheader("Reproduce a seed article")
+for column, preset in zip(st.columns(len(PRESETS)), PRESETS.values()):  # widget keys are K's attribute names
+    column.button(preset.title, key=f"preset_{preset.name}", on_click=_set, kwargs={"preset_applied": preset.name,
+                  **{getattr(K, k): v for k, v in preset_state(preset.config, IMAGE_SIZES).items()}})
+if preset := PRESETS.get(s.get("preset_applied")):
+    st.info(f"**Applied: {preset.title}.** Everything can still be changed. What differs from the article, and why:"
+            "\n\n" + "\n".join(f"- {n}" for n in preset.notes) + "\n\nAt 224 px a CPU is slow: see Train's time estimate.")
 table = _layer_table(int(s[K.image_size]), len(info.class_names), head.pooling, head.dense, head.dropout, head.output)
 
 st.subheader("Freeze point")

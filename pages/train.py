@@ -34,8 +34,8 @@ def machine_gflops() -> float:
 
 
 job = REGISTRY.get(st.session_state.get(K.job_id) or st.query_params.get("job"))
-if job is None:  # a reloaded tab: find this browser's running job again
-    job = REGISTRY.running_for(st.session_state[K.owner])
+if job is None or job.snapshot().kind != "training":  # a reloaded tab: find this browser's run again
+    job = REGISTRY.running_for(st.session_state[K.owner], kind="training")
 if job is not None:
     st.session_state[K.job_id] = job.id
 

@@ -41,7 +41,7 @@ def test_sweep_defaults_and_plan():
     assert [label for label, _ in planned] == ["k=18", "k=14", "k=10", "k=6", "k=3", "k=0", SCRATCH]
     assert [c.freeze_at for _, c in planned] == [18, 14, 10, 6, 3, 0, 0]
     assert all(c.fine_tune is None for _, c in planned)
-    assert planned[-1][1] == BASE.replace(weights="none", freeze_at=0)
+    assert planned[-1][1] == BASE.replace(weights="none", freeze_at=0, learning_rate=min(BASE.learning_rate, 1e-4))
     with pytest.raises(ValueError, match=r"Received: points=\[18, 30\]"):
         plan(BASE, (18, 30))
     with pytest.raises(ValueError, match="must not repeat"):
@@ -210,3 +210,15 @@ def test_cli_sweep_table_and_bad_points(info, tmp_path, capsys):
     assert "1/1 point(s)" in out
     assert main(["sweep", "--data", str(info.root), "--points", "18,25", "--weights", "none"]) == 2
     assert "Received: points=[18, 25]" in capsys.readouterr().err
+
+
+def test_points_that_train_conv_layers_use_a_fine_tuning_rate():
+    from tlcore.config import TrainConfig
+    from tlcore.sweep import plan
+
+    planned = dict(plan(TrainConfig(weights="none", learning_rate=1e-3), [18, 14, 0], scratch=True))
+    assert planned["k=18"].learning_rate == 1e-3
+    assert planned["k=14"].learning_rate == planned["k=0"].learning_rate == 1e-4
+    assert planned["scratch"].learning_rate == 1e-4
+    slow = dict(plan(TrainConfig(weights="none", learning_rate=1e-5), [18, 14]))
+    assert slow["k=18"].learning_rate == slow["k=14"].learning_rate == 1e-5  # never raised

@@ -153,8 +153,13 @@ class JobRegistry:
     def get(self, job_id: str | None) -> Job | None:
         return self._jobs.get(job_id) if job_id else None
 
-    def running_for(self, owner: str) -> Job | None:
-        return next((j for j in self._jobs.values() if j.running and j._state.owner == owner), None)
+    def running_for(self, owner: str, kind: str | None = None) -> Job | None:
+        """The owner's running job (of this kind, when given), if any."""
+        return next(
+            (j for j in self._jobs.values()
+             if j.running and j._state.owner == owner and kind in (None, j._state.kind)),
+            None,
+        )
 
     def running(self) -> list[Job]:
         return [j for j in self._jobs.values() if j.running]

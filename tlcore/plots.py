@@ -169,3 +169,32 @@ def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: 
         rule = alt.Chart(pd.DataFrame({"epoch": [starts[0] - 0.5], "label": ["fine-tuning starts"]}))
         chart = chart + rule.mark_rule(strokeDash=[4, 4], color="gray").encode(x="epoch:Q", tooltip="label:N")
     return chart.properties(title=title, height=260)
+
+
+def sweep_chart(points_df):
+    """Best validation accuracy and seconds per epoch against trainable VGG16 layers (18 - freeze point).
+
+    points_df: tlcore.sweep.sweep_table's frame. Pretrained points are joined by a line; the
+    from-scratch baseline (point "scratch") is a dashed horizontal rule on the accuracy chart.
+    """
+    import altair as alt
+    import pandas as pd
+
+    points_df = pd.DataFrame(points_df)
+    scratch = points_df[points_df["point"] == "scratch"]
+    pretrained = points_df[points_df["point"] != "scratch"]
+    x = alt.X("trainable layers:Q", title="trainable VGG16 layers (18 − freeze point)",
+              scale=alt.Scale(domain=[0, 18]), axis=alt.Axis(tickMinStep=1, format="d"))
+    tooltip = ["point:N", "best val acc:Q", "s/epoch:Q"]
+    accuracy = alt.Chart(pretrained).mark_line(point=True).encode(
+        x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=alt.Scale(domain=[0, 1])),
+        tooltip=tooltip)
+    scratch_acc = scratch["best val acc"].dropna()
+    if not scratch_acc.empty:
+        rule = pd.DataFrame({"best val acc": [float(scratch_acc.iloc[0])], "label": ["from scratch"]})
+        accuracy = accuracy + alt.Chart(rule).mark_rule(strokeDash=[6, 4], color="crimson").encode(
+            y="best val acc:Q", tooltip=["label:N", "best val acc:Q"])
+    speed = alt.Chart(pretrained).mark_line(point=True, color="darkorange").encode(
+        x=x, y=alt.Y("s/epoch:Q", title="seconds per epoch"), tooltip=tooltip)
+    return alt.hconcat(accuracy.properties(title="Validation accuracy (best)", height=260),
+                       speed.properties(title="Time per epoch", height=260))

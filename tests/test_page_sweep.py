@@ -1,0 +1,84 @@
+"""Runs page (AppTest over the whole app): a freeze sweep started from the page, its progress and its results."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from pages.ui import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
+from tests.conftest import ROOT
+from tests.helpers import make_dataset_folder
+from tlcore.jobs import REGISTRY
+from tlcore.runs import RunStore
+from tlcore.sweep import sweep_table
+
+
+def _runs_page(dataset) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for key, value in {K.source: SOURCE_FOLDER, K.folder: str(dataset), K.weights_choice: WEIGHTS_SCRATCH,
+                       K.image_size: 32, K.batch_size: 8, K.dense: "8"}.items():
+        at.session_state[key] = value
+    at.run()  # app.py first: it initialises the session state every page relies on
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir):
+    at = _runs_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4))
+    assert "No runs yet" in at.info[0].value  # the sweep section is there even before any run
+    assert at.multiselect(key="sweep_points").value == [18, 14, 10, 6, 3, 0]
+    assert at.button(key="stop_sweep").disabled
+    at.multiselect(key="sweep_points").set_value([18, 14])
+    at.checkbox(key="sweep_scratch").check()
+    at.number_input(key="sweep_epochs").set_value(1)
+    at.button(key="start_sweep").click().run()
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == ["No transfer — training from scratch (random weights)."]  # sidebar
+    job = REGISTRY.get(at.session_state["sweep_job_id"])
+    assert job is not None and job.snapshot().kind == "sweep"
+
+    deadline, seen = time.monotonic() + 80, set()
+    while job.running and time.monotonic() < deadline:
+        at.run()  # run_every fragments do not tick under AppTest: rerun by hand
+        assert not at.exception, at.exception
+        seen |= {p.proto.text.split(":")[0] for p in at.get("progress")}
+        time.sleep(0.3)
+    assert not job.running, "the sweep did not finish before the deadline"
+    snap = job.snapshot()
+    assert snap.status == "completed", snap.error
+    assert seen & {"Point 1/3", "Point 2/3", "Point 3/3"}, seen  # the live progress showed which point ran
+    at.run()
+    assert not at.exception, at.exception
+
+    summaries = RunStore(runs_dir).list()
+    sweep_id = snap.extra["sweep_id"]
+    assert sorted(s.tags["point"] for s in summaries if s.tags.get("sweep") == sweep_id) == ["k=14", "k=18", "scratch"]
+    assert at.selectbox(key="sweep_pick").value == sweep_id
+    table = next(df.value for df in at.dataframe if "trainable layers" in df.value.columns)
+    assert table["point"].tolist() == ["k=18", "k=14", "scratch"]
+    assert table["trainable layers"].tolist() == [0, 4, 18]
+    assert table["status"].tolist() == ["completed"] * 3 and table["epochs"].tolist() == [1, 1, 1]
+    assert table["s/epoch"].gt(0).all() and table["best val acc"].between(0, 1).all()
+    assert sweep_table(summaries, sweep_id)["run"].tolist() == table["run"].tolist()
+    assert at.get("vega_lite_chart") and len(at.image) == 1  # the sweep chart and the overlaid curves
+    assert any("from-scratch line" in c.value for c in at.caption)
+    assert at.button(key="stop_sweep").disabled
+
+
+def test_a_sweep_cannot_start_while_the_session_trains(tmp_path, runs_dir):
+    import threading
+
+    release = threading.Event()
+    at = _runs_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4))
+    busy = REGISTRY.start(at.session_state[K.owner], "training", lambda job: release.wait(30))
+    try:
+        at.button(key="start_sweep").click().run()
+        assert not at.exception, at.exception
+        assert any("already running" in w.value for w in at.warning)
+        assert "sweep_job_id" not in at.session_state
+    finally:
+        release.set()
+        busy.thread.join(10)
