@@ -196,7 +196,7 @@ def test_a_file_that_is_not_a_model_is_a_clear_error(trained, upload_dir):
     at.file_uploader(key="inference_model_upload").set_value(("fake.keras", b"not a zip", "application/octet-stream"))
     at = at.run()
     assert not at.exception
-    assert "cannot be loaded" in at.error[0].value
+    assert "cannot be loaded" in at.main.error[0].value
     assert not list(upload_dir.iterdir())  # the useless copy is not kept
 
 
@@ -205,5 +205,5 @@ def test_without_any_model_the_page_points_to_training(tmp_path, monkeypatch, tr
     monkeypatch.setenv("TLLAB_RUNS_DIR", str(tmp_path / "empty-runs"))
     at = _app(folder, None)
     assert not at.exception
-    assert "No trained model yet" in at.info[0].value
+    assert "No trained model yet" in at.main.info[0].value
     assert any(link.proto.page.endswith("train.py") or "Train" in link.label for link in at.get("page_link"))

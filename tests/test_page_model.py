@@ -128,12 +128,12 @@ def test_bad_dense_sizes_show_an_error_and_keep_the_table():
 
 def test_advisor_apply_sets_freeze_point_and_augmentation():
     at = _model_page()
-    assert "freeze 18 of 18 layers" in at.info[0].value  # 90 training images, similar: only the head
+    assert "freeze 18 of 18 layers" in at.main.info[0].value  # 90 training images, similar: only the head
     at.button(key="apply_advice").click().run()
     assert at.slider(key=K.freeze_at).value == 18 and at.session_state[K.augment] is False
     different = next(o for o in at.radio(key="advisor_similar").options if o.startswith("Different"))
     at.radio(key="advisor_similar").set_value(different).run()
-    assert "freeze 10 of 18 layers, augmentation on" in at.info[0].value
+    assert "freeze 10 of 18 layers, augmentation on" in at.main.info[0].value
     at.button(key="apply_advice").click().run()
     assert not at.exception
     assert at.slider(key=K.freeze_at).value == 10 and at.session_state[K.augment] is True
@@ -143,7 +143,7 @@ def test_fine_tune_slider_stays_below_the_freeze_point():
     at = _model_page(**{K.freeze_at: 10, K.fine_tune: True, K.ft_freeze_at: 14})
     slider = at.slider(key=K.ft_freeze_at)
     assert slider.max == 9 and slider.value == 9
-    assert any("then 3 at 9" in s.value for s in at.success)
+    assert any("then 3 at 9" in s.value for s in at.main.success)
 
 
 def test_fine_tune_with_nothing_frozen_is_a_clear_error():

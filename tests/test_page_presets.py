@@ -45,7 +45,7 @@ def test_a_preset_button_sets_its_settings_and_shows_its_notes(name):
     assert at.select_slider(key=K.image_size).value == EXPECTED[name][K.image_size]
     (applied,) = [i.value for i in at.info if "Applied:" in i.value]
     assert PRESETS[name].title in applied and "preprocess_input" in applied and "224 px" in applied
-    assert at.success and "Ready to train" in at.success[-1].value  # the preset is a valid config
+    assert at.main.success and "Ready to train" in at.main.success[-1].value  # the preset is a valid config
     # Still editable afterwards.
     at.slider(key=K.freeze_at).set_value(14).run()
     assert not at.exception and at.session_state[K.freeze_at] == 14

@@ -118,7 +118,7 @@ def test_deleting_a_run_needs_the_confirmation_and_removes_its_folder(store, tra
     assert not at.exception
     assert not (store.root / run_dir.name).exists()
     assert (store.root / alive.run_id).exists()  # a running run is never deleted under its trainer
-    assert run_dir.name in at.success[0].value and alive.run_id in at.warning[0].value
+    assert run_dir.name in at.main.success[0].value and alive.run_id in at.main.warning[0].value
     assert [r["run"] for r in at.dataframe[0].value.to_dict("records")] == [alive.run_id]
     assert at.multiselect(key="delete_select").value == [alive.run_id]
     assert at.checkbox(key="delete_confirm").value is False
@@ -133,7 +133,7 @@ def test_a_selected_run_deleted_elsewhere_just_drops_out(store, trained):
     store.delete(run_dir.name)  # e.g. from another tab or a shell
     at = at.run()
     assert not at.exception
-    assert "No runs yet" in at.info[0].value
+    assert "No runs yet" in at.main.info[0].value
     store.create(TINY, trained[0])
     at = at.run()
     assert not at.exception and at.multiselect(key="runs_compare").value == []
@@ -142,5 +142,5 @@ def test_a_selected_run_deleted_elsewhere_just_drops_out(store, trained):
 def test_without_runs_the_page_points_to_training(runs_dir):
     at = _runs_page()
     assert not at.exception
-    assert "No runs yet" in at.info[0].value
+    assert "No runs yet" in at.main.info[0].value
     assert at.get("page_link")

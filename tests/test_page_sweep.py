@@ -28,7 +28,7 @@ def _runs_page(dataset) -> AppTest:
 
 def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir):
     at = _runs_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4))
-    assert "No runs yet" in at.info[0].value  # the sweep section is there even before any run
+    assert "No runs yet" in at.main.info[0].value  # the sweep section is there even before any run
     assert at.multiselect(key="sweep_points").value == [18, 14, 10, 6, 3, 0]
     assert at.button(key="stop_sweep").disabled
     at.multiselect(key="sweep_points").set_value([18, 14])
