@@ -53,10 +53,6 @@ def short(path: str) -> str:
     return f"{Path(path).parent.name}/{Path(path).name}"
 
 
-def want_evaluation(key: str) -> None:
-    st.session_state["inference_eval_wanted"] = key
-
-
 page_intro("Inference", "A trained model meets new images: what it predicts, how sure it is, and which part of "
            "the picture drove the decision (Grad-CAM). Then the honest test: the validation images it never "
            "trained on.")
@@ -134,7 +130,8 @@ if (cached is None or cached[0] != key) and st.session_state.get("inference_eval
         cached = st.session_state["inference_eval"] = (key, evaluate_split(model, info, names))
 if cached is None or cached[0] != key:
     # A callback, not `if st.button(...)`: the request survives a rerun that happens before this line.
-    st.button("Evaluate on the validation split", key="inference_evaluate", on_click=want_evaluation, args=(key,))
+    st.button("Evaluate on the validation split", key="inference_evaluate", on_click=st.session_state.update,
+              kwargs={"inference_eval_wanted": key})
     st.stop()
 ev = cached[1]
 st.metric("Validation accuracy", f"{ev.accuracy:.1%}", help=f"{int(ev.confusion.sum())} images")
