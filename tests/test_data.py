@@ -554,6 +554,22 @@ def test_class_whose_every_file_is_unusable_is_refused_naming_it(tmp_path):
     assert [p.name for p in info.ignored] == ["c.txt"]
 
 
+def test_unusable_class_message_counts_only_the_files_skipped_in_that_folder(tmp_path):
+    root = tmp_path / "d"
+    fill(root / "cats", 3)
+    raw(root / "cats" / "broken_1.jpg", b"")
+    raw(root / "cats" / "broken_2.jpg", b"<html></html>")
+    fill(root / "dogs", 3, BLUE)
+    raw(root / "birds" / "only.png", truncated_png())
+    with pytest.raises(DatasetError) as caught:
+        scan(root)
+    message = str(caught.value)
+    assert message.startswith(f"Class folder {root / 'birds'} has no usable image")
+    # the example is that folder's own file, not one skipped elsewhere
+    assert "(1 file(s) skipped there, e.g. only.png: truncated or corrupt" in message
+    assert len(caught.value.info.skipped) == 3
+
+
 def test_class_unusable_in_flat_layout_names_its_folder(tmp_path):
     root = tmp_path / "d"
     fill(root / "good", 4)

@@ -210,13 +210,7 @@ def _check_trainable(info: DatasetInfo) -> None:
     totals = {n: sum(len(info.files[s].get(n, [])) for s in info.files) for n in info.class_names}
     empty = [n for n, total in totals.items() if total == 0]
     if empty:
-        parents = [where / f for f in info.split_folders.values()] or [where]
-        folders = ", ".join(str(p / n) for n in empty for p in parents if (p / n).exists())
-        raise DatasetError(
-            f"Class folder {folders} has no usable image"
-            + (f" ({len(info.skipped)} file(s) skipped, see the report)" if info.skipped else ""),
-            info,
-        )
+        raise DatasetError(_no_usable_images(info, empty), info)
     if len(info.class_names) < 2:
         raise DatasetError(
             f"Only one class ('{info.class_names[0]}') in {where}: classification needs "
@@ -229,6 +223,28 @@ def _check_trainable(info: DatasetInfo) -> None:
             info.warnings.append(
                 f"Class {', '.join(repr(n) for n in missing)} has no images in the {split} split."
             )
+
+
+def _no_usable_images(info: DatasetInfo, empty: list[str]) -> str:
+    """Say which class folders have no usable image, and why: no image files, or only unreadable ones.
+
+    Self-contained (one skipped file named as an example), since the CLI shows
+    only this line, not the full list of skipped files.
+    """
+    parents = [info.root / f for f in info.split_folders.values()] or [info.root]
+    folders = [p / n for n in empty for p in parents if (p / n).exists()]
+    # only the files skipped inside these folders explain them, not those skipped elsewhere
+    skipped = [s for s in info.skipped if any(s.path == f or f in s.path.parents for f in folders)]
+    if skipped:
+        example = skipped[0]
+        why = f"{len(skipped)} file(s) skipped there, e.g. {example.path.name}: {example.reason}"
+    else:
+        why = "no image files"
+    if len(empty) == len(info.class_names):
+        return f"No usable images in {info.root}: class folder(s) {', '.join(empty)} ({why})"
+    listed = ", ".join(str(f) for f in folders)
+    return (f"Class folder {listed} has no usable image ({why})" if len(folders) == 1
+            else f"Class folders {listed} have no usable image ({why})")
 
 
 def _match_splits(dirs: list[Path], need_train: bool = True) -> dict[str, Path]:
