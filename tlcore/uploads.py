@@ -1,13 +1,15 @@
 """Extract an uploaded .zip of class folders safely.
 
 Untrusted archives: every entry lands inside a fresh folder or the whole
-upload is refused. Limits are enforced on bytes actually written (an archive
-can lie about its sizes): total size, number of files and compression ratio
-(zip bombs). Absolute paths, `..` entries and links are refused (zip slip).
+upload is refused and nothing is kept. Limits are enforced on bytes actually
+written (an archive can lie about its sizes): total size, number of entries
+and compression ratio (zip bombs), per entry and against the archive's real
+size. Absolute paths, `..` entries and links are refused (zip slip).
 """
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import stat
@@ -20,22 +22,17 @@ from typing import BinaryIO
 MAX_TOTAL_BYTES = 1 << 30
 MAX_FILES = 20_000
 MAX_RATIO = 200  # uncompressed / compressed, per entry and overall
+# Below this many bytes written the ratio is not checked: a small blank image
+# or text file may legitimately compress 1000x.
+RATIO_FREE_BYTES = 1 << 20
 UPLOAD_DIR_ENV = "TLLAB_UPLOAD_DIR"
 _CHUNK = 1 << 16
+# What zipfile and its decompressors raise for corrupt, encrypted or exotic entries.
+_EXTRACT_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, RuntimeError, NotImplementedError)
 
 
 class UploadError(Exception):
     """An upload that was refused; the message says which entry and why."""
-
-
-def _safe_member_path(name: str) -> PurePosixPath:
-    normalized = name.replace("\\", "/")
-    path = PurePosixPath(normalized)
-    if normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
-        raise UploadError(f"Refused the archive: entry {name!r} has an absolute path.")
-    if any(part == ".." for part in path.parts):
-        raise UploadError(f"Refused the archive: entry {name!r} points outside the archive ('..').")
-    return path
 
 
 def extract_zip(
@@ -46,13 +43,18 @@ def extract_zip(
     max_ratio: float = MAX_RATIO,
     name_hint: str = "",
 ) -> Path:
-    """Extract into a new folder; returns the dataset root inside it.
+    """Extract into a new folder under dest_root; returns the dataset root inside it.
 
     When the archive holds a single top-level folder (the usual result of
     zipping a folder), that folder is returned.
 
+    Args:
+        dest_root: default $TLLAB_UPLOAD_DIR, else the system temp folder.
+        max_files: entries (files and folders) at most.
+        name_hint: the upload's name, for messages about a file object.
+
     Raises:
-        UploadError: not a zip, or an entry breaks a rule; nothing is kept.
+        UploadError: not a zip, empty, or an entry breaks a rule; nothing is kept.
     """
     root = Path(dest_root or os.environ.get(UPLOAD_DIR_ENV) or tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
@@ -68,55 +70,97 @@ def extract_zip(
     return dest
 
 
+def _safe_member_path(name: str) -> PurePosixPath:
+    """The entry's path relative to the extraction folder, or UploadError for zip slip."""
+    normalized = name.replace("\\", "/")  # archives made on Windows may use either separator
+    if normalized.startswith("/") or (len(normalized) > 1 and normalized[1] == ":"):
+        raise UploadError(f"Refused the archive: entry {name!r} has an absolute path.")
+    path = PurePosixPath(normalized)
+    if ".." in path.parts:
+        raise UploadError(f"Refused the archive: entry {name!r} points outside the archive ('..').")
+    return path
+
+
+def _archive_size(source: str | os.PathLike | BinaryIO) -> int:
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.getsize(source)
+    position = source.seek(0, os.SEEK_END)
+    source.seek(0)
+    return position
+
+
 def _extract_into(
     source: str | os.PathLike | BinaryIO, dest: Path, max_total_bytes: int, max_files: int,
     max_ratio: float, name_hint: str,
 ) -> None:
-    label = name_hint or (str(source) if isinstance(source, (str, os.PathLike)) else "upload")
+    label = name_hint or (str(source) if isinstance(source, (str, os.PathLike)) else "The upload")
     try:
+        # The real size, not the sum of declared compressed sizes: entries may
+        # overlap or declare more than they hold.
+        archive_size = max(_archive_size(source), 1)
         archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, OSError) as err:
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise UploadError(f"{label} is not a readable .zip file ({err}).") from None
-    written_total = 0
-    compressed_total = 0
-    files = 0
     with archive:
-        for info in archive.infolist():
-            relative = _safe_member_path(info.filename)
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise UploadError(f"Refused the archive: entry {info.filename!r} is a link; links are not allowed.")
-            target = (dest / relative).resolve()
-            if dest != target and dest not in target.parents:
-                raise UploadError(f"Refused the archive: entry {info.filename!r} would be written outside.")
+        infos = archive.infolist()
+        if len(infos) > max_files:
+            raise UploadError(f"Refused the archive: {len(infos)} entries, more than the limit of {max_files}.")
+        written_total = 0
+        for info in infos:
+            target = _checked_target(info, dest)
             if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
+                _make_dirs(target, info.filename)
                 continue
-            files += 1
-            if files > max_files:
-                raise UploadError(f"Refused the archive: more than {max_files} files.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            compressed_total += max(info.compress_size, 1)
-            written = 0
+            _make_dirs(target.parent, info.filename)
             try:
                 with archive.open(info) as src, open(target, "xb") as out:
+                    written = 0
                     while chunk := src.read(_CHUNK):
                         written += len(chunk)
                         written_total += len(chunk)
-                        if written_total > max_total_bytes:
-                            raise UploadError(
-                                f"Refused the archive: it expands to more than {max_total_bytes / 2**20:.0f} MiB."
-                            )
-                        if written > 1 << 20 and written / max(info.compress_size, 1) > max_ratio:
-                            raise UploadError(
-                                f"Refused the archive: entry {info.filename!r} expands more than {max_ratio:g}x "
-                                "(zip bomb?)."
-                            )
+                        _check_limits(info, written, written_total, archive_size, max_total_bytes, max_ratio)
                         out.write(chunk)
             except FileExistsError:
                 raise UploadError(f"Refused the archive: entry {info.filename!r} appears twice.") from None
-            except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError) as err:
+            except _EXTRACT_ERRORS as err:
                 raise UploadError(f"{label}: entry {info.filename!r} cannot be extracted ({err}).") from None
-        if written_total > 1 << 20 and written_total / compressed_total > max_ratio:
-            raise UploadError(f"Refused the archive: it expands more than {max_ratio:g}x overall (zip bomb?).")
+            except OSError as err:
+                reason = err.strerror or err
+                raise UploadError(f"{label}: entry {info.filename!r} cannot be written ({reason}).") from None
+        if not any(not info.is_dir() for info in infos):
+            raise UploadError(f"{label} contains no files.")
 
+
+def _checked_target(info: zipfile.ZipInfo, dest: Path) -> Path:
+    """Where the entry goes; refuses absolute paths, `..`, links and names that resolve outside dest."""
+    relative = _safe_member_path(info.filename)
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise UploadError(f"Refused the archive: entry {info.filename!r} is a symbolic link; links are not allowed.")
+    target = (dest / relative).resolve()
+    if target == dest:
+        raise UploadError(f"Refused the archive: entry {info.filename!r} has no file name.")
+    if dest not in target.parents:
+        raise UploadError(f"Refused the archive: entry {info.filename!r} would be written outside its folder.")
+    return target
+
+
+def _make_dirs(folder: Path, entry: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # e.g. a file entry of the same name came first
+        raise UploadError(f"Refused the archive: entry {entry!r} needs folder {folder.name!r}, "
+                          f"which cannot be made ({err.strerror or err}).") from None
+
+
+def _check_limits(info: zipfile.ZipInfo, written: int, written_total: int, archive_size: int,
+                  max_total_bytes: int, max_ratio: float) -> None:
+    """Raise once the bytes written so far break a limit (called before each chunk is written)."""
+    if written_total > max_total_bytes:
+        raise UploadError(f"Refused the archive: at entry {info.filename!r} it expands to more than "
+                          f"{max_total_bytes / 2**20:,.1f} MiB (zip bomb?).")
+    if written > RATIO_FREE_BYTES and written / max(info.compress_size, 1) > max_ratio:
+        raise UploadError(f"Refused the archive: entry {info.filename!r} expands more than {max_ratio:g}x "
+                          "(zip bomb?).")
+    if written_total > RATIO_FREE_BYTES and written_total / archive_size > max_ratio:
+        raise UploadError(f"Refused the archive: at entry {info.filename!r} it expands more than "
+                          f"{max_ratio:g}x its size overall (zip bomb?).")
