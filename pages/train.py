@@ -10,8 +10,9 @@ from pages.ui import K, current_config, page_intro, require_dataset, weights_val
 from tlcore.backbones import weights_status
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate, measure_gflops
-from tlcore.jobs import REGISTRY, JobBusy, Snapshot, start_training
+from tlcore.jobs import QUEUED, REGISTRY, JobBusy, Snapshot, start_training
 from tlcore.plots import live_curves_chart
+from tlcore.runs import history_csv
 
 page_intro(
     "Train",
@@ -82,7 +83,10 @@ if notice := st.session_state.pop("train_notice", None):
 def draw(snap: Snapshot) -> None:
     status = {"running": ":green[running]", "completed": ":blue[completed]", "stopped": ":orange[stopped]",
               "failed": ":red[failed]"}
-    st.subheader(f"Run status: {status.get(snap.status, snap.status)}")
+    queued = snap.stage == QUEUED
+    st.subheader(f"Run status: {':gray[waiting]' if queued else status.get(snap.status, snap.status)}")
+    if queued:
+        st.info(snap.message)
     if snap.path:
         st.caption(f"Path: **{snap.path.replace('_', ' ')}** — {snap.path_reason}.")
     if snap.step_total and snap.stage in ("decode", "extract"):
@@ -130,11 +134,18 @@ elif job is not None:
         for col, (name, value) in zip(cols, snap.final.items()):
             col.metric(name.replace("_", " "), f"{value:.3f}")
     run_dir = Path(snap.run_dir) if snap.run_dir else None
-    if run_dir and (run_dir / "model.keras").is_file():
+    saved = run_dir is not None and (run_dir / "model.keras").is_file()
+    file_stem = run_dir.name if run_dir else "model"
+    if saved or job.model_bytes:
         d1, d2 = st.columns(2)
-        d1.download_button("Download model (.keras)", data=lambda: (run_dir / "model.keras").read_bytes(),
-                           file_name=f"{run_dir.name}.keras", key="download_model")
-        d2.download_button("Download history (CSV)", data=lambda: (run_dir / "history.csv").read_bytes(),
-                           file_name=f"{run_dir.name}-history.csv", key="download_history")
+        # When the disk could not take the model, it is offered from memory instead.
+        model_data = (lambda: (run_dir / "model.keras").read_bytes()) if saved else job.model_bytes
+        d1.download_button("Download model (.keras)", data=model_data, file_name=f"{file_stem}.keras",
+                           key="download_model", type="primary" if not saved else "secondary")
+        d2.download_button("Download history (CSV)", data=history_csv(snap.history),
+                           file_name=f"{file_stem}-history.csv", key="download_history")
+    if saved:
         st.page_link("pages/inference.py", label="Try the model on images", icon=":material/image_search:")
         st.page_link("pages/runs.py", label="Compare with other runs", icon=":material/folder_open:")
+    elif job.model_bytes:
+        st.error("This run's model is only in memory: download it now, it is lost when the app restarts.")

@@ -4,11 +4,18 @@ The UI never trains in its own thread: it starts a job here, keeps the job's
 id, and polls `job.snapshot()`. The registry is process-wide, so a reloaded
 browser tab (a new UI session) finds a running job again by its id. The job
 thread never touches any UI library.
+
+Jobs of different owners (browser sessions) queue for a limited number of
+training slots (TLLAB_MAX_JOBS, default 1): on a small shared machine two
+VGG16 runs side by side each take twice as long and need twice the memory,
+so the second waits, first come first served, and starts by itself.
 """
 
 from __future__ import annotations
 
 import copy
+import io
+import os
 import secrets
 import threading
 import time
@@ -16,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
+QUEUED = "queued"  # a stage: the job is running but waits for a free slot
+MAX_JOBS_ENV = "TLLAB_MAX_JOBS"
 
 
 class JobBusy(Exception):
@@ -85,6 +94,8 @@ class Job:
         self._state = Snapshot(job_id=self.id, owner=owner, kind=kind, epochs_total=epochs_total)
         self.thread: threading.Thread | None = None
         self.result: Any = None  # the job function's return value, once done
+        # The trained model as .keras bytes, kept only when it could not be saved to disk.
+        self.model_bytes: bytes | None = None
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -119,33 +130,88 @@ class Job:
                 s.history = s.history + [dict(event.row)]
 
 
-class JobRegistry:
-    """Process-wide jobs by id. One running job per owner (a UI session or user)."""
+def _max_jobs_from_env() -> int:
+    try:
+        return max(1, int(os.environ.get(MAX_JOBS_ENV, "1")))
+    except ValueError:
+        return 1
 
-    def __init__(self) -> None:
+
+class JobRegistry:
+    """Process-wide jobs by id. One running job per owner (a UI session or user).
+
+    At most `max_active` jobs train at once; later ones wait in order (stage
+    "queued", with their place in the message) and start by themselves.
+    """
+
+    def __init__(self, max_active: int | None = None) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self.max_active = max_active or _max_jobs_from_env()
+        self._slots = threading.Condition()
+        self._waiting: list[str] = []  # job ids, first come first served
+        self._active: set[str] = set()
 
     def start(self, owner: str, kind: str, work: Callable[[Job], Any], epochs_total: int = 0) -> Job:
-        """Run work(job) in a daemon thread. Raises JobBusy if owner has a job running."""
+        """Run work(job) in a daemon thread. Raises JobBusy if owner has a job running.
+
+        The owner's earlier finished jobs are forgotten, so their models can be freed.
+        """
         with self._lock:
             busy = self.running_for(owner)
             if busy is not None:
                 raise JobBusy(f"A {busy.snapshot().kind} job is already running (started "
                               f"{time.time() - busy.snapshot().started:.0f} s ago). Stop it or wait for it to finish.")
+            for old in [j for j in self._jobs.values() if j._state.owner == owner]:
+                del self._jobs[old.id]
             job = Job(owner, kind, epochs_total)
             self._jobs[job.id] = job
+            with self._slots:
+                self._waiting.append(job.id)
             job.thread = threading.Thread(target=self._run, args=(job, work), name=f"tlcore-job-{job.id}", daemon=True)
             job.thread.start()
         return job
 
-    @staticmethod
-    def _run(job: Job, work: Callable[[Job], Any]) -> None:
+    def _wait_for_slot(self, job: Job) -> bool:
+        """Block until the job may start (True) or was stopped while waiting (False)."""
+        with self._slots:
+            while True:
+                if job.stop_flag.is_set():
+                    self._waiting.remove(job.id)
+                    self._slots.notify_all()
+                    return False
+                place = self._waiting.index(job.id)
+                if place == 0 and len(self._active) < self.max_active:
+                    self._waiting.pop(0)
+                    self._active.add(job.id)
+                    self._slots.notify_all()
+                    return True
+                ahead = len(self._active) + place
+                job.update(stage=QUEUED, message=(
+                    f"Waiting for {ahead} run{'s' if ahead != 1 else ''} from other sessions to finish: "
+                    f"this machine trains {self.max_active} at a time. It starts by itself."))
+                self._slots.wait(timeout=0.5)
+
+    def _release_slot(self, job: Job) -> None:
+        with self._slots:
+            self._active.discard(job.id)
+            self._slots.notify_all()
+
+    def _run(self, job: Job, work: Callable[[Job], Any]) -> None:
+        if not self._wait_for_slot(job):
+            job.update(status=STOPPED, stage="done", message="", reason="Stopped before it started.",
+                       finished=time.time())
+            return
+        job.update(stage="starting", message="", started=time.time())
         try:
             job.result = work(job)
         except Exception as err:  # the job's error must reach the UI, not kill the process
-            job.update(status=FAILED, stage="done", error=f"{type(err).__name__}: {err}", finished=time.time())
+            # tlcore's own errors are written for people; anything else needs its type to make sense.
+            error = str(err) if type(err).__module__.startswith("tlcore.") else f"{type(err).__name__}: {err}"
+            job.update(status=FAILED, stage="done", error=error, finished=time.time())
             return
+        finally:
+            self._release_slot(job)
         snap = job.snapshot()
         if snap.status == RUNNING:
             job.update(status=COMPLETED, stage="done", finished=time.time())
@@ -175,6 +241,17 @@ class JobRegistry:
 REGISTRY = JobRegistry()
 
 
+def model_to_bytes(model: Any) -> bytes:
+    """A model as the bytes of a .keras file, built in memory (for when the disk cannot take it)."""
+    # keras.saving.save_model accepts only paths; saving_lib writes the same
+    # zip archive to any file object.
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    saving_lib.save_model(model, buffer)
+    return buffer.getvalue()
+
+
 def start_training(
     owner: str,
     config: Any,
@@ -191,6 +268,11 @@ def start_training(
             config, info, store, progress=job.on_progress, stop=job.stop_flag,
             on_run_created=lambda created: job.update(run_dir=str(created.run_dir)),
         )
+        if result.save_error:
+            job.model_bytes = model_to_bytes(result.model)
+        # The registry outlives the run: holding the live model here would keep
+        # every model a session ever trained in memory.
+        result.model = None
         job.update(
             status=result.status, reason=result.reason or result.save_error, final=result.final,
             run_dir=str(run.run_dir), stage="done", finished=time.time(),

@@ -44,6 +44,11 @@ HISTORY_FIELDS = [
 ]
 
 
+# Runs this process is recording now. A record written by this very process
+# that is not among them stayed "running" only because a write failed (disk full).
+_RECORDING: set[str] = set()
+
+
 def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_ENV) or "runs").expanduser()
 
@@ -93,7 +98,10 @@ def effective_status(record: dict[str, Any]) -> str:
     if status != RUNNING:
         return status
     same_host = record.get("host") == socket.gethostname()
-    if same_host and not _pid_alive(int(record.get("pid", -1))):
+    pid = int(record.get("pid", -1))
+    if same_host and not _pid_alive(pid):
+        return INTERRUPTED
+    if same_host and pid == os.getpid() and record.get("run_id") not in _RECORDING:
         return INTERRUPTED
     if time.time() - float(record.get("heartbeat", 0)) > STALE_AFTER_S:
         return INTERRUPTED
@@ -126,6 +134,10 @@ def history_csv(history: list[dict[str, Any]]) -> str:
     writer.writeheader()
     writer.writerows(history)
     return out.getvalue()
+
+
+class RunFolderError(Exception):
+    """The runs folder cannot take a new run (full, unwritable); the message says where and why."""
 
 
 @dataclass
@@ -195,6 +207,7 @@ class Run:
         return final
 
     def finish(self, status: str, reason: str = "", **fields: Any) -> None:
+        _RECORDING.discard(self.run_id)
         self.record.update(fields)
         self.record.update(status=status, reason=reason, finished=_now())
         self._write_record()
@@ -212,11 +225,17 @@ class RunStore:
         info: "DatasetInfo",
         tags: dict[str, Any] | None = None,
     ) -> Run:
-        """A new run folder with its record written before any training happens."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """A new run folder with its record written before any training happens.
+
+        Raises:
+            RunFolderError: the folder cannot be written; nothing has started yet.
+        """
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = self.root / f"{stamp}-{secrets.token_hex(3)}"
-        run_dir.mkdir()
+        try:
+            run_dir.mkdir(parents=True)
+        except OSError as err:
+            raise self._cannot_write(err) from None
         validation_files, _ = info.items("validation")
         record = {
             "run_id": run_dir.name,
@@ -239,8 +258,19 @@ class RunStore:
             "epochs_done": 0,
         }
         run = Run(run_dir, record)
-        run.heartbeat(force=True)
+        _RECORDING.add(run.run_id)
+        try:
+            run.heartbeat(force=True)
+        except OSError as err:
+            _RECORDING.discard(run.run_id)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise self._cannot_write(err) from None
         return run
+
+    def _cannot_write(self, err: OSError) -> RunFolderError:
+        return RunFolderError(
+            f"The runs folder {self.root} cannot take a new run: {err.strerror or err}. "
+            f"Free some space, or point {RUNS_ENV} at a writable folder.")
 
     def run_dir(self, run_id: str) -> Path:
         path = self.root / run_id

@@ -101,7 +101,7 @@ class PreparedData:
 
 @dataclass
 class TrainResult:
-    model: keras.Model
+    model: keras.Model | None  # None once a caller has let it go
     config: TrainConfig
     class_names: list[str]
     status: str  # completed | stopped | failed
@@ -442,8 +442,9 @@ def train_and_record(
 ) -> tuple[TrainResult, Run]:
     """Train and keep the run in the run store: record first, history every epoch, model at the end.
 
-    A failure to save (disk full, unwritable folder) does not lose the
-    result: it is returned with `save_error` set.
+    The disk failing (full, unwritable) never stops the training or loses its
+    result: the result comes back with `save_error` saying what was not saved,
+    and its model stays in memory.
     """
     # Weights problems (offline, bad file) surface here: before any run folder or decoding.
     model = build_for(config, len(info.class_names))
@@ -451,14 +452,25 @@ def train_and_record(
     if on_run_created:
         on_run_created(run)
     started = time.perf_counter()
+    write_errors: list[str] = []
+
+    def record(write: Callable[[], object], what: str) -> str:
+        """Do one write to the run folder; on OSError remember why and carry on."""
+        try:
+            write()
+            return ""
+        except OSError as err:
+            message = f"The {what} could not be saved to {run.run_dir}: {err.strerror or err}"
+            write_errors.append(message)
+            return message
 
     def on_event(event: object) -> None:
         if isinstance(event, EpochEnd):
-            run.add_epoch(event.row)
+            record(lambda: run.add_epoch(event.row), "history")
         elif isinstance(event, PhaseStart):
-            run.update(paths=run.record.get("paths", []) + [event.path])
+            record(lambda: run.update(paths=run.record.get("paths", []) + [event.path]), "run record")
         else:
-            run.heartbeat()
+            record(run.heartbeat, "run record")
         if progress:
             progress(event)
 
@@ -467,13 +479,12 @@ def train_and_record(
             data = prepare_data(info, config.image_size, on_event)
         result = train(config, data, model=model, progress=on_event, stop=stop)
     except Exception as err:
-        run.finish(FAILED, reason=f"{type(err).__name__}: {err}")
+        record(lambda: run.finish(FAILED, reason=f"{type(err).__name__}: {err}"), "run record")
         raise
-    try:
-        run.save_model(result.model)
-    except OSError as err:
-        result.save_error = f"The model could not be saved to {run.run_dir}: {err.strerror or err}"
-    run.finish(
+    # The lost model matters most; otherwise the first failure says it.
+    model_error = record(lambda: run.save_model(result.model), "model")
+    result.save_error = model_error or (write_errors[0] if write_errors else "")
+    record(lambda: run.finish(
         result.status,
         result.reason or result.save_error,
         final=result.final,
@@ -481,6 +492,7 @@ def train_and_record(
         seconds=time.perf_counter() - started,
         extract_seconds=result.extract_seconds,
         train_seconds=result.train_seconds,
-        model_saved=not result.save_error,
-    )
+        model_saved=not model_error,
+    ), "run record")
+    result.save_error = result.save_error or (write_errors[0] if write_errors else "")
     return result, run
