@@ -15,12 +15,17 @@ import streamlit as st
 from tlcore.backbones import NO_WEIGHTS, WEIGHTS_ENV, IMAGENET, weights_status
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, DatasetInfo, scan
+from tlcore.paths import DataRootError, PathNotAllowed, data_root, refuse_links_outside, resolve_user_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224]
 SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP = "Bundled sample", "Folder on this computer", "Upload a .zip"
 WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH = "ImageNet", "Weights file", "From scratch"
+# What weights_value() gives for a refused weights path: never the refused path itself (it would be
+# loaded, and its status would tell whether it exists), but a file that cannot exist, so every
+# page's weights check fails and asks for other weights.
+REFUSED_WEIGHTS = "/(refused: outside the data folder)"
 
 
 class K:
@@ -111,30 +116,46 @@ def init_session_state() -> None:
 
 
 @st.cache_resource(show_spinner="Scanning the image folder...", max_entries=8)
-def _scan_cached(root: str, stamp: float) -> DatasetInfo | DatasetError:
+def _scan_cached(root: str, stamp: float, fence: str = "") -> DatasetInfo | DatasetError:
+    """Scan `root`; with a fence (the data root), first refuse a folder whose links lead outside it."""
     try:
+        if fence:
+            # The scan follows links; checked first so it never reads or lists files outside the fence.
+            refuse_links_outside(Path(root), Path(fence))
         return scan(root)
+    except PathNotAllowed as err:
+        return DatasetError(str(err))
     except DatasetError as err:
         return err
 
 
 def dataset_root() -> Path | None:
+    """The folder the sidebar points at; a typed folder path stays inside the data root, when one is set.
+
+    Raises:
+        PathNotAllowed, DataRootError: the folder path is refused (the message is safe to show).
+    """
     source = st.session_state[K.source]
     if source == SOURCE_SAMPLE:
         return SAMPLE_DATA
     if source == SOURCE_FOLDER:
         folder = st.session_state[K.folder].strip()
-        return Path(folder).expanduser() if folder else None
+        return resolve_user_path(folder, data_root(), "Folder path") if folder else None
+    # The app extracted the .zip into its own temporary folder: no user-typed path to fence.
     return Path(st.session_state[K.zip_dir]) if st.session_state[K.zip_dir] else None
 
 
 def current_dataset() -> DatasetInfo | DatasetError | None:
     """The scanned dataset the sidebar points at (cached; rescanned when the folder changes)."""
-    root = dataset_root()
+    try:
+        root = dataset_root()
+    except (PathNotAllowed, DataRootError) as err:
+        return DatasetError(str(err))
     if root is None:
         return None
+    fence = data_root() if st.session_state[K.source] == SOURCE_FOLDER else None
     stamp = root.stat().st_mtime if root.exists() else 0.0
-    return _scan_cached(str(root), stamp)
+    return _scan_cached(str(root), stamp, str(fence or ""))
 
 
 def require_dataset() -> DatasetInfo:
@@ -156,13 +177,38 @@ def require_dataset() -> DatasetInfo:
 # --- weights and config ---------------------------------------------------------------------
 
 
+def _weights_file() -> tuple[str, str | None]:
+    """The typed weights file (inside the data root, when one is set), or REFUSED_WEIGHTS and why."""
+    text = st.session_state[K.weights_path].strip()
+    if not text:
+        return NO_WEIGHTS, None
+    if text == os.environ.get(WEIGHTS_ENV, "").strip():
+        return text, None  # the administrator's default is trusted wherever it lies
+    try:
+        root = data_root()
+        path = resolve_user_path(text, root, "Weights file")
+    except (PathNotAllowed, DataRootError) as err:
+        return REFUSED_WEIGHTS, str(err)
+    return (str(path) if root else text), None
+
+
 def weights_value() -> str:
+    """The weights for TrainConfig: "imagenet", "none" or a file path (REFUSED_WEIGHTS for a refused one)."""
     choice = st.session_state[K.weights_choice]
     if choice == WEIGHTS_SCRATCH:
         return NO_WEIGHTS
     if choice == WEIGHTS_FILE:
-        return st.session_state[K.weights_path].strip() or NO_WEIGHTS
+        return _weights_file()[0]
     return IMAGENET
+
+
+def weights_ready() -> tuple[bool, str]:
+    """Whether the chosen weights can be used now, in plain words; a refused path says why."""
+    if st.session_state[K.weights_choice] == WEIGHTS_FILE:
+        _, refusal = _weights_file()
+        if refusal:
+            return False, refusal
+    return weights_status(weights_value())
 
 
 def parse_dense(text: str) -> tuple[int, ...]:
@@ -205,8 +251,12 @@ def sidebar() -> None:
     with st.sidebar:
         st.header("Data")
         st.radio("Dataset", [SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP], key=K.source)
+        fence = _fence_name()
         if st.session_state[K.source] == SOURCE_FOLDER:
-            st.text_input("Folder path", key=K.folder, placeholder="/path/to/images (one sub-folder per class)")
+            placeholder = f"e.g. pets (inside {fence}/)" if fence else "/path/to/images (one sub-folder per class)"
+            st.text_input("Folder path", key=K.folder, placeholder=placeholder)
+            if fence:
+                st.caption(f"Paths are inside the server's data folder, **{fence}/**; one sub-folder per class.")
         elif st.session_state[K.source] == SOURCE_ZIP:
             _zip_upload()
         st.select_slider("Image size (px)", IMAGE_SIZES, key=K.image_size,
@@ -218,12 +268,23 @@ def sidebar() -> None:
         if st.session_state[K.weights_choice] == WEIGHTS_FILE:
             st.text_input("Weights file", key=K.weights_path,
                           placeholder="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+            if fence:
+                st.caption(f"A weights file inside **{fence}/**, or the server's default.")
         _weights_status()
+
+
+def _fence_name() -> str | None:
+    """The data root's name for captions (not its location), or None when paths are not fenced."""
+    try:
+        root = data_root()
+    except DataRootError:
+        return None  # the refusal itself says what is wrong, where a path is used
+    return root.name if root else None
 
 
 def _weights_status() -> None:
     choice = st.session_state[K.weights_choice]
-    ok, message = weights_status(weights_value())
+    ok, message = weights_ready()
     if choice == WEIGHTS_SCRATCH:
         st.warning("No transfer — training from scratch (random weights).")
     elif ok:
