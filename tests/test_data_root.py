@@ -185,7 +185,12 @@ def served(tree, monkeypatch) -> dict[str, Path]:
     make_dataset_folder(tree["outside"], classes=OUTSIDE_CLASSES, n_train=4, n_val=2, size=32)
     scanned: list[Path] = []
     real_scan = pages.ui.scan
-    monkeypatch.setattr(pages.ui, "scan", lambda root, *a, **kw: scanned.append(Path(root)) or real_scan(root, *a, **kw))
+
+    def recording_scan(root, *args, **kwargs):
+        scanned.append(Path(root))
+        return real_scan(root, *args, **kwargs)
+
+    monkeypatch.setattr(pages.ui, "scan", recording_scan)
     return {**tree, "scanned": scanned}
 
 
@@ -233,7 +238,8 @@ def test_a_folder_path_leading_outside_is_refused_without_scanning(served, escap
 @pytest.mark.parametrize("link", ["train/secretdogs", "validation/cats/cats_000.png"])
 def test_a_folder_with_a_link_leading_outside_is_refused_before_the_scan(served, link):
     mixed = make_dataset_folder(served["root"] / "mixed", n_train=4, n_val=2, size=32)
-    target = served["outside"] / ("train/secretdogs" if link.startswith("train") else "train/secretcats/secretcats_000.png")
+    outside_train = served["outside"] / "train"
+    target = outside_train / ("secretdogs" if link.startswith("train") else "secretcats/secretcats_000.png")
     (mixed / link).parent.mkdir(parents=True, exist_ok=True)
     (mixed / link).unlink(missing_ok=True)
     (mixed / link).symlink_to(target)
@@ -301,3 +307,6 @@ def test_a_misconfigured_root_refuses_paths_instead_of_allowing_all(served, monk
     assert not at.exception
     assert len(at.main.error) == 1 and "TLLAB_DATA_ROOT must name an existing folder" in at.main.error[0].value
     assert served["scanned"] == []
+    at = _app(**{K.weights_choice: WEIGHTS_FILE, K.weights_path: str(served["outside"] / "train")})
+    assert not at.exception
+    assert len(at.sidebar.error) == 1 and "TLLAB_DATA_ROOT must name an existing folder" in at.sidebar.error[0].value
