@@ -17,7 +17,7 @@ import tlcore.data
 from pages.ui import K, page_intro, require_dataset
 from tlcore.advisor import imbalance_warnings
 from tlcore.config import AugmentConfig
-from tlcore.data import TRAIN, VALIDATION, sample_grid
+from tlcore.data import TRAIN, VALIDATION, display_path, sample_grid
 from tlcore.imageio import ImageProblem, load_array
 from tlcore.preview import augment_preview, augmentation_is_identity, describe_augmentation
 
@@ -84,8 +84,9 @@ with stats_col:
                    "it. Collect more of the smaller class, or judge the model per class (Inference page).")
     st.subheader("Files left out")
     if info.skipped:
-        st.dataframe(pd.DataFrame({"file": [os.path.relpath(f.path, info.root) for f in info.skipped],
-                                   "reason": [f.reason for f in info.skipped]}), hide_index=True)
+        # display_path: a name that is not UTF-8 would stop the whole page
+        files = [display_path(os.path.relpath(f.path, info.root)) for f in info.skipped]
+        st.dataframe(pd.DataFrame({"file": files, "reason": [f.reason for f in info.skipped]}), hide_index=True)
     else:
         st.success("Every image file could be read.")
     st.caption(f"{len(info.ignored)} other file(s) ignored: hidden files, files that are not images by their "

@@ -33,6 +33,8 @@ SIZE = 36
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 LONG_NAME = "long_" + "x" * 211 + ".png"  # 220 bytes: long, but within the 255-byte limit
 NON_ASCII_NAME = "chat_été_猫.png"
+# Latin-1 bytes for "café": not UTF-8, so Python holds the name with a lone surrogate.
+NOT_UTF8_NAME = os.fsdecode(b"caf\xe9.png")
 
 Pixel = tuple[tuple[int, int], tuple[int, int, int]]  # (x, y) -> RGB
 
@@ -168,6 +170,8 @@ BAD_FILES: tuple[BadFile, ...] = (
             lambda: png_header_only(100_000, 100_000)),
     BadFile("symlink loop", f"{CATS}/loop.jpg", "symbolic link loop", link_to="loop.jpg"),
     BadFile("broken symlink", f"{CATS}/broken_link.png", "file not found", link_to="nowhere.png"),
+    # Valid images, refused for their name: no page could show it (see tlcore.data.display_path).
+    BadFile("file name not valid UTF-8", f"{CATS}/{NOT_UTF8_NAME}", "name is not valid UTF-8", _flat(GREEN)),
     # A valid image: reading it is what fails (see deny_reads).
     BadFile("unreadable (permission denied)", f"{CATS}/locked.png", "cannot read: permission denied",
             lambda: encode(_noise(3), "PNG")),

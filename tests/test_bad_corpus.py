@@ -23,7 +23,7 @@ from tests.badcorpus import (
 )
 from tests.conftest import ROOT
 from tlcore.config import HeadConfig, TrainConfig
-from tlcore.data import DatasetInfo, scan
+from tlcore.data import DatasetInfo, display_path, scan
 from tlcore.imageio import open_rgb
 
 
@@ -54,7 +54,7 @@ def _loaded(info: DatasetInfo) -> list[Path]:
 
 def test_the_corpus_has_every_kind_of_bad_input(corpus):
     outcomes = [f.outcome for f in corpus.files]
-    assert sum(f.skipped for f in corpus.files) == 11
+    assert sum(f.skipped for f in corpus.files) == 12
     assert outcomes.count(CONVERTED) == 10
     assert outcomes.count(IGNORED) == 4
     assert len({f.relpath for f in corpus.files}) == len({f.kind for f in corpus.files}) == len(corpus.files)
@@ -125,7 +125,7 @@ def test_dataset_page_lists_every_skipped_file_with_its_reason(denied):
     expected = denied.select(skipped=True)
     assert len(shown) == len(table) == len(expected)
     for bad in expected:
-        name = os.path.relpath(denied.path(bad), denied.root)
+        name = display_path(os.path.relpath(denied.path(bad), denied.root))
         assert name in shown, name
         assert bad.outcome in shown[name], (name, shown[name])
     ignored = len(denied.select(outcome=IGNORED))

@@ -51,6 +51,20 @@ def test_scan_reports_skipped_files(tiny_dataset):
     assert "broken.jpg: not an image" in human.stdout
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii"])
+def test_scan_prints_any_file_name_on_a_strict_terminal(tiny_dataset, encoding):
+    # PYTHONIOENCODING makes stdout strict: a name that is not UTF-8 (or not
+    # ASCII, on an ASCII terminal) must come out escaped, not as a traceback.
+    cats = tiny_dataset / "train" / "cats"
+    (cats / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"<html></html>")
+    (cats / "猫.jpg").write_bytes(b"<html></html>")
+    proc = run_cli("scan", str(tiny_dataset), env={"PYTHONIOENCODING": encoding})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "caf\\udce9.jpg: file or folder name is not valid UTF-8" in proc.stdout
+    assert ("猫.jpg" if encoding == "utf-8" else "\\u732b.jpg") + ": not an image" in proc.stdout
+
+
 def test_scan_errors_are_one_line_and_exit_1(tmp_path):
     assert_one_line_error(run_cli("scan", str(tmp_path / "nope")), 1, "Dataset folder not found")
     (tmp_path / "only" / "cats").mkdir(parents=True)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from tests.helpers import make_dataset_folder, make_image
 from tests.test_imageio import png_header_only
-from tlcore.data import DatasetError, DatasetInfo, sample_grid, scan
+from tlcore.data import NAME_NOT_UTF8, DatasetError, DatasetInfo, display_path, sample_grid, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 RED, GREEN, BLUE = (210, 60, 50), (60, 190, 70), (50, 80, 210)
@@ -356,6 +356,33 @@ def test_long_and_non_ascii_file_names_load(tmp_path):
     names = {p.name for p in all_files(info)}
     assert {long_name, "chat_été_猫.png", "ünïcødé.jpg"} <= names
     json.dumps(info.to_report(), ensure_ascii=False)
+
+
+def test_names_that_are_not_utf8_are_skipped_and_shown_with_a_replacement_character(tmp_path):
+    # Latin-1 bytes, as an old archive or network share may hold them: Python
+    # keeps them as lone surrogates, which no page or strict stream can show.
+    root = tmp_path / "d"
+    fill(root / "a", 2)
+    fill(root / "b", 2, BLUE)
+    bad_file = img(root / "a" / os.fsdecode(b"caf\xe9.png"))
+    bad_folder = img(root / "b" / os.fsdecode(b"\xe9t\xe9") / "sun.png", BLUE)
+    info = scan(root, verify=False)  # a name check, not a decode: done even unverified
+    assert reasons(info) == {bad_file.name: NAME_NOT_UTF8, "sun.png": NAME_NOT_UTF8}
+    assert info.num_images() == 4
+    assert display_path(bad_folder.relative_to(root)) == "b/\ufffdt\ufffd/sun.png"
+    assert display_path("chat_été_猫.png") == "chat_été_猫.png"  # valid names unchanged
+
+
+def test_class_folder_named_in_latin_1_is_refused_with_a_printable_message(tmp_path):
+    root = tmp_path / "d"
+    fill(root / "cats", 2)
+    fill(root / os.fsdecode(b"b\xeate"), 2, BLUE)
+    with pytest.raises(DatasetError) as caught:
+        scan(root)
+    message = str(caught.value)
+    message.encode("utf-8")  # no lone surrogates left to crash a page
+    assert message.startswith(f"Class folder {root}/b\ufffdte has no usable image (2 file(s) skipped there")
+    assert NAME_NOT_UTF8 in message
 
 
 @pytest.fixture

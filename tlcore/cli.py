@@ -105,7 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_output() -> None:
+    """Print any file name instead of crashing on it.
+
+    A name that is not UTF-8 reaches Python as lone surrogates, and a name
+    like "猫.png" cannot be written to an ASCII terminal: strict streams then
+    raise mid-report. Escapes (\\udce9, \\u732b) say which file it is.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"scan": cmd_scan, "layers": cmd_layers, "train": cmd_train, "sweep": cmd_sweep,

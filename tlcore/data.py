@@ -32,6 +32,16 @@ _SPLIT_ALIASES = {
 }
 _ALWAYS_IGNORED_DIRS = {"__macosx", "__pycache__", ".ipynb_checkpoints"}
 _VERIFY_SIZE = 64  # decode scale used to check an image while scanning
+NAME_NOT_UTF8 = "file or folder name is not valid UTF-8 (rename it)"
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as text any UTF-8 output accepts: name bytes that are not UTF-8 show as U+FFFD.
+
+    Python keeps such bytes as lone surrogates, which Streamlit, Arrow and
+    strict UTF-8 streams all refuse.
+    """
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 class DatasetError(Exception):
@@ -128,10 +138,10 @@ def scan(
     """Scan an image folder into a `DatasetInfo`.
 
     Every candidate image is decoded once (at reduced scale where possible),
-    so unreadable, truncated, non-image and oversized files are reported in
-    `skipped` with a reason instead of failing later. Hidden files,
-    `__MACOSX` folders and files without an image extension are counted in
-    `ignored`.
+    so unreadable, truncated, non-image and oversized files (and names that
+    are not valid UTF-8) are reported in `skipped` with a reason instead of
+    failing later. Hidden files, `__MACOSX` folders and files without an
+    image extension are counted in `ignored`.
 
     Args:
         root: the dataset folder.
@@ -237,12 +247,13 @@ def _no_usable_images(info: DatasetInfo, empty: list[str]) -> str:
     skipped = [s for s in info.skipped if any(s.path == f or f in s.path.parents for f in folders)]
     if skipped:
         example = skipped[0]
-        why = f"{len(skipped)} file(s) skipped there, e.g. {example.path.name}: {example.reason}"
+        why = f"{len(skipped)} file(s) skipped there, e.g. {display_path(example.path.name)}: {example.reason}"
     else:
         why = "no image files"
     if len(empty) == len(info.class_names):
-        return f"No usable images in {info.root}: class folder(s) {', '.join(empty)} ({why})"
-    listed = ", ".join(str(f) for f in folders)
+        names = ", ".join(display_path(n) for n in empty)
+        return f"No usable images in {display_path(info.root)}: class folder(s) {names} ({why})"
+    listed = ", ".join(display_path(f) for f in folders)
     return (f"Class folder {listed} has no usable image ({why})" if len(folders) == 1
             else f"Class folders {listed} have no usable image ({why})")
 
@@ -296,7 +307,7 @@ class _Walker:
             # files are already counted where they really are, so
             # loaded + skipped + ignored still equals the files on disk.
             info.warnings.append(
-                f"Folder {folder} links to a folder already scanned (link loop or duplicate); "
+                f"Folder {display_path(folder)} links to a folder already scanned (link loop or duplicate); "
                 "its images are counted once."
             )
             return
@@ -348,7 +359,8 @@ def _verify_all(
     verify: bool,
 ) -> dict[str, dict[str, list[Path]]]:
     flat = [p for per_split in candidates.values() for paths in per_split.values() for p in paths]
-    problems: dict[Path, str] = {}
+    # Checked even without verify: such a name breaks every page that shows it.
+    problems = {p: NAME_NOT_UTF8 for p in flat if not _utf8_below(p, info.root)}
     if verify and flat:
         def check(path: Path) -> tuple[Path, str | None]:
             try:
@@ -359,12 +371,22 @@ def _verify_all(
 
         # Pillow releases the GIL while decoding, so threads overlap.
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
-            problems = {p: r for p, r in pool.map(check, flat) if r is not None}
+            well_named = [p for p in flat if p not in problems]
+            problems.update((p, r) for p, r in pool.map(check, well_named) if r is not None)
     info.skipped.extend(SkippedFile(p, problems[p]) for p in flat if p in problems)
     return {
         split: {name: [p for p in paths if p not in problems] for name, paths in per_split.items()}
         for split, per_split in candidates.items()
     }
+
+
+def _utf8_below(path: Path, root: Path) -> bool:
+    """Whether the names below root are valid UTF-8 (the root itself is the user's to name)."""
+    try:
+        str(path.relative_to(root)).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _stratified_split(
@@ -374,7 +396,8 @@ def _stratified_split(
     validation: dict[str, list[Path]] = {}
     for name, paths in per_class.items():
         shuffled = sorted(paths)
-        random.Random(f"{seed}:{name}").shuffle(shuffled)
+        # display_path: Random() encodes str seeds as UTF-8, which a name with surrogates breaks
+        random.Random(f"{seed}:{display_path(name)}").shuffle(shuffled)
         n_val = round(len(shuffled) * fraction) if len(shuffled) >= 2 else 0
         n_val = max(n_val, 1) if len(shuffled) >= 2 else 0
         validation[name] = sorted(shuffled[:n_val])
