@@ -134,8 +134,8 @@ class BadFile:
         return self.outcome not in (CONVERTED, IGNORED)
 
 
-def _flat(colour: tuple[int, int, int], fmt: str = "PNG") -> Callable[[], bytes]:
-    return lambda: encode(Image.new("RGB", (SIZE, SIZE), colour), fmt)
+def _flat(colour: tuple[int, int, int]) -> Callable[[], bytes]:
+    return lambda: encode(Image.new("RGB", (SIZE, SIZE), colour), "PNG")
 
 
 def _cut(make: Callable[[], bytes], keep: float) -> Callable[[], bytes]:
