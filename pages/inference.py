@@ -10,9 +10,9 @@ import streamlit as st
 from pages.ui import K, current_dataset, page_intro
 from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS, ImageProblem
-from tlcore.inference import (evaluate_split, evaluation_key, explain, explainer_for, image_size_of, num_classes_of,
-                              same_held_out_split, save_uploaded_model, to_pixels)
-from tlcore.model import load_model
+from tlcore.inference import (check_image_classifier, evaluate_split, evaluation_key, explain, explainer_for,
+                              image_size_of, num_classes_of, same_held_out_split, save_uploaded_model, to_pixels)
+from tlcore.model import ModelLoadError, load_model
 from tlcore.plots import confusion_matrix_figure
 from tlcore.runs import MODEL_FILE, RunStore, describe_run, read_run_json, runs_with_models
 
@@ -23,7 +23,8 @@ UPLOAD, SHOWN, THUMB = "upload", 12, 224
 def cached_model(path: str, mtime: float):
     # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each
     # run's model is its own file, and inference only reads the weights.
-    model = load_model(path)
+    model = load_model(path)  # refuses files that could run code (Lambda layers, foreign modules)
+    check_image_classifier(model)
     return model, explainer_for(model)
 
 
@@ -69,7 +70,7 @@ choice = st.selectbox("Model", [*records, UPLOAD], format_func=run_label, key="i
 model_path, record = uploaded_model() if choice == UPLOAD else (str(Path(choice) / MODEL_FILE), records[choice])
 try:
     model, explainer = cached_model(model_path, Path(model_path).stat().st_mtime)
-except Exception as err:  # Keras raises many types for a file that is not a model it can load safely
+except (ModelLoadError, OSError) as err:  # refused, or the run's file deleted meanwhile
     if choice == UPLOAD:
         Path(model_path).unlink(missing_ok=True)  # keep no copy of a file that is not a usable model
     st.error(f"This model cannot be loaded: {err}")

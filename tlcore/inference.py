@@ -17,6 +17,7 @@ from PIL import Image
 
 from tlcore.backbones import get_backbone
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
+from tlcore.model import ModelLoadError
 from tlcore.pipeline import ImageSet, load_split, make_dataset
 from tlcore.runs import atomic_write
 from tlcore.uploads import UPLOAD_DIR_ENV
@@ -34,6 +35,22 @@ def image_size_of(model: keras.Model) -> int:
 def num_classes_of(model: keras.Model) -> int:
     """The classes a model tells apart: its outputs, or 2 for a single sigmoid output."""
     return max(2, int(model.output_shape[-1]))
+
+
+def check_image_classifier(model: keras.Model) -> None:
+    """Refuse a model this page cannot feed: it must map square RGB images to class scores.
+
+    Raises:
+        ModelLoadError: naming the shape that does not fit.
+    """
+    shape, out = model.input_shape, model.output_shape
+    if not (isinstance(shape, tuple) and len(shape) == 4 and isinstance(shape[1], int) and shape[1] == shape[2]
+            and shape[3] == 3):
+        raise ModelLoadError(f"This model does not take square RGB images: its input shape is {shape}; "
+                             "expected (None, size, size, 3).")
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], int)):
+        raise ModelLoadError(f"This model does not output class scores: its output shape is {out}; "
+                             "expected (None, number of classes).")
 
 
 def save_uploaded_model(data: bytes, folder: str | os.PathLike | None = None) -> Path:

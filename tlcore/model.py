@@ -10,6 +10,13 @@ from training or reloaded from `.keras`.
 
 from __future__ import annotations
 
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
 import keras
 import numpy as np
 import pandas as pd
@@ -167,8 +174,98 @@ def with_freeze_point(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
     return out
 
 
-def load_model(path: str) -> keras.Model:
-    """Load a `.keras` model in Keras safe mode (our own custom layers are registered)."""
+# --- loading untrusted model files -------------------------------------------------
+
+MAX_MODEL_BYTES = 4 << 30  # uncompressed, all entries: VGG16 with a large Flatten head is well below
+_MODEL_ENTRIES = {"metadata.json", "config.json", "model.weights.h5"}  # what `model.save("x.keras")` writes
+# Classes whose deserialization runs Python code or loads other files; none is in a model this app builds.
+_UNSAFE_CLASSES = {  # class_name -> (what it is, why it is refused)
+    "Lambda": ("a Lambda layer", "arbitrary Python code"),
+    "__lambda__": ("Python bytecode", "arbitrary Python code"),
+    "function": ("the Python function", "code outside Keras' layers"),
+    "TFSMLayer": ("a TFSMLayer", "it loads a TensorFlow SavedModel from another path"),
+}
+_TRUSTED_MODULES = ("keras", "tlcore.layers")
+
+
+class ModelLoadError(ValueError):
+    """A model file that is refused or cannot be loaded; the message says why."""
+
+
+def check_model_file(path: str | os.PathLike) -> None:
+    """Refuse a file before Keras deserializes anything from it.
+
+    Accepts only a local `.keras` zip with the entries Keras writes, whose
+    config names Keras' own classes (or ours) and nothing that runs code.
+
+    Raises:
+        ModelLoadError: with the reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"No model file at {path}.")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            legacy = handle.read(8) == b"\x89HDF\r\n\x1a\n"
+        raise ModelLoadError("This is a legacy HDF5 (.h5) model; only .keras files are loaded." if legacy else
+                             "This is not a .keras model file (a .keras file is a zip archive; this one is not, "
+                             "or it is truncated).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            unexpected = sorted({i.filename for i in infos} - _MODEL_ENTRIES)
+            if unexpected or "config.json" not in archive.namelist():
+                raise ModelLoadError(f"This .keras file holds {', '.join(map(repr, unexpected)) or 'no config.json'}; "
+                                     f"a model saved by Keras holds only {', '.join(sorted(_MODEL_ENTRIES))}.")
+            # Declared sizes bound what zipfile yields (it stops there and checks the CRC).
+            if sum(i.file_size for i in infos) > MAX_MODEL_BYTES:
+                raise ModelLoadError(f"This .keras file expands to more than {MAX_MODEL_BYTES >> 30} GiB.")
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError) as err:
+        raise ModelLoadError(f"This .keras file is corrupt or truncated ({err}).") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelLoadError(f"This .keras file's config.json is not valid JSON ({err}).") from None
+    _check_config(config)
+
+
+def _check_config(node: Any) -> None:
+    """Walk the whole config (layers, nested models, compile config) for classes that are not safe."""
+    if isinstance(node, list):
+        for item in node:
+            _check_config(item)
+        return
+    if not isinstance(node, dict):
+        return
+    class_name, module = node.get("class_name"), node.get("module")
+    inner = node.get("config")
+    layer = f" {inner['name']!r}" if isinstance(inner, dict) and isinstance(inner.get("name"), str) else ""
+    if isinstance(class_name, str) and class_name in _UNSAFE_CLASSES:
+        what, why = _UNSAFE_CLASSES[class_name]
+        which = f" {module}.{inner}" if class_name == "function" else layer
+        raise ModelLoadError(f"The model contains {what}{which} ({why}); refused for safety, nothing in it was run. "
+                             "Models built by this app have no such layers.")
+    if module is not None and not (isinstance(module, str) and
+                                   any(module == m or module.startswith(m + ".") for m in _TRUSTED_MODULES)):
+        raise ModelLoadError(f"The model names {class_name!r} from Python module {module!r}, which is neither Keras "
+                             "nor this app; refused for safety, nothing in it was run.")
+    for value in node.values():
+        _check_config(value)
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Load a `.keras` model file that may come from anyone.
+
+    `check_model_file` refuses it first if it could run code, then Keras loads
+    it in safe mode (our own custom layers are registered).
+
+    Raises:
+        ModelLoadError: refused, or Keras cannot load it; the message says why.
+    """
     import tlcore.layers  # noqa: F401  (registers CaffePreprocess for deserialization)
 
-    return keras.models.load_model(path, safe_mode=True, compile=False)
+    check_model_file(path)
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # Keras raises many types for a file it cannot rebuild
+        text = " ".join(str(err).split()) or type(err).__name__
+        raise ModelLoadError(f"Keras cannot load this model: {text[:300]}") from err
