@@ -6,11 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import K, current_config, current_dataset, page_intro, weights_value
-from tlcore.backbones import weights_status
+from pages.ui import K, current_config, current_dataset, page_intro, weights_ready
 from tlcore.jobs import REGISTRY, JobBusy, start_sweep
 from tlcore.plots import curves_figure, sweep_chart
-from tlcore.runs import RunStore, config_differences, curve_label, describe_run, runs_dataframe
+from tlcore.runs import RUNNING, RunStore, config_differences, curve_label, describe_run, runs_dataframe
 from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, point_label, sweep_ids, sweep_points_frame, sweep_table
 
 PERCENT = st.column_config.NumberColumn(format="percent")
@@ -46,7 +45,7 @@ def sweep_section(summaries) -> None:
     left.multiselect("Freeze points", list(range(18, -1, -1)), key="sweep_points", format_func=point_label)
     middle.number_input("Epochs per point", 1, 100, key="sweep_epochs")
     right.checkbox("Include from scratch", key="sweep_scratch")
-    info, (weights_ok, message) = current_dataset(), weights_status(weights_value())
+    info, (weights_ok, message) = current_dataset(), weights_ready()
     running = (job := REGISTRY.get(st.session_state.get("sweep_job_id"))) is not None and job.running
     left, right = st.columns(2)
     left.button("Start sweep", key="start_sweep", type="primary", on_click=_start_sweep,
@@ -114,6 +113,21 @@ st.dataframe(runs_dataframe(summaries), hide_index=True, column_config={
     "val acc": st.column_config.NumberColumn(format="percent", help="validation accuracy after the last epoch"),
     "best val acc": PERCENT, "time (s)": tenths, "MB": tenths,
 })
+
+
+
+@st.fragment(run_every=2.0)
+def training_now(shown: tuple[str, ...]) -> None:
+    running = [s for s in RunStore().list() if s.status == RUNNING]
+    if tuple(s.run_id for s in running) != shown:
+        st.rerun()  # a run started or ended: the whole table above changes
+    st.subheader("Training now")
+    st.caption("Runs still training, from any session or the command line; updated every 2 seconds.")
+    st.dataframe(runs_dataframe(running), hide_index=True)
+
+
+if running_ids := tuple(s.run_id for s in summaries if s.status == RUNNING):
+    training_now(running_ids)
 
 by_id = {s.run_id: s for s in summaries}
 for key in ("runs_compare", "delete_select"):  # runs deleted since (here, in another tab, by the CLI) drop out

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import K, current_config, page_intro, require_dataset, weights_value
-from tlcore.backbones import weights_status
+from pages.ui import K, current_config, page_intro, require_dataset, weights_ready
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate, measure_gflops
 from tlcore.jobs import QUEUED, REGISTRY, JobBusy, Snapshot, start_training
@@ -42,7 +41,7 @@ if job is not None:
 
 n_train, n_val = info.num_images(TRAIN), info.num_images(VALIDATION)
 guess = estimate(config, n_train, n_val, machine_gflops())
-weights_ok, weights_message = weights_status(weights_value())
+weights_ok, weights_message = weights_ready()
 st.markdown(
     f"**{n_train} training / {n_val} validation images** at {config.image_size} px · "
     f"freeze point **{config.freeze_at}** · weights **{config.weights_label}** · "

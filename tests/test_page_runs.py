@@ -144,3 +144,18 @@ def test_without_runs_the_page_points_to_training(runs_dir):
     assert not at.exception
     assert "No runs yet" in at.main.info[0].value
     assert at.get("page_link")
+
+
+def test_runs_in_progress_are_shown_apart_while_they_train(store, trained):
+    info, run_dir = trained
+    live = store.create(TINY.replace(epochs=5), info)  # this process records it: it reads "running"
+    at = _runs_page()
+    assert not at.exception
+    assert "Training now" in [h.value for h in at.subheader]
+    everything, training_now = at.dataframe[0].value, at.dataframe[1].value
+    assert set(everything["run"]) == {run_dir.name, live.run_id}
+    (row,) = training_now.to_dict("records")
+    assert row["run"] == live.run_id and row["status"].endswith("running") and row["epochs"] == "0/5"
+
+    live.finish("stopped", "test over")
+    assert "Training now" not in [h.value for h in _runs_page().subheader]
