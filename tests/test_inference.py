@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import keras
 import numpy as np
@@ -12,7 +14,7 @@ from PIL import Image
 
 from tlcore.config import HeadConfig
 from tlcore.imageio import ImageProblem
-from tlcore.inference import evaluate, gradcam, predict, probabilities, to_pixels, upsample_heatmap
+from tlcore.inference import evaluate, explain, gradcam, predict, probabilities, to_pixels, upsample_heatmap
 from tlcore.model import build_model, load_model
 from tlcore.pipeline import ImageSet
 
@@ -61,6 +63,72 @@ def test_grayscale_and_rgba_inputs_are_converted(model):
 def test_non_image_upload_is_a_clear_error(model):
     with pytest.raises(ImageProblem, match="not an image"):
         predict(model, [b"<html>not a picture</html>"], CLASSES)
+
+
+def _encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header (with a valid checksum) claims width x height pixels."""
+    data = bytearray(_encoded(Image.new("RGB", (8, 8), (90, 90, 90))))
+    struct.pack_into(">II", data, 16, width, height)  # IHDR data starts after signature, length and type
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+# tlcore.imageio silences this warning at import; pytest restores the filters for each test.
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_huge_image_headers_are_refused_before_decoding_and_named(model):
+    sources = [("bomb.png", png_claiming(100_000, 100_000)), ("big.png", png_claiming(12_000, 10_000)),
+               ("ok.png", _encoded(Image.fromarray(_image())))]
+    explanations, problems = explain(model, None, sources, CLASSES)
+    assert [e.name for e in explanations] == ["ok.png"]
+    assert dict(problems) == {
+        "bomb.png": "too large (over 100 megapixels; decompression-bomb guard)",  # Pillow's own guard, at open
+        "big.png": "too large (12000x10000 = 120.0 megapixels; limit 100)",  # ours, before any pixel is decoded
+    }
+    _, problems = explain(model, None, [("big.png", png_claiming(400, 300))], CLASSES, max_pixels=100_000)
+    assert problems == [("big.png", "too large (400x300 = 0.1 megapixels; limit 0.1)")]
+
+
+def test_a_large_allowed_photo_is_resized_and_predicted(model):
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (2000, 3000, 3), dtype=np.uint8)).resize((3000, 2000))
+    data = _encoded(photo, "JPEG", quality=80)
+    assert to_pixels(data, 64).shape == (64, 64, 3)
+    (explanation,), problems = explain(model, None, [("photo.jpg", data)], CLASSES)
+    assert problems == [] and explanation.display.shape == (224, 224, 3)
+    assert sum(explanation.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_web_pages_and_empty_uploads_are_named_with_the_reason(model):
+    sources = [("page.png", b"<!DOCTYPE html><html><body>404</body></html>"), ("empty.png", b""),
+               ("empty-stream.jpg", io.BytesIO(b"")), ("cut.png", _encoded(Image.fromarray(_image()))[:40])]
+    explanations, problems = explain(model, None, sources, CLASSES)
+    assert explanations == []
+    reasons = dict(problems)
+    assert reasons["page.png"].startswith("not an image")
+    assert reasons["empty.png"] == reasons["empty-stream.jpg"] == "empty file (0 bytes)"
+    assert reasons["cut.png"].startswith("truncated or corrupt")
+
+
+def test_16_bit_png_and_cmyk_jpeg_are_converted_and_predicted(model):
+    deep = np.zeros((40, 40), dtype=np.uint16)
+    deep[:, 20:] = 65535
+    cmyk = Image.new("CMYK", (40, 40), (255, 0, 0, 0))  # pure cyan ink
+    sources = [("deep.png", _encoded(Image.fromarray(deep))), ("cmyk.jpg", _encoded(cmyk, "JPEG", quality=95))]
+    assert Image.open(io.BytesIO(sources[0][1])).mode.startswith("I")  # really 16-bit on disk
+    assert Image.open(io.BytesIO(sources[1][1])).mode == "CMYK"
+    explanations, problems = explain(model, None, sources, CLASSES)
+    assert problems == [] and [e.name for e in explanations] == ["deep.png", "cmyk.jpg"]
+    gray = to_pixels(sources[0][1], 40)
+    assert (gray[:, :18] == 0).all() and (gray[:, 22:] == 255).all()  # 16-bit range scaled to 8 bits
+    np.testing.assert_allclose(to_pixels(sources[1][1], 40).reshape(-1, 3).mean(axis=0), (0, 255, 255), atol=8)
+    for e in explanations:
+        assert sum(e.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_sigmoid_head_reports_two_probabilities():

@@ -6,6 +6,7 @@ import io
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -13,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from pages.ui import SOURCE_FOLDER, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
+from tests.test_inference import png_claiming
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.runs import MODEL_FILE, RUN_FILE, RunStore
@@ -116,24 +118,36 @@ def test_evaluating_on_a_split_the_run_did_not_hold_out_is_flagged(trained, tmp_
     assert at.session_state["inference_eval"][1].confusion.sum() == 2 * (N_VAL + 1)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # see tests/test_inference.py
 def test_uploads_are_converted_and_a_bad_file_is_named_while_the_others_still_show(trained):
     folder, _, run_dir = trained
     at = _app(folder, run_dir)
     gray = make_image((200, 60, 50), size=50, mode="L")
     rgba = make_image((50, 80, 210), size=50, mode="RGBA")
+    deep = Image.fromarray(np.full((50, 50), 40_000, dtype=np.uint16))
+    cmyk = io.BytesIO()
+    make_image((60, 190, 70), size=50).convert("CMYK").save(cmyk, format="JPEG")
     at.file_uploader(key="inference_images").set_value([
         ("red.png", _png(make_image((210, 60, 50), size=50)), "image/png"),
         ("notes.png", b"<html>not a picture</html>", "image/png"),
         ("gray.png", _png(gray), "image/png"),
+        ("empty.png", b"", "image/png"),
         ("rgba.png", _png(rgba), "image/png"),
+        ("bomb.png", png_claiming(100_000, 100_000), "image/png"),
+        ("deep.png", _png(deep), "image/png"),
+        ("cmyk.jpg", cmyk.getvalue(), "image/jpeg"),
     ])
     at = at.run()
     assert not at.exception
-    assert [r["name"] for r in at.session_state["inference_results"]] == ["red.png", "gray.png", "rgba.png"]
+    names = ["red.png", "gray.png", "rgba.png", "deep.png", "cmyk.jpg"]
+    assert [r["name"] for r in at.session_state["inference_results"]] == names
     for r in at.session_state["inference_results"]:
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    (error,) = at.error
-    assert "notes.png" in error.value and "not an image" in error.value
+    assert [m.value for m in at.metric] == [r["top_class"] for r in at.session_state["inference_results"]]
+    errors = [e.value for e in at.main.error]
+    assert errors == ["**notes.png** cannot be used: not an image (content is not JPEG, PNG, BMP, GIF, WebP or TIFF)",
+                      "**empty.png** cannot be used: empty file (0 bytes)",
+                      "**bomb.png** cannot be used: too large (over 100 megapixels; decompression-bomb guard)"]
 
 
 @pytest.fixture
