@@ -207,6 +207,9 @@ def test_keras_zips_with_unexpected_contents_are_refused(plain_model_file, tmp_p
     bad_json = _zip_with(plain_model_file, tmp_path / "badjson.keras", {"config.json": b"{not json"})
     with pytest.raises(ModelLoadError, match="config.json is not valid JSON"):
         load_model(bad_json)
+    deep = _zip_with(plain_model_file, tmp_path / "deep.keras", {"config.json": b"[" * 100_000 + b"]" * 100_000})
+    with pytest.raises(ModelLoadError, match="nested too deeply"):
+        load_model(deep)
     assert not (tmp_path.parent / "evil.txt").exists()
 
 

@@ -221,6 +221,8 @@ def check_model_file(path: str | os.PathLike) -> None:
             if sum(i.file_size for i in infos) > MAX_MODEL_BYTES:
                 raise ModelLoadError(f"This .keras file expands to more than {MAX_MODEL_BYTES >> 30} GiB.")
             config = json.loads(archive.read("config.json"))
+    except RecursionError:  # before RuntimeError, its base class
+        raise ModelLoadError("This .keras file's config.json is nested too deeply to be a model.") from None
     except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError) as err:
         raise ModelLoadError(f"This .keras file is corrupt or truncated ({err}).") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -228,14 +230,19 @@ def check_model_file(path: str | os.PathLike) -> None:
     _check_config(config)
 
 
-def _check_config(node: Any) -> None:
+def _check_config(config: Any) -> None:
     """Walk the whole config (layers, nested models, compile config) for classes that are not safe."""
-    if isinstance(node, list):
-        for item in node:
-            _check_config(item)
-        return
-    if not isinstance(node, dict):
-        return
+    pending = [config]  # a loop, not recursion: a crafted config may nest deeper than Python's stack
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            _check_node(node)
+            pending.extend(node.values())
+
+
+def _check_node(node: dict[str, Any]) -> None:
     class_name, module = node.get("class_name"), node.get("module")
     inner = node.get("config")
     layer = f" {inner['name']!r}" if isinstance(inner, dict) and isinstance(inner.get("name"), str) else ""
@@ -248,8 +255,6 @@ def _check_config(node: Any) -> None:
                                    any(module == m or module.startswith(m + ".") for m in _TRUSTED_MODULES)):
         raise ModelLoadError(f"The model names {class_name!r} from Python module {module!r}, which is neither Keras "
                              "nor this app; refused for safety, nothing in it was run.")
-    for value in node.values():
-        _check_config(value)
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
