@@ -14,7 +14,7 @@ import streamlit as st
 
 from tlcore.backbones import NO_WEIGHTS, WEIGHTS_ENV, IMAGENET, weights_status
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
-from tlcore.data import DatasetError, DatasetInfo, scan
+from tlcore.data import DatasetError, DatasetInfo, display_path, scan
 from tlcore.paths import DataRootError, PathNotAllowed, data_root, refuse_links_outside, resolve_user_path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def require_dataset() -> DatasetInfo:
         st.error(f"This dataset cannot be used: {info}")
         if info.info is not None and info.info.skipped:
             st.dataframe(
-                [{"file": str(s.path), "reason": s.reason} for s in info.info.skipped], hide_index=True
+                [{"file": display_path(s.path), "reason": s.reason} for s in info.info.skipped], hide_index=True
             )
         st.stop()
     return info
