@@ -160,6 +160,7 @@ def test_models_of_finished_runs_are_freed(info, tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "build_for", watched_build_for)
     registry, store = JobRegistry(max_active=1), RunStore(tmp_path / "runs")
+    graphs_before = weakref.WeakSet(_tensorflow_graphs())
     jobs = []
     for _ in range(3):
         job = start_training("alice", TINY, info, store, registry=registry)
@@ -169,9 +170,18 @@ def test_models_of_finished_runs_are_freed(info, tmp_path, monkeypatch):
     gc.collect()
     assert len(built) == 3
     assert [ref() is None for ref in built] == [True, True, True]
+    # The traced training steps went too: each captures its model's variables (their memory).
+    assert [g.name for g in _tensorflow_graphs() if g not in graphs_before] == []
     # Freed, yet nothing was lost: every run is on disk with its model.
     assert all((Path(job.snapshot().run_dir) / "model.keras").is_file() for job in jobs)
     assert registry.get(jobs[0].id) is None and registry.get(jobs[2].id) is jobs[2]
+
+
+def _tensorflow_graphs() -> list:
+    from tensorflow.python.framework import ops
+
+    gc.collect()
+    return [o for o in gc.get_objects() if isinstance(o, ops.Graph)]
 
 
 def test_an_unwritable_runs_folder_fails_the_job_with_a_clear_message(info, tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ import copy
 import io
 import os
 import secrets
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -195,7 +196,15 @@ class JobRegistry:
     def _release_slot(self, job: Job) -> None:
         with self._slots:
             self._active.discard(job.id)
+            self.forget_traced_gradients(alone=job)
             self._slots.notify_all()
+
+    def forget_traced_gradients(self, alone: Job) -> int:
+        """Free what finished training steps left in TensorFlow, unless another job may be tracing."""
+        with self._slots:
+            if self._active - {alone.id}:
+                return 0  # another job may be mid-trace: it needs its entry until its gradients exist
+            return forget_traced_gradients()
 
     def _run(self, job: Job, work: Callable[[Job], Any]) -> None:
         if not self._wait_for_slot(job):
@@ -239,6 +248,26 @@ class JobRegistry:
 
 
 REGISTRY = JobRegistry()
+
+
+def forget_traced_gradients() -> int:
+    """Drop the custom gradients TensorFlow registered while tracing; returns how many.
+
+    TensorFlow 2.21 keeps every custom gradient registered in graph mode for
+    ever (tensorflow/tensorflow#97697). Keras' optimizer registers one in each
+    trace of a training step, and it holds that trace's graph, which captures
+    every variable of the model: each finished run would keep its whole model
+    in memory (about 100 MB per tiny run, measured by bench/repeated_runs.py).
+    An entry is needed only while its trace computes its gradients.
+    """
+    ops = sys.modules.get("tensorflow.python.framework.ops")  # no TensorFlow loaded: nothing to free
+    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
+    if not isinstance(registry, dict):
+        return 0
+    stale = [name for name in list(registry) if name.startswith("CustomGradient-")]
+    for name in stale:
+        registry.pop(name, None)
+    return len(stale)
 
 
 def model_to_bytes(model: Any) -> bytes:
@@ -318,6 +347,7 @@ def start_sweep(
 
         def progress(event: object) -> None:
             if isinstance(event, SweepPointStart):
+                registry.forget_traced_gradients(alone=job)  # the last point's model can go
                 job.update(
                     stage="starting", message=f"point {event.index}/{event.total}: {event.label}",
                     phase=0, path="", path_reason="", epoch=0, batch=0, batches=0, batch_loss=None,
