@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,6 +129,12 @@ def test_train_json_then_predict_then_rerun_config(tiny_dataset, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_text("text")
     assert_one_line_error(run_cli("predict", "--run", str(run_dir), str(bad)), 1, "bad.jpg", "not an image")
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(run_dir, tampered)
+    (tampered / "model.keras").write_text("not a model")
+    assert_one_line_error(run_cli("predict", "--run", str(tampered), str(images[0])), 1,
+                          str(tampered), "not a .keras model file")
 
     again = run_cli("train", "--data", str(tiny_dataset), "--config", str(run_dir), "--epochs", "1",
                     "--runs-dir", str(runs), "--json")

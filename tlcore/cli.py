@@ -406,13 +406,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from tlcore.inference import predict
+    from tlcore.model import ModelLoadError
     from tlcore.runs import RUN_FILE, load_run_model
 
     run_dir = Path(args.run)
     if not (run_dir / RUN_FILE).is_file():
         raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
     class_names = json.loads((run_dir / RUN_FILE).read_text())["class_names"]
-    model = load_run_model(run_dir)
+    try:
+        model = load_run_model(run_dir)
+    except ModelLoadError as err:
+        _err(f"{run_dir}: {err}")
+        return EXIT_DATA
     results = []
     for image in args.images:
         try:
