@@ -310,21 +310,27 @@ def _download_weights() -> None:
 
 
 def _zip_upload() -> None:
-    from tlcore.uploads import UploadError, extract_zip
+    from tlcore.jobs import REGISTRY
+    from tlcore.uploads import UploadError, extract_zip, remove_extracted
 
     upload = st.file_uploader("Zip of class folders", type=["zip"], key=K.zip_upload)
     if upload is None:
         return
-    marker = f"{upload.name}:{upload.size}"
-    if st.session_state.get("data_zip_marker") == marker:
-        return
-    try:
-        folder = extract_zip(upload, name_hint=upload.name)
-    except UploadError as err:
-        st.error(str(err))
-        return
-    st.session_state[K.zip_dir] = str(folder)
-    st.session_state["data_zip_marker"] = marker
+    marker = f"{getattr(upload, 'file_id', '')}:{upload.name}:{upload.size}"
+    if st.session_state.get("data_zip_marker") != marker:  # each upload is extracted (or refused) once
+        previous = st.session_state[K.zip_dir]
+        try:
+            st.session_state[K.zip_dir] = str(extract_zip(upload, name_hint=upload.name))
+            st.session_state["data_zip_error"] = ""
+        except UploadError as err:
+            st.session_state[K.zip_dir] = ""  # never show the previous archive under this one's name
+            st.session_state["data_zip_error"] = str(err)
+        st.session_state["data_zip_marker"] = marker
+        # A run of this session may still read the old images from disk.
+        if previous and REGISTRY.running_for(st.session_state[K.owner]) is None:
+            remove_extracted(previous)
+    if error := st.session_state.get("data_zip_error"):
+        st.error(error)
 
 
 def _run_through_app() -> None:

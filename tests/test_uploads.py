@@ -25,7 +25,7 @@ from pages.ui import SOURCE_ZIP, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.data import scan
-from tlcore.uploads import UPLOAD_DIR_ENV, UploadError, extract_zip
+from tlcore.uploads import UPLOAD_DIR_ENV, UploadError, extract_zip, remove_extracted
 
 
 def _png(colour=(210, 60, 50), seed: int = 0) -> bytes:
@@ -353,3 +353,37 @@ def test_the_sidebar_extracts_a_good_zip_and_the_dataset_page_shows_it(tmp_path,
     captions = [c for image in at.main.image for c in image.captions]
     assert captions and set(captions) <= {"cats", "dogs"}  # the sample grid, labelled by class
     assert "cats, dogs" in " ".join(m.value for m in at.main.markdown)
+
+
+def test_a_refused_zip_is_examined_once_and_replaces_the_previous_dataset(tmp_path, monkeypatch):
+    import tlcore.uploads as uploads
+
+    folder = make_dataset_folder(tmp_path / "src", n_train=4, n_val=2, size=24)
+    at = _zip_app(tmp_path, monkeypatch)
+    at.file_uploader(key=K.zip_upload).set_value(("pets.zip", _zip_folder(folder, "pets/"), "application/zip"))
+    at = at.run()
+    good_root = Path(at.session_state[K.zip_dir])
+    assert good_root.is_dir()
+
+    calls = []
+    real_extract = uploads.extract_zip
+    monkeypatch.setattr(uploads, "extract_zip", lambda *a, **kw: calls.append(1) or real_extract(*a, **kw))
+    at.file_uploader(key=K.zip_upload).set_value(("pets.zip", _zip([("/abs.png", _png())]), "application/zip"))
+    at = at.run()
+    at = at.run()  # any later rerun shows the same refusal without extracting again
+    assert not at.exception and len(calls) == 1
+    assert sum("absolute path" in e.value for e in at.sidebar.error) == 1
+    assert not at.session_state[K.zip_dir]  # the earlier archive's images are not shown under this one
+    assert "Choose a dataset in the sidebar" in at.main.info[0].value
+    assert not good_root.exists()  # the earlier extraction was removed with it
+    assert list((tmp_path / "app-uploads").iterdir()) == []
+
+
+def test_remove_extracted_removes_only_folders_the_extraction_made(tmp_path):
+    data = _zip([("pets/cats/a.png", _png()), ("pets/dogs/b.png", _png((50, 80, 210)))])
+    root = extract_zip(io.BytesIO(data), dest_root=tmp_path / "uploads")
+    other = tmp_path / "my-data" / "pets"
+    other.mkdir(parents=True)
+    assert remove_extracted(other) is False and other.is_dir()
+    assert remove_extracted(root) is True
+    assert list((tmp_path / "uploads").iterdir()) == []

@@ -26,6 +26,7 @@ MAX_RATIO = 200  # uncompressed / compressed, per entry and overall
 # or text file may legitimately compress 1000x.
 RATIO_FREE_BYTES = 1 << 20
 UPLOAD_DIR_ENV = "TLLAB_UPLOAD_DIR"
+EXTRACTION_PREFIX = "tllab-upload-"
 _CHUNK = 1 << 16
 # What zipfile and its decompressors raise for corrupt, encrypted or exotic entries.
 _EXTRACT_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, RuntimeError, NotImplementedError)
@@ -58,7 +59,7 @@ def extract_zip(
     """
     root = Path(dest_root or os.environ.get(UPLOAD_DIR_ENV) or tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
-    dest = Path(tempfile.mkdtemp(prefix="tllab-upload-", dir=root)).resolve()
+    dest = Path(tempfile.mkdtemp(prefix=EXTRACTION_PREFIX, dir=root)).resolve()
     try:
         _extract_into(source, dest, max_total_bytes, max_files, max_ratio, name_hint)
     except BaseException:
@@ -68,6 +69,20 @@ def extract_zip(
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return dest
+
+
+def remove_extracted(dataset_root: str | os.PathLike) -> bool:
+    """Delete the extraction folder `extract_zip` made for this dataset root; True if one was removed.
+
+    Only a folder this module created (its name prefix, the root or its
+    parent) is ever removed, whatever path it is given.
+    """
+    root = Path(dataset_root).resolve()
+    extraction = next((p for p in (root, root.parent) if p.name.startswith(EXTRACTION_PREFIX)), None)
+    if extraction is None or not extraction.is_dir():
+        return False
+    shutil.rmtree(extraction, ignore_errors=True)
+    return True
 
 
 def _safe_member_path(name: str) -> PurePosixPath:
