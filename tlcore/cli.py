@@ -334,9 +334,11 @@ class _SweepProgress:
         self.bar = _TerminalProgress(epochs)
 
     def __call__(self, event: object) -> None:
+        from tlcore.jobs import forget_traced_gradients
         from tlcore.sweep import SweepPointStart
 
         if isinstance(event, SweepPointStart):
+            forget_traced_gradients()  # the command line trains one point at a time: the last model can go
             weights = "random weights, every layer learns" if event.label == "scratch" else f"freeze_at={event.freeze_at}"
             sys.stderr.write(f"\n[{event.index}/{event.total}] {event.label} ({weights})")
             sys.stderr.flush()
