@@ -197,3 +197,19 @@ def test_an_unwritable_runs_folder_fails_the_job_with_a_clear_message(info, tmp_
     assert snap.status == FAILED
     assert snap.error == (f"The runs folder {tmp_path / 'runs'} cannot take a new run: Read-only file system. "
                           "Free some space, or point TLLAB_RUNS_DIR at a writable folder.")
+
+
+def test_only_the_newest_finished_jobs_of_other_sessions_are_kept(monkeypatch):
+    import tlcore.jobs as jobs
+
+    monkeypatch.setattr(jobs, "FINISHED_JOBS_KEPT", 2)
+    registry = JobRegistry(max_active=1)
+    finished = []
+    for owner in ("o1", "o2", "o3"):
+        job = registry.start(owner, "training", lambda job: None)
+        job.thread.join(10)
+        finished.append(job)
+    latest = registry.start("o4", "training", lambda job: None)
+    latest.thread.join(10)
+    assert [registry.get(job.id) is not None for job in finished] == [False, True, True]
+    assert registry.get(latest.id) is latest

@@ -26,6 +26,7 @@ from typing import Any, Callable
 RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
 MAX_JOBS_ENV = "TLLAB_MAX_JOBS"
+FINISHED_JOBS_KEPT = 20  # other sessions' finished jobs, for their reloaded tabs
 
 
 class JobBusy(Exception):
@@ -163,8 +164,7 @@ class JobRegistry:
             if busy is not None:
                 raise JobBusy(f"A {busy.snapshot().kind} job is already running (started "
                               f"{time.time() - busy.snapshot().started:.0f} s ago). Stop it or wait for it to finish.")
-            for old in [j for j in self._jobs.values() if j._state.owner == owner]:
-                del self._jobs[old.id]
+            self._forget_finished(owner, keep_others=FINISHED_JOBS_KEPT)
             job = Job(owner, kind, epochs_total)
             self._jobs[job.id] = job
             with self._slots:
@@ -239,12 +239,17 @@ class JobRegistry:
     def running(self) -> list[Job]:
         return [j for j in self._jobs.values() if j.running]
 
-    def forget_finished(self, keep: int = 20) -> None:
-        """Drop old finished jobs (and their models) beyond the newest `keep`."""
-        with self._lock:
-            finished = sorted((j for j in self._jobs.values() if not j.running), key=lambda j: j._state.started)
-            for job in finished[:-keep] if keep else finished:
-                del self._jobs[job.id]
+    def _forget_finished(self, owner: str, keep_others: int) -> None:
+        """Drop the owner's finished jobs, and other owners' beyond the newest `keep_others` (caller holds the lock).
+
+        Sessions that never come back would otherwise keep their last job
+        (and a model held in memory after a failed save) for ever.
+        """
+        finished = sorted((j for j in self._jobs.values() if not j.running), key=lambda j: j._state.started)
+        mine = [j for j in finished if j._state.owner == owner]
+        others = [j for j in finished if j._state.owner != owner]
+        for job in mine + others[:max(0, len(others) - keep_others)]:
+            del self._jobs[job.id]
 
 
 REGISTRY = JobRegistry()
