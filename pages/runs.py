@@ -118,9 +118,12 @@ st.dataframe(runs_dataframe(summaries), hide_index=True, column_config={
 
 @st.fragment(run_every=2.0)
 def training_now(shown: tuple[str, ...]) -> None:
-    running = [s for s in RunStore().list() if s.status == RUNNING]
-    if tuple(s.run_id for s in running) != shown:
-        st.rerun()  # a run started or ended: the whole table above changes
+    try:  # only these runs' records: listing the whole runs folder every 2 s would grow with it
+        running = [RunStore().summary(run_id) for run_id in shown]
+    except FileNotFoundError:
+        running = []
+    if any(s.status != RUNNING for s in running) or len(running) != len(shown):
+        st.rerun()  # a run ended or went away: the whole table above changes
     st.subheader("Training now")
     st.caption("Runs still training, from any session or the command line; updated every 2 seconds.")
     st.dataframe(runs_dataframe(running), hide_index=True)

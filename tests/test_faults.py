@@ -85,7 +85,7 @@ def test_the_train_page_offers_the_model_from_memory_when_the_disk_refuses_it(ru
     assert load_model(str(offered)).output_shape == (None, 2)
 
 
-def test_a_run_killed_mid_epoch_reads_interrupted_with_its_finished_epochs(tmp_path):
+def test_a_run_killed_mid_epoch_reads_interrupted_with_its_finished_epochs(tmp_path, monkeypatch):
     data = make_dataset_folder(tmp_path / "data", n_train=24, n_val=4, size=32)
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -124,11 +124,8 @@ def test_a_run_killed_mid_epoch_reads_interrupted_with_its_finished_epochs(tmp_p
     assert not (summary.run_dir / "model.keras").exists()
     assert not list(summary.run_dir.glob(".*.tmp*"))  # no half-written file left to trip a reader
 
-    os.environ["TLLAB_RUNS_DIR"] = str(runs_dir)
-    try:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).switch_page("pages/runs.py").run()
-    finally:
-        del os.environ["TLLAB_RUNS_DIR"]
+    monkeypatch.setenv("TLLAB_RUNS_DIR", str(runs_dir))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).switch_page("pages/runs.py").run()
     assert not at.exception
     (row,) = at.dataframe[0].value.to_dict("records")
     assert row["run"] == summary.run_id and row["status"].endswith("interrupted")

@@ -282,6 +282,11 @@ class RunStore:
         """The run's record (with its effective status) and its history."""
         return load_record(self.run_dir(run_id))
 
+    def summary(self, run_id: str) -> RunSummary:
+        """One run's line of the runs table, read afresh (raises FileNotFoundError when it is gone)."""
+        run_dir = self.run_dir(run_id)
+        return _summary(run_dir, load_record(run_dir))
+
     def list(self) -> list[RunSummary]:
         """All readable runs, newest first. Unreadable folders are left out."""
         if not self.root.is_dir():

@@ -481,12 +481,10 @@ def train_and_record(
     except Exception as err:
         record(lambda: run.finish(FAILED, reason=f"{type(err).__name__}: {err}"), "run record")
         raise
-    # The lost model matters most; otherwise the first failure says it.
     model_error = record(lambda: run.save_model(result.model), "model")
-    result.save_error = model_error or (write_errors[0] if write_errors else "")
     record(lambda: run.finish(
         result.status,
-        result.reason or result.save_error,
+        result.reason or model_error or next(iter(write_errors), ""),
         final=result.final,
         paths=result.paths,
         seconds=time.perf_counter() - started,
@@ -494,5 +492,6 @@ def train_and_record(
         train_seconds=result.train_seconds,
         model_saved=not model_error,
     ), "run record")
-    result.save_error = result.save_error or (write_errors[0] if write_errors else "")
+    # The lost model matters most; otherwise the first write that failed (the last record's included) says it.
+    result.save_error = model_error or next(iter(write_errors), "")
     return result, run
