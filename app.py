@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.ui import init_session_state, sidebar
+from pages.sidebar import sidebar
+from pages.ui import init_session_state
 
 PAGES = [
     ("pages/dataset.py", "Dataset", ":material/photo_library:"),

@@ -15,7 +15,8 @@ import streamlit as st
 from tlcore.backbones import NO_WEIGHTS, WEIGHTS_ENV, IMAGENET, weights_status
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, DatasetInfo, display_path, scan
-from tlcore.paths import DataRootError, PathNotAllowed, data_root, refuse_links_outside, resolve_user_path
+from tlcore.paths import (DataRootError, PathNotAllowed, data_root, refuse_links_outside, resolve_user_path,
+                          typed_weights_path)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
@@ -179,17 +180,10 @@ def require_dataset() -> DatasetInfo:
 
 def _weights_file() -> tuple[str, str | None]:
     """The typed weights file (inside the data root, when one is set), or REFUSED_WEIGHTS and why."""
-    text = st.session_state[K.weights_path].strip()
-    if not text:
-        return NO_WEIGHTS, None
-    if text == os.environ.get(WEIGHTS_ENV, "").strip():
-        return text, None  # the administrator's default is trusted wherever it lies
     try:
-        root = data_root()
-        path = resolve_user_path(text, root, "Weights file")
+        return typed_weights_path(st.session_state[K.weights_path], os.environ.get(WEIGHTS_ENV, "")) or NO_WEIGHTS, None
     except (PathNotAllowed, DataRootError) as err:
         return REFUSED_WEIGHTS, str(err)
-    return (str(path) if root else text), None
 
 
 def weights_value() -> str:
@@ -241,96 +235,6 @@ def current_config() -> TrainConfig:
         fine_tune=fine_tune,
         seed=int(s[K.seed]),
     )
-
-
-# --- sidebar ------------------------------------------------------------------------------------
-
-
-def sidebar() -> None:
-    """Dataset, image size and weights: shared by every page."""
-    with st.sidebar:
-        st.header("Data")
-        st.radio("Dataset", [SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP], key=K.source)
-        fence = _fence_name()
-        if st.session_state[K.source] == SOURCE_FOLDER:
-            placeholder = f"e.g. pets (inside {fence}/)" if fence else "/path/to/images (one sub-folder per class)"
-            st.text_input("Folder path", key=K.folder, placeholder=placeholder)
-            if fence:
-                st.caption(f"Paths are inside the server's data folder, **{fence}/**; one sub-folder per class.")
-        elif st.session_state[K.source] == SOURCE_ZIP:
-            _zip_upload()
-        st.select_slider("Image size (px)", IMAGE_SIZES, key=K.image_size,
-                         help="Images are resized to this square size. Smaller is much faster on a CPU.")
-        st.header("Weights")
-        st.radio("Start from", [WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH], key=K.weights_choice,
-                 help="ImageNet weights are what makes this *transfer* learning. "
-                      "From scratch starts from random weights, for comparison.")
-        if st.session_state[K.weights_choice] == WEIGHTS_FILE:
-            st.text_input("Weights file", key=K.weights_path,
-                          placeholder="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
-            if fence:
-                st.caption(f"A weights file inside **{fence}/**, or the server's default.")
-        _weights_status()
-
-
-def _fence_name() -> str | None:
-    """The data root's name for captions (not its location), or None when paths are not fenced."""
-    try:
-        root = data_root()
-    except DataRootError:
-        return None  # the refusal itself says what is wrong, where a path is used
-    return root.name if root else None
-
-
-def _weights_status() -> None:
-    choice = st.session_state[K.weights_choice]
-    ok, message = weights_ready()
-    if choice == WEIGHTS_SCRATCH:
-        st.warning("No transfer — training from scratch (random weights).")
-    elif ok:
-        st.success(message)
-    elif choice == WEIGHTS_IMAGENET:
-        st.warning(message)
-        if st.button("Download ImageNet weights", key="download_weights"):
-            _download_weights()
-    else:
-        st.error(message)
-
-
-def _download_weights() -> None:
-    from tlcore.backbones import WeightsError, download_imagenet, get_backbone
-
-    with st.spinner("Downloading VGG16 ImageNet weights (58 MB)..."):
-        try:
-            download_imagenet(get_backbone("vgg16"))
-        except WeightsError as err:
-            st.error(f"{err} In the app: choose 'Weights file' or 'From scratch' above.")
-            return
-    st.rerun()
-
-
-def _zip_upload() -> None:
-    from tlcore.jobs import REGISTRY
-    from tlcore.uploads import UploadError, extract_zip, remove_extracted
-
-    upload = st.file_uploader("Zip of class folders", type=["zip"], key=K.zip_upload)
-    if upload is None:
-        return
-    marker = f"{getattr(upload, 'file_id', '')}:{upload.name}:{upload.size}"
-    if st.session_state.get("data_zip_marker") != marker:  # each upload is extracted (or refused) once
-        previous = st.session_state[K.zip_dir]
-        try:
-            st.session_state[K.zip_dir] = str(extract_zip(upload, name_hint=upload.name))
-            st.session_state["data_zip_error"] = ""
-        except UploadError as err:
-            st.session_state[K.zip_dir] = ""  # never show the previous archive under this one's name
-            st.session_state["data_zip_error"] = str(err)
-        st.session_state["data_zip_marker"] = marker
-        # A run of this session may still read the old images from disk.
-        if previous and REGISTRY.running_for(st.session_state[K.owner]) is None:
-            remove_extracted(previous)
-    if error := st.session_state.get("data_zip_error"):
-        st.error(error)
 
 
 def _run_through_app() -> None:

@@ -14,6 +14,7 @@ from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tlcore.backbones import WEIGHTS_ENV, weights_status
 from tlcore.paths import (
+    typed_weights_path,
     DATA_ROOT_ENV,
     DataRootError,
     PathNotAllowed,
@@ -310,3 +311,17 @@ def test_a_misconfigured_root_refuses_paths_instead_of_allowing_all(served, monk
     at = _app(**{K.weights_choice: WEIGHTS_FILE, K.weights_path: str(served["outside"] / "train")})
     assert not at.exception
     assert len(at.sidebar.error) == 1 and "TLLAB_DATA_ROOT must name an existing folder" in at.sidebar.error[0].value
+
+
+def test_typed_weights_path_keeps_user_paths_inside_and_trusts_the_default(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    (root / "w").mkdir(parents=True)
+    outside = tmp_path / "admin.weights.h5"
+    monkeypatch.setenv(DATA_ROOT_ENV, str(root))
+    assert typed_weights_path("  ") == ""
+    assert typed_weights_path("w/vgg.h5") == str(root.resolve() / "w" / "vgg.h5")
+    assert typed_weights_path(str(outside), trusted=str(outside)) == str(outside)
+    with pytest.raises(PathNotAllowed, match="Weights file '../admin.weights.h5' leads outside"):
+        typed_weights_path("../admin.weights.h5", trusted=str(outside))
+    monkeypatch.delenv(DATA_ROOT_ENV)
+    assert typed_weights_path("~/vgg.h5") == "~/vgg.h5"  # no root: as typed, like the command line

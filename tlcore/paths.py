@@ -90,6 +90,23 @@ def resolve_user_path(text: str, root: Path | None, what: str = "Path") -> Path:
     return real
 
 
+def typed_weights_path(text: str, trusted: str = "") -> str:
+    """The weights-file path a user typed ("" for none), kept inside the data root when one is set.
+
+    `trusted` is the administrator's default (TLLAB_WEIGHTS): accepted as it
+    is, wherever it lies.
+
+    Raises:
+        PathNotAllowed, DataRootError: as `resolve_user_path` and `data_root`.
+    """
+    text = text.strip()
+    if not text or text == trusted.strip():
+        return text
+    root = data_root()
+    path = resolve_user_path(text, root, "Weights file")
+    return str(path) if root else text
+
+
 def link_leading_outside(folder: Path, root: Path) -> Path | None:
     """The first symbolic link under `folder` whose target lies outside `root`, or None.
 

@@ -479,7 +479,8 @@ def train_and_record(
             data = prepare_data(info, config.image_size, on_event)
         result = train(config, data, model=model, progress=on_event, stop=stop)
     except Exception as err:
-        record(lambda: run.finish(FAILED, reason=f"{type(err).__name__}: {err}"), "run record")
+        reason = f"{type(err).__name__}: {err}"
+        record(lambda: run.finish(FAILED, reason=reason), "run record")
         raise
     model_error = record(lambda: run.save_model(result.model), "model")
     record(lambda: run.finish(
