@@ -6,13 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import K, current_config, current_dataset, page_intro, weights_ready
-from tlcore.jobs import REGISTRY, JobBusy, start_sweep
-from tlcore.plots import curves_figure, sweep_chart
+from pages.sweep_panel import PERCENT, sweep_section
+from pages.ui import K, page_intro
+from tlcore.plots import curves_figure
 from tlcore.runs import RUNNING, RunStore, config_differences, curve_label, describe_run, runs_dataframe
-from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, point_label, sweep_ids, sweep_points_frame, sweep_table
-
-PERCENT = st.column_config.NumberColumn(format="percent")
 
 
 def delete_selected() -> None:
@@ -23,66 +20,6 @@ def delete_selected() -> None:
     if st.session_state.get(K.last_run_dir) and Path(st.session_state[K.last_run_dir]).name in deleted:
         st.session_state[K.last_run_dir] = None
     st.session_state["runs_deleted"] = (deleted, kept)
-
-
-def _start_sweep() -> None:
-    s = st.session_state
-    try:
-        job = start_sweep(s[K.owner], current_config().replace(epochs=int(s["sweep_epochs"])), current_dataset(),
-                          s["sweep_points"], scratch=bool(s["sweep_scratch"]))
-        s["sweep_job_id"] = job.id
-    except (JobBusy, ValueError) as err:
-        s["sweep_notice"] = str(err)
-
-
-def sweep_section(summaries) -> None:
-    st.subheader("Sweep: how much of VGG16 should stay frozen?")
-    st.caption(f"The same head at several freeze points, plus the same model from random weights, at the sidebar's "
-               f"{st.session_state[K.image_size]} px (a sweep's default: {DEFAULT_IMAGE_SIZE} px). One run per point.")
-    for key, default in (("sweep_points", list(DEFAULT_POINTS)), ("sweep_epochs", 5), ("sweep_scratch", True)):
-        st.session_state[key] = st.session_state.get(key, default)  # kept while other pages run
-    left, middle, right = st.columns([3, 1, 1])
-    left.multiselect("Freeze points", list(range(18, -1, -1)), key="sweep_points", format_func=point_label)
-    middle.number_input("Epochs per point", 1, 100, key="sweep_epochs")
-    right.checkbox("Include from scratch", key="sweep_scratch")
-    info, (weights_ok, message) = current_dataset(), weights_ready()
-    running = (job := REGISTRY.get(st.session_state.get("sweep_job_id"))) is not None and job.running
-    left, right = st.columns(2)
-    left.button("Start sweep", key="start_sweep", type="primary", on_click=_start_sweep,
-                disabled=running or not weights_ok or info is None or isinstance(info, Exception))
-    right.button("Stop sweep", key="stop_sweep", on_click=lambda: job and job.stop(), disabled=not running)
-    if notice := st.session_state.pop("sweep_notice", None):
-        st.warning(notice)
-    if not weights_ok:
-        st.caption(f"{message} Choose weights in the sidebar to start a sweep.")
-    if running:
-        sweep_progress(job)
-    elif job is not None and job.snapshot().error:
-        st.error(f"The sweep failed: {job.snapshot().error}")
-    if ids := sweep_ids(summaries):
-        table = sweep_table(summaries, st.selectbox("Saved sweep", ids, key="sweep_pick"))
-        st.altair_chart(sweep_chart(table), width="stretch")
-        st.caption("Notice: freezing more layers makes each epoch much cheaper; with few images the pretrained "
-                   "features (few trainable layers) tend to beat training more of the network, and every "
-                   "pretrained point should beat the dashed from-scratch line.")
-        st.dataframe(table, hide_index=True, column_config={"best val acc": PERCENT, "final val acc": PERCENT,
-                                                            "s/epoch": st.column_config.NumberColumn(format="%.2f")})
-        curves = {s.tags["point"]: s.record.get("history", []) for s in summaries if s.run_id in set(table["run"])}
-        st.pyplot(curves_figure(curves, "val_accuracy", "Validation accuracy of every point"), clear_figure=True)
-
-
-@st.fragment(run_every=1.0)
-def sweep_progress(job) -> None:
-    snap = job.snapshot()
-    current, total = snap.extra.get("current"), max(snap.extra.get("total_points", 1), 1)
-    if current:
-        st.progress((current["index"] - 1) / total, text=f"Point {current['index']}/{total}: {current['label']}")
-    if snap.batches:
-        st.progress(snap.fraction(), text=f"Epoch {snap.epoch}/{snap.epochs_total}: batch {snap.batch}/{snap.batches}")
-    if finished := snap.extra.get("points"):
-        st.dataframe(sweep_points_frame(finished), hide_index=True)
-    if snap.done:
-        st.rerun()  # the whole page: the finished sweep appears among the saved ones
 
 
 page_intro("Runs", "Every training run is kept on disk with its settings, its learning curves and its model. "
