@@ -7,13 +7,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from pages.evaluation_panel import evaluation_section
 from pages.ui import K, current_dataset, page_intro
 from tlcore.data import DatasetInfo
-from tlcore.imageio import IMAGE_EXTENSIONS, ImageProblem
-from tlcore.inference import (check_image_classifier, evaluate_split, evaluation_key, explain, explainer_for,
-                              image_size_of, num_classes_of, same_held_out_split, save_uploaded_model, to_pixels)
+from tlcore.imageio import IMAGE_EXTENSIONS
+from tlcore.inference import (check_image_classifier, explain, explainer_for, image_size_of, num_classes_of,
+                              save_uploaded_model)
 from tlcore.model import ModelLoadError, load_model
-from tlcore.plots import confusion_matrix_figure
 from tlcore.runs import MODEL_FILE, RunStore, describe_run, read_run_json, runs_with_models
 
 UPLOAD, SHOWN, THUMB = "upload", 12, 224
@@ -118,34 +118,4 @@ for r in results:
         st.bar_chart(pd.Series(r.probabilities, name="probability"), horizontal=True, height=60 + 30 * len(names))
 st.session_state["inference_results"] = [r.summary() for r in results]
 
-st.subheader("Evaluate on the validation split")
-if not usable:
-    st.caption("Needs the dataset this model was trained on (see above).")
-    st.stop()
-if not same_held_out_split(record, info):
-    st.warning("This validation split is not the one this run held out (different folder, files or split "
-               "fraction): some of these images may have been trained on, so accuracy can look too good.")
-key, cached = evaluation_key(model_path, info), st.session_state.get("inference_eval")
-if (cached is None or cached[0] != key) and st.session_state.get("inference_eval_wanted") == key:
-    with st.spinner("Predicting every validation image..."):
-        cached = st.session_state["inference_eval"] = (key, evaluate_split(model, info, names))
-if cached is None or cached[0] != key:
-    # A callback, not `if st.button(...)`: the request survives a rerun that happens before this line.
-    st.button("Evaluate on the validation split", key="inference_evaluate", on_click=st.session_state.update,
-              kwargs={"inference_eval_wanted": key})
-    st.stop()
-ev = cached[1]
-st.metric("Validation accuracy", f"{ev.accuracy:.1%}", help=f"{int(ev.confusion.sum())} images")
-matrix, table = st.columns([2, 3])
-matrix.pyplot(confusion_matrix_figure(ev.confusion, names), clear_figure=True)
-table.dataframe(ev.per_class_table(), hide_index=True,
-                column_config={"accuracy": st.column_config.ProgressColumn(format="percent", max_value=1.0)})
-st.write("**Where it struggles:** the validation images with the highest loss, confident mistakes first "
-         "(✗ wrong, ✓ right but unsure).")
-for column, item in zip(st.columns(4) * 2, ev.top_losses(8)):
-    caption = (f"{'✓' if item['true'] == item['predicted'] else '✗'} true: {item['true']} · "
-               f"predicted: {item['predicted']} ({item['probability']:.0%})")
-    try:
-        column.image(to_pixels(item["path"], 160), caption=caption)
-    except ImageProblem as err:  # changed on disk since the evaluation
-        column.caption(f"{Path(item['path']).name}: {err} — {caption}")
+evaluation_section(model, model_path, record, info if usable else None, names)
