@@ -36,6 +36,17 @@ class ImageProblem(Exception):
     """An image that cannot be used; the message is the reason."""
 
 
+def _is_empty(source: str | os.PathLike | BinaryIO) -> bool:
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.getsize(source) == 0
+    if not source.seekable():
+        return False  # Pillow reads what there is and reports it
+    position = source.tell()
+    empty = not source.read(1)
+    source.seek(position)
+    return empty
+
+
 def open_rgb(
     source: str | os.PathLike | BinaryIO | bytes,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -61,7 +72,7 @@ def open_rgb(
         source = io.BytesIO(source)
     Image.init()  # registers every plugin once, so ALLOWED_FORMATS are all known
     try:
-        if isinstance(source, (str, os.PathLike)) and os.path.getsize(source) == 0:
+        if _is_empty(source):  # Pillow would say "not an image": true, but less helpful
             raise ImageProblem("empty file (0 bytes)")
         with Image.open(source, formats=ALLOWED_FORMATS) as img:
             return _to_rgb(img, max_pixels, draft_size)

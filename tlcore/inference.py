@@ -87,10 +87,6 @@ def to_pixels(image: ImageInput, image_size: int, max_pixels: int = DEFAULT_MAX_
         image = Image.fromarray(array[..., :3])
     if isinstance(image, Image.Image):
         return resize_rgb(convert_to_rgb(image), image_size)
-    if hasattr(image, "read"):
-        image = image.read()
-    if isinstance(image, bytes) and not image:
-        raise ImageProblem("empty file (0 bytes)")  # Pillow would say "not an image": true, but less helpful
     return resize_rgb(open_rgb(image, max_pixels, draft_size=image_size), image_size)
 
 
