@@ -8,7 +8,6 @@ import os
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import HeadConfig

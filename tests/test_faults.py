@@ -18,13 +18,12 @@ from streamlit.testing.v1 import AppTest
 import tlcore.runs as runs
 from pages.ui import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder
-from tlcore.config import HeadConfig, TrainConfig
+from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.data import scan
 from tlcore.jobs import QUEUED, REGISTRY
 from tlcore.runs import INTERRUPTED, Run, RunStore, read_history
 
-TINY = TrainConfig(weights="none", image_size=32, batch_size=8, epochs=3, head=HeadConfig(dense=(8,), dropout=0.0))
+TINY = TINY_CONFIG.replace(epochs=3)
 
 
 def _disk_full(*args, **kwargs):

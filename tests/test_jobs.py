@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.config import HeadConfig, TrainConfig
+from tests.helpers import TINY_CONFIG
 from tlcore.data import scan
 from tlcore.jobs import COMPLETED, FAILED, QUEUED, STOPPED, Job, JobRegistry, start_training
-
-TINY = TrainConfig(weights="none", image_size=32, batch_size=8, epochs=1, head=HeadConfig(dense=(8,), dropout=0.0))
 
 
 def _wait(condition, deadline_s: float = 30.0, what: str = "the condition") -> None:
@@ -163,7 +161,7 @@ def test_models_of_finished_runs_are_freed(info, tmp_path, monkeypatch):
     graphs_before = weakref.WeakSet(_tensorflow_graphs())
     jobs = []
     for _ in range(3):
-        job = start_training("alice", TINY, info, store, registry=registry)
+        job = start_training("alice", TINY_CONFIG, info, store, registry=registry)
         job.thread.join(120)
         assert job.snapshot().status == COMPLETED
         jobs.append(job)
@@ -191,7 +189,7 @@ def test_an_unwritable_runs_folder_fails_the_job_with_a_clear_message(info, tmp_
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(Path, "mkdir", refuse)
-    job = start_training("alice", TINY, info, RunStore(tmp_path / "runs"), registry=JobRegistry(max_active=1))
+    job = start_training("alice", TINY_CONFIG, info, RunStore(tmp_path / "runs"), registry=JobRegistry(max_active=1))
     job.thread.join(60)
     snap = job.snapshot()
     assert snap.status == FAILED

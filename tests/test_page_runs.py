@@ -12,12 +12,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder
-from tlcore.config import FineTuneConfig, HeadConfig, TrainConfig
+from tests.helpers import TINY_CONFIG, make_dataset_folder
+from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.runs import RUN_FILE, RunStore
 
-TINY = TrainConfig(weights="none", image_size=32, epochs=2, batch_size=8, head=HeadConfig(dense=(8,), dropout=0.0))
+TINY = TINY_CONFIG.replace(epochs=2)
 
 
 @pytest.fixture(scope="module")
