@@ -155,6 +155,9 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     epochs_input = page.locator(".st-key-epochs input")
     epochs_input.fill("40")  # longer than the test: it ends the run with Stop
     epochs_input.press("Enter")
+    # The server's own summary, so the next click cannot overtake the rerun that applies the value.
+    wait_until(lambda: page.get_by_text("Ready to train: 40 epoch(s) at freeze point 0").count() == 1, 60,
+               "the Model page to take 40 epochs at freeze point 0")
     settle(page)
 
     nav(page, "Train")
