@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.sidebar import sidebar
-from pages.ui import init_session_state
+from pages.ui import init_session_state, keep_keras_state
 
 PAGES = [
     ("pages/dataset.py", "Dataset", ":material/photo_library:"),
@@ -18,6 +18,7 @@ PAGES = [
 
 def run() -> None:
     st.set_page_config(page_title="Transfer Learning Lab", page_icon=":material/school:", layout="wide")
+    keep_keras_state()
     init_session_state()
     navigation = st.navigation(
         [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]

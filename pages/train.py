@@ -6,11 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from pages.live_view import REFRESH_S, describe_setup, draw, setting_changes
 from pages.ui import K, current_config, page_intro, require_dataset, weights_ready
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate, measure_gflops
-from tlcore.jobs import QUEUED, REGISTRY, JobBusy, Snapshot, start_training
-from tlcore.plots import live_curves_chart
+from tlcore.jobs import REGISTRY, JobBusy, start_training
 from tlcore.runs import history_csv
 
 page_intro(
@@ -42,14 +42,19 @@ if job is not None:
 n_train, n_val = info.num_images(TRAIN), info.num_images(VALIDATION)
 guess = estimate(config, n_train, n_val, machine_gflops())
 weights_ok, weights_message = weights_ready()
-st.markdown(
-    f"**{n_train} training / {n_val} validation images** at {config.image_size} px · "
-    f"freeze point **{config.freeze_at}** · weights **{config.weights_label}** · "
-    f"{config.total_epochs()} epoch(s) · path: **{guess.path.replace('_', ' ')}**"
-)
-st.caption(f"Estimated time on this machine: {guess.describe()}.")
+next_run = describe_setup(config, n_train, n_val, guess.path)
+if job is None or job.config is None:
+    st.markdown(next_run)
+    st.caption(f"Estimated time on this machine: {guess.describe()}.")
+else:  # describe the run itself (a reloaded tab's session may hold other settings)
+    path = job.snapshot().path or estimate(job.config, job.train_images, job.validation_images, machine_gflops()).path
+    st.markdown("This run: " + describe_setup(job.config, job.train_images, job.validation_images, path))
+    if changes := setting_changes(job, config, str(info.root)):
+        st.info("Your current settings differ from this run's: " + "; ".join(changes) + ".\n\n"
+                f"**Start training** trains with them: {next_run} (about {guess.describe()}).")
 if not weights_ok:
     st.error(f"{weights_message} Choose weights in the sidebar before training.")
+
 
 def _start() -> None:
     # A callback, so the click survives any rerun of the script that follows it.
@@ -79,43 +84,11 @@ right.button("Stop", key="stop_training", disabled=job is None or not job.runnin
 if notice := st.session_state.pop("train_notice", None):
     st.warning(notice)
 
-def draw(snap: Snapshot) -> None:
-    status = {"running": ":green[running]", "completed": ":blue[completed]", "stopped": ":orange[stopped]",
-              "failed": ":red[failed]"}
-    queued = snap.stage == QUEUED
-    st.subheader(f"Run status: {':gray[waiting]' if queued else status.get(snap.status, snap.status)}")
-    if queued:
-        st.info(snap.message)
-    if snap.path:
-        st.caption(f"Path: **{snap.path.replace('_', ' ')}** — {snap.path_reason}.")
-    if snap.step_total and snap.stage in ("decode", "extract"):
-        label = "Decoding images" if snap.stage == "decode" else "Computing frozen features (once)"
-        st.progress(snap.step_done / snap.step_total, text=f"{label}: {snap.step_done}/{snap.step_total}")
-    if snap.batches:
-        st.progress(snap.batch / snap.batches, text=f"Epoch {snap.epoch}/{snap.epochs_total}: batch {snap.batch}/{snap.batches}")
-    left_s = snap.seconds_left()
-    cols = st.columns(3)
-    cols[0].metric("Elapsed", f"{snap.elapsed:.0f} s")
-    cols[1].metric("Time left", f"{left_s:.0f} s" if left_s is not None else "—")
-    cols[2].metric("Epochs done", f"{len(snap.history)}/{snap.epochs_total}")
-    if snap.history:
-        loss_col, acc_col = st.columns(2)
-        loss_col.altair_chart(live_curves_chart(snap.history, "loss", "Loss"), width="stretch")
-        acc_col.altair_chart(live_curves_chart(snap.history, "accuracy", "Accuracy"), width="stretch")
-        if any(r["phase"] > 1 for r in snap.history):
-            boundary = next(r["epoch"] for r in snap.history if r["phase"] > 1)
-            st.caption(f"Dashed line: fine-tuning (phase 2, lower learning rate, deeper unfreezing) "
-                       f"starts at epoch {boundary}.")
-    if snap.error:
-        st.error(f"The run failed: {snap.error}")
-    elif snap.reason and snap.status != "running":
-        st.warning(snap.reason)
 
-
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=REFRESH_S)
 def live_progress() -> None:
     snap = job.snapshot()
-    draw(snap)
+    draw(job, snap)
     if snap.done:
         st.rerun()  # the whole page: show the finished run with its downloads
 
@@ -127,7 +100,7 @@ elif job is not None:
     st.session_state[K.history] = snap.history
     if snap.run_dir:
         st.session_state[K.last_run_dir] = snap.run_dir
-    draw(snap)
+    draw(job, snap)
     if snap.final:
         cols = st.columns(len(snap.final))
         for col, (name, value) in zip(cols, snap.final.items()):

@@ -7,6 +7,7 @@ only by the pages that need it (the Dataset page renders without it).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,30 @@ def current_config() -> TrainConfig:
         fine_tune=fine_tune,
         seed=int(s[K.seed]),
     )
+
+
+def keep_keras_state() -> None:
+    """Stop Streamlit from resetting Keras at the end of every script run.
+
+    Streamlit calls keras.backend.clear_session() whenever a script run ends
+    (`_clean_problem_modules` in streamlit.runtime.scriptrunner.script_runner).
+    With a run training in a background thread, every click and every tick of
+    the live view then replaced Keras' global state under it, emptied
+    TensorFlow's kernel cache and ran a full garbage collection: the reason
+    watching a run made it several times slower. Only the pyplot cleanup is
+    kept. Should a Streamlit version move that function, nothing breaks here;
+    bench/live_view.py would show the cost again.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    if hasattr(script_runner, "_clean_problem_modules"):
+        script_runner._clean_problem_modules = _close_pyplot_figures
+
+
+def _close_pyplot_figures() -> None:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
 
 
 def _run_through_app() -> None:

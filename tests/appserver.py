@@ -29,6 +29,15 @@ def free_port() -> int:
 @contextmanager
 def streamlit_server(env: dict[str, str] | None = None, log_path: Path | None = None) -> Iterator[str]:
     """Yield the base URL of a fresh app server; stop it afterwards."""
+    with streamlit_process(env, log_path) as (url, _proc):
+        yield url
+
+
+@contextmanager
+def streamlit_process(
+    env: dict[str, str] | None = None, log_path: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Yield (base URL, server process) of a fresh app server; stop it afterwards."""
     port = free_port()
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
@@ -51,7 +60,7 @@ def streamlit_server(env: dict[str, str] | None = None, log_path: Path | None = 
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not start (exit code {proc.poll()}); see {log_path}")
             time.sleep(0.2)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         try:

@@ -211,3 +211,41 @@ def test_only_the_newest_finished_jobs_of_other_sessions_are_kept(monkeypatch):
     latest.thread.join(10)
     assert [registry.get(job.id) is not None for job in finished] == [False, True, True]
     assert registry.get(latest.id) is latest
+
+
+def test_each_stage_has_its_own_progress_that_never_moves_back():
+    from tlcore.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
+
+    job = Job("alice", "training", epochs_total=4)
+    for done in (32, 64, 140):
+        job.on_progress(StepProgress("decode", done, 140))
+    job.on_progress(PhaseStart(1, 18, 2, 1e-3, "cached", "why", 10, 20))
+    for done in (32, 140):
+        job.on_progress(StepProgress("extract", done, 140))
+    job.on_progress(StepProgress("extract", 32, 140))  # a late, older report changes nothing
+    job.on_progress(BatchEnd(1, 2, 3, 3, 0.5))
+    job.on_progress(PhaseStart(2, 14, 2, 1e-5, "cached", "why", 30, 5))
+    job.on_progress(StepProgress("extract", 64, 140))
+    snap = job.snapshot()
+    assert snap.stages == {"decode": (140, 140), "extract": (140, 140), "extract-2": (64, 140)}
+    assert list(snap.stages) == ["decode", "extract", "extract-2"]  # in the order the stages began
+
+    before = snap.fraction()
+    job.on_progress(EpochEnd({"epoch": 2, "phase": 1}))
+    job.on_progress(BatchEnd(2, 3, 1, 3, 0.4))
+    assert snap.version < job.snapshot().version  # a UI can tell that something moved
+    after = job.snapshot().fraction()
+    assert after == pytest.approx((2 + 1 / 3) / 4) and after > before
+
+
+def test_a_job_keeps_the_config_and_dataset_it_was_started_with(tmp_path):
+    from tests.helpers import make_dataset_folder
+    from tlcore.runs import RunStore
+
+    info = scan(make_dataset_folder(tmp_path / "data"))
+    job = start_training("alice", TINY_CONFIG, info, RunStore(tmp_path / "runs"), registry=JobRegistry(max_active=1))
+    job.stop()
+    job.thread.join(60)
+    assert job.config == TINY_CONFIG
+    assert (job.dataset_root, job.train_images, job.validation_images) == (
+        str(info.root), info.num_images("train"), info.num_images("validation"))

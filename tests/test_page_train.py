@@ -75,9 +75,16 @@ def test_a_second_start_while_running_says_so(tiny_dataset, runs_dir):
         at.button(key="start_training").click().run()
         assert any("already in progress" in w.value for w in at.warning)
         assert at.session_state[K.job_id] == job.id  # no second job
+        _wait_for(at, lambda: len(job.snapshot().history) >= 2)
         at.button(key="stop_training").click().run()
         _wait_for(at, lambda: not job.running)
         assert job.snapshot().status == "stopped"
+        # The bars say where it stopped: decoding and extraction done, training part of the way.
+        bars = {bar.text.split(":")[0]: bar.value for bar in at.get("progress")}
+        assert bars["Decoding images"] == bars["Computing frozen features (once)"] == 100
+        stopped = next(bar for bar in at.get("progress") if bar.text.startswith("Training stopped at epoch"))
+        assert "/30, batch" in stopped.text
+        assert 0 < stopped.value < 100
     finally:
         job.stop()
 
@@ -99,6 +106,13 @@ def test_a_reloaded_tab_finds_its_running_job_and_can_stop_it(tiny_dataset, runs
         assert not reloaded.exception
         assert reloaded.session_state[K.job_id] == job.id
         assert any("running" in h.value for h in reloaded.subheader)
+        # The header describes the run it re-attached to, from the job's own config ...
+        header = next(m.value for m in reloaded.markdown if m.value.startswith("This run:"))
+        assert "at 32 px" in header and "freeze point **18**" in header and "30 epoch(s)" in header
+        assert "weights **none" in header and "path: **cached**" in header
+        # ... and says how this session's settings (epochs back at the default) differ from it.
+        differ = next(i.value for i in reloaded.info if "current settings differ" in i.value)
+        assert "epochs: 5 (this run: 30)" in differ and "5 epoch(s)" in differ
         reloaded.button(key="stop_training").click().run()
         _wait_for(reloaded, lambda: not job.running)
         assert job.snapshot().status == "stopped"

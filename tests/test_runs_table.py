@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
-from tlcore.config import FineTuneConfig, HeadConfig, TrainConfig
+from tlcore.config import FineTuneConfig, HeadConfig, TrainConfig, flatten_config
 from tlcore.data import scan
 from tlcore.runs import (
     MODEL_FILE,
@@ -23,7 +23,6 @@ from tlcore.runs import (
     config_differences,
     curve_label,
     describe_run,
-    flatten_config,
     freeze_text,
     local_time,
     read_run_json,

@@ -8,12 +8,23 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 POOLINGS = ("flatten", "avg", "max")
 OUTPUTS = ("softmax", "sigmoid")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 VGG16_LAYERS = 18  # layers after the input that a freeze point counts over
+
+
+def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: {"head": {"dense": [8]}} -> {"head.dense": [8]}."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            out.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _check(condition: bool, message: str) -> None:
@@ -115,6 +126,12 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+    def differences(self, other: "TrainConfig") -> list[tuple[str, Any, Any]]:
+        """(setting, this value, other's value) for each setting that differs; nested ones dotted ("head.dense")."""
+        mine, theirs = flatten_config(self.to_dict()), flatten_config(other.to_dict())
+        return [(key, mine.get(key), theirs.get(key)) for key in sorted(mine.keys() | theirs.keys())
+                if mine.get(key) != theirs.get(key)]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

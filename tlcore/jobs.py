@@ -61,6 +61,10 @@ class Snapshot:
     error: str = ""
     final: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Each stage's own progress, in the order the stages began, never moving back:
+    # "decode", "extract" (phase 1's frozen features), "extract-2" (phase 2's).
+    stages: dict[str, tuple[int, int]] = field(default_factory=dict)
+    version: int = 0  # counts changes, so a UI can tell whether anything moved since its last draw
 
     @property
     def elapsed(self) -> float:
@@ -89,8 +93,13 @@ class Snapshot:
 class Job:
     """One background job. `progress` is fed by the job thread; UIs call `snapshot()`."""
 
-    def __init__(self, owner: str, kind: str, epochs_total: int = 0):
+    def __init__(self, owner: str, kind: str, epochs_total: int = 0, config: Any = None,
+                 dataset: tuple[str, int, int] = ("", 0, 0)):
         self.id = secrets.token_hex(6)
+        # What the job was started with (a TrainConfig for training and sweeps): a reloaded
+        # page describes the job from these, not from its own session's current settings.
+        self.config = config
+        self.dataset_root, self.train_images, self.validation_images = dataset
         self.stop_flag = threading.Event()
         self._lock = threading.Lock()
         self._state = Snapshot(job_id=self.id, owner=owner, kind=kind, epochs_total=epochs_total)
@@ -107,6 +116,7 @@ class Job:
         with self._lock:
             for key, value in fields.items():
                 setattr(self._state, key, value)
+            self._state.version += 1
 
     def stop(self) -> None:
         self.stop_flag.set()
@@ -121,8 +131,12 @@ class Job:
 
         with self._lock:
             s = self._state
+            s.version += 1
             if isinstance(event, StepProgress):
                 s.stage, s.step_done, s.step_total = event.stage, event.done, event.total
+                key = event.stage if event.stage == "decode" or s.phase <= 1 else f"{event.stage}-{s.phase}"
+                done_before, _ = s.stages.get(key, (0, event.total))
+                s.stages = {**s.stages, key: (max(done_before, event.done), event.total)}
             elif isinstance(event, PhaseStart):
                 s.phase, s.path, s.path_reason = event.phase, event.path, event.path_reason
                 s.stage = "train" if event.path != "cached" else "extract"
@@ -154,7 +168,15 @@ class JobRegistry:
         self._waiting: list[str] = []  # job ids, first come first served
         self._active: set[str] = set()
 
-    def start(self, owner: str, kind: str, work: Callable[[Job], Any], epochs_total: int = 0) -> Job:
+    def start(
+        self,
+        owner: str,
+        kind: str,
+        work: Callable[[Job], Any],
+        epochs_total: int = 0,
+        config: Any = None,
+        dataset: tuple[str, int, int] = ("", 0, 0),
+    ) -> Job:
         """Run work(job) in a daemon thread. Raises JobBusy if owner has a job running.
 
         The owner's earlier finished jobs are forgotten, so their models can be freed.
@@ -165,7 +187,7 @@ class JobRegistry:
                 raise JobBusy(f"A {busy.snapshot().kind} job is already running (started "
                               f"{time.time() - busy.snapshot().started:.0f} s ago). Stop it or wait for it to finish.")
             self._forget_finished(owner, keep_others=FINISHED_JOBS_KEPT)
-            job = Job(owner, kind, epochs_total)
+            job = Job(owner, kind, epochs_total, config, dataset)
             self._jobs[job.id] = job
             with self._slots:
                 self._waiting.append(job.id)
@@ -286,6 +308,13 @@ def model_to_bytes(model: Any) -> bytes:
     return buffer.getvalue()
 
 
+def _dataset_of(info: Any) -> tuple[str, int, int]:
+    """(folder, training images, validation images) of a scanned dataset, for describing its job."""
+    from tlcore.data import TRAIN, VALIDATION
+
+    return str(info.root), info.num_images(TRAIN), info.num_images(VALIDATION)
+
+
 def start_training(
     owner: str,
     config: Any,
@@ -315,7 +344,8 @@ def start_training(
         )
         return result
 
-    return registry.start(owner, "training", work, epochs_total=config.total_epochs())
+    return registry.start(owner, "training", work, epochs_total=config.total_epochs(), config=config,
+                          dataset=_dataset_of(info))
 
 
 def start_sweep(
@@ -356,7 +386,7 @@ def start_sweep(
                 job.update(
                     stage="starting", message=f"point {event.index}/{event.total}: {event.label}",
                     phase=0, path="", path_reason="", epoch=0, batch=0, batches=0, batch_loss=None,
-                    step_done=0, step_total=0, history=[],
+                    step_done=0, step_total=0, history=[], stages={},
                     extra=extra(current={"index": event.index, "label": event.label, "freeze_at": event.freeze_at}),
                 )
             else:
@@ -379,4 +409,5 @@ def start_sweep(
         )
         return result
 
-    return registry.start(owner, "sweep", work, epochs_total=base_config.epochs)
+    return registry.start(owner, "sweep", work, epochs_total=base_config.epochs, config=base_config,
+                          dataset=_dataset_of(info))

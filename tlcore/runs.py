@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from tlcore.config import TrainConfig
+from tlcore.config import TrainConfig, flatten_config
 
 if TYPE_CHECKING:
     import keras
@@ -485,17 +485,6 @@ def runs_dataframe(summaries: Sequence[RunSummary]) -> "pd.DataFrame":
         "date", "status", "freeze", "weights", "px", "epochs", "val acc", "best val acc", "time (s)", "MB",
         "tags", "note", "run"])
     return table.drop(columns=[c for c in ("tags", "note") if not table[c].any()])  # empty columns only take room
-
-
-def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as dotted keys: {"head": {"dense": [8]}} -> {"head.dense": [8]}."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, Mapping):
-            out.update(flatten_config(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def config_differences(records: Sequence[Mapping[str, Any]]) -> "pd.DataFrame":
