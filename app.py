@@ -6,6 +6,9 @@ import streamlit as st
 
 from pages.sidebar import sidebar
 from pages.ui import init_session_state
+from tlcore.quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before any page imports TensorFlow: no CUDA / oneDNN lines in the server log
 
 PAGES = [
     ("pages/dataset.py", "Dataset", ":material/photo_library:"),
