@@ -180,3 +180,25 @@ def test_augment_preview_refuses_a_bad_shape(picture):
 def test_describe_augmentation_in_words():
     text = describe_augmentation(AugmentConfig(rotation=0.25, zoom=0.2, translation=0.0, contrast=0.0))
     assert text == "horizontal flip, rotation up to ±90°, zoom up to ±20%"
+
+
+def _training_images_shown(at: AppTest) -> str:
+    text = " ".join(m.value for m in at.markdown)
+    return text.split(" — ")[1].split(" training")[0]
+
+
+def test_images_added_or_removed_in_a_nested_class_folder_show_in_the_counts(tmp_path):
+    root = make_dataset_folder(tmp_path / "data", n_train=4, n_val=2)
+    nested = root / "train" / "cats" / "indoor"
+    nested.mkdir()
+    make_image((200, 60, 50), seed=1).save(nested / "a.png")
+    at = _app(**_folder_state(root))
+    assert _training_images_shown(at) == "9"
+    make_image((200, 60, 50), seed=2).save(nested / "b.png")  # only indoor/'s mtime changes
+    at.run()
+    assert not at.exception
+    assert _training_images_shown(at) == "10"
+    (nested / "a.png").unlink()
+    (nested / "b.png").unlink()
+    at.run()
+    assert _training_images_shown(at) == "8"
