@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import housekeeping
 from pages.sidebar import sidebar
 from pages.ui import init_session_state
 from tlcore.quiet import quiet_tensorflow
@@ -26,6 +27,7 @@ def run() -> None:
         [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
     )
     sidebar()
+    housekeeping.sweep()  # at most once a minute: the .zip extractions of ended sessions
     navigation.run()
 
 
