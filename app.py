@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages import housekeeping
 from pages.sidebar import sidebar
 from pages.ui import init_session_state, keep_keras_state
+from tlcore.quiet import quiet_tensorflow
+
+quiet_tensorflow()  # before any page imports TensorFlow: no CUDA / oneDNN lines in the server log
 
 PAGES = [
     ("pages/dataset.py", "Dataset", ":material/photo_library:"),
@@ -24,6 +28,7 @@ def run() -> None:
         [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
     )
     sidebar()
+    housekeeping.sweep()  # at most once a minute: the .zip extractions of ended sessions
     navigation.run()
 
 

@@ -21,7 +21,10 @@ from tlcore.data import TRAIN, VALIDATION, display_path, sample_grid
 from tlcore.imageio import ImageProblem, load_array
 from tlcore.preview import augment_preview, augmentation_is_identity, describe_augmentation
 
-PREVIEW_KEY = "preview_augmentation"  # page-local: only this page shows the preview
+PREVIEW_KEY = "preview_augmentation"  # the toggle: only this page shows the preview
+# Whether the preview is on, as plain state: Streamlit forgets a widget's value while another page
+# runs, and the toggle is set from this each run, so what it reads and what is shown never differ.
+PREVIEW_ON = "preview_augmentation_on"
 AUGMENT_MAX = 0.5
 
 
@@ -50,6 +53,10 @@ def _tile(pixels: np.ndarray | str, caption: str) -> None:
 
 def _next_sample() -> None:
     st.session_state[K.grid_seed] += 1
+
+
+def _remember_preview() -> None:
+    st.session_state[PREVIEW_ON] = st.session_state[PREVIEW_KEY]
 
 
 page_intro("Dataset", "Transfer learning starts from your images, one folder per class. Look at them before "
@@ -117,7 +124,10 @@ with preview:
                + ("" if augment.enabled else " Augmentation is off for training; the preview shows what it would do."))
     if not samples:
         st.info("No training image to preview.")
-    elif st.toggle("Preview augmentation", key=PREVIEW_KEY, help="Loads TensorFlow the first time (a few seconds)."):
+    else:  # the toggle reads what PREVIEW_ON says, however long the learner spent on other pages
+        st.session_state[PREVIEW_KEY] = st.session_state.get(PREVIEW_ON, False)
+    if samples and st.toggle("Preview augmentation", key=PREVIEW_KEY, on_change=_remember_preview,
+                             help="Loads TensorFlow the first time (a few seconds)."):
         path, name = samples[0]
         original = _load(path, size)
         if isinstance(original, str):

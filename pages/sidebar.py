@@ -73,7 +73,7 @@ def _download_weights() -> None:
 
 
 def _zip_upload() -> None:
-    from tlcore.jobs import REGISTRY
+    from pages import housekeeping
     from tlcore.uploads import UploadError, extract_zip, remove_extracted
 
     upload = st.file_uploader("Zip of class folders", type=["zip"], key=K.zip_upload)
@@ -81,16 +81,19 @@ def _zip_upload() -> None:
         return
     marker = f"{getattr(upload, 'file_id', '')}:{upload.name}:{upload.size}"
     if st.session_state.get("data_zip_marker") != marker:  # each upload is extracted (or refused) once
-        previous = st.session_state[K.zip_dir]
+        previous, owner = st.session_state[K.zip_dir], st.session_state[K.owner]
         try:
             st.session_state[K.zip_dir] = str(extract_zip(upload, name_hint=upload.name))
             st.session_state["data_zip_error"] = ""
+            housekeeping.tracker().track(st.session_state[K.zip_dir], housekeeping.session_id(), owner)
         except UploadError as err:
             st.session_state[K.zip_dir] = ""  # never show the previous archive under this one's name
             st.session_state["data_zip_error"] = str(err)
         st.session_state["data_zip_marker"] = marker
-        # A run of this session may still read the old images from disk.
-        if previous and REGISTRY.running_for(st.session_state[K.owner]) is None:
-            remove_extracted(previous)
+        if previous:  # a run of this session may still read the old images: then a later sweep removes them
+            housekeeping.tracker().release(previous)
+            if not housekeeping.job_running(owner):
+                remove_extracted(previous)
+        housekeeping.sweep(force=True)
     if error := st.session_state.get("data_zip_error"):
         st.error(error)

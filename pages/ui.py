@@ -15,7 +15,7 @@ import streamlit as st
 
 from tlcore.backbones import NO_WEIGHTS, WEIGHTS_ENV, IMAGENET, weights_status
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
-from tlcore.data import DatasetError, DatasetInfo, display_path, scan
+from tlcore.data import DatasetError, DatasetInfo, display_path, scan, tree_stamp
 from tlcore.paths import (DataRootError, PathNotAllowed, data_root, refuse_links_outside, resolve_user_path,
                           typed_weights_path)
 
@@ -118,8 +118,12 @@ def init_session_state() -> None:
 
 
 @st.cache_resource(show_spinner="Scanning the image folder...", max_entries=8)
-def _scan_cached(root: str, stamp: float, fence: str = "") -> DatasetInfo | DatasetError:
-    """Scan `root`; with a fence (the data root), first refuse a folder whose links lead outside it."""
+def _scan_cached(root: str, stamp: str, fence: str = "") -> DatasetInfo | DatasetError:
+    """Scan `root`; with a fence (the data root), first refuse a folder whose links lead outside it.
+
+    `stamp` (tree_stamp: the mtimes of every folder under root) makes an image added or removed in any
+    class folder a new cache entry, so the pages show the new counts.
+    """
     try:
         if fence:
             # The scan follows links; checked first so it never reads or lists files outside the fence.
@@ -156,7 +160,7 @@ def current_dataset() -> DatasetInfo | DatasetError | None:
     if root is None:
         return None
     fence = data_root() if st.session_state[K.source] == SOURCE_FOLDER else None
-    stamp = root.stat().st_mtime if root.exists() else 0.0
+    stamp = tree_stamp(root, within=fence) if root.exists() else ""
     return _scan_cached(str(root), stamp, str(fence or ""))
 
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_DATA
+from tests.helpers import make_dataset_folder
+from tlcore.quiet import is_tensorflow_log_line
+from tlcore.runs import RunStore
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -152,3 +159,98 @@ def test_layers_table():
     assert names[2] == "block1_conv1" and names[19] == "block5_pool"
     assert table["frozen_params"] == 7_635_264  # blocks 1-4 of VGG16
     assert table["trainable_params"] == 14_714_688 - 7_635_264 + 512 * 256 + 256 + 256 * 2 + 2
+
+
+def test_no_tensorflow_log_lines_on_stderr():
+    # As a user runs it: TF_CPP_MIN_LOG_LEVEL unset (the test suite sets it for itself).
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TLLAB_WEIGHTS")}
+    proc = subprocess.run([sys.executable, "-m", "tlcore", "layers", "--image-size", "32"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no oneDNN notice, no CUDA probing, no absl preamble
+    assert "block5_pool" in proc.stdout
+
+
+def test_a_user_who_sets_the_log_level_gets_tensorflows_lines():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    proc = subprocess.run([sys.executable, "-c", "from tlcore.quiet import quiet_tensorflow; quiet_tensorflow(); "
+                           "import os, tensorflow; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "0"
+
+
+def test_tensorflow_log_lines_are_told_apart_from_other_output():
+    assert is_tensorflow_log_line("I0000 00:00:1796081998.721753    5582 port.cc:153] oneDNN custom operations are on.")
+    assert is_tensorflow_log_line("E0000 00:00:1796082003.005775    5582 cuda_platform.cc:52] failed call to cuInit: "
+                                  "INTERNAL: CUDA error")
+    assert is_tensorflow_log_line("2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] "
+                                  "Could not find cuda drivers on your machine, GPU will not be used.")
+    assert is_tensorflow_log_line("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
+    assert not is_tensorflow_log_line("error: Dataset folder not found: /x")
+    assert not is_tensorflow_log_line("Traceback (most recent call last):")
+    assert not is_tensorflow_log_line("epoch 2/5 [####....] 3/6 loss 0.6931")
+
+
+def test_an_unwritable_runs_folder_is_one_error_line_and_exit_1(tiny_dataset, tmp_path):
+    # Tests run as root, whom chmod does not stop: a folder under a regular file can never be made.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = run_cli("train", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--epochs", "1",
+                   "--runs-dir", str(blocker / "runs"))
+    assert_one_line_error(proc, 1, f"The runs folder {blocker / 'runs'} cannot take a new run", "Not a directory")
+    assert blocker.read_text() == "not a folder"
+
+
+def _interrupt_in_epoch_two(args: list[str], epochs: int) -> tuple[subprocess.Popen, str]:
+    """Run the CLI, press Ctrl-C (SIGINT) once a batch of epoch 2 was reported; returns it ended and its stderr."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TLLAB_WEIGHTS")}
+    proc = subprocess.Popen([sys.executable, "-m", "tlcore", *args], cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
+    reader.start()
+    in_epoch_two = re.compile(rf"epoch 2/{epochs} \[[#.]+\] [1-9]\d*/\d+")
+    try:
+        deadline = time.monotonic() + 180
+        while not in_epoch_two.search("".join(seen)):
+            assert proc.poll() is None, "".join(seen)[-2000:]
+            assert time.monotonic() < deadline, "no progress in epoch 2 within 180 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(120)
+    finally:
+        proc.kill()
+        proc.wait(30)
+    reader.join(10)
+    return proc, "".join(seen)
+
+
+def test_ctrl_c_during_train_exits_130_keeping_the_model(tmp_path):
+    data = make_dataset_folder(tmp_path / "data", n_train=24, n_val=4, size=32)
+    runs_dir = tmp_path / "runs"
+    proc, stderr = _interrupt_in_epoch_two(
+        ["train", "--data", str(data), "--weights", "none", "--image-size", "32", "--epochs", "50",
+         "--batch-size", "4", "--freeze-at", "0", "--dense", "8", "--runs-dir", str(runs_dir), "--json"], 50)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert not [line for line in stderr.splitlines() if is_tensorflow_log_line(line)]
+    summary = json.loads(proc.stdout.read())
+    assert summary["status"] == "stopped" and summary["model_saved"]
+    (run,) = RunStore(runs_dir).list()
+    assert run.status == "stopped"
+    assert 1 <= run.epochs_done < 50
+    assert (run.run_dir / "model.keras").is_file()
+
+
+def test_ctrl_c_during_a_sweep_exits_130_keeping_the_point(tmp_path):
+    data = make_dataset_folder(tmp_path / "data", n_train=24, n_val=4, size=32)
+    runs_dir = tmp_path / "runs"
+    proc, stderr = _interrupt_in_epoch_two(
+        ["sweep", "--data", str(data), "--weights", "none", "--image-size", "32", "--epochs", "50",
+         "--points", "0,18", "--runs-dir", str(runs_dir)], 50)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert ": stopped" in proc.stdout.read()
+    (run,) = RunStore(runs_dir).list()  # the second point never started
+    assert run.status == "stopped" and (run.run_dir / "model.keras").is_file()

@@ -180,3 +180,50 @@ def test_augment_preview_refuses_a_bad_shape(picture):
 def test_describe_augmentation_in_words():
     text = describe_augmentation(AugmentConfig(rotation=0.25, zoom=0.2, translation=0.0, contrast=0.0))
     assert text == "horizontal flip, rotation up to ±90°, zoom up to ±20%"
+
+
+def _training_images_shown(at: AppTest) -> str:
+    text = " ".join(m.value for m in at.markdown)
+    return text.split(" — ")[1].split(" training")[0]
+
+
+def test_images_added_or_removed_in_a_nested_class_folder_show_in_the_counts(tmp_path):
+    root = make_dataset_folder(tmp_path / "data", n_train=4, n_val=2)
+    nested = root / "train" / "cats" / "indoor"
+    nested.mkdir()
+    make_image((200, 60, 50), seed=1).save(nested / "a.png")
+    at = _app(**_folder_state(root))
+    assert _training_images_shown(at) == "9"
+    make_image((200, 60, 50), seed=2).save(nested / "b.png")  # only indoor/'s mtime changes
+    at.run()
+    assert not at.exception
+    assert _training_images_shown(at) == "10"
+    (nested / "a.png").unlink()
+    (nested / "b.png").unlink()
+    at.run()
+    assert _training_images_shown(at) == "8"
+
+
+def _preview_shown(at: AppTest) -> tuple[bool, int]:
+    """(what the toggle reads, how many augmented images are shown)."""
+    shown = sum(image.captions[0].startswith("augmented ") for image in at.image)
+    return at.toggle(key="preview_augmentation").value, shown
+
+
+def test_the_preview_toggle_always_reads_what_is_shown_across_pages():
+    at = _app()
+    assert _preview_shown(at) == (False, 0)
+    at.toggle(key="preview_augmentation").set_value(True).run()
+    assert _preview_shown(at) == (True, 8)
+    for page in ("pages/runs.py", "pages/model.py"):  # away (the toggle's widget state is dropped) and back
+        at.switch_page(page).run()
+        at.switch_page("pages/dataset.py").run()
+        assert not at.exception
+        assert _preview_shown(at) == (True, 8)
+    at.slider(key=K.rotation).set_value(0.25).run()  # another control on the page: the preview stays
+    assert _preview_shown(at) == (True, 8)
+    at.toggle(key="preview_augmentation").set_value(False).run()
+    assert _preview_shown(at) == (False, 0)
+    at.switch_page("pages/runs.py").run()
+    at.switch_page("pages/dataset.py").run()
+    assert _preview_shown(at) == (False, 0)

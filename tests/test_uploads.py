@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import stat
 import struct
+import time
 import uuid
 import warnings
 import zipfile
@@ -25,7 +27,8 @@ from pages.ui import SOURCE_ZIP, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.data import scan
-from tlcore.uploads import UPLOAD_DIR_ENV, UploadError, extract_zip, remove_extracted
+from tlcore.uploads import (UPLOAD_DIR_ENV, ExtractionTracker, UploadError, extract_zip, remove_extracted,
+                            remove_leftovers)
 
 
 def _png(colour=(210, 60, 50), seed: int = 0) -> bytes:
@@ -387,3 +390,190 @@ def test_remove_extracted_removes_only_folders_the_extraction_made(tmp_path):
     assert remove_extracted(other) is False and other.is_dir()
     assert remove_extracted(root) is True
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+# --- removing extraction folders nobody needs ---------------------------------------------------
+
+DAY = 24 * 3600
+
+
+def _extraction(uploads: Path, age_s: float = 0.0) -> Path:
+    """A folder extract_zip made under `uploads`, last modified age_s ago; returns the folder itself."""
+    root = extract_zip(io.BytesIO(_zip([("pets/cats/a.png", _png()), ("pets/dogs/b.png", _png((50, 80, 210)))])),
+                       dest_root=uploads)
+    folder = root.parent
+    _age(folder, age_s)
+    return folder
+
+
+def _age(path: Path, age_s: float) -> None:
+    then = time.time() - age_s
+    os.utime(path, (then, then), follow_symlinks=False)
+
+
+def test_leftovers_older_than_a_day_are_removed_and_nothing_else(tmp_path):
+    uploads = tmp_path / "uploads"
+    old, new, in_use = _extraction(uploads, 2 * DAY), _extraction(uploads, 3600), _extraction(uploads, 2 * DAY)
+    outside = tmp_path / "outside"
+    (outside / "tllab-upload-zzzzzzzz").mkdir(parents=True)  # someone's data that looks like ours
+    (outside / "keep.png").write_bytes(_png())
+    (old / "link-out").symlink_to(outside)  # inside an old extraction: removed as a link, never followed
+    _age(old, 2 * DAY)
+    foreign = {
+        "my-data": "dir",  # not our prefix
+        "tllab-upload-short": "dir",  # our prefix, not the name mkdtemp makes
+        "tllab-upload-ABCDEFGH": "dir",
+        "tllab-upload-12345678.txt": "dir",
+        "tllab-upload-filefile": "file",  # the exact name, but a file
+        "tllab-upload-linklink": "link",  # the exact name, but a link to a folder
+        "tllab-upload-deadlink": "dead link",
+    }
+    for name, kind in foreign.items():
+        path = uploads / name
+        if kind == "dir":
+            path.mkdir()
+        elif kind == "file":
+            path.write_text("not ours")
+        else:
+            path.symlink_to(outside / "tllab-upload-zzzzzzzz" if kind == "link" else tmp_path / "gone")
+        _age(path, 30 * DAY)
+    _age(outside / "tllab-upload-zzzzzzzz", 30 * DAY)
+
+    removed = remove_leftovers(uploads, keep=lambda folder: folder == in_use)
+
+    assert removed == [old]
+    assert not old.exists() and new.is_dir() and in_use.is_dir()
+    assert sorted(p.name for p in uploads.iterdir()) == sorted([new.name, in_use.name, *foreign])
+    assert (outside / "keep.png").read_bytes() == _png() and (outside / "tllab-upload-zzzzzzzz").is_dir()
+    assert (uploads / "tllab-upload-filefile").read_text() == "not ours"
+    assert (uploads / "tllab-upload-linklink").is_symlink()
+
+
+def test_leftovers_default_to_the_upload_dir_and_a_missing_one_is_no_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(UPLOAD_DIR_ENV, str(tmp_path / "env-uploads"))
+    assert remove_leftovers() == []
+    old = _extraction(tmp_path / "env-uploads", 2 * DAY)
+    assert remove_leftovers() == [old]
+
+
+def test_remove_extracted_never_follows_a_link_named_like_an_extraction(tmp_path):
+    target = tmp_path / "precious"
+    (target / "pets").mkdir(parents=True)
+    link = tmp_path / "uploads" / "tllab-upload-abcdefgh"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    assert remove_extracted(link / "pets") is False and remove_extracted(link) is False
+    assert (target / "pets").is_dir() and link.is_symlink()
+
+
+def test_the_tracker_removes_folders_of_ended_sessions_unless_a_job_reads_them(tmp_path):
+    uploads = tmp_path / "uploads"
+    alive = {"tab-a": True, "tab-b": False, "tab-c": None, "tab-e": False}  # None: the runtime cannot say
+    running = {"owner-e"}
+    folders = {name: _extraction(uploads) for name in alive}
+    tracker = ExtractionTracker()
+    for name, folder in folders.items():
+        tracker.track(folder / "pets", name, f"owner-{name[-1]}")
+
+    def in_use(owner: str) -> bool:
+        return owner in running
+
+    assert tracker.sweep(alive.get, in_use) == [folders["tab-b"]]
+    assert folders["tab-e"].is_dir()  # its session ended, but its owner's training still reads the images
+    running.clear()
+    assert tracker.sweep(alive.get, in_use) == [folders["tab-e"]]
+    assert tracker.sweep(alive.get, in_use, now=time.time() + DAY - 60) == []
+    # Unknown liveness falls back to age: a day after the upload, it goes.
+    assert tracker.sweep(alive.get, in_use, now=time.time() + DAY + 60) == [folders["tab-c"]]
+    assert folders["tab-a"].is_dir() and tracker.folders() == [folders["tab-a"]]
+
+
+def test_a_released_folder_goes_once_its_job_ends_and_remove_all_takes_the_rest(tmp_path):
+    uploads = tmp_path / "uploads"
+    first, second = _extraction(uploads), _extraction(uploads)
+    tracker = ExtractionTracker()
+    tracker.track(first / "pets", "tab", "me")
+    tracker.track(second / "pets", "tab", "me")
+    tracker.release(first / "pets")  # the session uploaded another archive while its run still trains
+    assert tracker.sweep(lambda s: True, lambda owner: True) == []
+    assert tracker.sweep(lambda s: True, lambda owner: False) == [first]
+    assert second.is_dir()
+    assert tracker.remove_all() == [second]
+    assert list(uploads.iterdir()) == [] and tracker.folders() == []
+
+
+def test_a_tracked_folder_swapped_for_a_link_is_not_followed(tmp_path):
+    uploads = tmp_path / "uploads"
+    folder = _extraction(uploads)
+    tracker = ExtractionTracker()
+    tracker.track(folder / "pets", "tab", "me")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    shutil.rmtree(folder)
+    folder.symlink_to(precious)
+    assert tracker.sweep(lambda s: False, lambda owner: False) == []
+    assert tracker.remove_all() == []
+    assert (precious / "keep.txt").read_text() == "mine"
+
+
+def test_sweeps_from_reruns_are_at_most_once_a_minute():
+    tracker = ExtractionTracker()
+    assert tracker.sweep_due(60, now=1000.0) is True
+    assert tracker.sweep_due(60, now=1059.0) is False
+    assert tracker.sweep_due(60, now=1060.0) is True
+
+
+def test_the_app_removes_the_upload_of_a_session_that_ended_and_old_leftovers_at_start(tmp_path, monkeypatch):
+    import streamlit as st
+
+    from pages import housekeeping
+
+    uploads = tmp_path / "app-uploads"
+    leftover, recent = _extraction(uploads, 2 * DAY), _extraction(uploads, 3600)
+    housekeeping.tracker.clear()  # a fresh server
+    monkeypatch.setattr(housekeeping, "SWEEP_EVERY_S", 0.0)
+    ended: set[str] = set()
+    monkeypatch.setattr(housekeeping, "session_alive", lambda session: session not in ended)
+    # AppTest has no server runtime to ask: each test session is named by its owner id instead.
+    monkeypatch.setattr(housekeeping, "session_id", lambda: st.session_state[K.owner])
+    folder = make_dataset_folder(tmp_path / "src", n_train=4, n_val=2, size=24)
+
+    first = _zip_app(tmp_path, monkeypatch)  # the server's first session: leftovers older than a day go
+    assert not leftover.exists() and recent.is_dir()
+    first.file_uploader(key=K.zip_upload).set_value(("pets.zip", _zip_folder(folder, "pets/"), "application/zip"))
+    first.run()
+    first_upload = Path(first.session_state[K.zip_dir]).parent
+    second = _zip_app(tmp_path, monkeypatch)
+    second.file_uploader(key=K.zip_upload).set_value(("pets.zip", _zip_folder(folder, "pets/"), "application/zip"))
+    second.run()
+    second_upload = Path(second.session_state[K.zip_dir]).parent
+    assert first_upload.is_dir() and second_upload.is_dir()
+    assert housekeeping.tracker().folders() == sorted([first_upload, second_upload])
+
+    ended.add(first.session_state[K.owner])  # the first tab is closed
+    second.run()  # any session's rerun sweeps
+    assert not second.exception
+    assert not first_upload.exists() and second_upload.is_dir() and recent.is_dir()
+    assert "cats, dogs" in " ".join(m.value for m in second.main.markdown)
+
+
+def test_session_liveness_is_asked_of_the_runtime_and_unknown_when_it_cannot_say(monkeypatch):
+    from types import SimpleNamespace
+
+    from streamlit import runtime
+
+    from pages import housekeeping
+
+    sessions = {"connected", "waiting-to-reconnect"}
+    manager = SimpleNamespace(get_session_info=lambda session: object() if session in sessions else None)
+    monkeypatch.setattr(runtime, "exists", lambda: True)
+    monkeypatch.setattr(runtime, "get_instance", lambda: SimpleNamespace(_session_mgr=manager))
+    assert housekeeping.session_alive("connected") is True
+    assert housekeeping.session_alive("waiting-to-reconnect") is True
+    assert housekeeping.session_alive("closed-tab") is False
+    assert housekeeping.session_alive("") is None
+    monkeypatch.setattr(runtime, "get_instance", lambda: SimpleNamespace(_session_mgr=SimpleNamespace()))
+    assert housekeeping.session_alive("connected") is None  # the internal API changed: unknown, never "ended"
+    monkeypatch.setattr(runtime, "exists", lambda: False)
+    assert housekeeping.session_alive("connected") is None

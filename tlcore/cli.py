@@ -1,7 +1,8 @@
 """Command line: python -m tlcore {scan,layers,train,sweep,predict} ...
 
-Exit codes: 0 ok, 1 bad data (missing folder, unusable dataset or weights),
-2 bad arguments. With --json, stdout holds JSON only; logs and progress go
+Exit codes: 0 ok, 1 bad data (missing folder, unusable dataset or weights)
+or a runs folder that cannot be written, 2 bad arguments, 130 interrupted
+(Ctrl-C; train and sweep keep what was learned). With --json, stdout holds JSON only; logs and progress go
 to stderr.
 """
 
@@ -24,16 +25,15 @@ from tlcore.config import VGG16_LAYERS, AugmentConfig, FineTuneConfig, HeadConfi
 from tlcore.data import DatasetError, scan
 from tlcore.imageio import ImageProblem
 from tlcore.presets import PRESETS, apply_preset
+from tlcore.quiet import quiet_tensorflow
+from tlcore.runs import RunFolderError
 
 EXIT_DATA, EXIT_USAGE = 1, 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for a command ended by Ctrl-C
 
 
 class UsageError(Exception):
     pass
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _err(message: str) -> None:
@@ -118,6 +118,7 @@ def _tolerant_output() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_tensorflow()  # before any command imports it
     _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -128,9 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         _err(str(err))
         return EXIT_USAGE
-    except (DatasetError, WeightsError, ImageProblem, FileNotFoundError) as err:
+    except (DatasetError, WeightsError, ImageProblem, FileNotFoundError, RunFolderError) as err:
         _err(str(err))
         return EXIT_DATA
+    except KeyboardInterrupt:  # Ctrl-C outside training (scanning, loading): nothing learned to keep
+        _err("interrupted")
+        return EXIT_INTERRUPTED
 
 
 # --- scan / layers ------------------------------------------------------------------
@@ -156,7 +160,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
     if not 0 <= args.freeze_at <= VGG16_LAYERS:
         raise UsageError(f"--freeze-at must be between 0 and {VGG16_LAYERS}. Received: {args.freeze_at}")
     from tlcore.model import build_model, counts_at, layer_table, with_freeze_point
@@ -249,7 +252,6 @@ class _TerminalProgress:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
     try:
         config = config_from_args(args)
     except ValueError as err:
@@ -298,7 +300,9 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"in {summary['seconds']}s -> {summary['run_dir']}")
     if result.save_error:
         _err(result.save_error)
-    return 0 if result.status != "failed" else EXIT_DATA
+    if result.status == "failed":
+        return EXIT_DATA
+    return EXIT_INTERRUPTED if stop.is_set() else 0
 
 
 # --- sweep --------------------------------------------------------------------------
@@ -357,7 +361,6 @@ class _SweepProgress:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
     # Every point builds a new model, so TensorFlow retraces by design: its warning is noise here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     from tlcore.backbones import normalize_weights
@@ -399,14 +402,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         skipped = f", skipped {', '.join(result.skipped)}" if result.skipped else ""
         print(f"\nsweep {result.sweep_id}: {result.status}, {len(result.points)}/{len(planned)} point(s) "
               f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s){skipped}")
-    return 0
+    return EXIT_INTERRUPTED if stop.is_set() else 0
 
 
 # --- predict ------------------------------------------------------------------------
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    _quiet_tensorflow()
     from tlcore.inference import predict
     from tlcore.model import ModelLoadError
     from tlcore.runs import RUN_FILE, load_run_model

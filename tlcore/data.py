@@ -405,6 +405,62 @@ def _stratified_split(
     return train, validation
 
 
+MAX_STAMP_FOLDERS = 5_000  # tree_stamp reads at most this many folders
+
+
+def tree_stamp(root: str | os.PathLike, within: str | os.PathLike | None = None,
+               max_folders: int = MAX_STAMP_FOLDERS) -> str:
+    """A cheap stamp of a dataset folder that changes when an image is added, removed or renamed anywhere under it.
+
+    Adding, removing or renaming a file changes the mtime of the folder that
+    holds it, not of the folders above it; so the stamp is a hash of the
+    mtimes of every folder under `root` (root, split, class and nested
+    folders), found with os.scandir. Files are never opened or stat'ed: the
+    cost is one directory listing per folder, and at most `max_folders`
+    folders are read (a change only below that many is noticed when the
+    root changes). An image rewritten in place under the same name keeps
+    the stamp. Links to folders are followed as `scan` follows them, once,
+    and, with `within`, only when they lead inside that folder (a fenced
+    data root is never listed outside).
+    """
+    root = Path(root)
+    fence = Path(within).resolve() if within else None
+    digest = hashlib.sha256()
+    seen: set[tuple[int, int]] = set()
+    pending = [root]
+    while pending and len(seen) < max_folders:
+        folder = pending.pop()
+        try:
+            info = folder.stat()
+        except OSError:
+            digest.update(f"{folder}|unreadable\n".encode(errors="surrogateescape"))
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        digest.update(f"{folder}|{info.st_mtime_ns}\n".encode(errors="surrogateescape"))
+        try:
+            with os.scandir(folder) as entries:
+                subfolders = [entry.path for entry in entries if _stamp_follows(entry, fence)]
+        except OSError:
+            continue
+        pending.extend(Path(p) for p in sorted(subfolders, reverse=True))  # same order every time
+    return digest.hexdigest()[:16]
+
+
+def _stamp_follows(entry: os.DirEntry, fence: Path | None) -> bool:
+    """Whether tree_stamp reads this entry: a folder, through a link only inside the fence."""
+    try:
+        if not entry.is_dir():
+            return False
+        if entry.is_symlink() and fence is not None:
+            target = Path(entry.path).resolve()
+            return target == fence or fence in target.parents
+    except OSError:
+        return False
+    return True
+
+
 def sample_grid(
     info: DatasetInfo, n: int = 16, split: str = TRAIN, seed: int = 0
 ) -> list[tuple[Path, str]]:
