@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlparse
 
+from tlcore.architecture import PREPROCESS_LAYER, VGG16_CHAIN, VGG16_CONVS
+
 if TYPE_CHECKING:
     import keras
 
@@ -36,6 +38,8 @@ class BackboneSpec:
     min_image_size: int
     layer_blocks: tuple[str, ...]  # block of each layer a freeze point counts over
     last_conv_layer: str
+    # (name, array shapes) of each layer with weights, input side first: what a weights file must hold
+    weight_layers: tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
     imagenet_file: str
     imagenet_url: str
     imagenet_md5: str
@@ -70,20 +74,17 @@ def _vgg16(**kwargs):
 def _caffe_preprocess():
     from tlcore.layers import CaffePreprocess
 
-    return CaffePreprocess(name="preprocess")
+    return CaffePreprocess(name=PREPROCESS_LAYER)
 
-
-_VGG_BLOCKS = tuple(
-    f"block{b}" for b, convs in enumerate((2, 2, 3, 3, 3), start=1) for _ in range(convs + 1)
-)
 
 REGISTRY: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(
         name="vgg16",
         default_image_size=224,
         min_image_size=32,
-        layer_blocks=_VGG_BLOCKS,
-        last_conv_layer="block5_conv3",
+        layer_blocks=tuple(layer.block for layer in VGG16_CHAIN),
+        last_conv_layer=VGG16_CONVS[-1].name,
+        weight_layers=tuple((layer.name, layer.weight_shapes) for layer in VGG16_CONVS),
         imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         imagenet_url=(
             "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
