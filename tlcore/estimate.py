@@ -20,14 +20,15 @@ from tlcore.config import TrainConfig
 
 TRAIN_COST = 3.0  # training a layer ~ 3 forward passes
 FIXED_OVERHEAD_S = 3.0  # building the model, compiling, first-call tracing
-MATMUL_SIZE = 2048  # square float32 matrices: 17 GFLOP, about 0.1-0.5 s on a 2-core laptop
-# TensorFlow's VGG16 convolutions per NumPy matmul FLOP/s. Measured on the 2-core Zen 4 development machine
-# (AVX-512): VGG16 forward through TensorFlow/oneDNN 83-109 GFLOP/s against 31-47 GFLOP/s for NumPy's
-# bundled OpenBLAS on a 2048² product, side by side under the same load (ratio ~2.3); see DESIGN.md for why
-# the convolutions are the fair target (they run at 63-97 % of FP32 peak, above a plain matmul on both the
-# Zen 3 and Zen 4 machines measured). The ratio is a machine-class constant, so an estimate stays within
-# a small factor where the matmul itself is slower or faster.
-MATMUL_TO_VGG16 = 2.0
+MATMUL_SIZE = 1536  # square float32 matrices: 7.2 GFLOP a product, about 0.1-0.2 s on a 2-core laptop
+# TensorFlow's VGG16 convolutions per NumPy matmul FLOP/s (tlcore.estimate.measure_gflops over matmul_gflops).
+# Measured side by side on the 2-core Zen 4 development machine (AVX-512), shared with other jobs: VGG16
+# forward 103-112 GFLOP/s against 36-41 GFLOP/s for a 1536² product through NumPy's bundled OpenBLAS
+# (ratio 2.5-3.2; 2.1-2.7 for 2048², 3.4-6.2 for 1024², too small to keep two cores busy). TensorFlow's
+# oneDNN convolutions run near FP32 peak (97 % on Zen 4, 63 % on Zen 3, DESIGN.md), above any plain matmul,
+# so the matmul is a lower bound scaled by a constant: a fair proxy that moves with the machine (cores,
+# vector width, clock, load) and costs a fraction of a second instead of TensorFlow's import.
+MATMUL_TO_VGG16 = 2.7
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,12 +38,12 @@ def machine_gflops() -> float:
     A float32 matrix product exercises the same thing a convolution does
     (multiply-adds on all cores through a tuned BLAS kernel) and takes a
     fraction of a second, where timing VGG16 itself needs TensorFlow (seconds
-    to import). The best of three products, times `MATMUL_TO_VGG16`.
+    to import). The best of two products after a warm-up, times `MATMUL_TO_VGG16`.
     """
     return matmul_gflops() * MATMUL_TO_VGG16
 
 
-def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 3) -> float:
+def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 2) -> float:
     """NumPy float32 `size` x `size` matrix product speed in GFLOP/s, best of `repeats` after a warm-up."""
     import numpy as np
 
