@@ -1,10 +1,15 @@
-"""App latency in a real browser: start-up to the Dataset grid and the Model table, and slider response.
+"""App latency in a real browser: each page's first render after a fresh server start, and slider response.
 
 Starts `streamlit run app.py` on a free loopback port and drives Debian's
-chromium with Playwright. Prints one JSON object:
-  server_ready_s       from launching streamlit to its health check answering
-  dataset_grid_s       from launching streamlit to the 16-image grid visible
-  model_table_s        from opening the Model page (new session) to its layer table visible
+chromium with Playwright. For each of the five pages it starts a fresh server
+(nothing cached, nothing imported yet), opens that page's URL and times until
+the page's own content is visible and the script run has finished. On the
+Model page's server it then times freeze-slider steps and a second opening of
+the Model page in a new session. Prints one JSON object:
+  server_ready_s       from launching streamlit to its health check answering (Dataset page's server)
+  first_render_s       {page: seconds from opening its URL on a fresh server to its content shown, run finished}
+  dataset_grid_s       from launching streamlit to the Dataset page's 16-image grid visible
+  model_table_s        from opening the Model page again (new session, warm server) to its table and counts
   slider_update_s      median time from a freeze-slider key press to the new trainable count
 Run: python bench/app_latency.py [--slider-moves 5]
 """
@@ -23,6 +28,16 @@ sys.path.insert(0, str(ROOT))
 
 from tests.appserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
+# (url path, title, selectors that must be shown (with a minimum count) before the page counts as rendered)
+PAGES = [
+    ("", "Dataset", [('[data-testid="stImage"]', 16)]),
+    ("model", "Model & freeze", [('[data-testid="stDataFrame"]', 1), ('[data-testid="stMetric"]', 2)]),
+    ("train", "Train", [(".st-key-start_training button", 1)]),
+    ("inference", "Inference", [('[data-testid="stAlert"], [data-testid="stSelectbox"]', 1)]),
+    ("runs", "Runs", [('[data-testid="stAlert"], [data-testid="stDataFrame"]', 1)]),
+]
+DEADLINE_S = 180
+
 
 def _wait(condition, deadline_s: float, what: str):
     deadline = time.monotonic() + deadline_s
@@ -39,52 +54,67 @@ def trainable_text(page) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text() if metric.count() else ""
 
 
+def open_and_time(browser, url: str, path: str, title: str, ready) -> tuple[object, float]:
+    """Open url/path in a new tab; seconds until its title, its content and a finished script run show."""
+    page = browser.new_page(viewport={"width": 1400, "height": 2600})
+    t0 = time.perf_counter()
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=DEADLINE_S * 1000)
+    for selector, count in ready:
+        _wait(lambda: page.locator(selector).count() >= count, DEADLINE_S, f"{selector} on the {title} page")
+    # The app root says when the script run (imports, caches, the whole page) has ended.
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=DEADLINE_S * 1000)
+    return page, time.perf_counter() - t0
+
+
+def slider_steps(page, moves: int) -> list[float]:
+    """Seconds from each freeze-slider key press to the new trainable count shown."""
+    thumb = page.locator('.st-key-freeze_at input[type="range"]').first
+    thumb.focus()
+    # From 18 to 16: between 16 and 15 a conv layer changes side, so every move changes the count.
+    for _ in range(2):
+        before = trainable_text(page)
+        thumb.press("ArrowLeft")
+        time.sleep(0.5)
+    _wait(lambda: trainable_text(page) not in ("", before), 30, "the counts at k=16")
+    latencies = []
+    for i in range(moves):
+        before = trainable_text(page)
+        t0 = time.perf_counter()
+        thumb.press("ArrowLeft" if i % 2 == 0 else "ArrowRight")
+        _wait(lambda: trainable_text(page) not in ("", before), 30, "the counts to update")
+        latencies.append(time.perf_counter() - t0)
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slider-moves", type=int, default=5)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    started = time.perf_counter()
-    with streamlit_server({"TLLAB_WEIGHTS": ""}) as url:
-        server_ready = time.perf_counter() - started
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 2600})
-            page.goto(url)
-            _wait(lambda: page.locator('[data-testid="stImage"]').count() >= 16, 120, "the dataset grid")
-            dataset_grid = time.perf_counter() - started
-
-            t0 = time.perf_counter()
-            model_page = browser.new_page(viewport={"width": 1400, "height": 2600})
-            model_page.goto(f"{url}/model")
-            model_page.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=120_000)
-            _wait(lambda: trainable_text(model_page), 120, "the trainable count")
-            model_table = time.perf_counter() - t0
-
-            thumb = model_page.locator('.st-key-freeze_at input[type="range"]').first
-            thumb.focus()
-            # From 18 to 16: between 16 and 15 a conv layer changes side, so every move changes the count.
-            for _ in range(2):
-                before = trainable_text(model_page)
-                thumb.press("ArrowLeft")
-                time.sleep(0.5)
-            _wait(lambda: trainable_text(model_page) not in ("", before), 30, "the counts at k=16")
-            latencies = []
-            for i in range(args.slider_moves):
-                before = trainable_text(model_page)
-                t0 = time.perf_counter()
-                thumb.press("ArrowLeft" if i % 2 == 0 else "ArrowRight")
-                _wait(lambda: trainable_text(model_page) not in ("", before), 30, "the counts to update")
-                latencies.append(time.perf_counter() - t0)
-            browser.close()
-    print(json.dumps({
-        "server_ready_s": round(server_ready, 2),
-        "dataset_grid_s": round(dataset_grid, 2),
-        "model_table_s": round(model_table, 2),
-        "slider_update_s": round(statistics.median(latencies), 3),
-        "slider_update_all_s": [round(x, 3) for x in latencies],
-    }))
+    first_render: dict[str, float] = {}
+    result: dict[str, object] = {}
+    with sync_playwright() as p:
+        for path, title, ready in PAGES:
+            started = time.perf_counter()
+            with streamlit_server({"TLLAB_WEIGHTS": ""}) as url:
+                ready_s = time.perf_counter() - started
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page, first_render[title] = open_and_time(browser, url, path, title, ready)
+                if title == "Dataset":
+                    result["server_ready_s"] = round(ready_s, 2)
+                    result["dataset_grid_s"] = round(time.perf_counter() - started, 2)
+                if title == "Model & freeze":
+                    latencies = slider_steps(page, args.slider_moves)
+                    result["slider_update_s"] = round(statistics.median(latencies), 3)
+                    result["slider_update_all_s"] = [round(x, 3) for x in latencies]
+                    _, again = open_and_time(browser, url, path, title, ready)
+                    _wait(lambda: trainable_text(page), 30, "the trainable count")
+                    result["model_table_s"] = round(again, 2)
+                browser.close()
+    result["first_render_s"] = {title: round(seconds, 2) for title, seconds in first_render.items()}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

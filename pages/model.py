@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-import tlcore.model
+import tlcore.architecture
+import tlcore.model  # TensorFlow-free to import: counts_at; nothing here builds a model
 from pages.ui import IMAGE_SIZES, K, current_config, page_intro, parse_dense, require_dataset, weights_value
 from tlcore.advisor import advise, learning_rate_warning
 from tlcore.config import OPTIMIZERS, POOLINGS, VGG16_LAYERS, HeadConfig
@@ -26,13 +27,11 @@ COLOURS = {FROZEN: ("#dbeafe", "#bfdbfe"), TRAINABLE: ("#ffedd5", "#fed7aa"), NE
            INPUT: ("#f3f4f6",) * 2}
 
 
-@st.cache_resource(show_spinner="Building VGG16 to list its layers (the first time loads TensorFlow)...",
-                   max_entries=16)
 def _layer_table(image_size: int, num_classes: int, pooling: str, dense: tuple[int, ...], dropout: float,
                 output: str) -> pd.DataFrame:
-    """Built once per shape (random weights: fast, offline); the slider builds nothing. Never mutate the result."""
+    """VGG16's arithmetic, no model built and no TensorFlow: milliseconds, so the page answers at once."""
     head = HeadConfig(pooling=pooling, dense=dense, dropout=dropout, output=output)
-    return tlcore.model.layer_table(tlcore.model.build_model(num_classes, image_size, weights="none", head=head))
+    return tlcore.architecture.layer_table(num_classes, image_size, head)
 
 
 def _set(**values) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.ui import K, current_config, current_dataset, weights_ready
+from tlcore.data import TRAIN, VALIDATION
+from tlcore.estimate import describe_sweep, machine_gflops
 from tlcore.jobs import REGISTRY, JobBusy, start_sweep
 from tlcore.plots import curves_figure, sweep_chart
 from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, point_label, sweep_ids, sweep_points_frame, sweep_table
@@ -20,6 +22,17 @@ def _start_sweep() -> None:
         s["sweep_job_id"] = job.id
     except (JobBusy, ValueError) as err:
         s["sweep_notice"] = str(err)
+
+
+def _estimate_caption(info) -> str:
+    """The sweep's estimated time before it starts, or why there is none yet."""
+    s = st.session_state
+    try:
+        return "Estimated time: " + describe_sweep(current_config().replace(epochs=int(s["sweep_epochs"])),
+                                                   s["sweep_points"], bool(s["sweep_scratch"]), info.num_images(TRAIN),
+                                                   info.num_images(VALIDATION), machine_gflops()) + "."
+    except ValueError as err:
+        return f"No estimate yet: {err}"
 
 
 def sweep_section(summaries) -> None:
@@ -40,6 +53,8 @@ def sweep_section(summaries) -> None:
     right.button("Stop sweep", key="stop_sweep", on_click=lambda: job and job.stop(), disabled=not running)
     if notice := st.session_state.pop("sweep_notice", None):
         st.warning(notice)
+    if not running and info is not None and not isinstance(info, Exception):
+        st.caption(_estimate_caption(info))
     if not weights_ok:
         st.caption(f"{message} Choose weights in the sidebar to start a sweep.")
     if running:

@@ -9,7 +9,7 @@ import streamlit as st
 from pages.live_view import REFRESH_S, describe_setup, draw, setting_changes
 from pages.ui import K, current_config, page_intro, require_dataset, weights_ready
 from tlcore.data import TRAIN, VALIDATION
-from tlcore.estimate import estimate, measure_gflops
+from tlcore.estimate import estimate, machine_gflops  # no TensorFlow: a NumPy matmul, timed once per process
 from tlcore.jobs import REGISTRY, JobBusy, start_training
 from tlcore.runs import history_csv
 
@@ -26,11 +26,6 @@ except ValueError as err:
     st.error(f"The settings on the Model page are not valid: {err}")
     st.page_link("pages/model.py", label="Fix them on the Model & freeze page", icon=":material/layers:")
     st.stop()
-
-
-@st.cache_resource(show_spinner="Measuring this computer's speed (once)...")
-def machine_gflops() -> float:
-    return measure_gflops()
 
 
 job = REGISTRY.get(st.session_state.get(K.job_id) or st.query_params.get("job"))

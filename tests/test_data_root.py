@@ -12,6 +12,7 @@ import pages.ui
 from pages.ui import REFUSED_WEIGHTS, SOURCE_FOLDER, SOURCE_ZIP, WEIGHTS_FILE, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
+from tests.weights_files import write_keras3
 from tlcore.backbones import WEIGHTS_ENV, weights_status
 from tlcore.paths import (
     typed_weights_path,
@@ -288,18 +289,18 @@ def test_a_weights_file_outside_the_root_is_refused(served):
 
 def test_a_weights_file_inside_the_root_and_the_servers_default_are_accepted(served, monkeypatch):
     (served["root"] / "weights").mkdir()
-    (served["root"] / "weights" / "mine.h5").write_bytes(b"\0" * 1000)
+    write_keras3(served["root"] / "weights" / "mine.h5")  # a file is checked for VGG16's arrays when typed
     at = _app(**{K.weights_choice: WEIGHTS_FILE, K.weights_path: "weights/mine.h5"})
     assert not at.exception
-    assert [s.value for s in at.sidebar.success] == ["Weights file mine.h5 (0 MB)."]
+    ok = "(0 MB): vgg16's 13 conv layers, Keras 3 (.weights.h5) layout."
+    assert [s.value for s in at.sidebar.success] == [f"Weights file mine.h5 {ok}"]
     assert any("A weights file inside **root/**" in c.value for c in at.sidebar.caption)
     # TLLAB_WEIGHTS is the administrator's choice: trusted even outside the root.
-    default = served["outside"] / "admin.h5"
-    default.write_bytes(b"\0" * 1000)
+    default = write_keras3(served["outside"] / "admin.h5")
     monkeypatch.setenv(WEIGHTS_ENV, str(default))
     at = _app(**{K.weights_choice: WEIGHTS_FILE, K.weights_path: str(default)})
     assert not at.exception
-    assert [s.value for s in at.sidebar.success] == ["Weights file admin.h5 (0 MB)."]
+    assert [s.value for s in at.sidebar.success] == [f"Weights file admin.h5 {ok}"]
 
 
 def test_a_misconfigured_root_refuses_paths_instead_of_allowing_all(served, monkeypatch, tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tlcore import backbones
+from tests.weights_files import write_keras3, write_legacy
 from tlcore.backbones import WeightsError, get_backbone, load_weights_file
 from tlcore.config import HeadConfig
 from tlcore.layers import CaffePreprocess
@@ -180,6 +181,15 @@ def test_weights_file_loads_whatever_its_name(weight_files, tmp_path, kind):
     target = VGG.build(32)
     load_weights_file(target, renamed, VGG)
     _assert_same_weights([w.numpy() for w in target.weights], weight_files["expected"])
+
+
+@pytest.mark.parametrize("write", [write_keras3, write_legacy])
+def test_the_layouts_the_check_accepts_are_the_ones_keras_loads(tmp_path, write):
+    # The TensorFlow-free check (tlcore.backbones.check_weights_file) and Keras agree on both layouts.
+    path = write(tmp_path / "tiny-vgg16.h5")  # right shapes, no data: every weight reads back as 0
+    target = VGG.build(32)
+    load_weights_file(target, path, VGG)
+    assert all(not np.any(w.numpy()) for w in target.weights)
 
 
 def test_build_model_with_weights_file_uses_them(weight_files):

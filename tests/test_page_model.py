@@ -74,8 +74,7 @@ def test_layer_table_lists_vgg16_and_the_head():
 
 def test_slider_moves_the_counts_without_rebuilding(builds, vgg_model):
     at = _model_page()
-    assert len(builds) == 1
-    assert builds[0][1]["weights"] == "none"
+    assert builds == []  # the table is VGG16's arithmetic (tlcore.architecture): no model is ever built here
     for k in (14, 6, 17):
         at.slider(key=K.freeze_at).set_value(k).run()
         assert not at.exception
@@ -85,7 +84,7 @@ def test_slider_moves_the_counts_without_rebuilding(builds, vgg_model):
         assert (table["state"] == FROZEN).sum() == k
     at.button(key="freeze_10").click().run()
     assert at.slider(key=K.freeze_at).value == 10
-    assert len(builds) == 1  # 3 slider moves and a shortcut: the model was built once
+    assert builds == []  # 3 slider moves and a shortcut: still nothing built
 
 
 def test_block_5_counts_match_keras(vgg_model):
@@ -110,11 +109,10 @@ def test_head_change_builds_a_new_table(builds):
     at = _model_page()
     at.text_input(key=K.dense).input("64,32").run()
     assert not at.exception
-    assert len(builds) == 2
     dense = [layer for layer in _table(at)["layer"] if layer.startswith("head_dense")]
     assert dense == ["head_dense_1", "head_dense_2"]
     at.slider(key=K.freeze_at).set_value(14).run()
-    assert len(builds) == 2
+    assert builds == []
 
 
 def test_bad_dense_sizes_show_an_error_and_keep_the_table():

@@ -5,6 +5,7 @@ Importing this module does not import TensorFlow; building a backbone does.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import tempfile
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlparse
+
+from tlcore.architecture import PREPROCESS_LAYER, VGG16_CHAIN, VGG16_CONVS
 
 if TYPE_CHECKING:
     import keras
@@ -36,6 +39,8 @@ class BackboneSpec:
     min_image_size: int
     layer_blocks: tuple[str, ...]  # block of each layer a freeze point counts over
     last_conv_layer: str
+    # (name, array shapes) of each layer with weights, input side first: what a weights file must hold
+    weight_layers: tuple[tuple[str, tuple[tuple[int, ...], ...]], ...]
     imagenet_file: str
     imagenet_url: str
     imagenet_md5: str
@@ -70,20 +75,17 @@ def _vgg16(**kwargs):
 def _caffe_preprocess():
     from tlcore.layers import CaffePreprocess
 
-    return CaffePreprocess(name="preprocess")
+    return CaffePreprocess(name=PREPROCESS_LAYER)
 
-
-_VGG_BLOCKS = tuple(
-    f"block{b}" for b, convs in enumerate((2, 2, 3, 3, 3), start=1) for _ in range(convs + 1)
-)
 
 REGISTRY: dict[str, BackboneSpec] = {
     "vgg16": BackboneSpec(
         name="vgg16",
         default_image_size=224,
         min_image_size=32,
-        layer_blocks=_VGG_BLOCKS,
-        last_conv_layer="block5_conv3",
+        layer_blocks=tuple(layer.block for layer in VGG16_CHAIN),
+        last_conv_layer=VGG16_CONVS[-1].name,
+        weight_layers=tuple((layer.name, layer.weight_shapes) for layer in VGG16_CONVS),
         imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         imagenet_url=(
             "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
@@ -147,9 +149,12 @@ def weights_status(choice: str, spec: BackboneSpec | None = None) -> tuple[bool,
             "or choose a weights file, or train from scratch."
         )
     path = Path(weights)
-    if not path.is_file():
-        return False, f"Weights file not found: {path}"
-    return True, f"Weights file {path.name} ({path.stat().st_size / 1e6:.0f} MB)."
+    try:
+        layout = check_weights_file(path, spec)
+    except WeightsError as err:
+        return False, str(err)
+    return True, (f"Weights file {path.name} ({path.stat().st_size / 1e6:.0f} MB): "
+                  f"{spec.name}'s {len(spec.weight_layers)} conv layers, {layout} layout.")
 
 
 def can_reach(url: str, timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
@@ -204,16 +209,11 @@ def load_weights_file(model: "keras.Model", path: Path, spec: BackboneSpec) -> N
         WeightsError: the file is missing, unreadable, or does not fit the model.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"Weights file not found: {path}")
-    shapes, legacy = _read_weight_shapes(path)
-    expected = sorted(tuple(w.shape) for w in model.weights)
-    if sorted(shapes) != expected:
-        raise WeightsError(
-            f"Weights file {path} does not fit {spec.name} (no top): it holds {len(shapes)} arrays, "
-            f"{spec.name} needs {len(expected)} with different shapes. Use "
-            f"{spec.imagenet_file} or a .weights.h5 saved from {spec.name}(include_top=False)."
-        )
+    try:
+        legacy = check_weights_file(path, spec) == LEGACY_LAYOUT
+    except WeightsError as err:
+        raise WeightsError(f"{err} Use {spec.imagenet_file} or a .weights.h5 saved from "
+                           f"{spec.name}(include_top=False).") from None
     # Keras picks the reader by file name; give it the name that matches the content.
     suffix = ".h5" if legacy else ".weights.h5"
     try:
@@ -228,20 +228,109 @@ def load_weights_file(model: "keras.Model", path: Path, spec: BackboneSpec) -> N
         raise WeightsError(f"Weights file {path} could not be loaded into {spec.name}: {err}") from None
 
 
-def _read_weight_shapes(path: Path) -> tuple[list[tuple[int, ...]], bool]:
-    """Shapes of all arrays in a weights file, and whether it is the legacy layout."""
+# --- checking a weights file without TensorFlow ------------------------------------------
+
+KERAS3_LAYOUT = "Keras 3 (.weights.h5)"
+LEGACY_LAYOUT = "legacy Keras (.h5)"
+
+
+def check_weights_file(path: Path, spec: BackboneSpec) -> str:
+    """Whether a file holds `spec`'s weights, read with h5py (no TensorFlow); its layout when it does.
+
+    Accepts both layouts Keras loads: the legacy one of the published
+    `..._notop.h5` files (layers in order, named by the root's `layer_names`)
+    and Keras 3's `.weights.h5` (`layers/<path>/vars/<i>`). The verdict is
+    cached per (path, size, modification time): re-checking while a user types
+    costs nothing, and an edited file is read again.
+
+    Raises:
+        WeightsError: naming the file and what is wrong (missing, not HDF5, which layer or shape does not fit).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"Weights file not found: {path}")
+    stat = path.stat()
+    layout, problem = _weights_file_verdict(str(path), stat.st_size, stat.st_mtime_ns, spec.name)
+    if problem:
+        raise WeightsError(problem)
+    return layout
+
+
+@functools.lru_cache(maxsize=64)
+def _weights_file_verdict(path: str, size: int, mtime_ns: int, backbone: str) -> tuple[str, str | None]:
+    """(layout, None) for a fitting file, ("", why not) otherwise; size and mtime_ns are only the cache key."""
     import h5py
 
+    spec, name = get_backbone(backbone), Path(path).name
+    if size == 0:
+        return "", f"Weights file {name} is empty (0 bytes), not a readable HDF5 weights file."
+    if not h5py.is_hdf5(path):
+        return "", f"Weights file {name} is not a readable HDF5 weights file (Keras weights files are HDF5)."
     try:
         with h5py.File(path, "r") as f:
-            legacy = "layer_names" in f.attrs
-            shapes: list[tuple[int, ...]] = []
+            if "layer_names" in f.attrs:
+                layout, found = LEGACY_LAYOUT, _legacy_layers(f)
+            elif isinstance(f.get("layers"), h5py.Group):
+                layout, found = KERAS3_LAYOUT, _keras3_layers(f, h5py)
+            else:
+                return "", (f"Weights file {name} is HDF5 but not a Keras weights file: it has neither the Keras 3 "
+                            "'layers' group nor the legacy 'layer_names'.")
+    except (OSError, KeyError, ValueError, TypeError) as err:
+        return "", f"Weights file {name} is not a readable HDF5 weights file ({err})."
+    problem = _layers_problem(found, spec)
+    return (layout, None) if problem is None else ("", f"Weights file {name} does not fit {spec.name} (no top): {problem}.")
 
-            def collect(_name, obj):
-                if isinstance(obj, h5py.Dataset):
-                    shapes.append(tuple(obj.shape))
 
-            (f if legacy else f.get("layers", f)).visititems(collect)
-            return shapes, legacy
-    except OSError as err:
-        raise WeightsError(f"Weights file {path} is not a readable HDF5 weights file ({err}).") from None
+def _legacy_layers(f) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """(name, array shapes) of each layer with weights, in the order Keras' legacy loader assigns them."""
+    found = []
+    for layer in f.attrs["layer_names"]:
+        layer = layer.decode() if isinstance(layer, bytes) else str(layer)
+        group = f[layer]
+        names = [w.decode() if isinstance(w, bytes) else str(w) for w in group.attrs.get("weight_names", [])]
+        if names:
+            found.append((layer, [tuple(group[w].shape) for w in names]))
+    return found
+
+
+def _keras3_layers(f, h5py) -> list[tuple[str, list[tuple[int, ...]]]]:
+    """(name, array shapes) of each layer with weights, in the order Keras 3 assigns them.
+
+    Keras 3 names a layer's path after its class with a counter (conv2d,
+    conv2d_1, ... conv2d_12) and loads by that path; the layer's own name is
+    the `vars` group's `name` attribute.
+    """
+    found = []
+    for key, group in f["layers"].items():
+        arrays = group.get("vars") if isinstance(group, h5py.Group) else None
+        if not isinstance(arrays, h5py.Group) or not len(arrays):
+            continue
+        base, _, counter = key.rpartition("_")
+        order = (base, int(counter)) if base and counter.isdigit() else (key, 0)
+        label = arrays.attrs.get("name", key)
+        label = label.decode() if isinstance(label, bytes) else str(label)
+        found.append((order, label, [tuple(arrays[i].shape) for i in sorted(arrays, key=int)]))
+    return [(label, shapes) for _, label, shapes in sorted(found)]
+
+
+def _layers_problem(found: list[tuple[str, list[tuple[int, ...]]]], spec: BackboneSpec) -> str | None:
+    """What does not fit, naming the layer, or None when the file's layers are spec's, in order."""
+    names = [name for name, _ in found]
+    expected_names = [name for name, _ in spec.weight_layers]
+    total = len(spec.weight_layers)
+    for i, (expected, shapes) in enumerate(spec.weight_layers):
+        if i < len(found) and tuple(found[i][1]) == shapes:
+            continue
+        if expected not in names and set(names) & set(expected_names):
+            return f"it has no weights for {expected} (conv layer {i + 1} of {total})"
+        if i >= len(found):
+            return f"it holds weights for {len(found)} layers; {spec.name} has {total}, from {expected} on they are missing"
+        return (f"{expected} (conv layer {i + 1} of {total}) needs arrays {_shapes(shapes)}, the file's layer "
+                f"{found[i][0]!r} holds {_shapes(found[i][1])}")
+    if len(found) > total:
+        return f"it holds weights for {len(found)} layers, {spec.name} has {total}: {found[total][0]!r} is not one of them"
+    return None
+
+
+def _shapes(shapes) -> str:
+    return " + ".join("x".join(str(d) for d in shape) for shape in shapes) or "none"

@@ -1,45 +1,67 @@
 """How long will a run take on this machine? FLOPs of VGG16 per layer x a measured speed.
 
 The convolutions dominate, so time ~ FLOPs / (this machine's GFLOP/s). The
-speed is measured once with a short forward pass (`measure_gflops`).
-Training a layer costs about 3x its forward pass (forward, gradient with
-respect to inputs, gradient with respect to weights).
+FLOPs come from VGG16's arithmetic (`tlcore.architecture`) and the speed from
+timing one NumPy matrix product (`machine_gflops`): neither imports
+TensorFlow, so a page can show an estimate at once. Training a layer costs
+about 3x its forward pass (forward, gradient with respect to inputs, gradient
+with respect to weights).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
+from typing import Iterable
 
+from tlcore.architecture import layer_flops  # per-layer FLOPs from VGG16's one table of facts
 from tlcore.config import TrainConfig
 
-# (out channels, in channels) of VGG16's 18 layers; None marks a 2x2 max pooling.
-_VGG16_LAYERS: list[tuple[int, int] | None] = [
-    (64, 3), (64, 64), None,
-    (128, 64), (128, 128), None,
-    (256, 128), (256, 256), (256, 256), None,
-    (512, 256), (512, 512), (512, 512), None,
-    (512, 512), (512, 512), (512, 512), None,
-]
 TRAIN_COST = 3.0  # training a layer ~ 3 forward passes
 FIXED_OVERHEAD_S = 3.0  # building the model, compiling, first-call tracing
+MATMUL_SIZE = 1536  # square float32 matrices: 7.2 GFLOP a product, about 0.1-0.2 s on a 2-core laptop
+# TensorFlow's VGG16 convolutions per NumPy matmul FLOP/s (tlcore.estimate.measure_gflops over matmul_gflops).
+# Measured side by side on the 2-core Zen 4 development machine (AVX-512), shared with other jobs: VGG16
+# forward 103-112 GFLOP/s against 36-41 GFLOP/s for a 1536² product through NumPy's bundled OpenBLAS
+# (ratio 2.5-3.2; 2.1-2.7 for 2048², 3.4-6.2 for 1024², too small to keep two cores busy). TensorFlow's
+# oneDNN convolutions run near FP32 peak (97 % on Zen 4, 63 % on Zen 3, DESIGN.md), above any plain matmul,
+# so the matmul is a lower bound scaled by a constant: a fair proxy that moves with the machine (cores,
+# vector width, clock, load) and costs a fraction of a second instead of TensorFlow's import.
+MATMUL_TO_VGG16 = 2.7
 
 
-def layer_flops(image_size: int) -> list[float]:
-    """Forward FLOPs per image of each of VGG16's 18 layers (2 per multiply-add)."""
-    flops, side = [], image_size
-    for layer in _VGG16_LAYERS:
-        if layer is None:
-            side //= 2
-            flops.append(0.0)
-        else:
-            out_ch, in_ch = layer
-            flops.append(2.0 * side * side * 9 * in_ch * out_ch)
-    return flops
+@functools.lru_cache(maxsize=1)
+def machine_gflops() -> float:
+    """This machine's GFLOP/s on VGG16's convolutions, estimated without TensorFlow (measured once per process).
+
+    A float32 matrix product exercises the same thing a convolution does
+    (multiply-adds on all cores through a tuned BLAS kernel) and takes a
+    fraction of a second, where timing VGG16 itself needs TensorFlow (seconds
+    to import). The best of two products after a warm-up, times `MATMUL_TO_VGG16`.
+    """
+    return matmul_gflops() * MATMUL_TO_VGG16
+
+
+def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 2) -> float:
+    """NumPy float32 `size` x `size` matrix product speed in GFLOP/s, best of `repeats` after a warm-up."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    a @ a  # warm-up: thread pool start, page faults
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * size**3 / best / 1e9
 
 
 def measure_gflops(image_size: int = 64, batch: int = 16, repeats: int = 2) -> float:
-    """This machine's sustained GFLOP/s on VGG16 convolutions (best of a few batches)."""
+    """This machine's sustained GFLOP/s on VGG16 convolutions through TensorFlow (best of a few batches).
+
+    The reference `machine_gflops` is calibrated against; imports TensorFlow and builds VGG16 (seconds).
+    """
     import numpy as np
 
     from tlcore.backbones import get_backbone
@@ -106,3 +128,22 @@ def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float) -> Es
         ft = config.fine_tune
         total += _phase_seconds(config, ft.freeze_at, ft.epochs, n_train, n_val, gflops, cached_at(ft.freeze_at))[2]
     return Estimate(extract, epoch, total + FIXED_OVERHEAD_S, "cached" if first_cached else "end_to_end")
+
+
+def estimate_many(configs: Iterable[TrainConfig], n_train: int, n_val: int, gflops: float) -> float:
+    """Estimated seconds of several runs one after the other (a sweep's points, from `tlcore.sweep.plan`)."""
+    return sum(estimate(config, n_train, n_val, gflops).total_seconds for config in configs)
+
+
+def describe_sweep(base_config: TrainConfig, points: Iterable[int], scratch: bool, n_train: int, n_val: int,
+                   gflops: float) -> str:
+    """The time a sweep would take, in words, each point estimated as a run of its own (before it starts).
+
+    Raises:
+        ValueError: a plan `tlcore.sweep.plan` refuses (bad or repeated points, nothing to run).
+    """
+    from tlcore.sweep import plan  # sweep imports the run store; only needed here
+
+    planned = plan(base_config, list(points), scratch=scratch)
+    total = estimate_many((config for _, config in planned), n_train, n_val, gflops)
+    return f"about {_human(total)} for {len(planned)} run(s) on this machine"

@@ -6,6 +6,10 @@ the head. Because it is a flat chain (no nested backbone model), it can be
 cut at any freeze point into a frozen prefix and a trainable suffix that share
 layer objects, and Grad-CAM can reach the last conv layer of a model fresh
 from training or reloaded from `.keras`.
+
+Importing this module does not import TensorFlow (building or loading a
+model does); the layer table of a model not built yet is
+`tlcore.architecture.layer_table`.
 """
 
 from __future__ import annotations
@@ -15,17 +19,19 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 import pandas as pd
 
+# counts_at and with_freeze_point live in the TensorFlow-free tlcore.architecture; importable from here as before.
+from tlcore.architecture import (INPUT_LAYER, OUTPUT_LAYER, PREPROCESS_LAYER, HeadLayer, counts_at,  # noqa: F401
+                                 head_layers, with_freeze_point)
 from tlcore.backbones import BackboneSpec, get_backbone, load_backbone
 from tlcore.config import HeadConfig
 
-PREPROCESS_LAYER = "preprocess"
-OUTPUT_LAYER = "predictions"
+if TYPE_CHECKING:
+    import keras  # imported where a model is built or loaded: importing this module stays TensorFlow-free
 
 
 def build_model(
@@ -46,10 +52,12 @@ def build_model(
         raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
     if head.output == "sigmoid" and num_classes != 2:
         raise ValueError(f"A sigmoid output needs exactly 2 classes. Received: num_classes={num_classes}")
+    import keras
+
     spec = get_backbone(backbone)
     base = load_backbone(spec, image_size, weights)
 
-    inputs = keras.Input(shape=(image_size, image_size, 3), name="image")
+    inputs = keras.Input(shape=(image_size, image_size, 3), name=INPUT_LAYER)
     x = spec.preprocess_layer()(inputs)
     for layer in base.layers[1:]:
         # Fresh copies applied one by one: a flat graph with one node per
@@ -57,25 +65,22 @@ def build_model(
         copy = layer.__class__.from_config(layer.get_config())
         x = copy(x)
         copy.set_weights(layer.get_weights())
-    pooling = {
-        "flatten": keras.layers.Flatten(name="head_flatten"),
-        "avg": keras.layers.GlobalAveragePooling2D(name="head_avg_pool"),
-        "max": keras.layers.GlobalMaxPooling2D(name="head_max_pool"),
-    }[head.pooling]
-    x = pooling(x)
-    for i, units in enumerate(head.dense, start=1):
-        x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
-        if head.dropout > 0:
-            x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{i}")(x)
-    if head.dropout > 0 and not head.dense:
-        x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
-    if head.output == "sigmoid":
-        outputs = keras.layers.Dense(1, activation="sigmoid", name=OUTPUT_LAYER)(x)
-    else:
-        outputs = keras.layers.Dense(num_classes, activation="softmax", name=OUTPUT_LAYER)(x)
-    model = keras.Model(inputs, outputs, name=f"{spec.name}_transfer")
+    # The head's layers come from the same description the TensorFlow-free layer table reads.
+    for layer in head_layers(head, num_classes):
+        x = _keras_head_layer(layer)(x)
+    model = keras.Model(inputs, x, name=f"{spec.name}_transfer")
     set_freeze_point(model, spec.num_layers if freeze_at is None else freeze_at, spec)
     return model
+
+
+def _keras_head_layer(layer: HeadLayer) -> keras.layers.Layer:
+    import keras
+
+    if layer.type == "Dense":
+        return keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name)
+    if layer.type == "Dropout":
+        return keras.layers.Dropout(layer.rate, name=layer.name)
+    return getattr(keras.layers, layer.type)(name=layer.name)  # the pooling: Flatten or a global pooling
 
 
 def _backbone_start(model: keras.Model) -> int:
@@ -154,24 +159,6 @@ def layer_table(model: keras.Model, spec: BackboneSpec | None = None) -> pd.Data
     table = pd.DataFrame(rows)
     table["freeze_index"] = table["freeze_index"].astype("Int64")
     return table
-
-
-def counts_at(table: pd.DataFrame, freeze_at: int) -> tuple[int, int]:
-    """(trainable, frozen) params if the first freeze_at backbone layers were frozen.
-
-    Computed from the layer table alone: moving a freeze slider builds nothing.
-    """
-    frozen_mask = table["freeze_index"].notna() & (table["freeze_index"].fillna(0) <= freeze_at)
-    frozen = int(table.loc[frozen_mask, "params"].sum())
-    return int(table["params"].sum()) - frozen, frozen
-
-
-def with_freeze_point(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
-    """The layer table with `trainable` as it would be at freeze_at."""
-    out = table.copy()
-    in_backbone = out["freeze_index"].notna()
-    out.loc[in_backbone, "trainable"] = out.loc[in_backbone, "freeze_index"].astype(int) > freeze_at
-    return out
 
 
 # --- loading untrusted model files -------------------------------------------------
@@ -267,6 +254,8 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         ModelLoadError: refused, or Keras cannot load it; the message says why.
     """
     import tlcore.layers  # noqa: F401  (registers CaffePreprocess for deserialization)
+
+    import keras
 
     check_model_file(path)
     try:

@@ -1,0 +1,199 @@
+"""VGG16 and the head as arithmetic: layer names, types, output shapes, parameters and FLOPs.
+
+Everything a page shows about the model before training (the layer table,
+trainable/frozen counts at any freeze point, the FLOPs behind the time
+estimate, the shapes a weights file must hold) follows from a handful of facts
+about VGG16, so it is computed here without importing TensorFlow (seconds
+saved on every first screen). `tlcore.model` builds the Keras model from the
+same facts, and the tests check this module against a built model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tlcore.config import VGG16_LAYERS, HeadConfig
+
+# The one table of VGG16 facts (Simonyan & Zisserman's configuration D, as in
+# keras.applications.VGG16 without its top): (filters, 3x3 'same' convolutions)
+# of each block; every block ends in a 2x2 max pooling of stride 2 ('valid').
+VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+KERNEL_SIZE = 3
+IMAGE_CHANNELS = 3  # RGB
+
+# Layer names the model builder gives the layers around the backbone.
+INPUT_LAYER = "image"
+PREPROCESS_LAYER = "preprocess"
+OUTPUT_LAYER = "predictions"
+PREPROCESS_TYPE = "CaffePreprocess"  # tlcore.layers.CaffePreprocess
+# pooling option -> (layer name, Keras class name)
+HEAD_POOLING = {
+    "flatten": ("head_flatten", "Flatten"),
+    "avg": ("head_avg_pool", "GlobalAveragePooling2D"),
+    "max": ("head_max_pool", "GlobalMaxPooling2D"),
+}
+TABLE_COLUMNS = ["freeze_index", "name", "type", "output_shape", "params", "trainable", "block", "part"]
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """One layer of VGG16's chain: a 3x3 convolution, or (is_conv False) a 2x2 max pooling."""
+
+    name: str
+    block: str
+    in_channels: int
+    out_channels: int
+    is_conv: bool
+
+    @property
+    def type(self) -> str:
+        """The Keras class name."""
+        return "Conv2D" if self.is_conv else "MaxPooling2D"
+
+    @property
+    def weight_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """(kernel, bias) shapes of a convolution, () for a pooling."""
+        if not self.is_conv:
+            return ()
+        return (KERNEL_SIZE, KERNEL_SIZE, self.in_channels, self.out_channels), (self.out_channels,)
+
+    @property
+    def params(self) -> int:
+        return sum(_product(shape) for shape in self.weight_shapes)
+
+    def output_side(self, input_side: int) -> int:
+        """Side of the square output map: 'same' convolutions keep it, a 'valid' 2x2/2 pooling halves it (floor)."""
+        return input_side if self.is_conv else input_side // 2
+
+    def flops(self, input_side: int) -> float:
+        """Forward FLOPs per image (2 per multiply-add); a pooling's are negligible."""
+        if not self.is_conv:
+            return 0.0
+        return 2.0 * input_side * input_side * KERNEL_SIZE * KERNEL_SIZE * self.in_channels * self.out_channels
+
+
+def _product(shape: tuple[int, ...]) -> int:
+    result = 1
+    for dim in shape:
+        result *= dim
+    return result
+
+
+def _vgg16_chain() -> tuple[ConvLayer, ...]:
+    layers, channels = [], IMAGE_CHANNELS
+    for b, (filters, convs) in enumerate(VGG16_BLOCKS, start=1):
+        for c in range(1, convs + 1):
+            layers.append(ConvLayer(f"block{b}_conv{c}", f"block{b}", channels, filters, True))
+            channels = filters
+        layers.append(ConvLayer(f"block{b}_pool", f"block{b}", channels, channels, False))
+    return tuple(layers)
+
+
+VGG16_CHAIN: tuple[ConvLayer, ...] = _vgg16_chain()  # the 18 layers a freeze point counts over
+assert len(VGG16_CHAIN) == VGG16_LAYERS, "tlcore.config.VGG16_LAYERS must count VGG16_CHAIN"
+VGG16_CONVS: tuple[ConvLayer, ...] = tuple(layer for layer in VGG16_CHAIN if layer.is_conv)  # 13, with weights
+VGG16_CHANNELS = VGG16_CHAIN[-1].out_channels  # of the last feature map (512)
+
+
+def input_sides(image_size: int) -> list[int]:
+    """Side of the map entering each of VGG16's layers."""
+    sides, side = [], image_size
+    for layer in VGG16_CHAIN:
+        sides.append(side)
+        side = layer.output_side(side)
+    return sides
+
+
+def feature_side(image_size: int) -> int:
+    """Side of VGG16's last feature map (block5_pool), e.g. 4 at 128 px."""
+    return VGG16_CHAIN[-1].output_side(input_sides(image_size)[-1])
+
+
+def layer_flops(image_size: int) -> list[float]:
+    """Forward FLOPs per image of each of VGG16's 18 layers."""
+    return [layer.flops(side) for layer, side in zip(VGG16_CHAIN, input_sides(image_size))]
+
+
+@dataclass(frozen=True)
+class HeadLayer:
+    """One layer of the head: what tlcore.model builds and what the table lists."""
+
+    name: str
+    type: str  # Keras class name
+    units: int = 0  # Dense only
+    rate: float = 0.0  # Dropout only
+    activation: str | None = None  # Dense only
+
+
+def head_layers(head: HeadConfig, num_classes: int) -> list[HeadLayer]:
+    """The head's layers in order: pooling, (dense [+ dropout]) per size, dropout without dense, output."""
+    name, kind = HEAD_POOLING[head.pooling]
+    layers = [HeadLayer(name, kind)]
+    for i, units in enumerate(head.dense, start=1):
+        layers.append(HeadLayer(f"head_dense_{i}", "Dense", units=units, activation="relu"))
+        if head.dropout > 0:
+            layers.append(HeadLayer(f"head_dropout_{i}", "Dropout", rate=head.dropout))
+    if head.dropout > 0 and not head.dense:
+        layers.append(HeadLayer("head_dropout", "Dropout", rate=head.dropout))
+    if head.output == "sigmoid":
+        layers.append(HeadLayer(OUTPUT_LAYER, "Dense", units=1, activation="sigmoid"))
+    else:
+        layers.append(HeadLayer(OUTPUT_LAYER, "Dense", units=num_classes, activation="softmax"))
+    return layers
+
+
+def layer_table(num_classes: int, image_size: int, head: HeadConfig | None = None,
+                freeze_at: int = len(VGG16_CHAIN)) -> pd.DataFrame:
+    """The table `tlcore.model.layer_table` gives for `build_model(...)`, computed without building anything.
+
+    One row per layer: freeze_index (a backbone layer's 1-based position in
+    the freeze count), name, type, output_shape ('32x32x64'), params,
+    trainable (at freeze_at), block, part (input / backbone / head).
+    """
+    head = head or HeadConfig()
+    if not 0 <= freeze_at <= len(VGG16_CHAIN):
+        raise ValueError(f"freeze_at must be between 0 and {len(VGG16_CHAIN)}. Received: freeze_at={freeze_at}")
+    image_shape = f"{image_size}x{image_size}x{IMAGE_CHANNELS}"
+    rows = [
+        _row(None, INPUT_LAYER, "InputLayer", image_shape, 0, False, "input", "input"),
+        _row(None, PREPROCESS_LAYER, PREPROCESS_TYPE, image_shape, 0, False, "input", "input"),
+    ]
+    for index, (layer, side) in enumerate(zip(VGG16_CHAIN, input_sides(image_size)), start=1):
+        out = layer.output_side(side)
+        rows.append(_row(index, layer.name, layer.type, f"{out}x{out}x{layer.out_channels}", layer.params,
+                         index > freeze_at, layer.block, "backbone"))
+    side = feature_side(image_size)
+    width = side * side * VGG16_CHANNELS if head.pooling == "flatten" else VGG16_CHANNELS
+    for layer in head_layers(head, num_classes):
+        params = 0
+        if layer.type == "Dense":
+            params, width = width * layer.units + layer.units, layer.units
+        rows.append(_row(None, layer.name, layer.type, str(width), params, True, "head", "head"))
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table["freeze_index"] = table["freeze_index"].astype("Int64")
+    return table
+
+
+def _row(index: int | None, name: str, kind: str, shape: str, params: int, trainable: bool, block: str,
+         part: str) -> dict:
+    return dict(zip(TABLE_COLUMNS, (index, name, kind, shape, params, trainable, block, part)))
+
+
+def counts_at(table: pd.DataFrame, freeze_at: int) -> tuple[int, int]:
+    """(trainable, frozen) params if the first freeze_at backbone layers were frozen.
+
+    Computed from the layer table alone: moving a freeze slider builds nothing.
+    """
+    frozen_mask = table["freeze_index"].notna() & (table["freeze_index"].fillna(0) <= freeze_at)
+    frozen = int(table.loc[frozen_mask, "params"].sum())
+    return int(table["params"].sum()) - frozen, frozen
+
+
+def with_freeze_point(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
+    """The layer table with `trainable` as it would be at freeze_at."""
+    out = table.copy()
+    in_backbone = out["freeze_index"].notna()
+    out.loc[in_backbone, "trainable"] = out.loc[in_backbone, "freeze_index"].astype(int) > freeze_at
+    return out
