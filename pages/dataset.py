@@ -14,9 +14,8 @@ import pandas as pd
 import streamlit as st
 
 import tlcore.data
-from pages.ui import K, page_intro, require_dataset
+from pages.ui import K, augment_from_state, page_intro, require_dataset
 from tlcore.advisor import imbalance_warnings
-from tlcore.config import AugmentConfig
 from tlcore.data import TRAIN, VALIDATION, display_path, sample_grid
 from tlcore.imageio import ImageProblem, load_array
 from tlcore.preview import augment_preview, augmentation_is_identity, describe_augmentation
@@ -117,8 +116,7 @@ with controls:
     st.slider("Shift (fraction of width and height)", 0.0, AUGMENT_MAX, step=0.05, key=K.translation)
     st.slider("Contrast", 0.0, AUGMENT_MAX, step=0.05, key=K.contrast)
 s = st.session_state
-augment = AugmentConfig(enabled=s[K.augment], flip=s[K.flip], rotation=s[K.rotation], zoom=s[K.zoom],
-                        translation=s[K.translation], contrast=s[K.contrast])
+augment = augment_from_state(s)
 with preview:
     st.caption(f"Settings: {describe_augmentation(augment)}."
                + ("" if augment.enabled else " Augmentation is off for training; the preview shows what it would do."))

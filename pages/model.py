@@ -9,11 +9,12 @@ import streamlit as st
 
 import tlcore.architecture
 import tlcore.model  # TensorFlow-free to import: counts_at; nothing here builds a model
-from pages.ui import IMAGE_SIZES, K, current_config, page_intro, parse_dense, require_dataset, weights_value
-from tlcore.advisor import advise, learning_rate_warning
-from tlcore.config import OPTIMIZERS, POOLINGS, VGG16_LAYERS, HeadConfig
+from pages.model_actions import apply_advice_clicked, head_or_problem, preset_panel, train_down_to_clicked
+from pages.ui import K, current_config, page_intro, require_dataset, weights_value
+from tlcore.advisor import HEAD_FIRST_WHY, advise, learning_rate_warning
+from tlcore.backbones import NO_WEIGHTS
+from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, VGG16_LAYERS, HeadConfig
 from tlcore.data import TRAIN
-from tlcore.presets import PRESETS, preset_state
 from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 
 SHORTCUTS = [("Train only the head", 18), ("Train block 5 + head", 14), ("Train blocks 4-5 + head", 10),
@@ -32,11 +33,6 @@ def _layer_table(image_size: int, num_classes: int, pooling: str, dense: tuple[i
     """VGG16's arithmetic, no model built and no TensorFlow: milliseconds, so the page answers at once."""
     head = HeadConfig(pooling=pooling, dense=dense, dropout=dropout, output=output)
     return tlcore.architecture.layer_table(num_classes, image_size, head)
-
-
-def _set(**values) -> None:
-    # A callback runs before the widgets exist in the next run, so it may set their state.
-    st.session_state.update(values)
 
 
 def _snap(key: str, options: list[float]) -> None:
@@ -60,26 +56,23 @@ page_intro("Model & freeze", "VGG16 learned its filters on 1.2 million ImageNet 
            "few images or ImageNet-like ones; train more when you have many, or very different ones.")
 info = require_dataset()
 s = st.session_state
-try:
-    head, head_problem = HeadConfig(pooling=s[K.pooling], dense=parse_dense(s[K.dense]), dropout=float(s[K.dropout])), None
-except ValueError as err:
-    head, head_problem = HeadConfig(), str(err)
+pretrained = weights_value() != NO_WEIGHTS
+head, head_problem = head_or_problem(len(info.class_names))
 st.subheader("Reproduce a seed article")
-for column, preset in zip(st.columns(len(PRESETS)), PRESETS.values()):  # widget keys are K's attribute names
-    column.button(preset.title, key=f"preset_{preset.name}", on_click=_set, kwargs={"preset_applied": preset.name,
-                  **{getattr(K, k): v for k, v in preset_state(preset.config, IMAGE_SIZES).items()}})
-if preset := PRESETS.get(s.get("preset_applied")):
-    st.info(f"**Applied: {preset.title}.** Everything can still be changed. What differs from the article, and why:"
-            "\n\n" + "\n".join(f"- {n}" for n in preset.notes) + "\n\nAt 224 px a CPU is slow: see Train's time estimate.")
+preset_panel()
 table = _layer_table(int(s[K.image_size]), len(info.class_names), head.pooling, head.dense, head.dropout, head.output)
 
 st.subheader("Freeze point")
 st.slider("VGG16 layers frozen, counted from the input", 0, VGG16_LAYERS, key=K.freeze_at,
           help="VGG16 has 18 layers after the input: 13 convolutions and 5 poolings, in 5 blocks.")
 freeze_at = int(s[K.freeze_at])
+trains_down_to = int(s[K.ft_freeze_at]) if s[K.fine_tune] and freeze_at > 0 else freeze_at  # after phase 2
 for column, (label, k) in zip(st.columns(len(SHORTCUTS)), SHORTCUTS):
-    column.button(label, key=f"freeze_{k}", on_click=_set, kwargs={K.freeze_at: k}, width="stretch",
-                  type="primary" if k == freeze_at else "secondary")
+    column.button(label, key=f"freeze_{k}", on_click=train_down_to_clicked, args=(k,), width="stretch",
+                  type="primary" if k == trains_down_to else "secondary")
+if pretrained:
+    st.caption("With pretrained weights the block buttons train in two phases (head first, then the blocks: see "
+               f"*Second phase* below). {HEAD_FIRST_WHY} The table shows phase 1.")
 trainable, frozen = tlcore.model.counts_at(table, freeze_at)
 left, middle, right = st.columns(3)
 left.metric("Trainable parameters", f"{trainable:,}")
@@ -97,15 +90,16 @@ st.subheader("Not sure? Ask the advisor")
 num_train = info.num_images(TRAIN)
 similar = st.radio("How similar are your images to ImageNet photos?", [SIMILAR, DIFFERENT], key="advisor_similar",
                    persist_state="session")
-advice = advise(num_train, similar == SIMILAR)
+advice = advise(num_train, similar == SIMILAR, pretrained)
+head_first = pretrained and advice.freeze_at < VGG16_LAYERS
 st.info(f"**{advice.case[0].upper()}{advice.case[1:]}: freeze {advice.freeze_at} of {VGG16_LAYERS} layers, "
-        f"augmentation {'on' if advice.augment else 'off'}.**\n\n{advice.explanation}")
-st.button("Apply this advice", key="apply_advice", on_click=_set,
-          kwargs={K.freeze_at: advice.freeze_at, K.augment: advice.augment})
+        f"augmentation {'on' if advice.augment else 'off'}.**\n\n{advice.explanation}"
+        + (f"\n\n*Apply* trains the head first: {HEAD_FIRST_WHY}" if head_first else ""))
+st.button("Apply this advice", key="apply_advice", on_click=apply_advice_clicked, args=(advice,))
 
 st.subheader("Head and training")
 st.caption("The head is new: pooling turns VGG16's feature maps into one vector, dense layers combine it, "
-           "and a softmax layer gives one probability per class.")
+           "and the output layer gives the class probabilities.")
 _snap(K.learning_rate, LEARNING_RATES)
 _snap(K.ft_lr, FINE_TUNE_RATES)
 head_col, train_col, tune_col = st.columns(3, gap="large")
@@ -117,6 +111,8 @@ with head_col:
         st.error(head_problem)
     st.slider("Dropout", 0.0, 0.9, step=0.05, key=K.dropout, help="Share of the head's units dropped at random "
               "in each training step, against overfitting.")
+    st.radio("Output", OUTPUTS, key=K.output, horizontal=True, help="softmax: one probability per class; "
+             "sigmoid: one probability (of the second class), for 2 classes only, with binary cross-entropy.")
 with train_col:
     st.selectbox("Optimizer", OPTIMIZERS, key=K.optimizer)
     st.select_slider("Learning rate", LEARNING_RATES, key=K.learning_rate, format_func=lambda v: f"{v:g}")
@@ -140,6 +136,8 @@ with tune_col:
 
 try:
     config = current_config()
+    if head_problem:
+        raise ValueError(head_problem)
 except ValueError as err:
     if str(err) != head_problem:  # a bad head is already shown next to its input
         st.error(f"These settings cannot train yet: {err}")

@@ -26,8 +26,9 @@ def sidebar() -> None:
                          help="Images are resized to this square size. Smaller is much faster on a CPU.")
         st.header("Weights")
         st.radio("Start from", [WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH], key=K.weights_choice,
-                 help="ImageNet weights are what makes this *transfer* learning. "
-                      "From scratch starts from random weights, for comparison.")
+                 help="ImageNet weights are what makes this *transfer* learning. Random weights start "
+                      "every layer at random, for comparison: frozen random layers carry no knowledge, so "
+                      "train every layer (freeze point 0) to train from scratch.")
         if st.session_state[K.weights_choice] == WEIGHTS_FILE:
             st.text_input("Weights file", key=K.weights_path,
                           placeholder="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
@@ -49,7 +50,8 @@ def _weights_status() -> None:
     choice = st.session_state[K.weights_choice]
     ok, message = weights_ready()
     if choice == WEIGHTS_SCRATCH:
-        st.warning("No transfer — training from scratch (random weights).")
+        st.warning("No transfer: random weights. Frozen layers compute random features; train every layer "
+                   "(freeze point 0) to train from scratch.")
     elif ok:
         st.success(message)
     elif choice == WEIGHTS_IMAGENET:
@@ -67,7 +69,7 @@ def _download_weights() -> None:
         try:
             download_imagenet(get_backbone("vgg16"))
         except WeightsError as err:
-            st.error(f"{err} In the app: choose 'Weights file' or 'From scratch' above.")
+            st.error(f"{err} In the app: choose 'Weights file' or '{WEIGHTS_SCRATCH}' above.")
             return
     st.rerun()
 

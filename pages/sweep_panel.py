@@ -44,7 +44,8 @@ def sweep_section(summaries) -> None:
     left, middle, right = st.columns([3, 1, 1])
     left.multiselect("Freeze points", list(range(18, -1, -1)), key="sweep_points", format_func=point_label)
     middle.number_input("Epochs per point", 1, 100, key="sweep_epochs")
-    right.checkbox("Include from scratch", key="sweep_scratch")
+    right.checkbox("Include from scratch", key="sweep_scratch",
+                   help="From scratch: random weights, every layer trains (freeze 0): the no-transfer baseline.")
     info, (weights_ok, message) = current_dataset(), weights_ready()
     running = (job := REGISTRY.get(st.session_state.get("sweep_job_id"))) is not None and job.running
     left, right = st.columns(2)

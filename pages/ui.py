@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import streamlit as st
 
@@ -23,7 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224]
 SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP = "Bundled sample", "Folder on this computer", "Upload a .zip"
-WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH = "ImageNet", "Weights file", "From scratch"
+# "Random weights" starts every layer at random; "from scratch" is kept for the sweep's baseline, where
+# every layer also trains (random weights with frozen layers are a different, weaker experiment).
+WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH = "ImageNet", "Weights file", "Random weights (no transfer)"
 # What weights_value() gives for a refused weights path: never the refused path itself (it would be
 # loaded, and its status would tell whether it exists), but a file that cannot exist, so every
 # page's weights check fails and asks for other weights.
@@ -44,6 +46,7 @@ class K:
     pooling = "head_pooling"
     dense = "head_dense"
     dropout = "head_dropout"
+    output = "head_output"
     optimizer = "optimizer"
     learning_rate = "learning_rate"
     epochs = "epochs"
@@ -66,32 +69,82 @@ class K:
     owner = "owner"
 
 
+# Where the dashboard starts: TrainConfig's own defaults (ImageNet weights, head only, 128 px).
+DEFAULT_CONFIG = TrainConfig()
+# The widgets of each TrainConfig field: what apply_config writes when only some fields change.
+FIELD_KEYS: dict[str, tuple[str, ...]] = {
+    "weights": (K.weights_choice, K.weights_path), "image_size": (K.image_size,), "batch_size": (K.batch_size,),
+    "epochs": (K.epochs,), "optimizer": (K.optimizer,), "learning_rate": (K.learning_rate,),
+    "freeze_at": (K.freeze_at,), "head": (K.pooling, K.dense, K.dropout, K.output),
+    "augment": (K.augment, K.flip, K.rotation, K.zoom, K.translation, K.contrast),
+    "fine_tune": (K.fine_tune, K.ft_freeze_at, K.ft_epochs, K.ft_lr), "seed": (K.seed,),
+}
+# A preset or shortcut leaves the weights alone: the sidebar's weights are the user's situation
+# (offline, a local file), not part of an experiment's recipe.
+ALL_BUT_WEIGHTS = tuple(name for name in FIELD_KEYS if name != "weights")
+
+
+def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -> dict[str, Any]:
+    """The widget state that describes `config`: the one config -> widgets half of the mapping.
+
+    The image size snaps to the nearest offered size; dense sizes become comma text; a config without a
+    second phase turns the phase-2 toggle off and shows FineTuneConfig's defaults behind it. A weights
+    file sets the file choice and its path; "imagenet" and "none" leave the typed path as it is.
+    """
+    fine_tune = config.fine_tune or FineTuneConfig()
+    state = {
+        K.image_size: min(image_sizes, key=lambda size: abs(size - config.image_size)),
+        K.freeze_at: config.freeze_at, K.pooling: config.head.pooling,
+        K.dense: ",".join(str(units) for units in config.head.dense), K.dropout: float(config.head.dropout),
+        K.output: config.head.output, K.optimizer: config.optimizer, K.learning_rate: float(config.learning_rate),
+        K.epochs: config.epochs, K.batch_size: config.batch_size,
+        K.augment: bool(config.augment.enabled), K.flip: bool(config.augment.flip),
+        K.rotation: float(config.augment.rotation), K.zoom: float(config.augment.zoom),
+        K.translation: float(config.augment.translation), K.contrast: float(config.augment.contrast),
+        K.fine_tune: config.fine_tune is not None, K.ft_freeze_at: fine_tune.freeze_at,
+        K.ft_epochs: fine_tune.epochs, K.ft_lr: float(fine_tune.learning_rate), K.seed: config.seed,
+    }
+    if config.weights == NO_WEIGHTS:
+        state[K.weights_choice] = WEIGHTS_SCRATCH
+    elif config.weights == IMAGENET:
+        state[K.weights_choice] = WEIGHTS_IMAGENET
+    else:
+        state.update({K.weights_choice: WEIGHTS_FILE, K.weights_path: config.weights})
+    return state
+
+
+def head_from_state(state: Mapping[str, Any]) -> HeadConfig:
+    """The head the widgets describe (raises ValueError for bad dense text)."""
+    return HeadConfig(pooling=state[K.pooling], dense=parse_dense(state[K.dense]), dropout=float(state[K.dropout]),
+                      output=state[K.output])
+
+
+def augment_from_state(state: Mapping[str, Any]) -> AugmentConfig:
+    """The augmentation the widgets describe."""
+    return AugmentConfig(enabled=bool(state[K.augment]), flip=bool(state[K.flip]), rotation=float(state[K.rotation]),
+                         zoom=float(state[K.zoom]), translation=float(state[K.translation]),
+                         contrast=float(state[K.contrast]))
+
+
+def state_to_config(state: Mapping[str, Any]) -> TrainConfig:
+    """The TrainConfig the widget state describes: the widgets -> config half (ValueError for bad values)."""
+    fine_tune = None
+    if state[K.fine_tune]:
+        fine_tune = FineTuneConfig(int(state[K.ft_freeze_at]), int(state[K.ft_epochs]), float(state[K.ft_lr]))
+    return TrainConfig(
+        weights=_weights_from(state), image_size=int(state[K.image_size]), batch_size=int(state[K.batch_size]),
+        epochs=int(state[K.epochs]), optimizer=state[K.optimizer], learning_rate=float(state[K.learning_rate]),
+        freeze_at=int(state[K.freeze_at]), head=head_from_state(state), augment=augment_from_state(state),
+        fine_tune=fine_tune, seed=int(state[K.seed]),
+    )
+
+
 DEFAULTS: dict[str, Any] = {
     K.source: SOURCE_SAMPLE,
     K.folder: "",
     K.zip_dir: "",
-    K.image_size: 128,
-    K.weights_choice: WEIGHTS_IMAGENET,
     K.weights_path: os.environ.get(WEIGHTS_ENV, ""),
-    K.freeze_at: 18,
-    K.pooling: "avg",
-    K.dense: "256",
-    K.dropout: 0.5,
-    K.optimizer: "adam",
-    K.learning_rate: 1e-3,
-    K.epochs: 5,
-    K.batch_size: 32,
-    K.augment: False,
-    K.flip: True,
-    K.rotation: 0.1,
-    K.zoom: 0.1,
-    K.translation: 0.1,
-    K.contrast: 0.1,
-    K.fine_tune: False,
-    K.ft_freeze_at: 14,
-    K.ft_epochs: 3,
-    K.ft_lr: 1e-5,
-    K.seed: 1337,
+    **config_to_state(DEFAULT_CONFIG),
     K.grid_seed: 0,
 }
 
@@ -183,28 +236,32 @@ def require_dataset() -> DatasetInfo:
 # --- weights and config ---------------------------------------------------------------------
 
 
-def _weights_file() -> tuple[str, str | None]:
+def _weights_file(state: Mapping[str, Any]) -> tuple[str, str | None]:
     """The typed weights file (inside the data root, when one is set), or REFUSED_WEIGHTS and why."""
     try:
-        return typed_weights_path(st.session_state[K.weights_path], os.environ.get(WEIGHTS_ENV, "")) or NO_WEIGHTS, None
+        return typed_weights_path(state[K.weights_path], os.environ.get(WEIGHTS_ENV, "")) or NO_WEIGHTS, None
     except (PathNotAllowed, DataRootError) as err:
         return REFUSED_WEIGHTS, str(err)
 
 
-def weights_value() -> str:
-    """The weights for TrainConfig: "imagenet", "none" or a file path (REFUSED_WEIGHTS for a refused one)."""
-    choice = st.session_state[K.weights_choice]
+def _weights_from(state: Mapping[str, Any]) -> str:
+    choice = state[K.weights_choice]
     if choice == WEIGHTS_SCRATCH:
         return NO_WEIGHTS
     if choice == WEIGHTS_FILE:
-        return _weights_file()[0]
+        return _weights_file(state)[0]
     return IMAGENET
+
+
+def weights_value() -> str:
+    """The weights for TrainConfig: "imagenet", "none" or a file path (REFUSED_WEIGHTS for a refused one)."""
+    return _weights_from(st.session_state)
 
 
 def weights_ready() -> tuple[bool, str]:
     """Whether the chosen weights can be used now, in plain words; a refused path says why."""
     if st.session_state[K.weights_choice] == WEIGHTS_FILE:
-        _, refusal = _weights_file()
+        _, refusal = _weights_file(st.session_state)
         if refusal:
             return False, refusal
     return weights_status(weights_value())
@@ -220,26 +277,14 @@ def parse_dense(text: str) -> tuple[int, ...]:
 
 def current_config() -> TrainConfig:
     """The TrainConfig the widgets describe (raises ValueError for bad values)."""
-    s = st.session_state
-    fine_tune = None
-    if s[K.fine_tune]:
-        fine_tune = FineTuneConfig(int(s[K.ft_freeze_at]), int(s[K.ft_epochs]), float(s[K.ft_lr]))
-    return TrainConfig(
-        weights=weights_value(),
-        image_size=int(s[K.image_size]),
-        batch_size=int(s[K.batch_size]),
-        epochs=int(s[K.epochs]),
-        optimizer=s[K.optimizer],
-        learning_rate=float(s[K.learning_rate]),
-        freeze_at=int(s[K.freeze_at]),
-        head=HeadConfig(pooling=s[K.pooling], dense=parse_dense(s[K.dense]), dropout=float(s[K.dropout])),
-        augment=AugmentConfig(
-            enabled=bool(s[K.augment]), flip=bool(s[K.flip]), rotation=float(s[K.rotation]),
-            zoom=float(s[K.zoom]), translation=float(s[K.translation]), contrast=float(s[K.contrast]),
-        ),
-        fine_tune=fine_tune,
-        seed=int(s[K.seed]),
-    )
+    return state_to_config(st.session_state)
+
+
+def apply_config(config: TrainConfig, fields: tuple[str, ...] = ALL_BUT_WEIGHTS) -> None:
+    """Set the widgets of these TrainConfig fields to `config` (from a button callback, which runs
+    before the widgets exist again, so it may set their state)."""
+    keys = {key for name in fields for key in FIELD_KEYS[name]}
+    st.session_state.update({k: v for k, v in config_to_state(config).items() if k in keys})
 
 
 def keep_keras_state() -> None:

@@ -78,3 +78,47 @@ def test_learning_rate_warning_only_when_pretrained_layers_train_fast():
     assert learning_rate_warning(0, 1e-3, pretrained=False) is None  # nothing pretrained to wreck
     warning = learning_rate_warning(14, 1e-3, pretrained=True)
     assert warning is not None and "0.001" in warning and "0.0001 or lower" in warning
+
+
+# --- the head-first recipe (keras.io "Transfer learning & fine-tuning") ---------------------------
+
+from tlcore.advisor import HEAD_FIRST_WHY, apply_advice, train_down_to  # noqa: E402
+from tlcore.config import AugmentConfig, FineTuneConfig, TrainConfig  # noqa: E402
+
+
+@pytest.mark.parametrize("freeze_at", [14, 10, 0])
+def test_pretrained_conv_layers_train_after_the_head_at_a_low_rate(freeze_at):
+    config = train_down_to(TrainConfig(weights="imagenet", learning_rate=1e-3), freeze_at)
+    assert config.freeze_at == 18 and config.learning_rate == 1e-3  # phase 1: the head alone
+    assert config.fine_tune == FineTuneConfig(freeze_at=freeze_at, epochs=3, learning_rate=1e-5)
+    assert "wreck the pretrained filters" in HEAD_FIRST_WHY
+
+
+def test_the_recipe_keeps_a_low_phase_2_rate_and_replaces_a_high_one():
+    mine = TrainConfig(weights="/w.h5", freeze_at=10, fine_tune=FineTuneConfig(6, 7, 3e-5))
+    assert train_down_to(mine, 14).fine_tune == FineTuneConfig(14, 7, 3e-5)
+    fast = TrainConfig(freeze_at=10, fine_tune=FineTuneConfig(6, 7, 1e-3))
+    assert train_down_to(fast, 14).fine_tune == FineTuneConfig(14, 7, 1e-5)
+
+
+def test_head_only_and_random_weights_train_in_one_phase():
+    tuned = TrainConfig(freeze_at=18, fine_tune=FineTuneConfig(14))
+    assert train_down_to(tuned, 18) == tuned.replace(fine_tune=None)
+    scratch = train_down_to(TrainConfig(weights="none", learning_rate=1e-3), 0)  # no filters to protect
+    assert (scratch.freeze_at, scratch.fine_tune, scratch.learning_rate) == (0, None, 1e-4)
+    with pytest.raises(ValueError, match="Received: freeze_at=19"):
+        train_down_to(TrainConfig(), 19)
+
+
+def test_applying_advice_sets_augmentation_and_the_recipe():
+    advice = advise(90, similar_to_imagenet=False)
+    config = apply_advice(TrainConfig(augment=AugmentConfig(enabled=False, zoom=0.3)), advice)
+    assert config.augment == AugmentConfig(enabled=True, zoom=0.3)
+    assert (config.freeze_at, config.fine_tune) == (18, FineTuneConfig(10, 3, 1e-5))
+
+
+def test_with_random_weights_the_advice_is_to_transfer_or_train_everything():
+    for similar in (True, False):
+        advice = advise(90, similar, pretrained=False)
+        assert advice.freeze_at == 0 and not advice.augment
+        assert "carry no knowledge" in advice.explanation and "ImageNet or a weights file" in advice.explanation

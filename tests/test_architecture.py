@@ -13,7 +13,7 @@ import h5py
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, SAMPLE_DATA
+from tests.conftest import ROOT
 from tests.weights_files import VGG, write_keras3, write_legacy
 from tlcore import architecture
 from tlcore.backbones import check_weights_file, weights_status

@@ -145,7 +145,7 @@ def epochs(page) -> tuple[int, int]:
 
 def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     open_page(page, server.url, "", "Dataset")
-    page.locator('[data-testid="stSidebar"]').get_by_text("From scratch", exact=True).click()
+    page.locator('[data-testid="stSidebar"]').get_by_text("Random weights (no transfer)", exact=True).click()
     settle(page)
     press_slider(page, ".st-key-image_size", "Home")  # 32 px: quick epochs on a CPU
 

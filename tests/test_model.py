@@ -275,6 +275,6 @@ def test_weights_status_in_plain_words(monkeypatch, tmp_path):
     ok, message = backbones.weights_status("imagenet")
     assert not ok and "not downloaded" in message
     ok, message = backbones.weights_status("none")
-    assert ok and "from scratch" in message
+    assert ok and "no transfer (random weights)" in message
     ok, message = backbones.weights_status(str(tmp_path / "nope.h5"))
     assert not ok and "not found" in message

@@ -7,8 +7,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 import tlcore.model
-from pages.ui import K
+from pages.ui import WEIGHTS_SCRATCH, K, state_to_config
 from tests.conftest import ROOT
+from tlcore.config import FineTuneConfig
 from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 
 SHORTCUTS = {"freeze_18": 18, "freeze_14": 14, "freeze_10": 10, "freeze_0": 0}
@@ -83,7 +84,7 @@ def test_slider_moves_the_counts_without_rebuilding(builds, vgg_model):
         table = _table(at)
         assert (table["state"] == FROZEN).sum() == k
     at.button(key="freeze_10").click().run()
-    assert at.slider(key=K.freeze_at).value == 10
+    assert at.slider(key=K.freeze_at).value == 18 and at.slider(key=K.ft_freeze_at).value == 10  # head first
     assert builds == []  # 3 slider moves and a shortcut: still nothing built
 
 
@@ -95,14 +96,50 @@ def test_block_5_counts_match_keras(vgg_model):
     assert (_metric(at, "Trainable parameters"), _metric(at, "Frozen parameters")) == expected_counts(vgg_model, 14)
 
 
-def test_shortcut_buttons_set_the_freeze_point(vgg_model):
-    at = _model_page(**{K.freeze_at: 5})
+def _config(at: AppTest):
+    return state_to_config(at.session_state)
+
+
+def test_block_shortcuts_train_the_head_first_with_pretrained_weights():
+    at = _model_page(**{K.freeze_at: 5, K.learning_rate: 1e-3})
+    assert any("wreck the pretrained filters" in c.value for c in at.caption)  # the one-sentence why
     for key, freeze_at in SHORTCUTS.items():
         at.button(key=key).click().run()
         assert not at.exception
+        config = _config(at)
+        # The keras.io recipe: the head alone at 1e-3, then down to the block at 1e-5 (measured: 0.96 for
+        # block 5 on the sample data, against 0.50 for block 5 straight away at 1e-3).
+        phase_2 = None if freeze_at == 18 else FineTuneConfig(freeze_at, 3, 1e-5)
+        assert (config.freeze_at, config.learning_rate, config.fine_tune) == (18, 1e-3, phase_2), key
+        assert at.button(key=key).proto.type == "primary"  # the active shortcut stands out
+        assert any("Ready to train: 5 epoch(s) at freeze point 18" + (f", then 3 at {freeze_at}." if phase_2 else ".")
+                   == s.value for s in at.main.success)
+        assert not any("overwrite what ImageNet taught them" in w.value for w in at.warning)
+
+
+def test_with_random_weights_a_shortcut_trains_down_to_its_block_in_one_phase(vgg_model):
+    at = _model_page(**{K.freeze_at: 5, K.weights_choice: WEIGHTS_SCRATCH, K.learning_rate: 1e-3})
+    assert not any("wreck the pretrained filters" in c.value for c in at.caption)
+    for key, freeze_at in SHORTCUTS.items():
+        at.button(key=key).click().run()
+        assert not at.exception
+        config = _config(at)
+        assert (config.weights, config.freeze_at, config.fine_tune) == ("none", freeze_at, None)
+        assert config.learning_rate == (1e-3 if freeze_at == 18 else 1e-4)  # as the sweep's scratch point
         assert at.slider(key=K.freeze_at).value == freeze_at
         assert _metric(at, "Trainable parameters") == expected_counts(vgg_model, freeze_at)[0]
-        assert at.button(key=key).proto.type == "primary"  # the active shortcut stands out
+        assert at.button(key=key).proto.type == "primary"
+
+
+def test_a_high_rate_set_by_hand_is_still_allowed_with_the_warning():
+    at = _model_page()
+    at.button(key="freeze_14").click().run()
+    at.toggle(key=K.fine_tune).set_value(False).run()
+    at.slider(key=K.freeze_at).set_value(14).run()
+    at.select_slider(key=K.learning_rate).set_value(1e-2).run()
+    assert not at.exception
+    assert _config(at).learning_rate == 1e-2 and _config(at).freeze_at == 14
+    assert any("overwrite what ImageNet taught them" in w.value for w in at.warning)
 
 
 def test_head_change_builds_a_new_table(builds):
@@ -129,12 +166,26 @@ def test_advisor_apply_sets_freeze_point_and_augmentation():
     assert "freeze 18 of 18 layers" in at.main.info[0].value  # 90 training images, similar: only the head
     at.button(key="apply_advice").click().run()
     assert at.slider(key=K.freeze_at).value == 18 and at.session_state[K.augment] is False
+    assert _config(at).fine_tune is None
     different = next(o for o in at.radio(key="advisor_similar").options if o.startswith("Different"))
     at.radio(key="advisor_similar").set_value(different).run()
     assert "freeze 10 of 18 layers, augmentation on" in at.main.info[0].value
+    assert "trains the head first" in at.main.info[0].value
     at.button(key="apply_advice").click().run()
     assert not at.exception
-    assert at.slider(key=K.freeze_at).value == 10 and at.session_state[K.augment] is True
+    config = _config(at)
+    assert (config.freeze_at, config.learning_rate, config.fine_tune) == (18, 1e-3, FineTuneConfig(10, 3, 1e-5))
+    assert config.augment.enabled is True
+
+
+def test_with_random_weights_the_advisor_says_train_everything():
+    at = _model_page(**{K.weights_choice: WEIGHTS_SCRATCH})
+    assert "freeze 0 of 18 layers" in at.main.info[0].value
+    assert "carry no knowledge" in at.main.info[0].value
+    at.button(key="apply_advice").click().run()
+    assert not at.exception
+    config = _config(at)
+    assert (config.freeze_at, config.fine_tune, config.learning_rate) == (0, None, 1e-4)
 
 
 def test_fine_tune_slider_stays_below_the_freeze_point():
@@ -158,6 +209,9 @@ def test_training_settings_write_the_shared_state():
     assert (at.session_state[K.learning_rate], at.session_state[K.optimizer], at.session_state[K.pooling]) == (
         1e-4, "sgd", "max")
     assert "head_max_pool" in list(_table(at)["layer"])
+    at.radio(key=K.output).set_value("sigmoid").run()
+    assert not at.exception
+    assert _config(at).head.output == "sigmoid" and _table(at)["output shape"].iloc[-1] == "1"
 
 
 # --- tlcore.preview --------------------------------------------------------------------------

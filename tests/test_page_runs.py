@@ -63,7 +63,7 @@ def test_the_table_lists_a_completed_run_with_its_numbers(store, trained):
     (row,) = table.to_dict("records")
     assert row["run"] == run_dir.name
     assert row["status"].endswith("completed")
-    assert row["weights"] == "none (from scratch)"
+    assert row["weights"] == "none (random)"
     assert (row["freeze"], row["px"], row["epochs"]) == ("18", 32, "2/2")
     assert 0.0 <= row["val acc"] <= row["best val acc"] <= 1.0
     assert row["MB"] > 1 and row["time (s)"] > 0

@@ -35,7 +35,9 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     at.number_input(key="sweep_epochs").set_value(1)
     at.button(key="start_sweep").click().run()
     assert not at.exception, at.exception
-    assert [w.value for w in at.warning] == ["No transfer — training from scratch (random weights)."]  # sidebar
+    assert [w.value for w in at.warning] == [  # the sidebar
+        "No transfer: random weights. Frozen layers compute random features; train every layer (freeze point 0) "
+        "to train from scratch."]
     job = REGISTRY.get(at.session_state["sweep_job_id"])
     assert job is not None and job.snapshot().kind == "sweep"
 

@@ -60,7 +60,7 @@ def _summary(run_id: str, config: TrainConfig | None, status: str = "completed",
 def test_short_texts_for_time_weights_and_freeze_point(utc_plus_2):
     assert local_time("2024-05-01T12:03:00+00:00") == "2024-05-01 14:03"
     assert local_time("yesterday") == "yesterday" and local_time("") == "?" and local_time(None) == "?"
-    assert weights_text("none") == "none (from scratch)"
+    assert weights_text("none") == "none (random)"
     assert weights_text("imagenet") == "imagenet"
     assert weights_text("/data/my.weights.h5") == "my.weights.h5"
     assert (freeze_text(TINY), freeze_text(TUNED), freeze_text(None)) == ("18", "14→10", "?")
@@ -74,13 +74,17 @@ def test_describe_run_reads_the_same_from_a_summary_and_from_a_record(utc_plus_2
     assert describe_run(summary.record) == expected
 
     fresh = _summary("20240501-120300-d4e5f6", TINY, status="running")
-    assert describe_run(fresh) == "2024-05-01 14:03 · d4e5f6 · scratch, freeze 18 · val acc — · running"
+    # Random weights with frozen layers are not "from scratch": that word is kept for every layer training.
+    assert describe_run(fresh) == "2024-05-01 14:03 · d4e5f6 · random, freeze 18 · val acc — · running"
     broken = {"run_id": "20240501-120300-0bad00", "status": "failed", "config": {"freeze_at": "x"}}
     assert describe_run(broken) == "? · 0bad00 · val acc — · failed"  # an unreadable config is left out
 
 
 def test_curve_labels_are_short():
     assert curve_label(_summary("20240501-120300-a1b2c3", TUNED)) == "a1b2c3: pretrained, freeze 14→10"
+    scratch = TINY.replace(freeze_at=0)  # what the sweep's baseline trains
+    assert curve_label(_summary("20240501-120300-a1b2c3", scratch)) == "a1b2c3: from scratch, freeze 0"
+    assert curve_label(_summary("20240501-120300-a1b2c3", TINY)) == "a1b2c3: random, freeze 18"
     assert curve_label(_summary("20240501-120300-a1b2c3", None)) == "a1b2c3"
 
 

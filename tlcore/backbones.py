@@ -139,14 +139,14 @@ def weights_status(choice: str, spec: BackboneSpec | None = None) -> tuple[bool,
     spec = spec or REGISTRY["vgg16"]
     weights = normalize_weights(choice)
     if weights == NO_WEIGHTS:
-        return True, "Random initialisation: no transfer — training from scratch."
+        return True, "Random initialisation: no transfer (random weights)."
     if weights == IMAGENET:
         cached = imagenet_cached_path(spec)
         if cached:
             return True, f"ImageNet weights are in the Keras cache ({cached})."
         return False, (
             "ImageNet weights are not downloaded yet. Download them (about 58 MB), "
-            "or choose a weights file, or train from scratch."
+            "or choose a weights file, or random weights (no transfer)."
         )
     path = Path(weights)
     try:
@@ -175,7 +175,7 @@ def download_imagenet(spec: BackboneSpec) -> Path:
         return cached
     ways_out = (
         f"Either give a weights file (--weights PATH, or set {WEIGHTS_ENV}; e.g. a copy of "
-        f"{spec.imagenet_file}), or train from scratch with random weights (--weights none)."
+        f"{spec.imagenet_file}), or start from random weights, no transfer (--weights none)."
     )
     host = urlparse(spec.imagenet_url).hostname
     if not can_reach(spec.imagenet_url):

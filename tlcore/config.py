@@ -117,9 +117,12 @@ class TrainConfig:
 
     @property
     def weights_label(self) -> str:
-        if self.weights == "none":
-            return "none (no transfer — training from scratch)"
-        return self.weights
+        """The weights in words; "from scratch" only when random weights meet every layer training."""
+        if self.weights != "none":
+            return self.weights
+        if self.freeze_at == 0:
+            return "random weights, every layer trains (no transfer — from scratch)"
+        return f"random weights (no transfer), {self.freeze_at} random layers frozen"
 
     def total_epochs(self) -> int:
         return self.epochs + (self.fine_tune.epochs if self.fine_tune else 0)

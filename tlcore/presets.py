@@ -15,7 +15,7 @@ The articles (in the project's shared seeds):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from tlcore.config import VGG16_LAYERS, AugmentConfig, HeadConfig, TrainConfig
 
@@ -23,6 +23,7 @@ from tlcore.config import VGG16_LAYERS, AugmentConfig, HeadConfig, TrainConfig
 @dataclass(frozen=True)
 class Preset:
     name: str
+    label: str  # short enough for a button
     title: str
     config: TrainConfig
     notes: list[str] = field(default_factory=list)
@@ -37,6 +38,7 @@ PREPROCESS_NOTE = (
 
 SEED_004 = Preset(
     name="seed-004",
+    label="Seed 004: cats vs dogs, 224 px",
     title="Cats vs dogs, frozen VGG16 at 224 px (seed 004: Transfer Learning with Python – Tensorflow)",
     config=TrainConfig(
         weights="imagenet",
@@ -81,6 +83,7 @@ SEED_004 = Preset(
 
 SEED_000 = Preset(
     name="seed-000",
+    label="Seed 000: dense head, 64 px",
     title="Dense 1024-1024-512 head on a frozen VGG16 at 64 px (seed 000: Transfer Learning, 2019)",
     config=TrainConfig(
         weights="imagenet",
@@ -139,21 +142,3 @@ def apply_preset(name: str, **changes: Any) -> TrainConfig:
     """The preset's TrainConfig, with any changes applied (e.g. weights="none" offline)."""
     config = get_preset(name).config
     return config.replace(**changes) if changes else config
-
-
-def preset_state(config: TrainConfig, image_sizes: Sequence[int] | None = None) -> dict[str, Any]:
-    """A config as plain widget values (a UI maps these names to its own state keys).
-
-    Dense sizes are comma text ("1024,1024,512"); fine_tune is a bool (presets have no second phase).
-    image_sizes: the sizes a UI offers; the image size snaps to the nearest of them.
-    """
-    size = min(image_sizes, key=lambda s: abs(s - config.image_size)) if image_sizes else config.image_size
-    return {
-        "image_size": size, "freeze_at": config.freeze_at, "pooling": config.head.pooling,
-        "dense": ",".join(str(units) for units in config.head.dense), "dropout": float(config.head.dropout),
-        "optimizer": config.optimizer, "learning_rate": float(config.learning_rate), "epochs": config.epochs,
-        "batch_size": config.batch_size, "augment": bool(config.augment.enabled), "flip": bool(config.augment.flip),
-        "rotation": float(config.augment.rotation), "zoom": float(config.augment.zoom),
-        "translation": float(config.augment.translation), "contrast": float(config.augment.contrast),
-        "fine_tune": config.fine_tune is not None,
-    }

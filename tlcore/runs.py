@@ -421,8 +421,8 @@ def local_time(created: str | None) -> str:
 
 
 def weights_text(weights: str) -> str:
-    """How a weights setting reads in the table: "none (from scratch)", "imagenet" or a file's name."""
-    return {"none": "none (from scratch)", "imagenet": "imagenet"}.get(weights, Path(weights).name)
+    """How a weights setting reads in the table: "none (random)", "imagenet" or a file's name."""
+    return {"none": "none (random)", "imagenet": "imagenet"}.get(weights, Path(weights).name)
 
 
 def freeze_text(config: TrainConfig | None) -> str:
@@ -433,8 +433,14 @@ def freeze_text(config: TrainConfig | None) -> str:
 
 
 def setup_text(config: TrainConfig) -> str:
-    """What matters most for transfer: pretrained or not, and the freeze point."""
-    return f"{'scratch' if config.weights == 'none' else 'pretrained'}, freeze {freeze_text(config)}"
+    """What matters most for transfer: pretrained or not, and the freeze point.
+
+    "from scratch" is kept for what the sweep's baseline does (random weights, every layer trains);
+    random weights with frozen layers read "random".
+    """
+    if config.weights == "none" and config.freeze_at == 0 and config.fine_tune is None:
+        return "from scratch, freeze 0"
+    return f"{'random' if config.weights == 'none' else 'pretrained'}, freeze {freeze_text(config)}"
 
 
 def _run_id(record: Mapping[str, Any]) -> str:
