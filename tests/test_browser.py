@@ -143,26 +143,48 @@ def epochs(page) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
+def until_shown(page, act, text: str, deadline_s: float, what: str) -> None:
+    """Do `act` until `text` shows. A click or key press that a rerun overtook is simply made again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        act()
+        try:
+            page.get_by_text(text).first.wait_for(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    pytest.fail(f"timed out after {deadline_s:.0f} s waiting for {what} ({text!r} never showed)")
+
+
+def fill_number(page, key: str, value: int) -> None:
+    box = page.locator(f".st-key-{key} input")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+EPOCHS = 500  # far more than the test lasts, even on a quiet machine: it ends the run with Stop
+
+
 def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     open_page(page, server.url, "", "Dataset")
-    page.locator('[data-testid="stSidebar"]').get_by_text("Random weights (no transfer)", exact=True).click()
-    settle(page)
-    press_slider(page, ".st-key-image_size", "Home")  # 32 px: quick epochs on a CPU
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    until_shown(page, lambda: sidebar.get_by_text("Random weights (no transfer)", exact=True).click(),
+                "No transfer: random weights.", 120, "random weights in the sidebar")
+    until_shown(page, lambda: press_slider(page, ".st-key-image_size", "Home"),  # 32 px: quick epochs on a CPU
+                "at 32 × 32 px", 120, "32 px images")
 
     nav(page, "Model & freeze")
-    page.locator(".st-key-freeze_0 button").click()  # everything trains: end to end, seconds per epoch
-    settle(page)
-    epochs_input = page.locator(".st-key-epochs input")
-    epochs_input.fill("40")  # longer than the test: it ends the run with Stop
-    epochs_input.press("Enter")
-    # The server's own summary, so the next click cannot overtake the rerun that applies the value.
-    wait_until(lambda: page.get_by_text("Ready to train: 40 epoch(s) at freeze point 0").count() == 1, 60,
-               "the Model page to take 40 epochs at freeze point 0")
-    settle(page)
+    # Everything trains, end to end; the server's own summary says when both settings are in.
+    until_shown(page, lambda: (page.locator(".st-key-freeze_0 button").click(), fill_number(page, "epochs", EPOCHS)),
+                f"Ready to train: {EPOCHS} epoch(s) at freeze point 0.", 120, f"{EPOCHS} epochs at freeze point 0")
 
     nav(page, "Train")
+    page.get_by_text("at 32 px · freeze point 0 · weights random weights, every layer trains").first.wait_for(
+        timeout=60_000)
     page.locator(".st-key-start_training button").click()
-    wait_until(lambda: "running" in train_status(page), 60, "the run to start")
+    wait_until(lambda: "running" in train_status(page), 120, "the run to start")
     # The curves grow while the run is still running.
     wait_until(lambda: epochs(page)[0] >= 2, 240, "two epochs plotted")
     assert "running" in train_status(page)
@@ -198,7 +220,7 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     page.locator(".st-key-stop_training button").click()
     wait_until(lambda: "stopped" in train_status(page), 120, "the run to stop")
     done, total = epochs(page)
-    assert seen < done < total == 40
+    assert seen < done < total == EPOCHS
     wait_until(lambda: page.get_by_text("Download model (.keras)").count() == 1, 60, "the model download")
     assert server.run_statuses() == ["stopped"]
     assert_no_exception(page)

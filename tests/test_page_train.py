@@ -109,7 +109,7 @@ def test_a_reloaded_tab_finds_its_running_job_and_can_stop_it(tiny_dataset, runs
         # The header describes the run it re-attached to, from the job's own config ...
         header = next(m.value for m in reloaded.markdown if m.value.startswith("This run:"))
         assert "at 32 px" in header and "freeze point **18**" in header and "30 epoch(s)" in header
-        assert "weights **none" in header and "path: **cached**" in header
+        assert "weights **random weights" in header and "path: **cached**" in header
         # ... and says how this session's settings (epochs back at the default) differ from it.
         differ = next(i.value for i in reloaded.info if "current settings differ" in i.value)
         assert "epochs: 5 (this run: 30)" in differ and "5 epoch(s)" in differ
