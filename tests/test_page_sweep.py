@@ -64,8 +64,9 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     assert table["s/epoch"].gt(0).all() and table["best val acc"].between(0, 1).all()
     assert sweep_table(summaries, sweep_id)["run"].tolist() == table["run"].tolist()
     specs = vega_specs(at)  # the sweep's two charts and the overlaid curves, all Altair of one height
-    assert [chart_title(spec) for spec in specs] == ["Validation accuracy (best)", "Time per epoch",
-                                                     "Validation accuracy of every point", "Validation loss of every point"]
+    assert [chart_title(spec) for spec in specs] == [
+        "Validation accuracy (best)", "Time per epoch", "Validation accuracy of every point",
+        "Validation loss of every point"]
     assert {spec["height"] for spec in specs} == {PLOT_HEIGHT} and not at.image
     assert any("from-scratch line" in c.value for c in at.caption)
     assert at.button(key="stop_sweep").disabled

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcore.plots import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, TITLE_FONT_SIZE, class_counts_chart,
-                          confusion_matrix_chart, curves_chart, gradcam_colorbar, gradcam_overlay, live_curves_chart,
-                          probabilities_chart, sweep_charts)
+from tlcore.plots import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, PREDICTED_COLOUR, TITLE_FONT_SIZE,
+                          class_counts_chart, confusion_matrix_chart, curves_chart, gradcam_colorbar, gradcam_overlay,
+                          live_curves_chart, log_ticks, probabilities_chart, sweep_charts)
 
 
 def _rows(values, phases=None, partial_last=False):
@@ -50,11 +50,18 @@ def test_live_loss_is_on_a_log_scale_with_a_plot_at_least_250_px_high():
     line = _layers(spec)[0]
     assert line["mark"]["type"] == "line"
     assert line["encoding"]["y"]["scale"] == {"type": "log"}
+    assert line["encoding"]["y"]["axis"]["values"] == log_ticks([0.1, 65.0])  # 0.1 .. 100, in 1-2-5 steps
     assert line["encoding"]["y"]["title"] == "loss (log scale)"
     assert spec["title"] == "Loss"
     values = _data(spec)
     assert [(v["series"], v["epoch"], v["value"]) for v in values][:4] == [
         ("train", 1, 0.7), ("validation", 1, 0.69), ("train", 2, 0.3), ("validation", 2, 65.0)]
+
+
+def test_log_ticks_are_round_numbers_over_the_values_decades():
+    assert log_ticks([0.3, 65.0]) == [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+    assert log_ticks([1e-5, 2.0]) == [1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0]  # many decades: powers of ten
+    assert log_ticks([0.0, -1.0]) == []
 
 
 def test_live_loss_leaves_out_values_a_log_axis_cannot_show():
@@ -76,7 +83,7 @@ def test_live_accuracy_has_a_fixed_0_to_1_axis_and_marks_the_fine_tuning_boundar
     assert spec["height"] >= 250
     line, filled, hollow, rule = _layers(spec)
     assert line["encoding"]["y"]["scale"] == {"domain": [0, 1]}  # 0.45..0.55 noise is not zoomed into a trend
-    assert filled["mark"] == {"type": "point", "filled": True, "size": 60}
+    assert filled["mark"] == {"type": "point", "filled": True, "size": 80}
     assert hollow["mark"]["filled"] is False and hollow["transform"] == [{"filter": "datum.partial"}]
     assert filled["transform"] == [{"filter": "!datum.partial"}]
     assert rule["mark"]["type"] == "rule" and rule["mark"]["strokeDash"] == [6, 4]
@@ -118,6 +125,7 @@ def test_probability_bars_have_a_fixed_0_to_1_axis_so_a_coin_toss_looks_like_one
     assert spec["mark"]["type"] == "bar"
     assert spec["encoding"]["x"]["scale"] == {"domain": [0, 1]}
     assert spec["encoding"]["y"]["sort"] is None  # the classes in the given order
+    assert spec["encoding"]["color"]["scale"]["range"] == [PREDICTED_COLOUR, "gray"]
     rows = _data(spec)
     assert [(r["class"], r["probability"], r["label"], r["shown"]) for r in rows] == [
         ("cats", 0.505, "cats  50.5%", "predicted"), ("dogs", 0.495, "dogs  49.5%", "other")]
@@ -175,7 +183,7 @@ def test_gradcam_colorbar_runs_the_overlays_colour_map_from_low_to_high():
     assert spec["encoding"]["color"]["scale"] is None  # the colours as given
     assert spec["encoding"]["x"]["axis"]["labelExpr"] == "datum.value < 0.5 ? 'low' : 'high'"
     colours = [row["colour"] for row in _data(spec)]
-    assert len(colours) == 64
+    assert len(colours) == 112  # 2 px each
     # jet: dark blue at "low", dark red at "high", like the overlay's cold and hot regions
     low, high = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (colours[0], colours[-1]))
     assert low[2] > 100 and low[0] == 0 and high[0] > 100 and high[2] == 0

@@ -23,9 +23,14 @@ import pandas as pd
 PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
 BAR_STEP = 36  # px per bar in horizontal bar charts
 CELL_SIZE = 64  # px per class in a confusion matrix (at least PLOT_HEIGHT in all)
-LABEL_FONT_SIZE = 14  # axis tick labels, legend labels, counts in cells
-AXIS_TITLE_FONT_SIZE = 15
-TITLE_FONT_SIZE = 16  # a chart's own title
+LABEL_FONT_SIZE = 15  # axis tick labels, legend labels, counts in cells
+AXIS_TITLE_FONT_SIZE = 16
+TITLE_FONT_SIZE = 18  # a chart's own title
+# Series colours far apart in hue and readable on a light and a dark background
+# (Streamlit's own palette starts with dark blue then light blue: two runs looked alike).
+CATEGORY_SCHEME = "tableau10"
+PREDICTED_COLOUR = "#f58518"  # tableau10's orange: the predicted class's bar
+LINE_WIDTH = 3  # px; thinner lines fade on a projector
 GRADCAM_COLORMAP = "jet"  # the overlay and its colour bar must use the same map
 
 METRIC_LABELS = {
@@ -48,7 +53,21 @@ def _projector(chart: alt.TopLevelMixin, fit_width: bool = True) -> alt.TopLevel
     return (chart.properties(autosize=autosize)
             .configure_axis(labelFontSize=LABEL_FONT_SIZE, titleFontSize=AXIS_TITLE_FONT_SIZE)
             .configure_legend(labelFontSize=LABEL_FONT_SIZE, titleFontSize=LABEL_FONT_SIZE, labelLimit=0)
-            .configure_title(fontSize=TITLE_FONT_SIZE))
+            .configure_title(fontSize=TITLE_FONT_SIZE)
+            .configure_range(category={"scheme": CATEGORY_SCHEME}))
+
+
+def log_ticks(values: Sequence[float]) -> list[float]:
+    """Round ticks for a log axis over `values`: 1, 2, 5 per decade, or only powers of ten over many decades.
+
+    Vega's own log ticks label a few of the 1..9 multiples and draw a grid line at every one of them.
+    """
+    positive = [v for v in values if v > 0]
+    if not positive:
+        return []
+    low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    multiples = (1, 2, 5) if high - low <= 3 else (1,)
+    return [float(f"{m}e{k}") for k in range(low, high + 1) for m in multiples if m == 1 or k < high]
 
 
 def metric_scale(metric: str) -> alt.Scale:
@@ -78,16 +97,19 @@ def _curves(points: list[dict], rules: list[dict], series: str, metric: str, y_t
     optionally {series}.
     """
     epochs = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
-    value = alt.Y("value:Q", title=y_title, scale=metric_scale(metric))
-    colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction="vertical"))
+    ticks = (log_ticks([p["value"] for p in points]) if metric.endswith("loss") else None) or alt.Undefined
+    value = alt.Y("value:Q", title=y_title, scale=metric_scale(metric), axis=alt.Axis(values=ticks, format="~g"))
+    # Two series (train, validation) fit on one line; run labels are long, one per line.
+    direction = "horizontal" if series == "series" else "vertical"
+    colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction=direction))
     tooltip = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
     frame = pd.DataFrame(points, columns=[series, "epoch", "value", "partial"])
     base = alt.Chart(frame).encode(x=epochs, y=value, color=colour, tooltip=tooltip)
     layers = [
-        base.mark_line(),
-        base.mark_point(filled=True, size=60).transform_filter("!datum.partial"),
+        base.mark_line(strokeWidth=LINE_WIDTH),
+        base.mark_point(filled=True, size=80).transform_filter("!datum.partial"),
         # Hollow and bigger: an epoch cut short by Stop is not comparable to a full one.
-        base.mark_point(filled=False, size=160, strokeWidth=2).transform_filter("datum.partial"),
+        base.mark_point(filled=False, size=200, strokeWidth=LINE_WIDTH).transform_filter("datum.partial"),
     ]
     if rules:  # in the series' colour where rules belong to series (runs); grey for the one live run
         per_series = series in rules[0]
@@ -141,8 +163,8 @@ def curves_chart(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: s
     """
     points, rules = [], []
     for label, rows in histories.items():
-        points += [{"run": label, "epoch": int(r["epoch"]), "value": float(r[metric]), "partial": bool(r.get("partial"))}
-                   for r in rows if _plottable(metric, r.get(metric))]
+        points += [{"run": label, "epoch": int(r["epoch"]), "value": float(r[metric]),
+                    "partial": bool(r.get("partial"))} for r in rows if _plottable(metric, r.get(metric))]
         if start := _phase_2_start(rows):
             rules.append({"run": label, "epoch": start - 0.5, "note": PHASE_2_NOTE})
     label = METRIC_LABELS.get(metric, metric)
@@ -163,7 +185,9 @@ def probabilities_chart(probabilities: Mapping[str, float], highlight: str | Non
         x=alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1])),
         y=alt.Y("label:N", title=None, sort=None),  # the given order: first class on top, like a table
-        color=alt.Color("shown:N", scale=alt.Scale(domain=["predicted", "other"]), legend=None),
+        # The prediction in the palette's strong colour, the other classes in a grey that reads on either theme.
+        color=alt.Color("shown:N", scale=alt.Scale(domain=["predicted", "other"], range=[PREDICTED_COLOUR, "gray"]),
+                        legend=None),
         tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
     ).properties(height=alt.Step(BAR_STEP))
     return _projector(chart)
@@ -234,7 +258,7 @@ def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
     x = alt.X("trainable layers:Q", title="trainable VGG16 layers (18 − freeze point)",
               scale=alt.Scale(domain=[0, 18]), axis=alt.Axis(tickMinStep=1, format="d"))
     tooltip = ["point:N", alt.Tooltip("best val acc:Q", format=".1%"), alt.Tooltip("s/epoch:Q", format=".2f")]
-    accuracy = alt.Chart(pretrained).mark_line(point=alt.OverlayMarkDef(size=60)).encode(
+    accuracy = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80)).encode(
         x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=metric_scale("val_accuracy")),
         tooltip=tooltip)
     scratch_acc = scratch["best val acc"].dropna()
@@ -242,14 +266,16 @@ def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
         rule = pd.DataFrame({"best val acc": [float(scratch_acc.iloc[0])], "label": ["from scratch"]})
         accuracy = accuracy + alt.Chart(rule).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="crimson").encode(
             y="best val acc:Q", tooltip=["label:N", alt.Tooltip("best val acc:Q", format=".1%")])
-    speed = alt.Chart(pretrained).mark_line(point=alt.OverlayMarkDef(size=60), color="darkorange").encode(
+    speed = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80),
+                                            color="darkorange").encode(
         x=x, y=alt.Y("s/epoch:Q", title="seconds per epoch"), tooltip=tooltip)
     return (_projector(accuracy.properties(title="Validation accuracy (best)", height=PLOT_HEIGHT)),
             _projector(speed.properties(title="Time per epoch", height=PLOT_HEIGHT)))
 
 
-def gradcam_colorbar(width: int, colormap: str = GRADCAM_COLORMAP, steps: int = 64) -> alt.TopLevelMixin:
+def gradcam_colorbar(width: int, colormap: str = GRADCAM_COLORMAP) -> alt.TopLevelMixin:
     """The colour bar that goes with `gradcam_overlay`: the colour map from "low" to "high" attention."""
+    steps = max(width // 2, 2)  # whole-pixel blocks: fractional ones show seams between them
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
