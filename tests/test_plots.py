@@ -83,6 +83,7 @@ def test_live_accuracy_has_a_fixed_0_to_1_axis_and_marks_the_fine_tuning_boundar
     assert spec["height"] >= 250
     line, filled, hollow, rule = _layers(spec)
     assert line["encoding"]["y"]["scale"] == {"domain": [0, 1]}  # 0.45..0.55 noise is not zoomed into a trend
+    assert line["encoding"]["y"]["axis"] == {"format": "%"}
     assert filled["mark"] == {"type": "point", "filled": True, "size": 80}
     assert hollow["mark"]["filled"] is False and hollow["transform"] == [{"filter": "datum.partial"}]
     assert filled["transform"] == [{"filter": "!datum.partial"}]

@@ -79,6 +79,11 @@ def metric_scale(metric: str) -> alt.Scale:
     return alt.Scale(zero=False)
 
 
+def metric_format(metric: str) -> str:
+    """Axis label format: accuracy in percent, like the tables and the probability bars."""
+    return "%" if metric.endswith("accuracy") else "~g"
+
+
 def _plottable(metric: str, value: Any) -> bool:
     """A value the metric's axis can show: finite, and above zero on a log axis."""
     try:
@@ -98,7 +103,7 @@ def _curves(points: list[dict], rules: list[dict], series: str, metric: str, y_t
     """
     epochs = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
     ticks = (log_ticks([p["value"] for p in points]) if metric.endswith("loss") else None) or alt.Undefined
-    value = alt.Y("value:Q", title=y_title, scale=metric_scale(metric), axis=alt.Axis(values=ticks, format="~g"))
+    value = alt.Y("value:Q", title=y_title, scale=metric_scale(metric), axis=alt.Axis(values=ticks, format=metric_format(metric)))
     # Two series (train, validation) fit on one line; run labels are long, one per line.
     direction = "horizontal" if series == "series" else "vertical"
     colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction=direction))
@@ -259,7 +264,8 @@ def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
               scale=alt.Scale(domain=[0, 18]), axis=alt.Axis(tickMinStep=1, format="d"))
     tooltip = ["point:N", alt.Tooltip("best val acc:Q", format=".1%"), alt.Tooltip("s/epoch:Q", format=".2f")]
     accuracy = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80)).encode(
-        x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=metric_scale("val_accuracy")),
+        x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=metric_scale("val_accuracy"),
+                     axis=alt.Axis(format=metric_format("val_accuracy"))),
         tooltip=tooltip)
     scratch_acc = scratch["best val acc"].dropna()
     if not scratch_acc.empty:
