@@ -94,19 +94,18 @@ def _plottable(metric: str, value: Any) -> bool:
 
 
 def _curves(points: list[dict], rules: list[dict], series: str, metric: str, y_title: str,
-            title: str | None) -> alt.TopLevelMixin:
+            title: str | None, legend_direction: str) -> alt.TopLevelMixin:
     """Lines per `series` over epochs, a filled point per epoch, a hollow one for a partial epoch,
     and a dashed rule where a series' fine-tuning phase began.
 
     points: {series, "epoch", "value", "partial"}; rules: {"epoch" (the rule's x), "note"} and
-    optionally {series}.
+    optionally {series}. legend_direction: "horizontal" for short labels, "vertical" for one per line.
     """
     epochs = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
     ticks = (log_ticks([p["value"] for p in points]) if metric.endswith("loss") else None) or alt.Undefined
-    value = alt.Y("value:Q", title=y_title, scale=metric_scale(metric), axis=alt.Axis(values=ticks, format=metric_format(metric)))
-    # Two series (train, validation) fit on one line; run labels are long, one per line.
-    direction = "horizontal" if series == "series" else "vertical"
-    colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction=direction))
+    value = alt.Y("value:Q", title=y_title, scale=metric_scale(metric),
+                  axis=alt.Axis(values=ticks, format=metric_format(metric)))
+    colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction=legend_direction))
     tooltip = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
     frame = pd.DataFrame(points, columns=[series, "epoch", "value", "partial"])
     base = alt.Chart(frame).encode(x=epochs, y=value, color=colour, tooltip=tooltip)
@@ -151,7 +150,7 @@ def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: 
     start = _phase_2_start(history)
     rules = [{"epoch": start - 0.5, "note": PHASE_2_NOTE}] if start else []
     y_title = f"{title.lower()} (log scale)" if metric.endswith("loss") else title.lower()
-    return _curves(points, rules, "series", metric, y_title, title)
+    return _curves(points, rules, "series", metric, y_title, title, legend_direction="horizontal")
 
 
 def curves_chart(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "val_accuracy",
@@ -174,7 +173,8 @@ def curves_chart(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: s
             rules.append({"run": label, "epoch": start - 0.5, "note": PHASE_2_NOTE})
     label = METRIC_LABELS.get(metric, metric)
     y_title = f"{label} (log scale)" if metric.endswith("loss") else label
-    return _curves(points, rules, "run", metric, y_title, title or label.capitalize())
+    # Run labels are long: one per line.
+    return _curves(points, rules, "run", metric, y_title, title or label.capitalize(), legend_direction="vertical")
 
 
 def probabilities_chart(probabilities: Mapping[str, float], highlight: str | None = None) -> alt.TopLevelMixin:
