@@ -18,6 +18,7 @@ from pages.ui import K, augment_from_state, page_intro, require_dataset
 from tlcore.advisor import imbalance_warnings
 from tlcore.data import TRAIN, VALIDATION, display_path, sample_grid
 from tlcore.imageio import ImageProblem, load_array
+from tlcore.plots import class_counts_chart
 from tlcore.preview import augment_preview, augmentation_is_identity, describe_augmentation
 
 PREVIEW_KEY = "preview_augmentation"  # the toggle: only this page shows the preview
@@ -81,7 +82,7 @@ with grid_col:
 
 with stats_col:
     st.subheader("Images per class")
-    st.bar_chart(pd.DataFrame(counts), stack=False, horizontal=True, x_label="class", y_label="images", height=260)
+    st.altair_chart(class_counts_chart(counts), width="stretch", theme="streamlit")
     imbalances = imbalance_warnings(counts)
     for message in imbalances:
         st.warning(f"Imbalanced classes: {message}")

@@ -10,7 +10,7 @@ import streamlit as st
 from tlcore.data import DatasetInfo
 from tlcore.imageio import ImageProblem
 from tlcore.inference import evaluate_split, evaluation_key, same_held_out_split, to_pixels
-from tlcore.plots import confusion_matrix_figure
+from tlcore.plots import confusion_matrix_chart
 
 if TYPE_CHECKING:
     import keras
@@ -37,7 +37,7 @@ def evaluation_section(model: "keras.Model", model_path: str, record: dict, info
     ev = cached[1]
     st.metric("Validation accuracy", f"{ev.accuracy:.1%}", help=f"{int(ev.confusion.sum())} images")
     matrix, table = st.columns([2, 3])
-    matrix.pyplot(confusion_matrix_figure(ev.confusion, names), clear_figure=True)
+    matrix.altair_chart(confusion_matrix_chart(ev.confusion, names), width="content", theme="streamlit")
     table.dataframe(ev.per_class_table(), hide_index=True,
                     column_config={"accuracy": st.column_config.ProgressColumn(format="percent", max_value=1.0)})
     st.write("**Where it struggles:** the validation images with the highest loss, confident mistakes first "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from pages.evaluation_panel import evaluation_section
@@ -14,6 +13,7 @@ from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.inference import (check_image_classifier, explain, explainer_for, image_size_of, num_classes_of,
                               save_uploaded_model)
 from tlcore.model import ModelLoadError, load_model
+from tlcore.plots import gradcam_colorbar, probabilities_chart
 from tlcore.runs import MODEL_FILE, RunStore, describe_run, read_run_json, runs_with_models
 
 UPLOAD, SHOWN, THUMB = "upload", 12, 224
@@ -112,10 +112,11 @@ for r in results:
     original.image(r.display, width=THUMB, caption=f"the image ({size} px to the model)")
     if r.overlay is not None:
         heat.image(r.overlay, width=THUMB, caption=f"where it looked for “{r.top_class}”")
+        heat.altair_chart(gradcam_colorbar(THUMB), width="content", theme="streamlit")
     with chart:
         st.metric("Prediction", r.top_class, f"{r.top_probability:.1%} probability", delta_color="off",
                   delta_arrow="off")
-        st.bar_chart(pd.Series(r.probabilities, name="probability"), horizontal=True, height=60 + 30 * len(names))
+        st.altair_chart(probabilities_chart(r.probabilities, r.top_class), width="stretch", theme="streamlit")
 st.session_state["inference_results"] = [r.summary() for r in results]
 
 evaluation_section(model, model_path, record, info if usable else None, names)

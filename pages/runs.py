@@ -8,7 +8,7 @@ import streamlit as st
 
 from pages.sweep_panel import PERCENT, sweep_section
 from pages.ui import K, page_intro
-from tlcore.plots import curves_figure
+from tlcore.plots import curves_chart
 from tlcore.runs import RUNNING, RunStore, config_differences, curve_label, describe_run, runs_dataframe
 
 
@@ -85,9 +85,9 @@ if chosen:
     histories = {curve_label(by_id[r]): by_id[r].record.get("history", []) for r in chosen}
     left, right = st.columns(2)
     for column, metric in ((left, "val_accuracy"), (right, "val_loss")):
-        with column:
-            st.pyplot(curves_figure(histories, metric), clear_figure=True)
-    st.caption("Dotted line: where a run's fine-tuning phase began. Hollow marker: an epoch cut short by Stop.")
+        column.altair_chart(curves_chart(histories, metric), width="stretch", theme="streamlit")
+    st.caption("Dashed line: where a run's fine-tuning phase began. Hollow marker: an epoch cut short by Stop. "
+               "Loss is on a log scale, so one bad epoch does not flatten the others.")
 if len(chosen) >= 2:
     differences = config_differences([by_id[r].record for r in chosen])
     if differences.empty:

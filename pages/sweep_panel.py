@@ -8,7 +8,7 @@ from pages.ui import K, current_config, current_dataset, weights_ready
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import describe_sweep, machine_gflops
 from tlcore.jobs import REGISTRY, JobBusy, start_sweep
-from tlcore.plots import curves_figure, sweep_chart
+from tlcore.plots import curves_chart, sweep_charts
 from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, point_label, sweep_ids, sweep_points_frame, sweep_table
 
 PERCENT = st.column_config.NumberColumn(format="percent")
@@ -64,14 +64,17 @@ def sweep_section(summaries) -> None:
         st.error(f"The sweep failed: {job.snapshot().error}")
     if ids := sweep_ids(summaries):
         table = sweep_table(summaries, st.selectbox("Saved sweep", ids, key="sweep_pick"))
-        st.altair_chart(sweep_chart(table), width="stretch")
+        for column, chart in zip(st.columns(2), sweep_charts(table)):
+            column.altair_chart(chart, width="stretch", theme="streamlit")
         st.caption("Notice: freezing more layers makes each epoch much cheaper; with few images the pretrained "
                    "features (few trainable layers) tend to beat training more of the network, and every "
                    "pretrained point should beat the dashed from-scratch line.")
         st.dataframe(table, hide_index=True, column_config={"best val acc": PERCENT, "final val acc": PERCENT,
                                                             "s/epoch": st.column_config.NumberColumn(format="%.2f")})
         curves = {s.tags["point"]: s.record.get("history", []) for s in summaries if s.run_id in set(table["run"])}
-        st.pyplot(curves_figure(curves, "val_accuracy", "Validation accuracy of every point"), clear_figure=True)
+        for column, metric, title in zip(st.columns(2), ("val_accuracy", "val_loss"),
+                                         ("Validation accuracy of every point", "Validation loss of every point")):
+            column.altair_chart(curves_chart(curves, metric, title), width="stretch", theme="streamlit")
 
 
 @st.fragment(run_every=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zlib
 from pathlib import Path
 
@@ -46,3 +47,12 @@ def make_dataset_folder(
                 seed = zlib.crc32(f"{folder.relative_to(root)}|{i}".encode())
                 make_image(colour, size, seed=seed).save(folder / f"{name}_{i:03d}.png")
     return root
+
+
+def vega_specs(at) -> list[dict]:
+    """The Vega-Lite specs of the Altair charts an AppTest page shows, in page order (data kept apart)."""
+    return [json.loads(chart.proto.spec) for chart in at.get("vega_lite_chart")]
+
+
+def chart_title(spec: dict) -> str | None:
+    return spec.get("title") if isinstance(spec.get("title"), str) else (spec.get("title") or {}).get("text")

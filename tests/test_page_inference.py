@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from pages.ui import SOURCE_FOLDER, K
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder, make_image
+from tests.helpers import make_dataset_folder, make_image, vega_specs
 from tests.test_inference import png_claiming
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import scan
@@ -83,6 +83,10 @@ def test_the_just_trained_model_is_chosen_and_a_validation_image_gets_probabilit
     assert result["top_class"] == max(result["probabilities"], key=result["probabilities"].get)
     assert at.metric[0].value == result["top_class"]
     assert [c for img in at.image for c in img.captions][1].startswith("where it looked for")
+    colour_bar, bars = vega_specs(at)  # under the Grad-CAM overlay, then the probabilities
+    assert colour_bar["encoding"]["x"]["axis"]["labelExpr"] == "datum.value < 0.5 ? 'low' : 'high'"
+    assert colour_bar["encoding"]["color"]["scale"] is None  # jet's own colours, as in the overlay
+    assert bars["mark"]["type"] == "bar" and bars["encoding"]["x"]["scale"] == {"domain": [0, 1]}
 
 
 def test_evaluation_counts_every_validation_image_and_survives_reruns(trained):
@@ -96,7 +100,9 @@ def test_evaluation_counts_every_validation_image_and_survives_reruns(trained):
     per_class = at.dataframe[0].value
     assert list(per_class["class"]) == ["cats", "dogs"] and per_class["images"].sum() == 2 * N_VAL
     assert at.metric[0].label == "Validation accuracy"
-    assert len(at.image) == 1 + 2 * N_VAL  # the confusion matrix and the top-loss gallery (8 > 8 images: all)
+    assert len(at.image) == 2 * N_VAL  # the top-loss gallery (8 > 8 images: all)
+    (matrix,) = vega_specs(at)  # the confusion matrix: an Altair heatmap with the counts in its cells
+    assert [layer["mark"]["type"] for layer in matrix["layer"]] == ["rect", "text"]
 
     # A rerun (any widget) shows the cached evaluation without the button being pressed again.
     at = at.run()

@@ -8,8 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 from pages.ui import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder
+from tests.helpers import chart_title, make_dataset_folder, vega_specs
 from tlcore.jobs import REGISTRY
+from tlcore.plots import PLOT_HEIGHT
 from tlcore.runs import RunStore
 from tlcore.sweep import sweep_table
 
@@ -64,7 +65,11 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     assert table["status"].tolist() == ["completed"] * 3 and table["epochs"].tolist() == [1, 1, 1]
     assert table["s/epoch"].gt(0).all() and table["best val acc"].between(0, 1).all()
     assert sweep_table(summaries, sweep_id)["run"].tolist() == table["run"].tolist()
-    assert at.get("vega_lite_chart") and len(at.image) == 1  # the sweep chart and the overlaid curves
+    specs = vega_specs(at)  # the sweep's two charts and the overlaid curves, all Altair of one height
+    assert [chart_title(spec) for spec in specs] == [
+        "Validation accuracy (best)", "Time per epoch", "Validation accuracy of every point",
+        "Validation loss of every point"]
+    assert {spec["height"] for spec in specs} == {PLOT_HEIGHT} and not at.image
     assert any("from-scratch line" in c.value for c in at.caption)
     assert at.button(key="stop_sweep").disabled
 

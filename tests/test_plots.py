@@ -1,14 +1,13 @@
-"""Figures: confusion matrix, Grad-CAM overlay, learning curves, probability bars."""
+"""Charts (Altair specs, read from `chart.to_dict()`) and the Grad-CAM overlay."""
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
-from tlcore.plots import confusion_matrix_figure, curves_figure, gradcam_overlay, probabilities_figure
+from tlcore.plots import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, PREDICTED_COLOUR, TITLE_FONT_SIZE,
+                          class_counts_chart, confusion_matrix_chart, curves_chart, gradcam_colorbar, gradcam_overlay,
+                          live_curves_chart, log_ticks, probabilities_chart, sweep_charts)
 
 
 def _rows(values, phases=None, partial_last=False):
@@ -20,27 +19,175 @@ def _rows(values, phases=None, partial_last=False):
     ]
 
 
-def _renders(fig: Figure) -> None:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    assert buffer.getvalue().startswith(b"\x89PNG")
+def _data(spec: dict) -> list[dict]:
+    """Every row of every dataset in a spec, in order."""
+    return [row for rows in spec["datasets"].values() for row in rows]
 
 
-def test_confusion_matrix_writes_every_count_in_its_cell():
+def _layers(spec: dict) -> list[dict]:
+    return spec.get("layer", [spec])
+
+
+def _projector_ready(spec: dict, fits_width: bool = True) -> None:
+    """The shared sizes: fonts for a projector, no text/background colours of our own, a height of the plot's own."""
+    config = spec["config"]
+    assert config["axis"] == {"labelFontSize": LABEL_FONT_SIZE, "titleFontSize": AXIS_TITLE_FONT_SIZE}
+    assert config["title"] == {"fontSize": TITLE_FONT_SIZE} and config["legend"]["labelFontSize"] == LABEL_FONT_SIZE
+    assert "background" not in config and "background" not in spec  # Streamlit's light or dark theme decides
+    # Streamlit's default "fit" would squeeze title, axes and legend into the height: the plot got ~60 px.
+    assert spec["autosize"] == {"type": "fit-x" if fits_width else "pad", "contains": "padding"}
+
+
+def test_live_loss_is_on_a_log_scale_with_a_plot_at_least_250_px_high():
+    history = [
+        {"epoch": e, "phase": 1, "loss": loss, "val_loss": val, "accuracy": 0.5, "val_accuracy": 0.5,
+         "partial": False}
+        for e, loss, val in ((1, 0.7, 0.69), (2, 0.3, 65.0), (3, 0.1, 0.2))  # a spike at epoch 2
+    ]
+    spec = live_curves_chart(history, "loss", "Loss").to_dict()
+    _projector_ready(spec)
+    assert spec["height"] >= 250 and spec["height"] == PLOT_HEIGHT
+    line = _layers(spec)[0]
+    assert line["mark"]["type"] == "line"
+    assert line["encoding"]["y"]["scale"] == {"type": "log"}
+    assert line["encoding"]["y"]["axis"]["values"] == log_ticks([0.1, 65.0])  # 0.1 .. 100, in 1-2-5 steps
+    assert line["encoding"]["y"]["title"] == "loss (log scale)"
+    assert spec["title"] == "Loss"
+    values = _data(spec)
+    assert [(v["series"], v["epoch"], v["value"]) for v in values][:4] == [
+        ("train", 1, 0.7), ("validation", 1, 0.69), ("train", 2, 0.3), ("validation", 2, 65.0)]
+
+
+def test_log_ticks_are_round_numbers_over_the_values_decades():
+    assert log_ticks([0.3, 65.0]) == [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+    assert log_ticks([1e-5, 2.0]) == [1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0]  # many decades: powers of ten
+    assert log_ticks([0.0, -1.0]) == []
+
+
+def test_live_loss_leaves_out_values_a_log_axis_cannot_show():
+    history = [{"epoch": 1, "phase": 1, "loss": 0.0, "val_loss": float("nan"), "accuracy": 1.0, "val_accuracy": 0.0},
+               {"epoch": 2, "phase": 1, "loss": 0.5, "val_loss": 0.6, "accuracy": 0.8, "val_accuracy": 0.7}]
+    assert [v["epoch"] for v in _data(live_curves_chart(history, "loss", "Loss").to_dict())] == [2, 2]
+    # Accuracy 0.0 and 1.0 are real values on a linear axis.
+    assert len(_data(live_curves_chart(history, "accuracy", "Accuracy").to_dict())) == 4
+
+
+def test_live_accuracy_has_a_fixed_0_to_1_axis_and_marks_the_fine_tuning_boundary():
+    history = [
+        {"epoch": e, "phase": 1 if e <= 2 else 2, "loss": 1.0 / e, "val_loss": 1.2 / e,
+         "accuracy": 0.5 + e / 100, "val_accuracy": 0.45 + e / 100, "partial": e == 3}
+        for e in (1, 2, 3)
+    ]
+    spec = live_curves_chart(history, "accuracy", "Accuracy").to_dict()
+    _projector_ready(spec)
+    assert spec["height"] >= 250
+    line, filled, hollow, rule = _layers(spec)
+    assert line["encoding"]["y"]["scale"] == {"domain": [0, 1]}  # 0.45..0.55 noise is not zoomed into a trend
+    assert line["encoding"]["y"]["axis"] == {"format": "%"}
+    assert filled["mark"] == {"type": "point", "filled": True, "size": 80}
+    assert hollow["mark"]["filled"] is False and hollow["transform"] == [{"filter": "datum.partial"}]
+    assert filled["transform"] == [{"filter": "!datum.partial"}]
+    assert rule["mark"]["type"] == "rule" and rule["mark"]["strokeDash"] == [6, 4]
+    assert rule["data"]["name"] in spec["datasets"]
+    assert spec["datasets"][rule["data"]["name"]] == [{"epoch": 2.5, "note": "fine-tuning starts"}]
+    assert [v["partial"] for v in _data(spec) if v.get("series") == "train"] == [False, False, True]
+    single = live_curves_chart(history[:1], "accuracy", "Accuracy").to_dict()
+    assert [layer["mark"]["type"] for layer in single["layer"]] == ["line", "point", "point"]  # no rule in one phase
+
+
+def test_curves_chart_draws_one_line_per_run_with_its_fine_tuning_rule_and_partial_epoch():
+    histories = {
+        "run a": _rows([0.5, 0.6, 0.7]),
+        "run b": _rows([0.4, 0.8, 0.85, 0.9], phases=[1, 1, 2, 2], partial_last=True),
+        "empty": [],
+    }
+    spec = curves_chart(histories, "val_accuracy").to_dict()
+    _projector_ready(spec)
+    assert spec["height"] >= 250 and spec["title"] == "Validation accuracy"
+    line, _, hollow, rule = spec["layer"]
+    assert line["encoding"]["color"]["field"] == "run" and line["encoding"]["y"]["scale"] == {"domain": [0, 1]}
+    assert line["encoding"]["y"]["title"] == "validation accuracy"
+    points = [row for row in _data(spec) if "value" in row]
+    assert [row["value"] for row in points if row["run"] == "run b"] == [0.4, 0.8, 0.85, 0.9]
+    assert {row["run"] for row in points} == {"run a", "run b"}
+    assert [row["epoch"] for row in points if row["partial"]] == [4]  # the hollow marker's epoch
+    assert hollow["mark"]["filled"] is False
+    # Fine-tuning began at epoch 3 of run b: a dashed rule at 2.5, in run b's colour.
+    assert spec["datasets"][rule["data"]["name"]] == [{"run": "run b", "epoch": 2.5, "note": "fine-tuning starts"}]
+    assert rule["encoding"]["color"]["field"] == "run"
+    loss = curves_chart(histories, "val_loss").to_dict()
+    assert loss["layer"][0]["encoding"]["y"]["scale"] == {"type": "log"}
+    assert loss["layer"][0]["encoding"]["y"]["title"] == "validation loss (log scale)"
+
+
+def test_probability_bars_have_a_fixed_0_to_1_axis_so_a_coin_toss_looks_like_one():
+    spec = probabilities_chart({"cats": 0.505, "dogs": 0.495}, highlight="cats").to_dict()
+    _projector_ready(spec)
+    assert spec["mark"]["type"] == "bar"
+    assert spec["encoding"]["x"]["scale"] == {"domain": [0, 1]}
+    assert spec["encoding"]["y"]["sort"] is None  # the classes in the given order
+    assert spec["encoding"]["color"]["scale"]["range"] == [PREDICTED_COLOUR, "gray"]
+    rows = _data(spec)
+    assert [(r["class"], r["probability"], r["label"], r["shown"]) for r in rows] == [
+        ("cats", 0.505, "cats  50.5%", "predicted"), ("dogs", 0.495, "dogs  49.5%", "other")]
+
+
+def test_confusion_matrix_is_a_heatmap_with_every_count_in_its_cell():
     confusion = np.array([[5, 1, 0], [2, 3, 0], [0, 0, 0]])  # an empty row must not divide by zero
-    fig = confusion_matrix_figure(confusion, ["cats", "dogs", "owls"], title="validation")
-    (ax,) = fig.axes
-    texts = [t.get_text() for t in ax.texts]
-    assert len(texts) == 9
-    assert sorted(map(int, texts)) == sorted(confusion.ravel().tolist())
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["cats", "dogs", "owls"]
-    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
-    _renders(fig)
+    spec = confusion_matrix_chart(confusion, ["cats", "dogs", "owls"], title="validation").to_dict()
+    _projector_ready(spec, fits_width=False)
+    cells, counts = spec["layer"]
+    assert cells["mark"]["type"] == "rect" and counts["mark"]["type"] == "text"
+    assert counts["encoding"]["text"]["field"] == "count"
+    assert cells["encoding"]["color"]["scale"]["domain"] == [0, 1]
+    rows = _data(spec)
+    assert len(rows) == 9
+    assert sorted(r["count"] for r in rows) == sorted(confusion.ravel().tolist())
+    assert {(r["true class"], r["predicted class"]): r["count"] for r in rows}[("dogs", "cats")] == 2
+    assert {(r["true class"], r["predicted class"]): r["share of row"] for r in rows}[("owls", "owls")] == 0.0
+    assert cells["encoding"]["y"]["sort"] == cells["encoding"]["x"]["sort"] == ["cats", "dogs", "owls"]
+    assert cells["encoding"]["x"]["field"] == "predicted class"
+    assert cells["encoding"]["y"]["field"] == "true class"
+    assert spec["height"] >= 250 and spec["title"] == "validation"
 
 
 def test_confusion_matrix_refuses_a_shape_that_does_not_match_the_classes():
     with pytest.raises(ValueError, match="2x2"):
-        confusion_matrix_figure(np.zeros((3, 3)), ["a", "b"])
+        confusion_matrix_chart(np.zeros((3, 3)), ["a", "b"])
+
+
+def test_class_counts_are_bars_per_class_and_split():
+    spec = class_counts_chart({"train": {"cats": 12, "dogs": 4}, "validation": {"cats": 3, "dogs": 3}}).to_dict()
+    _projector_ready(spec)
+    assert spec["mark"]["type"] == "bar" and spec["height"] >= 250
+    assert spec["encoding"]["yOffset"]["field"] == "split"
+    assert [(r["class"], r["split"], r["images"]) for r in _data(spec)] == [
+        ("cats", "train", 12), ("dogs", "train", 4), ("cats", "validation", 3), ("dogs", "validation", 3)]
+
+
+def test_sweep_charts_are_two_charts_of_the_shared_height():
+    table = {"point": ["18", "14", "scratch"], "trainable layers": [0, 4, 18], "best val acc": [0.9, 0.8, 0.5],
+             "s/epoch": [0.1, 2.0, 9.0]}
+    accuracy, speed = (chart.to_dict() for chart in sweep_charts(table))
+    for spec in (accuracy, speed):
+        _projector_ready(spec)
+        assert spec["height"] == PLOT_HEIGHT
+    line, scratch = accuracy["layer"]
+    assert line["encoding"]["y"]["scale"] == {"domain": [0, 1]}
+    assert scratch["mark"]["type"] == "rule" and accuracy["datasets"][scratch["data"]["name"]][0]["best val acc"] == 0.5
+
+
+def test_gradcam_colorbar_runs_the_overlays_colour_map_from_low_to_high():
+    spec = gradcam_colorbar(224).to_dict()
+    _projector_ready(spec, fits_width=False)
+    assert spec["width"] == 224
+    assert spec["encoding"]["color"]["scale"] is None  # the colours as given
+    assert spec["encoding"]["x"]["axis"]["labelExpr"] == "datum.value < 0.5 ? 'low' : 'high'"
+    colours = [row["colour"] for row in _data(spec)]
+    assert len(colours) == 112  # 2 px each
+    # jet: dark blue at "low", dark red at "high", like the overlay's cold and hot regions
+    low, high = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (colours[0], colours[-1]))
+    assert low[2] > 100 and low[0] == 0 and high[0] > 100 and high[2] == 0
 
 
 def test_gradcam_overlay_is_an_rgb_image_that_changes_only_where_the_heat_is():
@@ -62,47 +209,3 @@ def test_gradcam_overlay_checks_its_inputs():
         gradcam_overlay(np.zeros((10, 12, 3), np.uint8), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="alpha"):
         gradcam_overlay(np.zeros((8, 8, 3), np.uint8), np.zeros((2, 2)), alpha=2.0)
-
-
-def test_curves_figure_draws_one_line_per_run_and_marks_fine_tuning():
-    histories = {
-        "run a": _rows([0.5, 0.6, 0.7]),
-        "run b": _rows([0.4, 0.8, 0.85, 0.9], phases=[1, 1, 2, 2], partial_last=True),
-        "empty": [],
-    }
-    fig = curves_figure(histories, "val_accuracy")
-    (ax,) = fig.axes
-    runs = [line for line in ax.lines if line.get_label() in histories]
-    assert [line.get_label() for line in runs] == ["run a", "run b"]
-    np.testing.assert_allclose(runs[1].get_ydata(), [0.4, 0.8, 0.85, 0.9])
-    vertical = [line for line in ax.lines if len(set(line.get_xdata())) == 1 and len(line.get_xdata()) == 2]
-    assert [line.get_xdata()[0] for line in vertical] == [2.5]  # fine-tuning began at epoch 3
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["run a", "run b"]
-    assert curves_figure(histories, "val_loss").axes[0].get_ylabel() == "validation loss"
-    _renders(fig)
-
-
-def test_probabilities_figure_has_one_bar_per_class():
-    fig = probabilities_figure({"cats": 0.2, "dogs": 0.8}, highlight="dogs")
-    (ax,) = fig.axes
-    assert [bar.get_width() for bar in ax.patches] == pytest.approx([0.2, 0.8])
-    assert [t.get_text() for t in ax.texts] == ["20.0%", "80.0%"]
-    _renders(fig)
-
-
-def test_live_curves_chart_marks_the_fine_tuning_boundary():
-    from tlcore.plots import live_curves_chart
-
-    history = [
-        {"epoch": e, "phase": 1 if e <= 2 else 2, "loss": 1.0 / e, "val_loss": 1.2 / e,
-         "accuracy": 0.5 + e / 10, "val_accuracy": 0.45 + e / 10}
-        for e in (1, 2, 3)
-    ]
-    spec = live_curves_chart(history, "loss", "Loss").to_dict()
-    line, rule = spec["layer"]
-    assert line["mark"]["type"] == "line" and line["mark"]["point"] is True
-    assert rule["mark"]["type"] == "rule"
-    values = next(iter(spec["datasets"].values()))
-    assert len(values) == 6  # train + validation for 3 epochs
-    single = live_curves_chart(history[:1], "accuracy", "Accuracy").to_dict()
-    assert "layer" not in single and single["mark"]["point"] is True  # no boundary in one phase

@@ -1,32 +1,206 @@
-"""Figures for the dashboard and for notebooks: confusion matrix, Grad-CAM overlay, learning curves.
+"""Charts for the dashboard and for notebooks (Altair), and the Grad-CAM overlay (an image).
 
-Every function builds a `matplotlib.figure.Figure` directly and never touches
-pyplot's global state: Streamlit runs each session in its own thread, and
-pyplot's "current figure" is shared by all of them. A Figure made this way
-is not registered with pyplot, so nothing needs closing; it is freed like any
-other object. No TensorFlow at import time (the Runs page draws curves
-without it).
+Every chart is sized for a projector: the sizes and font sizes below are
+defined once and used by every chart, so the Train, Inference, Runs and
+Dataset pages look alike. Charts set no text or background colours of their
+own (except counts written on heatmap cells, which must contrast with the
+cell), so Streamlit's light and dark themes both apply. Loss is drawn on a
+log scale (one diverging epoch does not flatten the rest) and accuracy and
+probability on a fixed 0..1 axis (0.45 vs 0.55 stays the coin toss it is).
+No TensorFlow at import time (the Dataset and Runs pages draw charts without
+it), and matplotlib only for the Grad-CAM colour map.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
+import altair as alt
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
+import pandas as pd
 
-PHASE_LABELS = {1: "head / freeze point", 2: "fine-tuning"}
+PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
+BAR_STEP = 36  # px per bar in horizontal bar charts
+CELL_SIZE = 64  # px per class in a confusion matrix (at least PLOT_HEIGHT in all)
+LABEL_FONT_SIZE = 15  # axis tick labels, legend labels, counts in cells
+AXIS_TITLE_FONT_SIZE = 16
+TITLE_FONT_SIZE = 18  # a chart's own title
+# Series colours far apart in hue and readable on a light and a dark background
+# (Streamlit's own palette starts with dark blue then light blue: two runs looked alike).
+CATEGORY_SCHEME = "tableau10"
+PREDICTED_COLOUR = "#f58518"  # tableau10's orange: the predicted class's bar
+LINE_WIDTH = 3  # px; thinner lines fade on a projector
+GRADCAM_COLORMAP = "jet"  # the overlay and its colour bar must use the same map
+
 METRIC_LABELS = {
     "val_accuracy": "validation accuracy",
     "val_loss": "validation loss",
     "accuracy": "training accuracy",
     "loss": "training loss",
 }
+PHASE_2_NOTE = "fine-tuning starts"
 
 
-def confusion_matrix_figure(confusion: np.ndarray, class_names: Sequence[str], title: str | None = None) -> Figure:
-    """A confusion matrix (rows: true class, columns: predicted class) with every count written in its cell.
+def _projector(chart: alt.TopLevelMixin, fit_width: bool = True) -> alt.TopLevelMixin:
+    """The shared fonts, and a height that is the plot's own.
+
+    Streamlit's default autosize ("fit") squeezes title, axes and legend into
+    the given height, which left live curves ~60 px of plot. "fit-x" fits only
+    the width to the column; "pad" keeps the chart's own width too.
+    """
+    autosize = alt.AutoSizeParams(type="fit-x" if fit_width else "pad", contains="padding")
+    return (chart.properties(autosize=autosize)
+            .configure_axis(labelFontSize=LABEL_FONT_SIZE, titleFontSize=AXIS_TITLE_FONT_SIZE)
+            .configure_legend(labelFontSize=LABEL_FONT_SIZE, titleFontSize=LABEL_FONT_SIZE, labelLimit=0)
+            .configure_title(fontSize=TITLE_FONT_SIZE)
+            .configure_range(category={"scheme": CATEGORY_SCHEME}))
+
+
+def log_ticks(values: Sequence[float]) -> list[float]:
+    """Round ticks for a log axis over `values`: 1, 2, 5 per decade, or only powers of ten over many decades.
+
+    Vega's own log ticks label a few of the 1..9 multiples and draw a grid line at every one of them.
+    """
+    positive = [v for v in values if v > 0]
+    if not positive:
+        return []
+    low, high = math.floor(math.log10(min(positive))), math.ceil(math.log10(max(positive)))
+    multiples = (1, 2, 5) if high - low <= 3 else (1,)
+    return [float(f"{m}e{k}") for k in range(low, high + 1) for m in multiples if m == 1 or k < high]
+
+
+def metric_scale(metric: str) -> alt.Scale:
+    """Accuracy on a fixed 0..1 axis, loss on a log axis, anything else fitted to its values."""
+    if metric.endswith("accuracy"):
+        return alt.Scale(domain=[0, 1])
+    if metric.endswith("loss"):
+        return alt.Scale(type="log")
+    return alt.Scale(zero=False)
+
+
+def metric_format(metric: str) -> str:
+    """Axis label format: accuracy in percent, like the tables and the probability bars."""
+    return "%" if metric.endswith("accuracy") else "~g"
+
+
+def _plottable(metric: str, value: Any) -> bool:
+    """A value the metric's axis can show: finite, and above zero on a log axis."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(value) and (value > 0 or not metric.endswith("loss"))
+
+
+def _curves(points: list[dict], rules: list[dict], series: str, metric: str, y_title: str,
+            title: str | None, legend_direction: str) -> alt.TopLevelMixin:
+    """Lines per `series` over epochs, a filled point per epoch, a hollow one for a partial epoch,
+    and a dashed rule where a series' fine-tuning phase began.
+
+    points: {series, "epoch", "value", "partial"}; rules: {"epoch" (the rule's x), "note"} and
+    optionally {series}. legend_direction: "horizontal" for short labels, "vertical" for one per line.
+    """
+    epochs = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
+    ticks = (log_ticks([p["value"] for p in points]) if metric.endswith("loss") else None) or alt.Undefined
+    value = alt.Y("value:Q", title=y_title, scale=metric_scale(metric),
+                  axis=alt.Axis(values=ticks, format=metric_format(metric)))
+    colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction=legend_direction))
+    tooltip = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
+    frame = pd.DataFrame(points, columns=[series, "epoch", "value", "partial"])
+    base = alt.Chart(frame).encode(x=epochs, y=value, color=colour, tooltip=tooltip)
+    layers = [
+        base.mark_line(strokeWidth=LINE_WIDTH),
+        base.mark_point(filled=True, size=80).transform_filter("!datum.partial"),
+        # Hollow and bigger: an epoch cut short by Stop is not comparable to a full one.
+        base.mark_point(filled=False, size=200, strokeWidth=LINE_WIDTH).transform_filter("datum.partial"),
+    ]
+    if rules:  # in the series' colour where rules belong to series (runs); grey for the one live run
+        per_series = series in rules[0]
+        rule = alt.Chart(pd.DataFrame(rules)).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="gray")
+        layers.append(rule.encode(x="epoch:Q", tooltip=[alt.Tooltip("note:N", title="")],
+                                  **({"color": alt.Color(f"{series}:N")} if per_series else {})))
+    chart = alt.layer(*layers).properties(height=PLOT_HEIGHT)
+    if title:
+        chart = chart.properties(title=title)
+    return _projector(chart)
+
+
+def _phase_2_start(rows: Sequence[Mapping[str, Any]]) -> int | None:
+    """The first epoch of a later phase than the one before it, if any."""
+    for previous, row in zip(rows, rows[1:]):
+        if row.get("phase", 1) != previous.get("phase", 1):
+            return int(row["epoch"])
+    return None
+
+
+def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: str) -> alt.TopLevelMixin:
+    """A metric and its validation twin per epoch, for live training ("loss" or "accuracy").
+
+    Points mark every epoch (a run's first epoch is visible before there is a
+    line), the epoch axis has whole numbers only, and a dashed rule marks
+    where a fine-tuning phase begins.
+    """
+    points = [
+        {"series": name, "epoch": int(r["epoch"]), "value": float(r[key]), "partial": bool(r.get("partial"))}
+        for r in history
+        for name, key in (("train", metric), ("validation", f"val_{metric}"))
+        if _plottable(metric, r.get(key))
+    ]
+    start = _phase_2_start(history)
+    rules = [{"epoch": start - 0.5, "note": PHASE_2_NOTE}] if start else []
+    y_title = f"{title.lower()} (log scale)" if metric.endswith("loss") else title.lower()
+    return _curves(points, rules, "series", metric, y_title, title, legend_direction="horizontal")
+
+
+def curves_chart(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "val_accuracy",
+                 title: str | None = None) -> alt.TopLevelMixin:
+    """One line per run: `metric` against epoch, for overlaying several runs.
+
+    Args:
+        histories: run label -> history rows (as in history.csv: epoch, phase,
+            partial and the metrics).
+        metric: a history column, e.g. "val_accuracy" or "val_loss".
+
+    A dashed vertical rule in the run's colour marks where its fine-tuning
+    phase began; an epoch cut short by Stop is drawn as a hollow marker.
+    """
+    points, rules = [], []
+    for label, rows in histories.items():
+        points += [{"run": label, "epoch": int(r["epoch"]), "value": float(r[metric]),
+                    "partial": bool(r.get("partial"))} for r in rows if _plottable(metric, r.get(metric))]
+        if start := _phase_2_start(rows):
+            rules.append({"run": label, "epoch": start - 0.5, "note": PHASE_2_NOTE})
+    label = METRIC_LABELS.get(metric, metric)
+    y_title = f"{label} (log scale)" if metric.endswith("loss") else label
+    # Run labels are long: one per line.
+    return _curves(points, rules, "run", metric, y_title, title or label.capitalize(), legend_direction="vertical")
+
+
+def probabilities_chart(probabilities: Mapping[str, float], highlight: str | None = None) -> alt.TopLevelMixin:
+    """Horizontal bars of class probabilities on a fixed 0..1 axis, the highlighted (e.g. top) class
+    in another colour; each class's percentage is written beside its name."""
+    frame = pd.DataFrame({
+        "class": list(probabilities),
+        "probability": [float(p) for p in probabilities.values()],
+        "label": [f"{name}  {float(p):.1%}" for name, p in probabilities.items()],
+        "shown": ["predicted" if name == highlight else "other" for name in probabilities],
+    })
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1])),
+        y=alt.Y("label:N", title=None, sort=None),  # the given order: first class on top, like a table
+        # The prediction in the palette's strong colour, the other classes in a grey that reads on either theme.
+        color=alt.Color("shown:N", scale=alt.Scale(domain=["predicted", "other"], range=[PREDICTED_COLOUR, "gray"]),
+                        legend=None),
+        tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
+    ).properties(height=alt.Step(BAR_STEP))
+    return _projector(chart)
+
+
+def confusion_matrix_chart(confusion: np.ndarray, class_names: Sequence[str],
+                           title: str | None = None) -> alt.TopLevelMixin:
+    """A confusion matrix heatmap (rows: true class, columns: predicted class) with every count in its cell.
 
     Colour is each cell's share of its row, so a small class's mistakes are as
     visible as a big class's.
@@ -37,26 +211,95 @@ def confusion_matrix_figure(confusion: np.ndarray, class_names: Sequence[str], t
         raise ValueError(f"confusion must be {n}x{n} for {n} class names. Received shape {confusion.shape}")
     row_totals = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, row_totals, out=np.zeros(confusion.shape, dtype=float), where=row_totals > 0)
-
-    side = min(9.0, 2.2 + 0.7 * n)
-    fig = Figure(figsize=(side, side * 0.85), layout="constrained")
-    ax = fig.add_subplot()
-    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(n), labels=class_names, rotation=45 if n > 3 else 0, ha="right" if n > 3 else "center")
-    ax.set_yticks(range(n), labels=class_names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
+    frame = pd.DataFrame([
+        {"true class": class_names[i], "predicted class": class_names[j], "count": int(confusion[i, j]),
+         "share of row": float(share[i, j])}
+        for i in range(n) for j in range(n)
+    ])
+    order = list(class_names)
+    base = alt.Chart(frame).encode(
+        x=alt.X("predicted class:N", sort=order, axis=alt.Axis(labelAngle=-45 if n > 3 else 0, orient="top")),
+        y=alt.Y("true class:N", sort=order),
+        tooltip=["true class:N", "predicted class:N", "count:Q", alt.Tooltip("share of row:Q", format=".0%")],
+    )
+    cells = base.mark_rect().encode(color=alt.Color(
+        "share of row:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
+        legend=alt.Legend(format="%", title="share of row", orient="bottom")))
+    # The counts sit on the cells, not on the page: dark on light cells, light on dark ones, in either theme.
+    counts = base.mark_text(fontSize=LABEL_FONT_SIZE + (4 if n <= 6 else 0), fontWeight="bold").encode(
+        text="count:Q", color=alt.condition("datum['share of row'] > 0.5", alt.value("white"), alt.value("black")))
+    side = max(PLOT_HEIGHT, CELL_SIZE * n)
+    chart = alt.layer(cells, counts).properties(width=side, height=side)
     if title:
-        ax.set_title(title)
-    for i in range(n):
-        for j in range(n):
-            # Dark text on light cells, light text on dark cells.
-            ax.text(j, i, f"{int(confusion[i, j])}", ha="center", va="center", fontsize=12 if n <= 6 else 8,
-                    color="white" if share[i, j] > 0.5 else "black")
-    return fig
+        chart = chart.properties(title=title)
+    return _projector(chart, fit_width=False)
 
 
-def gradcam_overlay(pixels: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4, colormap: str = "jet") -> np.ndarray:
+def class_counts_chart(counts: Mapping[str, Mapping[str, int]]) -> alt.TopLevelMixin:
+    """Images per class, one bar per split side by side (`DatasetInfo.counts()`: {split: {class: n}})."""
+    frame = pd.DataFrame([{"class": name, "split": split, "images": int(n)}
+                          for split, per_class in counts.items() for name, n in per_class.items()])
+    classes = list(dict.fromkeys(frame["class"])) if not frame.empty else []
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("images:Q", title="images", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=alt.Y("class:N", title="class", sort=classes),
+        yOffset=alt.YOffset("split:N", sort=list(counts)),
+        color=alt.Color("split:N", sort=list(counts), title=None, legend=alt.Legend(orient="bottom")),
+        tooltip=["class:N", "split:N", "images:Q"],
+    ).properties(height=max(PLOT_HEIGHT, BAR_STEP * len(classes) * max(len(counts), 1)))
+    return _projector(chart)
+
+
+def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
+    """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (18 - freeze point).
+
+    points_df: tlcore.sweep.sweep_table's frame. Pretrained points are joined by a line; the
+    from-scratch baseline (point "scratch") is a dashed horizontal rule on the accuracy chart.
+    Two charts, not one concatenated: each fills its own column like every other chart.
+    """
+    points_df = pd.DataFrame(points_df)
+    scratch = points_df[points_df["point"] == "scratch"]
+    pretrained = points_df[points_df["point"] != "scratch"]
+    x = alt.X("trainable layers:Q", title="trainable VGG16 layers (18 − freeze point)",
+              scale=alt.Scale(domain=[0, 18]), axis=alt.Axis(tickMinStep=1, format="d"))
+    tooltip = ["point:N", alt.Tooltip("best val acc:Q", format=".1%"), alt.Tooltip("s/epoch:Q", format=".2f")]
+    accuracy = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80)).encode(
+        x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=metric_scale("val_accuracy"),
+                     axis=alt.Axis(format=metric_format("val_accuracy"))),
+        tooltip=tooltip)
+    scratch_acc = scratch["best val acc"].dropna()
+    if not scratch_acc.empty:
+        rule = pd.DataFrame({"best val acc": [float(scratch_acc.iloc[0])], "label": ["from scratch"]})
+        accuracy = accuracy + alt.Chart(rule).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="crimson").encode(
+            y="best val acc:Q", tooltip=["label:N", alt.Tooltip("best val acc:Q", format=".1%")])
+    speed = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80),
+                                            color="darkorange").encode(
+        x=x, y=alt.Y("s/epoch:Q", title="seconds per epoch"), tooltip=tooltip)
+    return (_projector(accuracy.properties(title="Validation accuracy (best)", height=PLOT_HEIGHT)),
+            _projector(speed.properties(title="Time per epoch", height=PLOT_HEIGHT)))
+
+
+def gradcam_colorbar(width: int, colormap: str = GRADCAM_COLORMAP) -> alt.TopLevelMixin:
+    """The colour bar that goes with `gradcam_overlay`: the colour map from "low" to "high" attention."""
+    steps = max(width // 2, 2)  # whole-pixel blocks: fractional ones show seams between them
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    colours = [to_hex(c) for c in colormaps[colormap](np.linspace(0.0, 1.0, steps))]
+    frame = pd.DataFrame({"start": np.arange(steps) / steps, "end": np.arange(1, steps + 1) / steps,
+                          "colour": colours})
+    chart = alt.Chart(frame).mark_rect().encode(
+        x=alt.X("start:Q", scale=alt.Scale(domain=[0, 1], nice=False),
+                axis=alt.Axis(values=[0, 1], labelExpr="datum.value < 0.5 ? 'low' : 'high'", grid=False),
+                title="attention"),
+        x2="end:Q",
+        color=alt.Color("colour:N", scale=None),  # the hex values as they are
+    ).properties(width=width, height=18)
+    return _projector(chart, fit_width=False)
+
+
+def gradcam_overlay(pixels: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4,
+                    colormap: str = GRADCAM_COLORMAP) -> np.ndarray:
     """Blend a Grad-CAM heatmap over an image.
 
     Args:
@@ -67,8 +310,10 @@ def gradcam_overlay(pixels: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4,
     Returns:
         uint8 (H, W, 3) RGB: the image where the heat is low, red where it is high.
     """
-    # Imported here: tlcore.inference imports TensorFlow, which curves and
-    # confusion matrices do not need.
+    # Imported here: tlcore.inference imports TensorFlow, and matplotlib is
+    # needed only for the colour map; charts need neither.
+    from matplotlib import colormaps
+
     from tlcore.inference import upsample_heatmap
 
     pixels = np.asarray(pixels)
@@ -80,121 +325,3 @@ def gradcam_overlay(pixels: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4,
     colours = colormaps[colormap](heat)[..., :3] * 255.0  # RGBA floats in [0, 1] -> RGB 0..255
     blended = (1.0 - alpha) * pixels.astype(np.float32) + alpha * colours
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-
-
-def curves_figure(
-    histories: Mapping[str, Sequence[Mapping[str, Any]]],
-    metric: str = "val_accuracy",
-    title: str | None = None,
-) -> Figure:
-    """One line per run: `metric` against epoch, for overlaying several runs.
-
-    Args:
-        histories: run label -> history rows (as in history.csv: epoch, phase,
-            partial and the metrics).
-        metric: a history column, e.g. "val_accuracy" or "val_loss".
-
-    A dotted vertical line in the run's colour marks where its fine-tuning
-    phase began; an epoch cut short by Stop is drawn as a hollow marker.
-    """
-    fig = Figure(figsize=(5.0, 3.4), layout="constrained")
-    ax = fig.add_subplot()
-    for label, rows in histories.items():
-        rows = [r for r in rows if metric in r]
-        if not rows:
-            continue
-        epochs = [int(r["epoch"]) for r in rows]
-        values = [float(r[metric]) for r in rows]
-        (line,) = ax.plot(epochs, values, marker="o", markersize=4, label=label)
-        partial = [(e, v) for e, v, r in zip(epochs, values, rows) if r.get("partial")]
-        if partial:
-            ax.plot(*zip(*partial), linestyle="none", marker="o", markersize=8,
-                    markerfacecolor="white", color=line.get_color())
-        starts = [e for prev, r, e in zip(rows, rows[1:], epochs[1:]) if r.get("phase") != prev.get("phase")]
-        for start in starts:
-            ax.axvline(start - 0.5, color=line.get_color(), linestyle=":", linewidth=1)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    if metric.endswith("accuracy"):
-        ax.set_ylim(-0.02, 1.02)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    if ax.lines:  # below the axes: inside, it hides the very curves being compared
-        fig.legend(loc="outside lower center", ncols=min(2, len(histories)), fontsize="small", frameon=False)
-    return fig
-
-
-def probabilities_figure(probabilities: Mapping[str, float], highlight: str | None = None) -> Figure:
-    """Horizontal bars of class probabilities, the highlighted (e.g. top) class in a stronger colour."""
-    names = list(probabilities)
-    values = [float(probabilities[name]) for name in names]
-    fig = Figure(figsize=(4.0, 0.5 + 0.35 * len(names)), layout="constrained")
-    ax = fig.add_subplot()
-    colours = ["tab:orange" if name == highlight else "tab:blue" for name in names]
-    ax.barh(range(len(names)), values, color=colours)
-    ax.set_yticks(range(len(names)), labels=names)
-    ax.invert_yaxis()  # first class on top, like a table
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("probability")
-    for i, value in enumerate(values):
-        ax.text(min(value + 0.02, 0.85), i, f"{value:.1%}", va="center", fontsize=9)
-    return fig
-
-
-def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: str):
-    """An Altair chart of a metric and its validation twin per epoch, for live training.
-
-    Points mark every epoch (a run's first epoch is visible before there is a
-    line), the epoch axis has whole numbers only, and a dashed rule marks
-    where a fine-tuning phase begins.
-    """
-    import altair as alt
-    import pandas as pd
-
-    rows = [
-        {"epoch": int(r["epoch"]), "series": name, "value": float(r[key])}
-        for r in history
-        for name, key in (("train", metric), ("validation", f"val_{metric}"))
-    ]
-    base = alt.Chart(pd.DataFrame(rows)).encode(
-        x=alt.X("epoch:Q", axis=alt.Axis(tickMinStep=1, format="d"), title="epoch"),
-        y=alt.Y("value:Q", title=title, scale=alt.Scale(zero=False)),
-        color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
-    )
-    chart = base.mark_line(point=True)
-    starts = [int(r["epoch"]) for r in history if r.get("phase", 1) > 1][:1]
-    if starts:
-        rule = alt.Chart(pd.DataFrame({"epoch": [starts[0] - 0.5], "label": ["fine-tuning starts"]}))
-        chart = chart + rule.mark_rule(strokeDash=[4, 4], color="gray").encode(x="epoch:Q", tooltip="label:N")
-    return chart.properties(title=title, height=260)
-
-
-def sweep_chart(points_df):
-    """Best validation accuracy and seconds per epoch against trainable VGG16 layers (18 - freeze point).
-
-    points_df: tlcore.sweep.sweep_table's frame. Pretrained points are joined by a line; the
-    from-scratch baseline (point "scratch") is a dashed horizontal rule on the accuracy chart.
-    """
-    import altair as alt
-    import pandas as pd
-
-    points_df = pd.DataFrame(points_df)
-    scratch = points_df[points_df["point"] == "scratch"]
-    pretrained = points_df[points_df["point"] != "scratch"]
-    x = alt.X("trainable layers:Q", title="trainable VGG16 layers (18 − freeze point)",
-              scale=alt.Scale(domain=[0, 18]), axis=alt.Axis(tickMinStep=1, format="d"))
-    tooltip = ["point:N", "best val acc:Q", "s/epoch:Q"]
-    accuracy = alt.Chart(pretrained).mark_line(point=True).encode(
-        x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=alt.Scale(domain=[0, 1])),
-        tooltip=tooltip)
-    scratch_acc = scratch["best val acc"].dropna()
-    if not scratch_acc.empty:
-        rule = pd.DataFrame({"best val acc": [float(scratch_acc.iloc[0])], "label": ["from scratch"]})
-        accuracy = accuracy + alt.Chart(rule).mark_rule(strokeDash=[6, 4], color="crimson").encode(
-            y="best val acc:Q", tooltip=["label:N", "best val acc:Q"])
-    speed = alt.Chart(pretrained).mark_line(point=True, color="darkorange").encode(
-        x=x, y=alt.Y("s/epoch:Q", title="seconds per epoch"), tooltip=tooltip)
-    return alt.hconcat(accuracy.properties(title="Validation accuracy (best)", height=260),
-                       speed.properties(title="Time per epoch", height=260))
