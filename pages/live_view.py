@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from tlcore.config import TrainConfig
+from tlcore.config import SETTING_NAMES, TrainConfig
 from tlcore.jobs import QUEUED, Job, Snapshot
 from tlcore.plots import live_curves_chart
 
@@ -38,7 +38,7 @@ def describe_setup(config: TrainConfig, n_train: int, n_val: int, path: str) -> 
 
 def setting_changes(job: Job, current: TrainConfig, dataset_root: str) -> list[str]:
     """How the session's current settings differ from the job's own, in words; [] when they agree."""
-    changes = [f"{key}: {mine} (this run: {theirs})"
+    changes = [f"{SETTING_NAMES.get(key, key)}: {mine} (this run: {theirs})"
                for key, theirs, mine in job.config.differences(current)] if job.config is not None else []
     if job.dataset_root and dataset_root != job.dataset_root:
         changes.insert(0, f"dataset: {dataset_root} (this run: {job.dataset_root})")

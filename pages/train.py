@@ -46,7 +46,7 @@ else:  # describe the run itself (a reloaded tab's session may hold other settin
     st.markdown("This run: " + describe_setup(job.config, job.train_images, job.validation_images, path))
     if changes := setting_changes(job, config, str(info.root)):
         st.info("Your current settings differ from this run's: " + "; ".join(changes) + ".\n\n"
-                f"**Start training** trains with them: {next_run} (about {guess.describe()}).")
+                f"**Start training** trains with them: {next_run} ({guess.describe()}).")
 if not weights_ok:
     st.error(f"{weights_message} Choose weights in the sidebar before training.")
 

@@ -112,7 +112,7 @@ def test_a_reloaded_tab_finds_its_running_job_and_can_stop_it(tiny_dataset, runs
         assert "weights **random weights" in header and "path: **cached**" in header
         # ... and says how this session's settings (epochs back at the default) differ from it.
         differ = next(i.value for i in reloaded.info if "current settings differ" in i.value)
-        assert "epochs: 5 (this run: 30)" in differ and "5 epoch(s)" in differ
+        assert "epochs: 5 (this run: 30)" in differ and "5 epoch(s)" in differ and "about" in differ
         reloaded.button(key="stop_training").click().run()
         _wait_for(reloaded, lambda: not job.running)
         assert job.snapshot().status == "stopped"

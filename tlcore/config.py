@@ -16,6 +16,16 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 VGG16_LAYERS = 18  # layers after the input that a freeze point counts over
 
 
+# Settings in words, for people comparing two configs (dotted names as flatten_config gives them).
+SETTING_NAMES = {
+    "weights": "weights", "image_size": "image size (px)", "batch_size": "batch size", "epochs": "epochs",
+    "optimizer": "optimizer", "learning_rate": "learning rate", "freeze_at": "freeze point",
+    "head.pooling": "pooling", "head.dense": "dense layers", "head.dropout": "dropout", "head.output": "output",
+    "augment.enabled": "augmentation", "fine_tune": "second phase", "fine_tune.freeze_at": "phase 2 freeze point",
+    "fine_tune.epochs": "phase 2 epochs", "fine_tune.learning_rate": "phase 2 learning rate", "seed": "seed",
+}
+
+
 def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested settings as dotted keys: {"head": {"dense": [8]}} -> {"head.dense": [8]}."""
     out: dict[str, Any] = {}
