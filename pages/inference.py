@@ -6,12 +6,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.evaluation_panel import evaluation_section
 from pages.ui import K, current_dataset, page_intro
 from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS
-from tlcore.inference import (check_image_classifier, explain, explainer_for, image_size_of, num_classes_of,
-                              save_uploaded_model)
 from tlcore.model import ModelLoadError, load_model
 from tlcore.plots import gradcam_colorbar, probabilities_chart
 from tlcore.runs import MODEL_FILE, RunStore, describe_run, read_run_json, runs_with_models
@@ -23,6 +20,8 @@ UPLOAD, SHOWN, THUMB = "upload", 12, 224
 def cached_model(path: str, mtime: float):
     # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each
     # run's model is its own file, and inference only reads the weights.
+    from tlcore.inference import check_image_classifier, explainer_for
+
     model = load_model(path)  # refuses files that could run code (Lambda layers, foreign modules)
     check_image_classifier(model)
     return model, explainer_for(model)
@@ -42,6 +41,8 @@ def uploaded_model() -> tuple[str, dict]:
                                    "run folder does. Without it, name the classes below.")
     if upload is None:
         st.stop()
+    from tlcore.inference import save_uploaded_model
+
     path = str(save_uploaded_model(upload.getvalue()))
     try:
         return path, read_run_json(record.getvalue()) if record else {"class_names": None}
@@ -75,6 +76,10 @@ except (ModelLoadError, OSError) as err:  # refused, or the run's file deleted m
         Path(model_path).unlink(missing_ok=True)  # keep no copy of a file that is not a usable model
     st.error(f"This model cannot be loaded: {err}")
     st.stop()
+# TensorFlow is imported only now that there is a model: the page's first screen comes without it.
+from pages.evaluation_panel import evaluation_section  # noqa: E402
+from tlcore.inference import explain, image_size_of, num_classes_of  # noqa: E402
+
 size, outputs, names = image_size_of(model), num_classes_of(model), record.get("class_names")
 if names is None:
     text = st.text_input("Class names, in training order", ", ".join(f"class {i}" for i in range(outputs)),

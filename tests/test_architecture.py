@@ -79,9 +79,9 @@ def test_machine_speed_and_estimates_need_no_tensorflow():
         describe_sweep(config, [14, 14], True, 100, 20, gflops=100.0)
 
 
-def _run_fresh(code: str) -> dict:
+def _run_fresh(code: str, **env_vars: str) -> dict:
     """Run code in a fresh interpreter (this one may hold TensorFlow); its last stdout line is JSON."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env_vars}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -103,8 +103,8 @@ def test_table_counts_estimate_and_weights_check_import_no_tensorflow():
     assert report == {"counts": [7_079_424 + 131_842, 14_714_688 - 7_079_424], "ok": False, "tf": []}
 
 
-@pytest.mark.parametrize("page", ["pages/model.py", "pages/train.py", "pages/runs.py"])
-def test_pages_render_without_importing_tensorflow(page):
+@pytest.mark.parametrize("page", ["pages/model.py", "pages/train.py", "pages/runs.py", "pages/inference.py"])
+def test_pages_render_without_importing_tensorflow(page, tmp_path):
     # AppTest runs the app in-process: a fresh interpreter tells what rendering imported.
     report = _run_fresh(
         "import json, sys\n"
@@ -114,12 +114,16 @@ def test_pages_render_without_importing_tensorflow(page):
         f"at.switch_page({page!r}).run()\n"
         "print(json.dumps({'exception': [e.value for e in at.exception], 'title': at.title[0].value,\n"
         "  'captions': [c.value for c in at.caption], 'metrics': [m.label for m in at.metric],\n"
-        "  'tensorflow': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n")
+        "  'info': [i.value for i in at.info],\n"
+        "  'tensorflow': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n",
+        TLLAB_RUNS_DIR=str(tmp_path / "runs"))  # no run yet: the Inference page needs no model
     assert report["exception"] == [] and (report["tensorflow"], report["keras"]) == (False, False)
     if page == "pages/model.py":
         assert report["metrics"][:2] == ["Trainable parameters", "Frozen parameters"]
     if page == "pages/train.py":
         assert any(c.startswith("Estimated time on this machine: about") for c in report["captions"])
+    if page == "pages/inference.py":
+        assert any(i.startswith("No trained model yet") for i in report["info"])
     if page == "pages/runs.py":  # the sweep's estimate shows before it starts
         assert any(c.startswith("Estimated time: about") and "for 7 run(s)" in c for c in report["captions"])
 
