@@ -105,9 +105,9 @@ def one_run(page, store: RunStore, server_pid: int, watched: bool) -> dict:
     return {
         "watched": watched,
         "status": summary.status,
-        "seconds": rounded(record.get("seconds"), 2),
-        "train_seconds": rounded(record.get("train_seconds"), 2),
-        "extract_seconds": rounded(record.get("extract_seconds"), 2),
+        "seconds": rounded(record.seconds, 2),
+        "train_seconds": rounded(record.train_seconds, 2),
+        "extract_seconds": rounded(record.extract_seconds, 2),
         "click_to_end_s": round(time.monotonic() - t0, 2),
         "server_cpu_s": round(cpu_seconds([server_pid]) - cpu0, 1),
         "browser_cpu_s": round(cpu_seconds(chromium_pids()) - browser0, 1),

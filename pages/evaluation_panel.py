@@ -11,18 +11,20 @@ from tlcore.data import DatasetInfo
 from tlcore.imageio import ImageProblem
 from tlcore.inference import evaluate_split, evaluation_key, same_held_out_split, to_pixels
 from tlcore.plots import confusion_matrix_chart
+from tlcore.records import RunRecord
 
 if TYPE_CHECKING:
     import keras
 
 
-def evaluation_section(model: "keras.Model", model_path: str, record: dict, info: DatasetInfo | None, names: list[str]) -> None:
+def evaluation_section(model: "keras.Model", model_path: str, record: RunRecord, info: DatasetInfo | None,
+                       names: list[str]) -> None:
     """Evaluate on request (a button), then show the results until the model or the dataset changes."""
     st.subheader("Evaluate on the validation split")
     if info is None:
         st.caption("Needs the dataset this model was trained on (see above).")
         return
-    if not same_held_out_split(record, info):
+    if not same_held_out_split({"validation_files": record.validation_files}, info):  # tlcore.inference reads dicts
         st.warning("This validation split is not the one this run held out (different folder, files or split "
                    "fraction): some of these images may have been trained on, so accuracy can look too good.")
     key, cached = evaluation_key(model_path, info), st.session_state.get("inference_eval")

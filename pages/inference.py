@@ -11,7 +11,7 @@ from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.model import ModelLoadError, load_model
 from tlcore.plots import gradcam_colorbar, probabilities_chart
-from tlcore.runs import MODEL_FILE, RunStore, describe_run, read_run_json, runs_with_models
+from tlcore.runs import MODEL_FILE, RunRecord, RunStore, describe_run, read_run_json, runs_with_models
 
 UPLOAD, SHOWN, THUMB = "upload", 12, 224
 
@@ -33,7 +33,7 @@ def run_label(path: str) -> str:
     return f"{'★ just trained · ' if path == last else ''}{describe_run(records[path])}"
 
 
-def uploaded_model() -> tuple[str, dict]:
+def uploaded_model() -> tuple[str, RunRecord]:
     """The uploaded model's path (named after its content, so reruns reuse the loaded copy) and its run.json."""
     upload = st.file_uploader("A .keras model exported from this app", type=["keras"], key="inference_model_upload")
     record = st.file_uploader("Its run.json (optional)", type=["json"], key="inference_record_upload",
@@ -45,10 +45,10 @@ def uploaded_model() -> tuple[str, dict]:
 
     path = str(save_uploaded_model(upload.getvalue()))
     try:
-        return path, read_run_json(record.getvalue()) if record else {"class_names": None}
+        return path, read_run_json(record.getvalue()) if record else RunRecord()
     except ValueError:
         st.warning(f"{record.name} is not a run.json from this app; name the classes below.")
-        return path, {}
+        return path, RunRecord()
 
 
 def short(path: str) -> str:
@@ -80,7 +80,7 @@ except (ModelLoadError, OSError) as err:  # refused, or the run's file deleted m
 from pages.evaluation_panel import evaluation_section  # noqa: E402
 from tlcore.inference import explain, image_size_of, num_classes_of  # noqa: E402
 
-size, outputs, names = image_size_of(model), num_classes_of(model), record.get("class_names")
+size, outputs, names = image_size_of(model), num_classes_of(model), record.class_names
 if names is None:
     text = st.text_input("Class names, in training order", ", ".join(f"class {i}" for i in range(outputs)),
                          key=f"inference_names_{Path(model_path).stem}")
@@ -99,7 +99,7 @@ if usable:
     picked = right.selectbox("…or pick a validation image", [str(p) for p in info.items("validation")[0]],
                              index=None, key="inference_pick", format_func=short, placeholder="Choose a class/file")
 else:
-    trained_on = record.get("dataset", {}).get("root")
+    trained_on = record.dataset.root if record.dataset else None
     right.info(f"To pick validation images and evaluate, choose in the sidebar the dataset this model was trained on"
                f"{f' (`{trained_on}`)' if trained_on else ''}: its classes are {', '.join(names)}.")
 items = [(u.name, u.getvalue()) for u in uploads or []] + ([(short(picked), picked)] if picked else [])

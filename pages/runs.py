@@ -82,7 +82,7 @@ st.subheader("Compare runs")
 chosen = st.multiselect("Runs to compare", list(by_id), format_func=label, key="runs_compare",
                         placeholder="Pick two or more runs")
 if chosen:
-    histories = {curve_label(by_id[r]): by_id[r].record.get("history", []) for r in chosen}
+    histories = {curve_label(by_id[r]): by_id[r].history.as_rows() for r in chosen}
     left, right = st.columns(2)
     for column, metric in ((left, "val_accuracy"), (right, "val_loss")):
         column.altair_chart(curves_chart(histories, metric), width="stretch", theme="streamlit")

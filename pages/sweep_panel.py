@@ -71,7 +71,7 @@ def sweep_section(summaries) -> None:
                    "pretrained point should beat the dashed from-scratch line.")
         st.dataframe(table, hide_index=True, column_config={"best val acc": PERCENT, "final val acc": PERCENT,
                                                             "s/epoch": st.column_config.NumberColumn(format="%.2f")})
-        curves = {s.tags["point"]: s.record.get("history", []) for s in summaries if s.run_id in set(table["run"])}
+        curves = {s.tags["point"]: s.history.as_rows() for s in summaries if s.run_id in set(table["run"])}
         for column, metric, title in zip(st.columns(2), ("val_accuracy", "val_loss"),
                                          ("Validation accuracy of every point", "Validation loss of every point")):
             column.altair_chart(curves_chart(curves, metric, title), width="stretch", theme="streamlit")

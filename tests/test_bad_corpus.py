@@ -149,7 +149,7 @@ def test_training_on_the_rest_completes_with_every_usable_image(denied, info, ru
     assert len(data.validation) == len(denied.usable("validation"))
     # no image was stood in for by a blank one: every file decoded as in the scan
     assert not [r for r in caplog.records if "blank image" in r.getMessage()]
-    assert run.record["dataset"]["skipped"] == len(denied.select(skipped=True))
+    assert run.record.dataset.skipped == len(denied.select(skipped=True))
     assert (run.run_dir / "model.keras").is_file()
 
 

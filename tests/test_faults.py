@@ -59,8 +59,8 @@ def test_the_disk_filling_up_mid_run_loses_neither_the_run_nor_the_model(info, t
     assert result.save_error == f"The model could not be saved to {run.run_dir}: No space left on device"
     record = RunStore(tmp_path).load(run.run_id)
     # The record stopped where the disk did; it must not claim to be running forever.
-    assert record["status"] == INTERRUPTED
-    assert [r["epoch"] for r in record["history"]] == [1]
+    assert record.status == INTERRUPTED
+    assert [r.epoch for r in record.history] == [1]
 
 
 def test_the_train_page_offers_the_model_from_memory_when_the_disk_refuses_it(runs_dir, tmp_path, monkeypatch):
@@ -112,13 +112,13 @@ def test_a_run_killed_mid_epoch_reads_interrupted_with_its_finished_epochs(tmp_p
 
     (summary,) = RunStore(runs_dir).list()
     record = RunStore(runs_dir).load(summary.run_id)
-    assert record["status"] == INTERRUPTED
+    assert record.status == INTERRUPTED
     history = read_history(summary.run_dir)
     finished_epochs = len(re.findall(r"epoch \d+/50: loss", "".join(seen)))
     assert len(history) >= 1
     # Only whole epochs are on disk, in order; at most one more than the bar printed (killed between the two).
-    assert [r["epoch"] for r in history] == list(range(1, len(history) + 1))
-    assert not any(r["partial"] for r in history)
+    assert [r.epoch for r in history] == list(range(1, len(history) + 1))
+    assert not any(r.partial for r in history)
     assert finished_epochs <= len(history) <= finished_epochs + 1
     assert not (summary.run_dir / "model.keras").exists()
     assert not list(summary.run_dir.glob(".*.tmp*"))  # no half-written file left to trip a reader

@@ -20,6 +20,7 @@ from tlcore.runs import (
     MODEL_FILE,
     RUN_FILE,
     Run,
+    RunRecord,
     RunStore,
     atomic_write,
     load_run_model,
@@ -48,22 +49,24 @@ def test_run_round_trip(tmp_path, info, data):
     result, run = train_and_record(TINY, info, store, data=data, tags={"sweep": "s1"})
     assert sorted(p.name for p in run.run_dir.iterdir()) == [HISTORY_FILE, MODEL_FILE, RUN_FILE]
     record = store.load(run.run_id)
-    assert record["status"] == "completed"
-    assert TrainConfig.from_dict(record["config"]) == TINY
-    assert record["class_names"] == ["cats", "dogs"]
-    assert record["dataset"]["fingerprint"] == info.fingerprint()
-    assert record["dataset"]["counts"] == {"train": {"cats": 8, "dogs": 8}, "validation": {"cats": 4, "dogs": 4}}
-    assert len(record["validation_files"]) == 8 and all(f.startswith("validation/") for f in record["validation_files"])
-    assert {"tensorflow", "keras", "numpy", "python"} <= set(record["versions"])
-    assert record["tags"] == {"sweep": "s1"}
-    assert record["paths"] == ["cached"] and record["model_saved"] is True
-    assert record["final"]["val_accuracy"] == pytest.approx(result.history[-1]["val_accuracy"])
-    assert record["seconds"] > 0
-    assert len(record["history"]) == 2
-    for saved, original in zip(record["history"], result.history):
-        assert saved["epoch"] == original["epoch"]
-        assert saved["val_loss"] == pytest.approx(original["val_loss"])
-        assert saved["partial"] is False and saved["path"] == "cached"
+    assert record.status == "completed" and record.run_id == run.run_id and record.run_dir == run.run_dir
+    assert record.config == TINY
+    assert record.class_names == ["cats", "dogs"]
+    assert record.dataset.fingerprint == info.fingerprint()
+    assert record.dataset.counts == {"train": {"cats": 8, "dogs": 8}, "validation": {"cats": 4, "dogs": 4}}
+    assert len(record.validation_files) == 8 and all(f.startswith("validation/") for f in record.validation_files)
+    assert {"tensorflow", "keras", "numpy", "python"} <= set(record.versions)
+    assert record.tags == {"sweep": "s1"}
+    assert record.paths == ["cached"] and record.model_saved is True
+    assert record.final["val_accuracy"] == pytest.approx(result.history[-1]["val_accuracy"])
+    assert record.final == result.final == record.history.final_metrics()
+    assert record.epochs_done == 2 and record.last_epoch == record.history.final
+    assert record.seconds > 0 and record.finished
+    assert len(record.history) == 2
+    for saved, original in zip(record.history, result.history):
+        assert saved.epoch == original["epoch"]
+        assert saved.val_loss == pytest.approx(original["val_loss"])
+        assert saved.partial is False and saved.path == "cached"
     # The saved model predicts what the trained one does.
     model = load_run_model(run.run_dir)
     x = np.asarray(data.validation.images[:4], dtype="float32")
@@ -86,8 +89,8 @@ def test_stopped_run_is_saved_with_its_partial_epoch(tmp_path, info, data):
 
     result, run = train_and_record(TINY, info, RunStore(tmp_path), progress=stop_after_first_batch, stop=flag, data=data)
     record = RunStore(tmp_path).load(run.run_id)
-    assert record["status"] == "stopped" and "stopped by the user" in record["reason"]
-    assert [r["partial"] for r in record["history"]] == [True]
+    assert record.status == "stopped" and "stopped by the user" in record.reason
+    assert [r.partial for r in record.history] == [True]
     assert (run.run_dir / MODEL_FILE).is_file()
 
 
@@ -97,23 +100,23 @@ def test_run_of_a_dead_process_reads_interrupted_with_its_history(tmp_path, info
     run.add_epoch({"phase": 1, "epoch": 1, "freeze_at": 18, "learning_rate": 1e-3, "path": "cached",
                    "loss": 0.7, "accuracy": 0.5, "val_loss": 0.69, "val_accuracy": 0.5,
                    "seconds": 0.1, "batches": 2, "partial": False})
-    assert store.load(run.run_id)["status"] == "running"  # this process is alive
+    assert store.load(run.run_id).status == "running"  # this process is alive
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     record = json.loads((run.run_dir / RUN_FILE).read_text())
     record["pid"] = int(dead.stdout)
     (run.run_dir / RUN_FILE).write_text(json.dumps(record))
     loaded = store.load(run.run_id)
-    assert loaded["status"] == "interrupted"
-    assert [r["epoch"] for r in loaded["history"]] == [1]
+    assert loaded.status == "interrupted"
+    assert [r.epoch for r in loaded.history] == [1]
     assert store.list()[0].status == "interrupted"
 
 
 def test_stale_heartbeat_from_another_host_reads_interrupted(tmp_path, info):
     run = RunStore(tmp_path).create(TINY, info)
-    record = json.loads((run.run_dir / RUN_FILE).read_text())
-    record.update(host="elsewhere", heartbeat=record["heartbeat"] - runs_module.STALE_AFTER_S - 1)
+    record = RunRecord.from_json((run.run_dir / RUN_FILE).read_text())
+    record.host, record.heartbeat = "elsewhere", record.heartbeat - runs_module.STALE_AFTER_S - 1
     assert runs_module.effective_status(record) == "interrupted"
-    record["heartbeat"] += 10
+    record.heartbeat += 10
     assert runs_module.effective_status(record) == "running"
 
 
@@ -140,7 +143,7 @@ def test_model_save_failure_keeps_the_result(tmp_path, info, data, monkeypatch):
     assert result.status == "completed" and result.model is not None
     assert "could not be saved" in result.save_error and "No space left" in result.save_error
     record = RunStore(tmp_path).load(run.run_id)
-    assert record["model_saved"] is False and "No space left" in record["reason"]
+    assert record.model_saved is False and "No space left" in record.reason
     assert len(read_history(run.run_dir)) == 1
 
 

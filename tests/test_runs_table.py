@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tlcore.config import FineTuneConfig, HeadConfig, TrainConfig, flatten_config
 from tlcore.data import scan
+from tlcore.records import DatasetFacts, EpochRow, History, RunRecord
 from tlcore.runs import (
     MODEL_FILE,
     RUN_FILE,
@@ -45,16 +47,17 @@ def utc_plus_2(monkeypatch):
     time.tzset()
 
 
-def _summary(run_id: str, config: TrainConfig | None, status: str = "completed", history=(), **record) -> RunSummary:
-    accs = [row["val_accuracy"] for row in history]
-    full = {"run_dir": f"/runs/{run_id}", "status": status, "created": "2024-05-01T12:03:00+00:00",
-            "config": config.to_dict() if config else {}, "history": list(history), **record}
-    return RunSummary(
-        run_id=run_id, run_dir=Path(full["run_dir"]), status=status, created=full["created"], config=config,
-        val_accuracy=accs[-1] if accs else None, best_val_accuracy=max(accs) if accs else None,
-        epochs_done=len(accs), seconds=12.5 if accs else None, disk_bytes=3_000_000, tags=record.get("tags", {}),
-        record=full,
-    )
+def _epochs(*val_accuracies: float) -> History:
+    return History(tuple(EpochRow(phase=1, epoch=i, freeze_at=18, learning_rate=1e-3, path="cached", loss=0.7,
+                                  accuracy=0.5, val_loss=0.7, val_accuracy=acc, seconds=6.0, batches=2, partial=False)
+                         for i, acc in enumerate(val_accuracies, start=1)))
+
+
+def _summary(run_id: str, config: TrainConfig | None, status: str = "completed", accuracies=(), **fields) -> RunSummary:
+    history = _epochs(*accuracies)
+    record = RunRecord(run_id=run_id, status=status, created="2024-05-01T12:03:00+00:00", config=config,
+                       seconds=12.5 if history else None, history=history, run_dir=Path(f"/runs/{run_id}"), **fields)
+    return RunSummary(run_dir=Path(f"/runs/{run_id}"), record=record, disk_bytes=3_000_000)
 
 
 def test_short_texts_for_time_weights_and_freeze_point(utc_plus_2):
@@ -67,8 +70,7 @@ def test_short_texts_for_time_weights_and_freeze_point(utc_plus_2):
 
 
 def test_describe_run_reads_the_same_from_a_summary_and_from_a_record(utc_plus_2):
-    history = [{"val_accuracy": 0.5}, {"val_accuracy": 0.875}]
-    summary = _summary("20240501-120300-a1b2c3", TUNED, history=history)
+    summary = _summary("20240501-120300-a1b2c3", TUNED, accuracies=(0.5, 0.875))
     expected = "2024-05-01 14:03 · a1b2c3 · pretrained, freeze 14→10 · val acc 88% · completed"
     assert describe_run(summary) == expected
     assert describe_run(summary.record) == expected
@@ -76,7 +78,7 @@ def test_describe_run_reads_the_same_from_a_summary_and_from_a_record(utc_plus_2
     fresh = _summary("20240501-120300-d4e5f6", TINY, status="running")
     # Random weights with frozen layers are not "from scratch": that word is kept for every layer training.
     assert describe_run(fresh) == "2024-05-01 14:03 · d4e5f6 · random, freeze 18 · val acc — · running"
-    broken = {"run_id": "20240501-120300-0bad00", "status": "failed", "config": {"freeze_at": "x"}}
+    broken = RunRecord.from_dict({"run_id": "20240501-120300-0bad00", "status": "failed", "config": {"freeze_at": "x"}})
     assert describe_run(broken) == "? · 0bad00 · val acc — · failed"  # an unreadable config is left out
 
 
@@ -89,7 +91,7 @@ def test_curve_labels_are_short():
 
 
 def test_the_runs_table_has_one_formatted_row_per_run(utc_plus_2):
-    done = _summary("20240501-120300-a1b2c3", TUNED, history=[{"val_accuracy": 0.75}, {"val_accuracy": 0.5}],
+    done = _summary("20240501-120300-a1b2c3", TUNED, accuracies=(0.75, 0.5),
                     reason="stopped by the user during epoch 3", status="stopped", tags={"lr": "high"})
     unreadable = _summary("20240501-110000-0bad00", None, status="interrupted")
     table = runs_dataframe([done, unreadable])
@@ -120,8 +122,8 @@ def test_flatten_config_uses_dotted_names():
 
 
 def test_config_differences_keep_only_the_settings_that_differ():
-    a = _summary("20240501-120300-aaaaaa", TINY, dataset={"root": "/data/pets"}).record
-    b = _summary("20240501-120300-bbbbbb", TUNED, dataset={"root": "/data/pets"}).record
+    a = _summary("20240501-120300-aaaaaa", TINY, dataset=DatasetFacts(root="/data/pets")).record
+    b = _summary("20240501-120300-bbbbbb", TUNED, dataset=DatasetFacts(root="/data/pets")).record
     table = config_differences([a, b])
     assert list(table.columns) == ["20240501-120300-aaaaaa", "20240501-120300-bbbbbb"]
     assert table.index.name == "setting"
@@ -131,15 +133,16 @@ def test_config_differences_keep_only_the_settings_that_differ():
     assert table.loc["fine_tune.freeze_at"].tolist() == ["—", "10"]  # a run without fine-tuning lacks the setting
     assert table.loc["weights"].tolist() == ["none", "/data/my.weights.h5"]
 
-    elsewhere = _summary("20240501-120300-cccccc", TINY, dataset={"root": "/data/other"}).record
+    elsewhere = _summary("20240501-120300-cccccc", TINY, dataset=DatasetFacts(root="/data/other")).record
     assert config_differences([a, elsewhere]).loc["dataset"].tolist() == ["/data/pets", "/data/other"]
-    assert config_differences([a, a | {"run_dir": "/runs/copy"}]).empty
+    assert config_differences([a, dataclasses.replace(a, run_id="20240501-120300-copy00")]).empty
 
 
 def test_an_uploaded_run_json_must_be_an_object_with_a_class_names_list():
-    assert read_run_json(b'{"class_names": ["cats", "dogs"], "status": "completed"}')["class_names"] == ["cats", "dogs"]
-    assert read_run_json('{"status": "completed"}') == {"status": "completed"}  # no names: the user types them
-    for bad in (b"[1, 2]", b'{"class_names": "cats"}', b"not json", b"\xff\xfe"):
+    assert read_run_json(b'{"class_names": ["cats", "dogs"], "status": "completed"}').class_names == ["cats", "dogs"]
+    no_names = read_run_json('{"status": "completed"}')  # no names: the user types them
+    assert no_names.class_names is None and no_names.status == "completed"
+    for bad in (b"[1, 2]", b'{"class_names": "cats"}', b'{"class_names": [1, 2]}', b"not json", b"\xff\xfe"):
         with pytest.raises(ValueError):
             read_run_json(bad)
 
@@ -154,13 +157,13 @@ def test_runs_with_models_lists_runs_with_a_saved_model_and_the_one_just_trained
     with_model, without_model = store.create(TINY, info), store.create(TINY, info)
     (with_model.run_dir / MODEL_FILE).write_bytes(b"x")
     assert list(runs_with_models(store)) == [str(with_model.run_dir.resolve())]
-    assert runs_with_models(store)[str(with_model.run_dir.resolve())]["class_names"] == ["cats", "dogs"]
+    assert runs_with_models(store)[str(with_model.run_dir.resolve())].class_names == ["cats", "dogs"]
 
     elsewhere = RunStore(tmp_path / "other-runs").create(TINY, info)  # trained into another runs folder
     (elsewhere.run_dir / MODEL_FILE).write_bytes(b"x")
     records = runs_with_models(store, elsewhere.run_dir)
     assert list(records) == [str(elsewhere.run_dir.resolve()), str(with_model.run_dir.resolve())]
-    assert records[str(elsewhere.run_dir.resolve())]["run_dir"] == str(elsewhere.run_dir.resolve())
+    assert records[str(elsewhere.run_dir.resolve())].run_dir == elsewhere.run_dir.resolve()
     assert list(runs_with_models(store, with_model.run_dir)) == [str(with_model.run_dir.resolve())]  # no duplicate
     assert list(runs_with_models(store, without_model.run_dir)) == [str(with_model.run_dir.resolve())]
     (elsewhere.run_dir / RUN_FILE).write_text("{broken")

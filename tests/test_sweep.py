@@ -79,11 +79,11 @@ def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_p
                                                                  FROZEN_AT[point.freeze_at])
         history = read_history(run.run_dir)
         assert point.epochs_done == len(history) == 2
-        assert point.final_val_accuracy == pytest.approx(history[-1]["val_accuracy"])
-        assert point.best_val_accuracy == pytest.approx(max(r["val_accuracy"] for r in history))
-        assert point.final_val_loss == pytest.approx(history[-1]["val_loss"])
-        assert point.best_val_loss == pytest.approx(min(r["val_loss"] for r in history))
-        assert point.epoch_seconds == pytest.approx(sum(r["seconds"] for r in history) / 2)
+        assert point.final_val_accuracy == pytest.approx(history[-1].val_accuracy)
+        assert point.best_val_accuracy == pytest.approx(max(r.val_accuracy for r in history))
+        assert point.final_val_loss == pytest.approx(history[-1].val_loss)
+        assert point.best_val_loss == pytest.approx(min(r.val_loss for r in history))
+        assert point.epoch_seconds == pytest.approx(sum(r.seconds for r in history) / 2)
         assert (run.run_dir / "model.keras").is_file()
     by_label = {p.label: p for p in result.points}
     assert [by_label[k].path for k in ("k=18", "k=14", "scratch")] == [CACHED, CACHED, END_TO_END]
@@ -129,9 +129,9 @@ def test_the_phase_boundary_is_stored_in_the_history(info, tmp_path):
     config = BASE.replace(epochs=1, fine_tune=FineTuneConfig(freeze_at=14, epochs=1, learning_rate=1e-4))
     _, run = train_and_record(config, info, RunStore(tmp_path / "runs"))
     history = read_history(run.run_dir)
-    assert [(r["phase"], r["epoch"], r["freeze_at"], r["path"]) for r in history] == [
+    assert [(r.phase, r.epoch, r.freeze_at, r.path) for r in history] == [
         (1, 1, 18, CACHED), (2, 2, 14, CACHED)]
-    assert [r["learning_rate"] for r in history] == pytest.approx([BASE.learning_rate, 1e-4])
+    assert [r.learning_rate for r in history] == pytest.approx([BASE.learning_rate, 1e-4])
 
 
 def _wait(job, timeout=120):

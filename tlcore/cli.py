@@ -410,12 +410,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from tlcore.inference import predict
     from tlcore.model import ModelLoadError
-    from tlcore.runs import RUN_FILE, load_run_model
+    from tlcore.runs import RUN_FILE, load_record, load_run_model
 
     run_dir = Path(args.run)
     if not (run_dir / RUN_FILE).is_file():
         raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
-    class_names = json.loads((run_dir / RUN_FILE).read_text())["class_names"]
+    try:
+        class_names = load_record(run_dir).class_names
+    except ValueError as err:  # the message names the file and why
+        _err(str(err))
+        return EXIT_DATA
+    if class_names is None:
+        _err(f"{run_dir / RUN_FILE} names no classes (it has no class_names list)")
+        return EXIT_DATA
     try:
         model = load_run_model(run_dir)
     except ModelLoadError as err:

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from tlcore.records import History
+
 RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
 MAX_JOBS_ENV = "TLLAB_MAX_JOBS"
@@ -83,9 +85,9 @@ class Snapshot:
 
     def seconds_left(self) -> float | None:
         """Time left from the pace of the epochs so far (None until there is one)."""
-        if self.done or not self.history:
+        per_epoch = History.of(self.history).mean_epoch_seconds
+        if self.done or per_epoch is None:
             return None
-        per_epoch = sum(r["seconds"] for r in self.history) / len(self.history)
         remaining = self.epochs_total - self.epoch + (1 - self.batch / self.batches if self.batches else 1)
         return max(0.0, per_epoch * max(remaining, 0))
 

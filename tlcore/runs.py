@@ -1,5 +1,7 @@
 """Run store on disk: runs/<id>/{run.json, history.csv, model.keras}.
 
+What the two files hold, and how they are read and written, is tlcore.records.
+
 Every write is atomic (temporary file, fsync, rename), so a run killed at any
 moment leaves a readable record. A running run's record holds its pid, host
 and a heartbeat: a run whose process is gone reads as "interrupted", not
@@ -10,9 +12,6 @@ table and the settings that differ between runs (pandas, imported there).
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import platform
 import secrets
@@ -23,9 +22,21 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from tlcore.config import TrainConfig, flatten_config
+from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
+    COMPLETED,
+    FAILED,
+    HISTORY_FIELDS,
+    INTERRUPTED,
+    RUNNING,
+    STOPPED,
+    DatasetFacts,
+    EpochRow,
+    History,
+    RunRecord,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -35,13 +46,8 @@ if TYPE_CHECKING:
 
 RUNS_ENV = "TLLAB_RUNS_DIR"
 RUN_FILE, HISTORY_FILE, MODEL_FILE = "run.json", "history.csv", "model.keras"
-RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED = "running", "completed", "stopped", "failed", "interrupted"
 HEARTBEAT_EVERY_S = 10.0
 STALE_AFTER_S = 15 * 60.0  # a heartbeat this old means the run is dead, wherever it ran
-HISTORY_FIELDS = [
-    "phase", "epoch", "freeze_at", "learning_rate", "path", "loss", "accuracy",
-    "val_loss", "val_accuracy", "seconds", "batches", "partial",
-]
 
 
 # Runs this process is recording now. A record written by this very process
@@ -92,48 +98,35 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def effective_status(record: dict[str, Any]) -> str:
+def effective_status(record: RunRecord) -> str:
     """The stored status, except a "running" run whose process died reads "interrupted"."""
-    status = record.get("status", FAILED)
-    if status != RUNNING:
-        return status
-    same_host = record.get("host") == socket.gethostname()
-    pid = int(record.get("pid", -1))
-    if same_host and not _pid_alive(pid):
+    if record.status != RUNNING:
+        return record.status
+    same_host = record.host == socket.gethostname()
+    if same_host and not _pid_alive(record.pid):
         return INTERRUPTED
-    if same_host and pid == os.getpid() and record.get("run_id") not in _RECORDING:
+    if same_host and record.pid == os.getpid() and record.run_id not in _RECORDING:
         return INTERRUPTED
-    if time.time() - float(record.get("heartbeat", 0)) > STALE_AFTER_S:
+    if time.time() - record.heartbeat > STALE_AFTER_S:
         return INTERRUPTED
     return RUNNING
 
 
-def read_history(run_dir: Path) -> list[dict[str, Any]]:
+def read_history(run_dir: Path) -> History:
+    """The run's history.csv (empty before the first epoch).
+
+    Raises:
+        ValueError: the file does not parse; the message names it, the line and why.
+    """
     path = Path(run_dir) / HISTORY_FILE
     if not path.exists():
-        return []
-    rows = []
-    for raw in csv.DictReader(io.StringIO(path.read_text())):
-        row: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key in ("phase", "epoch", "freeze_at", "batches"):
-                row[key] = int(value)
-            elif key == "partial":
-                row[key] = value == "True"
-            elif key == "path":
-                row[key] = value
-            else:
-                row[key] = float(value)
-        rows.append(row)
-    return rows
+        return History()
+    return History.from_csv(path.read_text(), source=str(path))
 
 
-def history_csv(history: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(history)
-    return out.getvalue()
+def history_csv(history: Iterable[EpochRow | Mapping[str, Any]]) -> str:
+    """history.csv's text for rows (EpochRows, or training events' rows)."""
+    return History.of(history).to_csv()
 
 
 class RunFolderError(Exception):
@@ -142,38 +135,73 @@ class RunFolderError(Exception):
 
 @dataclass
 class RunSummary:
-    """One line of the runs table."""
+    """One line of the runs table: a run's record (history included) and what its folder takes on disk."""
 
-    run_id: str
     run_dir: Path
-    status: str
-    created: str
-    config: TrainConfig | None
-    val_accuracy: float | None
-    best_val_accuracy: float | None
-    epochs_done: int
-    seconds: float | None
+    record: RunRecord
     disk_bytes: int
-    tags: dict[str, Any]
-    record: dict[str, Any]
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def created(self) -> str:
+        return self.record.created
+
+    @property
+    def config(self) -> TrainConfig | None:
+        return self.record.config
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return self.record.tags
+
+    @property
+    def seconds(self) -> float | None:
+        """The whole run's wall time; None until it ends."""
+        return self.record.seconds
+
+    @property
+    def history(self) -> History:
+        return self.record.history
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.record.history)
+
+    @property
+    def val_accuracy(self) -> float | None:
+        return self.record.history.final_val_accuracy
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        return self.record.history.best_val_accuracy
 
 
 class Run:
     """A run being recorded: keeps run.json and history.csv current on disk."""
 
-    def __init__(self, run_dir: Path, record: dict[str, Any]):
+    def __init__(self, run_dir: Path, record: RunRecord):
         self.run_dir = Path(run_dir)
         self.record = record
-        self.history: list[dict[str, Any]] = []
         self._last_beat = 0.0
 
     @property
     def run_id(self) -> str:
         return self.run_dir.name
 
+    @property
+    def history(self) -> History:
+        return self.record.history
+
     def _write_record(self) -> None:
-        self.record["heartbeat"] = time.time()
-        atomic_write(self.run_dir / RUN_FILE, json.dumps(self.record, indent=2, default=str))
+        self.record.heartbeat = time.time()
+        atomic_write(self.run_dir / RUN_FILE, self.record.to_json())
 
     def heartbeat(self, force: bool = False) -> None:
         """Refresh the heartbeat (at most every HEARTBEAT_EVERY_S unless forced)."""
@@ -183,15 +211,18 @@ class Run:
             self._write_record()
 
     def update(self, **fields: Any) -> None:
-        self.record.update(fields)
+        """Change some of run.json's keys (values as run.json holds them) and write it."""
+        self.record = self.record.updated(**fields)
         self._write_record()
 
-    def add_epoch(self, row: dict[str, Any]) -> None:
+    def add_epoch(self, row: EpochRow | Mapping[str, Any]) -> None:
         """Append an epoch to history.csv (rewritten atomically) and refresh run.json."""
-        self.history.append(row)
-        atomic_write(self.run_dir / HISTORY_FILE, history_csv(self.history))
-        self.record["epochs_done"] = len(self.history)
-        self.record["last_epoch"] = row
+        row = EpochRow.of(row)
+        # Kept in memory first: a failed write loses nothing the next write would not restore.
+        self.record.history = self.record.history.plus(row)
+        atomic_write(self.run_dir / HISTORY_FILE, self.record.history.to_csv())
+        self.record.epochs_done = len(self.record.history)
+        self.record.last_epoch = row
         self._write_record()
 
     def save_model(self, model: "keras.Model") -> Path:
@@ -208,8 +239,7 @@ class Run:
 
     def finish(self, status: str, reason: str = "", **fields: Any) -> None:
         _RECORDING.discard(self.run_id)
-        self.record.update(fields)
-        self.record.update(status=status, reason=reason, finished=_now())
+        self.record = self.record.updated(**fields, status=status, reason=reason, finished=_now())
         self._write_record()
 
 
@@ -237,26 +267,21 @@ class RunStore:
         except OSError as err:
             raise self._cannot_write(err) from None
         validation_files, _ = info.items("validation")
-        record = {
-            "run_id": run_dir.name,
-            "status": RUNNING,
-            "reason": "",
-            "created": _now(),
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "config": config.to_dict(),
-            "class_names": list(info.class_names),
-            "dataset": {
-                "root": str(info.root),
-                "fingerprint": info.fingerprint(),
-                "counts": info.counts(),
-                "skipped": len(info.skipped),
-            },
-            "validation_files": [os.path.relpath(p, info.root) for p in validation_files],
-            "versions": library_versions(),
-            "tags": dict(tags or {}),
-            "epochs_done": 0,
-        }
+        record = RunRecord(
+            run_id=run_dir.name,
+            status=RUNNING,
+            created=_now(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            config=config,
+            class_names=list(info.class_names),
+            dataset=DatasetFacts(
+                root=str(info.root), fingerprint=info.fingerprint(), counts=info.counts(), skipped=len(info.skipped)),
+            validation_files=[os.path.relpath(p, info.root) for p in validation_files],
+            versions=library_versions(),
+            tags=dict(tags or {}),
+            run_dir=run_dir,
+        )
         run = Run(run_dir, record)
         _RECORDING.add(run.run_id)
         try:
@@ -278,7 +303,7 @@ class RunStore:
             raise FileNotFoundError(f"No run {run_id!r} in {self.root}")
         return path
 
-    def load(self, run_id: str) -> dict[str, Any]:
+    def load(self, run_id: str) -> RunRecord:
         """The run's record (with its effective status) and its history."""
         return load_record(self.run_dir(run_id))
 
@@ -314,7 +339,7 @@ class RunStore:
         deleted, kept = [], []
         for run_id in run_ids:
             try:
-                if self.load(run_id)["status"] == RUNNING:
+                if self.load(run_id).status == RUNNING:
                     kept.append(run_id)
                     continue
                 self.delete(run_id)
@@ -324,12 +349,21 @@ class RunStore:
         return deleted, kept
 
 
-def load_record(run_dir: Path) -> dict[str, Any]:
+def load_record(run_dir: Path) -> RunRecord:
+    """A run folder's record with its history and its effective status; its id is the folder's name.
+
+    Raises:
+        OSError: run.json cannot be read.
+        ValueError: run.json or history.csv does not parse (the message names the file and why).
+    """
     run_dir = Path(run_dir)
-    record = json.loads((run_dir / RUN_FILE).read_text())
-    record["status"] = effective_status(record)
-    record["history"] = read_history(run_dir)
-    record["run_dir"] = str(run_dir)
+    path = run_dir / RUN_FILE
+    try:
+        record = RunRecord.from_json(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path} is not a readable run record: {err}") from None
+    record.status = effective_status(record)
+    record.run_id, record.run_dir, record.history = run_dir.name, run_dir, read_history(run_dir)
     return record
 
 
@@ -337,30 +371,8 @@ def disk_size(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def _config_of(record: Mapping[str, Any]) -> TrainConfig | None:
-    """The record's TrainConfig, or None when it is missing or unreadable."""
-    try:
-        return TrainConfig.from_dict(record["config"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _summary(run_dir: Path, record: dict[str, Any]) -> RunSummary:
-    history = record.get("history", [])
-    return RunSummary(
-        run_id=run_dir.name,
-        run_dir=run_dir,
-        status=record["status"],
-        created=record.get("created", ""),
-        config=_config_of(record),
-        val_accuracy=history[-1]["val_accuracy"] if history else None,
-        best_val_accuracy=max(r["val_accuracy"] for r in history) if history else None,
-        epochs_done=len(history),
-        seconds=record.get("seconds"),
-        disk_bytes=disk_size(run_dir),
-        tags=record.get("tags", {}),
-        record=record,
-    )
+def _summary(run_dir: Path, record: RunRecord) -> RunSummary:
+    return RunSummary(run_dir=run_dir, record=record, disk_bytes=disk_size(run_dir))
 
 
 def load_run_model(run_dir: str | os.PathLike) -> "keras.Model":
@@ -373,7 +385,7 @@ def load_run_model(run_dir: str | os.PathLike) -> "keras.Model":
     return load_model(str(path))
 
 
-def runs_with_models(store: RunStore, extra: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+def runs_with_models(store: RunStore, extra: str | os.PathLike | None = None) -> dict[str, RunRecord]:
     """Records of the runs that saved a model, keyed by resolved run folder, newest first.
 
     Args:
@@ -391,15 +403,18 @@ def runs_with_models(store: RunStore, extra: str | os.PathLike | None = None) ->
     return records
 
 
-def read_run_json(data: bytes | str) -> dict[str, Any]:
+def read_run_json(data: bytes | str) -> RunRecord:
     """An uploaded run.json, checked enough to take its class names.
 
     Raises:
-        ValueError: not JSON, or not an object whose class_names (if any) is a list.
+        ValueError: not JSON, or not a run record (its class_names, if any, a list of names).
     """
-    record = json.loads(data)
-    if not isinstance(record, dict) or not isinstance(record.get("class_names"), (list, type(None))):
-        raise ValueError("Expected a run.json object with a class_names list")
+    try:
+        record = RunRecord.from_json(data)
+    except ValueError as err:
+        raise ValueError(f"Expected a run.json object with a class_names list: {err}") from None
+    if not all(isinstance(name, str) for name in record.class_names or []):
+        raise ValueError("Expected a run.json object with a class_names list of names")
     return record
 
 
@@ -443,24 +458,17 @@ def setup_text(config: TrainConfig) -> str:
     return f"{'random' if config.weights == 'none' else 'pretrained'}, freeze {freeze_text(config)}"
 
 
-def _run_id(record: Mapping[str, Any]) -> str:
-    return Path(record["run_dir"]).name if record.get("run_dir") else str(record.get("run_id", "?"))
-
-
-def describe_run(run: RunSummary | Mapping[str, Any]) -> str:
+def describe_run(run: RunSummary | RunRecord) -> str:
     """One line for a run picker, from a RunSummary or a record from `load_record`.
 
     Example: "2024-05-01 14:03 · 3f9a2c · pretrained, freeze 18→14 · val acc 87% · completed"
     """
-    if isinstance(run, RunSummary):
-        run_id, created, config, status, acc = run.run_id, run.created, run.config, run.status, run.val_accuracy
-    else:
-        history = run.get("history") or []
-        run_id, created, config, status = _run_id(run), run.get("created"), _config_of(run), run.get("status", "?")
-        acc = history[-1]["val_accuracy"] if history else None
+    record = run.record if isinstance(run, RunSummary) else run
+    acc = record.history.final_val_accuracy
     accuracy = "—" if acc is None else f"{acc:.0%}"
-    setup = [setup_text(config)] if config else []
-    return " · ".join([local_time(created), run_id[-6:], *setup, f"val acc {accuracy}", status])
+    setup = [setup_text(record.config)] if record.config else []
+    return " · ".join([local_time(record.created), (record.run_id or "?")[-6:], *setup, f"val acc {accuracy}",
+                       record.status])
 
 
 def curve_label(summary: RunSummary) -> str:
@@ -485,7 +493,7 @@ def runs_dataframe(summaries: Sequence[RunSummary]) -> "pd.DataFrame":
             "px": c.image_size if c else None, "epochs": f"{s.epochs_done}/{c.total_epochs() if c else '?'}",
             "val acc": s.val_accuracy, "best val acc": s.best_val_accuracy, "time (s)": s.seconds,
             "MB": s.disk_bytes / 1e6, "tags": ", ".join(f"{k}={v}" for k, v in s.tags.items()),
-            "note": s.record.get("reason", ""), "run": s.run_id,  # last: a reference, not a headline
+            "note": s.record.reason, "run": s.run_id,  # last: a reference, not a headline
         })
     table = pd.DataFrame(rows, columns=[
         "date", "status", "freeze", "weights", "px", "epochs", "val acc", "best val acc", "time (s)", "MB",
@@ -493,7 +501,7 @@ def runs_dataframe(summaries: Sequence[RunSummary]) -> "pd.DataFrame":
     return table.drop(columns=[c for c in ("tags", "note") if not table[c].any()])  # empty columns only take room
 
 
-def config_differences(records: Sequence[Mapping[str, Any]]) -> "pd.DataFrame":
+def config_differences(records: Sequence[RunRecord]) -> "pd.DataFrame":
     """Only the settings (and dataset folder) that differ between runs.
 
     Returns:
@@ -502,10 +510,18 @@ def config_differences(records: Sequence[Mapping[str, Any]]) -> "pd.DataFrame":
     """
     import pandas as pd
 
-    configs = {_run_id(r): flatten_config({**(r.get("config") or {}), "dataset": (r.get("dataset") or {}).get("root")})
+    configs = {r.run_id: flatten_config({**_settings(r), "dataset": r.dataset.root if r.dataset else None})
                for r in records}
     fields = sorted({f for c in configs.values() for f in c})
     differ = [f for f in fields if len({repr(c.get(f)) for c in configs.values()}) > 1]
     # Strings throughout: one column may hold numbers, lists and None.
     return pd.DataFrame({rid: [str(c.get(f, "—")) for f in differ] for rid, c in configs.items()},
                         index=pd.Index(differ, name="setting"))
+
+
+def _settings(record: RunRecord) -> dict[str, Any]:
+    """The run's settings as run.json holds them (an unreadable config as it was read)."""
+    if record.config is not None:
+        return record.config.to_dict()
+    raw = record.extra.get("config")
+    return dict(raw) if isinstance(raw, Mapping) else {}

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from tlcore.backbones import NO_WEIGHTS, get_backbone, load_backbone, normalize_weights
 from tlcore.config import VGG16_LAYERS, TrainConfig
-from tlcore.runs import COMPLETED, STOPPED, Run, RunStore
+from tlcore.records import History
+from tlcore.runs import COMPLETED, STOPPED, Run, RunStore, RunSummary
 
 if TYPE_CHECKING:
     from tlcore.data import DatasetInfo
@@ -265,8 +266,7 @@ def _run_point(
         config, info, store, progress=on_event, stop=stop,
         tags={"sweep": sweep_id, "point": label}, data=data, on_run_created=on_run_created,
     )
-    history = result.history
-    complete = [row["seconds"] for row in history if not row["partial"]] or [row["seconds"] for row in history]
+    history = History.of(result.history)
     first = phase_start[0] if phase_start else None
     return SweepPoint(
         label=label,
@@ -274,12 +274,12 @@ def _run_point(
         weights=config.weights,
         trainable_params=first.trainable_params if first else 0,
         frozen_params=first.frozen_params if first else 0,
-        epoch_seconds=sum(complete) / len(complete) if complete else None,
+        epoch_seconds=history.mean_epoch_seconds,
         extract_seconds=result.extract_seconds,
-        best_val_accuracy=max(r["val_accuracy"] for r in history) if history else None,
-        final_val_accuracy=history[-1]["val_accuracy"] if history else None,
-        best_val_loss=min(r["val_loss"] for r in history) if history else None,
-        final_val_loss=history[-1]["val_loss"] if history else None,
+        best_val_accuracy=history.best_val_accuracy,
+        final_val_accuracy=history.final_val_accuracy,
+        best_val_loss=history.best_val_loss,
+        final_val_loss=history.final_val_loss,
         path=result.paths[0] if result.paths else "",
         run_dir=str(run.run_dir),
         status=result.status,
@@ -292,12 +292,12 @@ def _run_point(
 # --- reading saved sweeps (no TensorFlow) ----------------------------------------
 
 
-def sweep_ids(summaries: Sequence[Any]) -> list[str]:
+def sweep_ids(summaries: Sequence[RunSummary]) -> list[str]:
     """The sweep ids among runs' tags, newest first (ids sort by their start time)."""
     return sorted({s.tags["sweep"] for s in summaries if (s.tags or {}).get("sweep")}, reverse=True)
 
 
-def sweep_table(summaries: Sequence[Any], sweep_id: str) -> Any:
+def sweep_table(summaries: Sequence[RunSummary], sweep_id: str) -> Any:
     """One row per point of a saved sweep (RunStore().list() summaries), pretrained points by freeze
     point from most frozen, the scratch baseline last.
 
@@ -310,22 +310,18 @@ def sweep_table(summaries: Sequence[Any], sweep_id: str) -> Any:
     for s in summaries:
         if (s.tags or {}).get("sweep") != sweep_id:
             continue
-        history = s.record.get("history", [])
-        complete = [float(r["seconds"]) for r in history if not r.get("partial")] or [
-            float(r["seconds"]) for r in history]
-        config = s.record.get("config", {})
-        freeze_at = int(config.get("freeze_at", 0))
-        accuracies = [float(r["val_accuracy"]) for r in history if "val_accuracy" in r]
+        history, config = s.history, s.config
+        freeze_at = config.freeze_at if config else 0
         rows.append({
             "point": s.tags.get("point", point_label(freeze_at)),
             "freeze_at": freeze_at,
             "trainable layers": VGG16_LAYERS - freeze_at,
-            "weights": config.get("weights", ""),
-            "best val acc": max(accuracies) if accuracies else None,
-            "final val acc": accuracies[-1] if accuracies else None,
-            "s/epoch": sum(complete) / len(complete) if complete else None,
+            "weights": config.weights if config else "",
+            "best val acc": history.best_val_accuracy,
+            "final val acc": history.final_val_accuracy,
+            "s/epoch": history.mean_epoch_seconds,
             "epochs": len(history),
-            "path": ", ".join(dict.fromkeys(str(r.get("path", "")) for r in history if r.get("path"))),
+            "path": ", ".join(dict.fromkeys(r.path for r in history if r.path)),
             "status": s.status,
             "run": s.run_id,
         })

@@ -26,6 +26,7 @@ from tlcore.backbones import get_backbone
 from tlcore.config import AugmentConfig, TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.model import backbone_layers, build_model, param_counts, set_freeze_point
+from tlcore.records import History
 from tlcore.runs import Run, RunStore
 from tlcore.pipeline import (
     DEFAULT_IMAGE_BUDGET_BYTES,
@@ -115,13 +116,8 @@ class TrainResult:
 
     @property
     def final(self) -> dict[str, float]:
-        """Last epoch's metrics, plus the best validation accuracy."""
-        if not self.history:
-            return {}
-        last = self.history[-1]
-        out = {k: last[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in last}
-        out["best_val_accuracy"] = max(r["val_accuracy"] for r in self.history)
-        return out
+        """Last epoch's metrics, plus the best validation accuracy (see History.final_metrics)."""
+        return History.of(self.history).final_metrics()
 
 
 def build_for(config: TrainConfig, num_classes: int) -> keras.Model:
@@ -468,7 +464,7 @@ def train_and_record(
         if isinstance(event, EpochEnd):
             record(lambda: run.add_epoch(event.row), "history")
         elif isinstance(event, PhaseStart):
-            record(lambda: run.update(paths=run.record.get("paths", []) + [event.path]), "run record")
+            record(lambda: run.update(paths=[*(run.record.paths or []), event.path]), "run record")
         else:
             record(run.heartbeat, "run record")
         if progress:
