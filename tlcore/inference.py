@@ -15,6 +15,7 @@ import pandas as pd
 import tensorflow as tf
 from PIL import Image
 
+from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import get_backbone
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
 from tlcore.model import ModelLoadError
@@ -136,7 +137,7 @@ def predict(model: keras.Model, images: Sequence[ImageInput], class_names: Seque
 
 def gradcam_model(model: keras.Model, layer_name: str | None = None) -> keras.Model:
     """A model from raw pixels to (last conv activations, predictions)."""
-    layer_name = layer_name or get_backbone("vgg16").last_conv_layer
+    layer_name = layer_name or get_backbone(DEFAULT_BACKBONE).last_conv_layer
     return keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
 
 

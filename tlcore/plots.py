@@ -20,6 +20,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from tlcore.backbone_facts import VGG16_LAYERS
+
 PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
 BAR_STEP = 36  # px per bar in horizontal bar charts
 CELL_SIZE = 64  # px per class in a confusion matrix (at least PLOT_HEIGHT in all)
@@ -251,7 +253,7 @@ def class_counts_chart(counts: Mapping[str, Mapping[str, int]]) -> alt.TopLevelM
 
 
 def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
-    """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (18 - freeze point).
+    """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (VGG16_LAYERS - freeze point).
 
     points_df: tlcore.sweep.sweep_table's frame. Pretrained points are joined by a line; the
     from-scratch baseline (point "scratch") is a dashed horizontal rule on the accuracy chart.
@@ -260,8 +262,8 @@ def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
     points_df = pd.DataFrame(points_df)
     scratch = points_df[points_df["point"] == "scratch"]
     pretrained = points_df[points_df["point"] != "scratch"]
-    x = alt.X("trainable layers:Q", title="trainable VGG16 layers (18 − freeze point)",
-              scale=alt.Scale(domain=[0, 18]), axis=alt.Axis(tickMinStep=1, format="d"))
+    x = alt.X("trainable layers:Q", title=f"trainable VGG16 layers ({VGG16_LAYERS} − freeze point)",
+              scale=alt.Scale(domain=[0, VGG16_LAYERS]), axis=alt.Axis(tickMinStep=1, format="d"))
     tooltip = ["point:N", alt.Tooltip("best val acc:Q", format=".1%"), alt.Tooltip("s/epoch:Q", format=".2f")]
     accuracy = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80)).encode(
         x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=metric_scale("val_accuracy"),
