@@ -16,14 +16,14 @@ from tlcore.inference import explain, probabilities
 SIZE = 16
 
 
-def _red_green_model(bias: float) -> keras.Model:
+def red_green_model(bias: float, size: int = SIZE, conv_name: str = "last_conv") -> keras.Model:
     """A sigmoid classifier whose last conv layer has one "red" channel and one "green" channel.
 
     The red channel votes for class 1 and the green one for class 0 (Dense weights +1 and -1); a large
     `bias` makes it sure of class 1 whatever the image shows.
     """
-    inputs = keras.Input((SIZE, SIZE, 3))
-    conv = keras.layers.Conv2D(2, 1, activation="relu", name="last_conv")
+    inputs = keras.Input((size, size, 3))
+    conv = keras.layers.Conv2D(2, 1, activation="relu", name=conv_name)
     x = conv(inputs)
     x = keras.layers.GlobalAveragePooling2D()(x)
     dense = keras.layers.Dense(1, activation="sigmoid")
@@ -43,7 +43,7 @@ def _left_red_right_green() -> np.ndarray:
 
 
 def test_a_confident_sigmoid_model_gives_each_class_its_own_non_blank_map():
-    model = _red_green_model(bias=40.0)
+    model = red_green_model(bias=40.0)
     image = _left_red_right_green()
     p = probabilities(model, image[None].astype("float32"))[0, 1]
     assert p > 0.999  # 1.0 in float32: the probability's gradient is exactly zero here
@@ -58,12 +58,12 @@ def test_a_confident_sigmoid_model_gives_each_class_its_own_non_blank_map():
     np.testing.assert_allclose(negative[:, half:], 1.0, atol=1e-6)
     np.testing.assert_allclose(negative[:, :half], 0.0, atol=1e-6)
     # The bias changes the probabilities, not the maps.
-    unsure = _red_green_model(bias=0.0)
+    unsure = red_green_model(bias=0.0)
     np.testing.assert_allclose(gradcam(unsure, image, 1, "last_conv")[0], positive, atol=1e-6)
 
 
 def test_a_map_with_no_positive_evidence_is_blank_and_explain_says_so():
-    model = _red_green_model(bias=40.0)
+    model = red_green_model(bias=40.0)
     red = np.zeros((SIZE, SIZE, 3), np.uint8)
     red[...] = (220, 20, 20)
     heatmap, _ = gradcam(model, red, class_index=0, layer_name="last_conv")
@@ -75,7 +75,7 @@ def test_a_map_with_no_positive_evidence_is_blank_and_explain_says_so():
     green[...] = (20, 220, 20)
     buffer = io.BytesIO()
     Image.fromarray(green).save(buffer, format="PNG")
-    unsure = _red_green_model(bias=-5.0)  # green pushes it further to class 0: class 0 is predicted
+    unsure = red_green_model(bias=-5.0)  # green pushes it further to class 0: class 0 is predicted
     (result,), _ = explain(unsure, gradcam_model(unsure, "last_conv"), [("green.png", buffer.getvalue())],
                            ["cats", "dogs"])
     assert result.top_class == "cats" and result.overlay is not None and result.gradcam_note is None
@@ -100,7 +100,7 @@ def test_a_model_without_class_scores_before_its_activation_has_no_explainer():
 
 
 def test_a_class_outside_the_model_is_refused():
-    model = _red_green_model(bias=0.0)
+    model = red_green_model(bias=0.0)
     with pytest.raises(ValueError, match="classes 0 and 1"):
         gradcam(model, _left_red_right_green(), class_index=2, layer_name="last_conv")
 
