@@ -262,7 +262,7 @@ def test_gradcam_peak_falls_inside_the_patch_the_model_learned(tmp_path):
     reloaded = keras.models.load_model(tmp_path / "patch.keras")
 
     test_images, test_labels, boxes = _patch_images(40, size, seed=2)
-    for m in (patch_model, reloaded):
+    for which, m in (("fresh", patch_model), ("reloaded", reloaded)):
         hits = total = 0
         for image, label, box in zip(test_images, test_labels, boxes):
             if label != 1:
@@ -273,8 +273,8 @@ def test_gradcam_peak_falls_inside_the_patch_the_model_learned(tmp_path):
             hits += int(r - 2 <= peak[0] < r + 18 and c - 2 <= peak[1] < c + 18)
             total += 1
         assert total == 20
-        print(f"Grad-CAM peak inside the patch ({m.name}): {hits}/{total}")
-        assert hits >= 0.8 * total, f"Grad-CAM peak inside the patch for only {hits}/{total} images"
+        print(f"Grad-CAM peak inside the patch ({which}): {hits}/{total}")
+        assert hits >= 0.8 * total, f"Grad-CAM peak inside the patch ({which}) for only {hits}/{total} images"
 
 
 def test_evaluate_confusion_matrix_and_top_losses(model, tmp_path):

@@ -42,8 +42,7 @@ class Explainer:
     """
 
     features: keras.Model
-    output_layer: keras.layers.Dense
-    activation: str  # the output layer's: softmax, sigmoid or linear
+    output_layer: keras.layers.Dense  # ending in softmax, sigmoid or no activation (linear)
 
     def scores(self, inputs: tf.Tensor) -> tf.Tensor:
         """The output layer's logits for its inputs: the class scores before the final activation."""
@@ -70,7 +69,7 @@ def gradcam_model(model: keras.Model, layer_name: str | None = None) -> Explaine
                          f"{SCORE_ACTIVATIONS}. Received: {type(output_layer).__name__} {output_layer.name!r}"
                          f"{f' with activation={activation!r}' if activation else ''}")
     features = keras.Model(model.inputs, [conv.output, output_layer.input], name=f"gradcam_{layer_name}")
-    return Explainer(features, output_layer, activation)
+    return Explainer(features, output_layer)
 
 
 def explainer_for(model: keras.Model) -> Explainer | None:
