@@ -20,7 +20,8 @@ UPLOAD, SHOWN, THUMB = "upload", 12, 224
 def cached_model(path: str, mtime: float):
     # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each
     # run's model is its own file, and inference only reads the weights.
-    from tlcore.inference import check_image_classifier, explainer_for
+    from tlcore.gradcam import explainer_for
+    from tlcore.inference import check_image_classifier
 
     model = load_model(path)  # refuses files that could run code (Lambda layers, foreign modules)
     check_image_classifier(model)
@@ -78,6 +79,7 @@ except (ModelLoadError, OSError) as err:  # refused, or the run's file deleted m
     st.stop()
 # TensorFlow is imported only now that there is a model: the page's first screen comes without it.
 from pages.evaluation_panel import evaluation_section  # noqa: E402
+from tlcore.gradcam import colorbar_colours  # noqa: E402
 from tlcore.inference import explain, image_size_of, num_classes_of  # noqa: E402
 
 size, outputs, names = image_size_of(model), num_classes_of(model), record.class_names
@@ -108,16 +110,19 @@ if len(items) > SHOWN:
 results, problems = explain(model, explainer, items[:SHOWN], names, display_size=THUMB)
 for name, reason in problems:
     st.error(f"**{name}** cannot be used: {reason}")
-if results:
-    st.caption(f"Grad-CAM: red marks the regions whose features raised the predicted class's score. At {size} px "
-               f"VGG16's last convolution sees a {size // 16}x{size // 16} grid, so the map is coarse.")
+if results and results[0].heatmap is not None:
+    grid = "x".join(str(side) for side in results[0].heatmap.shape)
+    st.caption(f"Grad-CAM: red marks the regions whose features raised the predicted class's score (before the "
+               f"softmax or sigmoid). At {size} px VGG16's last convolution sees a {grid} grid, so the map is coarse.")
 for r in results:
     st.markdown(f"**{r.name}**")
     original, heat, chart = st.columns([1, 1, 1.4])
     original.image(r.display, width=THUMB, caption=f"the image ({size} px to the model)")
     if r.overlay is not None:
         heat.image(r.overlay, width=THUMB, caption=f"where it looked for “{r.top_class}”")
-        heat.altair_chart(gradcam_colorbar(THUMB), width="content", theme="streamlit")
+        heat.altair_chart(gradcam_colorbar(THUMB, colorbar_colours(THUMB)), width="content", theme="streamlit")
+    elif r.gradcam_note:
+        heat.info(r.gradcam_note)
     with chart:
         st.metric("Prediction", r.top_class, f"{r.top_probability:.1%} probability", delta_color="off",
                   delta_arrow="off")

@@ -12,13 +12,14 @@ import tlcore.model  # TensorFlow-free to import: counts_at; nothing here builds
 from pages.model_actions import apply_advice_clicked, head_or_problem, preset_panel, train_down_to_clicked
 from pages.ui import K, current_config, page_intro, require_dataset, weights_value
 from tlcore.advisor import HEAD_FIRST_WHY, advise, learning_rate_warning
+from tlcore.backbone_facts import BLOCK5, BLOCKS4_5, EVERYTHING, HEAD_ONLY, VGG16_BLOCKS, VGG16_CONVS, VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS
-from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, VGG16_LAYERS, HeadConfig
+from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, HeadConfig
 from tlcore.data import TRAIN
 from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 
-SHORTCUTS = [("Train only the head", 18), ("Train block 5 + head", 14), ("Train blocks 4-5 + head", 10),
-             ("Train everything", 0)]
+SHORTCUTS = [("Train only the head", HEAD_ONLY), ("Train block 5 + head", BLOCK5),
+             ("Train blocks 4-5 + head", BLOCKS4_5), ("Train everything", EVERYTHING)]
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 FINE_TUNE_RATES = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4]
 SIMILAR = "Similar: everyday photos of objects, animals, scenes"
@@ -64,7 +65,8 @@ table = _layer_table(int(s[K.image_size]), len(info.class_names), head.pooling, 
 
 st.subheader("Freeze point")
 st.slider("VGG16 layers frozen, counted from the input", 0, VGG16_LAYERS, key=K.freeze_at,
-          help="VGG16 has 18 layers after the input: 13 convolutions and 5 poolings, in 5 blocks.")
+          help=f"VGG16 has {VGG16_LAYERS} layers after the input: {len(VGG16_CONVS)} convolutions and "
+               f"{VGG16_LAYERS - len(VGG16_CONVS)} poolings, in {len(VGG16_BLOCKS)} blocks.")
 freeze_at = int(s[K.freeze_at])
 trains_down_to = int(s[K.ft_freeze_at]) if s[K.fine_tune] and freeze_at > 0 else freeze_at  # after phase 2
 for column, (label, k) in zip(st.columns(len(SHORTCUTS)), SHORTCUTS):

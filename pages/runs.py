@@ -8,6 +8,7 @@ import streamlit as st
 
 from pages.sweep_panel import PERCENT, sweep_section
 from pages.ui import K, page_intro
+from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from tlcore.plots import curves_chart
 from tlcore.runs import RUNNING, RunStore, config_differences, curve_label, describe_run, runs_dataframe
 
@@ -43,8 +44,8 @@ st.caption(f"{len(summaries)} run(s) in `{store.root.resolve()}`. ⚠ interrupte
            "it ended without finishing (its history and the epochs it completed are kept).")
 tenths = st.column_config.NumberColumn(format="%.1f")
 st.dataframe(runs_dataframe(summaries), hide_index=True, column_config={
-    "freeze": st.column_config.TextColumn(help="VGG16 layers frozen, 0..18 (18 = train only the head); "
-                                          "18→14: then fine-tuned with 14 frozen"),
+    "freeze": st.column_config.TextColumn(help=f"VGG16 layers frozen, 0..{HEAD_ONLY} ({HEAD_ONLY} = train only the "
+                                          f"head); {HEAD_ONLY}→{BLOCK5}: then fine-tuned with {BLOCK5} frozen"),
     "weights": st.column_config.TextColumn(width=150),
     "px": st.column_config.NumberColumn(help="image size the model was trained at"),
     "val acc": st.column_config.NumberColumn(format="percent", help="validation accuracy after the last epoch"),

@@ -63,11 +63,12 @@ def _weights_status() -> None:
 
 
 def _download_weights() -> None:
+    from tlcore.backbone_facts import DEFAULT_BACKBONE
     from tlcore.backbones import WeightsError, download_imagenet, get_backbone
 
     with st.spinner("Downloading VGG16 ImageNet weights (58 MB)..."):
         try:
-            download_imagenet(get_backbone("vgg16"))
+            download_imagenet(get_backbone(DEFAULT_BACKBONE))
         except WeightsError as err:
             st.error(f"{err} In the app: choose 'Weights file' or '{WEIGHTS_SCRATCH}' above.")
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages.ui import K, current_config, current_dataset, weights_ready
+from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import describe_sweep, machine_gflops
 from tlcore.jobs import REGISTRY, JobBusy, start_sweep
@@ -42,7 +43,7 @@ def sweep_section(summaries) -> None:
     for key, default in (("sweep_points", list(DEFAULT_POINTS)), ("sweep_epochs", 5), ("sweep_scratch", True)):
         st.session_state[key] = st.session_state.get(key, default)  # kept while other pages run
     left, middle, right = st.columns([3, 1, 1])
-    left.multiselect("Freeze points", list(range(18, -1, -1)), key="sweep_points", format_func=point_label)
+    left.multiselect("Freeze points", list(range(VGG16_LAYERS, -1, -1)), key="sweep_points", format_func=point_label)
     middle.number_input("Epochs per point", 1, 100, key="sweep_epochs")
     right.checkbox("Include from scratch", key="sweep_scratch",
                    help="From scratch: random weights, every layer trains (freeze 0): the no-transfer baseline.")

@@ -17,8 +17,6 @@ from tlcore.inference import (
     evaluate_split,
     evaluation_key,
     explain,
-    explainer_for,
-    gradcam,
     num_classes_of,
     probabilities,
     same_held_out_split,
@@ -26,6 +24,7 @@ from tlcore.inference import (
     split_files,
     to_pixels,
 )
+from tlcore.gradcam import explainer_for, gradcam
 from tlcore.model import build_model
 from tlcore.uploads import UPLOAD_DIR_ENV
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from tlcore.config import HeadConfig
 from tlcore.imageio import ImageProblem
-from tlcore.inference import evaluate, explain, gradcam, predict, probabilities, to_pixels, upsample_heatmap
+from tlcore.gradcam import gradcam, upsample_heatmap
+from tlcore.inference import evaluate, explain, predict, probabilities, to_pixels
 from tlcore.model import build_model, load_model
 from tlcore.pipeline import ImageSet
 
@@ -138,17 +139,28 @@ def test_sigmoid_head_reports_two_probabilities():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
 
 
-def _independent_gradcam(model: keras.Model, pixels: np.ndarray, class_index: int, layer_name: str) -> np.ndarray:
-    """Grad-CAM by applying the model's layers one by one under a tape."""
+def _independent_gradcam(model: keras.Model, pixels: np.ndarray, class_index: int, layer_name: str,
+                         of_probability: bool = False) -> np.ndarray:
+    """Grad-CAM by applying the model's layers one by one under a tape, the output layer's logits by hand.
+
+    The score is the class's logit (a sigmoid head's negative class: the negated logit), or with
+    of_probability its probability, as tlcore computed Grad-CAM before.
+    """
     x = tf.convert_to_tensor(pixels[None].astype("float32"))
+    *body, output_layer = model.layers[1:]
     with tf.GradientTape() as tape:
         activations = None
-        for layer in model.layers[1:]:
+        for layer in body:
             x = layer(x, training=False)
             if layer.name == layer_name:
                 activations = x
                 tape.watch(activations)
-        score = x[:, class_index]
+        logits = tf.matmul(x, output_layer.kernel) + output_layer.bias
+        if logits.shape[-1] == 1:  # sigmoid: class 1's logit is z, class 0's is -z
+            logit = logits[:, 0] if class_index == 1 else -logits[:, 0]
+            score = tf.sigmoid(logit) if of_probability else logit
+        else:
+            score = tf.nn.softmax(logits)[:, class_index] if of_probability else logits[:, class_index]
     grads = tape.gradient(score, activations)[0].numpy()
     acts = activations[0].numpy()
     cam = np.maximum((acts * grads.mean(axis=(0, 1))).sum(axis=-1), 0)
@@ -174,6 +186,44 @@ def test_gradcam_matches_an_independent_computation_after_reload(model, tmp_path
     assert up.shape == (64, 64) and 0.0 <= up.min() and up.max() <= 1.0
 
 
+def test_a_sigmoid_heads_maps_match_an_independent_computation_the_negative_class_negating_the_score(tmp_path):
+    keras.utils.set_random_seed(1)
+    sigmoid = build_model(2, image_size=64, weights="none", head=HeadConfig(dense=(16,), dropout=0.0,
+                                                                            output="sigmoid"))
+    sigmoid.save(tmp_path / "s.keras")
+    reloaded = load_model(str(tmp_path / "s.keras"))
+    pixels = _image(5, 64).astype("float32")
+    for m in (sigmoid, reloaded):
+        maps = {}
+        for class_index in (0, 1):
+            maps[class_index], cls = gradcam(m, pixels, class_index=class_index)
+            assert cls == class_index
+            np.testing.assert_allclose(maps[class_index], _independent_gradcam(m, pixels, class_index, "block5_conv3"),
+                                       atol=1e-4)
+        # Negating the score flips every channel's weight: the two maps are not the same map.
+        assert maps[0].max() > 0 or maps[1].max() > 0
+        assert not np.allclose(maps[0], maps[1], atol=1e-3)
+    # No class given: class 1 when the logit is >= 0, as for p >= 0.5.
+    p = float(sigmoid.predict_on_batch(pixels[None])[0, 0])
+    assert gradcam(sigmoid, pixels)[1] == int(p >= 0.5)
+
+
+def test_a_saturated_head_keeps_its_map_where_the_probabilitys_gradient_vanishes(model):
+    """The output bias shifts every logit of a class alike: the gradient of a logit does not see it,
+    while the probability saturates to 1.0 in float32 and its gradient is exactly zero."""
+    pixels = _image(3, 64).astype("float32")
+    before = gradcam(model, pixels, class_index=1)[0]
+    confident = keras.models.clone_model(model)
+    confident.set_weights(model.get_weights())
+    output_layer = confident.layers[-1]
+    output_layer.bias.assign(output_layer.bias.numpy() + np.array([0.0, 200.0, 0.0], dtype="float32"))
+    assert probabilities(confident, pixels[None])[0, 1] > 0.999
+    heatmap, _ = gradcam(confident, pixels, class_index=1)
+    assert heatmap.max() == pytest.approx(1.0)  # not blank
+    np.testing.assert_allclose(heatmap, before, atol=1e-4)
+    assert not _independent_gradcam(confident, pixels, 1, "block5_conv3", of_probability=True).any()
+
+
 def _patch_images(n: int, size: int, seed: int):
     """Class 1 has a bright green square somewhere; class 0 is noise only."""
     rng = np.random.default_rng(seed)
@@ -190,7 +240,7 @@ def _patch_images(n: int, size: int, seed: int):
     return images, labels, boxes
 
 
-def test_gradcam_peak_falls_inside_the_patch_the_model_learned():
+def test_gradcam_peak_falls_inside_the_patch_the_model_learned(tmp_path):
     keras.utils.set_random_seed(0)
     size = 64
     inputs = keras.Input((size, size, 3))
@@ -208,19 +258,23 @@ def test_gradcam_peak_falls_inside_the_patch_the_model_learned():
     dataset = tf.data.Dataset.from_tensor_slices((images.astype("float32"), labels)).batch(32)
     patch_model.fit(dataset, epochs=8, verbose=0, shuffle=False)
 
+    patch_model.save(tmp_path / "patch.keras")
+    reloaded = keras.models.load_model(tmp_path / "patch.keras")
+
     test_images, test_labels, boxes = _patch_images(40, size, seed=2)
-    hits = total = 0
-    for image, label, box in zip(test_images, test_labels, boxes):
-        if label != 1:
-            continue
-        heatmap, _ = gradcam(patch_model, image, class_index=1, layer_name="last_conv")
-        peak = np.unravel_index(np.argmax(upsample_heatmap(heatmap, size)), (size, size))
-        r, c = box
-        hits += int(r - 2 <= peak[0] < r + 18 and c - 2 <= peak[1] < c + 18)
-        total += 1
-    assert total == 20
-    print(f"Grad-CAM peak inside the patch: {hits}/{total}")
-    assert hits >= 0.8 * total, f"Grad-CAM peak inside the patch for only {hits}/{total} images"
+    for which, m in (("fresh", patch_model), ("reloaded", reloaded)):
+        hits = total = 0
+        for image, label, box in zip(test_images, test_labels, boxes):
+            if label != 1:
+                continue
+            heatmap, _ = gradcam(m, image, class_index=1, layer_name="last_conv")
+            peak = np.unravel_index(np.argmax(upsample_heatmap(heatmap, size)), (size, size))
+            r, c = box
+            hits += int(r - 2 <= peak[0] < r + 18 and c - 2 <= peak[1] < c + 18)
+            total += 1
+        assert total == 20
+        print(f"Grad-CAM peak inside the patch ({which}): {hits}/{total}")
+        assert hits >= 0.8 * total, f"Grad-CAM peak inside the patch ({which}) for only {hits}/{total} images"
 
 
 def test_evaluate_confusion_matrix_and_top_losses(model, tmp_path):

@@ -1,4 +1,4 @@
-"""Charts (Altair specs, read from `chart.to_dict()`) and the Grad-CAM overlay."""
+"""Charts (Altair specs, read from `chart.to_dict()`); the Grad-CAM overlay's tests are in test_gradcam.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tlcore.plots import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, PREDICTED_COLOUR, TITLE_FONT_SIZE,
-                          class_counts_chart, confusion_matrix_chart, curves_chart, gradcam_colorbar, gradcam_overlay,
+                          class_counts_chart, confusion_matrix_chart, curves_chart, gradcam_colorbar,
                           live_curves_chart, log_ticks, probabilities_chart, sweep_charts)
 
 
@@ -177,35 +177,14 @@ def test_sweep_charts_are_two_charts_of_the_shared_height():
     assert scratch["mark"]["type"] == "rule" and accuracy["datasets"][scratch["data"]["name"]][0]["best val acc"] == 0.5
 
 
-def test_gradcam_colorbar_runs_the_overlays_colour_map_from_low_to_high():
-    spec = gradcam_colorbar(224).to_dict()
+def test_gradcam_colorbar_draws_the_given_colours_from_low_to_high():
+    given = ["#000080", "#00ff00", "#800000"]  # tlcore.gradcam.colorbar_colours gives the overlay's
+    spec = gradcam_colorbar(224, given).to_dict()
     _projector_ready(spec, fits_width=False)
     assert spec["width"] == 224
     assert spec["encoding"]["color"]["scale"] is None  # the colours as given
     assert spec["encoding"]["x"]["axis"]["labelExpr"] == "datum.value < 0.5 ? 'low' : 'high'"
-    colours = [row["colour"] for row in _data(spec)]
-    assert len(colours) == 112  # 2 px each
-    # jet: dark blue at "low", dark red at "high", like the overlay's cold and hot regions
-    low, high = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (colours[0], colours[-1]))
-    assert low[2] > 100 and low[0] == 0 and high[0] > 100 and high[2] == 0
-
-
-def test_gradcam_overlay_is_an_rgb_image_that_changes_only_where_the_heat_is():
-    pixels = np.full((64, 64, 3), 128, dtype=np.uint8)
-    heatmap = np.zeros((4, 4), dtype=np.float32)
-    heatmap[0, 0] = 1.0  # hot top-left corner
-    out = gradcam_overlay(pixels, heatmap)
-    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
-    hot, cold = out[:4, :4].astype(int), out[-4:, -4:].astype(int)
-    assert np.abs(hot - 128).max() > 40  # coloured where the heat is high
-    assert hot[..., 0].mean() > hot[..., 2].mean()  # ...and the hot end of jet is red
-    # Where the heat is zero, jet is dark blue: blended at 0.4, not the hot colour.
-    assert cold[..., 2].mean() > cold[..., 0].mean()
-    np.testing.assert_array_equal(gradcam_overlay(pixels, heatmap, alpha=0.0), pixels)
-
-
-def test_gradcam_overlay_checks_its_inputs():
-    with pytest.raises(ValueError, match="square"):
-        gradcam_overlay(np.zeros((10, 12, 3), np.uint8), np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="alpha"):
-        gradcam_overlay(np.zeros((8, 8, 3), np.uint8), np.zeros((2, 2)), alpha=2.0)
+    rows = _data(spec)
+    assert [row["colour"] for row in rows] == given
+    assert [row["start"] for row in rows] == pytest.approx([0, 1 / 3, 2 / 3])  # equal blocks, edge to edge
+    assert [row["end"] for row in rows] == pytest.approx([1 / 3, 2 / 3, 1])

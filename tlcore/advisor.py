@@ -5,7 +5,8 @@ every rerun, and a notebook can ask them too.
 
 The freeze advice follows the classic four cases of transfer learning
 (dataset small or large, similar to ImageNet or not). Freeze points count
-VGG16's 18 layers after the input; block boundaries are 0, 3, 6, 10, 14, 18.
+VGG16's layers after the input; the advice picks one of the block boundaries
+named in `tlcore.backbone_facts` (HEAD_ONLY, BLOCK5, BLOCKS4_5, EVERYTHING).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from tlcore.backbones import NO_WEIGHTS, normalize_weights
-from tlcore.config import VGG16_LAYERS, FineTuneConfig, TrainConfig
+from tlcore.backbone_facts import BLOCK5, BLOCKS4_5, EVERYTHING, HEAD_ONLY, VGG16_LAYERS
+from tlcore.config import FineTuneConfig, TrainConfig
 
 # At or above this many training images a dataset counts as "large".
 # Why 2,000: Chollet's Keras example "Building powerful image classification
@@ -26,7 +28,6 @@ from tlcore.config import VGG16_LAYERS, FineTuneConfig, TrainConfig
 LARGE_DATASET_MIN_IMAGES = 2_000
 IMBALANCE_THRESHOLD = 1.5  # most / fewest images per class worth a warning
 
-HEAD_ONLY, BLOCK5, BLOCKS4_5, EVERYTHING = 18, 14, 10, 0
 FINE_TUNE_MAX_LEARNING_RATE = 1e-4
 # The keras.io guide "Transfer learning & fine-tuning": train the new head on the frozen backbone
 # first, then unfreeze at a very low rate. Measured from the CLI on the sample data (ImageNet
@@ -122,7 +123,7 @@ def train_down_to(config: TrainConfig, freeze_at: int) -> TrainConfig:
     on the frozen backbone at the config's rate, phase 2 unfreezes down to freeze_at at the config's
     phase-2 rate when that is low enough, else FineTuneConfig's default. Random weights need no head
     first (no filters to protect): one phase at freeze_at, at most FINE_TUNE_MAX_LEARNING_RATE once conv
-    layers train, as the sweep's from-scratch baseline does. freeze_at=18 trains only the head.
+    layers train, as the sweep's from-scratch baseline does. freeze_at=VGG16_LAYERS trains only the head.
     """
     if not 0 <= freeze_at <= VGG16_LAYERS:
         raise ValueError(f"freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={freeze_at}")
@@ -175,7 +176,8 @@ def imbalance_warnings(
 
 
 
-def learning_rate_warning(freeze_at: int, learning_rate: float, pretrained: bool, num_layers: int = 18) -> str | None:
+def learning_rate_warning(freeze_at: int, learning_rate: float, pretrained: bool,
+                          num_layers: int = VGG16_LAYERS) -> str | None:
     """A warning when pretrained conv layers would train at a rate that wrecks them, else None.
 
     Measured on the sample data (96 px, Adam, 5 epochs): at 1e-3 every freeze
@@ -187,5 +189,5 @@ def learning_rate_warning(freeze_at: int, learning_rate: float, pretrained: bool
     return (
         f"Learning rate {learning_rate:g} with pretrained layers unfrozen: large updates overwrite what "
         f"ImageNet taught them (on the sample data every such run fell to chance at 1e-3). Fine-tune at "
-        f"{FINE_TUNE_MAX_LEARNING_RATE:g} or lower, or freeze all 18 layers to train only the head."
+        f"{FINE_TUNE_MAX_LEARNING_RATE:g} or lower, or freeze all {num_layers} layers to train only the head."
     )

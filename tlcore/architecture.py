@@ -2,10 +2,10 @@
 
 Everything a page shows about the model before training (the layer table,
 trainable/frozen counts at any freeze point, the FLOPs behind the time
-estimate, the shapes a weights file must hold) follows from a handful of facts
-about VGG16, so it is computed here without importing TensorFlow (seconds
-saved on every first screen). `tlcore.model` builds the Keras model from the
-same facts, and the tests check this module against a built model.
+estimate) follows from a handful of facts about VGG16 (`tlcore.backbone_facts`),
+so it is computed here without importing TensorFlow (seconds saved on every
+first screen). `tlcore.model` builds the Keras model from the same facts, and
+the tests check this module against a built model.
 """
 
 from __future__ import annotations
@@ -14,14 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tlcore.config import VGG16_LAYERS, HeadConfig
-
-# The one table of VGG16 facts (Simonyan & Zisserman's configuration D, as in
-# keras.applications.VGG16 without its top): (filters, 3x3 'same' convolutions)
-# of each block; every block ends in a 2x2 max pooling of stride 2 ('valid').
-VGG16_BLOCKS: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-KERNEL_SIZE = 3
-IMAGE_CHANNELS = 3  # RGB
+from tlcore.backbone_facts import IMAGE_CHANNELS, VGG16_CHAIN, VGG16_CHANNELS
+from tlcore.config import HeadConfig
 
 # Layer names the model builder gives the layers around the backbone.
 INPUT_LAYER = "image"
@@ -35,66 +29,6 @@ HEAD_POOLING = {
     "max": ("head_max_pool", "GlobalMaxPooling2D"),
 }
 TABLE_COLUMNS = ["freeze_index", "name", "type", "output_shape", "params", "trainable", "block", "part"]
-
-
-@dataclass(frozen=True)
-class ConvLayer:
-    """One layer of VGG16's chain: a 3x3 convolution, or (is_conv False) a 2x2 max pooling."""
-
-    name: str
-    block: str
-    in_channels: int
-    out_channels: int
-    is_conv: bool
-
-    @property
-    def type(self) -> str:
-        """The Keras class name."""
-        return "Conv2D" if self.is_conv else "MaxPooling2D"
-
-    @property
-    def weight_shapes(self) -> tuple[tuple[int, ...], ...]:
-        """(kernel, bias) shapes of a convolution, () for a pooling."""
-        if not self.is_conv:
-            return ()
-        return (KERNEL_SIZE, KERNEL_SIZE, self.in_channels, self.out_channels), (self.out_channels,)
-
-    @property
-    def params(self) -> int:
-        return sum(_product(shape) for shape in self.weight_shapes)
-
-    def output_side(self, input_side: int) -> int:
-        """Side of the square output map: 'same' convolutions keep it, a 'valid' 2x2/2 pooling halves it (floor)."""
-        return input_side if self.is_conv else input_side // 2
-
-    def flops(self, input_side: int) -> float:
-        """Forward FLOPs per image (2 per multiply-add); a pooling's are negligible."""
-        if not self.is_conv:
-            return 0.0
-        return 2.0 * input_side * input_side * KERNEL_SIZE * KERNEL_SIZE * self.in_channels * self.out_channels
-
-
-def _product(shape: tuple[int, ...]) -> int:
-    result = 1
-    for dim in shape:
-        result *= dim
-    return result
-
-
-def _vgg16_chain() -> tuple[ConvLayer, ...]:
-    layers, channels = [], IMAGE_CHANNELS
-    for b, (filters, convs) in enumerate(VGG16_BLOCKS, start=1):
-        for c in range(1, convs + 1):
-            layers.append(ConvLayer(f"block{b}_conv{c}", f"block{b}", channels, filters, True))
-            channels = filters
-        layers.append(ConvLayer(f"block{b}_pool", f"block{b}", channels, channels, False))
-    return tuple(layers)
-
-
-VGG16_CHAIN: tuple[ConvLayer, ...] = _vgg16_chain()  # the 18 layers a freeze point counts over
-assert len(VGG16_CHAIN) == VGG16_LAYERS, "tlcore.config.VGG16_LAYERS must count VGG16_CHAIN"
-VGG16_CONVS: tuple[ConvLayer, ...] = tuple(layer for layer in VGG16_CHAIN if layer.is_conv)  # 13, with weights
-VGG16_CHANNELS = VGG16_CHAIN[-1].out_channels  # of the last feature map (512)
 
 
 def input_sides(image_size: int) -> list[int]:
@@ -112,7 +46,7 @@ def feature_side(image_size: int) -> int:
 
 
 def layer_flops(image_size: int) -> list[float]:
-    """Forward FLOPs per image of each of VGG16's 18 layers."""
+    """Forward FLOPs per image of each layer of VGG16's chain."""
     return [layer.flops(side) for layer, side in zip(VGG16_CHAIN, input_sides(image_size))]
 
 

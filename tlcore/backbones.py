@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlparse
 
-from tlcore.architecture import PREPROCESS_LAYER, VGG16_CHAIN, VGG16_CONVS
+from tlcore.architecture import PREPROCESS_LAYER
+from tlcore.backbone_facts import (DEFAULT_BACKBONE, IMAGE_CHANNELS, VGG16, VGG16_CONVS, VGG16_DEFAULT_IMAGE_SIZE,
+                                   VGG16_LAST_CONV, VGG16_LAYER_BLOCKS, VGG16_MIN_IMAGE_SIZE, block_boundaries)
 
 if TYPE_CHECKING:
     import keras
@@ -54,8 +56,7 @@ class BackboneSpec:
     @property
     def block_boundaries(self) -> tuple[int, ...]:
         """Freeze points that fall between blocks, 0 and num_layers included."""
-        ends = [i + 1 for i in range(self.num_layers - 1) if self.layer_blocks[i] != self.layer_blocks[i + 1]]
-        return (0, *ends, self.num_layers)
+        return block_boundaries(self.layer_blocks)
 
     def build(self, image_size: int) -> "keras.Model":
         """The convolutional base without weights."""
@@ -63,7 +64,7 @@ class BackboneSpec:
             raise ValueError(
                 f"{self.name} needs images of at least {self.min_image_size} px. Received: image_size={image_size}"
             )
-        return self.constructor(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
+        return self.constructor(include_top=False, weights=None, input_shape=(image_size, image_size, IMAGE_CHANNELS))
 
 
 def _vgg16(**kwargs):
@@ -79,12 +80,12 @@ def _caffe_preprocess():
 
 
 REGISTRY: dict[str, BackboneSpec] = {
-    "vgg16": BackboneSpec(
-        name="vgg16",
-        default_image_size=224,
-        min_image_size=32,
-        layer_blocks=tuple(layer.block for layer in VGG16_CHAIN),
-        last_conv_layer=VGG16_CONVS[-1].name,
+    VGG16: BackboneSpec(
+        name=VGG16,
+        default_image_size=VGG16_DEFAULT_IMAGE_SIZE,
+        min_image_size=VGG16_MIN_IMAGE_SIZE,
+        layer_blocks=VGG16_LAYER_BLOCKS,
+        last_conv_layer=VGG16_LAST_CONV,
         weight_layers=tuple((layer.name, layer.weight_shapes) for layer in VGG16_CONVS),
         imagenet_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         imagenet_url=(
@@ -136,7 +137,7 @@ def imagenet_cached_path(spec: BackboneSpec) -> Path | None:
 
 def weights_status(choice: str, spec: BackboneSpec | None = None) -> tuple[bool, str]:
     """Whether the chosen weights can be used now without the network, in plain words."""
-    spec = spec or REGISTRY["vgg16"]
+    spec = spec or get_backbone(DEFAULT_BACKBONE)
     weights = normalize_weights(choice)
     if weights == NO_WEIGHTS:
         return True, "Random initialisation: no transfer (random weights)."

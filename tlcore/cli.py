@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tlcore.backbones import WeightsError, default_weights
-from tlcore.config import VGG16_LAYERS, AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
+from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, scan
 from tlcore.imageio import ImageProblem
 from tlcore.presets import PRESETS, apply_preset
 from tlcore.quiet import quiet_tensorflow
 from tlcore.runs import RunFolderError
+from tlcore.sweep import DEFAULT_POINTS
 
 EXIT_DATA, EXIT_USAGE = 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for a command ended by Ctrl-C
@@ -87,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--points", type=_int_list, default=(18, 14, 10, 6, 3, 0),
-                   help="freeze points, run in this order (default 18,14,10,6,3,0: VGG16's block boundaries)")
+    p.add_argument("--points", type=_int_list, default=DEFAULT_POINTS,
+                   help=f"freeze points, run in this order (default {','.join(map(str, DEFAULT_POINTS))}: "
+                        "VGG16's block boundaries)")
     p.add_argument("--no-scratch", action="store_true",
                    help="leave out the baseline trained from random weights with every layer learning")
     p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")

@@ -10,10 +10,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from tlcore.backbone_facts import BLOCK5, DEFAULT_BACKBONE, VGG16_LAYERS
+
 POOLINGS = ("flatten", "avg", "max")
 OUTPUTS = ("softmax", "sigmoid")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
-VGG16_LAYERS = 18  # layers after the input that a freeze point counts over
 
 
 # Settings in words, for people comparing two configs (dotted names as flatten_config gives them).
@@ -80,7 +81,7 @@ class AugmentConfig:
 class FineTuneConfig:
     """Optional second phase: unfreeze down to a deeper freeze point at a lower learning rate."""
 
-    freeze_at: int = 14
+    freeze_at: int = BLOCK5
     epochs: int = 3
     learning_rate: float = 1e-5
 
@@ -95,7 +96,7 @@ class FineTuneConfig:
 class TrainConfig:
     """Everything that decides a run's result. `weights` is "imagenet", "none" or a file path."""
 
-    backbone: str = "vgg16"
+    backbone: str = DEFAULT_BACKBONE
     weights: str = "imagenet"
     image_size: int = 128
     batch_size: int = 32

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from tlcore.architecture import layer_flops  # per-layer FLOPs from VGG16's one table of facts
+from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS
 from tlcore.config import TrainConfig
 
 TRAIN_COST = 3.0  # training a layer ~ 3 forward passes
@@ -66,8 +67,8 @@ def measure_gflops(image_size: int = 64, batch: int = 16, repeats: int = 2) -> f
 
     from tlcore.backbones import get_backbone
 
-    base = get_backbone("vgg16").build(image_size)
-    x = np.random.default_rng(0).uniform(0, 255, (batch, image_size, image_size, 3)).astype("float32")
+    base = get_backbone(DEFAULT_BACKBONE).build(image_size)
+    x = np.random.default_rng(0).uniform(0, 255, (batch, image_size, image_size, IMAGE_CHANNELS)).astype("float32")
     base.predict_on_batch(x)  # first call traces the graph
     best = float("inf")
     for _ in range(repeats):

@@ -1,4 +1,4 @@
-"""Use a trained model: class probabilities, Grad-CAM, evaluation on a split."""
+"""Use a trained model: class probabilities, explained predictions (Grad-CAM from `tlcore.gradcam`), evaluation."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Sequence, Union
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from PIL import Image
 
-from tlcore.backbones import get_backbone
+from tlcore.gradcam import Explainer, blank_map_message, gradcam, gradcam_overlay, is_blank
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
 from tlcore.model import ModelLoadError
 from tlcore.pipeline import ImageSet, load_split, make_dataset
@@ -131,74 +130,6 @@ def predict(model: keras.Model, images: Sequence[ImageInput], class_names: Seque
     return predictions
 
 
-# --- Grad-CAM --------------------------------------------------------------------
-
-
-def gradcam_model(model: keras.Model, layer_name: str | None = None) -> keras.Model:
-    """A model from raw pixels to (last conv activations, predictions)."""
-    layer_name = layer_name or get_backbone("vgg16").last_conv_layer
-    return keras.Model(model.inputs, [model.get_layer(layer_name).output, model.output])
-
-
-def explainer_for(model: keras.Model) -> keras.Model | None:
-    """`gradcam_model(model)`, or None for a model without VGG16's last conv layer (not built by this app)."""
-    try:
-        return gradcam_model(model)
-    except ValueError:
-        return None
-
-
-def gradcam(
-    model: keras.Model,
-    pixels: np.ndarray,
-    class_index: int | None = None,
-    layer_name: str | None = None,
-    grad_model: keras.Model | None = None,
-) -> tuple[np.ndarray, int]:
-    """Grad-CAM heatmap of one image for one class (Selvaraju et al., 2017).
-
-    Args:
-        pixels: uint8 or float (size, size, 3) raw RGB.
-        class_index: the class to explain; None = the predicted class.
-        grad_model: reuse one from `gradcam_model` when explaining many images.
-
-    Returns:
-        (heatmap, class_index): heatmap is float32 in [0, 1] at the conv
-        layer's resolution (e.g. 4x4 for 64 px input with VGG16's block5).
-    """
-    grad_model = grad_model or gradcam_model(model, layer_name)
-    x = tf.convert_to_tensor(np.asarray(pixels, dtype=np.float32)[None])
-    with tf.GradientTape() as tape:
-        activations, preds = grad_model(x, training=False)
-        if class_index is None:
-            class_index = _predicted_class(preds)
-        score = _class_score(preds, class_index)
-    grads = tape.gradient(score, activations)
-    weights = tf.reduce_mean(grads, axis=(1, 2))  # one weight per channel
-    cam = tf.nn.relu(tf.reduce_sum(activations * weights[:, None, None, :], axis=-1))[0].numpy()
-    peak = float(cam.max())
-    heatmap = cam / peak if peak > 0 else np.zeros_like(cam)
-    return heatmap.astype(np.float32), int(class_index)
-
-
-def _predicted_class(preds: tf.Tensor) -> int:
-    if preds.shape[-1] == 1:
-        return int(preds[0, 0] >= 0.5)
-    return int(tf.argmax(preds[0]))
-
-
-def _class_score(preds: tf.Tensor, class_index: int) -> tf.Tensor:
-    if preds.shape[-1] == 1:  # sigmoid head: class 1 is p, class 0 is 1 - p
-        return preds[:, 0] if class_index == 1 else 1.0 - preds[:, 0]
-    return preds[:, class_index]
-
-
-def upsample_heatmap(heatmap: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of a [0, 1] heatmap to size x size."""
-    image = Image.fromarray(np.uint8(np.clip(heatmap, 0, 1) * 255))
-    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
-
-
 @dataclass
 class Explanation(Prediction):
     """A prediction for one named image, with what to show next to it."""
@@ -206,7 +137,8 @@ class Explanation(Prediction):
     name: str
     display: np.ndarray  # uint8 (display_size, display_size, 3): the image as people see it
     heatmap: np.ndarray | None  # Grad-CAM for top_class in [0, 1] at the conv layer's resolution
-    overlay: np.ndarray | None  # the heatmap blended over `display`
+    overlay: np.ndarray | None  # the heatmap blended over `display`; None without a map or with a blank one
+    gradcam_note: str | None = None  # why there is no overlay to show when the map came out blank
 
     def summary(self) -> dict[str, Any]:
         """Name, probabilities and top class: small, plain values to keep or compare."""
@@ -215,7 +147,7 @@ class Explanation(Prediction):
 
 def explain(
     model: keras.Model,
-    grad_model: keras.Model | None,
+    grad_model: Explainer | None,
     sources: Sequence[tuple[str, ImageInput]],
     class_names: Sequence[str],
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -224,7 +156,8 @@ def explain(
     """Predict and explain named images; a file that is not a usable image is reported, not raised.
 
     Args:
-        grad_model: from `explainer_for(model)`; None skips Grad-CAM (heatmap and overlay are None).
+        grad_model: from `tlcore.gradcam.explainer_for(model)`; None skips Grad-CAM (heatmap and overlay
+            are None). A blank map (no region raised the class's score) has no overlay but a `gradcam_note`.
         sources: (name, image) pairs; an image is anything `to_pixels` reads.
         display_size: the size of the copy shown to people (at least the model's input size).
 
@@ -232,8 +165,6 @@ def explain(
         (explanations, problems): one Explanation per usable image in input
         order, and (name, reason) for every image that could not be used.
     """
-    from tlcore.plots import gradcam_overlay  # matplotlib only when explaining
-
     size, decoded, problems = image_size_of(model), [], []
     for name, source in sources:
         if hasattr(source, "read"):
@@ -252,10 +183,12 @@ def explain(
     for (name, pixels, display), row in zip(decoded, probs):
         best = int(np.argmax(row))
         heatmap = gradcam(model, pixels, best, grad_model=grad_model)[0] if grad_model is not None else None
+        blank = heatmap is not None and is_blank(heatmap)
         explanations.append(Explanation(
             probabilities={c: float(p) for c, p in zip(class_names, row)}, top_class=class_names[best],
             top_probability=float(row[best]), name=name, display=display, heatmap=heatmap,
-            overlay=gradcam_overlay(display, heatmap) if heatmap is not None else None,
+            overlay=gradcam_overlay(display, heatmap) if heatmap is not None and not blank else None,
+            gradcam_note=blank_map_message(class_names[best]) if blank else None,
         ))
     return explanations, problems
 

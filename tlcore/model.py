@@ -1,9 +1,9 @@
 """Build backbone + head as one flat chain of layers; freeze points; the layer table.
 
 The model takes raw RGB pixels 0..255. Its layers are, in order: the input,
-the backbone's preprocessing layer, the backbone's layers (VGG16: 18), then
-the head. Because it is a flat chain (no nested backbone model), it can be
-cut at any freeze point into a frozen prefix and a trainable suffix that share
+the backbone's preprocessing layer, the backbone's layers (its spec's
+num_layers), then the head. Because it is a flat chain (no nested backbone
+model), it can be cut at any freeze point into a frozen prefix and a trainable suffix that share
 layer objects, and Grad-CAM can reach the last conv layer of a model fresh
 from training or reloaded from `.keras`.
 
@@ -27,6 +27,7 @@ import pandas as pd
 # counts_at and with_freeze_point live in the TensorFlow-free tlcore.architecture; importable from here as before.
 from tlcore.architecture import (INPUT_LAYER, OUTPUT_LAYER, PREPROCESS_LAYER, HeadLayer, counts_at,  # noqa: F401
                                  head_layers, with_freeze_point)
+from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS
 from tlcore.backbones import BackboneSpec, get_backbone, load_backbone
 from tlcore.config import HeadConfig
 
@@ -40,7 +41,7 @@ def build_model(
     weights: str = "none",
     head: HeadConfig = HeadConfig(),
     freeze_at: int | None = None,
-    backbone: str = "vgg16",
+    backbone: str = DEFAULT_BACKBONE,
 ) -> keras.Model:
     """A classifier for num_classes on a pretrained (or random) backbone.
 
@@ -57,7 +58,7 @@ def build_model(
     spec = get_backbone(backbone)
     base = load_backbone(spec, image_size, weights)
 
-    inputs = keras.Input(shape=(image_size, image_size, 3), name=INPUT_LAYER)
+    inputs = keras.Input(shape=(image_size, image_size, IMAGE_CHANNELS), name=INPUT_LAYER)
     x = spec.preprocess_layer()(inputs)
     for layer in base.layers[1:]:
         # Fresh copies applied one by one: a flat graph with one node per
@@ -92,7 +93,7 @@ def _backbone_start(model: keras.Model) -> int:
 
 def backbone_layers(model: keras.Model, spec: BackboneSpec | None = None) -> list[keras.layers.Layer]:
     """The layers a freeze point counts over, input side first."""
-    spec = spec or get_backbone("vgg16")
+    spec = spec or get_backbone(DEFAULT_BACKBONE)
     start = _backbone_start(model)
     return model.layers[start : start + spec.num_layers]
 
@@ -103,7 +104,7 @@ def set_freeze_point(model: keras.Model, freeze_at: int, spec: BackboneSpec | No
     Keras only honours a change of `trainable` at the next compile: callers
     compile again before training (tlcore.training does).
     """
-    spec = spec or get_backbone("vgg16")
+    spec = spec or get_backbone(DEFAULT_BACKBONE)
     if not 0 <= freeze_at <= spec.num_layers:
         raise ValueError(f"freeze_at must be between 0 and {spec.num_layers}. Received: freeze_at={freeze_at}")
     for i, layer in enumerate(backbone_layers(model, spec)):
@@ -132,7 +133,7 @@ def layer_table(model: keras.Model, spec: BackboneSpec | None = None) -> pd.Data
     `freeze_index` is a backbone layer's position (1-based) in the count that
     a freeze point uses: layer i is frozen when freeze_at >= i.
     """
-    spec = spec or get_backbone("vgg16")
+    spec = spec or get_backbone(DEFAULT_BACKBONE)
     start = _backbone_start(model)
     rows = []
     for position, layer in enumerate(model.layers):

@@ -1,4 +1,4 @@
-"""Charts for the dashboard and for notebooks (Altair), and the Grad-CAM overlay (an image).
+"""Charts for the dashboard and for notebooks (Altair).
 
 Every chart is sized for a projector: the sizes and font sizes below are
 defined once and used by every chart, so the Train, Inference, Runs and
@@ -8,7 +8,7 @@ cell), so Streamlit's light and dark themes both apply. Loss is drawn on a
 log scale (one diverging epoch does not flatten the rest) and accuracy and
 probability on a fixed 0..1 axis (0.45 vs 0.55 stays the coin toss it is).
 No TensorFlow at import time (the Dataset and Runs pages draw charts without
-it), and matplotlib only for the Grad-CAM colour map.
+it); the Grad-CAM overlay and its colours are `tlcore.gradcam`'s.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from typing import Any, Mapping, Sequence
 import altair as alt
 import numpy as np
 import pandas as pd
+
+from tlcore.backbone_facts import VGG16_LAYERS
 
 PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
 BAR_STEP = 36  # px per bar in horizontal bar charts
@@ -31,7 +33,6 @@ TITLE_FONT_SIZE = 18  # a chart's own title
 CATEGORY_SCHEME = "tableau10"
 PREDICTED_COLOUR = "#f58518"  # tableau10's orange: the predicted class's bar
 LINE_WIDTH = 3  # px; thinner lines fade on a projector
-GRADCAM_COLORMAP = "jet"  # the overlay and its colour bar must use the same map
 
 METRIC_LABELS = {
     "val_accuracy": "validation accuracy",
@@ -251,7 +252,7 @@ def class_counts_chart(counts: Mapping[str, Mapping[str, int]]) -> alt.TopLevelM
 
 
 def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
-    """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (18 - freeze point).
+    """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (VGG16_LAYERS - freeze point).
 
     points_df: tlcore.sweep.sweep_table's frame. Pretrained points are joined by a line; the
     from-scratch baseline (point "scratch") is a dashed horizontal rule on the accuracy chart.
@@ -260,8 +261,8 @@ def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
     points_df = pd.DataFrame(points_df)
     scratch = points_df[points_df["point"] == "scratch"]
     pretrained = points_df[points_df["point"] != "scratch"]
-    x = alt.X("trainable layers:Q", title="trainable VGG16 layers (18 − freeze point)",
-              scale=alt.Scale(domain=[0, 18]), axis=alt.Axis(tickMinStep=1, format="d"))
+    x = alt.X("trainable layers:Q", title=f"trainable VGG16 layers ({VGG16_LAYERS} − freeze point)",
+              scale=alt.Scale(domain=[0, VGG16_LAYERS]), axis=alt.Axis(tickMinStep=1, format="d"))
     tooltip = ["point:N", alt.Tooltip("best val acc:Q", format=".1%"), alt.Tooltip("s/epoch:Q", format=".2f")]
     accuracy = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80)).encode(
         x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=metric_scale("val_accuracy"),
@@ -279,15 +280,12 @@ def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
             _projector(speed.properties(title="Time per epoch", height=PLOT_HEIGHT)))
 
 
-def gradcam_colorbar(width: int, colormap: str = GRADCAM_COLORMAP) -> alt.TopLevelMixin:
-    """The colour bar that goes with `gradcam_overlay`: the colour map from "low" to "high" attention."""
-    steps = max(width // 2, 2)  # whole-pixel blocks: fractional ones show seams between them
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    colours = [to_hex(c) for c in colormaps[colormap](np.linspace(0.0, 1.0, steps))]
+def gradcam_colorbar(width: int, colours: Sequence[str]) -> alt.TopLevelMixin:
+    """The colour bar that goes with the Grad-CAM overlay: its colours (`tlcore.gradcam.colorbar_colours`,
+    from "low" to "high" attention) side by side, `width` px wide."""
+    steps = len(colours)
     frame = pd.DataFrame({"start": np.arange(steps) / steps, "end": np.arange(1, steps + 1) / steps,
-                          "colour": colours})
+                          "colour": list(colours)})
     chart = alt.Chart(frame).mark_rect().encode(
         x=alt.X("start:Q", scale=alt.Scale(domain=[0, 1], nice=False),
                 axis=alt.Axis(values=[0, 1], labelExpr="datum.value < 0.5 ? 'low' : 'high'", grid=False),
@@ -296,32 +294,3 @@ def gradcam_colorbar(width: int, colormap: str = GRADCAM_COLORMAP) -> alt.TopLev
         color=alt.Color("colour:N", scale=None),  # the hex values as they are
     ).properties(width=width, height=18)
     return _projector(chart, fit_width=False)
-
-
-def gradcam_overlay(pixels: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4,
-                    colormap: str = GRADCAM_COLORMAP) -> np.ndarray:
-    """Blend a Grad-CAM heatmap over an image.
-
-    Args:
-        pixels: uint8 (H, W, 3) RGB; the heatmap is resized to H x W (H == W).
-        heatmap: floats in [0, 1] at the conv layer's resolution (e.g. 4x4).
-        alpha: weight of the colour map; 0 gives the image back unchanged.
-
-    Returns:
-        uint8 (H, W, 3) RGB: the image where the heat is low, red where it is high.
-    """
-    # Imported here: tlcore.inference imports TensorFlow, and matplotlib is
-    # needed only for the colour map; charts need neither.
-    from matplotlib import colormaps
-
-    from tlcore.inference import upsample_heatmap
-
-    pixels = np.asarray(pixels)
-    if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.shape[0] != pixels.shape[1]:
-        raise ValueError(f"pixels must be a square (H, W, 3) RGB image. Received shape {pixels.shape}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1]. Received: alpha={alpha}")
-    heat = upsample_heatmap(np.asarray(heatmap, dtype=np.float32), pixels.shape[0])
-    colours = colormaps[colormap](heat)[..., :3] * 255.0  # RGBA floats in [0, 1] -> RGB 0..255
-    blended = (1.0 - alpha) * pixels.astype(np.float32) + alpha * colours
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)

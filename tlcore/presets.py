@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tlcore.config import VGG16_LAYERS, AugmentConfig, HeadConfig, TrainConfig
+from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.config import AugmentConfig, HeadConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ SEED_004 = Preset(
         "shear_range in degrees, so the article shears by at most 0.2°, under one pixel across 224 px.",
         "Head as in the article: Flatten -> Dense(512, relu) -> Dropout(0.5) -> Dense(1, sigmoid) with binary "
         "cross-entropy; RMSprop at learning rate 1e-4 (its RMSprop(lr=...) is learning_rate= in Keras 3); "
-        "all 18 VGG16 layers frozen.",
+        f"all {VGG16_LAYERS} VGG16 layers frozen.",
         "Time: at 224 px on a CPU this is slow. With augmentation on, every epoch runs the frozen VGG16 on "
         "every image again (no cached features): tlcore.estimate puts the article's 2,000 + 1,000 images at "
         "about 6.7 min per epoch, over an hour for 10 epochs, on a 2-core CPU doing ~230 GFLOP/s (the "
@@ -109,7 +110,7 @@ SEED_000 = Preset(
         "initial weights: a fixed random projection the other layers must work around. With the Flatten "
         "its model needs, the list is 24 layers long and layers[:20] ends at the Flatten (no weights), "
         "so all 4 Dense layers train.",
-        "This preset freezes all 18 VGG16 layers and trains the whole head (1024-1024-512, softmax, no "
+        f"This preset freezes all {VGG16_LAYERS} VGG16 layers and trains the whole head (1024-1024-512, softmax, no "
         "dropout): 3,673,602 trainable parameters for 2 classes at 64 px — what its code does once the "
         "Flatten is in place, with no layer left frozen at random weights.",
         "Preprocessing: the article does not show how its train_datagen was made. " + PREPROCESS_NOTE

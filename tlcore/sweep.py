@@ -29,7 +29,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from tlcore.backbones import NO_WEIGHTS, get_backbone, load_backbone, normalize_weights
-from tlcore.config import VGG16_LAYERS, TrainConfig
+from tlcore.backbone_facts import VGG16_BLOCK_BOUNDARIES, VGG16_LAYERS
+from tlcore.config import TrainConfig
 from tlcore.records import History
 from tlcore.runs import COMPLETED, STOPPED, Run, RunStore, RunSummary
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from tlcore.data import DatasetInfo
     from tlcore.training import PreparedData, ProgressFn, StopFlag
 
-DEFAULT_POINTS: tuple[int, ...] = (18, 14, 10, 6, 3, 0)  # VGG16's block boundaries, head only first
+DEFAULT_POINTS: tuple[int, ...] = VGG16_BLOCK_BOUNDARIES[::-1]  # VGG16's block boundaries, head only first
 DEFAULT_IMAGE_SIZE, DEFAULT_EPOCHS = 96, 5
 SCRATCH = "scratch"
 

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import get_backbone
 from tlcore.config import AugmentConfig, TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
@@ -168,7 +169,7 @@ def cut(model: keras.Model, freeze_at: int) -> tuple[keras.Model, keras.Model]:
 
     Both share the model's layer objects, so training the suffix trains the model.
     """
-    spec = get_backbone("vgg16")
+    spec = get_backbone(DEFAULT_BACKBONE)
     if not 1 <= freeze_at <= spec.num_layers:
         raise ValueError(f"A cut needs 1 <= freeze_at <= {spec.num_layers}. Received: freeze_at={freeze_at}")
     boundary = backbone_layers(model, spec)[freeze_at - 1]
