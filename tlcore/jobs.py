@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from tlcore.records import History
+from tlcore.sweep import DEFAULT_POINTS
 
 RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
@@ -354,7 +355,7 @@ def start_sweep(
     owner: str,
     base_config: Any,
     info: Any,
-    points: Any = (18, 14, 10, 6, 3, 0),
+    points: Any = DEFAULT_POINTS,
     scratch: bool = True,
     store: Any = None,
     registry: JobRegistry = REGISTRY,
