@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs on a fresh machine, then run it.
+# Install everything the test suite needs on a fresh machine, check the code, then run the tests.
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+pip_install -r requirements.txt -r requirements-test.txt
+pip_install --no-deps --no-build-isolation -e .  # the project itself: tlcore and the `tllab` command
 
 # The browser tests drive Debian's chromium with Playwright (Playwright's own
 # browser download cannot work offline).

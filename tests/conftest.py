@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import sys
 import tempfile
 from pathlib import Path
 
@@ -17,7 +16,6 @@ os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="tllab-keras-home-")
 os.environ.pop("TLLAB_RUNS_DIR", None)
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SAMPLE_DATA = ROOT / "sample_data"
 
 from tests.helpers import make_dataset_folder  # noqa: E402

@@ -108,7 +108,6 @@ def test_pages_render_without_importing_tensorflow(page, tmp_path):
     # AppTest runs the app in-process: a fresh interpreter tells what rendering imported.
     report = _run_fresh(
         "import json, sys\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from streamlit.testing.v1 import AppTest\n"
         f"at = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=60).run()\n"
         f"at.switch_page({page!r}).run()\n"

@@ -122,7 +122,6 @@ def test_dataset_page_renders_without_importing_tensorflow():
     # A fresh interpreter: this test process may already hold TensorFlow.
     code = (
         "import json, sys\n"
-        f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from streamlit.testing.v1 import AppTest\n"
         f"at = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=60).run()\n"
         "print(json.dumps({'exception': [e.value for e in at.exception], 'title': at.title[0].value,\n"
