@@ -79,6 +79,7 @@ def test_a_second_start_while_running_says_so(tiny_dataset, runs_dir):
         at.button(key="stop_training").click().run()
         _wait_for(at, lambda: not job.running)
         assert job.snapshot().status == "stopped"
+        at.run()  # the page as it is now the job has ended (the last wait may have drawn it still running)
         # The bars say where it stopped: decoding and extraction done, training part of the way.
         bars = {bar.text.split(":")[0]: bar.value for bar in at.get("progress")}
         assert bars["Decoding images"] == bars["Computing frozen features (once)"] == 100
