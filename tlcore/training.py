@@ -284,7 +284,8 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
 
 
 def _learning_rate(model: keras.Model) -> float:
-    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    """The optimizer's current rate; float32's shortest decimal, so 1e-3 reads 0.001, not 0.0010000000474974513."""
+    return float(str(np.float32(keras.ops.convert_to_numpy(model.optimizer.learning_rate))))
 
 
 @dataclass(frozen=True)
@@ -399,9 +400,12 @@ class TensorBoardScalars(keras.callbacks.Callback):
         self._write("validation", {k[4:]: v for k, v in logs.items() if k.startswith("val_")}, epoch + 1)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        self._writers = {}
+        writers, self._writers = self._writers.values(), {}
+        for writer in writers:
+            try:
+                writer.close()  # flushes what is left
+            except (tf.errors.OpError, OSError) as err:
+                self.error = self.error or f"The TensorBoard logs could not be written to {self.log_dir}: {err}"
 
     def _write(self, split: str, values: dict[str, Any], step: int) -> None:
         if self.error or not values:
