@@ -172,3 +172,26 @@ def test_cli_flags_land_in_the_runs_config(folder, tmp_path, capsys):
     assert main(["train", "--data", str(folder), "--weights", "none", "--early-stopping", "-1",
                  "--runs-dir", str(runs)]) == 2
     assert "early_stopping_patience=-1" in capsys.readouterr().err
+
+
+def test_stop_between_epochs_keeps_the_whole_epoch_and_skips_the_rest(data):
+    import threading
+
+    from tlcore.training import EpochEnd
+
+    flag = threading.Event()
+    config = TINY.replace(epochs=3, fine_tune=FineTuneConfig(freeze_at=14, epochs=1))
+    result = train(config, data, progress=lambda e: isinstance(e, EpochEnd) and flag.set(), stop=flag)
+    assert result.status == "stopped" and result.reason == "stopped by the user after epoch 1"
+    assert [(r["epoch"], r["partial"]) for r in result.history] == [(1, False)] and len(result.paths) == 1
+
+
+def test_tensorboard_logs_that_cannot_be_written_never_stop_training(data, tmp_path):
+    from tlcore.training import TensorBoardScalars
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the logs' folder should be")
+    tensorboard = TensorBoardScalars(blocker / TENSORBOARD_DIR)
+    result = train(TINY.replace(epochs=2), data, callbacks=[tensorboard])
+    assert result.status == "completed" and len(result.history) == 2
+    assert tensorboard.error.startswith(f"The TensorBoard logs could not be written to {blocker / TENSORBOARD_DIR}")
