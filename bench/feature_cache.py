@@ -1,6 +1,7 @@
 """Epoch time with cached features vs the frozen base recomputed every epoch.
 
-Both sides run the product's own loop, `tlcore.training.train`, on the same
+Both sides run the product's own training, `tlcore.training.train` (Keras
+`fit`, one call per phase), on the same
 decoded images, freeze point, head, optimizer and batch size; only
 `TrainConfig.cache_features` differs:
 
@@ -11,7 +12,8 @@ decoded images, freeze point, head, optimizer and batch size; only
   the whole model, frozen base included.
 
 An epoch's time is the product's own `history[i]["seconds"]` (training
-batches plus validation). Epoch 1 carries one-off tracing, so the speedup is
+batches plus validation, timed by its fit callback). Epoch 1 carries one-off
+tracing and fit's setup, so the speedup is
 taken over the epochs after the first; the first epochs are reported too.
 
     python bench/feature_cache.py [--images 256] [--epochs 3] [--recompute-epochs 2]

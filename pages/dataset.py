@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 import tlcore.data
-from pages.ui import K, augment_from_state, page_intro, require_dataset
+from pages.ui import K, augment_from_state, balance_classes_toggle, page_intro, require_dataset
 from tlcore.advisor import imbalance_warnings
 from tlcore.data import TRAIN, VALIDATION, display_path, sample_grid
 from tlcore.imageio import ImageProblem, load_array
@@ -88,7 +88,9 @@ with stats_col:
         st.warning(f"Imbalanced classes: {message}")
     if imbalances:
         st.caption("A model trained on imbalanced classes leans towards the bigger one, and accuracy flatters "
-                   "it. Collect more of the smaller class, or judge the model per class (Inference page).")
+                   "it. Collect more of the smaller class, balance the classes in training, or judge the model per "
+                   "class (Inference page).")
+        balance_classes_toggle()
     st.subheader("Files left out")
     if info.skipped:
         # display_path: a name that is not UTF-8 would stop the whole page

@@ -9,7 +9,8 @@ import streamlit as st
 
 import tlcore.architecture
 import tlcore.model  # TensorFlow-free to import: counts_at; nothing here builds a model
-from pages.model_actions import apply_advice_clicked, head_or_problem, preset_panel, train_down_to_clicked
+from pages.model_actions import (apply_advice_clicked, fit_options_panel, head_or_problem, preset_panel,
+                                 train_down_to_clicked)
 from pages.ui import K, current_config, page_intro, require_dataset, weights_value
 from tlcore.advisor import HEAD_FIRST_WHY, advise, learning_rate_warning
 from tlcore.backbone_facts import BLOCK5, BLOCKS4_5, EVERYTHING, HEAD_ONLY, VGG16_BLOCKS, VGG16_CONVS, VGG16_LAYERS
@@ -122,6 +123,7 @@ with train_col:
         st.warning(warning)
     st.number_input("Epochs", 1, 500, step=1, key=K.epochs)
     st.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
+    fit_options_panel()
 with tune_col:
     st.toggle("Second phase: fine-tune deeper", key=K.fine_tune,
               help="After training at the freeze point above, unfreeze more layers and train on at a lower rate.")

@@ -1,4 +1,5 @@
-"""The Model page's one-click changes: seed-article presets, freeze shortcuts and the advisor's advice.
+"""The Model page's one-click changes (seed-article presets, freeze shortcuts, the advisor's advice)
+and its controls for what Keras' fit offers (class weights, early stopping, reduce on plateau).
 
 Each is a button callback (it runs before the widgets exist again, so it may set their state) that
 builds a TrainConfig and writes it through pages.ui's one widget <-> config mapping.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.ui import DEFAULT_CONFIG, K, apply_config, augment_from_state, current_config, head_from_state, weights_value
+from pages.ui import DEFAULT_CONFIG, K, apply_config, balance_classes_toggle, augment_from_state, current_config, head_from_state, weights_value
 from tlcore.advisor import Advice, apply_advice, train_down_to
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.presets import PRESETS
@@ -62,3 +63,14 @@ def head_or_problem(num_classes: int) -> tuple[HeadConfig, str | None]:
     if head.output == "sigmoid" and num_classes != 2:
         return HeadConfig(), f"A sigmoid output needs exactly 2 classes; this dataset has {num_classes}."
     return head, None
+
+
+def fit_options_panel() -> None:
+    """Class weights, early stopping and reduce-on-plateau: TrainConfig fields, set through pages.ui's mapping."""
+    balance_classes_toggle()
+    st.toggle("Early stopping", key=K.early_stopping, help="End a phase when val_loss has not improved for "
+              "the epochs below, and keep the weights of its best epoch.")
+    if st.session_state[K.early_stopping]:
+        st.number_input("Epochs without improvement", 1, 100, step=1, key=K.patience)
+    st.toggle("Reduce learning rate on plateau", key=K.reduce_lr, help="Halve the learning rate after 2 epochs "
+              "without a val_loss improvement (down to a hundredth of the phase's rate).")

@@ -62,6 +62,10 @@ class K:
     ft_epochs = "fine_tune_epochs"
     ft_lr = "fine_tune_lr"
     seed = "seed"
+    balance_classes = "balance_classes"
+    early_stopping = "early_stopping_enabled"
+    patience = "early_stopping_patience"
+    reduce_lr = "reduce_lr_on_plateau"
     job_id = "job_id"
     last_run_dir = "last_run_dir"
     history = "history"
@@ -78,7 +82,11 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "freeze_at": (K.freeze_at,), "head": (K.pooling, K.dense, K.dropout, K.output),
     "augment": (K.augment, K.flip, K.rotation, K.zoom, K.translation, K.contrast),
     "fine_tune": (K.fine_tune, K.ft_freeze_at, K.ft_epochs, K.ft_lr), "seed": (K.seed,),
+    "balance_classes": (K.balance_classes,), "early_stopping_patience": (K.early_stopping, K.patience),
+    "reduce_lr_on_plateau": (K.reduce_lr,),
 }
+# The patience shown behind the early-stopping toggle while it is off.
+DEFAULT_PATIENCE = 3
 # A preset or shortcut leaves the weights alone: the sidebar's weights are the user's situation
 # (offline, a local file), not part of an experiment's recipe.
 ALL_BUT_WEIGHTS = tuple(name for name in FIELD_KEYS if name != "weights")
@@ -88,7 +96,8 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
     """The widget state that describes `config`: the one config -> widgets half of the mapping.
 
     The image size snaps to the nearest offered size; dense sizes become comma text; a config without a
-    second phase turns the phase-2 toggle off and shows FineTuneConfig's defaults behind it. A weights
+    second phase turns the phase-2 toggle off and shows FineTuneConfig's defaults behind it (early stopping
+    likewise: its toggle off, DEFAULT_PATIENCE behind it). A weights
     file sets the file choice and its path; "imagenet" and "none" leave the typed path as it is.
     """
     fine_tune = config.fine_tune or FineTuneConfig()
@@ -103,6 +112,8 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
         K.translation: float(config.augment.translation), K.contrast: float(config.augment.contrast),
         K.fine_tune: config.fine_tune is not None, K.ft_freeze_at: fine_tune.freeze_at,
         K.ft_epochs: fine_tune.epochs, K.ft_lr: float(fine_tune.learning_rate), K.seed: config.seed,
+        K.balance_classes: config.balance_classes, K.early_stopping: config.early_stopping_patience is not None,
+        K.patience: config.early_stopping_patience or DEFAULT_PATIENCE, K.reduce_lr: config.reduce_lr_on_plateau,
     }
     if config.weights == NO_WEIGHTS:
         state[K.weights_choice] = WEIGHTS_SCRATCH
@@ -135,7 +146,9 @@ def state_to_config(state: Mapping[str, Any]) -> TrainConfig:
         weights=_weights_from(state), image_size=int(state[K.image_size]), batch_size=int(state[K.batch_size]),
         epochs=int(state[K.epochs]), optimizer=state[K.optimizer], learning_rate=float(state[K.learning_rate]),
         freeze_at=int(state[K.freeze_at]), head=head_from_state(state), augment=augment_from_state(state),
-        fine_tune=fine_tune, seed=int(state[K.seed]),
+        fine_tune=fine_tune, seed=int(state[K.seed]), balance_classes=bool(state[K.balance_classes]),
+        early_stopping_patience=int(state[K.patience]) if state[K.early_stopping] else None,
+        reduce_lr_on_plateau=bool(state[K.reduce_lr]),
     )
 
 
@@ -273,6 +286,12 @@ def parse_dense(text: str) -> tuple[int, ...]:
         return tuple(int(part) for part in str(text).replace(" ", "").split(",") if part)
     except ValueError:
         raise ValueError(f"Dense sizes must be whole numbers separated by commas. Received: {text!r}") from None
+
+
+def balance_classes_toggle() -> None:
+    """The "balance classes" control, shared by the Model page and the Dataset page's imbalance warning."""
+    st.toggle("Balance classes", key=K.balance_classes, help="Weight each class inversely to its number of "
+              "training images, so the smaller class counts as much in the loss (Keras' class_weight).")
 
 
 def current_config() -> TrainConfig:

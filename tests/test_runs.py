@@ -26,7 +26,7 @@ from tlcore.runs import (
     load_run_model,
     read_history,
 )
-from tlcore.training import BatchEnd, prepare_data, train_and_record
+from tlcore.training import TENSORBOARD_DIR, BatchEnd, prepare_data, train_and_record
 
 TINY = TrainConfig(weights="none", image_size=32, batch_size=8, epochs=2, seed=3,
                    head=HeadConfig(dense=(8,), dropout=0.0))
@@ -47,7 +47,7 @@ def data(info):
 def test_run_round_trip(tmp_path, info, data):
     store = RunStore(tmp_path / "runs")
     result, run = train_and_record(TINY, info, store, data=data, tags={"sweep": "s1"})
-    assert sorted(p.name for p in run.run_dir.iterdir()) == [HISTORY_FILE, MODEL_FILE, RUN_FILE]
+    assert sorted(p.name for p in run.run_dir.iterdir()) == [HISTORY_FILE, MODEL_FILE, RUN_FILE, TENSORBOARD_DIR]
     record = store.load(run.run_id)
     assert record.status == "completed" and record.run_id == run.run_id and record.run_dir == run.run_dir
     assert record.config == TINY
@@ -75,7 +75,7 @@ def test_run_round_trip(tmp_path, info, data):
     (summary,) = store.list()
     assert summary.run_id == run.run_id and summary.status == "completed"
     assert summary.epochs_done == 2 and summary.config == TINY and summary.tags == {"sweep": "s1"}
-    assert summary.disk_bytes == sum(p.stat().st_size for p in run.run_dir.iterdir())
+    assert summary.disk_bytes == sum(p.stat().st_size for p in run.run_dir.rglob("*") if p.is_file())  # TensorBoard logs too
     store.delete(run.run_id)
     assert store.list() == [] and not run.run_dir.exists()
 

@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fine-tune-epochs", type=int, default=3)
     p.add_argument("--fine-tune-lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int)
+    p.add_argument("--balance-classes", action=argparse.BooleanOptionalAction, default=None,
+                   help="weight each class inversely to its training images (for imbalanced datasets)")
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
+                   help="end a phase after PATIENCE epochs without val_loss improvement, keeping the best "
+                        "epoch's weights (0: off)")
+    p.add_argument("--reduce-lr-on-plateau", action=argparse.BooleanOptionalAction, default=None,
+                   help="halve the learning rate after 2 epochs without val_loss improvement")
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
@@ -96,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out the baseline trained from random weights with every layer learning")
     p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
     p.add_argument("--learning-rate", type=float, help="the same for every point")
+    p.add_argument("--balance-classes", action="store_true",
+                   help="weight each class inversely to its training images at every point")
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="one JSON object per point per line, then a summary line")
 
@@ -205,10 +214,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         for k, v in {
             "freeze_at": args.freeze_at, "epochs": args.epochs, "image_size": args.image_size,
             "weights": args.weights, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-            "optimizer": args.optimizer, "seed": args.seed,
+            "optimizer": args.optimizer, "seed": args.seed, "balance_classes": args.balance_classes,
+            "reduce_lr_on_plateau": args.reduce_lr_on_plateau,
         }.items()
         if v is not None
     }
+    if args.early_stopping is not None:
+        changes["early_stopping_patience"] = args.early_stopping or None
     if head_changes:
         changes["head"] = HeadConfig(**{**base.head.__dict__, **head_changes})
     if args.augment is not None:
@@ -370,7 +382,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from tlcore.sweep import plan, run_sweep, sweep_config
 
     try:
-        changes = {"learning_rate": args.learning_rate} if args.learning_rate is not None else {}
+        changes: dict[str, Any] = {"learning_rate": args.learning_rate} if args.learning_rate is not None else {}
+        if args.balance_classes:
+            changes["balance_classes"] = True
         base = sweep_config(normalize_weights(args.weights), args.image_size, args.epochs, **changes)
         planned = plan(base, args.points, not args.no_scratch)
     except ValueError as err:

@@ -24,6 +24,8 @@ SETTING_NAMES = {
     "head.pooling": "pooling", "head.dense": "dense layers", "head.dropout": "dropout", "head.output": "output",
     "augment.enabled": "augmentation", "fine_tune": "second phase", "fine_tune.freeze_at": "phase 2 freeze point",
     "fine_tune.epochs": "phase 2 epochs", "fine_tune.learning_rate": "phase 2 learning rate", "seed": "seed",
+    "balance_classes": "balance classes", "early_stopping_patience": "early stopping patience",
+    "reduce_lr_on_plateau": "reduce learning rate on plateau",
 }
 
 
@@ -110,6 +112,10 @@ class TrainConfig:
     seed: int = 1337
     validation_split: float = 0.2
     cache_features: bool = True
+    # Options Keras' fit offers (tlcore.training explains each); older run.json files lack them.
+    balance_classes: bool = False  # class weights inversely proportional to training class counts
+    early_stopping_patience: int | None = None  # epochs without val_loss improvement before a phase ends
+    reduce_lr_on_plateau: bool = False  # halve the learning rate when val_loss stops improving
 
     def __post_init__(self) -> None:
         _check(self.image_size >= 32, f"image_size must be at least 32 for VGG16. Received: image_size={self.image_size}")
@@ -121,6 +127,13 @@ class TrainConfig:
                f"freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}")
         _check(0.0 < self.validation_split < 1.0,
                f"validation_split must be between 0 and 1. Received: validation_split={self.validation_split}")
+        for name in ("balance_classes", "reduce_lr_on_plateau"):
+            value = getattr(self, name)
+            _check(isinstance(value, bool), f"{name} must be true or false. Received: {name}={value!r}")
+        patience = self.early_stopping_patience
+        _check(patience is None or (isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1),
+               f"early_stopping_patience must be a whole number of epochs, at least 1 (or None for off). "
+               f"Received: early_stopping_patience={patience!r}")
         if self.fine_tune is not None:
             _check(self.fine_tune.freeze_at < self.freeze_at,
                    "fine_tune.freeze_at must unfreeze more layers than freeze_at "

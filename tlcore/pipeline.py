@@ -107,6 +107,24 @@ def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> np.ndarr
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def epoch_orders(n: int, seed: int, first_epoch: int, epochs: int, shuffle: bool = True) -> np.ndarray:
+    """The orders of `epochs` consecutive epochs from first_epoch, one row per epoch."""
+    return np.stack([epoch_order(n, seed, epoch, shuffle) for epoch in range(first_epoch, first_epoch + epochs)])
+
+
+def _index_batches(order: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Batches of indices; a 2-D order is one epoch per row, each epoch batched on its own
+    (its last batch may be short), so one dataset can feed several epochs of `fit`."""
+    order = np.asarray(order, dtype=np.int64)
+    if order.ndim == 2 and len(order) == 1:
+        order = order[0]  # one epoch: keep the dataset's cardinality known (Keras reads it)
+    if order.ndim == 1:
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+    return tf.data.Dataset.from_tensor_slices(order).flat_map(
+        lambda row: tf.data.Dataset.from_tensor_slices(row).batch(batch_size)
+    )
+
+
 def batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
@@ -125,14 +143,14 @@ def make_dataset(
     seed: int = 0,
     epoch: int = 0,
     prefetch: int = 2,
+    epochs: int = 1,
 ) -> tf.data.Dataset:
-    """A tf.data dataset of (float32 pixels 0..255, int32 labels) batches for one epoch.
+    """A tf.data dataset of (float32 pixels 0..255, int32 labels) batches for `epochs` epochs from `epoch`.
 
-    The order is `epoch_order(n, seed, epoch, shuffle)`, so a dataset built
-    for the same epoch and seed always yields the same batches.
+    Each epoch's order is `epoch_order(n, seed, epoch, shuffle)`, so a dataset
+    built for the same epoch and seed always yields the same batches.
     """
-    order = epoch_order(len(image_set), seed, epoch, shuffle)
-    index_batches = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch_size)
+    index_batches = _index_batches(epoch_orders(len(image_set), seed, epoch, epochs, shuffle), batch_size)
     labels = tf.constant(image_set.labels)
     if image_set.in_memory:
         pixels = tf.constant(image_set.images)
@@ -157,9 +175,9 @@ def make_dataset(
 def array_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarray
 ) -> tf.data.Dataset:
-    """Batches of in-memory arrays (e.g. cached features) in the given order."""
+    """Batches of in-memory arrays (e.g. cached features) in the given order (2-D: one epoch per row)."""
     x_t, y_t = tf.constant(x), tf.constant(y)
-    index_batches = tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).batch(batch_size)
+    index_batches = _index_batches(order, batch_size)
     return _no_autotune(
         index_batches.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))).prefetch(2)
     )

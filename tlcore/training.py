@@ -1,10 +1,19 @@
-"""Train a transfer-learning model, reporting progress to a plain callable.
+"""Train a transfer-learning model with Keras' own `fit`, reporting progress to a plain callable.
 
-The loop is our own (train_on_batch over tf.data batches) rather than
-`model.fit`, so that: a stop flag is checked before every batch (no further
-batch runs once it is seen), every epoch visits the data in an order fixed by
-(seed, epoch) whatever the source (images or cached features), and progress
-is reported per batch without Keras' console logging.
+Each phase is one `fit` call; what the product adds are Keras callbacks
+(`TrainingMonitor`: progress events, the stop flag, a NaN loss, the history
+rows; `TensorBoardScalars`: per-epoch TensorBoard logs), plus the user's own.
+What Keras 3.15's TensorFlow trainer does that this relies on (read in
+keras/src/backend/tensorflow/trainer.py): it checks `model.stop_training`
+after every batch and breaks out of the epoch, still validates that partial
+epoch and calls `on_epoch_end` with its metrics, and resets the metrics at
+each epoch start, so the epoch logs are sample-weighted means over the epoch
+(the loss tracker is weighted by batch size).
+
+Order: one tf.data dataset per phase holds every epoch of the phase, each
+epoch in the order fixed by (seed, epoch) (`pipeline.epoch_orders`), read
+with `steps_per_epoch` so fit keeps one iterator across epochs and epoch k
+gets exactly epoch k's batches, whatever the source (images or features).
 
 Feature caching: with augmentation off, the frozen prefix of the model
 computes the same activations every epoch. When they fit a memory budget we
@@ -15,8 +24,9 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import keras
 import numpy as np
@@ -33,7 +43,7 @@ from tlcore.pipeline import (
     DEFAULT_IMAGE_BUDGET_BYTES,
     ImageSet,
     array_dataset,
-    epoch_order,
+    epoch_orders,
     load_split,
     make_dataset,
 )
@@ -41,6 +51,12 @@ from tlcore.pipeline import (
 CACHED, END_TO_END = "cached", "end_to_end"
 DEFAULT_FEATURE_BUDGET_BYTES = 1 << 30
 COMPLETED, STOPPED, FAILED = "completed", "stopped", "failed"
+# Reduce on plateau: halve the rate after 2 epochs without a val_loss improvement,
+# never below a hundredth of the phase's starting rate.
+PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR_FRACTION = 0.5, 2, 0.01
+# An improvement of val_loss smaller than this does not count (early stopping and plateau alike).
+MIN_IMPROVEMENT = 1e-4
+TENSORBOARD_DIR = "tensorboard"  # inside a run's folder
 
 
 class StopFlag(Protocol):
@@ -77,7 +93,7 @@ class BatchEnd:
     epoch: int  # 1-based, counted over all phases
     batch: int  # 1-based
     batches: int
-    loss: float
+    loss: float  # the epoch's mean loss so far (as Keras' progress bar shows it)
 
 
 @dataclass(frozen=True)
@@ -254,10 +270,170 @@ def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float) -
     model.compile(optimizer=_make_optimizer(config.optimizer, learning_rate), loss=loss, metrics=[accuracy])
 
 
-def _targets(config: TrainConfig, y: tf.Tensor) -> tf.Tensor:
-    if config.head.output == "sigmoid":
-        return tf.cast(tf.reshape(y, (-1, 1)), tf.float32)
-    return y
+def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
+    """Weights inversely proportional to class counts, n / (classes * count): a balanced split gets 1.0 each.
+
+    A class with no training images gets 1.0 (it never occurs, so its weight never counts).
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    total = int(counts.sum())
+    return {c: (total / (num_classes * int(n)) if n else 1.0) for c, n in enumerate(counts)}
+
+
+def _learning_rate(model: keras.Model) -> float:
+    """The optimizer's current rate; float32's shortest decimal, so 1e-3 reads 0.001, not 0.0010000000474974513."""
+    return float(str(np.float32(keras.ops.convert_to_numpy(model.optimizer.learning_rate))))
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """What the callbacks need to know about the phase `fit` is running."""
+
+    phase: int
+    freeze_at: int
+    path: str
+    batches_per_epoch: int
+    last_epoch: int  # 1-based over all phases
+    last_phase: bool
+
+
+class TrainingMonitor(keras.callbacks.Callback):
+    """Progress events, the stop flag, a NaN loss and the history rows, for one phase's `fit`.
+
+    Stop: the flag is read after every batch (after its BatchEnd is reported);
+    once set, fit runs no further batch, validates the partial epoch, and the
+    row records it with `partial: True`. A flag set during validation ends
+    the run after that epoch. A loss that is not finite ends the run the same
+    way (like keras.callbacks.TerminateOnNaN) with status "failed" and a reason.
+    """
+
+    def __init__(self, phase: _Phase, result: TrainResult, report: ProgressFn, stop: StopFlag | None) -> None:
+        super().__init__()
+        self.phase, self.result, self.report, self.stop = phase, result, report, stop
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._epoch, self.batches, self.started, self.learning_rate = 0, 0, time.perf_counter(), 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch, self.batches, self.started = epoch, 0, time.perf_counter()
+        self.learning_rate = _learning_rate(self.model)  # the rate this epoch trains with
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.batches += 1
+        loss = float((logs or {}).get("loss", math.nan))
+        self.report(BatchEnd(self.phase.phase, self.epoch, self.batches, self.phase.batches_per_epoch, loss))
+        if not math.isfinite(loss):
+            self.result.status = FAILED
+            self.result.reason = (
+                f"loss became {loss} at epoch {self.epoch}, batch {self.batches}: training diverged "
+                f"(try a lower learning rate than {self.learning_rate:g})"
+            )
+            self.model.stop_training = True
+        elif self.stop is not None and self.stop.is_set():
+            self.result.status, self.result.reason = STOPPED, f"stopped by the user during epoch {self.epoch}"
+            self.model.stop_training = True
+
+    @property
+    def epoch(self) -> int:
+        """The epoch fit is in, 1-based over all phases (fit runs with initial_epoch = epochs before)."""
+        return self._epoch + 1
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        row = {
+            "phase": self.phase.phase,
+            "epoch": epoch + 1,
+            "freeze_at": self.phase.freeze_at,
+            "learning_rate": self.learning_rate,
+            "path": self.phase.path,
+            "loss": float(logs.get("loss", math.nan)),
+            "accuracy": float(logs.get("accuracy", math.nan)),
+            "val_loss": float(logs.get("val_loss", math.nan)),
+            "val_accuracy": float(logs.get("val_accuracy", math.nan)),
+            "seconds": time.perf_counter() - self.started,
+            "batches": self.batches,
+            "partial": self.batches < self.phase.batches_per_epoch,
+        }
+        self.result.history.append(row)
+        self.report(EpochEnd(row))
+        more_to_come = epoch + 1 < self.phase.last_epoch or not self.phase.last_phase
+        if self.result.status == COMPLETED and more_to_come and self.stop is not None and self.stop.is_set():
+            self.result.status, self.result.reason = STOPPED, f"stopped by the user after epoch {epoch + 1}"
+            self.model.stop_training = True
+
+
+class TensorBoardScalars(keras.callbacks.Callback):
+    """Per-epoch loss, accuracy and learning rate as TensorBoard scalars, without the tensorboard package.
+
+    keras.callbacks.TensorBoard needs `tf.summary.scalar`, which TensorFlow
+    only provides when tensorboard is installed; `tf.summary.write` with the
+    scalars plugin's metadata is what that function writes, and needs nothing
+    more. The layout is Keras' own (`train/` and `validation/`, tags
+    `epoch_loss`, `epoch_accuracy`, `epoch_learning_rate`), so TensorBoard
+    draws training and validation on one chart. Steps are 1-based epochs over
+    all phases. A write that fails is kept in `error` and never stops training.
+    """
+
+    def __init__(self, log_dir: str | Path) -> None:
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.error = ""
+        self._writers: dict[str, Any] = {}
+        self._metadata = tf.compat.v1.SummaryMetadata(
+            plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars")
+        )
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._writers, self.learning_rate = {}, math.nan
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.learning_rate = _learning_rate(self.model)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        train = {k: v for k, v in logs.items() if not k.startswith("val_") and k != "learning_rate"}
+        train["learning_rate"] = self.learning_rate
+        self._write("train", train, epoch + 1)
+        self._write("validation", {k[4:]: v for k, v in logs.items() if k.startswith("val_")}, epoch + 1)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        writers, self._writers = self._writers.values(), {}
+        for writer in writers:
+            try:
+                writer.close()  # flushes what is left
+            except (tf.errors.OpError, OSError) as err:
+                self.error = self.error or f"The TensorBoard logs could not be written to {self.log_dir}: {err}"
+
+    def _write(self, split: str, values: dict[str, Any], step: int) -> None:
+        if self.error or not values:
+            return
+        try:
+            if split not in self._writers:
+                self._writers[split] = tf.summary.create_file_writer(str(self.log_dir / split))
+            with self._writers[split].as_default():
+                for name, value in values.items():
+                    tf.summary.write(f"epoch_{name}", tf.constant(float(value), tf.float32), step=step,
+                                     metadata=self._metadata)
+        except (tf.errors.OpError, OSError) as err:
+            self.error = f"The TensorBoard logs could not be written to {self.log_dir}: {err}"
+
+
+def _option_callbacks(config: TrainConfig, learning_rate: float) -> tuple[list[keras.callbacks.Callback], Any]:
+    """Early stopping and reduce-on-plateau as the config asks: (callbacks, the early stopper or None)."""
+    callbacks: list[keras.callbacks.Callback] = []
+    early = None
+    if config.early_stopping_patience:
+        early = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience, min_delta=MIN_IMPROVEMENT,
+            restore_best_weights=True,
+        )
+        callbacks.append(early)
+    if config.reduce_lr_on_plateau:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE, min_delta=MIN_IMPROVEMENT,
+            min_lr=learning_rate * PLATEAU_MIN_LR_FRACTION,
+        ))
+    return callbacks, early
 
 
 def train(
@@ -267,14 +443,19 @@ def train(
     progress: ProgressFn | None = None,
     stop: StopFlag | None = None,
     feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Train `config` on prepared data; returns the model and its history.
 
-    Runs one phase at config.freeze_at, then the optional fine-tuning phase.
+    Runs one phase at config.freeze_at, then the optional fine-tuning phase,
+    each as one `model.fit`. `callbacks` (your own Keras callbacks) are passed
+    to fit in every phase, after the product's own; on the cached path their
+    `self.model` is the trainable suffix, which shares its layers with the model.
     Stop: the current batch finishes, no further batch runs, the partial
     epoch is recorded as such (with validation metrics), later phases are
     skipped, and the model learned so far is returned with status "stopped".
-    A NaN loss ends the run with status "failed" and a reason.
+    A NaN loss ends the run with status "failed" and a reason. Early stopping
+    ends only its phase (the reason says so); the status stays "completed".
     """
     started = time.perf_counter()
     report = progress or (lambda _event: None)
@@ -286,6 +467,9 @@ def train(
     if config.fine_tune:
         phases.append((config.fine_tune.freeze_at, config.fine_tune.epochs, config.fine_tune.learning_rate))
     augmenter = build_augmenter(config.augment, config.seed) if config.augment.enabled else None
+    class_weight = balanced_class_weights(data.train.labels, len(data.class_names)) if config.balance_classes else None
+    batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    notes: list[str] = []
 
     epoch_offset = 0
     for phase, (freeze_at, epochs, learning_rate) in enumerate(phases, start=1):
@@ -298,6 +482,7 @@ def train(
         )
         result.paths.append(path)
         report(PhaseStart(phase, freeze_at, epochs, learning_rate, path, why, trainable, frozen))
+        orders = epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs)
 
         if path == CACHED:
             t0 = time.perf_counter()
@@ -311,120 +496,51 @@ def train(
             if x_val is None:
                 result.status, result.reason = STOPPED, "stopped while extracting features"
                 break
-            train_batches = lambda epoch, xt=x_train: array_dataset(  # noqa: E731
-                xt, data.train.labels, config.batch_size, epoch_order(len(xt), config.seed, epoch)
-            )
-            val_batches = lambda xv=x_val: array_dataset(  # noqa: E731
-                xv, data.validation.labels, config.batch_size, np.arange(len(xv))
-            )
+            train_set = array_dataset(x_train, data.train.labels, config.batch_size, orders)
+            val_set = array_dataset(x_val, data.validation.labels, config.batch_size, np.arange(len(x_val)))
         else:
+            if stop is not None and stop.is_set():
+                result.status, result.reason = STOPPED, f"stopped by the user before epoch {epoch_offset + 1}"
+                break
             trained = model
-            train_batches = lambda epoch: make_dataset(  # noqa: E731
-                data.train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch
+            train_set = make_dataset(
+                data.train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
             )
-            val_batches = lambda: make_dataset(data.validation, config.batch_size)  # noqa: E731
+            if augmenter is not None:
+                train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
+            val_set = make_dataset(data.validation, config.batch_size)
+        if config.head.output == "sigmoid":  # BinaryCrossentropy wants float targets shaped like the output
+            train_set, val_set = (d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32)))
+                                  for d in (train_set, val_set))
 
         compile_for(trained, config, learning_rate)
+        options, early = _option_callbacks(config, learning_rate)
+        monitor = TrainingMonitor(
+            _Phase(phase, freeze_at, path, batches_per_epoch, epoch_offset + epochs, phase == len(phases)),
+            result, report, stop,
+        )
         t0 = time.perf_counter()
-        outcome = _run_epochs(
-            trained, config, phase, freeze_at, learning_rate, path, epochs, epoch_offset,
-            math.ceil(len(data.train) / config.batch_size), train_batches, val_batches,
-            augmenter, result, report, stop,
+        # initial_epoch makes fit's epoch numbers (callbacks, TensorBoard steps) count over all phases.
+        trained.fit(
+            train_set, epochs=epoch_offset + epochs, initial_epoch=epoch_offset, steps_per_epoch=batches_per_epoch,
+            validation_data=val_set if len(data.validation) else None, class_weight=class_weight,
+            shuffle=False, callbacks=[monitor, *options, *callbacks], verbose=0,
         )
         result.train_seconds += time.perf_counter() - t0
         epoch_offset += epochs
-        if outcome != COMPLETED:
+        if result.status != COMPLETED:
             break
+        if early is not None and early.stopped_epoch:
+            notes.append(
+                f"early stopping: no val_loss improvement for {config.early_stopping_patience} epochs "
+                f"(phase {phase} ended after epoch {early.stopped_epoch + 1}; "
+                f"the weights of epoch {early.best_epoch + 1} were kept)"
+            )
 
+    if result.status == COMPLETED:
+        result.reason = "; ".join(notes)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _run_epochs(
-    trained: keras.Model,
-    config: TrainConfig,
-    phase: int,
-    freeze_at: int,
-    learning_rate: float,
-    path: str,
-    epochs: int,
-    epoch_offset: int,
-    batches_per_epoch: int,
-    train_batches: Callable[[int], Iterable],
-    val_batches: Callable[[], Iterable],
-    augmenter: keras.Sequential | None,
-    result: TrainResult,
-    report: ProgressFn,
-    stop: StopFlag | None,
-) -> str:
-    augment = tf.function(lambda x: augmenter(tf.cast(x, tf.float32), training=True)) if augmenter else None
-    for epoch in range(epoch_offset + 1, epoch_offset + epochs + 1):
-        t0 = time.perf_counter()
-        totals = _RunningMean()  # Keras resets metrics on every *_on_batch call
-        done = 0
-        for x, y in train_batches(epoch):
-            if stop is not None and stop.is_set():
-                result.status, result.reason = STOPPED, f"stopped by the user during epoch {epoch}"
-                break
-            if augment is not None and path == END_TO_END:
-                x = augment(x)
-            logs = trained.train_on_batch(x, _targets(config, y), return_dict=True)
-            totals.add(logs, int(y.shape[0]))
-            done += 1
-            loss = float(logs["loss"])
-            report(BatchEnd(phase, epoch, done, batches_per_epoch, loss))
-            if not math.isfinite(loss):
-                result.status = FAILED
-                result.reason = (
-                    f"loss became {loss} at epoch {epoch}, batch {done}: training diverged "
-                    f"(try a lower learning rate than {learning_rate:g})"
-                )
-                break
-        if done == 0:  # stopped before this epoch ran a single batch
-            return result.status
-        val = _evaluate(trained, config, val_batches())
-        row = {
-            "phase": phase,
-            "epoch": epoch,
-            "freeze_at": freeze_at,
-            "learning_rate": learning_rate,
-            "path": path,
-            "loss": totals.mean("loss"),
-            "accuracy": totals.mean("accuracy"),
-            "val_loss": val["loss"],
-            "val_accuracy": val["accuracy"],
-            "seconds": time.perf_counter() - t0,
-            "batches": done,
-            "partial": done < batches_per_epoch,
-        }
-        result.history.append(row)
-        report(EpochEnd(row))
-        if result.status != COMPLETED:
-            return result.status
-    return COMPLETED
-
-
-class _RunningMean:
-    """Sample-weighted means of per-batch metrics over an epoch."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, logs: dict[str, Any], n: int) -> None:
-        for key, value in logs.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value) * n
-        self.count += n
-
-    def mean(self, key: str) -> float:
-        return self.sums[key] / self.count if self.count else float("nan")
-
-
-def _evaluate(model: keras.Model, config: TrainConfig, batches: Iterable) -> dict[str, float]:
-    totals = _RunningMean()
-    for x, y in batches:
-        totals.add(model.test_on_batch(x, _targets(config, y), return_dict=True), int(y.shape[0]))
-    return {"loss": totals.mean("loss"), "accuracy": totals.mean("accuracy")}
 
 
 def train_and_record(
@@ -436,8 +552,12 @@ def train_and_record(
     tags: dict[str, Any] | None = None,
     data: PreparedData | None = None,
     on_run_created: Callable[[Run], None] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> tuple[TrainResult, Run]:
     """Train and keep the run in the run store: record first, history every epoch, model at the end.
+
+    The run's folder also gets TensorBoard logs (TENSORBOARD_DIR, one scalar per
+    metric per epoch); `callbacks` are your own Keras callbacks, as for `train`.
 
     The disk failing (full, unwritable) never stops the training or loses its
     result: the result comes back with `save_error` saying what was not saved,
@@ -474,7 +594,11 @@ def train_and_record(
     try:
         if data is None:
             data = prepare_data(info, config.image_size, on_event)
-        result = train(config, data, model=model, progress=on_event, stop=stop)
+        tensorboard = TensorBoardScalars(run.run_dir / TENSORBOARD_DIR)
+        result = train(config, data, model=model, progress=on_event, stop=stop,
+                       callbacks=[tensorboard, *callbacks])
+        if tensorboard.error:
+            write_errors.append(tensorboard.error)
     except Exception as err:
         reason = f"{type(err).__name__}: {err}"
         record(lambda: run.finish(FAILED, reason=reason), "run record")
