@@ -166,9 +166,8 @@ def test_cli_flags_land_in_the_runs_config(folder, tmp_path, capsys):
                  "--reduce-lr-on-plateau", "--runs-dir", str(runs), "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err
-    config = load_record(Path(json.loads(out.out)["run_dir"]))["config"]
-    assert (config["balance_classes"], config["early_stopping_patience"], config["reduce_lr_on_plateau"]) == (
-        True, 3, True)
+    config = load_record(Path(json.loads(out.out)["run_dir"])).config
+    assert (config.balance_classes, config.early_stopping_patience, config.reduce_lr_on_plateau) == (True, 3, True)
     assert main(["train", "--data", str(folder), "--weights", "none", "--early-stopping", "-1",
                  "--runs-dir", str(runs)]) == 2
     assert "early_stopping_patience=-1" in capsys.readouterr().err
