@@ -254,3 +254,30 @@ def test_ctrl_c_during_a_sweep_exits_130_keeping_the_point(tmp_path):
     assert ": stopped" in proc.stdout.read()
     (run,) = RunStore(runs_dir).list()  # the second point never started
     assert run.status == "stopped" and (run.run_dir / "model.keras").is_file()
+
+
+def test_every_option_has_help_and_the_exit_codes_are_in_the_epilog(capsys):
+    import argparse
+
+    from tlcore.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert set(commands) == {"scan", "layers", "train", "sweep", "predict"}
+    missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions
+               if not action.help]
+    assert missing == []
+    text = commands["train"].format_help()
+    assert "(default 18)" in text and "(default 5)" in text and "130  interrupted" in text
+    assert "(default: 100000000)" in commands["scan"].format_help()
+
+
+def test_version_and_the_tllab_command():
+    from importlib.metadata import entry_points
+
+    import tlcore
+
+    done = subprocess.run([sys.executable, "-m", "tlcore", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"python -m tlcore {tlcore.__version__}"
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "tllab"]
+    assert script.value == "tlcore.cli:main"  # the same entry point as python -m tlcore

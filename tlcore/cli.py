@@ -1,9 +1,7 @@
-"""Command line: python -m tlcore {scan,layers,train,sweep,predict} ...
+"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,predict} ...
 
-Exit codes: 0 ok, 1 bad data (missing folder, unusable dataset or weights)
-or a runs folder that cannot be written, 2 bad arguments, 130 interrupted
-(Ctrl-C; train and sweep keep what was learned). With --json, stdout holds JSON only; logs and progress go
-to stderr.
+Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
+runs folder, 2 bad arguments, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from tlcore.backbones import WeightsError, default_weights
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, scan
-from tlcore.imageio import ImageProblem
+from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem
 from tlcore.presets import PRESETS, apply_preset
 from tlcore.quiet import quiet_tensorflow
 from tlcore.runs import RunFolderError
@@ -48,71 +46,109 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+EPILOG = """exit codes:
+  0    ok
+  1    bad data: a missing folder, an unusable dataset or weights, a runs folder that cannot be written
+  2    bad arguments
+  130  interrupted (Ctrl-C); train and sweep keep what was learned
+
+With --json, stdout holds JSON only; logs and progress go to stderr."""
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the epilog's layout and shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or isinstance(action, argparse._VersionAction):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _prog() -> str:
+    return "tllab" if Path(sys.argv[0]).name == "tllab" else "python -m tlcore"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tlcore", description="Transfer Learning Lab engine")
+    """Every command and option, each with its help text; defaults come from TrainConfig, said once."""
+    from tlcore import __version__
+
+    d = TrainConfig()  # the defaults a train option falls back to, shown in its help
+    parser = argparse.ArgumentParser(prog=_prog(), description="Transfer Learning Lab engine: scan image folders, "
+                                     "train VGG16 + a head at a freeze point, sweep freeze points, predict.",
+                                     epilog=EPILOG, formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("scan", help="report on an image folder")
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, epilog=EPILOG, formatter_class=_HelpFormatter)
+
+    p = command("scan", "report on an image folder: classes, images per split, files skipped and why")
     p.add_argument("data", help="dataset folder (class folders, optionally inside train/ and validation/)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--max-pixels", type=int, default=None, help="skip images above this many pixels")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="skip images above this many pixels (a guard against decompression bombs)")
 
-    p = sub.add_parser("layers", help="the VGG16 layer table")
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--freeze-at", type=int, default=VGG16_LAYERS)
-    p.add_argument("--json", action="store_true")
+    p = command("layers", "the VGG16 layer table at a freeze point (no TensorFlow needed)")
+    p.add_argument("--image-size", type=int, default=d.image_size, help="square input size in pixels")
+    p.add_argument("--freeze-at", type=int, default=VGG16_LAYERS, help=f"VGG16 layers frozen, 0..{VGG16_LAYERS}")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
 
-    p = sub.add_parser("train", help="train a model and save it as a run")
-    p.add_argument("--data", help="dataset folder")
+    p = command("train", "train a model and save it as a run")
+    p.add_argument("--data", help="dataset folder (required)")
     p.add_argument("--config", help="a run folder or its run.json: reuse that run's configuration")
     p.add_argument("--preset", help=f"start from a preset: {', '.join(sorted(PRESETS))} (explicit flags override it)")
-    p.add_argument("--freeze-at", type=int, help=f"backbone layers frozen, 0..{VGG16_LAYERS} (default {VGG16_LAYERS})")
-    p.add_argument("--epochs", type=int, help="default 5")
-    p.add_argument("--image-size", type=int, help="default 128")
+    p.add_argument("--freeze-at", type=int, help=f"VGG16 layers frozen, 0..{VGG16_LAYERS} (default {d.freeze_at})")
+    p.add_argument("--epochs", type=int, help=f"epochs of the first phase (default {d.epochs})")
+    p.add_argument("--image-size", type=int, help=f"square input size in pixels (default {d.image_size})")
     p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"])
-    p.add_argument("--pooling", choices=["flatten", "avg", "max"])
-    p.add_argument("--dense", type=_int_list, help="hidden layer sizes, e.g. 1024,1024,512 (empty: none)")
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--output", choices=["softmax", "sigmoid"])
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--batch-size", type=int, help=f"images per training step (default {d.batch_size})")
+    p.add_argument("--learning-rate", type=float, help=f"first phase's learning rate (default {d.learning_rate:g})")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default {d.optimizer})")
+    p.add_argument("--pooling", choices=["flatten", "avg", "max"],
+                   help=f"how the head turns feature maps into one vector (default {d.head.pooling})")
+    p.add_argument("--dense", type=_int_list, help="hidden layer sizes, e.g. 1024,1024,512 (empty: none; "
+                   f"default {','.join(map(str, d.head.dense))})")
+    p.add_argument("--dropout", type=float, help=f"dropout before each dense layer (default {d.head.dropout})")
+    p.add_argument("--output", choices=["softmax", "sigmoid"],
+                   help=f"the head's last activation; sigmoid for 2 classes only (default {d.head.output})")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random flips, rotations, zooms, shifts and contrast on training images (default off)")
     p.add_argument("--fine-tune-at", type=int, help="second phase: unfreeze down to this freeze point")
-    p.add_argument("--fine-tune-epochs", type=int, default=3)
-    p.add_argument("--fine-tune-lr", type=float, default=1e-5)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--fine-tune-epochs", type=int, default=3, help="epochs of the second phase")
+    p.add_argument("--fine-tune-lr", type=float, default=1e-5, help="learning rate of the second phase")
+    p.add_argument("--seed", type=int, help=f"seed of the head's initial weights and the data order (default {d.seed})")
     p.add_argument("--balance-classes", action=argparse.BooleanOptionalAction, default=None,
                    help="weight each class inversely to its training images (for imbalanced datasets)")
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                    help="end a phase after PATIENCE epochs without val_loss improvement, keeping the best "
-                        "epoch's weights (0: off)")
+                        "epoch's weights (0: off, the default)")
     p.add_argument("--reduce-lr-on-plateau", action=argparse.BooleanOptionalAction, default=None,
-                   help="halve the learning rate after 2 epochs without val_loss improvement")
+                   help="halve the learning rate after 2 epochs without val_loss improvement (default off)")
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
-    p = sub.add_parser("sweep", help="train the same head at several freeze points, plus from scratch")
+    p = command("sweep", "train the same head at several freeze points, plus from scratch")
     p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--image-size", type=int, default=96)
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--image-size", type=int, default=96, help="square input size in pixels")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="epochs at every point")
     p.add_argument("--points", type=_int_list, default=DEFAULT_POINTS,
                    help=f"freeze points, run in this order (default {','.join(map(str, DEFAULT_POINTS))}: "
                         "VGG16's block boundaries)")
     p.add_argument("--no-scratch", action="store_true",
                    help="leave out the baseline trained from random weights with every layer learning")
     p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
-    p.add_argument("--learning-rate", type=float, help="the same for every point")
+    p.add_argument("--learning-rate", type=float, help="the same for every point (default: "
+                   f"{d.learning_rate:g}, at most 1e-4 where conv layers train)")
     p.add_argument("--balance-classes", action="store_true",
                    help="weight each class inversely to its training images at every point")
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="one JSON object per point per line, then a summary line")
 
-    p = sub.add_parser("predict", help="class probabilities for images")
+    p = command("predict", "class probabilities for images, from a saved run's model")
     p.add_argument("--run", required=True, help="a run folder with model.keras")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top-k", type=int, default=3)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--top-k", type=int, default=3, help="how many classes to print per image")
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     return parser
 
 
@@ -152,8 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    kwargs = {"max_pixels": args.max_pixels} if args.max_pixels else {}
-    info = scan(args.data, **kwargs)
+    info = scan(args.data, max_pixels=args.max_pixels)
     report = info.to_report()
     if args.json:
         print(json.dumps(report))
