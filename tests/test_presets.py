@@ -13,7 +13,8 @@ from tlcore.model import param_counts
 from tlcore.presets import PRESETS, Preset, apply_preset
 from tlcore.training import build_for
 
-DEFAULTS = {"backbone": "vgg16", "seed": 1337, "validation_split": 0.2, "cache_features": True, "fine_tune": None}
+DEFAULTS = {"backbone": "vgg16", "seed": 1337, "validation_split": 0.2, "cache_features": True, "fine_tune": None,
+            "balance_classes": False, "early_stopping_patience": None, "reduce_lr_on_plateau": False}
 
 
 def test_the_presets_are_the_two_seeds():
