@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import housekeeping
 from pages.sidebar import sidebar
-from pages.ui import init_session_state, keep_keras_state
+from pages.ui import init_session_state, keep_keras_state, measure_machine_speed
 from tlcore.quiet import quiet_tensorflow
 
 quiet_tensorflow()  # before any page imports TensorFlow: no CUDA / oneDNN lines in the server log
@@ -23,6 +23,7 @@ PAGES = [
 def run() -> None:
     st.set_page_config(page_title="Transfer Learning Lab", page_icon=":material/school:", layout="wide")
     keep_keras_state()
+    measure_machine_speed()
     init_session_state()
     navigation = st.navigation(
         [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]

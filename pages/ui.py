@@ -13,11 +13,18 @@ from typing import Any, Mapping
 
 import streamlit as st
 
-from tlcore.backbones import NO_WEIGHTS, WEIGHTS_ENV, IMAGENET, weights_status
+from tlcore.backbones import IMAGENET, NO_WEIGHTS, WEIGHTS_ENV, weights_status
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, DatasetInfo, display_path, scan, tree_stamp
-from tlcore.paths import (DataRootError, PathNotAllowed, data_root, refuse_links_outside, resolve_user_path,
-                          typed_weights_path)
+from tlcore.estimate import measure_in_background
+from tlcore.paths import (
+    DataRootError,
+    PathNotAllowed,
+    data_root,
+    refuse_links_outside,
+    resolve_user_path,
+    typed_weights_path,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
@@ -304,6 +311,12 @@ def apply_config(config: TrainConfig, fields: tuple[str, ...] = ALL_BUT_WEIGHTS)
     before the widgets exist again, so it may set their state)."""
     keys = {key for name in fields for key in FIELD_KEYS[name]}
     st.session_state.update({k: v for k, v in config_to_state(config).items() if k in keys})
+
+
+@st.cache_resource(show_spinner=False)
+def measure_machine_speed() -> None:
+    """Once per server: time the machine in the background, so the Train page's first estimate need not wait."""
+    measure_in_background()
 
 
 def keep_keras_state() -> None:

@@ -10,7 +10,7 @@ with respect to weights).
 
 from __future__ import annotations
 
-import functools
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -32,19 +32,33 @@ MATMUL_SIZE = 1536  # square float32 matrices: 7.2 GFLOP a product, about 0.1-0.
 MATMUL_TO_VGG16 = 2.7
 
 
-@functools.lru_cache(maxsize=1)
+_SPEED_LOCK = threading.Lock()
+_speed: list[float] = []  # measured once per process
+
+
 def machine_gflops() -> float:
     """This machine's GFLOP/s on VGG16's convolutions, estimated without TensorFlow (measured once per process).
 
     A float32 matrix product exercises the same thing a convolution does
     (multiply-adds on all cores through a tuned BLAS kernel) and takes a
     fraction of a second, where timing VGG16 itself needs TensorFlow (seconds
-    to import). The best of two products after a warm-up, times `MATMUL_TO_VGG16`.
+    to import). One product after a warm-up, times `MATMUL_TO_VGG16`. A second
+    caller waits for the first one's measurement instead of measuring again.
     """
-    return matmul_gflops() * MATMUL_TO_VGG16
+    with _SPEED_LOCK:
+        if not _speed:
+            _speed.append(matmul_gflops() * MATMUL_TO_VGG16)
+        return _speed[0]
 
 
-def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 2) -> float:
+def measure_in_background() -> threading.Thread:
+    """Start measuring the machine's speed now (an app at start-up), so the first estimate need not wait."""
+    thread = threading.Thread(target=machine_gflops, name="tlcore-machine-speed", daemon=True)
+    thread.start()
+    return thread
+
+
+def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 1) -> float:
     """NumPy float32 `size` x `size` matrix product speed in GFLOP/s, best of `repeats` after a warm-up."""
     import numpy as np
 
