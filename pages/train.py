@@ -74,8 +74,10 @@ def _stop() -> None:
 
 
 left, right = st.columns([1, 1])
-left.button("Start training", key="start_training", type="primary", disabled=not weights_ok, on_click=_start)
-right.button("Stop", key="stop_training", disabled=job is None or not job.running, on_click=_stop)
+running = job is not None and job.running
+left.button("Start training", key="start_training", type="primary", disabled=not weights_ok or running,
+            on_click=_start, help="One run at a time per session: stop this one first." if running else None)
+right.button("Stop", key="stop_training", disabled=not running, on_click=_stop)
 if notice := st.session_state.pop("train_notice", None):
     st.warning(notice)
 
@@ -88,7 +90,7 @@ def live_progress() -> None:
         st.rerun()  # the whole page: show the finished run with its downloads
 
 
-if job is not None and job.running:
+if running:
     live_progress()
 elif job is not None:
     snap = job.snapshot()
