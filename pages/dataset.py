@@ -14,11 +14,11 @@ import pandas as pd
 import streamlit as st
 
 import tlcore.data
-from pages.ui import K, augment_from_state, balance_classes_toggle, page_intro, require_dataset
+from dashboard.state import K, augment_from_state, balance_classes_toggle, page_intro, require_dataset
 from tlcore.advisor import imbalance_warnings
 from tlcore.data import TRAIN, VALIDATION, display_path, sample_grid
 from tlcore.imageio import ImageProblem, load_array
-from tlcore.plots import class_counts_chart
+from dashboard.charts import class_counts_chart
 from tlcore.preview import augment_preview, augmentation_is_identity, describe_augmentation
 
 PREVIEW_KEY = "preview_augmentation"  # the toggle: only this page shows the preview

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import K, current_dataset, page_intro
+from dashboard.tables import describe_run
+from dashboard.state import K, current_dataset, page_intro
 from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.model import ModelLoadError, load_model
-from tlcore.plots import gradcam_colorbar, probabilities_chart
-from tlcore.runs import MODEL_FILE, RunRecord, RunStore, describe_run, read_run_json, runs_with_models
+from dashboard.charts import gradcam_colorbar, probabilities_chart
+from tlcore.runs import MODEL_FILE, RunRecord, RunStore, read_run_json, runs_with_models
 
 UPLOAD, SHOWN, THUMB = "upload", 12, 224
 
@@ -78,7 +79,7 @@ except (ModelLoadError, OSError) as err:  # refused, or the run's file deleted m
     st.error(f"This model cannot be loaded: {err}")
     st.stop()
 # TensorFlow is imported only now that there is a model: the page's first screen comes without it.
-from pages.evaluation_panel import evaluation_section  # noqa: E402
+from dashboard.evaluation_panel import evaluation_section  # noqa: E402
 from tlcore.gradcam import colorbar_colours  # noqa: E402
 from tlcore.inference import explain, image_size_of, num_classes_of  # noqa: E402
 

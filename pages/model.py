@@ -7,17 +7,17 @@ import math
 import pandas as pd
 import streamlit as st
 
+from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 import tlcore.architecture
 import tlcore.model  # TensorFlow-free to import: counts_at; nothing here builds a model
-from pages.model_actions import (apply_advice_clicked, fit_options_panel, head_or_problem, preset_panel,
+from dashboard.model_actions import (apply_advice_clicked, fit_options_panel, head_or_problem, preset_panel,
                                  train_down_to_clicked)
-from pages.ui import K, current_config, page_intro, require_dataset, weights_value
+from dashboard.state import K, current_config, page_intro, require_dataset, weights_value
 from tlcore.advisor import HEAD_FIRST_WHY, advise, learning_rate_warning
 from tlcore.backbone_facts import BLOCK5, BLOCKS4_5, EVERYTHING, HEAD_ONLY, VGG16_BLOCKS, VGG16_CONVS, VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS
 from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, HeadConfig
 from tlcore.data import TRAIN
-from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 
 SHORTCUTS = [("Train only the head", HEAD_ONLY), ("Train block 5 + head", BLOCK5),
              ("Train blocks 4-5 + head", BLOCKS4_5), ("Train everything", EVERYTHING)]

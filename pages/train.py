@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.live_view import REFRESH_S, describe_setup, draw, setting_changes
-from pages.ui import K, current_config, page_intro, require_dataset, weights_ready
+from dashboard.live_view import REFRESH_S, describe_setup, draw, setting_changes
+from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate, machine_gflops  # no TensorFlow: a NumPy matmul, timed once per process
 from tlcore.jobs import REGISTRY, JobBusy, start_training

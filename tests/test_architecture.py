@@ -192,7 +192,7 @@ def test_the_shared_imagenet_file_is_accepted():
 def test_train_page_disables_start_and_says_why_for_a_file_that_is_not_weights():
     from streamlit.testing.v1 import AppTest
 
-    from pages.ui import K, WEIGHTS_FILE
+    from dashboard.state import K, WEIGHTS_FILE
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state[K.weights_choice] = WEIGHTS_FILE

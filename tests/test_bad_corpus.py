@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K
+from dashboard.state import SOURCE_FOLDER, K
 from tests.badcorpus import (
     BAD_FILES, CONVERTED, IGNORED, BadFile, Corpus, build_bad_corpus, deny_reads, files_on_disk,
 )

@@ -9,19 +9,17 @@ import keras
 import numpy as np
 import pytest
 
+from dashboard.evaluation_panel import evaluation_key
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import HeadConfig
-from tlcore.data import scan
+from tlcore.data import same_held_out_split, scan, split_files
 from tlcore.inference import (
     Evaluation,
     evaluate_split,
-    evaluation_key,
     explain,
     num_classes_of,
     probabilities,
-    same_held_out_split,
     save_uploaded_model,
-    split_files,
     to_pixels,
 )
 from tlcore.gradcam import explainer_for, gradcam

@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import tlcore.runs as runs
-from pages.ui import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
+from dashboard.state import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.data import scan

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K
+from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT, SAMPLE_DATA
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import AugmentConfig

@@ -6,11 +6,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 import tlcore.model
-from pages.ui import WEIGHTS_SCRATCH, K, state_to_config
+from dashboard.state import WEIGHTS_SCRATCH, K, state_to_config
 from tests.conftest import ROOT
 from tlcore.config import FineTuneConfig
-from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 
 SHORTCUTS = {"freeze_18": 18, "freeze_14": 14, "freeze_10": 10, "freeze_0": 0}
 

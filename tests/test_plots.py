@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcore.plots import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, PREDICTED_COLOUR, TITLE_FONT_SIZE,
+from dashboard.charts import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, PREDICTED_COLOUR, TITLE_FONT_SIZE,
                           class_counts_chart, confusion_matrix_chart, curves_chart, gradcam_colorbar,
                           live_curves_chart, log_ticks, probabilities_chart, sweep_charts)
 

@@ -51,7 +51,7 @@ def test_the_block_5_shortcut_learns():
     unfrozen at once at 1e-3 (what the button did before) ends at 0.50, the shortcut's config at 0.96
     (seed 0: 0.76 against 0.96). 96 px keeps this test under a minute.
     """
-    from pages.ui import DEFAULT_CONFIG
+    from dashboard.state import DEFAULT_CONFIG
     from tlcore.advisor import train_down_to
     from tlcore.data import scan
     from tlcore.training import prepare_data, train

@@ -259,23 +259,3 @@ def evaluate_split(model: keras.Model, info: DatasetInfo, class_names: Sequence[
                    batch_size: int = 32) -> Evaluation:
     """`evaluate` on a dataset's split, its images decoded at the model's input size."""
     return evaluate(model, load_split(info, split, image_size_of(model)), class_names, batch_size)
-
-
-def split_files(info: DatasetInfo, split: str = "validation") -> set[str]:
-    """A split's files, relative to the dataset root (as a run records its held-out files)."""
-    return {os.path.relpath(p, info.root) for p in info.items(split)[0]}
-
-
-def same_held_out_split(record: dict[str, Any], info: DatasetInfo) -> bool:
-    """False when the run recorded its validation files and `info`'s differ.
-
-    Then some of these images may have been trained on, and accuracy on them flatters the model.
-    """
-    held_out = record.get("validation_files")
-    return not held_out or split_files(info) == set(held_out)
-
-
-def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
-    """Names an evaluation: the model file (and its mtime), the dataset root and its validation files."""
-    split_id = hashlib.sha256("\n".join(sorted(split_files(info))).encode()).hexdigest()[:16]
-    return f"{model_path}|{Path(model_path).stat().st_mtime}|{info.root}|{split_id}"

@@ -32,7 +32,7 @@ from tlcore.backbones import NO_WEIGHTS, get_backbone, load_backbone, normalize_
 from tlcore.backbone_facts import VGG16_BLOCK_BOUNDARIES, VGG16_LAYERS
 from tlcore.config import TrainConfig
 from tlcore.records import History
-from tlcore.runs import COMPLETED, STOPPED, Run, RunStore, RunSummary
+from tlcore.runs import COMPLETED, STOPPED, Run, RunStore
 
 if TYPE_CHECKING:
     from tlcore.data import DatasetInfo
@@ -288,55 +288,3 @@ def _run_point(
         seconds=time.perf_counter() - started,
         reason=result.reason or result.save_error,
     )
-
-
-# --- reading saved sweeps (no TensorFlow) ----------------------------------------
-
-
-def sweep_ids(summaries: Sequence[RunSummary]) -> list[str]:
-    """The sweep ids among runs' tags, newest first (ids sort by their start time)."""
-    return sorted({s.tags["sweep"] for s in summaries if (s.tags or {}).get("sweep")}, reverse=True)
-
-
-def sweep_table(summaries: Sequence[RunSummary], sweep_id: str) -> Any:
-    """One row per point of a saved sweep (RunStore().list() summaries), pretrained points by freeze
-    point from most frozen, the scratch baseline last.
-
-    Columns: point, freeze_at, trainable layers (18 - freeze_at), weights, best/final val acc,
-    s/epoch (mean over complete epochs), epochs, path, status, run.
-    """
-    import pandas as pd
-
-    rows = []
-    for s in summaries:
-        if (s.tags or {}).get("sweep") != sweep_id:
-            continue
-        history, config = s.history, s.config
-        freeze_at = config.freeze_at if config else 0
-        rows.append({
-            "point": s.tags.get("point", point_label(freeze_at)),
-            "freeze_at": freeze_at,
-            "trainable layers": VGG16_LAYERS - freeze_at,
-            "weights": config.weights if config else "",
-            "best val acc": history.best_val_accuracy,
-            "final val acc": history.final_val_accuracy,
-            "s/epoch": history.mean_epoch_seconds,
-            "epochs": len(history),
-            "path": ", ".join(dict.fromkeys(r.path for r in history if r.path)),
-            "status": s.status,
-            "run": s.run_id,
-        })
-    columns = ["point", "freeze_at", "trainable layers", "weights", "best val acc", "final val acc", "s/epoch",
-               "epochs", "path", "status", "run"]
-    table = pd.DataFrame(rows, columns=columns)
-    order = table["point"].eq(SCRATCH).astype(int) * 100 - table["freeze_at"]
-    return table.loc[order.sort_values(kind="stable").index].reset_index(drop=True)
-
-
-def sweep_points_frame(points: Sequence[dict[str, Any]]) -> Any:
-    """A live sweep's finished points (SweepPoint.to_dict()s, as in a sweep job's snapshot extra) as a table."""
-    import pandas as pd
-
-    columns = {"label": "point", "freeze_at": "freeze_at", "best_val_accuracy": "best val acc",
-               "final_val_accuracy": "final val acc", "epoch_seconds": "s/epoch", "status": "status"}
-    return pd.DataFrame([{name: p.get(key) for key, name in columns.items()} for p in points], columns=list(columns.values()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.ui import (K, IMAGE_SIZES, SOURCE_FOLDER, SOURCE_SAMPLE, SOURCE_ZIP, WEIGHTS_FILE, WEIGHTS_IMAGENET,
+from dashboard.state import (K, IMAGE_SIZES, SOURCE_FOLDER, SOURCE_SAMPLE, SOURCE_ZIP, WEIGHTS_FILE, WEIGHTS_IMAGENET,
                       WEIGHTS_SCRATCH, weights_ready)
 from tlcore.paths import DataRootError, data_root
 
@@ -76,7 +76,7 @@ def _download_weights() -> None:
 
 
 def _zip_upload() -> None:
-    from pages import housekeeping
+    from dashboard import housekeeping
     from tlcore.uploads import UploadError, extract_zip, remove_extracted
 
     upload = st.file_uploader("Zip of class folders", type=["zip"], key=K.zip_upload)

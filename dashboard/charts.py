@@ -254,7 +254,7 @@ def class_counts_chart(counts: Mapping[str, Mapping[str, int]]) -> alt.TopLevelM
 def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
     """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (VGG16_LAYERS - freeze point).
 
-    points_df: tlcore.sweep.sweep_table's frame. Pretrained points are joined by a line; the
+    points_df: dashboard.tables.saved_sweep_frame's frame. Pretrained points are joined by a line; the
     from-scratch baseline (point "scratch") is a dashed horizontal rule on the accuracy chart.
     Two charts, not one concatenated: each fills its own column like every other chart.
     """
