@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import tensorflow as tf
 
     from tlcore.config import HeadConfig
-    from tlcore.model import build_model
-    from tlcore.pipeline import ImageSet
-    from tlcore.training import cut, extract_features
+    from tlcore.tf.model import build_model
+    from tlcore.tf.pipeline import ImageSet
+    from tlcore.tf.training import cut, extract_features
 
     note(f"building the model and its prefix at freeze_at={args.freeze_at}, {args.image_size} px")
     model = build_model(2, args.image_size, args.weights, HeadConfig(), args.freeze_at)

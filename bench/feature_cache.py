@@ -79,7 +79,7 @@ class EpochClock:
         self._mark = (time.perf_counter(), time.process_time())
 
     def __call__(self, event: object) -> None:
-        from tlcore.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
+        from tlcore.tf.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
 
         now = time.perf_counter()
         if isinstance(event, (PhaseStart, StepProgress)):
@@ -97,7 +97,7 @@ class EpochClock:
 
 def run_side(label: str, config: Any, data: Any) -> dict[str, Any]:
     """Train once with the product's loop and summarise its timings."""
-    from tlcore.training import COMPLETED, train
+    from tlcore.tf.training import COMPLETED, train
 
     note(f"{label}: training {config.epochs} epoch(s), cache_features={config.cache_features}")
     clock = EpochClock()
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from tlcore.config import TrainConfig
     from tlcore.data import VALIDATION, scan
-    from tlcore.pipeline import load_split
-    from tlcore.training import PreparedData
+    from tlcore.tf.pipeline import load_split
+    from tlcore.tf.training import PreparedData
 
     note(f"decoding {args.data} at {args.image_size} px, repeating the training images to {args.images}")
     info = scan(args.data)

@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard.charts import confusion_matrix_chart
 from tlcore.data import DatasetInfo, same_held_out_split, split_files
 from tlcore.imageio import ImageProblem
-from tlcore.inference import evaluate_split, to_pixels
+from tlcore.tf.inference import evaluate_split, to_pixels
 from tlcore.records import RunRecord
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.state import DEFAULT_CONFIG, K, apply_config, balance_classes_toggle, augment_from_state, current_config, head_from_state, weights_value
+from dashboard.state import (DEFAULT_CONFIG, K, apply_config, augment_from_state, balance_classes_toggle, current_config,
+                             head_from_state, weights_value)
 from tlcore.advisor import Advice, apply_advice, train_down_to
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.presets import PRESETS

@@ -169,7 +169,8 @@ def sweep_points_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """A live sweep's finished points (SweepPoint.to_dict()s, as in a sweep job's snapshot extra) as a table."""
     columns = {"label": "point", "freeze_at": "freeze_at", "best_val_accuracy": "best val acc",
                "final_val_accuracy": "final val acc", "epoch_seconds": "s/epoch", "status": "status"}
-    return pd.DataFrame([{name: p.get(key) for key, name in columns.items()} for p in points], columns=list(columns.values()))
+    rows = [{name: p.get(key) for key, name in columns.items()} for p in points]
+    return pd.DataFrame(rows, columns=list(columns.values()))
 
 
 # --- the layer table at a freeze point ---------------------------------------------
@@ -181,7 +182,7 @@ def freeze_display(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
     """The layer table as a learner reads it at a freeze point.
 
     Args:
-        table: `tlcore.model.layer_table` of a model (any freeze point).
+        table: `tlcore.tf.model.layer_table` of a model (any freeze point).
         freeze_at: backbone layers frozen from the input side.
 
     Returns:

@@ -12,7 +12,7 @@ from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tests.test_gradcam import red_green_model
-from tlcore.gradcam import blank_map_message
+from tlcore.tf.gradcam import blank_map_message
 from tlcore.uploads import UPLOAD_DIR_ENV
 
 SIZE = 32

@@ -10,7 +10,7 @@ from dashboard.tables import saved_sweep_frame
 from dashboard.state import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
 from tests.conftest import ROOT
 from tests.helpers import chart_title, make_dataset_folder, vega_specs
-from tlcore.jobs import REGISTRY
+from tlcore.jobs import JOBS
 from dashboard.charts import PLOT_HEIGHT
 from tlcore.runs import RunStore
 
@@ -39,7 +39,7 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     assert [w.value for w in at.warning] == [  # the sidebar
         "No transfer: random weights. Frozen layers compute random features; train every layer (freeze point 0) "
         "to train from scratch."]
-    job = REGISTRY.get(at.session_state["sweep_job_id"])
+    job = JOBS.get(at.session_state["sweep_job_id"])
     assert job is not None and job.snapshot().kind == "sweep"
 
     deadline, seen = time.monotonic() + 80, set()
@@ -79,7 +79,7 @@ def test_a_sweep_cannot_start_while_the_session_trains(tmp_path, runs_dir):
 
     release = threading.Event()
     at = _runs_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4))
-    busy = REGISTRY.start(at.session_state[K.owner], "training", lambda job: release.wait(30))
+    busy = JOBS.start(at.session_state[K.owner], "training", lambda job: release.wait(30))
     try:
         at.button(key="start_sweep").click().run()
         assert not at.exception, at.exception

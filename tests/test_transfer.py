@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 def test_imagenet_weights_clearly_beat_random_weights_at_freeze_18():
     from tlcore.config import TrainConfig
     from tlcore.data import scan
-    from tlcore.training import prepare_data, train
+    from tlcore.tf.training import prepare_data, train
 
     data = prepare_data(scan(SAMPLE_DATA), 64)
     accuracy = {}
@@ -54,7 +54,7 @@ def test_the_block_5_shortcut_learns():
     from dashboard.state import DEFAULT_CONFIG
     from tlcore.advisor import train_down_to
     from tlcore.data import scan
-    from tlcore.training import prepare_data, train
+    from tlcore.tf.training import prepare_data, train
 
     shortcut = train_down_to(DEFAULT_CONFIG.replace(weights=WEIGHTS, image_size=96), 14)
     assert (shortcut.freeze_at, shortcut.fine_tune.freeze_at, shortcut.fine_tune.learning_rate) == (18, 14, 1e-5)

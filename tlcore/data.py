@@ -1,7 +1,6 @@
 """Scan an image folder into a dataset description; choose grid samples.
 
-No TensorFlow here (the tf.data pipeline lives in `tlcore.pipeline`), so the
-dataset report is fast and the Dataset page renders without loading it.
+The tf.data pipeline over a scanned dataset is `tlcore.tf.pipeline`.
 
 Layouts understood:
     root/<split>/<class>/...   splits named train/training/training-data and

@@ -5,9 +5,7 @@ What the two files hold, and how they are read and written, is tlcore.records.
 Every write is atomic (temporary file, fsync, rename), so a run killed at any
 moment leaves a readable record. A running run's record holds its pid, host
 and a heartbeat: a run whose process is gone reads as "interrupted", not
-"running" forever. No TensorFlow here except when a model is saved or loaded.
-The end of the file describes runs for people: one-line labels, the runs
-table and the settings that differ between runs (pandas, imported there).
+"running" forever. Loading a run's model is `tlcore.tf.model.load_run_model`.
 """
 
 from __future__ import annotations
@@ -372,16 +370,6 @@ def disk_size(path: Path) -> int:
 
 def _summary(run_dir: Path, record: RunRecord) -> RunSummary:
     return RunSummary(run_dir=run_dir, record=record, disk_bytes=disk_size(run_dir))
-
-
-def load_run_model(run_dir: str | os.PathLike) -> "keras.Model":
-    """The run's model.keras, loaded in Keras safe mode."""
-    from tlcore.model import load_model
-
-    path = Path(run_dir) / MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"Run {Path(run_dir).name} has no saved model ({path} is missing)")
-    return load_model(str(path))
 
 
 def runs_with_models(store: RunStore, extra: str | os.PathLike | None = None) -> dict[str, RunRecord]:

@@ -1,28 +1,22 @@
-"""Use a trained model: class probabilities, explained predictions (Grad-CAM from `tlcore.gradcam`), evaluation."""
+"""Use a trained model: class probabilities, explained predictions (Grad-CAM from `tlcore.tf.gradcam`), evaluation."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Sequence, Union
+from typing import Any, BinaryIO, Sequence, Union
 
 import keras
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from tlcore.gradcam import Explainer, blank_map_message, gradcam, gradcam_overlay, is_blank
+from tlcore.tf.gradcam import Explainer, blank_map_message, gradcam, gradcam_overlay, is_blank
+from tlcore.data import DatasetInfo
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
-from tlcore.model import ModelLoadError
-from tlcore.pipeline import ImageSet, load_split, make_dataset
-from tlcore.runs import atomic_write
-from tlcore.uploads import UPLOAD_DIR_ENV
-
-if TYPE_CHECKING:
-    from tlcore.data import DatasetInfo
+from tlcore.modelfile import ModelLoadError
+from tlcore.tf.pipeline import ImageSet, load_split, make_dataset
 
 ImageInput = Union[str, os.PathLike, BinaryIO, bytes, Image.Image, np.ndarray]
 
@@ -50,23 +44,6 @@ def check_image_classifier(model: keras.Model) -> None:
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], int)):
         raise ModelLoadError(f"This model does not output class scores: its output shape is {out}; "
                              "expected (None, number of classes).")
-
-
-def save_uploaded_model(data: bytes, folder: str | os.PathLike | None = None) -> Path:
-    """Save an uploaded .keras file under a name made from its content, once.
-
-    The same upload always gets the same path, so a cache keyed on the path
-    reuses the model already loaded.
-
-    Args:
-        folder: where to save; default $TLLAB_UPLOAD_DIR, else the system temp folder.
-    """
-    folder = Path(folder or os.environ.get(UPLOAD_DIR_ENV) or tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"tllab-upload-{hashlib.sha256(data).hexdigest()[:16]}.keras"
-    if not path.exists():
-        atomic_write(path, data)
-    return path
 
 
 def to_pixels(image: ImageInput, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -156,7 +133,7 @@ def explain(
     """Predict and explain named images; a file that is not a usable image is reported, not raised.
 
     Args:
-        grad_model: from `tlcore.gradcam.explainer_for(model)`; None skips Grad-CAM (heatmap and overlay
+        grad_model: from `tlcore.tf.gradcam.explainer_for(model)`; None skips Grad-CAM (heatmap and overlay
             are None). A blank map (no region raised the class's score) has no overlay but a `gradcam_note`.
         sources: (name, image) pairs; an image is anything `to_pixels` reads.
         display_size: the size of the copy shown to people (at least the model's input size).
