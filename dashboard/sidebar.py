@@ -6,6 +6,8 @@ import streamlit as st
 
 from dashboard.state import (K, IMAGE_SIZES, SOURCE_FOLDER, SOURCE_SAMPLE, SOURCE_ZIP, WEIGHTS_FILE, WEIGHTS_IMAGENET,
                              WEIGHTS_SCRATCH, weights_ready)
+from tlcore.backbone_facts import DEFAULT_BACKBONE
+from tlcore.backbones import WeightsError, get_backbone
 from tlcore.paths import DataRootError, data_root
 
 
@@ -63,8 +65,6 @@ def _weights_status() -> None:
 
 
 def _download_weights() -> None:
-    from tlcore.backbone_facts import DEFAULT_BACKBONE
-    from tlcore.backbones import WeightsError, get_backbone
     from tlcore.tf.backbones import download_imagenet  # the TensorFlow side (Keras' downloader), only when asked
 
     with st.spinner("Downloading VGG16 ImageNet weights (58 MB)..."):
