@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import housekeeping
-from pages.sidebar import sidebar
-from pages.ui import init_session_state, keep_keras_state, measure_machine_speed
+from dashboard import housekeeping
+from dashboard.sidebar import sidebar
+from dashboard.state import init_session_state, keep_keras_state, measure_machine_speed
 from tlcore.quiet import quiet_tensorflow
 
 quiet_tensorflow()  # before any page imports TensorFlow: no CUDA / oneDNN lines in the server log

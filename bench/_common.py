@@ -22,7 +22,7 @@ SHARED_WEIGHTS = Path("/work/shared/weights/vgg16_imagenet_notop.weights.h5")
 BENCH_DATE = "2026-11-23"
 
 if TYPE_CHECKING:
-    from tlcore.pipeline import ImageSet
+    from tlcore.tf.pipeline import ImageSet
 
 
 def setup() -> None:
@@ -113,7 +113,7 @@ def repeated_image_set(n: int, image_size: int, data_dir: Path = SAMPLE_DATA) ->
     import numpy as np
 
     from tlcore.data import TRAIN, scan
-    from tlcore.pipeline import ImageSet, load_split
+    from tlcore.tf.pipeline import ImageSet, load_split
 
     base = load_split(scan(data_dir), TRAIN, image_size)
     if base.images is None:

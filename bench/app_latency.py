@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.appserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 # (url path, title, selectors that must be shown (with a minimum count) before the page counts as rendered)
 PAGES = [

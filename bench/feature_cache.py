@@ -1,6 +1,6 @@
 """Epoch time with cached features vs the frozen base recomputed every epoch.
 
-Both sides run the product's own training, `tlcore.training.train` (Keras
+Both sides run the product's own training, `tlcore.tf.training.train` (Keras
 `fit`, one call per phase), on the same
 decoded images, freeze point, head, optimizer and batch size; only
 `TrainConfig.cache_features` differs:
@@ -79,7 +79,7 @@ class EpochClock:
         self._mark = (time.perf_counter(), time.process_time())
 
     def __call__(self, event: object) -> None:
-        from tlcore.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
+        from tlcore.tf.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
 
         now = time.perf_counter()
         if isinstance(event, (PhaseStart, StepProgress)):
@@ -97,7 +97,7 @@ class EpochClock:
 
 def run_side(label: str, config: Any, data: Any) -> dict[str, Any]:
     """Train once with the product's loop and summarise its timings."""
-    from tlcore.training import COMPLETED, train
+    from tlcore.tf.training import COMPLETED, train
 
     note(f"{label}: training {config.epochs} epoch(s), cache_features={config.cache_features}")
     clock = EpochClock()
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from tlcore.config import TrainConfig
     from tlcore.data import VALIDATION, scan
-    from tlcore.pipeline import load_split
-    from tlcore.training import PreparedData
+    from tlcore.tf.pipeline import load_split
+    from tlcore.tf.training import PreparedData
 
     note(f"decoding {args.data} at {args.image_size} px, repeating the training images to {args.images}")
     info = scan(args.data)
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "cached": {k: [rounded(s) for s in v] for k, v in cached.items() if isinstance(v, list)},
         "recompute": {k: [rounded(s) for s in v] for k, v in recompute.items() if isinstance(v, list)},
         "notes": (
-            "epoch seconds = tlcore.training.train history 'seconds' (training batches + validation); "
+            "epoch seconds = tlcore.tf.training.train history 'seconds' (training batches + validation); "
             "cached/recompute_epoch_seconds and speedup use the median of the epochs after the first; "
             f"speedup_including_extraction = recompute total / (extraction + cached total) over the first {common} epochs; "
             "cpu_share = process CPU seconds / (wall seconds * cores), under 0.9 on the recompute side when other "

@@ -35,7 +35,7 @@ import _common  # noqa: E402
 _common.setup()
 from _common import SHARED_WEIGHTS, cpu_info, emit, load_average, median, note, rounded  # noqa: E402
 
-from tests.appserver import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
+from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tlcore.config import TrainConfig
     from tlcore.data import scan
     from tlcore.runs import RUNS_ENV, RunStore
-    from tlcore.training import BatchEnd, EpochEnd, PhaseStart, prepare_data, train_and_record
+    from tlcore.tf.training import BatchEnd, EpochEnd, PhaseStart, prepare_data, train_and_record
 
     info = scan(args.data)
     data = prepare_data(info, args.image_size)

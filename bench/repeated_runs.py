@@ -55,7 +55,7 @@ def rss_mb() -> float:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """The runs in this process; returns the figures after each."""
-    import tlcore.training as training
+    import tlcore.tf.training as training
     from tlcore.config import TrainConfig
     from tlcore.data import scan
     from tlcore.jobs import JobRegistry, start_training

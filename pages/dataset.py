@@ -14,12 +14,12 @@ import pandas as pd
 import streamlit as st
 
 import tlcore.data
-from pages.ui import K, augment_from_state, balance_classes_toggle, page_intro, require_dataset
+from dashboard.state import K, augment_from_state, balance_classes_toggle, page_intro, require_dataset
 from tlcore.advisor import imbalance_warnings
 from tlcore.data import TRAIN, VALIDATION, display_path, sample_grid
 from tlcore.imageio import ImageProblem, load_array
-from tlcore.plots import class_counts_chart
-from tlcore.preview import augment_preview, augmentation_is_identity, describe_augmentation
+from dashboard.charts import class_counts_chart
+from tlcore.preview import augmentation_is_identity, describe_augmentation
 
 PREVIEW_KEY = "preview_augmentation"  # the toggle: only this page shows the preview
 # Whether the preview is on, as plain state: Streamlit forgets a widget's value while another page
@@ -138,6 +138,8 @@ with preview:
                     "Turn on the flip or move a slider to see what augmentation does.")
         else:
             with st.spinner("Augmenting (the first time loads TensorFlow)..."):
+                from tlcore.tf.augment import augment_preview  # the TensorFlow side, only when asked
+
                 images = augment_preview(original, augment, n=8, seed=int(st.session_state[K.grid_seed]))
             tiles = [(original, f"original ({name})")] + [(im, f"augmented {i}") for i, im in enumerate(images, 1)]
             for row in range(0, 9, 3):

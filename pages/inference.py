@@ -6,12 +6,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.ui import K, current_dataset, page_intro
+from dashboard.tables import describe_run
+from dashboard.state import K, current_dataset, page_intro
 from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS
-from tlcore.model import ModelLoadError, load_model
-from tlcore.plots import gradcam_colorbar, probabilities_chart
-from tlcore.runs import MODEL_FILE, RunRecord, RunStore, describe_run, read_run_json, runs_with_models
+from tlcore.modelfile import ModelLoadError
+from dashboard.charts import gradcam_colorbar, probabilities_chart
+from tlcore.runs import MODEL_FILE, RunRecord, RunStore, read_run_json, runs_with_models
+from tlcore.uploads import save_uploaded_model
 
 UPLOAD, SHOWN, THUMB = "upload", 12, 224
 
@@ -20,8 +22,9 @@ UPLOAD, SHOWN, THUMB = "upload", 12, 224
 def cached_model(path: str, mtime: float):
     # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each
     # run's model is its own file, and inference only reads the weights.
-    from tlcore.gradcam import explainer_for
-    from tlcore.inference import check_image_classifier
+    from tlcore.tf.gradcam import explainer_for  # the TensorFlow side: only once a model is chosen
+    from tlcore.tf.inference import check_image_classifier
+    from tlcore.tf.model import load_model
 
     model = load_model(path)  # refuses files that could run code (Lambda layers, foreign modules)
     check_image_classifier(model)
@@ -42,8 +45,6 @@ def uploaded_model() -> tuple[str, RunRecord]:
                                    "run folder does. Without it, name the classes below.")
     if upload is None:
         st.stop()
-    from tlcore.inference import save_uploaded_model
-
     path = str(save_uploaded_model(upload.getvalue()))
     try:
         return path, read_run_json(record.getvalue()) if record else RunRecord()
@@ -78,9 +79,9 @@ except (ModelLoadError, OSError) as err:  # refused, or the run's file deleted m
     st.error(f"This model cannot be loaded: {err}")
     st.stop()
 # TensorFlow is imported only now that there is a model: the page's first screen comes without it.
-from pages.evaluation_panel import evaluation_section  # noqa: E402
-from tlcore.gradcam import colorbar_colours  # noqa: E402
-from tlcore.inference import explain, image_size_of, num_classes_of  # noqa: E402
+from dashboard.evaluation_panel import evaluation_section  # noqa: E402
+from tlcore.tf.gradcam import colorbar_colours  # noqa: E402
+from tlcore.tf.inference import explain, image_size_of, num_classes_of  # noqa: E402
 
 size, outputs, names = image_size_of(model), num_classes_of(model), record.class_names
 if names is None:

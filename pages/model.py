@@ -7,17 +7,16 @@ import math
 import pandas as pd
 import streamlit as st
 
+from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 import tlcore.architecture
-import tlcore.model  # TensorFlow-free to import: counts_at; nothing here builds a model
-from pages.model_actions import (apply_advice_clicked, fit_options_panel, head_or_problem, preset_panel,
-                                 train_down_to_clicked)
-from pages.ui import K, current_config, page_intro, require_dataset, weights_value
+from dashboard.model_actions import (apply_advice_clicked, fit_options_panel, head_or_problem, preset_panel,
+                                     train_down_to_clicked)
+from dashboard.state import K, current_config, page_intro, require_dataset, weights_value
 from tlcore.advisor import HEAD_FIRST_WHY, advise, learning_rate_warning
 from tlcore.backbone_facts import BLOCK5, BLOCKS4_5, EVERYTHING, HEAD_ONLY, VGG16_BLOCKS, VGG16_CONVS, VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS
 from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, HeadConfig
 from tlcore.data import TRAIN
-from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 
 SHORTCUTS = [("Train only the head", HEAD_ONLY), ("Train block 5 + head", BLOCK5),
              ("Train blocks 4-5 + head", BLOCKS4_5), ("Train everything", EVERYTHING)]
@@ -76,7 +75,7 @@ for column, (label, k) in zip(st.columns(len(SHORTCUTS)), SHORTCUTS):
 if pretrained:
     st.caption("With pretrained weights the block buttons train in two phases (head first, then the blocks: see "
                f"*Second phase* below). {HEAD_FIRST_WHY} The table shows phase 1.")
-trainable, frozen = tlcore.model.counts_at(table, freeze_at)
+trainable, frozen = tlcore.architecture.counts_at(table, freeze_at)
 left, middle, right = st.columns(3)
 left.metric("Trainable parameters", f"{trainable:,}")
 middle.metric("Frozen parameters", f"{frozen:,}")

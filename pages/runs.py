@@ -6,11 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.sweep_panel import PERCENT, sweep_section
-from pages.ui import K, page_intro
+from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
+from dashboard.sweep_panel import PERCENT, sweep_section
+from dashboard.state import K, page_intro
 from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
-from tlcore.plots import curves_chart
-from tlcore.runs import RUNNING, RunStore, config_differences, curve_label, describe_run, runs_dataframe
+from dashboard.charts import curves_chart
+from tlcore.runs import RUNNING, RunStore
 
 
 def delete_selected() -> None:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.live_view import REFRESH_S, describe_setup, draw, setting_changes
-from pages.ui import K, current_config, page_intro, require_dataset, weights_ready
+from dashboard.live_view import REFRESH_S, describe_setup, draw, setting_changes
+from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
 from tlcore.data import TRAIN, VALIDATION
-from tlcore.estimate import estimate, machine_gflops  # no TensorFlow: a NumPy matmul, timed once per process
-from tlcore.jobs import REGISTRY, JobBusy, start_training
+from tlcore.estimate import estimate, machine_gflops
+from tlcore.jobs import JOBS, JobBusy, start_training
 from tlcore.runs import history_csv
 
 page_intro(
@@ -28,22 +28,22 @@ except ValueError as err:
     st.stop()
 
 
-job = REGISTRY.get(st.session_state.get(K.job_id) or st.query_params.get("job"))
+job = JOBS.get(st.session_state.get(K.job_id) or st.query_params.get("job"))
 if job is None or job.snapshot().kind != "training":  # a reloaded tab: find this browser's run again
-    job = REGISTRY.running_for(st.session_state[K.owner], kind="training")
+    job = JOBS.running_for(st.session_state[K.owner], kind="training")
 if job is not None:
     st.session_state[K.job_id] = job.id
 
 n_train, n_val = info.num_images(TRAIN), info.num_images(VALIDATION)
 guess = estimate(config, n_train, n_val, machine_gflops())
 weights_ok, weights_message = weights_ready()
-next_run = describe_setup(config, n_train, n_val, guess.path)
+next_run = describe_setup(config, n_train, n_val, guess.route)
 if job is None or job.config is None:
     st.markdown(next_run)
     st.caption(f"Estimated time on this machine: {guess.describe()}.")
 else:  # describe the run itself (a reloaded tab's session may hold other settings)
-    path = job.snapshot().path or estimate(job.config, job.train_images, job.validation_images, machine_gflops()).path
-    st.markdown("This run: " + describe_setup(job.config, job.train_images, job.validation_images, path))
+    route = job.snapshot().path or estimate(job.config, job.train_images, job.validation_images, machine_gflops()).route
+    st.markdown("This run: " + describe_setup(job.config, job.train_images, job.validation_images, route))
     if changes := setting_changes(job, config, str(info.root)):
         st.info("Your current settings differ from this run's: " + "; ".join(changes) + ".\n\n"
                 f"**Start training** trains with them: {next_run} ({guess.describe()}).")
@@ -53,7 +53,7 @@ if not weights_ok:
 
 def _start() -> None:
     # A callback, so the click survives any rerun of the script that follows it.
-    current = REGISTRY.get(st.session_state.get(K.job_id))
+    current = JOBS.get(st.session_state.get(K.job_id))
     if current is not None and current.running:
         st.session_state["train_notice"] = "A run is already in progress in this session: stop it or wait for it to finish."
         return
@@ -67,7 +67,7 @@ def _start() -> None:
 
 
 def _stop() -> None:
-    current = REGISTRY.get(st.session_state.get(K.job_id))
+    current = JOBS.get(st.session_state.get(K.job_id))
     if current is not None:
         current.stop()
         st.toast("Stopping after the current batch; what was learned so far is kept.")

@@ -35,15 +35,15 @@ FREEZE_POINTS = (0, 3, 10, 14, 18)
 
 @pytest.mark.parametrize("image_size, num_classes, head", MODELS)
 def test_table_and_counts_equal_keras(image_size, num_classes, head):
-    import tlcore.model
+    import tlcore.tf.model
 
-    model = tlcore.model.build_model(num_classes, image_size, weights="none", head=head)
+    model = tlcore.tf.model.build_model(num_classes, image_size, weights="none", head=head)
     for k in FREEZE_POINTS:
-        tlcore.model.set_freeze_point(model, k)
-        keras_table = tlcore.model.layer_table(model)
+        tlcore.tf.model.set_freeze_point(model, k)
+        keras_table = tlcore.tf.model.layer_table(model)
         ours = architecture.layer_table(num_classes, image_size, head, freeze_at=k)
         pd.testing.assert_frame_equal(ours, keras_table)
-        assert tlcore.model.counts_at(ours, k) == tlcore.model.param_counts(model)
+        assert architecture.counts_at(ours, k) == tlcore.tf.model.param_counts(model)
 
 
 def test_table_at_128_px_reads_as_vgg16():
@@ -192,7 +192,7 @@ def test_the_shared_imagenet_file_is_accepted():
 def test_train_page_disables_start_and_says_why_for_a_file_that_is_not_weights():
     from streamlit.testing.v1 import AppTest
 
-    from pages.ui import K, WEIGHTS_FILE
+    from dashboard.state import K, WEIGHTS_FILE
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state[K.weights_choice] = WEIGHTS_FILE

@@ -47,7 +47,8 @@ def test_the_facts_module_imports_no_tlcore_module_so_config_can_read_it():
 def test_no_vgg16_string_outside_the_facts_module():
     """The backbone's name is written once: every other module of the engine and the pages names it by constant."""
     found = []
-    for path in sorted([*(ROOT / "tlcore").glob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"]):
+    for path in sorted([*(ROOT / "tlcore").rglob("*.py"), *(ROOT / "dashboard").glob("*.py"), *(ROOT / "pages").glob("*.py"),
+                        ROOT / "app.py"]):
         if path.name == Path(backbone_facts.__file__).name:
             continue
         for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):

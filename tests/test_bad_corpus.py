@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K
+from dashboard.state import SOURCE_FOLDER, K
 from tests.badcorpus import (
     BAD_FILES, CONVERTED, IGNORED, BadFile, Corpus, build_bad_corpus, deny_reads, files_on_disk,
 )
@@ -137,10 +137,10 @@ def test_dataset_page_lists_every_skipped_file_with_its_reason(denied):
 
 def test_training_on_the_rest_completes_with_every_usable_image(denied, info, runs_dir, caplog):
     from tlcore.runs import RunStore
-    from tlcore.training import prepare_data, train_and_record
+    from tlcore.tf.training import prepare_data, train_and_record
 
     config = TrainConfig(weights="none", image_size=32, epochs=1, batch_size=8, head=HeadConfig(dense=(8,)))
-    with caplog.at_level(logging.WARNING, logger="tlcore.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="tlcore.tf.pipeline"):
         data = prepare_data(info, config.image_size)
         result, run = train_and_record(config, info, RunStore(), data=data)
     assert result.status == "completed", result.reason

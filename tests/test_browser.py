@@ -16,7 +16,7 @@ import pytest
 
 from tlcore.runs import RunStore
 
-from tests.appserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import pages.ui
-from pages.ui import REFUSED_WEIGHTS, SOURCE_FOLDER, SOURCE_ZIP, WEIGHTS_FILE, K
+import dashboard.state
+from dashboard.state import REFUSED_WEIGHTS, SOURCE_FOLDER, SOURCE_ZIP, WEIGHTS_FILE, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tests.weights_files import write_keras3
@@ -186,13 +186,13 @@ def served(tree, monkeypatch) -> dict[str, Path]:
     make_dataset_folder(tree["pets"], n_train=4, n_val=2, size=32)
     make_dataset_folder(tree["outside"], classes=OUTSIDE_CLASSES, n_train=4, n_val=2, size=32)
     scanned: list[Path] = []
-    real_scan = pages.ui.scan
+    real_scan = dashboard.state.scan
 
     def recording_scan(root, *args, **kwargs):
         scanned.append(Path(root))
         return real_scan(root, *args, **kwargs)
 
-    monkeypatch.setattr(pages.ui, "scan", recording_scan)
+    monkeypatch.setattr(dashboard.state, "scan", recording_scan)
     return {**tree, "scanned": scanned}
 
 

@@ -9,24 +9,21 @@ import keras
 import numpy as np
 import pytest
 
+from dashboard.evaluation_panel import evaluation_key
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import HeadConfig
-from tlcore.data import scan
-from tlcore.inference import (
+from tlcore.data import same_held_out_split, scan, split_files
+from tlcore.tf.inference import (
     Evaluation,
     evaluate_split,
-    evaluation_key,
     explain,
     num_classes_of,
     probabilities,
-    same_held_out_split,
-    save_uploaded_model,
-    split_files,
     to_pixels,
 )
-from tlcore.gradcam import explainer_for, gradcam
-from tlcore.model import build_model
-from tlcore.uploads import UPLOAD_DIR_ENV
+from tlcore.tf.gradcam import explainer_for, gradcam
+from tlcore.tf.model import build_model
+from tlcore.uploads import UPLOAD_DIR_ENV, save_uploaded_model
 
 CLASSES = ["cats", "dogs"]
 TINY_HEAD = HeadConfig(dense=(8,), dropout=0.0)

@@ -16,11 +16,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import tlcore.runs as runs
-from pages.ui import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
+from dashboard.state import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.data import scan
-from tlcore.jobs import QUEUED, REGISTRY
+from tlcore.jobs import QUEUED, JOBS
 from tlcore.runs import INTERRUPTED, Run, RunStore, read_history
 
 TINY = TINY_CONFIG.replace(epochs=3)
@@ -36,7 +36,8 @@ def info(tmp_path_factory):
 
 
 def test_the_disk_filling_up_mid_run_loses_neither_the_run_nor_the_model(info, tmp_path, monkeypatch):
-    from tlcore.training import EpochEnd, train_and_record
+    from tlcore.progress import EpochEnd
+    from tlcore.tf.training import train_and_record
 
     real_atomic_write = runs.atomic_write
     full = threading.Event()
@@ -64,12 +65,12 @@ def test_the_disk_filling_up_mid_run_loses_neither_the_run_nor_the_model(info, t
 
 
 def test_the_train_page_offers_the_model_from_memory_when_the_disk_refuses_it(runs_dir, tmp_path, monkeypatch):
-    from tlcore.model import load_model
+    from tlcore.tf.model import load_model
 
     monkeypatch.setattr(Run, "save_model", _disk_full)
     at = _train_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4, size=32))
     at.button(key="start_training").click().run()
-    job = REGISTRY.get(at.session_state[K.job_id])
+    job = JOBS.get(at.session_state[K.job_id])
     _rerun_until(at, lambda: not job.running and K.history in at.session_state)
 
     assert job.snapshot().status == "completed"
@@ -136,9 +137,9 @@ def test_two_sessions_training_at_once_both_finish_the_second_after_waiting(runs
     first, second = _train_page(dataset, epochs=4), _train_page(dataset, epochs=2)
     assert first.session_state[K.owner] != second.session_state[K.owner]
     first.button(key="start_training").click().run()
-    first_job = REGISTRY.get(first.session_state[K.job_id])
+    first_job = JOBS.get(first.session_state[K.job_id])
     second.button(key="start_training").click().run()
-    second_job = REGISTRY.get(second.session_state[K.job_id])
+    second_job = JOBS.get(second.session_state[K.job_id])
     try:
         assert first_job is not second_job and first_job.running
         _rerun_until(second, lambda: second_job.snapshot().stage == QUEUED or not first_job.running)

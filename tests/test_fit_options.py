@@ -14,9 +14,9 @@ import tensorflow as tf
 from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
-from tlcore.model import build_model
+from tlcore.tf.model import build_model
 from tlcore.runs import RunStore, load_record
-from tlcore.training import TENSORBOARD_DIR, balanced_class_weights, prepare_data, train, train_and_record
+from tlcore.tf.training import TENSORBOARD_DIR, balanced_class_weights, prepare_data, train, train_and_record
 
 TINY = TINY_CONFIG.replace(seed=7)
 # So small a step that val_loss moves by far less than training.MIN_IMPROVEMENT: it never "improves".
@@ -176,7 +176,7 @@ def test_cli_flags_land_in_the_runs_config(folder, tmp_path, capsys):
 def test_stop_between_epochs_keeps_the_whole_epoch_and_skips_the_rest(data):
     import threading
 
-    from tlcore.training import EpochEnd
+    from tlcore.progress import EpochEnd
 
     flag = threading.Event()
     config = TINY.replace(epochs=3, fine_tune=FineTuneConfig(freeze_at=14, epochs=1))
@@ -186,7 +186,7 @@ def test_stop_between_epochs_keeps_the_whole_epoch_and_skips_the_rest(data):
 
 
 def test_tensorboard_logs_that_cannot_be_written_never_stop_training(data, tmp_path):
-    from tlcore.training import TensorBoardScalars
+    from tlcore.tf.training import TensorBoardScalars
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the logs' folder should be")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.gradcam import (blank_map_message, colorbar_colours, explainer_for, gradcam, gradcam_model, gradcam_overlay,
+from tlcore.tf.gradcam import (blank_map_message, colorbar_colours, explainer_for, gradcam, gradcam_model, gradcam_overlay,
                             is_blank)
-from tlcore.inference import explain, probabilities
+from tlcore.tf.inference import explain, probabilities
 
 SIZE = 16
 

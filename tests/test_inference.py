@@ -14,10 +14,10 @@ from PIL import Image
 
 from tlcore.config import HeadConfig
 from tlcore.imageio import ImageProblem
-from tlcore.gradcam import gradcam, upsample_heatmap
-from tlcore.inference import evaluate, explain, predict, probabilities, to_pixels
-from tlcore.model import build_model, load_model
-from tlcore.pipeline import ImageSet
+from tlcore.tf.gradcam import gradcam, upsample_heatmap
+from tlcore.tf.inference import evaluate, explain, predict, probabilities, to_pixels
+from tlcore.tf.model import build_model, load_model
+from tlcore.tf.pipeline import ImageSet
 
 CLASSES = ["cats", "dogs", "owls"]
 

@@ -145,7 +145,7 @@ def info(tmp_path_factory):
 
 
 def test_models_of_finished_runs_are_freed(info, tmp_path, monkeypatch):
-    import tlcore.training as training
+    import tlcore.tf.training as training
     from tlcore.runs import RunStore
 
     built: list[weakref.ref] = []
@@ -214,7 +214,7 @@ def test_only_the_newest_finished_jobs_of_other_sessions_are_kept(monkeypatch):
 
 
 def test_each_stage_has_its_own_progress_that_never_moves_back():
-    from tlcore.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
+    from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
 
     job = Job("alice", "training", epochs_total=4)
     for done in (32, 64, 140):

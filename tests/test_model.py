@@ -9,19 +9,20 @@ import pytest
 
 from tlcore import backbones
 from tests.weights_files import write_keras3, write_legacy
-from tlcore.backbones import WeightsError, get_backbone, load_weights_file
+from tlcore.backbones import WeightsError, get_backbone
 from tlcore.config import HeadConfig
-from tlcore.layers import CaffePreprocess
-from tlcore.model import (
+from tlcore.tf import backbones as tf_backbones
+from tlcore.tf.backbones import build_base, load_weights_file
+from tlcore.tf.layers import CaffePreprocess
+from tlcore.architecture import counts_at, with_freeze_point
+from tlcore.tf.model import (
     backbone_layers,
     build_model,
-    counts_at,
     freeze_point_of,
     layer_table,
     load_model,
     param_counts,
     set_freeze_point,
-    with_freeze_point,
 )
 
 VGG = get_backbone("vgg16")
@@ -147,7 +148,7 @@ def test_saved_model_reloads_in_safe_mode_with_same_predictions(model, tmp_path)
 
 def _reference_base(seed: int = 3) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    return VGG.build(32)
+    return build_base(VGG, 32)
 
 
 def _assert_same_weights(a: keras.Model, b_layers) -> None:
@@ -172,13 +173,13 @@ def weight_files(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["keras3", "legacy"])
 def test_weights_file_loads_whatever_its_name(weight_files, tmp_path, kind):
-    target = VGG.build(32)
+    target = build_base(VGG, 32)
     load_weights_file(target, weight_files[kind], VGG)
     _assert_same_weights([w.numpy() for w in target.weights], weight_files["expected"])
     # Content, not the file name, decides how it is read.
     renamed = tmp_path / "my-weights.bin"
     renamed.write_bytes(weight_files[kind].read_bytes())
-    target = VGG.build(32)
+    target = build_base(VGG, 32)
     load_weights_file(target, renamed, VGG)
     _assert_same_weights([w.numpy() for w in target.weights], weight_files["expected"])
 
@@ -187,7 +188,7 @@ def test_weights_file_loads_whatever_its_name(weight_files, tmp_path, kind):
 def test_the_layouts_the_check_accepts_are_the_ones_keras_loads(tmp_path, write):
     # The TensorFlow-free check (tlcore.backbones.check_weights_file) and Keras agree on both layouts.
     path = write(tmp_path / "tiny-vgg16.h5")  # right shapes, no data: every weight reads back as 0
-    target = VGG.build(32)
+    target = build_base(VGG, 32)
     load_weights_file(target, path, VGG)
     assert all(not np.any(w.numpy()) for w in target.weights)
 
@@ -203,11 +204,11 @@ def test_weights_file_that_does_not_fit_is_refused(tmp_path):
     wrong = tmp_path / "dense.weights.h5"
     small.save_weights(wrong)
     with pytest.raises(WeightsError, match="does not fit vgg16"):
-        load_weights_file(VGG.build(32), wrong, VGG)
+        load_weights_file(build_base(VGG, 32), wrong, VGG)
     not_hdf5 = tmp_path / "notes.h5"
     not_hdf5.write_text("hello")
     with pytest.raises(WeightsError, match="not a readable HDF5"):
-        load_weights_file(VGG.build(32), not_hdf5, VGG)
+        load_weights_file(build_base(VGG, 32), not_hdf5, VGG)
     with pytest.raises(WeightsError, match="not found"):
         build_model(2, image_size=32, weights=str(tmp_path / "missing.h5"))
 
@@ -234,14 +235,14 @@ def test_imagenet_offline_fails_fast_with_two_ways_out(monkeypatch):
 
 
 def test_imagenet_download_failure_is_explained(monkeypatch):
-    monkeypatch.setattr(backbones, "can_reach", lambda url, timeout=3.0: True)
+    monkeypatch.setattr(tf_backbones, "can_reach", lambda url, timeout=3.0: True)
 
     def failing(*args, **kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- Name or service not known")
 
     monkeypatch.setattr(keras.utils, "get_file", failing)
     with pytest.raises(WeightsError, match="URL fetch failure.*--weights none"):
-        backbones.download_imagenet(VGG)
+        tf_backbones.download_imagenet(VGG)
 
 
 def test_imagenet_download_path_with_mocked_download(monkeypatch, weight_files):
@@ -251,7 +252,7 @@ def test_imagenet_download_path_with_mocked_download(monkeypatch, weight_files):
         calls.append((fname, origin, cache_subdir, file_hash))
         return str(weight_files["legacy"])
 
-    monkeypatch.setattr(backbones, "can_reach", lambda url, timeout=3.0: True)
+    monkeypatch.setattr(tf_backbones, "can_reach", lambda url, timeout=3.0: True)
     monkeypatch.setattr(keras.utils, "get_file", fake_get_file)
     m = build_model(2, image_size=32, weights="imagenet")
     assert calls == [(VGG.imagenet_file, VGG.imagenet_url, "models", VGG.imagenet_md5)]

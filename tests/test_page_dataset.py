@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K
+from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT, SAMPLE_DATA
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import AugmentConfig
 from tlcore.imageio import load_array
-from tlcore.preview import augment_preview, augmentation_is_identity, describe_augmentation
+from tlcore.preview import augmentation_is_identity, describe_augmentation
+from tlcore.tf.augment import augment_preview
 
 CLASSES = ("animals", "vehicles")
 

@@ -1,11 +1,11 @@
 """The controls for fit's options (AppTest over the whole app): the Model page's toggles and the Dataset page's
-"balance classes" next to the imbalance warning set the TrainConfig through pages.ui's mapping."""
+"balance classes" next to the imbalance warning set the TrainConfig through dashboard.state's mapping."""
 
 from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K, state_to_config
+from dashboard.state import SOURCE_FOLDER, K, state_to_config
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
 

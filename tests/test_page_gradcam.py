@@ -8,11 +8,11 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K
+from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tests.test_gradcam import red_green_model
-from tlcore.gradcam import blank_map_message
+from tlcore.tf.gradcam import blank_map_message
 from tlcore.uploads import UPLOAD_DIR_ENV
 
 SIZE = 32

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K
+from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image, vega_specs
 from tests.test_inference import png_claiming
@@ -27,7 +27,7 @@ TINY = TrainConfig(weights="none", image_size=32, epochs=2, batch_size=8, head=H
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(dataset folder, runs folder, run folder) of one real tiny run, with TLLAB_RUNS_DIR pointing at it."""
-    from tlcore.training import train_and_record
+    from tlcore.tf.training import train_and_record
 
     tmp = tmp_path_factory.mktemp("inference-page")
     folder = make_dataset_folder(tmp / "data", n_train=8, n_val=N_VAL)

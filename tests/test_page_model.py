@@ -6,11 +6,11 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-import tlcore.model
-from pages.ui import WEIGHTS_SCRATCH, K, state_to_config
+from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
+import tlcore.tf.model
+from dashboard.state import WEIGHTS_SCRATCH, K, state_to_config
 from tests.conftest import ROOT
 from tlcore.config import FineTuneConfig
-from tlcore.preview import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 
 SHORTCUTS = {"freeze_18": 18, "freeze_14": 14, "freeze_10": 10, "freeze_0": 0}
 
@@ -18,26 +18,26 @@ SHORTCUTS = {"freeze_18": 18, "freeze_14": 14, "freeze_10": 10, "freeze_0": 0}
 @pytest.fixture(scope="module")
 def vgg_model():
     """The page's default model (128 px, 2 classes, avg -> 256 -> dropout .5 -> softmax), built here."""
-    return tlcore.model.build_model(2, 128, weights="none")
+    return tlcore.tf.model.build_model(2, 128, weights="none")
 
 
 def expected_counts(model, freeze_at: int) -> tuple[int, int]:
     """(trainable, frozen) as Keras itself counts them after setting the freeze point."""
-    tlcore.model.set_freeze_point(model, freeze_at)
-    return tlcore.model.param_counts(model)
+    tlcore.tf.model.set_freeze_point(model, freeze_at)
+    return tlcore.tf.model.param_counts(model)
 
 
 @pytest.fixture
 def builds(monkeypatch) -> list[tuple]:
     """Every build_model call the page makes, with an empty model cache to start from."""
     calls: list[tuple] = []
-    real = tlcore.model.build_model
+    real = tlcore.tf.model.build_model
 
     def counting(*args, **kwargs):
         calls.append((args, kwargs))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(tlcore.model, "build_model", counting)
+    monkeypatch.setattr(tlcore.tf.model, "build_model", counting)
     st.cache_resource.clear()
     yield calls
     st.cache_resource.clear()
@@ -218,7 +218,7 @@ def test_training_settings_write_the_shared_state():
 
 
 def test_freeze_display_states(vgg_model):
-    table = tlcore.model.layer_table(vgg_model)
+    table = tlcore.tf.model.layer_table(vgg_model)
     display = freeze_display(table, 10)
     assert list(display.columns) == ["#", "layer", "type", "output shape", "params", "block", "state"]
     assert list(display["state"][:2]) == [INPUT, INPUT]
@@ -229,7 +229,7 @@ def test_freeze_display_states(vgg_model):
 
 
 def test_freeze_summary_names_the_cut(vgg_model):
-    table = tlcore.model.layer_table(vgg_model)
+    table = tlcore.tf.model.layer_table(vgg_model)
     assert freeze_summary(table, 10) == ("Frozen: block1_conv1 … block3_pool (10 layers). "
                                          "Learning: block4_conv1 … block5_pool (8 layers) and the head.")
     assert freeze_summary(table, 0).startswith("Nothing is frozen")

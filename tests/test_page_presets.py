@@ -1,12 +1,12 @@
 """Model page (AppTest over the whole app): the seed-article preset buttons set every widget and show the notes;
-pages.ui's one widget <-> TrainConfig mapping round-trips the defaults and every preset."""
+dashboard.state's one widget <-> TrainConfig mapping round-trips the defaults and every preset."""
 
 from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import DEFAULT_CONFIG, DEFAULTS, IMAGE_SIZES, WEIGHTS_FILE, WEIGHTS_SCRATCH, K, config_to_state, state_to_config
+from dashboard.state import DEFAULT_CONFIG, DEFAULTS, IMAGE_SIZES, WEIGHTS_FILE, WEIGHTS_SCRATCH, K, config_to_state, state_to_config
 from tests.conftest import ROOT
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.presets import PRESETS

@@ -23,7 +23,7 @@ TINY = TINY_CONFIG.replace(epochs=2)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(dataset info, run folder) of one real tiny run."""
-    from tlcore.training import train_and_record
+    from tlcore.tf.training import train_and_record
 
     tmp = tmp_path_factory.mktemp("runs-page")
     info = scan(make_dataset_folder(tmp / "data", n_train=8, n_val=4))

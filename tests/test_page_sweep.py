@@ -6,13 +6,13 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
+from dashboard.tables import saved_sweep_frame
+from dashboard.state import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
 from tests.conftest import ROOT
 from tests.helpers import chart_title, make_dataset_folder, vega_specs
-from tlcore.jobs import REGISTRY
-from tlcore.plots import PLOT_HEIGHT
+from tlcore.jobs import JOBS
+from dashboard.charts import PLOT_HEIGHT
 from tlcore.runs import RunStore
-from tlcore.sweep import sweep_table
 
 
 def _runs_page(dataset) -> AppTest:
@@ -39,7 +39,7 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     assert [w.value for w in at.warning] == [  # the sidebar
         "No transfer: random weights. Frozen layers compute random features; train every layer (freeze point 0) "
         "to train from scratch."]
-    job = REGISTRY.get(at.session_state["sweep_job_id"])
+    job = JOBS.get(at.session_state["sweep_job_id"])
     assert job is not None and job.snapshot().kind == "sweep"
 
     deadline, seen = time.monotonic() + 80, set()
@@ -64,7 +64,7 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     assert table["trainable layers"].tolist() == [0, 4, 18]
     assert table["status"].tolist() == ["completed"] * 3 and table["epochs"].tolist() == [1, 1, 1]
     assert table["s/epoch"].gt(0).all() and table["best val acc"].between(0, 1).all()
-    assert sweep_table(summaries, sweep_id)["run"].tolist() == table["run"].tolist()
+    assert saved_sweep_frame(summaries, sweep_id)["run"].tolist() == table["run"].tolist()
     specs = vega_specs(at)  # the sweep's two charts and the overlaid curves, all Altair of one height
     assert [chart_title(spec) for spec in specs] == [
         "Validation accuracy (best)", "Time per epoch", "Validation accuracy of every point",
@@ -79,7 +79,7 @@ def test_a_sweep_cannot_start_while_the_session_trains(tmp_path, runs_dir):
 
     release = threading.Event()
     at = _runs_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4))
-    busy = REGISTRY.start(at.session_state[K.owner], "training", lambda job: release.wait(30))
+    busy = JOBS.start(at.session_state[K.owner], "training", lambda job: release.wait(30))
     try:
         at.button(key="start_sweep").click().run()
         assert not at.exception, at.exception

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
+from dashboard.state import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
 from tests.conftest import ROOT
-from tlcore.jobs import REGISTRY
+from tlcore.jobs import JOBS
 
 
 def _app(dataset: Path, **state) -> AppTest:
@@ -53,7 +53,7 @@ def test_a_tiny_run_started_from_the_page_completes(tiny_dataset, runs_dir):
     at = _app(tiny_dataset)
     at.button(key="start_training").click().run()
     assert not at.exception
-    job = REGISTRY.get(at.session_state[K.job_id])
+    job = JOBS.get(at.session_state[K.job_id])
     assert job is not None
     _wait_for(at, lambda: not job.running and K.history in at.session_state)
     history = at.session_state[K.history]
@@ -69,7 +69,7 @@ def test_a_tiny_run_started_from_the_page_completes(tiny_dataset, runs_dir):
 def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset, runs_dir):
     at = _app(tiny_dataset, **{K.epochs: 30})
     at.button(key="start_training").click().run()
-    job = REGISTRY.get(at.session_state[K.job_id])
+    job = JOBS.get(at.session_state[K.job_id])
     try:
         assert job.running
         assert at.button(key="start_training").disabled  # one run at a time: Start waits for Stop or the end
@@ -92,7 +92,7 @@ def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset,
 def test_a_reloaded_tab_finds_its_running_job_and_can_stop_it(tiny_dataset, runs_dir):
     first = _app(tiny_dataset, **{K.epochs: 30})
     first.button(key="start_training").click().run()
-    job = REGISTRY.get(first.session_state[K.job_id])
+    job = JOBS.get(first.session_state[K.job_id])
     try:
         assert job.running
         # A reload is a new session; the URL still carries the owner and the job.

@@ -13,13 +13,13 @@ import math
 
 import pytest
 
+from dashboard.tables import runs_dataframe, saved_sweep_frame
 from tests.helpers import make_dataset_folder
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.jobs import Snapshot
 from tlcore.records import HISTORY_FIELDS, EpochRow, History, RunRecord
-from tlcore.runs import HISTORY_FILE, RUN_FILE, RunStore, read_history, runs_dataframe
-from tlcore.sweep import sweep_table
+from tlcore.runs import HISTORY_FILE, RUN_FILE, RunStore, read_history
 
 OLD_RUN_JSON = """{
   "run_id": "20261201-001516-50c24d",
@@ -208,7 +208,7 @@ def test_an_old_run_folder_shows_in_the_runs_table_and_the_sweep_table(tmp_path)
     assert (summary.val_accuracy, summary.best_val_accuracy) == (0.5, 0.5)
     (row,) = runs_dataframe([summary]).to_dict("records")
     assert (row["freeze"], row["epochs"], row["val acc"], row["time (s)"]) == ("18→17", "2/2", 0.5, summary.seconds)
-    (point,) = sweep_table([summary], "s1").to_dict("records")
+    (point,) = saved_sweep_frame([summary], "s1").to_dict("records")
     assert (point["point"], point["freeze_at"], point["path"], point["epochs"]) == ("k=18", 18, "cached", 2)
     assert point["s/epoch"] == pytest.approx((0.4245274239997343 + 0.5070308399999703) / 2)
 

@@ -23,10 +23,11 @@ from tlcore.runs import (
     RunRecord,
     RunStore,
     atomic_write,
-    load_run_model,
     read_history,
 )
-from tlcore.training import TENSORBOARD_DIR, BatchEnd, prepare_data, train_and_record
+from tlcore.tf.model import load_run_model
+from tlcore.progress import BatchEnd
+from tlcore.tf.training import TENSORBOARD_DIR, prepare_data, train_and_record
 
 TINY = TrainConfig(weights="none", image_size=32, batch_size=8, epochs=2, seed=3,
                    head=HeadConfig(dense=(8,), dropout=0.0))

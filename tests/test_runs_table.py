@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from dashboard.tables import (config_differences, curve_label, describe_run, freeze_text, local_time, runs_dataframe,
+                              weights_text)
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tlcore.config import FineTuneConfig, HeadConfig, TrainConfig, flatten_config
@@ -22,15 +24,8 @@ from tlcore.runs import (
     RUN_FILE,
     RunStore,
     RunSummary,
-    config_differences,
-    curve_label,
-    describe_run,
-    freeze_text,
-    local_time,
     read_run_json,
-    runs_dataframe,
     runs_with_models,
-    weights_text,
 )
 
 TINY = TrainConfig(weights="none", image_size=32, epochs=2, batch_size=8, head=HeadConfig(dense=(8,), dropout=0.0))

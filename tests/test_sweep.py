@@ -8,13 +8,16 @@ import time
 
 import pytest
 
-import tlcore.pipeline
+import tlcore.tf.pipeline
 from tlcore.config import FineTuneConfig, HeadConfig
 from tlcore.data import scan
 from tlcore.jobs import JobBusy, JobRegistry, start_sweep, start_training
 from tlcore.runs import RunStore, read_history
-from tlcore.sweep import SCRATCH, SweepPointStart, plan, run_sweep, sweep_config
-from tlcore.training import CACHED, END_TO_END, EpochEnd, prepare_data, train_and_record
+from tlcore.sweep import SCRATCH, SweepPointStart, plan, sweep_config
+from tlcore.tf.sweep import run_sweep
+from tlcore.progress import EpochEnd
+from tlcore.route import CACHED, END_TO_END
+from tlcore.tf.training import prepare_data, train_and_record
 
 # VGG16's conv base (14,714,688 params) + avg pooling -> Dense(8) -> Dense(2).
 HEAD_PARAMS = 512 * 8 + 8 + 8 * 2 + 2
@@ -52,8 +55,8 @@ def test_sweep_defaults_and_plan():
 
 def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_path, monkeypatch):
     decodes = []
-    real_decode = tlcore.pipeline.decode_all
-    monkeypatch.setattr(tlcore.pipeline, "decode_all", lambda paths, *a, **k: decodes.append(len(paths))
+    real_decode = tlcore.tf.pipeline.decode_all
+    monkeypatch.setattr(tlcore.tf.pipeline, "decode_all", lambda paths, *a, **k: decodes.append(len(paths))
                         or real_decode(paths, *a, **k))
     events, finished = [], []
     store = RunStore(tmp_path / "runs")
@@ -157,6 +160,7 @@ def test_start_sweep_runs_in_the_background_and_keeps_finished_points(info, tmp_
 
 def test_a_sweep_is_the_sessions_one_job(info, tmp_path, monkeypatch):
     import tlcore.sweep
+    import tlcore.tf.sweep
 
     release = threading.Event()
 
@@ -164,7 +168,7 @@ def test_a_sweep_is_the_sessions_one_job(info, tmp_path, monkeypatch):
         release.wait(30)
         return tlcore.sweep.SweepResult("x", "stopped")
 
-    monkeypatch.setattr(tlcore.sweep, "run_sweep", blocked_sweep)
+    monkeypatch.setattr(tlcore.tf.sweep, "run_sweep", blocked_sweep)
     registry = JobRegistry()
     job = start_sweep("me", BASE, info, points=(18,), registry=registry)
     try:

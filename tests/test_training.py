@@ -11,18 +11,10 @@ import tensorflow as tf
 
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import scan
-from tlcore.model import backbone_layers, build_model
-from tlcore.training import (
-    CACHED,
-    END_TO_END,
-    BatchEnd,
-    EpochEnd,
-    PhaseStart,
-    StepProgress,
-    build_augmenter,
-    prepare_data,
-    train,
-)
+from tlcore.tf.model import backbone_layers, build_model
+from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
+from tlcore.route import CACHED, END_TO_END
+from tlcore.tf.training import build_augmenter, prepare_data, train
 
 TINY = TrainConfig(weights="none", image_size=32, batch_size=8, epochs=1, seed=7,
                    head=HeadConfig(dense=(8,), dropout=0.0))

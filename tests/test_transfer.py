@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 def test_imagenet_weights_clearly_beat_random_weights_at_freeze_18():
     from tlcore.config import TrainConfig
     from tlcore.data import scan
-    from tlcore.training import prepare_data, train
+    from tlcore.tf.training import prepare_data, train
 
     data = prepare_data(scan(SAMPLE_DATA), 64)
     accuracy = {}
@@ -51,10 +51,10 @@ def test_the_block_5_shortcut_learns():
     unfrozen at once at 1e-3 (what the button did before) ends at 0.50, the shortcut's config at 0.96
     (seed 0: 0.76 against 0.96). 96 px keeps this test under a minute.
     """
-    from pages.ui import DEFAULT_CONFIG
+    from dashboard.state import DEFAULT_CONFIG
     from tlcore.advisor import train_down_to
     from tlcore.data import scan
-    from tlcore.training import prepare_data, train
+    from tlcore.tf.training import prepare_data, train
 
     shortcut = train_down_to(DEFAULT_CONFIG.replace(weights=WEIGHTS, image_size=96), 14)
     assert (shortcut.freeze_at, shortcut.fine_tune.freeze_at, shortcut.fine_tune.learning_rate) == (18, 14, 1e-5)

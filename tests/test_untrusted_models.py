@@ -20,14 +20,15 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K
+from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tlcore.config import TrainConfig
 from tlcore.data import scan
-from tlcore.inference import check_image_classifier
-from tlcore.model import ModelLoadError, check_model_file, load_model
-from tlcore.runs import COMPLETED, MODEL_FILE, RunStore, load_run_model
+from tlcore.tf.inference import check_image_classifier
+from tlcore.modelfile import ModelLoadError, check_model_file
+from tlcore.tf.model import load_model, load_run_model
+from tlcore.runs import COMPLETED, MODEL_FILE, RunStore
 from tlcore.uploads import UPLOAD_DIR_ENV
 
 _CALLS: list[str] = []  # appended to by `_named_side_effect` when Keras calls it
@@ -97,7 +98,7 @@ def test_loading_the_lambda_model_unsafely_would_run_its_code(lambda_model, mark
     assert marker.read_text() == "ran\n"
 
 
-# --- refused by tlcore.model.load_model ------------------------------------------------------
+# --- refused by tlcore.tf.model.load_model ------------------------------------------------------
 
 
 def test_a_lambda_layer_is_refused_and_never_run(lambda_model, marker):
@@ -235,7 +236,7 @@ def test_corrupt_weights_are_a_clear_error(plain_model_file, tmp_path):
 
 def test_a_model_built_by_this_app_still_loads(tmp_path):
     from tlcore.config import HeadConfig
-    from tlcore.model import build_model
+    from tlcore.tf.model import build_model
 
     model = build_model(2, image_size=32, weights="none", head=HeadConfig(dense=(4,), dropout=0.1))
     model.save(tmp_path / "app.keras")

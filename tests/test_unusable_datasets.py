@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_FOLDER, K
+from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
 from tests.test_cli import assert_one_line_error, run_cli

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pages.ui import SOURCE_ZIP, K
+from dashboard.state import SOURCE_ZIP, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.data import scan
@@ -527,7 +527,7 @@ def test_sweeps_from_reruns_are_at_most_once_a_minute():
 def test_the_app_removes_the_upload_of_a_session_that_ended_and_old_leftovers_at_start(tmp_path, monkeypatch):
     import streamlit as st
 
-    from pages import housekeeping
+    from dashboard import housekeeping
 
     uploads = tmp_path / "app-uploads"
     leftover, recent = _extraction(uploads, 2 * DAY), _extraction(uploads, 3600)
@@ -563,7 +563,7 @@ def test_session_liveness_is_asked_of_the_runtime_and_unknown_when_it_cannot_say
 
     from streamlit import runtime
 
-    from pages import housekeeping
+    from dashboard import housekeeping
 
     sessions = {"connected", "waiting-to-reconnect"}
     manager = SimpleNamespace(get_session_info=lambda session: object() if session in sessions else None)

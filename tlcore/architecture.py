@@ -4,7 +4,7 @@ Everything a page shows about the model before training (the layer table,
 trainable/frozen counts at any freeze point, the FLOPs behind the time
 estimate) follows from a handful of facts about VGG16 (`tlcore.backbone_facts`),
 so it is computed here without importing TensorFlow (seconds saved on every
-first screen). `tlcore.model` builds the Keras model from the same facts, and
+first screen). `tlcore.tf.model` builds the Keras model from the same facts, and
 the tests check this module against a built model.
 """
 
@@ -21,7 +21,7 @@ from tlcore.config import HeadConfig
 INPUT_LAYER = "image"
 PREPROCESS_LAYER = "preprocess"
 OUTPUT_LAYER = "predictions"
-PREPROCESS_TYPE = "CaffePreprocess"  # tlcore.layers.CaffePreprocess
+PREPROCESS_TYPE = "CaffePreprocess"  # tlcore.tf.layers.CaffePreprocess
 # pooling option -> (layer name, Keras class name)
 HEAD_POOLING = {
     "flatten": ("head_flatten", "Flatten"),
@@ -52,7 +52,7 @@ def layer_flops(image_size: int) -> list[float]:
 
 @dataclass(frozen=True)
 class HeadLayer:
-    """One layer of the head: what tlcore.model builds and what the table lists."""
+    """One layer of the head: what tlcore.tf.model builds and what the table lists."""
 
     name: str
     type: str  # Keras class name
@@ -80,7 +80,7 @@ def head_layers(head: HeadConfig, num_classes: int) -> list[HeadLayer]:
 
 def layer_table(num_classes: int, image_size: int, head: HeadConfig | None = None,
                 freeze_at: int = len(VGG16_CHAIN)) -> pd.DataFrame:
-    """The table `tlcore.model.layer_table` gives for `build_model(...)`, computed without building anything.
+    """The table `tlcore.tf.model.layer_table` gives for `build_model(...)`, computed without building anything.
 
     One row per layer: freeze_index (a backbone layer's 1-based position in
     the freeze count), name, type, output_shape ('32x32x64'), params,

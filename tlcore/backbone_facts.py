@@ -3,7 +3,7 @@
 Everything else reads them from here: the config's freeze point range, the
 registry (`tlcore.backbones`), the TensorFlow-free arithmetic of the layer
 table and the estimate (`tlcore.architecture`), the freeze arithmetic of the
-Keras model (`tlcore.model`), the advisor, the sweep's default points and the
+Keras model (`tlcore.tf.model`), the advisor, the sweep's default points and the
 pages. Standard library only, and no tlcore import: `tlcore.config`, which
 almost every module imports, reads this module, so it must not read config.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VGG16 = "vgg16"  # the name of VGG16 in tlcore.backbones.REGISTRY, configs and run records
+VGG16 = "vgg16"  # the name of VGG16 in tlcore.backbones.BACKBONES, configs and run records
 DEFAULT_BACKBONE = VGG16  # the only backbone so far
 
 # The one table of VGG16 facts (Simonyan & Zisserman's configuration D, as in

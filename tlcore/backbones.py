@@ -1,6 +1,6 @@
-"""Backbone registry and weights policy (ImageNet download, a local file, or none).
+"""Backbone registry (BACKBONES: name -> spec) and weights policy (ImageNet, a local file, or none).
 
-Importing this module does not import TensorFlow; building a backbone does.
+Building a backbone and loading its weights is `tlcore.tf.backbones`.
 """
 
 from __future__ import annotations
@@ -8,18 +8,16 @@ from __future__ import annotations
 import functools
 import os
 import socket
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from tlcore.architecture import PREPROCESS_LAYER
-from tlcore.backbone_facts import (DEFAULT_BACKBONE, IMAGE_CHANNELS, VGG16, VGG16_CONVS, VGG16_DEFAULT_IMAGE_SIZE,
+from tlcore.backbone_facts import (DEFAULT_BACKBONE, VGG16, VGG16_CONVS, VGG16_DEFAULT_IMAGE_SIZE,
                                    VGG16_LAST_CONV, VGG16_LAYER_BLOCKS, VGG16_MIN_IMAGE_SIZE, block_boundaries)
 
 if TYPE_CHECKING:
-    import keras
+    pass
 
 WEIGHTS_ENV = "TLLAB_WEIGHTS"
 NO_WEIGHTS = "none"
@@ -46,8 +44,6 @@ class BackboneSpec:
     imagenet_file: str
     imagenet_url: str
     imagenet_md5: str
-    constructor: Callable[..., "keras.Model"]
-    preprocess_layer: Callable[[], "keras.layers.Layer"]
 
     @property
     def num_layers(self) -> int:
@@ -58,28 +54,7 @@ class BackboneSpec:
         """Freeze points that fall between blocks, 0 and num_layers included."""
         return block_boundaries(self.layer_blocks)
 
-    def build(self, image_size: int) -> "keras.Model":
-        """The convolutional base without weights."""
-        if image_size < self.min_image_size:
-            raise ValueError(
-                f"{self.name} needs images of at least {self.min_image_size} px. Received: image_size={image_size}"
-            )
-        return self.constructor(include_top=False, weights=None, input_shape=(image_size, image_size, IMAGE_CHANNELS))
-
-
-def _vgg16(**kwargs):
-    import keras
-
-    return keras.applications.VGG16(**kwargs)
-
-
-def _caffe_preprocess():
-    from tlcore.layers import CaffePreprocess
-
-    return CaffePreprocess(name=PREPROCESS_LAYER)
-
-
-REGISTRY: dict[str, BackboneSpec] = {
+BACKBONES: dict[str, BackboneSpec] = {
     VGG16: BackboneSpec(
         name=VGG16,
         default_image_size=VGG16_DEFAULT_IMAGE_SIZE,
@@ -93,17 +68,15 @@ REGISTRY: dict[str, BackboneSpec] = {
             "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
         ),
         imagenet_md5="6d6bbae143d832006294945121d1f1fc",
-        constructor=_vgg16,
-        preprocess_layer=_caffe_preprocess,
     )
 }
 
 
 def get_backbone(name: str) -> BackboneSpec:
     try:
-        return REGISTRY[name.lower()]
+        return BACKBONES[name.lower()]
     except KeyError:
-        raise ValueError(f"Unknown backbone. Expected one of {sorted(REGISTRY)}. Received: backbone={name!r}") from None
+        raise ValueError(f"Unknown backbone. Expected one of {sorted(BACKBONES)}. Received: backbone={name!r}") from None
 
 
 # --- weights -----------------------------------------------------------------
@@ -169,67 +142,7 @@ def can_reach(url: str, timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
         return False
 
 
-def download_imagenet(spec: BackboneSpec) -> Path:
-    """Download (or find cached) ImageNet weights; fails within seconds when offline."""
-    cached = imagenet_cached_path(spec)
-    if cached:
-        return cached
-    ways_out = (
-        f"Either give a weights file (--weights PATH, or set {WEIGHTS_ENV}; e.g. a copy of "
-        f"{spec.imagenet_file}), or start from random weights, no transfer (--weights none)."
-    )
-    host = urlparse(spec.imagenet_url).hostname
-    if not can_reach(spec.imagenet_url):
-        raise WeightsError(f"ImageNet weights could not be downloaded: {host} is not reachable (offline?). {ways_out}")
-    import keras
-
-    try:
-        path = keras.utils.get_file(
-            spec.imagenet_file, spec.imagenet_url, cache_subdir="models", file_hash=spec.imagenet_md5
-        )
-    except Exception as err:  # Keras raises a bare Exception for fetch failures
-        raise WeightsError(f"ImageNet weights could not be downloaded ({err}). {ways_out}") from None
-    return Path(path)
-
-
-def load_backbone(spec: BackboneSpec, image_size: int, weights: str) -> "keras.Model":
-    """Build the convolutional base and load the chosen weights into it."""
-    weights = normalize_weights(weights)
-    model = spec.build(image_size)
-    if weights == NO_WEIGHTS:
-        return model
-    path = download_imagenet(spec) if weights == IMAGENET else Path(weights)
-    load_weights_file(model, path, spec)
-    return model
-
-
-def load_weights_file(model: "keras.Model", path: Path, spec: BackboneSpec) -> None:
-    """Load a Keras 3 `.weights.h5` or a legacy Keras `.h5` weights file, checked first.
-
-    Raises:
-        WeightsError: the file is missing, unreadable, or does not fit the model.
-    """
-    path = Path(path)
-    try:
-        legacy = check_weights_file(path, spec) == LEGACY_LAYOUT
-    except WeightsError as err:
-        raise WeightsError(f"{err} Use {spec.imagenet_file} or a .weights.h5 saved from "
-                           f"{spec.name}(include_top=False).") from None
-    # Keras picks the reader by file name; give it the name that matches the content.
-    suffix = ".h5" if legacy else ".weights.h5"
-    try:
-        if path.name.endswith(suffix) and not (legacy and path.name.endswith(".weights.h5")):
-            model.load_weights(str(path))
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                link = Path(tmp) / f"weights{suffix}"
-                link.symlink_to(path.resolve())
-                model.load_weights(str(link))
-    except Exception as err:
-        raise WeightsError(f"Weights file {path} could not be loaded into {spec.name}: {err}") from None
-
-
-# --- checking a weights file without TensorFlow ------------------------------------------
+# --- checking a weights file (h5py, no TensorFlow) ---------------------------------------
 
 KERAS3_LAYOUT = "Keras 3 (.weights.h5)"
 LEGACY_LAYOUT = "legacy Keras (.h5)"

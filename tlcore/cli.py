@@ -17,15 +17,19 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from tlcore.backbones import WeightsError, default_weights
+from tlcore.architecture import counts_at, with_freeze_point
+from tlcore.backbones import WeightsError, default_weights, normalize_weights
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, scan
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem
+from tlcore.jobs import forget_traced_gradients
+from tlcore.modelfile import ModelLoadError
 from tlcore.presets import PRESETS, apply_preset
+from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
 from tlcore.quiet import quiet_tensorflow
-from tlcore.runs import RunFolderError
-from tlcore.sweep import DEFAULT_POINTS
+from tlcore.runs import RUN_FILE, RunFolderError, RunStore, load_record
+from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, plan, sweep_config
 
 EXIT_DATA, EXIT_USAGE = 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for a command ended by Ctrl-C
@@ -208,7 +212,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_layers(args: argparse.Namespace) -> int:
     if not 0 <= args.freeze_at <= VGG16_LAYERS:
         raise UsageError(f"--freeze-at must be between 0 and {VGG16_LAYERS}. Received: {args.freeze_at}")
-    from tlcore.model import build_model, counts_at, layer_table, with_freeze_point
+    from tlcore.tf.model import build_model, layer_table  # the TensorFlow side: this command builds a model
 
     model = build_model(2, args.image_size, weights="none")
     table = with_freeze_point(layer_table(model), args.freeze_at)
@@ -273,8 +277,6 @@ class _TerminalProgress:
         self.started = time.perf_counter()
 
     def __call__(self, event: object) -> None:
-        from tlcore.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
-
         if isinstance(event, StepProgress):
             self._bar(f"{event.stage:<8}", event.done, event.total, "")
         elif isinstance(event, PhaseStart):
@@ -317,8 +319,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if info.skipped:
         print(f"warning: {len(info.skipped)} file(s) skipped (see `python -m tlcore scan`)", file=sys.stderr)
 
-    from tlcore.runs import RunStore
-    from tlcore.training import train_and_record
+    from tlcore.tf.training import train_and_record  # the TensorFlow side: this command trains
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch
@@ -387,9 +388,6 @@ class _SweepProgress:
         self.bar = _TerminalProgress(epochs)
 
     def __call__(self, event: object) -> None:
-        from tlcore.jobs import forget_traced_gradients
-        from tlcore.sweep import SweepPointStart
-
         if isinstance(event, SweepPointStart):
             forget_traced_gradients()  # the command line trains one point at a time: the last model can go
             weights = "random weights, every layer learns" if event.label == "scratch" else f"freeze_at={event.freeze_at}"
@@ -412,9 +410,7 @@ class _SweepProgress:
 def cmd_sweep(args: argparse.Namespace) -> int:
     # Every point builds a new model, so TensorFlow retraces by design: its warning is noise here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from tlcore.backbones import normalize_weights
-    from tlcore.runs import RunStore
-    from tlcore.sweep import plan, run_sweep, sweep_config
+    from tlcore.tf.sweep import run_sweep  # the TensorFlow side: this command trains
 
     try:
         changes: dict[str, Any] = {"learning_rate": args.learning_rate} if args.learning_rate is not None else {}
@@ -460,9 +456,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.inference import predict
-    from tlcore.model import ModelLoadError
-    from tlcore.runs import RUN_FILE, load_record, load_run_model
+    from tlcore.tf.inference import predict  # the TensorFlow side: this command loads a model
+    from tlcore.tf.model import load_run_model
 
     run_dir = Path(args.run)
     if not (run_dir / RUN_FILE).is_file():

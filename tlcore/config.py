@@ -1,7 +1,4 @@
-"""The whole configuration of a training run, as frozen dataclasses that round-trip to JSON.
-
-No TensorFlow here: the CLI and the app build and check configs cheaply.
-"""
+"""The whole configuration of a training run, as frozen dataclasses that round-trip to JSON."""
 
 from __future__ import annotations
 
@@ -112,7 +109,7 @@ class TrainConfig:
     seed: int = 1337
     validation_split: float = 0.2
     cache_features: bool = True
-    # Options Keras' fit offers (tlcore.training explains each); older run.json files lack them.
+    # Options Keras' fit offers (tlcore.tf.training explains each); older run.json files lack them.
     balance_classes: bool = False  # class weights inversely proportional to training class counts
     early_stopping_patience: int | None = None  # epochs without val_loss improvement before a phase ends
     reduce_lr_on_plateau: bool = False  # halve the learning rate when val_loss stops improving

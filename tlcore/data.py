@@ -1,7 +1,6 @@
 """Scan an image folder into a dataset description; choose grid samples.
 
-No TensorFlow here (the tf.data pipeline lives in `tlcore.pipeline`), so the
-dataset report is fast and the Dataset page renders without loading it.
+The tf.data pipeline over a scanned dataset is `tlcore.tf.pipeline`.
 
 Layouts understood:
     root/<split>/<class>/...   splits named train/training/training-data and
@@ -17,6 +16,7 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, has_image_extension, open_rgb
 
@@ -480,3 +480,20 @@ def sample_grid(
             if pools[name] and len(chosen) < n:
                 chosen.append((pools[name].pop(), name))
     return chosen
+
+
+# --- a run's held-out files ------------------------------------------------------------
+
+
+def split_files(info: DatasetInfo, split: str = "validation") -> set[str]:
+    """A split's files, relative to the dataset root (as a run records its held-out files)."""
+    return {os.path.relpath(p, info.root) for p in info.items(split)[0]}
+
+
+def same_held_out_split(record: Mapping[str, Any], info: DatasetInfo) -> bool:
+    """False when the run recorded its validation files and `info`'s differ.
+
+    Then some of these images may have been trained on, and accuracy on them flatters the model.
+    """
+    held_out = record.get("validation_files")
+    return not held_out or split_files(info) == set(held_out)

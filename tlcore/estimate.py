@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from tlcore.architecture import layer_flops  # per-layer FLOPs from VGG16's one table of facts
-from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS
 from tlcore.config import TrainConfig
+from tlcore.route import CACHED, END_TO_END, choose_route
+from tlcore.sweep import plan
 
 TRAIN_COST = 3.0  # training a layer ~ 3 forward passes
 FIXED_OVERHEAD_S = 3.0  # building the model, compiling, first-call tracing
 MATMUL_SIZE = 1536  # square float32 matrices: 7.2 GFLOP a product, about 0.1-0.2 s on a 2-core laptop
-# TensorFlow's VGG16 convolutions per NumPy matmul FLOP/s (tlcore.estimate.measure_gflops over matmul_gflops).
+# TensorFlow's VGG16 convolutions per NumPy matmul FLOP/s (tlcore.tf.backbones.measure_gflops over matmul_gflops).
 # Measured side by side on the 2-core Zen 4 development machine (AVX-512), shared with other jobs: VGG16
 # forward 103-112 GFLOP/s against 36-41 GFLOP/s for a 1536² product through NumPy's bundled OpenBLAS
 # (ratio 2.5-3.2; 2.1-2.7 for 2048², 3.4-6.2 for 1024², too small to keep two cores busy). TensorFlow's
@@ -72,32 +73,12 @@ def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 1) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
-def measure_gflops(image_size: int = 64, batch: int = 16, repeats: int = 2) -> float:
-    """This machine's sustained GFLOP/s on VGG16 convolutions through TensorFlow (best of a few batches).
-
-    The reference `machine_gflops` is calibrated against; imports TensorFlow and builds VGG16 (seconds).
-    """
-    import numpy as np
-
-    from tlcore.backbones import get_backbone
-
-    base = get_backbone(DEFAULT_BACKBONE).build(image_size)
-    x = np.random.default_rng(0).uniform(0, 255, (batch, image_size, image_size, IMAGE_CHANNELS)).astype("float32")
-    base.predict_on_batch(x)  # first call traces the graph
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        base.predict_on_batch(x)
-        best = min(best, time.perf_counter() - t0)
-    return sum(layer_flops(image_size)) * batch / best / 1e9
-
-
 @dataclass(frozen=True)
 class Estimate:
     extract_seconds: float
     epoch_seconds: float  # the first phase's epochs
     total_seconds: float
-    path: str
+    route: str  # cached | end_to_end (tlcore.route)
 
     def describe(self) -> str:
         parts = [f"about {_human(self.total_seconds)} in all"]
@@ -135,14 +116,14 @@ def _phase_seconds(
 def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float) -> Estimate:
     """Estimated time of a run (both phases) on a machine doing `gflops` GFLOP/s."""
     def cached_at(freeze_at: int) -> bool:
-        return config.cache_features and not config.augment.enabled and freeze_at > 0
+        return choose_route(config, freeze_at)[0] == CACHED
 
     first_cached = cached_at(config.freeze_at)
     extract, epoch, total = _phase_seconds(config, config.freeze_at, config.epochs, n_train, n_val, gflops, first_cached)
     if config.fine_tune:
         ft = config.fine_tune
         total += _phase_seconds(config, ft.freeze_at, ft.epochs, n_train, n_val, gflops, cached_at(ft.freeze_at))[2]
-    return Estimate(extract, epoch, total + FIXED_OVERHEAD_S, "cached" if first_cached else "end_to_end")
+    return Estimate(extract, epoch, total + FIXED_OVERHEAD_S, CACHED if first_cached else END_TO_END)
 
 
 def estimate_many(configs: Iterable[TrainConfig], n_train: int, n_val: int, gflops: float) -> float:
@@ -157,8 +138,6 @@ def describe_sweep(base_config: TrainConfig, points: Iterable[int], scratch: boo
     Raises:
         ValueError: a plan `tlcore.sweep.plan` refuses (bad or repeated points, nothing to run).
     """
-    from tlcore.sweep import plan  # sweep imports the run store; only needed here
-
     planned = plan(base_config, list(points), scratch=scratch)
     total = estimate_many((config for _, config in planned), n_train, n_val, gflops)
     return f"about {_human(total)} for {len(planned)} run(s) on this machine"

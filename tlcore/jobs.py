@@ -14,7 +14,6 @@ so the second waits, first come first served, and starts by itself.
 from __future__ import annotations
 
 import copy
-import io
 import os
 import secrets
 import sys
@@ -23,10 +22,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from tlcore.records import History
-from tlcore.sweep import DEFAULT_POINTS
+from tlcore.data import TRAIN, VALIDATION
+from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
+from tlcore.records import COMPLETED, FAILED, RUNNING, STOPPED, History
+from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, new_sweep_id, plan
 
-RUNNING, COMPLETED, STOPPED, FAILED = "running", "completed", "stopped", "failed"
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
 MAX_JOBS_ENV = "TLLAB_MAX_JOBS"
 FINISHED_JOBS_KEPT = 20  # other sessions' finished jobs, for their reloaded tabs
@@ -129,9 +129,7 @@ class Job:
         return self.thread is not None and self.thread.is_alive()
 
     def on_progress(self, event: object) -> None:
-        """Turn a tlcore.training progress event into snapshot fields."""
-        from tlcore.training import BatchEnd, EpochEnd, PhaseStart, StepProgress
-
+        """Turn a training progress event (tlcore.progress) into snapshot fields."""
         with self._lock:
             s = self._state
             s.version += 1
@@ -277,7 +275,7 @@ class JobRegistry:
             del self._jobs[job.id]
 
 
-REGISTRY = JobRegistry()
+JOBS = JobRegistry()
 
 
 def forget_traced_gradients() -> int:
@@ -300,21 +298,8 @@ def forget_traced_gradients() -> int:
     return len(stale)
 
 
-def model_to_bytes(model: Any) -> bytes:
-    """A model as the bytes of a .keras file, built in memory (for when the disk cannot take it)."""
-    # keras.saving.save_model accepts only paths; saving_lib writes the same
-    # zip archive to any file object.
-    from keras.src.saving import saving_lib
-
-    buffer = io.BytesIO()
-    saving_lib.save_model(model, buffer)
-    return buffer.getvalue()
-
-
 def _dataset_of(info: Any) -> tuple[str, int, int]:
     """(folder, training images, validation images) of a scanned dataset, for describing its job."""
-    from tlcore.data import TRAIN, VALIDATION
-
     return str(info.root), info.num_images(TRAIN), info.num_images(VALIDATION)
 
 
@@ -323,12 +308,14 @@ def start_training(
     config: Any,
     info: Any,
     store: Any = None,
-    registry: JobRegistry = REGISTRY,
+    registry: JobRegistry = JOBS,
 ) -> Job:
-    """Start tlcore.training.train_and_record in the background; returns the job at once."""
+    """Start tlcore.tf.training.train_and_record in the background; returns the job at once."""
 
     def work(job: Job) -> Any:
-        from tlcore.training import train_and_record
+        # The boundary: the job's thread is where training starts, so the TensorFlow side is imported here.
+        from tlcore.tf.model import model_to_bytes
+        from tlcore.tf.training import train_and_record
 
         result, run = train_and_record(
             config, info, store, progress=job.on_progress, stop=job.stop_flag,
@@ -358,9 +345,9 @@ def start_sweep(
     points: Any = DEFAULT_POINTS,
     scratch: bool = True,
     store: Any = None,
-    registry: JobRegistry = REGISTRY,
+    registry: JobRegistry = JOBS,
 ) -> Job:
-    """Start tlcore.sweep.run_sweep in the background; returns the job at once.
+    """Start tlcore.tf.sweep.run_sweep in the background; returns the job at once.
 
     A sweep is its owner's one job: starting it while a training job (or
     another sweep) runs raises JobBusy. Bad points raise ValueError at once. The snapshot follows the point being
@@ -368,13 +355,10 @@ def start_sweep(
     {"sweep_id", "total_points", "current": {index, label, freeze_at} or None,
     "points": [finished points as dicts], "skipped": [labels]}.
     """
-
-    from tlcore.sweep import plan  # no TensorFlow: bad points fail here, before a thread starts
-
     total = len(plan(base_config, points, scratch))
 
     def work(job: Job) -> Any:
-        from tlcore.sweep import SweepPointStart, new_sweep_id, run_sweep
+        from tlcore.tf.sweep import run_sweep  # the boundary: the job's thread starts TensorFlow work
 
         sweep_id = new_sweep_id()
         finished: list[dict[str, Any]] = []

@@ -2,7 +2,6 @@
 
 Each preset reproduces what its article trained, adapted only where the
 article is wrong or leaves something out; its notes say what changed and why.
-No TensorFlow here: the CLI and the app read presets cheaply.
 
 The articles (in the project's shared seeds):
 - seed 004, "Transfer Learning with Python – Tensorflow": cats vs dogs at

@@ -1,17 +1,11 @@
-"""Previews of what a setting does before anything trains: augmented images, the layer table.
+"""What augmentation settings do, before anything trains: in words, and whether they change anything.
 
-Importing this module does not import TensorFlow: only `augment_preview`
-does, when it is called (the Dataset page renders without TensorFlow).
+The augmented images themselves come from `tlcore.tf.augment.augment_preview`.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
 from tlcore.config import AugmentConfig
-
-FROZEN, TRAINABLE, NEW, INPUT = "frozen", "trainable", "new (head)", "input"
 
 
 def augmentation_is_identity(augment: AugmentConfig) -> bool:
@@ -34,75 +28,3 @@ def describe_augmentation(augment: AugmentConfig) -> str:
     if augment.contrast:
         parts.append(f"contrast up to ±{augment.contrast:.0%}")
     return ", ".join(parts) or "no augmentation (every setting is off)"
-
-
-def augment_preview(pixels: np.ndarray, augment: AugmentConfig, n: int = 8, seed: int = 0) -> list[np.ndarray]:
-    """n random augmentations of one image, drawn as training would draw them.
-
-    Uses the same Keras preprocessing layers as training
-    (`tlcore.training.build_augmenter`), run in training mode (in inference
-    mode they pass images through unchanged). The n copies go through as one
-    batch, so each gets its own random draw. `augment.enabled` is ignored:
-    the preview shows what the settings would do.
-
-    Args:
-        pixels: uint8 RGB image, shape (height, width, 3).
-        augment: the augmentation settings.
-        n: number of augmented versions.
-        seed: the same seed gives the same previews.
-
-    Returns:
-        n uint8 arrays shaped like `pixels`; n copies of it when every
-        augmentation is off (see `augmentation_is_identity`).
-    """
-    if pixels.ndim != 3 or pixels.shape[-1] != 3:
-        raise ValueError(f"pixels must have shape (height, width, 3). Received: shape={pixels.shape}")
-    if n < 1:
-        raise ValueError(f"n must be at least 1. Received: n={n}")
-    if augmentation_is_identity(augment):
-        # Keras refuses to call an empty Sequential; nothing would change anyway.
-        return [pixels.copy() for _ in range(n)]
-    from tlcore.training import build_augmenter  # imports TensorFlow (seconds), so only here
-
-    batch = np.repeat(pixels[None].astype("float32"), n, axis=0)
-    augmented = np.asarray(build_augmenter(augment, seed=seed)(batch, training=True))
-    return [np.clip(np.rint(image), 0, 255).astype(np.uint8) for image in augmented]
-
-
-def freeze_display(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
-    """The layer table as a learner reads it at a freeze point.
-
-    Args:
-        table: `tlcore.model.layer_table` of a model (any freeze point).
-        freeze_at: backbone layers frozen from the input side.
-
-    Returns:
-        Columns '#', 'layer', 'type', 'output shape', 'params', 'block' and
-        'state': frozen / trainable (pretrained backbone layers), new (head)
-        for the head trained from scratch, input for the layers without weights
-        before the backbone.
-    """
-    index = table["freeze_index"]
-    state = np.where(table["part"] == "head", NEW, np.where(table["part"] == "input", INPUT, TRAINABLE))
-    state = np.where(index.notna() & (index.fillna(0) <= freeze_at), FROZEN, state)
-    return pd.DataFrame({
-        "#": index,
-        "layer": table["name"],
-        "type": table["type"],
-        "output shape": table["output_shape"],
-        "params": table["params"],
-        "block": table["block"],
-        "state": state,
-    })
-
-
-def freeze_summary(table: pd.DataFrame, freeze_at: int) -> str:
-    """Where the cut falls, in words: which layers stay fixed and which learn."""
-    backbone = table[table["freeze_index"].notna()]
-    names = list(backbone["name"])
-    if freeze_at <= 0:
-        return f"Nothing is frozen: all {len(names)} VGG16 layers and the head learn."
-    if freeze_at >= len(names):
-        return f"All {len(names)} VGG16 layers are frozen ({names[0]} … {names[-1]}): only the head learns."
-    return (f"Frozen: {names[0]} … {names[freeze_at - 1]} ({freeze_at} layers). "
-            f"Learning: {names[freeze_at]} … {names[-1]} ({len(names) - freeze_at} layers) and the head.")

@@ -8,7 +8,6 @@ the job snapshot, the command line and the pages all ask it.
 The files keep the shape every earlier version wrote: a record read from an
 older run.json gets defaults for the keys it lacks and keeps the keys it does
 not know, so writing it back loses nothing, and older code reads new files.
-No TensorFlow here.
 """
 
 from __future__ import annotations

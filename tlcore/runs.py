@@ -5,9 +5,7 @@ What the two files hold, and how they are read and written, is tlcore.records.
 Every write is atomic (temporary file, fsync, rename), so a run killed at any
 moment leaves a readable record. A running run's record holds its pid, host
 and a heartbeat: a run whose process is gone reads as "interrupted", not
-"running" forever. No TensorFlow here except when a model is saved or loaded.
-The end of the file describes runs for people: one-line labels, the runs
-table and the settings that differ between runs (pandas, imported there).
+"running" forever. Loading a run's model is `tlcore.tf.model.load_run_model`.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from tlcore.config import TrainConfig, flatten_config
+from tlcore.config import TrainConfig
 from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
     COMPLETED,
     FAILED,
@@ -40,7 +38,6 @@ from tlcore.records import (  # noqa: F401  (the statuses and the columns are pa
 
 if TYPE_CHECKING:
     import keras
-    import pandas as pd
 
     from tlcore.data import DatasetInfo
 
@@ -375,16 +372,6 @@ def _summary(run_dir: Path, record: RunRecord) -> RunSummary:
     return RunSummary(run_dir=run_dir, record=record, disk_bytes=disk_size(run_dir))
 
 
-def load_run_model(run_dir: str | os.PathLike) -> "keras.Model":
-    """The run's model.keras, loaded in Keras safe mode."""
-    from tlcore.model import load_model
-
-    path = Path(run_dir) / MODEL_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"Run {Path(run_dir).name} has no saved model ({path} is missing)")
-    return load_model(str(path))
-
-
 def runs_with_models(store: RunStore, extra: str | os.PathLike | None = None) -> dict[str, RunRecord]:
     """Records of the runs that saved a model, keyed by resolved run folder, newest first.
 
@@ -416,112 +403,3 @@ def read_run_json(data: bytes | str) -> RunRecord:
     if not all(isinstance(name, str) for name in record.class_names or []):
         raise ValueError("Expected a run.json object with a class_names list of names")
     return record
-
-
-# --- describing runs: labels and tables for the dashboard -------------------------------
-
-# Plain symbols that every font has (colour emoji are missing on some systems).
-STATUS_ICONS = {COMPLETED: "✓", RUNNING: "▶", STOPPED: "■", INTERRUPTED: "⚠", FAILED: "✗"}
-
-
-def local_time(created: str | None) -> str:
-    """A stored UTC timestamp as "YYYY-MM-DD HH:MM" in the app machine's local time.
-
-    A missing timestamp reads "?"; one that does not parse is returned as it is.
-    """
-    try:
-        return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
-    except (TypeError, ValueError):
-        return created or "?"
-
-
-def weights_text(weights: str) -> str:
-    """How a weights setting reads in the table: "none (random)", "imagenet" or a file's name."""
-    return {"none": "none (random)", "imagenet": "imagenet"}.get(weights, Path(weights).name)
-
-
-def freeze_text(config: TrainConfig | None) -> str:
-    """The freeze point, "18", or "18→14" for a run fine-tuned with 14 layers frozen."""
-    if config is None:
-        return "?"
-    return f"{config.freeze_at}→{config.fine_tune.freeze_at}" if config.fine_tune else str(config.freeze_at)
-
-
-def setup_text(config: TrainConfig) -> str:
-    """What matters most for transfer: pretrained or not, and the freeze point.
-
-    "from scratch" is kept for what the sweep's baseline does (random weights, every layer trains);
-    random weights with frozen layers read "random".
-    """
-    if config.weights == "none" and config.freeze_at == 0 and config.fine_tune is None:
-        return "from scratch, freeze 0"
-    return f"{'random' if config.weights == 'none' else 'pretrained'}, freeze {freeze_text(config)}"
-
-
-def describe_run(run: RunSummary | RunRecord) -> str:
-    """One line for a run picker, from a RunSummary or a record from `load_record`.
-
-    Example: "2024-05-01 14:03 · 3f9a2c · pretrained, freeze 18→14 · val acc 87% · completed"
-    """
-    record = run.record if isinstance(run, RunSummary) else run
-    acc = record.history.final_val_accuracy
-    accuracy = "—" if acc is None else f"{acc:.0%}"
-    setup = [setup_text(record.config)] if record.config else []
-    return " · ".join([local_time(record.created), (record.run_id or "?")[-6:], *setup, f"val acc {accuracy}",
-                       record.status])
-
-
-def curve_label(summary: RunSummary) -> str:
-    """Short legend text: the id's tail, then weights and freeze point."""
-    tail = summary.run_id[-6:]
-    return f"{tail}: {setup_text(summary.config)}" if summary.config else tail
-
-
-def runs_dataframe(summaries: Sequence[RunSummary]) -> "pd.DataFrame":
-    """The runs table: one row per run (what it was, how far it got, how well it did).
-
-    The tags and note columns are left out when no run has any.
-    """
-    import pandas as pd
-
-    rows = []
-    for s in summaries:
-        c = s.config
-        rows.append({
-            "date": local_time(s.created), "status": f"{STATUS_ICONS.get(s.status, '')} {s.status}",
-            "freeze": freeze_text(c), "weights": weights_text(c.weights) if c else "?",
-            "px": c.image_size if c else None, "epochs": f"{s.epochs_done}/{c.total_epochs() if c else '?'}",
-            "val acc": s.val_accuracy, "best val acc": s.best_val_accuracy, "time (s)": s.seconds,
-            "MB": s.disk_bytes / 1e6, "tags": ", ".join(f"{k}={v}" for k, v in s.tags.items()),
-            "note": s.record.reason, "run": s.run_id,  # last: a reference, not a headline
-        })
-    table = pd.DataFrame(rows, columns=[
-        "date", "status", "freeze", "weights", "px", "epochs", "val acc", "best val acc", "time (s)", "MB",
-        "tags", "note", "run"])
-    return table.drop(columns=[c for c in ("tags", "note") if not table[c].any()])  # empty columns only take room
-
-
-def config_differences(records: Sequence[RunRecord]) -> "pd.DataFrame":
-    """Only the settings (and dataset folder) that differ between runs.
-
-    Returns:
-        One row per dotted setting name (sorted), one column per run id, every
-        cell a string ("—" where a run lacks the setting). Empty when all agree.
-    """
-    import pandas as pd
-
-    configs = {r.run_id: flatten_config({**_settings(r), "dataset": r.dataset.root if r.dataset else None})
-               for r in records}
-    fields = sorted({f for c in configs.values() for f in c})
-    differ = [f for f in fields if len({repr(c.get(f)) for c in configs.values()}) > 1]
-    # Strings throughout: one column may hold numbers, lists and None.
-    return pd.DataFrame({rid: [str(c.get(f, "—")) for f in differ] for rid, c in configs.items()},
-                        index=pd.Index(differ, name="setting"))
-
-
-def _settings(record: RunRecord) -> dict[str, Any]:
-    """The run's settings as run.json holds them (an unreadable config as it was read)."""
-    if record.config is not None:
-        return record.config.to_dict()
-    raw = record.extra.get("config")
-    return dict(raw) if isinstance(raw, Mapping) else {}

@@ -16,27 +16,21 @@ Stop: the point running when the flag is seen ends as a stopped run (what it
 learned so far is kept), the points already finished stay as they are, and
 the points not started are skipped.
 
-TensorFlow is imported only when a sweep runs: a UI can plan a sweep and
-read its results without it.
+This module plans a sweep and names its parts, without TensorFlow (a UI plans
+and estimates a sweep before it starts); `tlcore.tf.sweep.run_sweep` runs one.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Sequence
 
-from tlcore.backbones import NO_WEIGHTS, get_backbone, load_backbone, normalize_weights
+from tlcore.advisor import FINE_TUNE_MAX_LEARNING_RATE
+from tlcore.backbones import NO_WEIGHTS
 from tlcore.backbone_facts import VGG16_BLOCK_BOUNDARIES, VGG16_LAYERS
 from tlcore.config import TrainConfig
-from tlcore.records import History
-from tlcore.runs import COMPLETED, STOPPED, Run, RunStore, RunSummary
-
-if TYPE_CHECKING:
-    from tlcore.data import DatasetInfo
-    from tlcore.training import PreparedData, ProgressFn, StopFlag
 
 DEFAULT_POINTS: tuple[int, ...] = VGG16_BLOCK_BOUNDARIES[::-1]  # VGG16's block boundaries, head only first
 DEFAULT_IMAGE_SIZE, DEFAULT_EPOCHS = 96, 5
@@ -127,7 +121,7 @@ class SweepResult:
         }
 
 
-# --- planning and running ----------------------------------------------------------
+# --- planning ----------------------------------------------------------
 
 
 def plan(base_config: TrainConfig, points: Sequence[int], scratch: bool = True) -> list[tuple[str, TrainConfig]]:
@@ -159,184 +153,6 @@ def point_learning_rate(base_config: TrainConfig, freeze_at: int) -> float:
     pretrained points reached 0.76-0.82, while the head alone needs 1e-3
     (0.98, against 0.64 at 1e-4). Each run records the rate it used.
     """
-    from tlcore.advisor import FINE_TUNE_MAX_LEARNING_RATE
-
     if freeze_at >= VGG16_LAYERS:
         return base_config.learning_rate
     return min(base_config.learning_rate, FINE_TUNE_MAX_LEARNING_RATE)
-
-
-def check_weights(config: TrainConfig) -> None:
-    """Fail before decoding anything when the weights cannot be had (offline, bad file).
-
-    The convolution weights do not depend on the image size, so a 32 px base is enough.
-    """
-    if normalize_weights(config.weights) != NO_WEIGHTS:
-        load_backbone(get_backbone(config.backbone), 32, config.weights)
-
-
-def run_sweep(
-    base_config: TrainConfig,
-    info: DatasetInfo,
-    points: Sequence[int] = DEFAULT_POINTS,
-    scratch: bool = True,
-    store: RunStore | None = None,
-    progress: ProgressFn | None = None,
-    stop: StopFlag | None = None,
-    data: PreparedData | None = None,
-    sweep_id: str | None = None,
-    on_point: Callable[[SweepPoint], None] | None = None,
-    on_run_created: Callable[[Run], None] | None = None,
-) -> SweepResult:
-    """Train base_config at each freeze point (and from scratch), one tagged run per point.
-
-    Args:
-        base_config: everything but the freeze point (its fine_tune is ignored).
-        points: freeze points k, run in this order.
-        scratch: add the baseline: random weights, k = 0 (every layer learns).
-        data: images already decoded at base_config.image_size; decoded here otherwise.
-        progress: gets SweepPointStart before each point, then that point's
-            training events (tlcore.training), and the decode progress once.
-        on_point: called with each point as it finishes (stopped ones included).
-
-    Raises:
-        ValueError: bad points, or `data` decoded at another image size.
-        WeightsError: the weights cannot be loaded (before anything is decoded).
-    """
-    from tlcore.training import prepare_data
-
-    started = time.perf_counter()
-    planned = plan(base_config, points, scratch)
-    store = store or RunStore()
-    report = progress or (lambda _event: None)
-    result = SweepResult(sweep_id=sweep_id or new_sweep_id(), status=COMPLETED)
-
-    if any(normalize_weights(config.weights) != NO_WEIGHTS for _, config in planned):
-        check_weights(base_config)
-    if data is None:
-        t0 = time.perf_counter()
-        data = prepare_data(info, base_config.image_size, report)
-        result.decode_seconds = time.perf_counter() - t0
-    elif data.train.image_size != base_config.image_size:
-        raise ValueError(
-            f"The decoded images are {data.train.image_size} px but the sweep trains at "
-            f"{base_config.image_size} px. Received: image_size={base_config.image_size}"
-        )
-
-    for index, (label, config) in enumerate(planned, start=1):
-        if stop is not None and stop.is_set():
-            result.skipped = [name for name, _ in planned[index - 1 :]]
-            result.status = STOPPED
-            break
-        report(SweepPointStart(index, len(planned), label, config.freeze_at, config.weights))
-        point = _run_point(label, config, info, store, data, result.sweep_id, report, stop, on_run_created)
-        result.points.append(point)
-        if on_point:
-            on_point(point)
-        if point.status == STOPPED:
-            result.skipped = [name for name, _ in planned[index:]]
-            result.status = STOPPED
-            break
-
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def _run_point(
-    label: str,
-    config: TrainConfig,
-    info: DatasetInfo,
-    store: RunStore,
-    data: PreparedData,
-    sweep_id: str,
-    report: ProgressFn,
-    stop: StopFlag | None,
-    on_run_created: Callable[[Run], None] | None,
-) -> SweepPoint:
-    from tlcore.training import PhaseStart, train_and_record
-
-    started = time.perf_counter()
-    phase_start: list[PhaseStart] = []
-
-    def on_event(event: object) -> None:
-        if isinstance(event, PhaseStart) and event.phase == 1:
-            phase_start.append(event)
-        report(event)
-
-    result, run = train_and_record(
-        config, info, store, progress=on_event, stop=stop,
-        tags={"sweep": sweep_id, "point": label}, data=data, on_run_created=on_run_created,
-    )
-    history = History.of(result.history)
-    first = phase_start[0] if phase_start else None
-    return SweepPoint(
-        label=label,
-        freeze_at=config.freeze_at,
-        weights=config.weights,
-        trainable_params=first.trainable_params if first else 0,
-        frozen_params=first.frozen_params if first else 0,
-        epoch_seconds=history.mean_epoch_seconds,
-        extract_seconds=result.extract_seconds,
-        best_val_accuracy=history.best_val_accuracy,
-        final_val_accuracy=history.final_val_accuracy,
-        best_val_loss=history.best_val_loss,
-        final_val_loss=history.final_val_loss,
-        path=result.paths[0] if result.paths else "",
-        run_dir=str(run.run_dir),
-        status=result.status,
-        epochs_done=len(history),
-        seconds=time.perf_counter() - started,
-        reason=result.reason or result.save_error,
-    )
-
-
-# --- reading saved sweeps (no TensorFlow) ----------------------------------------
-
-
-def sweep_ids(summaries: Sequence[RunSummary]) -> list[str]:
-    """The sweep ids among runs' tags, newest first (ids sort by their start time)."""
-    return sorted({s.tags["sweep"] for s in summaries if (s.tags or {}).get("sweep")}, reverse=True)
-
-
-def sweep_table(summaries: Sequence[RunSummary], sweep_id: str) -> Any:
-    """One row per point of a saved sweep (RunStore().list() summaries), pretrained points by freeze
-    point from most frozen, the scratch baseline last.
-
-    Columns: point, freeze_at, trainable layers (18 - freeze_at), weights, best/final val acc,
-    s/epoch (mean over complete epochs), epochs, path, status, run.
-    """
-    import pandas as pd
-
-    rows = []
-    for s in summaries:
-        if (s.tags or {}).get("sweep") != sweep_id:
-            continue
-        history, config = s.history, s.config
-        freeze_at = config.freeze_at if config else 0
-        rows.append({
-            "point": s.tags.get("point", point_label(freeze_at)),
-            "freeze_at": freeze_at,
-            "trainable layers": VGG16_LAYERS - freeze_at,
-            "weights": config.weights if config else "",
-            "best val acc": history.best_val_accuracy,
-            "final val acc": history.final_val_accuracy,
-            "s/epoch": history.mean_epoch_seconds,
-            "epochs": len(history),
-            "path": ", ".join(dict.fromkeys(r.path for r in history if r.path)),
-            "status": s.status,
-            "run": s.run_id,
-        })
-    columns = ["point", "freeze_at", "trainable layers", "weights", "best val acc", "final val acc", "s/epoch",
-               "epochs", "path", "status", "run"]
-    table = pd.DataFrame(rows, columns=columns)
-    order = table["point"].eq(SCRATCH).astype(int) * 100 - table["freeze_at"]
-    return table.loc[order.sort_values(kind="stable").index].reset_index(drop=True)
-
-
-def sweep_points_frame(points: Sequence[dict[str, Any]]) -> Any:
-    """A live sweep's finished points (SweepPoint.to_dict()s, as in a sweep job's snapshot extra) as a table."""
-    import pandas as pd
-
-    columns = {"label": "point", "freeze_at": "freeze_at", "best_val_accuracy": "best val acc",
-               "final_val_accuracy": "final val acc", "epoch_seconds": "s/epoch", "status": "status"}
-    return pd.DataFrame([{name: p.get(key) for key, name in columns.items()} for p in points], columns=list(columns.values()))

@@ -16,6 +16,7 @@ characters, owned by this user; anything else is left alone.
 
 from __future__ import annotations
 
+import hashlib
 import lzma
 import os
 import re
@@ -29,6 +30,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable
+
+from tlcore.runs import atomic_write
 
 MAX_TOTAL_BYTES = 1 << 30
 MAX_FILES = 20_000
@@ -340,3 +343,23 @@ def _check_limits(info: zipfile.ZipInfo, written: int, written_total: int, archi
     if written_total > RATIO_FREE_BYTES and written_total / archive_size > max_ratio:
         raise UploadError(f"Refused the archive: at entry {info.filename!r} it expands more than "
                           f"{max_ratio:g}x its size overall (zip bomb?).")
+
+
+# --- an uploaded model file -----------------------------------------------------------
+
+
+def save_uploaded_model(data: bytes, folder: str | os.PathLike | None = None) -> Path:
+    """Save an uploaded .keras file under a name made from its content, once.
+
+    The same upload always gets the same path, so a cache keyed on the path
+    reuses the model already loaded.
+
+    Args:
+        folder: where to save; default $TLLAB_UPLOAD_DIR, else the system temp folder.
+    """
+    folder = Path(folder or os.environ.get(UPLOAD_DIR_ENV) or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"tllab-upload-{hashlib.sha256(data).hexdigest()[:16]}.keras"
+    if not path.exists():
+        atomic_write(path, data)
+    return path

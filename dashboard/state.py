@@ -1,4 +1,4 @@
-"""Shared UI plumbing for the pages: session-state keys, the sidebar, cached resources.
+"""The session state the pages share: every key (K), the defaults, the one widget <-> TrainConfig mapping, the dataset.
 
 No ML logic here: every computation is a tlcore call. TensorFlow is imported
 only by the pages that need it (the Dataset page renders without it).

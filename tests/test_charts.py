@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcore.plots import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, PREDICTED_COLOUR, TITLE_FONT_SIZE,
-                          class_counts_chart, confusion_matrix_chart, curves_chart, gradcam_colorbar,
-                          live_curves_chart, log_ticks, probabilities_chart, sweep_charts)
+from dashboard.charts import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, PREDICTED_COLOUR, TITLE_FONT_SIZE,
+                              class_counts_chart, confusion_matrix_chart, curves_chart, gradcam_colorbar,
+                              live_curves_chart, log_ticks, probabilities_chart, sweep_charts)
 
 
 def _rows(values, phases=None, partial_last=False):
@@ -178,7 +178,7 @@ def test_sweep_charts_are_two_charts_of_the_shared_height():
 
 
 def test_gradcam_colorbar_draws_the_given_colours_from_low_to_high():
-    given = ["#000080", "#00ff00", "#800000"]  # tlcore.gradcam.colorbar_colours gives the overlay's
+    given = ["#000080", "#00ff00", "#800000"]  # tlcore.tf.gradcam.colorbar_colours gives the overlay's
     spec = gradcam_colorbar(224, given).to_dict()
     _projector_ready(spec, fits_width=False)
     assert spec["width"] == 224

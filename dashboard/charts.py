@@ -7,8 +7,7 @@ own (except counts written on heatmap cells, which must contrast with the
 cell), so Streamlit's light and dark themes both apply. Loss is drawn on a
 log scale (one diverging epoch does not flatten the rest) and accuracy and
 probability on a fixed 0..1 axis (0.45 vs 0.55 stays the coin toss it is).
-No TensorFlow at import time (the Dataset and Runs pages draw charts without
-it); the Grad-CAM overlay and its colours are `tlcore.gradcam`'s.
+The Grad-CAM overlay and its colours are `tlcore.tf.gradcam`'s.
 """
 
 from __future__ import annotations
@@ -254,7 +253,7 @@ def class_counts_chart(counts: Mapping[str, Mapping[str, int]]) -> alt.TopLevelM
 def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
     """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (VGG16_LAYERS - freeze point).
 
-    points_df: tlcore.sweep.sweep_table's frame. Pretrained points are joined by a line; the
+    points_df: dashboard.tables.saved_sweep_frame's frame. Pretrained points are joined by a line; the
     from-scratch baseline (point "scratch") is a dashed horizontal rule on the accuracy chart.
     Two charts, not one concatenated: each fills its own column like every other chart.
     """
@@ -281,7 +280,7 @@ def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
 
 
 def gradcam_colorbar(width: int, colours: Sequence[str]) -> alt.TopLevelMixin:
-    """The colour bar that goes with the Grad-CAM overlay: its colours (`tlcore.gradcam.colorbar_colours`,
+    """The colour bar that goes with the Grad-CAM overlay: its colours (`tlcore.tf.gradcam.colorbar_colours`,
     from "low" to "high" attention) side by side, `width` px wide."""
     steps = len(colours)
     frame = pd.DataFrame({"start": np.arange(steps) / steps, "end": np.arange(1, steps + 1) / steps,

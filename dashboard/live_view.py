@@ -16,7 +16,7 @@ import streamlit as st
 
 from tlcore.config import SETTING_NAMES, TrainConfig
 from tlcore.jobs import QUEUED, Job, Snapshot
-from tlcore.plots import live_curves_chart
+from dashboard.charts import live_curves_chart
 
 REFRESH_S = 1.0  # how often a running job is redrawn
 STAGE_LABELS = {"decode": "Decoding images", "extract": "Computing frozen features (once)",

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.ui import K, current_config, current_dataset, weights_ready
+from dashboard.state import K, current_config, current_dataset, weights_ready
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import describe_sweep, machine_gflops
-from tlcore.jobs import REGISTRY, JobBusy, start_sweep
-from tlcore.plots import curves_chart, sweep_charts
-from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, point_label, sweep_ids, sweep_points_frame, sweep_table
+from tlcore.jobs import JOBS, JobBusy, start_sweep
+from dashboard.charts import curves_chart, sweep_charts
+from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
+from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, point_label
 
 PERCENT = st.column_config.NumberColumn(format="percent")
 
@@ -48,7 +49,7 @@ def sweep_section(summaries) -> None:
     right.checkbox("Include from scratch", key="sweep_scratch",
                    help="From scratch: random weights, every layer trains (freeze 0): the no-transfer baseline.")
     info, (weights_ok, message) = current_dataset(), weights_ready()
-    running = (job := REGISTRY.get(st.session_state.get("sweep_job_id"))) is not None and job.running
+    running = (job := JOBS.get(st.session_state.get("sweep_job_id"))) is not None and job.running
     left, right = st.columns(2)
     left.button("Start sweep", key="start_sweep", type="primary", on_click=_start_sweep,
                 disabled=running or not weights_ok or info is None or isinstance(info, Exception))
@@ -64,7 +65,7 @@ def sweep_section(summaries) -> None:
     elif job is not None and job.snapshot().error:
         st.error(f"The sweep failed: {job.snapshot().error}")
     if ids := sweep_ids(summaries):
-        table = sweep_table(summaries, st.selectbox("Saved sweep", ids, key="sweep_pick"))
+        table = saved_sweep_frame(summaries, st.selectbox("Saved sweep", ids, key="sweep_pick"))
         for column, chart in zip(st.columns(2), sweep_charts(table)):
             column.altair_chart(chart, width="stretch", theme="streamlit")
         st.caption("Notice: freezing more layers makes each epoch much cheaper; with few images the pretrained "

@@ -28,7 +28,7 @@ from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_BUDGET_BYTES = 1 << 30
-ProgressFn = Callable[[int, int], None]
+DecodeProgressFn = Callable[[int, int], None]
 
 
 @dataclass
@@ -59,7 +59,7 @@ def load_split(
     split: str,
     image_size: int,
     budget_bytes: int = DEFAULT_IMAGE_BUDGET_BYTES,
-    progress: ProgressFn | None = None,
+    progress: DecodeProgressFn | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ImageSet:
     """Decode a split at image_size, in memory if it fits budget_bytes."""
@@ -73,7 +73,7 @@ def load_split(
 def decode_all(
     paths: list[Path],
     image_size: int,
-    progress: ProgressFn | None = None,
+    progress: DecodeProgressFn | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Decode many images in parallel into one uint8 (n, size, size, 3) array."""

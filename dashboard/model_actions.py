@@ -2,14 +2,15 @@
 and its controls for what Keras' fit offers (class weights, early stopping, reduce on plateau).
 
 Each is a button callback (it runs before the widgets exist again, so it may set their state) that
-builds a TrainConfig and writes it through pages.ui's one widget <-> config mapping.
+builds a TrainConfig and writes it through dashboard.state's one widget <-> config mapping.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from pages.ui import DEFAULT_CONFIG, K, apply_config, balance_classes_toggle, augment_from_state, current_config, head_from_state, weights_value
+from dashboard.state import (DEFAULT_CONFIG, K, apply_config, augment_from_state, balance_classes_toggle, current_config,
+                             head_from_state, weights_value)
 from tlcore.advisor import Advice, apply_advice, train_down_to
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.presets import PRESETS
@@ -66,7 +67,7 @@ def head_or_problem(num_classes: int) -> tuple[HeadConfig, str | None]:
 
 
 def fit_options_panel() -> None:
-    """Class weights, early stopping and reduce-on-plateau: TrainConfig fields, set through pages.ui's mapping."""
+    """Class weights, early stopping and reduce-on-plateau: TrainConfig fields, set through dashboard.state's mapping."""
     balance_classes_toggle()
     st.toggle("Early stopping", key=K.early_stopping, help="End a phase when val_loss has not improved for "
               "the epochs below, and keep the weights of its best epoch.")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages.ui import (K, IMAGE_SIZES, SOURCE_FOLDER, SOURCE_SAMPLE, SOURCE_ZIP, WEIGHTS_FILE, WEIGHTS_IMAGENET,
-                      WEIGHTS_SCRATCH, weights_ready)
+from dashboard.state import (K, IMAGE_SIZES, SOURCE_FOLDER, SOURCE_SAMPLE, SOURCE_ZIP, WEIGHTS_FILE, WEIGHTS_IMAGENET,
+                             WEIGHTS_SCRATCH, weights_ready)
+from tlcore.backbone_facts import DEFAULT_BACKBONE
+from tlcore.backbones import WeightsError, get_backbone
 from tlcore.paths import DataRootError, data_root
 
 
@@ -63,8 +65,7 @@ def _weights_status() -> None:
 
 
 def _download_weights() -> None:
-    from tlcore.backbone_facts import DEFAULT_BACKBONE
-    from tlcore.backbones import WeightsError, download_imagenet, get_backbone
+    from tlcore.tf.backbones import download_imagenet  # the TensorFlow side (Keras' downloader), only when asked
 
     with st.spinner("Downloading VGG16 ImageNet weights (58 MB)..."):
         try:
@@ -76,7 +77,7 @@ def _download_weights() -> None:
 
 
 def _zip_upload() -> None:
-    from pages import housekeeping
+    from dashboard import housekeeping
     from tlcore.uploads import UploadError, extract_zip, remove_extracted
 
     upload = st.file_uploader("Zip of class folders", type=["zip"], key=K.zip_upload)

@@ -181,6 +181,6 @@ def gradcam_overlay(pixels: np.ndarray, heatmap: np.ndarray, alpha: float = OVER
 def colorbar_colours(width: int, colormap: str = COLORMAP) -> list[str]:
     """The overlay's colour map from "low" to "high" as hex colours, one per 2 px of a colour bar `width` px wide.
 
-    Whole-pixel blocks: fractional ones show seams between them. `tlcore.plots.gradcam_colorbar` draws them.
+    Whole-pixel blocks: fractional ones show seams between them. `dashboard.charts.gradcam_colorbar` draws them.
     """
     return [to_hex(c) for c in colormaps[colormap](np.linspace(0.0, 1.0, max(width // 2, 2)))]

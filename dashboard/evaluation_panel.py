@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from tlcore.data import DatasetInfo
+from dashboard.charts import confusion_matrix_chart
+from tlcore.data import DatasetInfo, same_held_out_split, split_files
 from tlcore.imageio import ImageProblem
-from tlcore.inference import evaluate_split, evaluation_key, same_held_out_split, to_pixels
-from tlcore.plots import confusion_matrix_chart
+from tlcore.tf.inference import evaluate_split, to_pixels
 from tlcore.records import RunRecord
 
 if TYPE_CHECKING:
     import keras
+
+
+def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
+    """Names an evaluation in the session: the model file (and its mtime), the dataset root and its validation files."""
+    split_id = hashlib.sha256("\n".join(sorted(split_files(info))).encode()).hexdigest()[:16]
+    return f"{model_path}|{Path(model_path).stat().st_mtime}|{info.root}|{split_id}"
 
 
 def evaluation_section(model: "keras.Model", model_path: str, record: RunRecord, info: DatasetInfo | None,
@@ -24,7 +32,7 @@ def evaluation_section(model: "keras.Model", model_path: str, record: RunRecord,
     if info is None:
         st.caption("Needs the dataset this model was trained on (see above).")
         return
-    if not same_held_out_split({"validation_files": record.validation_files}, info):  # tlcore.inference reads dicts
+    if not same_held_out_split({"validation_files": record.validation_files}, info):  # tlcore.data reads dicts
         st.warning("This validation split is not the one this run held out (different folder, files or split "
                    "fraction): some of these images may have been trained on, so accuracy can look too good.")
     key, cached = evaluation_key(model_path, info), st.session_state.get("inference_eval")

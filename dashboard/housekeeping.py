@@ -14,7 +14,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from tlcore.jobs import REGISTRY
+from tlcore.jobs import JOBS
 from tlcore.uploads import ExtractionTracker, remove_leftovers
 
 SWEEP_EVERY_S = 60.0
@@ -56,7 +56,7 @@ def session_alive(session: str) -> bool | None:
 
 def job_running(owner: str) -> bool:
     """A job of this owner is running and may read its uploaded images from disk."""
-    return REGISTRY.running_for(owner) is not None
+    return JOBS.running_for(owner) is not None
 
 
 def sweep(force: bool = False) -> list[Path]:

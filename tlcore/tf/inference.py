@@ -1,28 +1,22 @@
-"""Use a trained model: class probabilities, explained predictions (Grad-CAM from `tlcore.gradcam`), evaluation."""
+"""Use a trained model: class probabilities, explained predictions (Grad-CAM from `tlcore.tf.gradcam`), evaluation."""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Sequence, Union
+from typing import Any, BinaryIO, Sequence, Union
 
 import keras
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from tlcore.gradcam import Explainer, blank_map_message, gradcam, gradcam_overlay, is_blank
+from tlcore.tf.gradcam import Explainer, blank_map_message, gradcam, gradcam_overlay, is_blank
+from tlcore.data import DatasetInfo
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
-from tlcore.model import ModelLoadError
-from tlcore.pipeline import ImageSet, load_split, make_dataset
-from tlcore.runs import atomic_write
-from tlcore.uploads import UPLOAD_DIR_ENV
-
-if TYPE_CHECKING:
-    from tlcore.data import DatasetInfo
+from tlcore.modelfile import ModelLoadError
+from tlcore.tf.pipeline import ImageSet, load_split, make_dataset
 
 ImageInput = Union[str, os.PathLike, BinaryIO, bytes, Image.Image, np.ndarray]
 
@@ -50,23 +44,6 @@ def check_image_classifier(model: keras.Model) -> None:
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], int)):
         raise ModelLoadError(f"This model does not output class scores: its output shape is {out}; "
                              "expected (None, number of classes).")
-
-
-def save_uploaded_model(data: bytes, folder: str | os.PathLike | None = None) -> Path:
-    """Save an uploaded .keras file under a name made from its content, once.
-
-    The same upload always gets the same path, so a cache keyed on the path
-    reuses the model already loaded.
-
-    Args:
-        folder: where to save; default $TLLAB_UPLOAD_DIR, else the system temp folder.
-    """
-    folder = Path(folder or os.environ.get(UPLOAD_DIR_ENV) or tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"tllab-upload-{hashlib.sha256(data).hexdigest()[:16]}.keras"
-    if not path.exists():
-        atomic_write(path, data)
-    return path
 
 
 def to_pixels(image: ImageInput, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -156,7 +133,7 @@ def explain(
     """Predict and explain named images; a file that is not a usable image is reported, not raised.
 
     Args:
-        grad_model: from `tlcore.gradcam.explainer_for(model)`; None skips Grad-CAM (heatmap and overlay
+        grad_model: from `tlcore.tf.gradcam.explainer_for(model)`; None skips Grad-CAM (heatmap and overlay
             are None). A blank map (no region raised the class's score) has no overlay but a `gradcam_note`.
         sources: (name, image) pairs; an image is anything `to_pixels` reads.
         display_size: the size of the copy shown to people (at least the model's input size).
@@ -259,23 +236,3 @@ def evaluate_split(model: keras.Model, info: DatasetInfo, class_names: Sequence[
                    batch_size: int = 32) -> Evaluation:
     """`evaluate` on a dataset's split, its images decoded at the model's input size."""
     return evaluate(model, load_split(info, split, image_size_of(model)), class_names, batch_size)
-
-
-def split_files(info: DatasetInfo, split: str = "validation") -> set[str]:
-    """A split's files, relative to the dataset root (as a run records its held-out files)."""
-    return {os.path.relpath(p, info.root) for p in info.items(split)[0]}
-
-
-def same_held_out_split(record: dict[str, Any], info: DatasetInfo) -> bool:
-    """False when the run recorded its validation files and `info`'s differ.
-
-    Then some of these images may have been trained on, and accuracy on them flatters the model.
-    """
-    held_out = record.get("validation_files")
-    return not held_out or split_files(info) == set(held_out)
-
-
-def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
-    """Names an evaluation: the model file (and its mtime), the dataset root and its validation files."""
-    split_id = hashlib.sha256("\n".join(sorted(split_files(info))).encode()).hexdigest()[:16]
-    return f"{model_path}|{Path(model_path).stat().st_mtime}|{info.root}|{split_id}"

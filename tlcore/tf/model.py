@@ -7,32 +7,28 @@ model), it can be cut at any freeze point into a frozen prefix and a trainable s
 layer objects, and Grad-CAM can reach the last conv layer of a model fresh
 from training or reloaded from `.keras`.
 
-Importing this module does not import TensorFlow (building or loading a
-model does); the layer table of a model not built yet is
-`tlcore.architecture.layer_table`.
+The layer table of a model not built yet is `tlcore.architecture.layer_table`.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import os
-import zipfile
-import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+import keras
 import numpy as np
 import pandas as pd
+from keras.src.saving import saving_lib
 
-# counts_at and with_freeze_point live in the TensorFlow-free tlcore.architecture; importable from here as before.
-from tlcore.architecture import (INPUT_LAYER, OUTPUT_LAYER, PREPROCESS_LAYER, HeadLayer, counts_at,  # noqa: F401
-                                 head_layers, with_freeze_point)
+import tlcore.tf.layers  # noqa: F401  (registers CaffePreprocess for deserialization)
+from tlcore.architecture import INPUT_LAYER, PREPROCESS_LAYER, HeadLayer, head_layers
 from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS
-from tlcore.backbones import BackboneSpec, get_backbone, load_backbone
+from tlcore.backbones import BackboneSpec, get_backbone
 from tlcore.config import HeadConfig
-
-if TYPE_CHECKING:
-    import keras  # imported where a model is built or loaded: importing this module stays TensorFlow-free
+from tlcore.modelfile import ModelLoadError, check_model_file
+from tlcore.runs import MODEL_FILE
+from tlcore.tf.backbones import load_backbone, preprocess_layer
 
 
 def build_model(
@@ -53,13 +49,11 @@ def build_model(
         raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
     if head.output == "sigmoid" and num_classes != 2:
         raise ValueError(f"A sigmoid output needs exactly 2 classes. Received: num_classes={num_classes}")
-    import keras
-
     spec = get_backbone(backbone)
     base = load_backbone(spec, image_size, weights)
 
     inputs = keras.Input(shape=(image_size, image_size, IMAGE_CHANNELS), name=INPUT_LAYER)
-    x = spec.preprocess_layer()(inputs)
+    x = preprocess_layer(spec)(inputs)
     for layer in base.layers[1:]:
         # Fresh copies applied one by one: a flat graph with one node per
         # layer, not a nested model (which breaks gradient models across it).
@@ -75,8 +69,6 @@ def build_model(
 
 
 def _keras_head_layer(layer: HeadLayer) -> keras.layers.Layer:
-    import keras
-
     if layer.type == "Dense":
         return keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name)
     if layer.type == "Dropout":
@@ -102,7 +94,7 @@ def set_freeze_point(model: keras.Model, freeze_at: int, spec: BackboneSpec | No
     """Freeze the first freeze_at backbone layers; everything after them trains.
 
     Keras only honours a change of `trainable` at the next compile: callers
-    compile again before training (tlcore.training does).
+    compile again before training (tlcore.tf.training does).
     """
     spec = spec or get_backbone(DEFAULT_BACKBONE)
     if not 0 <= freeze_at <= spec.num_layers:
@@ -162,89 +154,6 @@ def layer_table(model: keras.Model, spec: BackboneSpec | None = None) -> pd.Data
     return table
 
 
-# --- loading untrusted model files -------------------------------------------------
-
-MAX_MODEL_BYTES = 4 << 30  # uncompressed, all entries: VGG16 with a large Flatten head is well below
-_MODEL_ENTRIES = {"metadata.json", "config.json", "model.weights.h5"}  # what `model.save("x.keras")` writes
-# Classes whose deserialization runs Python code or loads other files; none is in a model this app builds.
-_UNSAFE_CLASSES = {  # class_name -> (what it is, why it is refused)
-    "Lambda": ("a Lambda layer", "arbitrary Python code"),
-    "__lambda__": ("Python bytecode", "arbitrary Python code"),
-    "function": ("the Python function", "code outside Keras' layers"),
-    "TFSMLayer": ("a TFSMLayer", "it loads a TensorFlow SavedModel from another path"),
-}
-_TRUSTED_MODULES = ("keras", "tlcore.layers")
-
-
-class ModelLoadError(ValueError):
-    """A model file that is refused or cannot be loaded; the message says why."""
-
-
-def check_model_file(path: str | os.PathLike) -> None:
-    """Refuse a file before Keras deserializes anything from it.
-
-    Accepts only a local `.keras` zip with the entries Keras writes, whose
-    config names Keras' own classes (or ours) and nothing that runs code.
-
-    Raises:
-        ModelLoadError: with the reason.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"No model file at {path}.")
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as handle:
-            legacy = handle.read(8) == b"\x89HDF\r\n\x1a\n"
-        raise ModelLoadError("This is a legacy HDF5 (.h5) model; only .keras files are loaded." if legacy else
-                             "This is not a .keras model file (a .keras file is a zip archive; this one is not, "
-                             "or it is truncated).")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-            unexpected = sorted({i.filename for i in infos} - _MODEL_ENTRIES)
-            if unexpected or "config.json" not in archive.namelist():
-                raise ModelLoadError(f"This .keras file holds {', '.join(map(repr, unexpected)) or 'no config.json'}; "
-                                     f"a model saved by Keras holds only {', '.join(sorted(_MODEL_ENTRIES))}.")
-            # Declared sizes bound what zipfile yields (it stops there and checks the CRC).
-            if sum(i.file_size for i in infos) > MAX_MODEL_BYTES:
-                raise ModelLoadError(f"This .keras file expands to more than {MAX_MODEL_BYTES >> 30} GiB.")
-            config = json.loads(archive.read("config.json"))
-    except RecursionError:  # before RuntimeError, its base class
-        raise ModelLoadError("This .keras file's config.json is nested too deeply to be a model.") from None
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, RuntimeError, NotImplementedError) as err:
-        raise ModelLoadError(f"This .keras file is corrupt or truncated ({err}).") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelLoadError(f"This .keras file's config.json is not valid JSON ({err}).") from None
-    _check_config(config)
-
-
-def _check_config(config: Any) -> None:
-    """Walk the whole config (layers, nested models, compile config) for classes that are not safe."""
-    pending = [config]  # a loop, not recursion: a crafted config may nest deeper than Python's stack
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            pending.extend(node)
-        elif isinstance(node, dict):
-            _check_node(node)
-            pending.extend(node.values())
-
-
-def _check_node(node: dict[str, Any]) -> None:
-    class_name, module = node.get("class_name"), node.get("module")
-    inner = node.get("config")
-    layer = f" {inner['name']!r}" if isinstance(inner, dict) and isinstance(inner.get("name"), str) else ""
-    if isinstance(class_name, str) and class_name in _UNSAFE_CLASSES:
-        what, why = _UNSAFE_CLASSES[class_name]
-        which = f" {module}.{inner}" if class_name == "function" else layer
-        raise ModelLoadError(f"The model contains {what}{which} ({why}); refused for safety, nothing in it was run. "
-                             "Models built by this app have no such layers.")
-    if module is not None and not (isinstance(module, str) and
-                                   any(module == m or module.startswith(m + ".") for m in _TRUSTED_MODULES)):
-        raise ModelLoadError(f"The model names {class_name!r} from Python module {module!r}, which is neither Keras "
-                             "nor this app; refused for safety, nothing in it was run.")
-
-
 def load_model(path: str | os.PathLike) -> keras.Model:
     """Load a `.keras` model file that may come from anyone.
 
@@ -254,13 +163,26 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     Raises:
         ModelLoadError: refused, or Keras cannot load it; the message says why.
     """
-    import tlcore.layers  # noqa: F401  (registers CaffePreprocess for deserialization)
-
-    import keras
-
     check_model_file(path)
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # Keras raises many types for a file it cannot rebuild
         text = " ".join(str(err).split()) or type(err).__name__
         raise ModelLoadError(f"Keras cannot load this model: {text[:300]}") from err
+
+
+def load_run_model(run_dir: str | os.PathLike) -> keras.Model:
+    """The run's model.keras, loaded in Keras safe mode."""
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"Run {Path(run_dir).name} has no saved model ({path} is missing)")
+    return load_model(str(path))
+
+
+def model_to_bytes(model: keras.Model) -> bytes:
+    """A model as the bytes of a .keras file, built in memory (for when the disk cannot take it)."""
+    # keras.saving.save_model accepts only paths; saving_lib writes the same
+    # zip archive to any file object.
+    buffer = io.BytesIO()
+    saving_lib.save_model(model, buffer)
+    return buffer.getvalue()

@@ -26,7 +26,7 @@ import math
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -36,10 +36,12 @@ from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import get_backbone
 from tlcore.config import AugmentConfig, TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
-from tlcore.model import backbone_layers, build_model, param_counts, set_freeze_point
-from tlcore.records import History
+from tlcore.tf.model import backbone_layers, build_model, param_counts, set_freeze_point
+from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, ProgressFn, StepProgress, StopFlag
+from tlcore.records import COMPLETED, FAILED, STOPPED, History
+from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
-from tlcore.pipeline import (
+from tlcore.tf.pipeline import (
     DEFAULT_IMAGE_BUDGET_BYTES,
     ImageSet,
     array_dataset,
@@ -48,60 +50,12 @@ from tlcore.pipeline import (
     make_dataset,
 )
 
-CACHED, END_TO_END = "cached", "end_to_end"
-DEFAULT_FEATURE_BUDGET_BYTES = 1 << 30
-COMPLETED, STOPPED, FAILED = "completed", "stopped", "failed"
 # Reduce on plateau: halve the rate after 2 epochs without a val_loss improvement,
 # never below a hundredth of the phase's starting rate.
 PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR_FRACTION = 0.5, 2, 0.01
 # An improvement of val_loss smaller than this does not count (early stopping and plateau alike).
 MIN_IMPROVEMENT = 1e-4
 TENSORBOARD_DIR = "tensorboard"  # inside a run's folder
-
-
-class StopFlag(Protocol):
-    def is_set(self) -> bool: ...
-
-
-# --- progress events -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StepProgress:
-    """Progress through decoding images or extracting features."""
-
-    stage: str  # "decode" | "extract"
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
-class PhaseStart:
-    phase: int
-    freeze_at: int
-    epochs: int
-    learning_rate: float
-    path: str
-    path_reason: str
-    trainable_params: int
-    frozen_params: int
-
-
-@dataclass(frozen=True)
-class BatchEnd:
-    phase: int
-    epoch: int  # 1-based, counted over all phases
-    batch: int  # 1-based
-    batches: int
-    loss: float  # the epoch's mean loss so far (as Keras' progress bar shows it)
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    row: dict[str, Any]  # one history row: see TrainResult.history
-
-
-ProgressFn = Callable[[object], None]
 
 
 @dataclass
@@ -197,32 +151,6 @@ def cut(model: keras.Model, freeze_at: int) -> tuple[keras.Model, keras.Model]:
         x = layer(x)
     suffix = keras.Model(features, x, name=f"suffix_{freeze_at}")
     return prefix, suffix
-
-
-def choose_path(
-    config: TrainConfig,
-    freeze_at: int,
-    boundary_floats_per_image: int,
-    num_images: int,
-    feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
-) -> tuple[str, str]:
-    """("cached" | "end_to_end", why) for a phase with this freeze point."""
-    if not config.cache_features:
-        return END_TO_END, "feature caching is turned off"
-    if config.augment.enabled:
-        return END_TO_END, "augmentation is on, so every epoch sees different pixels"
-    if freeze_at == 0:
-        return END_TO_END, "nothing is frozen, so there is nothing to cache"
-    need = boundary_floats_per_image * 4 * num_images
-    if need > feature_budget_bytes:
-        return END_TO_END, (
-            f"the features at the freeze point need {need / 2**20:.0f} MiB, "
-            f"over the {feature_budget_bytes / 2**20:.0f} MiB budget"
-        )
-    return CACHED, (
-        f"the frozen layers are computed once ({need / 2**20:.1f} MiB of features); "
-        "each epoch trains only the layers above"
-    )
 
 
 def extract_features(
@@ -477,7 +405,7 @@ def train(
         trainable, frozen = param_counts(model)
         boundary = backbone_layers(model, spec)[freeze_at - 1] if freeze_at else None
         floats = int(np.prod(boundary.output.shape[1:])) if boundary is not None else 0
-        path, why = choose_path(
+        path, why = choose_route(
             config, freeze_at, floats, len(data.train) + len(data.validation), feature_budget_bytes
         )
         result.paths.append(path)

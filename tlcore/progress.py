@@ -1,0 +1,53 @@
+"""What a training run tells its caller as it goes, and how the caller asks it to stop (no TensorFlow).
+
+`tlcore.tf.training` sends these events to a plain callable; a job (tlcore.jobs), the command line and
+a notebook read them without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    """Progress through decoding images or extracting features."""
+
+    stage: str  # "decode" | "extract"
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PhaseStart:
+    phase: int
+    freeze_at: int
+    epochs: int
+    learning_rate: float
+    path: str
+    path_reason: str
+    trainable_params: int
+    frozen_params: int
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    phase: int
+    epoch: int  # 1-based, counted over all phases
+    batch: int  # 1-based
+    batches: int
+    loss: float  # the epoch's mean loss so far (as Keras' progress bar shows it)
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    row: dict[str, Any]  # one history row: see TrainResult.history
+
+
+ProgressFn = Callable[[object], None]

@@ -1,0 +1,118 @@
+"""Backbones built in Keras: the convolutional base, its preprocessing layer, its weights loaded.
+
+What a backbone is (layers, blocks, weight shapes, where its ImageNet weights live) is
+`tlcore.backbones`' spec, readable without TensorFlow; this module turns a spec into Keras objects.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import keras
+import numpy as np
+
+from tlcore.architecture import PREPROCESS_LAYER, layer_flops
+from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS, VGG16
+from tlcore.backbones import (IMAGENET, LEGACY_LAYOUT, NO_WEIGHTS, WEIGHTS_ENV, BackboneSpec, WeightsError, can_reach,
+                              check_weights_file, get_backbone, imagenet_cached_path, normalize_weights)
+from tlcore.tf.layers import CaffePreprocess
+
+# Per backbone: the Keras application that builds its base, and its own input preprocessing as a layer.
+_APPLICATIONS: dict[str, Callable[..., keras.Model]] = {VGG16: keras.applications.VGG16}
+_PREPROCESSING: dict[str, Callable[..., keras.layers.Layer]] = {VGG16: CaffePreprocess}
+
+
+def build_base(spec: BackboneSpec, image_size: int) -> keras.Model:
+    """The convolutional base without weights."""
+    if image_size < spec.min_image_size:
+        raise ValueError(
+            f"{spec.name} needs images of at least {spec.min_image_size} px. Received: image_size={image_size}"
+        )
+    return _APPLICATIONS[spec.name](include_top=False, weights=None,
+                                    input_shape=(image_size, image_size, IMAGE_CHANNELS))
+
+
+def preprocess_layer(spec: BackboneSpec) -> keras.layers.Layer:
+    """The backbone's own preprocess_input as a serializable layer (raw RGB 0..255 in)."""
+    return _PREPROCESSING[spec.name](name=PREPROCESS_LAYER)
+
+
+def download_imagenet(spec: BackboneSpec) -> Path:
+    """Download (or find cached) ImageNet weights; fails within seconds when offline."""
+    cached = imagenet_cached_path(spec)
+    if cached:
+        return cached
+    ways_out = (
+        f"Either give a weights file (--weights PATH, or set {WEIGHTS_ENV}; e.g. a copy of "
+        f"{spec.imagenet_file}), or start from random weights, no transfer (--weights none)."
+    )
+    host = urlparse(spec.imagenet_url).hostname
+    if not can_reach(spec.imagenet_url):
+        raise WeightsError(f"ImageNet weights could not be downloaded: {host} is not reachable (offline?). {ways_out}")
+    try:
+        path = keras.utils.get_file(
+            spec.imagenet_file, spec.imagenet_url, cache_subdir="models", file_hash=spec.imagenet_md5
+        )
+    except Exception as err:  # Keras raises a bare Exception for fetch failures
+        raise WeightsError(f"ImageNet weights could not be downloaded ({err}). {ways_out}") from None
+    return Path(path)
+
+
+def load_backbone(spec: BackboneSpec, image_size: int, weights: str) -> keras.Model:
+    """Build the convolutional base and load the chosen weights into it."""
+    weights = normalize_weights(weights)
+    model = build_base(spec, image_size)
+    if weights == NO_WEIGHTS:
+        return model
+    path = download_imagenet(spec) if weights == IMAGENET else Path(weights)
+    load_weights_file(model, path, spec)
+    return model
+
+
+def load_weights_file(model: keras.Model, path: Path, spec: BackboneSpec) -> None:
+    """Load a Keras 3 `.weights.h5` or a legacy Keras `.h5` weights file, checked first.
+
+    Raises:
+        WeightsError: the file is missing, unreadable, or does not fit the model.
+    """
+    path = Path(path)
+    try:
+        legacy = check_weights_file(path, spec) == LEGACY_LAYOUT
+    except WeightsError as err:
+        raise WeightsError(f"{err} Use {spec.imagenet_file} or a .weights.h5 saved from "
+                           f"{spec.name}(include_top=False).") from None
+    # Keras picks the reader by file name; give it the name that matches the content.
+    suffix = ".h5" if legacy else ".weights.h5"
+    try:
+        if path.name.endswith(suffix) and not (legacy and path.name.endswith(".weights.h5")):
+            model.load_weights(str(path))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                link = Path(tmp) / f"weights{suffix}"
+                link.symlink_to(path.resolve())
+                model.load_weights(str(link))
+    except Exception as err:
+        raise WeightsError(f"Weights file {path} could not be loaded into {spec.name}: {err}") from None
+
+
+# --- this machine's speed on the backbone ------------------------------------------------
+
+
+def measure_gflops(image_size: int = 64, batch: int = 16, repeats: int = 2) -> float:
+    """This machine's sustained GFLOP/s on VGG16 convolutions through TensorFlow (best of a few batches).
+
+    The reference `tlcore.estimate.machine_gflops` is calibrated against; imports TensorFlow and builds VGG16 (seconds).
+    """
+    base = build_base(get_backbone(DEFAULT_BACKBONE), image_size)
+    x = np.random.default_rng(0).uniform(0, 255, (batch, image_size, image_size, IMAGE_CHANNELS)).astype("float32")
+    base.predict_on_batch(x)  # first call traces the graph
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        base.predict_on_batch(x)
+        best = min(best, time.perf_counter() - t0)
+    return sum(layer_flops(image_size)) * batch / best / 1e9

@@ -1,0 +1,138 @@
+"""Running a freeze sweep (planned by `tlcore.sweep`): each point an ordinary run in the run store.
+
+Images are decoded once per sweep and every point trains on the same decoded arrays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from tlcore.backbones import NO_WEIGHTS, get_backbone, normalize_weights
+from tlcore.config import TrainConfig
+from tlcore.data import DatasetInfo
+from tlcore.records import COMPLETED, STOPPED, History
+from tlcore.runs import Run, RunStore
+from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
+from tlcore.tf.backbones import load_backbone
+from tlcore.tf.training import PhaseStart, PreparedData, ProgressFn, StopFlag, prepare_data, train_and_record
+
+
+def check_weights(config: TrainConfig) -> None:
+    """Fail before decoding anything when the weights cannot be had (offline, bad file).
+
+    The convolution weights do not depend on the image size, so a 32 px base is enough.
+    """
+    if normalize_weights(config.weights) != NO_WEIGHTS:
+        load_backbone(get_backbone(config.backbone), 32, config.weights)
+
+
+def run_sweep(
+    base_config: TrainConfig,
+    info: DatasetInfo,
+    points: Sequence[int] = DEFAULT_POINTS,
+    scratch: bool = True,
+    store: RunStore | None = None,
+    progress: ProgressFn | None = None,
+    stop: StopFlag | None = None,
+    data: PreparedData | None = None,
+    sweep_id: str | None = None,
+    on_point: Callable[[SweepPoint], None] | None = None,
+    on_run_created: Callable[[Run], None] | None = None,
+) -> SweepResult:
+    """Train base_config at each freeze point (and from scratch), one tagged run per point.
+
+    Args:
+        base_config: everything but the freeze point (its fine_tune is ignored).
+        points: freeze points k, run in this order.
+        scratch: add the baseline: random weights, k = 0 (every layer learns).
+        data: images already decoded at base_config.image_size; decoded here otherwise.
+        progress: gets SweepPointStart before each point, then that point's
+            training events (tlcore.tf.training), and the decode progress once.
+        on_point: called with each point as it finishes (stopped ones included).
+
+    Raises:
+        ValueError: bad points, or `data` decoded at another image size.
+        WeightsError: the weights cannot be loaded (before anything is decoded).
+    """
+    started = time.perf_counter()
+    planned = plan(base_config, points, scratch)
+    store = store or RunStore()
+    report = progress or (lambda _event: None)
+    result = SweepResult(sweep_id=sweep_id or new_sweep_id(), status=COMPLETED)
+
+    if any(normalize_weights(config.weights) != NO_WEIGHTS for _, config in planned):
+        check_weights(base_config)
+    if data is None:
+        t0 = time.perf_counter()
+        data = prepare_data(info, base_config.image_size, report)
+        result.decode_seconds = time.perf_counter() - t0
+    elif data.train.image_size != base_config.image_size:
+        raise ValueError(
+            f"The decoded images are {data.train.image_size} px but the sweep trains at "
+            f"{base_config.image_size} px. Received: image_size={base_config.image_size}"
+        )
+
+    for index, (label, config) in enumerate(planned, start=1):
+        if stop is not None and stop.is_set():
+            result.skipped = [name for name, _ in planned[index - 1 :]]
+            result.status = STOPPED
+            break
+        report(SweepPointStart(index, len(planned), label, config.freeze_at, config.weights))
+        point = _run_point(label, config, info, store, data, result.sweep_id, report, stop, on_run_created)
+        result.points.append(point)
+        if on_point:
+            on_point(point)
+        if point.status == STOPPED:
+            result.skipped = [name for name, _ in planned[index:]]
+            result.status = STOPPED
+            break
+
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run_point(
+    label: str,
+    config: TrainConfig,
+    info: DatasetInfo,
+    store: RunStore,
+    data: PreparedData,
+    sweep_id: str,
+    report: ProgressFn,
+    stop: StopFlag | None,
+    on_run_created: Callable[[Run], None] | None,
+) -> SweepPoint:
+    started = time.perf_counter()
+    phase_start: list[PhaseStart] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, PhaseStart) and event.phase == 1:
+            phase_start.append(event)
+        report(event)
+
+    result, run = train_and_record(
+        config, info, store, progress=on_event, stop=stop,
+        tags={"sweep": sweep_id, "point": label}, data=data, on_run_created=on_run_created,
+    )
+    history = History.of(result.history)
+    first = phase_start[0] if phase_start else None
+    return SweepPoint(
+        label=label,
+        freeze_at=config.freeze_at,
+        weights=config.weights,
+        trainable_params=first.trainable_params if first else 0,
+        frozen_params=first.frozen_params if first else 0,
+        epoch_seconds=history.mean_epoch_seconds,
+        extract_seconds=result.extract_seconds,
+        best_val_accuracy=history.best_val_accuracy,
+        final_val_accuracy=history.final_val_accuracy,
+        best_val_loss=history.best_val_loss,
+        final_val_loss=history.final_val_loss,
+        path=result.paths[0] if result.paths else "",
+        run_dir=str(run.run_dir),
+        status=result.status,
+        epochs_done=len(history),
+        seconds=time.perf_counter() - started,
+        reason=result.reason or result.save_error,
+    )
