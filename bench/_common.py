@@ -13,8 +13,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO_ROOT / "sample_data"
@@ -88,7 +89,7 @@ class Stopwatch:
     compute-bound pass means other processes took part of the CPU.
     """
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         return self
 
@@ -108,7 +109,7 @@ def library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
-def repeated_image_set(n: int, image_size: int, data_dir: Path = SAMPLE_DATA) -> "ImageSet":
+def repeated_image_set(n: int, image_size: int, data_dir: Path = SAMPLE_DATA) -> ImageSet:
     """The sample training images, decoded once at image_size and repeated to n, in memory."""
     import numpy as np
 

@@ -33,8 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
@@ -66,15 +67,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--freeze-at", type=int, default=18)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="measured passes per side, interleaved")
-    parser.add_argument("--max-seconds", type=float, default=150,
-                        help="more passes, up to this long in all, while other processes keep taking the CPU")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=150,
+        help="more passes, up to this long in all, while other processes keep taking the CPU",
+    )
     parser.add_argument("--weights", default=default_weights(), help="weights file, 'imagenet' or 'none'")
     parser.add_argument("--data", type=Path, default=_common.SAMPLE_DATA)
-    parser.add_argument("--clock-ghz", type=float, default=None,
-                        help="clock for the peak (default: measured by clock_probe.c, else /proc/cpuinfo)")
+    parser.add_argument(
+        "--clock-ghz",
+        type=float,
+        default=None,
+        help="clock for the peak (default: measured by clock_probe.c, else /proc/cpuinfo)",
+    )
     parser.add_argument("--flops-per-cycle", type=int, default=32, help="FP32 FLOPs/cycle/core (Zen 4: 32)")
-    parser.add_argument("--matmul-size", type=int, default=2048,
-                        help="side of a float32 matmul timed as a practical ceiling (0 = skip)")
+    parser.add_argument(
+        "--matmul-size", type=int, default=2048, help="side of a float32 matmul timed as a practical ceiling (0 = skip)"
+    )
     return parser.parse_args(argv)
 
 
@@ -89,7 +99,14 @@ def conv_flops_per_image(model: Any) -> tuple[int, list[dict[str, Any]]]:
         kh, kw, c_in, c_out = (int(d) for d in layer.kernel.shape)
         _, h, w, _ = layer.output.shape
         flops = 2 * int(h) * int(w) * kh * kw * c_in * c_out
-        rows.append({"layer": layer.name, "out": f"{h}x{w}x{c_out}", "kernel": f"{kh}x{kw}x{c_in}", "gflops": round(flops / 1e9, 4)})
+        rows.append(
+            {
+                "layer": layer.name,
+                "out": f"{h}x{w}x{c_out}",
+                "kernel": f"{kh}x{kw}x{c_in}",
+                "gflops": round(flops / 1e9, 4),
+            }
+        )
         total += flops
     return total, rows
 
@@ -108,8 +125,9 @@ def probe_clock_ghz(rounds: int = 3) -> list[float]:
             note(f"clock probe did not build: {built.stderr.strip()[:200]}")
             return []
         for _ in range(rounds):
-            procs = [subprocess.Popen([str(binary)], stdout=subprocess.PIPE, text=True)
-                     for _ in range(os.cpu_count() or 1)]
+            procs = [
+                subprocess.Popen([str(binary)], stdout=subprocess.PIPE, text=True) for _ in range(os.cpu_count() or 1)
+            ]
             readings += [float(p.communicate()[0]) for p in procs]
     return readings
 
@@ -188,8 +206,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         order = ("pipeline", "bare") if i % 2 == 0 else ("bare", "pipeline")
         for side in order:
             runs[side].append(measure(pipeline if side == "pipeline" else bare))
-            note(f"pass {i + 1} {side}: {runs[side][-1]['images_per_s']:.2f} img/s "
-                 f"(cpu share {runs[side][-1]['cpu_share']:.2f})")
+            note(
+                f"pass {i + 1} {side}: {runs[side][-1]['images_per_s']:.2f} img/s "
+                f"(cpu share {runs[side][-1]['cpu_share']:.2f})"
+            )
         i += 1
 
     best = {side: max(r["images_per_s"] for r in rs) for side, rs in runs.items()}
@@ -200,8 +220,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     pair_ratios = [p["images_per_s"] / b["images_per_s"] for p, b in zip(runs["pipeline"], runs["bare"])]
     contended = not clean()
     if contended:
-        note("other processes took CPU during every pass of a side: the wall-clock figures are "
-             "unreliable, see ratio_per_cpu_second or run again on a quiet machine")
+        note(
+            "other processes took CPU during every pass of a side: the wall-clock figures are "
+            "unreliable, see ratio_per_cpu_second or run again on a quiet machine"
+        )
     flops, conv_rows = conv_flops_per_image(prefix)
     cpu = cpu_info()
     cores = os.cpu_count() or 1
@@ -281,7 +303,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             + (" (contended run)" if contended else "")
             + f"; per CPU-second {per_cpu['bare']:.2f} img = {core_fraction:.0%} of one core's peak"
             f" (DESIGN: ~{DESIGN_IMAGES_PER_S:.0f} img/s, ~97% of ~{DESIGN_PEAK_GFLOPS:.0f} GFLOP/s)"
-        ) if peak else "",
+        )
+        if peak
+        else "",
         "design_claim": {
             "images_per_s": DESIGN_IMAGES_PER_S,
             "peak_gflops": DESIGN_PEAK_GFLOPS,

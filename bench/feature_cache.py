@@ -106,8 +106,11 @@ def run_side(label: str, config: Any, data: Any) -> dict[str, Any]:
         raise RuntimeError(f"{label} run ended {result.status}: {result.reason}")
     epochs = [row["seconds"] for row in result.history]
     train_only = [s - v for s, v in zip(epochs, clock.validation_seconds)]
-    note(f"{label}: path={result.paths}, extract {result.extract_seconds:.2f} s, epochs "
-         + ", ".join(f"{s:.3f}" for s in epochs) + " s")
+    note(
+        f"{label}: path={result.paths}, extract {result.extract_seconds:.2f} s, epochs "
+        + ", ".join(f"{s:.3f}" for s in epochs)
+        + " s"
+    )
     return {
         "path": result.paths[0],
         "extract_seconds": result.extract_seconds,
@@ -162,8 +165,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     recompute_quiet = median(recompute["cpu_seconds"][1:]) / cores
     contended = recompute_share < CONTENDED_BELOW
     if contended:
-        note(f"other processes took CPU during the recompute epochs (cpu share {recompute_share:.2f}): "
-             f"speedup_quiet_estimate uses {recompute_quiet:.1f} s instead of {recompute_later:.1f} s")
+        note(
+            f"other processes took CPU during the recompute epochs (cpu share {recompute_share:.2f}): "
+            f"speedup_quiet_estimate uses {recompute_quiet:.1f} s instead of {recompute_later:.1f} s"
+        )
     return {
         "benchmark": "feature_cache",
         "date": _common.BENCH_DATE,
@@ -195,7 +200,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "notes": (
             "epoch seconds = tlcore.tf.training.train history 'seconds' (training batches + validation); "
             "cached/recompute_epoch_seconds and speedup use the median of the epochs after the first; "
-            f"speedup_including_extraction = recompute total / (extraction + cached total) over the first {common} epochs; "
+            "speedup_including_extraction = recompute total / (extraction + cached total) over the first "
+            f"{common} epochs; "
             "cpu_share = process CPU seconds / (wall seconds * cores), under 0.9 on the recompute side when other "
             "processes shared the CPU (contended); *_quiet_estimate = recompute CPU seconds / cores"
         ),

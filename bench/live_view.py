@@ -85,8 +85,11 @@ def set_epochs(page, epochs: int) -> None:
     box = page.locator(".st-key-epochs input")
     box.fill(str(epochs))
     box.press("Enter")
-    wait_for(lambda: page.get_by_text(f"Ready to train: {epochs} epoch(s)").count() >= 1, 60,
-             f"the Model page to take {epochs} epochs")
+    wait_for(
+        lambda: page.get_by_text(f"Ready to train: {epochs} epoch(s)").count() >= 1,
+        60,
+        f"the Model page to take {epochs} epochs",
+    )
 
 
 def one_run(page, store: RunStore, server_pid: int, watched: bool) -> dict:
@@ -96,8 +99,9 @@ def one_run(page, store: RunStore, server_pid: int, watched: bool) -> dict:
     before = {s.run_id for s in store.list()}
     cpu0, browser0, t0 = cpu_seconds([server_pid]), cpu_seconds(chromium_pids()), time.monotonic()
     start.click()
-    run_id = wait_for(lambda: next((s.run_id for s in store.list() if s.run_id not in before), None), 120,
-                      "the run folder")
+    run_id = wait_for(
+        lambda: next((s.run_id for s in store.list() if s.run_id not in before), None), 120, "the run folder"
+    )
     if not watched:
         nav(page, "Dataset")
     summary = wait_for(lambda: (s := store.summary(run_id)).status != "running" and s, 900, "the run to end")
@@ -149,21 +153,23 @@ def main() -> None:
     away = [r for r in results if not r["watched"]]
     pairs = [(results[i], results[i + 1]) for i in range(0, len(results) - 1, 2)]
     ratios = [(a if a["watched"] else b)["seconds"] / (b if a["watched"] else a)["seconds"] for a, b in pairs]
-    emit({
-        "benchmark": "live_view",
-        "cpu": cpu_info(),
-        "run": f"sample data, ImageNet weights file, freeze point 18, 128 px, {args.epochs} epochs",
-        "runs": results,
-        "median_seconds_watched": rounded(median(r["seconds"] for r in watched), 2),
-        "median_seconds_away": rounded(median(r["seconds"] for r in away), 2),
-        "median_train_seconds_watched": rounded(median(r["train_seconds"] for r in watched), 2),
-        "median_train_seconds_away": rounded(median(r["train_seconds"] for r in away), 2),
-        "median_server_cpu_s_watched": rounded(median(r["server_cpu_s"] for r in watched), 1),
-        "median_server_cpu_s_away": rounded(median(r["server_cpu_s"] for r in away), 1),
-        "pair_ratios": [round(r, 3) for r in ratios],
-        "median_ratio": rounded(median(ratios), 3),
-        "goal": "median_ratio <= 1.10",
-    })
+    emit(
+        {
+            "benchmark": "live_view",
+            "cpu": cpu_info(),
+            "run": f"sample data, ImageNet weights file, freeze point 18, 128 px, {args.epochs} epochs",
+            "runs": results,
+            "median_seconds_watched": rounded(median(r["seconds"] for r in watched), 2),
+            "median_seconds_away": rounded(median(r["seconds"] for r in away), 2),
+            "median_train_seconds_watched": rounded(median(r["train_seconds"] for r in watched), 2),
+            "median_train_seconds_away": rounded(median(r["train_seconds"] for r in away), 2),
+            "median_server_cpu_s_watched": rounded(median(r["server_cpu_s"] for r in watched), 1),
+            "median_server_cpu_s_away": rounded(median(r["server_cpu_s"] for r in away), 1),
+            "pair_ratios": [round(r, 3) for r in ratios],
+            "median_ratio": rounded(median(ratios), 3),
+            "goal": "median_ratio <= 1.10",
+        }
+    )
 
 
 if __name__ == "__main__":

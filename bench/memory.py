@@ -36,8 +36,12 @@ GOAL_MB = 3000
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--path", choices=("cached", "end_to_end"), default="cached",
-                        help="cached: features computed once (cache_features=True); end_to_end: frozen base every epoch")
+    parser.add_argument(
+        "--path",
+        choices=("cached", "end_to_end"),
+        default="cached",
+        help="cached: features computed once (cache_features=True); end_to_end: frozen base every epoch",
+    )
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--weights", default=default_weights(), help="weights file, 'imagenet' or 'none'")
@@ -62,12 +66,14 @@ class MemoryLog:
     def mark(self, phase: str) -> None:
         rss = _status_kib("VmRSS") / 1024
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        self.points.append({
-            "phase": phase,
-            "rss_mb": round(rss, 1),
-            "peak_so_far_mb": round(peak, 1),
-            "seconds": round(time.perf_counter() - self.started, 2),
-        })
+        self.points.append(
+            {
+                "phase": phase,
+                "rss_mb": round(rss, 1),
+                "peak_so_far_mb": round(peak, 1),
+                "seconds": round(time.perf_counter() - self.started, 2),
+            }
+        )
         note(f"{phase}: rss {rss:.0f} MB, peak so far {peak:.0f} MB")
 
 

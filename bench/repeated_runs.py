@@ -41,7 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--freeze-at", type=int, default=14, help="below 18 the runs train conv layers (optimizer state too)")
+    parser.add_argument(
+        "--freeze-at", type=int, default=14, help="below 18 the runs train conv layers (optimizer state too)"
+    )
     parser.add_argument("--mode", choices=("released", "held"), help=argparse.SUPPRESS)  # one child process
     return parser.parse_args(argv)
 
@@ -74,8 +76,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     training.build_for = watched_build_for
     info = scan(SAMPLE_DATA)
-    config = TrainConfig(weights=default_weights(), image_size=args.image_size, epochs=args.epochs,
-                         freeze_at=args.freeze_at)
+    config = TrainConfig(
+        weights=default_weights(), image_size=args.image_size, epochs=args.epochs, freeze_at=args.freeze_at
+    )
     registry = JobRegistry(max_active=1)
     gc.collect()
     before = rss_mb()
@@ -89,14 +92,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             if snap.status != "completed":
                 raise RuntimeError(f"run {index} ended {snap.status}: {snap.error or snap.reason}")
             gc.collect()
-            rows.append({
-                "run": index,
-                "rss_mb": round(rss_mb(), 1),
-                "models_alive": sum(ref() is not None for ref in models),
-                "jobs_kept": len(registry._jobs),
-                "seconds": round(time.perf_counter() - started, 1),
-                "val_accuracy": round(snap.final.get("val_accuracy", float("nan")), 3),
-            })
+            rows.append(
+                {
+                    "run": index,
+                    "rss_mb": round(rss_mb(), 1),
+                    "models_alive": sum(ref() is not None for ref in models),
+                    "jobs_kept": len(registry._jobs),
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "val_accuracy": round(snap.final.get("val_accuracy", float("nan")), 3),
+                }
+            )
             note(f"{args.mode}: run {index}: {rows[-1]}")
     return {"mode": args.mode, "rss_before_runs_mb": round(before, 1), "runs": rows}
 
@@ -110,29 +115,58 @@ def main() -> None:
     for mode in ("released", "held"):
         note(f"{mode}: {args.runs} runs in a fresh process")
         child = subprocess.run(
-            [sys.executable, __file__, "--mode", mode, "--runs", str(args.runs), "--image-size", str(args.image_size),
-             "--epochs", str(args.epochs), "--freeze-at", str(args.freeze_at)],
-            capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                __file__,
+                "--mode",
+                mode,
+                "--runs",
+                str(args.runs),
+                "--image-size",
+                str(args.image_size),
+                "--epochs",
+                str(args.epochs),
+                "--freeze-at",
+                str(args.freeze_at),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results[mode] = json.loads(child.stdout.strip().splitlines()[-1])
     released, held = results["released"]["runs"], results["held"]["runs"]
     side_by_side = [
-        {"run": r["run"], "released_rss_mb": r["rss_mb"], "held_rss_mb": h["rss_mb"],
-         "released_models_alive": r["models_alive"], "held_models_alive": h["models_alive"]}
+        {
+            "run": r["run"],
+            "released_rss_mb": r["rss_mb"],
+            "held_rss_mb": h["rss_mb"],
+            "released_models_alive": r["models_alive"],
+            "held_models_alive": h["models_alive"],
+        }
         for r, h in zip(released, held)
     ]
-    growth = {mode: round(rows[-1]["rss_mb"] - rows[0]["rss_mb"], 1) for mode, rows in (("released", released), ("held", held))}
-    emit({
-        "benchmark": "repeated_runs",
-        "date": _common.BENCH_DATE,
-        "config": {"runs": args.runs, "image_size": args.image_size, "epochs": args.epochs,
-                   "freeze_at": args.freeze_at, "weights": default_weights()},
-        "cpu": cpu_info(),
-        "side_by_side": side_by_side,
-        "rss_growth_run1_to_last_mb": growth,
-        "growth_per_extra_run_mb": {mode: round(g / max(1, args.runs - 1), 1) for mode, g in growth.items()},
-        "details": results,
-    })
+    growth = {
+        mode: round(rows[-1]["rss_mb"] - rows[0]["rss_mb"], 1)
+        for mode, rows in (("released", released), ("held", held))
+    }
+    emit(
+        {
+            "benchmark": "repeated_runs",
+            "date": _common.BENCH_DATE,
+            "config": {
+                "runs": args.runs,
+                "image_size": args.image_size,
+                "epochs": args.epochs,
+                "freeze_at": args.freeze_at,
+                "weights": default_weights(),
+            },
+            "cpu": cpu_info(),
+            "side_by_side": side_by_side,
+            "rss_growth_run1_to_last_mb": growth,
+            "growth_per_extra_run_mb": {mode: round(g / max(1, args.runs - 1), 1) for mode, g in growth.items()},
+            "details": results,
+        }
+    )
 
 
 if __name__ == "__main__":

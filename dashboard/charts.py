@@ -13,13 +13,17 @@ The Grad-CAM overlay and its colours are `tlcore.tf.gradcam`'s.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
 from tlcore.backbone_facts import VGG16_LAYERS
+
+# What every chart function returns: the chart kinds st.altair_chart accepts.
+AltairChart = alt.Chart | alt.LayerChart | alt.HConcatChart | alt.VConcatChart
 
 PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
 BAR_STEP = 36  # px per bar in horizontal bar charts
@@ -42,7 +46,7 @@ METRIC_LABELS = {
 PHASE_2_NOTE = "fine-tuning starts"
 
 
-def _projector(chart: alt.TopLevelMixin, fit_width: bool = True) -> alt.TopLevelMixin:
+def _projector(chart: Any, fit_width: bool = True) -> AltairChart:
     """The shared fonts, and a height that is the plot's own.
 
     Streamlit's default autosize ("fit") squeezes title, axes and legend into
@@ -50,11 +54,13 @@ def _projector(chart: alt.TopLevelMixin, fit_width: bool = True) -> alt.TopLevel
     the width to the column; "pad" keeps the chart's own width too.
     """
     autosize = alt.AutoSizeParams(type="fit-x" if fit_width else "pad", contains="padding")
-    return (chart.properties(autosize=autosize)
-            .configure_axis(labelFontSize=LABEL_FONT_SIZE, titleFontSize=AXIS_TITLE_FONT_SIZE)
-            .configure_legend(labelFontSize=LABEL_FONT_SIZE, titleFontSize=LABEL_FONT_SIZE, labelLimit=0)
-            .configure_title(fontSize=TITLE_FONT_SIZE)
-            .configure_range(category={"scheme": CATEGORY_SCHEME}))
+    return (
+        chart.properties(autosize=autosize)
+        .configure_axis(labelFontSize=LABEL_FONT_SIZE, titleFontSize=AXIS_TITLE_FONT_SIZE)
+        .configure_legend(labelFontSize=LABEL_FONT_SIZE, titleFontSize=LABEL_FONT_SIZE, labelLimit=0)
+        .configure_title(fontSize=TITLE_FONT_SIZE)
+        .configure_range(category={"scheme": CATEGORY_SCHEME})
+    )
 
 
 def log_ticks(values: Sequence[float]) -> list[float]:
@@ -93,8 +99,15 @@ def _plottable(metric: str, value: Any) -> bool:
     return math.isfinite(value) and (value > 0 or not metric.endswith("loss"))
 
 
-def _curves(points: list[dict], rules: list[dict], series: str, metric: str, y_title: str,
-            title: str | None, legend_direction: str) -> alt.TopLevelMixin:
+def _curves(
+    points: list[dict],
+    rules: list[dict],
+    series: str,
+    metric: str,
+    y_title: str,
+    title: str | None,
+    legend_direction: Literal["horizontal", "vertical"],
+) -> AltairChart:
     """Lines per `series` over epochs, a filled point per epoch, a hollow one for a partial epoch,
     and a dashed rule where a series' fine-tuning phase began.
 
@@ -103,10 +116,11 @@ def _curves(points: list[dict], rules: list[dict], series: str, metric: str, y_t
     """
     epochs = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
     ticks = (log_ticks([p["value"] for p in points]) if metric.endswith("loss") else None) or alt.Undefined
-    value = alt.Y("value:Q", title=y_title, scale=metric_scale(metric),
-                  axis=alt.Axis(values=ticks, format=metric_format(metric)))
+    value = alt.Y(
+        "value:Q", title=y_title, scale=metric_scale(metric), axis=alt.Axis(values=ticks, format=metric_format(metric))
+    )
     colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction=legend_direction))
-    tooltip = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
+    tooltip: list[Any] = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
     frame = pd.DataFrame(points, columns=[series, "epoch", "value", "partial"])
     base = alt.Chart(frame).encode(x=epochs, y=value, color=colour, tooltip=tooltip)
     layers = [
@@ -118,8 +132,13 @@ def _curves(points: list[dict], rules: list[dict], series: str, metric: str, y_t
     if rules:  # in the series' colour where rules belong to series (runs); grey for the one live run
         per_series = series in rules[0]
         rule = alt.Chart(pd.DataFrame(rules)).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="gray")
-        layers.append(rule.encode(x="epoch:Q", tooltip=[alt.Tooltip("note:N", title="")],
-                                  **({"color": alt.Color(f"{series}:N")} if per_series else {})))
+        layers.append(
+            rule.encode(
+                x="epoch:Q",
+                tooltip=[alt.Tooltip("note:N", title="")],
+                **({"color": alt.Color(f"{series}:N")} if per_series else {}),
+            )
+        )
     chart = alt.layer(*layers).properties(height=PLOT_HEIGHT)
     if title:
         chart = chart.properties(title=title)
@@ -134,7 +153,7 @@ def _phase_2_start(rows: Sequence[Mapping[str, Any]]) -> int | None:
     return None
 
 
-def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: str) -> alt.TopLevelMixin:
+def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: str) -> AltairChart:
     """A metric and its validation twin per epoch, for live training ("loss" or "accuracy").
 
     Points mark every epoch (a run's first epoch is visible before there is a
@@ -153,8 +172,9 @@ def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: 
     return _curves(points, rules, "series", metric, y_title, title, legend_direction="horizontal")
 
 
-def curves_chart(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "val_accuracy",
-                 title: str | None = None) -> alt.TopLevelMixin:
+def curves_chart(
+    histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "val_accuracy", title: str | None = None
+) -> AltairChart:
     """One line per run: `metric` against epoch, for overlaying several runs.
 
     Args:
@@ -167,8 +187,11 @@ def curves_chart(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: s
     """
     points, rules = [], []
     for label, rows in histories.items():
-        points += [{"run": label, "epoch": int(r["epoch"]), "value": float(r[metric]),
-                    "partial": bool(r.get("partial"))} for r in rows if _plottable(metric, r.get(metric))]
+        points += [
+            {"run": label, "epoch": int(r["epoch"]), "value": float(r[metric]), "partial": bool(r.get("partial"))}
+            for r in rows
+            if _plottable(metric, r.get(metric))
+        ]
         if start := _phase_2_start(rows):
             rules.append({"run": label, "epoch": start - 0.5, "note": PHASE_2_NOTE})
     label = METRIC_LABELS.get(metric, metric)
@@ -177,29 +200,40 @@ def curves_chart(histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: s
     return _curves(points, rules, "run", metric, y_title, title or label.capitalize(), legend_direction="vertical")
 
 
-def probabilities_chart(probabilities: Mapping[str, float], highlight: str | None = None) -> alt.TopLevelMixin:
+def probabilities_chart(probabilities: Mapping[str, float], highlight: str | None = None) -> AltairChart:
     """Horizontal bars of class probabilities on a fixed 0..1 axis, the highlighted (e.g. top) class
     in another colour; each class's percentage is written beside its name."""
-    frame = pd.DataFrame({
-        "class": list(probabilities),
-        "probability": [float(p) for p in probabilities.values()],
-        "label": [f"{name}  {float(p):.1%}" for name, p in probabilities.items()],
-        "shown": ["predicted" if name == highlight else "other" for name in probabilities],
-    })
-    chart = alt.Chart(frame).mark_bar().encode(
-        x=alt.X("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1])),
-        y=alt.Y("label:N", title=None, sort=None),  # the given order: first class on top, like a table
-        # The prediction in the palette's strong colour, the other classes in a grey that reads on either theme.
-        color=alt.Color("shown:N", scale=alt.Scale(domain=["predicted", "other"], range=[PREDICTED_COLOUR, "gray"]),
-                        legend=None),
-        tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=alt.Step(BAR_STEP))
+    frame = pd.DataFrame(
+        {
+            "class": list(probabilities),
+            "probability": [float(p) for p in probabilities.values()],
+            "label": [f"{name}  {float(p):.1%}" for name, p in probabilities.items()],
+            "shown": ["predicted" if name == highlight else "other" for name in probabilities],
+        }
+    )
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "probability:Q",
+                title="probability",
+                scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1]),
+            ),
+            y=alt.Y("label:N", title=None, sort=None),  # the given order: first class on top, like a table
+            # The prediction in the palette's strong colour, the other classes in a grey that reads on either theme.
+            color=alt.Color(
+                "shown:N", scale=alt.Scale(domain=["predicted", "other"], range=[PREDICTED_COLOUR, "gray"]), legend=None
+            ),
+            tooltip=["class:N", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=alt.Step(BAR_STEP))
+    )
     return _projector(chart)
 
 
-def confusion_matrix_chart(confusion: np.ndarray, class_names: Sequence[str],
-                           title: str | None = None) -> alt.TopLevelMixin:
+def confusion_matrix_chart(confusion: np.ndarray, class_names: Sequence[str], title: str | None = None) -> AltairChart:
     """A confusion matrix heatmap (rows: true class, columns: predicted class) with every count in its cell.
 
     Colour is each cell's share of its row, so a small class's mistakes are as
@@ -211,23 +245,35 @@ def confusion_matrix_chart(confusion: np.ndarray, class_names: Sequence[str],
         raise ValueError(f"confusion must be {n}x{n} for {n} class names. Received shape {confusion.shape}")
     row_totals = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, row_totals, out=np.zeros(confusion.shape, dtype=float), where=row_totals > 0)
-    frame = pd.DataFrame([
-        {"true class": class_names[i], "predicted class": class_names[j], "count": int(confusion[i, j]),
-         "share of row": float(share[i, j])}
-        for i in range(n) for j in range(n)
-    ])
+    frame = pd.DataFrame(
+        [
+            {
+                "true class": class_names[i],
+                "predicted class": class_names[j],
+                "count": int(confusion[i, j]),
+                "share of row": float(share[i, j]),
+            }
+            for i in range(n)
+            for j in range(n)
+        ]
+    )
     order = list(class_names)
     base = alt.Chart(frame).encode(
         x=alt.X("predicted class:N", sort=order, axis=alt.Axis(labelAngle=-45 if n > 3 else 0, orient="top")),
         y=alt.Y("true class:N", sort=order),
         tooltip=["true class:N", "predicted class:N", "count:Q", alt.Tooltip("share of row:Q", format=".0%")],
     )
-    cells = base.mark_rect().encode(color=alt.Color(
-        "share of row:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
-        legend=alt.Legend(format="%", title="share of row", orient="bottom")))
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "share of row:Q",
+            scale=alt.Scale(scheme="blues", domain=[0, 1]),
+            legend=alt.Legend(format="%", title="share of row", orient="bottom"),
+        )
+    )
     # The counts sit on the cells, not on the page: dark on light cells, light on dark ones, in either theme.
     counts = base.mark_text(fontSize=LABEL_FONT_SIZE + (4 if n <= 6 else 0), fontWeight="bold").encode(
-        text="count:Q", color=alt.condition("datum['share of row'] > 0.5", alt.value("white"), alt.value("black")))
+        text="count:Q", color=alt.condition("datum['share of row'] > 0.5", alt.value("white"), alt.value("black"))
+    )
     side = max(PLOT_HEIGHT, CELL_SIZE * n)
     chart = alt.layer(cells, counts).properties(width=side, height=side)
     if title:
@@ -235,22 +281,32 @@ def confusion_matrix_chart(confusion: np.ndarray, class_names: Sequence[str],
     return _projector(chart, fit_width=False)
 
 
-def class_counts_chart(counts: Mapping[str, Mapping[str, int]]) -> alt.TopLevelMixin:
+def class_counts_chart(counts: Mapping[str, Mapping[str, int]]) -> AltairChart:
     """Images per class, one bar per split side by side (`DatasetInfo.counts()`: {split: {class: n}})."""
-    frame = pd.DataFrame([{"class": name, "split": split, "images": int(n)}
-                          for split, per_class in counts.items() for name, n in per_class.items()])
+    frame = pd.DataFrame(
+        [
+            {"class": name, "split": split, "images": int(n)}
+            for split, per_class in counts.items()
+            for name, n in per_class.items()
+        ]
+    )
     classes = list(dict.fromkeys(frame["class"])) if not frame.empty else []
-    chart = alt.Chart(frame).mark_bar().encode(
-        x=alt.X("images:Q", title="images", axis=alt.Axis(tickMinStep=1, format="d")),
-        y=alt.Y("class:N", title="class", sort=classes),
-        yOffset=alt.YOffset("split:N", sort=list(counts)),
-        color=alt.Color("split:N", sort=list(counts), title=None, legend=alt.Legend(orient="bottom")),
-        tooltip=["class:N", "split:N", "images:Q"],
-    ).properties(height=max(PLOT_HEIGHT, BAR_STEP * len(classes) * max(len(counts), 1)))
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("images:Q", title="images", axis=alt.Axis(tickMinStep=1, format="d")),
+            y=alt.Y("class:N", title="class", sort=classes),
+            yOffset=alt.YOffset("split:N", sort=list(counts)),
+            color=alt.Color("split:N", sort=list(counts), title=None, legend=alt.Legend(orient="bottom")),
+            tooltip=["class:N", "split:N", "images:Q"],
+        )
+        .properties(height=max(PLOT_HEIGHT, BAR_STEP * len(classes) * max(len(counts), 1)))
+    )
     return _projector(chart)
 
 
-def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
+def sweep_charts(points_df: pd.DataFrame) -> tuple[AltairChart, AltairChart]:
     """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (VGG16_LAYERS - freeze point).
 
     points_df: dashboard.tables.saved_sweep_frame's frame. Pretrained points are joined by a line; the
@@ -260,36 +316,64 @@ def sweep_charts(points_df) -> tuple[alt.TopLevelMixin, alt.TopLevelMixin]:
     points_df = pd.DataFrame(points_df)
     scratch = points_df[points_df["point"] == "scratch"]
     pretrained = points_df[points_df["point"] != "scratch"]
-    x = alt.X("trainable layers:Q", title=f"trainable VGG16 layers ({VGG16_LAYERS} − freeze point)",
-              scale=alt.Scale(domain=[0, VGG16_LAYERS]), axis=alt.Axis(tickMinStep=1, format="d"))
+    x = alt.X(
+        "trainable layers:Q",
+        title=f"trainable VGG16 layers ({VGG16_LAYERS} − freeze point)",
+        scale=alt.Scale(domain=[0, VGG16_LAYERS]),
+        axis=alt.Axis(tickMinStep=1, format="d"),
+    )
     tooltip = ["point:N", alt.Tooltip("best val acc:Q", format=".1%"), alt.Tooltip("s/epoch:Q", format=".2f")]
-    accuracy = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80)).encode(
-        x=x, y=alt.Y("best val acc:Q", title="best validation accuracy", scale=metric_scale("val_accuracy"),
-                     axis=alt.Axis(format=metric_format("val_accuracy"))),
-        tooltip=tooltip)
+    accuracy = (
+        alt.Chart(pretrained)
+        .mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80))
+        .encode(
+            x=x,
+            y=alt.Y(
+                "best val acc:Q",
+                title="best validation accuracy",
+                scale=metric_scale("val_accuracy"),
+                axis=alt.Axis(format=metric_format("val_accuracy")),
+            ),
+            tooltip=tooltip,
+        )
+    )
     scratch_acc = scratch["best val acc"].dropna()
     if not scratch_acc.empty:
         rule = pd.DataFrame({"best val acc": [float(scratch_acc.iloc[0])], "label": ["from scratch"]})
         accuracy = accuracy + alt.Chart(rule).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="crimson").encode(
-            y="best val acc:Q", tooltip=["label:N", alt.Tooltip("best val acc:Q", format=".1%")])
-    speed = alt.Chart(pretrained).mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80),
-                                            color="darkorange").encode(
-        x=x, y=alt.Y("s/epoch:Q", title="seconds per epoch"), tooltip=tooltip)
-    return (_projector(accuracy.properties(title="Validation accuracy (best)", height=PLOT_HEIGHT)),
-            _projector(speed.properties(title="Time per epoch", height=PLOT_HEIGHT)))
+            y="best val acc:Q", tooltip=["label:N", alt.Tooltip("best val acc:Q", format=".1%")]
+        )
+    speed = (
+        alt.Chart(pretrained)
+        .mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80), color="darkorange")
+        .encode(x=x, y=alt.Y("s/epoch:Q", title="seconds per epoch"), tooltip=tooltip)
+    )
+    return (
+        _projector(accuracy.properties(title="Validation accuracy (best)", height=PLOT_HEIGHT)),
+        _projector(speed.properties(title="Time per epoch", height=PLOT_HEIGHT)),
+    )
 
 
-def gradcam_colorbar(width: int, colours: Sequence[str]) -> alt.TopLevelMixin:
+def gradcam_colorbar(width: int, colours: Sequence[str]) -> AltairChart:
     """The colour bar that goes with the Grad-CAM overlay: its colours (`tlcore.tf.gradcam.colorbar_colours`,
     from "low" to "high" attention) side by side, `width` px wide."""
     steps = len(colours)
-    frame = pd.DataFrame({"start": np.arange(steps) / steps, "end": np.arange(1, steps + 1) / steps,
-                          "colour": list(colours)})
-    chart = alt.Chart(frame).mark_rect().encode(
-        x=alt.X("start:Q", scale=alt.Scale(domain=[0, 1], nice=False),
+    frame = pd.DataFrame(
+        {"start": np.arange(steps) / steps, "end": np.arange(1, steps + 1) / steps, "colour": list(colours)}
+    )
+    chart = (
+        alt.Chart(frame)
+        .mark_rect()
+        .encode(
+            x=alt.X(
+                "start:Q",
+                scale=alt.Scale(domain=[0, 1], nice=False),
                 axis=alt.Axis(values=[0, 1], labelExpr="datum.value < 0.5 ? 'low' : 'high'", grid=False),
-                title="attention"),
-        x2="end:Q",
-        color=alt.Color("colour:N", scale=None),  # the hex values as they are
-    ).properties(width=width, height=18)
+                title="attention",
+            ),
+            x2="end:Q",
+            color=alt.Color("colour:N", scale=None),  # the hex values as they are
+        )
+        .properties(width=width, height=18)
+    )
     return _projector(chart, fit_width=False)

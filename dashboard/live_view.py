@@ -14,32 +14,48 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard.charts import live_curves_chart
 from tlcore.config import SETTING_NAMES, TrainConfig
 from tlcore.jobs import QUEUED, Job, Snapshot
-from dashboard.charts import live_curves_chart
 
 REFRESH_S = 1.0  # how often a running job is redrawn
-STAGE_LABELS = {"decode": "Decoding images", "extract": "Computing frozen features (once)",
-                "extract-2": "Computing frozen features for phase 2 (once)"}
-STATUS_TEXT = {"running": ":green[running]", "completed": ":blue[completed]", "stopped": ":orange[stopped]",
-               "failed": ":red[failed]"}
+STAGE_LABELS = {
+    "decode": "Decoding images",
+    "extract": "Computing frozen features (once)",
+    "extract-2": "Computing frozen features for phase 2 (once)",
+}
+STATUS_TEXT = {
+    "running": ":green[running]",
+    "completed": ":blue[completed]",
+    "stopped": ":orange[stopped]",
+    "failed": ":red[failed]",
+}
 CURVES = (("loss", "Loss"), ("accuracy", "Accuracy"))
 _SPECS = "live_curve_specs"  # session key: {(job id, metric): (epochs drawn, spec)}
 
 
 def describe_setup(config: TrainConfig, n_train: int, n_val: int, path: str) -> str:
     """One line of what a run trains: images, size, freeze point, weights, epochs and path."""
-    phase_two = f", then {config.fine_tune.epochs} at freeze point {config.fine_tune.freeze_at}" \
-        if config.fine_tune else ""
-    return (f"**{n_train} training / {n_val} validation images** at {config.image_size} px · "
-            f"freeze point **{config.freeze_at}** · weights **{config.weights_label}** · "
-            f"{config.epochs} epoch(s){phase_two} · path: **{path.replace('_', ' ')}**")
+    phase_two = (
+        f", then {config.fine_tune.epochs} at freeze point {config.fine_tune.freeze_at}" if config.fine_tune else ""
+    )
+    return (
+        f"**{n_train} training / {n_val} validation images** at {config.image_size} px · "
+        f"freeze point **{config.freeze_at}** · weights **{config.weights_label}** · "
+        f"{config.epochs} epoch(s){phase_two} · path: **{path.replace('_', ' ')}**"
+    )
 
 
 def setting_changes(job: Job, current: TrainConfig, dataset_root: str) -> list[str]:
     """How the session's current settings differ from the job's own, in words; [] when they agree."""
-    changes = [f"{SETTING_NAMES.get(key, key)}: {mine} (this run: {theirs})"
-               for key, theirs, mine in job.config.differences(current)] if job.config is not None else []
+    changes = (
+        [
+            f"{SETTING_NAMES.get(key, key)}: {mine} (this run: {theirs})"
+            for key, theirs, mine in job.config.differences(current)
+        ]
+        if job.config is not None
+        else []
+    )
     if job.dataset_root and dataset_root != job.dataset_root:
         changes.insert(0, f"dataset: {dataset_root} (this run: {job.dataset_root})")
     return changes
@@ -94,8 +110,10 @@ def draw(job: Job, snap: Snapshot) -> None:
             column.vega_lite_chart(_curve_spec(job.id, snap.history, metric, title), width="stretch")
         if any(r["phase"] > 1 for r in snap.history):
             boundary = next(r["epoch"] for r in snap.history if r["phase"] > 1)
-            st.caption(f"Dashed line: fine-tuning (phase 2, lower learning rate, deeper unfreezing) "
-                       f"starts at epoch {boundary}.")
+            st.caption(
+                f"Dashed line: fine-tuning (phase 2, lower learning rate, deeper unfreezing) "
+                f"starts at epoch {boundary}."
+            )
     if snap.error:
         st.error(f"The run failed: {snap.error}")
     elif snap.reason and snap.status != "running":

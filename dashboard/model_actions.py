@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.state import (DEFAULT_CONFIG, K, apply_config, augment_from_state, balance_classes_toggle, current_config,
-                             head_from_state, weights_value)
+from dashboard.state import (
+    DEFAULT_CONFIG,
+    K,
+    apply_config,
+    augment_from_state,
+    balance_classes_toggle,
+    current_config,
+    head_from_state,
+    weights_value,
+)
 from tlcore.advisor import Advice, apply_advice, train_down_to
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.presets import PRESETS
@@ -21,13 +29,21 @@ PRESET_APPLIED = "preset_applied"
 def preset_panel() -> None:
     """One short button per seed article (full title as tooltip); the applied one's notes folded away."""
     for column, preset in zip(st.columns(len(PRESETS)), PRESETS.values()):
-        column.button(preset.label, key=f"preset_{preset.name}", help=preset.title, on_click=_apply_preset,
-                      args=(preset.name,), width="stretch")
-    if preset := PRESETS.get(st.session_state.get(PRESET_APPLIED)):
-        st.info(f"**Applied: {preset.title}.** Everything can still be changed.")
+        column.button(
+            preset.label,
+            key=f"preset_{preset.name}",
+            help=preset.title,
+            on_click=_apply_preset,
+            args=(preset.name,),
+            width="stretch",
+        )
+    if applied := PRESETS.get(str(st.session_state.get(PRESET_APPLIED))):
+        st.info(f"**Applied: {applied.title}.** Everything can still be changed.")
         with st.expander("What differs from the article, and why"):
-            st.markdown("\n".join(f"- {note}" for note in preset.notes)
-                        + "\n\nAt 224 px a CPU is slow: see Train's time estimate.")
+            st.markdown(
+                "\n".join(f"- {note}" for note in applied.notes)
+                + "\n\nAt 224 px a CPU is slow: see Train's time estimate."
+            )
 
 
 def _apply_preset(name: str) -> None:
@@ -41,8 +57,9 @@ def _recipe_base() -> TrainConfig:
         return current_config()
     except ValueError:
         s = st.session_state
-        return DEFAULT_CONFIG.replace(weights=weights_value(), learning_rate=float(s[K.learning_rate]),
-                                      augment=augment_from_state(s))
+        return DEFAULT_CONFIG.replace(
+            weights=weights_value(), learning_rate=float(s[K.learning_rate]), augment=augment_from_state(s)
+        )
 
 
 def train_down_to_clicked(freeze_at: int) -> None:
@@ -67,11 +84,18 @@ def head_or_problem(num_classes: int) -> tuple[HeadConfig, str | None]:
 
 
 def fit_options_panel() -> None:
-    """Class weights, early stopping and reduce-on-plateau: TrainConfig fields, set through dashboard.state's mapping."""
+    """Class weights, early stopping and reduce-on-plateau: TrainConfig fields, set through the state's mapping."""
     balance_classes_toggle()
-    st.toggle("Early stopping", key=K.early_stopping, help="End a phase when val_loss has not improved for "
-              "the epochs below, and keep the weights of its best epoch.")
+    st.toggle(
+        "Early stopping",
+        key=K.early_stopping,
+        help="End a phase when val_loss has not improved for the epochs below, and keep the weights of its best epoch.",
+    )
     if st.session_state[K.early_stopping]:
         st.number_input("Epochs without improvement", 1, 100, step=1, key=K.patience)
-    st.toggle("Reduce learning rate on plateau", key=K.reduce_lr, help="Halve the learning rate after 2 epochs "
-              "without a val_loss improvement (down to a hundredth of the phase's rate).")
+    st.toggle(
+        "Reduce learning rate on plateau",
+        key=K.reduce_lr,
+        help="Halve the learning rate after 2 epochs "
+        "without a val_loss improvement (down to a hundredth of the phase's rate).",
+    )

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.state import (K, IMAGE_SIZES, SOURCE_FOLDER, SOURCE_SAMPLE, SOURCE_ZIP, WEIGHTS_FILE, WEIGHTS_IMAGENET,
-                             WEIGHTS_SCRATCH, weights_ready)
+from dashboard.state import (
+    IMAGE_SIZES,
+    SOURCE_FOLDER,
+    SOURCE_SAMPLE,
+    SOURCE_ZIP,
+    WEIGHTS_FILE,
+    WEIGHTS_IMAGENET,
+    WEIGHTS_SCRATCH,
+    K,
+    weights_ready,
+)
 from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import WeightsError, get_backbone
 from tlcore.paths import DataRootError, data_root
@@ -24,16 +33,25 @@ def sidebar() -> None:
                 st.caption(f"Paths are inside the server's data folder, **{fence}/**; one sub-folder per class.")
         elif st.session_state[K.source] == SOURCE_ZIP:
             _zip_upload()
-        st.select_slider("Image size (px)", IMAGE_SIZES, key=K.image_size,
-                         help="Images are resized to this square size. Smaller is much faster on a CPU.")
+        st.select_slider(
+            "Image size (px)",
+            IMAGE_SIZES,
+            key=K.image_size,
+            help="Images are resized to this square size. Smaller is much faster on a CPU.",
+        )
         st.header("Weights")
-        st.radio("Start from", [WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH], key=K.weights_choice,
-                 help="ImageNet weights are what makes this *transfer* learning. Random weights start "
-                      "every layer at random, for comparison: frozen random layers carry no knowledge, so "
-                      "train every layer (freeze point 0) to train from scratch.")
+        st.radio(
+            "Start from",
+            [WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH],
+            key=K.weights_choice,
+            help="ImageNet weights are what makes this *transfer* learning. Random weights start "
+            "every layer at random, for comparison: frozen random layers carry no knowledge, so "
+            "train every layer (freeze point 0) to train from scratch.",
+        )
         if st.session_state[K.weights_choice] == WEIGHTS_FILE:
-            st.text_input("Weights file", key=K.weights_path,
-                          placeholder="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5")
+            st.text_input(
+                "Weights file", key=K.weights_path, placeholder="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            )
             if fence:
                 st.caption(f"A weights file inside **{fence}/**, or the server's default.")
         _weights_status()
@@ -52,8 +70,10 @@ def _weights_status() -> None:
     choice = st.session_state[K.weights_choice]
     ok, message = weights_ready()
     if choice == WEIGHTS_SCRATCH:
-        st.warning("No transfer: random weights. Frozen layers compute random features; train every layer "
-                   "(freeze point 0) to train from scratch.")
+        st.warning(
+            "No transfer: random weights. Frozen layers compute random features; train every layer "
+            "(freeze point 0) to train from scratch."
+        )
     elif ok:
         st.success(message)
     elif choice == WEIGHTS_IMAGENET:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Protocol
 
 import streamlit as st
 
@@ -37,6 +37,12 @@ WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH = "ImageNet", "Weights file", "R
 # loaded, and its status would tell whether it exists), but a file that cannot exist, so every
 # page's weights check fails and asks for other weights.
 REFUSED_WEIGHTS = "/(refused: outside the data folder)"
+
+
+class StateView(Protocol):
+    """What the mapping reads: st.session_state, or any mapping of the same keys (tests, presets)."""
+
+    def __getitem__(self, key: str) -> Any: ...
 
 
 class K:
@@ -84,12 +90,19 @@ class K:
 DEFAULT_CONFIG = TrainConfig()
 # The widgets of each TrainConfig field: what apply_config writes when only some fields change.
 FIELD_KEYS: dict[str, tuple[str, ...]] = {
-    "weights": (K.weights_choice, K.weights_path), "image_size": (K.image_size,), "batch_size": (K.batch_size,),
-    "epochs": (K.epochs,), "optimizer": (K.optimizer,), "learning_rate": (K.learning_rate,),
-    "freeze_at": (K.freeze_at,), "head": (K.pooling, K.dense, K.dropout, K.output),
+    "weights": (K.weights_choice, K.weights_path),
+    "image_size": (K.image_size,),
+    "batch_size": (K.batch_size,),
+    "epochs": (K.epochs,),
+    "optimizer": (K.optimizer,),
+    "learning_rate": (K.learning_rate,),
+    "freeze_at": (K.freeze_at,),
+    "head": (K.pooling, K.dense, K.dropout, K.output),
     "augment": (K.augment, K.flip, K.rotation, K.zoom, K.translation, K.contrast),
-    "fine_tune": (K.fine_tune, K.ft_freeze_at, K.ft_epochs, K.ft_lr), "seed": (K.seed,),
-    "balance_classes": (K.balance_classes,), "early_stopping_patience": (K.early_stopping, K.patience),
+    "fine_tune": (K.fine_tune, K.ft_freeze_at, K.ft_epochs, K.ft_lr),
+    "seed": (K.seed,),
+    "balance_classes": (K.balance_classes,),
+    "early_stopping_patience": (K.early_stopping, K.patience),
     "reduce_lr_on_plateau": (K.reduce_lr,),
 }
 # The patience shown behind the early-stopping toggle while it is off.
@@ -110,17 +123,30 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
     fine_tune = config.fine_tune or FineTuneConfig()
     state = {
         K.image_size: min(image_sizes, key=lambda size: abs(size - config.image_size)),
-        K.freeze_at: config.freeze_at, K.pooling: config.head.pooling,
-        K.dense: ",".join(str(units) for units in config.head.dense), K.dropout: float(config.head.dropout),
-        K.output: config.head.output, K.optimizer: config.optimizer, K.learning_rate: float(config.learning_rate),
-        K.epochs: config.epochs, K.batch_size: config.batch_size,
-        K.augment: bool(config.augment.enabled), K.flip: bool(config.augment.flip),
-        K.rotation: float(config.augment.rotation), K.zoom: float(config.augment.zoom),
-        K.translation: float(config.augment.translation), K.contrast: float(config.augment.contrast),
-        K.fine_tune: config.fine_tune is not None, K.ft_freeze_at: fine_tune.freeze_at,
-        K.ft_epochs: fine_tune.epochs, K.ft_lr: float(fine_tune.learning_rate), K.seed: config.seed,
-        K.balance_classes: config.balance_classes, K.early_stopping: config.early_stopping_patience is not None,
-        K.patience: config.early_stopping_patience or DEFAULT_PATIENCE, K.reduce_lr: config.reduce_lr_on_plateau,
+        K.freeze_at: config.freeze_at,
+        K.pooling: config.head.pooling,
+        K.dense: ",".join(str(units) for units in config.head.dense),
+        K.dropout: float(config.head.dropout),
+        K.output: config.head.output,
+        K.optimizer: config.optimizer,
+        K.learning_rate: float(config.learning_rate),
+        K.epochs: config.epochs,
+        K.batch_size: config.batch_size,
+        K.augment: bool(config.augment.enabled),
+        K.flip: bool(config.augment.flip),
+        K.rotation: float(config.augment.rotation),
+        K.zoom: float(config.augment.zoom),
+        K.translation: float(config.augment.translation),
+        K.contrast: float(config.augment.contrast),
+        K.fine_tune: config.fine_tune is not None,
+        K.ft_freeze_at: fine_tune.freeze_at,
+        K.ft_epochs: fine_tune.epochs,
+        K.ft_lr: float(fine_tune.learning_rate),
+        K.seed: config.seed,
+        K.balance_classes: config.balance_classes,
+        K.early_stopping: config.early_stopping_patience is not None,
+        K.patience: config.early_stopping_patience or DEFAULT_PATIENCE,
+        K.reduce_lr: config.reduce_lr_on_plateau,
     }
     if config.weights == NO_WEIGHTS:
         state[K.weights_choice] = WEIGHTS_SCRATCH
@@ -131,29 +157,46 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
     return state
 
 
-def head_from_state(state: Mapping[str, Any]) -> HeadConfig:
+def head_from_state(state: StateView) -> HeadConfig:
     """The head the widgets describe (raises ValueError for bad dense text)."""
-    return HeadConfig(pooling=state[K.pooling], dense=parse_dense(state[K.dense]), dropout=float(state[K.dropout]),
-                      output=state[K.output])
+    return HeadConfig(
+        pooling=state[K.pooling],
+        dense=parse_dense(state[K.dense]),
+        dropout=float(state[K.dropout]),
+        output=state[K.output],
+    )
 
 
-def augment_from_state(state: Mapping[str, Any]) -> AugmentConfig:
+def augment_from_state(state: StateView) -> AugmentConfig:
     """The augmentation the widgets describe."""
-    return AugmentConfig(enabled=bool(state[K.augment]), flip=bool(state[K.flip]), rotation=float(state[K.rotation]),
-                         zoom=float(state[K.zoom]), translation=float(state[K.translation]),
-                         contrast=float(state[K.contrast]))
+    return AugmentConfig(
+        enabled=bool(state[K.augment]),
+        flip=bool(state[K.flip]),
+        rotation=float(state[K.rotation]),
+        zoom=float(state[K.zoom]),
+        translation=float(state[K.translation]),
+        contrast=float(state[K.contrast]),
+    )
 
 
-def state_to_config(state: Mapping[str, Any]) -> TrainConfig:
+def state_to_config(state: StateView) -> TrainConfig:
     """The TrainConfig the widget state describes: the widgets -> config half (ValueError for bad values)."""
     fine_tune = None
     if state[K.fine_tune]:
         fine_tune = FineTuneConfig(int(state[K.ft_freeze_at]), int(state[K.ft_epochs]), float(state[K.ft_lr]))
     return TrainConfig(
-        weights=_weights_from(state), image_size=int(state[K.image_size]), batch_size=int(state[K.batch_size]),
-        epochs=int(state[K.epochs]), optimizer=state[K.optimizer], learning_rate=float(state[K.learning_rate]),
-        freeze_at=int(state[K.freeze_at]), head=head_from_state(state), augment=augment_from_state(state),
-        fine_tune=fine_tune, seed=int(state[K.seed]), balance_classes=bool(state[K.balance_classes]),
+        weights=_weights_from(state),
+        image_size=int(state[K.image_size]),
+        batch_size=int(state[K.batch_size]),
+        epochs=int(state[K.epochs]),
+        optimizer=state[K.optimizer],
+        learning_rate=float(state[K.learning_rate]),
+        freeze_at=int(state[K.freeze_at]),
+        head=head_from_state(state),
+        augment=augment_from_state(state),
+        fine_tune=fine_tune,
+        seed=int(state[K.seed]),
+        balance_classes=bool(state[K.balance_classes]),
         early_stopping_patience=int(state[K.patience]) if state[K.early_stopping] else None,
         reduce_lr_on_plateau=bool(state[K.reduce_lr]),
     )
@@ -256,7 +299,7 @@ def require_dataset() -> DatasetInfo:
 # --- weights and config ---------------------------------------------------------------------
 
 
-def _weights_file(state: Mapping[str, Any]) -> tuple[str, str | None]:
+def _weights_file(state: StateView) -> tuple[str, str | None]:
     """The typed weights file (inside the data root, when one is set), or REFUSED_WEIGHTS and why."""
     try:
         return typed_weights_path(state[K.weights_path], os.environ.get(WEIGHTS_ENV, "")) or NO_WEIGHTS, None
@@ -264,7 +307,7 @@ def _weights_file(state: Mapping[str, Any]) -> tuple[str, str | None]:
         return REFUSED_WEIGHTS, str(err)
 
 
-def _weights_from(state: Mapping[str, Any]) -> str:
+def _weights_from(state: StateView) -> str:
     choice = state[K.weights_choice]
     if choice == WEIGHTS_SCRATCH:
         return NO_WEIGHTS
@@ -297,8 +340,12 @@ def parse_dense(text: str) -> tuple[int, ...]:
 
 def balance_classes_toggle() -> None:
     """The "balance classes" control, shared by the Model page and the Dataset page's imbalance warning."""
-    st.toggle("Balance classes", key=K.balance_classes, help="Weight each class inversely to its number of "
-              "training images, so the smaller class counts as much in the loss (Keras' class_weight).")
+    st.toggle(
+        "Balance classes",
+        key=K.balance_classes,
+        help="Weight each class inversely to its number of "
+        "training images, so the smaller class counts as much in the loss (Keras' class_weight).",
+    )
 
 
 def current_config() -> TrainConfig:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import streamlit as st
 
-from dashboard.state import K, current_config, current_dataset, weights_ready
-from tlcore.backbone_facts import VGG16_LAYERS
-from tlcore.data import TRAIN, VALIDATION
-from tlcore.estimate import describe_sweep, machine_gflops
-from tlcore.jobs import JOBS, JobBusy, start_sweep
 from dashboard.charts import curves_chart, sweep_charts
+from dashboard.state import K, current_config, current_dataset, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
+from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.data import TRAIN, VALIDATION, DatasetInfo
+from tlcore.estimate import describe_sweep, machine_gflops
+from tlcore.jobs import JOBS, Job, JobBusy, start_sweep
+from tlcore.runs import RunSummary
 from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, point_label
 
 PERCENT = st.column_config.NumberColumn(format="percent")
@@ -19,48 +22,72 @@ PERCENT = st.column_config.NumberColumn(format="percent")
 def _start_sweep() -> None:
     s = st.session_state
     try:
-        job = start_sweep(s[K.owner], current_config().replace(epochs=int(s["sweep_epochs"])), current_dataset(),
-                          s["sweep_points"], scratch=bool(s["sweep_scratch"]))
+        job = start_sweep(
+            s[K.owner],
+            current_config().replace(epochs=int(s["sweep_epochs"])),
+            current_dataset(),
+            s["sweep_points"],
+            scratch=bool(s["sweep_scratch"]),
+        )
         s["sweep_job_id"] = job.id
     except (JobBusy, ValueError) as err:
         s["sweep_notice"] = str(err)
 
 
-def _estimate_caption(info) -> str:
+def _estimate_caption(info: DatasetInfo) -> str:
     """The sweep's estimated time before it starts, or why there is none yet."""
     s = st.session_state
     try:
-        return "Estimated time: " + describe_sweep(current_config().replace(epochs=int(s["sweep_epochs"])),
-                                                   s["sweep_points"], bool(s["sweep_scratch"]), info.num_images(TRAIN),
-                                                   info.num_images(VALIDATION), machine_gflops()) + "."
+        return (
+            "Estimated time: "
+            + describe_sweep(
+                current_config().replace(epochs=int(s["sweep_epochs"])),
+                s["sweep_points"],
+                bool(s["sweep_scratch"]),
+                info.num_images(TRAIN),
+                info.num_images(VALIDATION),
+                machine_gflops(),
+            )
+            + "."
+        )
     except ValueError as err:
         return f"No estimate yet: {err}"
 
 
-def sweep_section(summaries) -> None:
+def sweep_section(summaries: Sequence[RunSummary]) -> None:
     st.subheader("Sweep: how much of VGG16 should stay frozen?")
-    st.caption(f"The same head at several freeze points, plus the same model from random weights, at the sidebar's "
-               f"{st.session_state[K.image_size]} px (a sweep's default: {DEFAULT_IMAGE_SIZE} px). One run per point.")
+    st.caption(
+        f"The same head at several freeze points, plus the same model from random weights, at the sidebar's "
+        f"{st.session_state[K.image_size]} px (a sweep's default: {DEFAULT_IMAGE_SIZE} px). One run per point."
+    )
     for key, default in (("sweep_points", list(DEFAULT_POINTS)), ("sweep_epochs", 5), ("sweep_scratch", True)):
         st.session_state[key] = st.session_state.get(key, default)  # kept while other pages run
     left, middle, right = st.columns([3, 1, 1])
     left.multiselect("Freeze points", list(range(VGG16_LAYERS, -1, -1)), key="sweep_points", format_func=point_label)
     middle.number_input("Epochs per point", 1, 100, key="sweep_epochs")
-    right.checkbox("Include from scratch", key="sweep_scratch",
-                   help="From scratch: random weights, every layer trains (freeze 0): the no-transfer baseline.")
+    right.checkbox(
+        "Include from scratch",
+        key="sweep_scratch",
+        help="From scratch: random weights, every layer trains (freeze 0): the no-transfer baseline.",
+    )
     info, (weights_ok, message) = current_dataset(), weights_ready()
     running = (job := JOBS.get(st.session_state.get("sweep_job_id"))) is not None and job.running
     left, right = st.columns(2)
-    left.button("Start sweep", key="start_sweep", type="primary", on_click=_start_sweep,
-                disabled=running or not weights_ok or info is None or isinstance(info, Exception))
-    right.button("Stop sweep", key="stop_sweep", on_click=lambda: job and job.stop(), disabled=not running)
+    left.button(
+        "Start sweep",
+        key="start_sweep",
+        type="primary",
+        on_click=_start_sweep,
+        disabled=running or not weights_ok or info is None or isinstance(info, Exception),
+    )
+    right.button("Stop sweep", key="stop_sweep", on_click=job.stop if job else None, disabled=not running)
     if notice := st.session_state.pop("sweep_notice", None):
         st.warning(notice)
     if not running and info is not None and not isinstance(info, Exception):
         st.caption(_estimate_caption(info))
     if not weights_ok:
         st.caption(f"{message} Choose weights in the sidebar to start a sweep.")
-    if running:
+    if running and job is not None:
         sweep_progress(job)
     elif job is not None and job.snapshot().error:
         st.error(f"The sweep failed: {job.snapshot().error}")
@@ -68,19 +95,31 @@ def sweep_section(summaries) -> None:
         table = saved_sweep_frame(summaries, st.selectbox("Saved sweep", ids, key="sweep_pick"))
         for column, chart in zip(st.columns(2), sweep_charts(table)):
             column.altair_chart(chart, width="stretch", theme="streamlit")
-        st.caption("Notice: freezing more layers makes each epoch much cheaper; with few images the pretrained "
-                   "features (few trainable layers) tend to beat training more of the network, and every "
-                   "pretrained point should beat the dashed from-scratch line.")
-        st.dataframe(table, hide_index=True, column_config={"best val acc": PERCENT, "final val acc": PERCENT,
-                                                            "s/epoch": st.column_config.NumberColumn(format="%.2f")})
+        st.caption(
+            "Notice: freezing more layers makes each epoch much cheaper; with few images the pretrained "
+            "features (few trainable layers) tend to beat training more of the network, and every "
+            "pretrained point should beat the dashed from-scratch line."
+        )
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "best val acc": PERCENT,
+                "final val acc": PERCENT,
+                "s/epoch": st.column_config.NumberColumn(format="%.2f"),
+            },
+        )
         curves = {s.tags["point"]: s.history.as_rows() for s in summaries if s.run_id in set(table["run"])}
-        for column, metric, title in zip(st.columns(2), ("val_accuracy", "val_loss"),
-                                         ("Validation accuracy of every point", "Validation loss of every point")):
+        for column, metric, title in zip(
+            st.columns(2),
+            ("val_accuracy", "val_loss"),
+            ("Validation accuracy of every point", "Validation loss of every point"),
+        ):
             column.altair_chart(curves_chart(curves, metric, title), width="stretch", theme="streamlit")
 
 
 @st.fragment(run_every=1.0)
-def sweep_progress(job) -> None:
+def sweep_progress(job: Job) -> None:
     snap = job.snapshot()
     current, total = snap.extra.get("current"), max(snap.extra.get("total_points", 1), 1)
     if current:

@@ -5,9 +5,10 @@ View code over the engine's records (tlcore.runs, tlcore.sweep, tlcore.architect
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,6 @@ from tlcore.config import TrainConfig, flatten_config
 from tlcore.records import COMPLETED, FAILED, INTERRUPTED, RUNNING, STOPPED, RunRecord
 from tlcore.runs import RunSummary
 from tlcore.sweep import SCRATCH, point_label
-
 
 # --- runs: labels for pickers and legends, the runs table, what differs -----------------
 
@@ -30,6 +30,8 @@ def local_time(created: str | None) -> str:
 
     A missing timestamp reads "?"; one that does not parse is returned as it is.
     """
+    if created is None:
+        return "?"
     try:
         return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
     except (TypeError, ValueError):
@@ -68,8 +70,9 @@ def describe_run(run: RunSummary | RunRecord) -> str:
     acc = record.history.final_val_accuracy
     accuracy = "—" if acc is None else f"{acc:.0%}"
     setup = [setup_text(record.config)] if record.config else []
-    return " · ".join([local_time(record.created), (record.run_id or "?")[-6:], *setup, f"val acc {accuracy}",
-                       record.status])
+    return " · ".join(
+        [local_time(record.created), (record.run_id or "?")[-6:], *setup, f"val acc {accuracy}", record.status]
+    )
 
 
 def curve_label(summary: RunSummary) -> str:
@@ -86,17 +89,41 @@ def runs_dataframe(summaries: Sequence[RunSummary]) -> pd.DataFrame:
     rows = []
     for s in summaries:
         c = s.config
-        rows.append({
-            "date": local_time(s.created), "status": f"{STATUS_ICONS.get(s.status, '')} {s.status}",
-            "freeze": freeze_text(c), "weights": weights_text(c.weights) if c else "?",
-            "px": c.image_size if c else None, "epochs": f"{s.epochs_done}/{c.total_epochs() if c else '?'}",
-            "val acc": s.val_accuracy, "best val acc": s.best_val_accuracy, "time (s)": s.seconds,
-            "MB": s.disk_bytes / 1e6, "tags": ", ".join(f"{k}={v}" for k, v in s.tags.items()),
-            "note": s.record.reason, "run": s.run_id,  # last: a reference, not a headline
-        })
-    table = pd.DataFrame(rows, columns=[
-        "date", "status", "freeze", "weights", "px", "epochs", "val acc", "best val acc", "time (s)", "MB",
-        "tags", "note", "run"])
+        rows.append(
+            {
+                "date": local_time(s.created),
+                "status": f"{STATUS_ICONS.get(s.status, '')} {s.status}",
+                "freeze": freeze_text(c),
+                "weights": weights_text(c.weights) if c else "?",
+                "px": c.image_size if c else None,
+                "epochs": f"{s.epochs_done}/{c.total_epochs() if c else '?'}",
+                "val acc": s.val_accuracy,
+                "best val acc": s.best_val_accuracy,
+                "time (s)": s.seconds,
+                "MB": s.disk_bytes / 1e6,
+                "tags": ", ".join(f"{k}={v}" for k, v in s.tags.items()),
+                "note": s.record.reason,
+                "run": s.run_id,  # last: a reference, not a headline
+            }
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "date",
+            "status",
+            "freeze",
+            "weights",
+            "px",
+            "epochs",
+            "val acc",
+            "best val acc",
+            "time (s)",
+            "MB",
+            "tags",
+            "note",
+            "run",
+        ],
+    )
     return table.drop(columns=[c for c in ("tags", "note") if not table[c].any()])  # empty columns only take room
 
 
@@ -107,13 +134,16 @@ def config_differences(records: Sequence[RunRecord]) -> pd.DataFrame:
         One row per dotted setting name (sorted), one column per run id, every
         cell a string ("—" where a run lacks the setting). Empty when all agree.
     """
-    configs = {r.run_id: flatten_config({**_settings(r), "dataset": r.dataset.root if r.dataset else None})
-               for r in records}
+    configs = {
+        r.run_id: flatten_config({**_settings(r), "dataset": r.dataset.root if r.dataset else None}) for r in records
+    }
     fields = sorted({f for c in configs.values() for f in c})
     differ = [f for f in fields if len({repr(c.get(f)) for c in configs.values()}) > 1]
     # Strings throughout: one column may hold numbers, lists and None.
-    return pd.DataFrame({rid: [str(c.get(f, "—")) for f in differ] for rid, c in configs.items()},
-                        index=pd.Index(differ, name="setting"))
+    return pd.DataFrame(
+        {rid: [str(c.get(f, "—")) for f in differ] for rid, c in configs.items()},
+        index=pd.Index(differ, name="setting"),
+    )
 
 
 def _settings(record: RunRecord) -> dict[str, Any]:
@@ -145,21 +175,34 @@ def saved_sweep_frame(summaries: Sequence[RunSummary], sweep_id: str) -> pd.Data
             continue
         history, config = s.history, s.config
         freeze_at = config.freeze_at if config else 0
-        rows.append({
-            "point": s.tags.get("point", point_label(freeze_at)),
-            "freeze_at": freeze_at,
-            "trainable layers": VGG16_LAYERS - freeze_at,
-            "weights": config.weights if config else "",
-            "best val acc": history.best_val_accuracy,
-            "final val acc": history.final_val_accuracy,
-            "s/epoch": history.mean_epoch_seconds,
-            "epochs": len(history),
-            "path": ", ".join(dict.fromkeys(r.path for r in history if r.path)),
-            "status": s.status,
-            "run": s.run_id,
-        })
-    columns = ["point", "freeze_at", "trainable layers", "weights", "best val acc", "final val acc", "s/epoch",
-               "epochs", "path", "status", "run"]
+        rows.append(
+            {
+                "point": s.tags.get("point", point_label(freeze_at)),
+                "freeze_at": freeze_at,
+                "trainable layers": VGG16_LAYERS - freeze_at,
+                "weights": config.weights if config else "",
+                "best val acc": history.best_val_accuracy,
+                "final val acc": history.final_val_accuracy,
+                "s/epoch": history.mean_epoch_seconds,
+                "epochs": len(history),
+                "path": ", ".join(dict.fromkeys(r.path for r in history if r.path)),
+                "status": s.status,
+                "run": s.run_id,
+            }
+        )
+    columns = [
+        "point",
+        "freeze_at",
+        "trainable layers",
+        "weights",
+        "best val acc",
+        "final val acc",
+        "s/epoch",
+        "epochs",
+        "path",
+        "status",
+        "run",
+    ]
     table = pd.DataFrame(rows, columns=columns)
     order = table["point"].eq(SCRATCH).astype(int) * 100 - table["freeze_at"]
     return table.loc[order.sort_values(kind="stable").index].reset_index(drop=True)
@@ -167,8 +210,14 @@ def saved_sweep_frame(summaries: Sequence[RunSummary], sweep_id: str) -> pd.Data
 
 def sweep_points_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """A live sweep's finished points (SweepPoint.to_dict()s, as in a sweep job's snapshot extra) as a table."""
-    columns = {"label": "point", "freeze_at": "freeze_at", "best_val_accuracy": "best val acc",
-               "final_val_accuracy": "final val acc", "epoch_seconds": "s/epoch", "status": "status"}
+    columns = {
+        "label": "point",
+        "freeze_at": "freeze_at",
+        "best_val_accuracy": "best val acc",
+        "final_val_accuracy": "final val acc",
+        "epoch_seconds": "s/epoch",
+        "status": "status",
+    }
     rows = [{name: p.get(key) for key, name in columns.items()} for p in points]
     return pd.DataFrame(rows, columns=list(columns.values()))
 
@@ -194,15 +243,17 @@ def freeze_display(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
     index = table["freeze_index"]
     state = np.where(table["part"] == "head", NEW, np.where(table["part"] == "input", INPUT, TRAINABLE))
     state = np.where(index.notna() & (index.fillna(0) <= freeze_at), FROZEN, state)
-    return pd.DataFrame({
-        "#": index,
-        "layer": table["name"],
-        "type": table["type"],
-        "output shape": table["output_shape"],
-        "params": table["params"],
-        "block": table["block"],
-        "state": state,
-    })
+    return pd.DataFrame(
+        {
+            "#": index,
+            "layer": table["name"],
+            "type": table["type"],
+            "output shape": table["output_shape"],
+            "params": table["params"],
+            "block": table["block"],
+            "state": state,
+        }
+    )
 
 
 def freeze_summary(table: pd.DataFrame, freeze_at: int) -> str:
@@ -213,5 +264,7 @@ def freeze_summary(table: pd.DataFrame, freeze_at: int) -> str:
         return f"Nothing is frozen: all {len(names)} VGG16 layers and the head learn."
     if freeze_at >= len(names):
         return f"All {len(names)} VGG16 layers are frozen ({names[0]} … {names[-1]}): only the head learns."
-    return (f"Frozen: {names[0]} … {names[freeze_at - 1]} ({freeze_at} layers). "
-            f"Learning: {names[freeze_at]} … {names[-1]} ({len(names) - freeze_at} layers) and the head.")
+    return (
+        f"Frozen: {names[0]} … {names[freeze_at - 1]} ({freeze_at} layers). "
+        f"Learning: {names[freeze_at]} … {names[-1]} ({len(names) - freeze_at} layers) and the head."
+    )

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.tables import describe_run
+from dashboard.charts import gradcam_colorbar, probabilities_chart
 from dashboard.state import K, current_dataset, page_intro
+from dashboard.tables import describe_run
 from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.modelfile import ModelLoadError
-from dashboard.charts import gradcam_colorbar, probabilities_chart
 from tlcore.runs import MODEL_FILE, RunRecord, RunStore, read_run_json, runs_with_models
 from tlcore.uploads import save_uploaded_model
 
@@ -40,9 +40,13 @@ def run_label(path: str) -> str:
 def uploaded_model() -> tuple[str, RunRecord]:
     """The uploaded model's path (named after its content, so reruns reuse the loaded copy) and its run.json."""
     upload = st.file_uploader("A .keras model exported from this app", type=["keras"], key="inference_model_upload")
-    record = st.file_uploader("Its run.json (optional)", type=["json"], key="inference_record_upload",
-                              help="A .keras file holds weights but not class names; run.json from the same "
-                                   "run folder does. Without it, name the classes below.")
+    record = st.file_uploader(
+        "Its run.json (optional)",
+        type=["json"],
+        key="inference_record_upload",
+        help="A .keras file holds weights but not class names; run.json from the same "
+        "run folder does. Without it, name the classes below.",
+    )
     if upload is None:
         st.stop()
     path = str(save_uploaded_model(upload.getvalue()))
@@ -57,9 +61,12 @@ def short(path: str) -> str:
     return f"{Path(path).parent.name}/{Path(path).name}"
 
 
-page_intro("Inference", "A trained model meets new images: what it predicts, how sure it is, and which part of "
-           "the picture drove the decision (Grad-CAM). Then the honest test: the validation images it never "
-           "trained on.")
+page_intro(
+    "Inference",
+    "A trained model meets new images: what it predicts, how sure it is, and which part of "
+    "the picture drove the decision (Grad-CAM). Then the honest test: the validation images it never "
+    "trained on.",
+)
 last = str(Path(st.session_state[K.last_run_dir]).resolve()) if st.session_state.get(K.last_run_dir) else None
 records = runs_with_models(RunStore(), last)  # the run just trained may sit in another runs folder
 if not records:
@@ -85,8 +92,11 @@ from tlcore.tf.inference import explain, image_size_of, num_classes_of  # noqa: 
 
 size, outputs, names = image_size_of(model), num_classes_of(model), record.class_names
 if names is None:
-    text = st.text_input("Class names, in training order", ", ".join(f"class {i}" for i in range(outputs)),
-                         key=f"inference_names_{Path(model_path).stem}")
+    text = st.text_input(
+        "Class names, in training order",
+        ", ".join(f"class {i}" for i in range(outputs)),
+        key=f"inference_names_{Path(model_path).stem}",
+    )
     names = [n.strip() for n in text.split(",") if n.strip()]
 if len(names) != outputs:
     st.error(f"The model predicts {outputs} classes but {len(names)} class names were given: {names}")
@@ -94,17 +104,26 @@ if len(names) != outputs:
 
 st.subheader("Try it on images")
 left, right = st.columns(2)
-uploads = left.file_uploader("Upload images", type=sorted(e[1:] for e in IMAGE_EXTENSIONS),
-                             accept_multiple_files=True, key="inference_images")
+uploads = left.file_uploader(
+    "Upload images", type=sorted(e[1:] for e in IMAGE_EXTENSIONS), accept_multiple_files=True, key="inference_images"
+)
 info = current_dataset()
 usable, picked = isinstance(info, DatasetInfo) and list(info.class_names) == list(names), None
 if usable:
-    picked = right.selectbox("…or pick a validation image", [str(p) for p in info.items("validation")[0]],
-                             index=None, key="inference_pick", format_func=short, placeholder="Choose a class/file")
+    picked = right.selectbox(
+        "…or pick a validation image",
+        [str(p) for p in info.items("validation")[0]],
+        index=None,
+        key="inference_pick",
+        format_func=short,
+        placeholder="Choose a class/file",
+    )
 else:
     trained_on = record.dataset.root if record.dataset else None
-    right.info(f"To pick validation images and evaluate, choose in the sidebar the dataset this model was trained on"
-               f"{f' (`{trained_on}`)' if trained_on else ''}: its classes are {', '.join(names)}.")
+    right.info(
+        f"To pick validation images and evaluate, choose in the sidebar the dataset this model was trained on"
+        f"{f' (`{trained_on}`)' if trained_on else ''}: its classes are {', '.join(names)}."
+    )
 items = [(u.name, u.getvalue()) for u in uploads or []] + ([(short(picked), picked)] if picked else [])
 if len(items) > SHOWN:
     st.warning(f"Showing the first {SHOWN} of {len(items)} images.")
@@ -113,8 +132,10 @@ for name, reason in problems:
     st.error(f"**{name}** cannot be used: {reason}")
 if results and results[0].heatmap is not None:
     grid = "x".join(str(side) for side in results[0].heatmap.shape)
-    st.caption(f"Grad-CAM: red marks the regions whose features raised the predicted class's score (before the "
-               f"softmax or sigmoid). At {size} px VGG16's last convolution sees a {grid} grid, so the map is coarse.")
+    st.caption(
+        f"Grad-CAM: red marks the regions whose features raised the predicted class's score (before the "
+        f"softmax or sigmoid). At {size} px VGG16's last convolution sees a {grid} grid, so the map is coarse."
+    )
 for r in results:
     st.markdown(f"**{r.name}**")
     original, heat, chart = st.columns([1, 1, 1.4])
@@ -125,8 +146,9 @@ for r in results:
     elif r.gradcam_note:
         heat.info(r.gradcam_note)
     with chart:
-        st.metric("Prediction", r.top_class, f"{r.top_probability:.1%} probability", delta_color="off",
-                  delta_arrow="off")
+        st.metric(
+            "Prediction", r.top_class, f"{r.top_probability:.1%} probability", delta_color="off", delta_arrow="off"
+        )
         st.altair_chart(probabilities_chart(r.probabilities, r.top_class), width="stretch", theme="streamlit")
 st.session_state["inference_results"] = [r.summary() for r in results]
 

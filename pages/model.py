@@ -7,30 +7,44 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 import tlcore.architecture
-from dashboard.model_actions import (apply_advice_clicked, fit_options_panel, head_or_problem, preset_panel,
-                                     train_down_to_clicked)
+from dashboard.model_actions import (
+    apply_advice_clicked,
+    fit_options_panel,
+    head_or_problem,
+    preset_panel,
+    train_down_to_clicked,
+)
 from dashboard.state import K, current_config, page_intro, require_dataset, weights_value
+from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 from tlcore.advisor import HEAD_FIRST_WHY, advise, learning_rate_warning
 from tlcore.backbone_facts import BLOCK5, BLOCKS4_5, EVERYTHING, HEAD_ONLY, VGG16_BLOCKS, VGG16_CONVS, VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS
 from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, HeadConfig
 from tlcore.data import TRAIN
 
-SHORTCUTS = [("Train only the head", HEAD_ONLY), ("Train block 5 + head", BLOCK5),
-             ("Train blocks 4-5 + head", BLOCKS4_5), ("Train everything", EVERYTHING)]
+SHORTCUTS = [
+    ("Train only the head", HEAD_ONLY),
+    ("Train block 5 + head", BLOCK5),
+    ("Train blocks 4-5 + head", BLOCKS4_5),
+    ("Train everything", EVERYTHING),
+]
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 FINE_TUNE_RATES = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4]
 SIMILAR = "Similar: everyday photos of objects, animals, scenes"
 DIFFERENT = "Different: X-rays, microscopy, satellite views, drawings..."
 # Two shades per state, alternating by VGG block, so block boundaries show in the table.
-COLOURS = {FROZEN: ("#dbeafe", "#bfdbfe"), TRAINABLE: ("#ffedd5", "#fed7aa"), NEW: ("#dcfce7",) * 2,
-           INPUT: ("#f3f4f6",) * 2}
+COLOURS = {
+    FROZEN: ("#dbeafe", "#bfdbfe"),
+    TRAINABLE: ("#ffedd5", "#fed7aa"),
+    NEW: ("#dcfce7",) * 2,
+    INPUT: ("#f3f4f6",) * 2,
+}
 
 
-def _layer_table(image_size: int, num_classes: int, pooling: str, dense: tuple[int, ...], dropout: float,
-                output: str) -> pd.DataFrame:
+def _layer_table(
+    image_size: int, num_classes: int, pooling: str, dense: tuple[int, ...], dropout: float, output: str
+) -> pd.DataFrame:
     """VGG16's arithmetic, no model built and no TensorFlow: milliseconds, so the page answers at once."""
     head = HeadConfig(pooling=pooling, dense=dense, dropout=dropout, output=output)
     return tlcore.architecture.layer_table(num_classes, image_size, head)
@@ -52,9 +66,12 @@ def _styled(display: pd.DataFrame):
     return display.style.apply(colour, axis=1).format("{:,}", subset=["params"])
 
 
-page_intro("Model & freeze", "VGG16 learned its filters on 1.2 million ImageNet photos. Freezing a layer keeps "
-           "what it learned; the layers after the freeze point adapt to your classes. Freeze more when you have "
-           "few images or ImageNet-like ones; train more when you have many, or very different ones.")
+page_intro(
+    "Model & freeze",
+    "VGG16 learned its filters on 1.2 million ImageNet photos. Freezing a layer keeps "
+    "what it learned; the layers after the freeze point adapt to your classes. Freeze more when you have "
+    "few images or ImageNet-like ones; train more when you have many, or very different ones.",
+)
 info = require_dataset()
 s = st.session_state
 pretrained = weights_value() != NO_WEIGHTS
@@ -64,17 +81,30 @@ preset_panel()
 table = _layer_table(int(s[K.image_size]), len(info.class_names), head.pooling, head.dense, head.dropout, head.output)
 
 st.subheader("Freeze point")
-st.slider("VGG16 layers frozen, counted from the input", 0, VGG16_LAYERS, key=K.freeze_at,
-          help=f"VGG16 has {VGG16_LAYERS} layers after the input: {len(VGG16_CONVS)} convolutions and "
-               f"{VGG16_LAYERS - len(VGG16_CONVS)} poolings, in {len(VGG16_BLOCKS)} blocks.")
+st.slider(
+    "VGG16 layers frozen, counted from the input",
+    0,
+    VGG16_LAYERS,
+    key=K.freeze_at,
+    help=f"VGG16 has {VGG16_LAYERS} layers after the input: {len(VGG16_CONVS)} convolutions and "
+    f"{VGG16_LAYERS - len(VGG16_CONVS)} poolings, in {len(VGG16_BLOCKS)} blocks.",
+)
 freeze_at = int(s[K.freeze_at])
 trains_down_to = int(s[K.ft_freeze_at]) if s[K.fine_tune] and freeze_at > 0 else freeze_at  # after phase 2
 for column, (label, k) in zip(st.columns(len(SHORTCUTS)), SHORTCUTS):
-    column.button(label, key=f"freeze_{k}", on_click=train_down_to_clicked, args=(k,), width="stretch",
-                  type="primary" if k == trains_down_to else "secondary")
+    column.button(
+        label,
+        key=f"freeze_{k}",
+        on_click=train_down_to_clicked,
+        args=(k,),
+        width="stretch",
+        type="primary" if k == trains_down_to else "secondary",
+    )
 if pretrained:
-    st.caption("With pretrained weights the block buttons train in two phases (head first, then the blocks: see "
-               f"*Second phase* below). {HEAD_FIRST_WHY} The table shows phase 1.")
+    st.caption(
+        "With pretrained weights the block buttons train in two phases (head first, then the blocks: see "
+        f"*Second phase* below). {HEAD_FIRST_WHY} The table shows phase 1."
+    )
 trainable, frozen = tlcore.architecture.counts_at(table, freeze_at)
 left, middle, right = st.columns(3)
 left.metric("Trainable parameters", f"{trainable:,}")
@@ -85,36 +115,63 @@ if head_problem:
     st.warning("The table shows the default head until the head settings below are fixed.")
 display = freeze_display(table, freeze_at)
 st.dataframe(_styled(display), hide_index=True, height=35 * (len(display) + 1) + 3, placeholder="")
-st.caption(":blue-background[frozen] pretrained, kept as is · :orange-background[trainable] pretrained, fine-tuned · "
-           ":green-background[new (head)] random start, always trained · shades alternate by VGG block.")
+st.caption(
+    ":blue-background[frozen] pretrained, kept as is · :orange-background[trainable] pretrained, fine-tuned · "
+    ":green-background[new (head)] random start, always trained · shades alternate by VGG block."
+)
 
 st.subheader("Not sure? Ask the advisor")
 num_train = info.num_images(TRAIN)
-similar = st.radio("How similar are your images to ImageNet photos?", [SIMILAR, DIFFERENT], key="advisor_similar",
-                   persist_state="session")
+similar = st.radio(
+    "How similar are your images to ImageNet photos?",
+    [SIMILAR, DIFFERENT],
+    key="advisor_similar",
+    persist_state="session",
+)
 advice = advise(num_train, similar == SIMILAR, pretrained)
 head_first = pretrained and advice.freeze_at < VGG16_LAYERS
-st.info(f"**{advice.case[0].upper()}{advice.case[1:]}: freeze {advice.freeze_at} of {VGG16_LAYERS} layers, "
-        f"augmentation {'on' if advice.augment else 'off'}.**\n\n{advice.explanation}"
-        + (f"\n\n*Apply* trains the head first: {HEAD_FIRST_WHY}" if head_first else ""))
+st.info(
+    f"**{advice.case[0].upper()}{advice.case[1:]}: freeze {advice.freeze_at} of {VGG16_LAYERS} layers, "
+    f"augmentation {'on' if advice.augment else 'off'}.**\n\n{advice.explanation}"
+    + (f"\n\n*Apply* trains the head first: {HEAD_FIRST_WHY}" if head_first else "")
+)
 st.button("Apply this advice", key="apply_advice", on_click=apply_advice_clicked, args=(advice,))
 
 st.subheader("Head and training")
-st.caption("The head is new: pooling turns VGG16's feature maps into one vector, dense layers combine it, "
-           "and the output layer gives the class probabilities.")
+st.caption(
+    "The head is new: pooling turns VGG16's feature maps into one vector, dense layers combine it, "
+    "and the output layer gives the class probabilities."
+)
 _snap(K.learning_rate, LEARNING_RATES)
 _snap(K.ft_lr, FINE_TUNE_RATES)
 head_col, train_col, tune_col = st.columns(3, gap="large")
 with head_col:
-    st.radio("Pooling", POOLINGS, key=K.pooling, horizontal=True,
-             help="flatten keeps where each feature was (many more weights); avg and max summarise each map.")
+    st.radio(
+        "Pooling",
+        POOLINGS,
+        key=K.pooling,
+        horizontal=True,
+        help="flatten keeps where each feature was (many more weights); avg and max summarise each map.",
+    )
     st.text_input("Dense layer sizes", key=K.dense, help="Comma-separated, e.g. 256 or 1024,1024,512; empty for none.")
     if head_problem:
         st.error(head_problem)
-    st.slider("Dropout", 0.0, 0.9, step=0.05, key=K.dropout, help="Share of the head's units dropped at random "
-              "in each training step, against overfitting.")
-    st.radio("Output", OUTPUTS, key=K.output, horizontal=True, help="softmax: one probability per class; "
-             "sigmoid: one probability (of the second class), for 2 classes only, with binary cross-entropy.")
+    st.slider(
+        "Dropout",
+        0.0,
+        0.9,
+        step=0.05,
+        key=K.dropout,
+        help="Share of the head's units dropped at random in each training step, against overfitting.",
+    )
+    st.radio(
+        "Output",
+        OUTPUTS,
+        key=K.output,
+        horizontal=True,
+        help="softmax: one probability per class; "
+        "sigmoid: one probability (of the second class), for 2 classes only, with binary cross-entropy.",
+    )
 with train_col:
     st.selectbox("Optimizer", OPTIMIZERS, key=K.optimizer)
     st.select_slider("Learning rate", LEARNING_RATES, key=K.learning_rate, format_func=lambda v: f"{v:g}")
@@ -124,8 +181,11 @@ with train_col:
     st.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
     fit_options_panel()
 with tune_col:
-    st.toggle("Second phase: fine-tune deeper", key=K.fine_tune,
-              help="After training at the freeze point above, unfreeze more layers and train on at a lower rate.")
+    st.toggle(
+        "Second phase: fine-tune deeper",
+        key=K.fine_tune,
+        help="After training at the freeze point above, unfreeze more layers and train on at a lower rate.",
+    )
     if s[K.fine_tune] and freeze_at > 0:
         s[K.ft_freeze_at] = min(int(s[K.ft_freeze_at]), freeze_at - 1)  # must unfreeze more than phase 1
         if freeze_at > 1:
@@ -145,6 +205,8 @@ except ValueError as err:
     if str(err) != head_problem:  # a bad head is already shown next to its input
         st.error(f"These settings cannot train yet: {err}")
 else:
-    st.success(f"Ready to train: {config.epochs} epoch(s) at freeze point {config.freeze_at}"
-               + (f", then {config.fine_tune.epochs} at {config.fine_tune.freeze_at}." if config.fine_tune else "."))
+    st.success(
+        f"Ready to train: {config.epochs} epoch(s) at freeze point {config.freeze_at}"
+        + (f", then {config.fine_tune.epochs} at {config.fine_tune.freeze_at}." if config.fine_tune else ".")
+    )
     st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")

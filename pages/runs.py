@@ -6,11 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
-from dashboard.sweep_panel import PERCENT, sweep_section
-from dashboard.state import K, page_intro
-from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from dashboard.charts import curves_chart
+from dashboard.state import K, page_intro
+from dashboard.sweep_panel import PERCENT, sweep_section
+from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
+from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from tlcore.runs import RUNNING, RunStore
 
 
@@ -24,9 +24,12 @@ def delete_selected() -> None:
     st.session_state["runs_deleted"] = (deleted, kept)
 
 
-page_intro("Runs", "Every training run is kept on disk with its settings, its learning curves and its model. "
-           "Compare runs to see what a change in freeze point, weights or head actually did to validation "
-           "accuracy: that is the experiment transfer learning is about.")
+page_intro(
+    "Runs",
+    "Every training run is kept on disk with its settings, its learning curves and its model. "
+    "Compare runs to see what a change in freeze point, weights or head actually did to validation "
+    "accuracy: that is the experiment transfer learning is about.",
+)
 store = RunStore()
 summaries = store.list()
 if not summaries:
@@ -41,18 +44,27 @@ if deleted:
 if kept:
     st.warning(f"Not deleted, still training: {', '.join(kept)}. Stop the run on the Train page first.")
 
-st.caption(f"{len(summaries)} run(s) in `{store.root.resolve()}`. ⚠ interrupted = the process that trained "
-           "it ended without finishing (its history and the epochs it completed are kept).")
+st.caption(
+    f"{len(summaries)} run(s) in `{store.root.resolve()}`. ⚠ interrupted = the process that trained "
+    "it ended without finishing (its history and the epochs it completed are kept)."
+)
 tenths = st.column_config.NumberColumn(format="%.1f")
-st.dataframe(runs_dataframe(summaries), hide_index=True, column_config={
-    "freeze": st.column_config.TextColumn(help=f"VGG16 layers frozen, 0..{HEAD_ONLY} ({HEAD_ONLY} = train only the "
-                                          f"head); {HEAD_ONLY}→{BLOCK5}: then fine-tuned with {BLOCK5} frozen"),
-    "weights": st.column_config.TextColumn(width=150),
-    "px": st.column_config.NumberColumn(help="image size the model was trained at"),
-    "val acc": st.column_config.NumberColumn(format="percent", help="validation accuracy after the last epoch"),
-    "best val acc": PERCENT, "time (s)": tenths, "MB": tenths,
-})
-
+st.dataframe(
+    runs_dataframe(summaries),
+    hide_index=True,
+    column_config={
+        "freeze": st.column_config.TextColumn(
+            help=f"VGG16 layers frozen, 0..{HEAD_ONLY} ({HEAD_ONLY} = train only the "
+            f"head); {HEAD_ONLY}→{BLOCK5}: then fine-tuned with {BLOCK5} frozen"
+        ),
+        "weights": st.column_config.TextColumn(width=150),
+        "px": st.column_config.NumberColumn(help="image size the model was trained at"),
+        "val acc": st.column_config.NumberColumn(format="percent", help="validation accuracy after the last epoch"),
+        "best val acc": PERCENT,
+        "time (s)": tenths,
+        "MB": tenths,
+    },
+)
 
 
 @st.fragment(run_every=2.0)
@@ -81,15 +93,18 @@ def label(run_id: str) -> str:
 
 
 st.subheader("Compare runs")
-chosen = st.multiselect("Runs to compare", list(by_id), format_func=label, key="runs_compare",
-                        placeholder="Pick two or more runs")
+chosen = st.multiselect(
+    "Runs to compare", list(by_id), format_func=label, key="runs_compare", placeholder="Pick two or more runs"
+)
 if chosen:
     histories = {curve_label(by_id[r]): by_id[r].history.as_rows() for r in chosen}
     left, right = st.columns(2)
     for column, metric in ((left, "val_accuracy"), (right, "val_loss")):
         column.altair_chart(curves_chart(histories, metric), width="stretch", theme="streamlit")
-    st.caption("Dashed line: where a run's fine-tuning phase began. Hollow marker: an epoch cut short by Stop. "
-               "Loss is on a log scale, so one bad epoch does not flatten the others.")
+    st.caption(
+        "Dashed line: where a run's fine-tuning phase began. Hollow marker: an epoch cut short by Stop. "
+        "Loss is on a log scale, so one bad epoch does not flatten the others."
+    )
 if len(chosen) >= 2:
     differences = config_differences([by_id[r].record for r in chosen])
     if differences.empty:
@@ -101,7 +116,8 @@ if len(chosen) >= 2:
 st.subheader("Delete runs")
 to_delete = st.multiselect("Runs to delete", list(by_id), format_func=label, key="delete_select")
 confirm = st.checkbox("Yes, delete the selected runs and their models for good", key="delete_confirm")
-st.button("Delete selected", key="delete_runs", type="primary", on_click=delete_selected,
-          disabled=not (confirm and to_delete))
+st.button(
+    "Delete selected", key="delete_runs", type="primary", on_click=delete_selected, disabled=not (confirm and to_delete)
+)
 
 sweep_section(summaries)

@@ -45,8 +45,10 @@ else:  # describe the run itself (a reloaded tab's session may hold other settin
     route = job.snapshot().path or estimate(job.config, job.train_images, job.validation_images, machine_gflops()).route
     st.markdown("This run: " + describe_setup(job.config, job.train_images, job.validation_images, route))
     if changes := setting_changes(job, config, str(info.root)):
-        st.info("Your current settings differ from this run's: " + "; ".join(changes) + ".\n\n"
-                f"**Start training** trains with them: {next_run} ({guess.describe()}).")
+        st.info(
+            "Your current settings differ from this run's: " + "; ".join(changes) + ".\n\n"
+            f"**Start training** trains with them: {next_run} ({guess.describe()})."
+        )
 if not weights_ok:
     st.error(f"{weights_message} Choose weights in the sidebar before training.")
 
@@ -55,7 +57,9 @@ def _start() -> None:
     # A callback, so the click survives any rerun of the script that follows it.
     current = JOBS.get(st.session_state.get(K.job_id))
     if current is not None and current.running:
-        st.session_state["train_notice"] = "A run is already in progress in this session: stop it or wait for it to finish."
+        st.session_state["train_notice"] = (
+            "A run is already in progress in this session: stop it or wait for it to finish."
+        )
         return
     try:
         started = start_training(st.session_state[K.owner], config, info)
@@ -75,8 +79,14 @@ def _stop() -> None:
 
 left, right = st.columns([1, 1])
 running = job is not None and job.running
-left.button("Start training", key="start_training", type="primary", disabled=not weights_ok or running,
-            on_click=_start, help="One run at a time per session: stop this one first." if running else None)
+left.button(
+    "Start training",
+    key="start_training",
+    type="primary",
+    disabled=not weights_ok or running,
+    on_click=_start,
+    help="One run at a time per session: stop this one first." if running else None,
+)
 right.button("Stop", key="stop_training", disabled=not running, on_click=_stop)
 if notice := st.session_state.pop("train_notice", None):
     st.warning(notice)
@@ -109,10 +119,19 @@ elif job is not None:
         d1, d2 = st.columns(2)
         # When the disk could not take the model, it is offered from memory instead.
         model_data = (lambda: (run_dir / "model.keras").read_bytes()) if saved else job.model_bytes
-        d1.download_button("Download model (.keras)", data=model_data, file_name=f"{file_stem}.keras",
-                           key="download_model", type="primary" if not saved else "secondary")
-        d2.download_button("Download history (CSV)", data=history_csv(snap.history),
-                           file_name=f"{file_stem}-history.csv", key="download_history")
+        d1.download_button(
+            "Download model (.keras)",
+            data=model_data,
+            file_name=f"{file_stem}.keras",
+            key="download_model",
+            type="primary" if not saved else "secondary",
+        )
+        d2.download_button(
+            "Download history (CSV)",
+            data=history_csv(snap.history),
+            file_name=f"{file_stem}-history.csv",
+            key="download_history",
+        )
     if saved:
         st.page_link("pages/inference.py", label="Try the model on images", icon=":material/image_search:")
         st.page_link("pages/runs.py", label="Compare with other runs", icon=":material/folder_open:")

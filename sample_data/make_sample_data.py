@@ -79,15 +79,25 @@ CLASSES: dict[str, dict] = {
         # Not a clear animal picture: text-heavy cartoons, logos, broken
         # "Linked Image Not Found" placeholders, objects, faint outlines.
         "exclude_stems": {
-            "2_dead_frogs_lumen_desig_01", "baby-tux_alex_kuehne_01",
-            "baby_tux_rory_mccann_01", "cat_scrathing_post_benji_01",
-            "dolphin_01", "duck_yellow_ii_kurt_cagl_",
-            "elephant_outline_matthe_r", "kallisti-grenade_1_nurbl_01",
-            "mechorse", "mhooo_peterm_", "mirjam_meijer_mirjam_mei_01",
-            "ninja_tux_rory_mccann_01", "shaezy_peterm_", "skoynk_peterm_",
-            "squeek_peterm_", "stormo_di_uccelli_archit_01",
+            "2_dead_frogs_lumen_desig_01",
+            "baby-tux_alex_kuehne_01",
+            "baby_tux_rory_mccann_01",
+            "cat_scrathing_post_benji_01",
+            "dolphin_01",
+            "duck_yellow_ii_kurt_cagl_",
+            "elephant_outline_matthe_r",
+            "kallisti-grenade_1_nurbl_01",
+            "mechorse",
+            "mhooo_peterm_",
+            "mirjam_meijer_mirjam_mei_01",
+            "ninja_tux_rory_mccann_01",
+            "shaezy_peterm_",
+            "skoynk_peterm_",
+            "squeek_peterm_",
+            "stormo_di_uccelli_archit_01",
             "turkey_on_platter_01",
-            "tux_didier_fabert_01", "virus_andreas_nilsson_01",
+            "tux_didier_fabert_01",
+            "virus_andreas_nilsson_01",
             "wing_mitchell_johnson_si_",
         },
         "exclude_patterns": [],
@@ -111,24 +121,60 @@ CLASSES: dict[str, dict] = {
         # road signs, traffic lights, anchors, buildings, props; and faint
         # blueprints / a wing logo that do not read as a vehicle.
         "exclude_stems": {
-            "departing_plane_01", "shelby_cobra_blueprint_i_01",
-            "shelby_cobra_car_bluepr_", "soviet_shuttle_mo_01",
+            "departing_plane_01",
+            "shelby_cobra_blueprint_i_01",
+            "shelby_cobra_car_bluepr_",
+            "soviet_shuttle_mo_01",
             "wing_mitchell_johnson_si_",
-            "Evel_Knievel", "Motorway_on", "airplane", "ampelfrau_matthew_gates_01",
-            "ampelmaennchen_matthew_g_01", "anchor", "anchor_juliane_krug_01",
-            "bambi", "bus_lane", "bus_opposite", "buses_and_bikes", "cattle",
-            "crossroads", "crosswind", "curve_ahead", "cycle_lane", "cycle_route",
-            "cycles", "drawbridge", "end_daul", "grain_elevator_ganson",
-            "grounded", "horse", "kaboom", "lighthouse_01",
-            "lighthouse_matthew_gates_", "little_tan_suitcase_jona_",
-            "lorry_length", "no_cycles", "no_entry", "old_folks",
-            "parking_romus_01", "pass_either", "quay_sign_01", "roundabout",
-            "street_sign_gerald_g._01", "tram", "trams_only", "tunnel",
-            "turn_ahead", "two_way_ahead", "two_way_crosses", "zigzag",
+            "Evel_Knievel",
+            "Motorway_on",
+            "airplane",
+            "ampelfrau_matthew_gates_01",
+            "ampelmaennchen_matthew_g_01",
+            "anchor",
+            "anchor_juliane_krug_01",
+            "bambi",
+            "bus_lane",
+            "bus_opposite",
+            "buses_and_bikes",
+            "cattle",
+            "crossroads",
+            "crosswind",
+            "curve_ahead",
+            "cycle_lane",
+            "cycle_route",
+            "cycles",
+            "drawbridge",
+            "end_daul",
+            "grain_elevator_ganson",
+            "grounded",
+            "horse",
+            "kaboom",
+            "lighthouse_01",
+            "lighthouse_matthew_gates_",
+            "little_tan_suitcase_jona_",
+            "lorry_length",
+            "no_cycles",
+            "no_entry",
+            "old_folks",
+            "parking_romus_01",
+            "pass_either",
+            "quay_sign_01",
+            "roundabout",
+            "street_sign_gerald_g._01",
+            "tram",
+            "trams_only",
+            "tunnel",
+            "turn_ahead",
+            "two_way_ahead",
+            "two_way_crosses",
+            "zigzag",
         },
         # Sailing / boating diagrams and knots.
         "exclude_patterns": [
-            r"^boating_rules", r"^knot_", r"^sailboat_illustration_labels$",
+            r"^boating_rules",
+            r"^knot_",
+            r"^sailboat_illustration_labels$",
             r"^sailing_(capsize|close_hauled|heel|jibe|points|reaching|"
             r"running_free|tack)",
         ],
@@ -139,10 +185,10 @@ CLASSES: dict[str, dict] = {
 @dataclass
 class Candidate:
     cls: str
-    path: Path      # absolute source path
-    rel: str        # path relative to the source dir
-    stem: str       # source basename without extension
-    group: str      # near-duplicate group key
+    path: Path  # absolute source path
+    rel: str  # path relative to the source dir
+    stem: str  # source basename without extension
+    group: str  # near-duplicate group key
     image: Image.Image | None = None
 
 
@@ -195,7 +241,7 @@ def merge_similar_groups(cands: list[Candidate], max_dist: int) -> None:
 
     hashes = [(c, dhash(c.image)) for c in cands]
     for i, (a, ha) in enumerate(hashes):
-        for b, hb in hashes[i + 1:]:
+        for b, hb in hashes[i + 1 :]:
             if bin(ha ^ hb).count("1") <= max_dist:
                 ra, rb = find(a.group), find(b.group)
                 if ra != rb:
@@ -228,8 +274,7 @@ def list_candidates(source: Path, cls: str, spec: dict) -> list[Candidate]:
         seen.add(stem)
         if stem in spec["exclude_stems"] or any(r.search(stem) for r in patterns):
             continue
-        out.append(Candidate(cls, p, p.relative_to(source).as_posix(), stem,
-                             group_key(stem)))
+        out.append(Candidate(cls, p, p.relative_to(source).as_posix(), stem, group_key(stem)))
     return out
 
 
@@ -262,16 +307,14 @@ def render(path: Path, size: int, max_pixels: int) -> Image.Image:
     bbox = ink.getbbox()
     if bbox is None:
         raise ValueError("blank image")
-    l, t, r, b = bbox
-    pad = max(2, int(0.04 * max(r - l, b - t)))
-    im = im.crop((max(0, l - pad), max(0, t - pad),
-                  min(im.width, r + pad), min(im.height, b + pad)))
+    left, t, r, b = bbox
+    pad = max(2, int(0.04 * max(r - left, b - t)))
+    im = im.crop((max(0, left - pad), max(0, t - pad), min(im.width, r + pad), min(im.height, b + pad)))
     im.thumbnail((size, size), Image.LANCZOS)
     return im
 
 
-def quality_problem(im: Image.Image, min_ink: float, max_one_colour: float,
-                    max_aspect: float) -> str | None:
+def quality_problem(im: Image.Image, min_ink: float, max_one_colour: float, max_aspect: float) -> str | None:
     """Return why a render is not a clear picture, or None if it is fine."""
     w, h = im.size
     if max(w, h) / max(1, min(w, h)) > max_aspect:
@@ -294,8 +337,9 @@ def quality_problem(im: Image.Image, min_ink: float, max_one_colour: float,
     return None
 
 
-def choose(cands: list[Candidate], n_train: int, n_val: int, max_per_group: int,
-           rng: random.Random) -> dict[str, list[Candidate]]:
+def choose(
+    cands: list[Candidate], n_train: int, n_val: int, max_per_group: int, rng: random.Random
+) -> dict[str, list[Candidate]]:
     """Group-aware deterministic split.
 
     Groups (near-variants, or a series by one artist) are shuffled with the
@@ -341,60 +385,58 @@ def choose(cands: list[Candidate], n_train: int, n_val: int, max_per_group: int,
         room = n_train - len(chosen["train"])
         if room <= 0:
             break
-        chosen["train"].extend(groups[k][:min(max_per_group, room)])
+        chosen["train"].extend(groups[k][: min(max_per_group, room)])
     for k in train_keys:  # top up from the groups train already holds
         room = n_train - len(chosen["train"])
         if room <= 0:
             break
         held = sum(1 for c in chosen["train"] if c.group == k)
         if held:
-            chosen["train"].extend(groups[k][held:held + room])
+            chosen["train"].extend(groups[k][held : held + room])
     return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE,
-                    help="openclipart-png folder (default: %(default)s)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                    help="output folder (default: the folder of this script)")
-    ap.add_argument("--n-train", type=int, default=45,
-                    help="train images per class (default: %(default)s)")
-    ap.add_argument("--n-val", type=int, default=25,
-                    help="validation images per class (default: %(default)s)")
+    ap.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="openclipart-png folder (default: %(default)s)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: the folder of this script)")
+    ap.add_argument("--n-train", type=int, default=45, help="train images per class (default: %(default)s)")
+    ap.add_argument("--n-val", type=int, default=25, help="validation images per class (default: %(default)s)")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--size", type=int, default=160,
-                    help="max long side in px (default: %(default)s)")
+    ap.add_argument("--size", type=int, default=160, help="max long side in px (default: %(default)s)")
     ap.add_argument("--quality", type=int, default=90, help="JPEG quality")
-    ap.add_argument("--max-megapixels", type=float, default=50.0,
-                    help="skip source files larger than this")
-    ap.add_argument("--min-ink", type=float, default=0.05,
-                    help="min non-white fraction of the cropped render")
-    ap.add_argument("--max-one-colour", type=float, default=0.85,
-                    help="max fraction of non-white pixels in one colour")
+    ap.add_argument("--max-megapixels", type=float, default=50.0, help="skip source files larger than this")
+    ap.add_argument("--min-ink", type=float, default=0.05, help="min non-white fraction of the cropped render")
+    ap.add_argument("--max-one-colour", type=float, default=0.85, help="max fraction of non-white pixels in one colour")
     ap.add_argument("--max-aspect", type=float, default=3.5)
-    ap.add_argument("--similar-bits", type=int, default=24,
-                    help="renders whose 256-bit dhashes differ in at most "
-                         "this many bits count as near-duplicates")
-    ap.add_argument("--max-per-group", type=int, default=3,
-                    help="max near-variant / same-series images per group "
-                         "(train may exceed it only to reach --n-train)")
-    ap.add_argument("--no-balance", action="store_true",
-                    help="do not cut every class to the smallest class's size")
+    ap.add_argument(
+        "--similar-bits",
+        type=int,
+        default=24,
+        help="renders whose 256-bit dhashes differ in at most this many bits count as near-duplicates",
+    )
+    ap.add_argument(
+        "--max-per-group",
+        type=int,
+        default=3,
+        help="max near-variant / same-series images per group (train may exceed it only to reach --n-train)",
+    )
+    ap.add_argument("--no-balance", action="store_true", help="do not cut every class to the smallest class's size")
     args = ap.parse_args(argv)
 
     if not args.source.is_dir():
-        print(f"source folder {args.source} not found; install it with\n"
-              "  apt-get install -y --no-install-recommends openclipart-png",
-              file=sys.stderr)
+        print(
+            f"source folder {args.source} not found; install it with\n"
+            "  apt-get install -y --no-install-recommends openclipart-png",
+            file=sys.stderr,
+        )
         return 1
     # We check the size ourselves before decoding; no bomb warnings needed.
     Image.MAX_IMAGE_PIXELS = None
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     max_pixels = int(args.max_megapixels * 1e6)
 
-    listed = {cls: list_candidates(args.source, cls, spec)
-              for cls, spec in CLASSES.items()}
+    listed = {cls: list_candidates(args.source, cls, spec) for cls, spec in CLASSES.items()}
     # A drawing filed under more than one class is ambiguous: drop it.
     owners: dict[str, set[str]] = {}
     for cls, cands in listed.items():
@@ -413,8 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as e:  # one bad file never stops the run
                 print(f"  skip {c.rel}: {e}")
                 continue
-            why = quality_problem(im, args.min_ink, args.max_one_colour,
-                                  args.max_aspect)
+            why = quality_problem(im, args.min_ink, args.max_one_colour, args.max_aspect)
             if why:
                 print(f"  skip {c.rel}: {why}")
                 continue
@@ -434,8 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         smallest = min(len(v) for v in usable.values())
         if smallest < n_val + n_train:
             n_train = max(0, smallest - n_val)
-            print(f"note: smallest class has {smallest} usable images; "
-                  f"using {n_train} train + {n_val} validation per class")
+            print(
+                f"note: smallest class has {smallest} usable images; "
+                f"using {n_train} train + {n_val} validation per class"
+            )
 
     rows = []
     for cls_i, (cls, cands) in enumerate(usable.items()):
@@ -452,8 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                 while name.lower() in names:
                     name += "_x"
                 names.add(name.lower())
-                c.image.save(d / f"{name}.jpg", "JPEG", quality=args.quality,
-                             optimize=True)
+                c.image.save(d / f"{name}.jpg", "JPEG", quality=args.quality, optimize=True)
                 rows.append((f"{split}/{cls}/{name}.jpg", c.rel))
             print(f"  {split}/{cls}: {len(chosen[split])} images")
             if len(chosen[split]) < (n_val if split == "validation" else n_train):

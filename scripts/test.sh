@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs on a fresh machine, check the code, then run the tests.
+# Install everything the test suite needs on a fresh machine, check the code (ruff, mypy), then run the tests.
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +15,10 @@ if ! command -v chromium >/dev/null 2>&1; then
   $apt_get update -qq
   DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+
+# The project's own checks (settings in pyproject.toml), before the tests.
+python -m ruff check .
+python -m ruff format --check .
+python -m mypy
 
 exec python -m pytest "$@"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import io
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import PIL.Image
@@ -77,7 +77,7 @@ def _cmyk_cyan_jpeg() -> bytes:
 def _png_16bit() -> bytes:
     # Top half full scale, bottom half mid scale: 8-bit values 255 and 128 after scaling.
     values = np.full((SIZE, SIZE), 65535, dtype=np.uint16)
-    values[SIZE // 2:] = 32768
+    values[SIZE // 2 :] = 32768
     return encode(Image.fromarray(values), "PNG")
 
 
@@ -142,14 +142,17 @@ def _cut(make: Callable[[], bytes], keep: float) -> Callable[[], bytes]:
     def cut() -> bytes:
         data = make()
         return data[: int(len(data) * keep)]
+
     return cut
 
 
 def _zeroed_header(make: Callable[[], bytes], signature_len: int) -> Callable[[], bytes]:
     """The format's signature, then zeros where its header should be."""
+
     def zeroed() -> bytes:
         data = make()
-        return data[:signature_len] + b"\x00" * 40 + data[signature_len + 40:]
+        return data[:signature_len] + b"\x00" * 40 + data[signature_len + 40 :]
+
     return zeroed
 
 
@@ -164,33 +167,72 @@ BAD_FILES: tuple[BadFile, ...] = (
     BadFile("truncated PNG", f"{CATS}/truncated.png", "truncated", _cut(_PNG, 0.5)),
     BadFile("zero bytes", f"{CATS}/empty.jpg", "empty file (0 bytes)", lambda: b""),
     BadFile("text saved as .jpg", f"{CATS}/shopping.jpg", "not an image", lambda: b"milk, eggs, bread\n" * 10),
-    BadFile("HTML saved as .jpg", f"{CATS}/download.jpg", "not an image",
-            lambda: b"<!DOCTYPE html><html><body>403 Forbidden</body></html>"),
-    BadFile("huge dimensions (decompression bomb)", f"{CATS}/bomb.png", "too large",
-            lambda: png_header_only(100_000, 100_000)),
+    BadFile(
+        "HTML saved as .jpg",
+        f"{CATS}/download.jpg",
+        "not an image",
+        lambda: b"<!DOCTYPE html><html><body>403 Forbidden</body></html>",
+    ),
+    BadFile(
+        "huge dimensions (decompression bomb)",
+        f"{CATS}/bomb.png",
+        "too large",
+        lambda: png_header_only(100_000, 100_000),
+    ),
     BadFile("symlink loop", f"{CATS}/loop.jpg", "symbolic link loop", link_to="loop.jpg"),
     BadFile("broken symlink", f"{CATS}/broken_link.png", "file not found", link_to="nowhere.png"),
     # Valid images, refused for their name: no page could show it (see tlcore.data.display_path).
     BadFile("file name not valid UTF-8", f"{CATS}/{NOT_UTF8_NAME}", "name is not valid UTF-8", _flat(GREEN)),
     # A valid image: reading it is what fails (see deny_reads).
-    BadFile("unreadable (permission denied)", f"{CATS}/locked.png", "cannot read: permission denied",
-            lambda: encode(_noise(3), "PNG")),
+    BadFile(
+        "unreadable (permission denied)",
+        f"{CATS}/locked.png",
+        "cannot read: permission denied",
+        lambda: encode(_noise(3), "PNG"),
+    ),
     # Odd but fine: loaded as 8-bit RGB.
     BadFile("PNG named .jpg", f"{CATS}/really_png.jpg", CONVERTED, _flat(GREEN), pixels=(((5, 5), GREEN),)),
-    BadFile("CMYK JPEG", f"{CATS}/cmyk.jpg", CONVERTED, _cmyk_cyan_jpeg,
-            pixels=(((SIZE // 2, SIZE // 2), (0, 255, 255)),), tolerance=40),
-    BadFile("16-bit PNG", f"{CATS}/deep16.png", CONVERTED, _png_16bit,
-            pixels=(((3, 3), (255, 255, 255)), ((3, SIZE - 3), (128, 128, 128)))),
+    BadFile(
+        "CMYK JPEG",
+        f"{CATS}/cmyk.jpg",
+        CONVERTED,
+        _cmyk_cyan_jpeg,
+        pixels=(((SIZE // 2, SIZE // 2), (0, 255, 255)),),
+        tolerance=40,
+    ),
+    BadFile(
+        "16-bit PNG",
+        f"{CATS}/deep16.png",
+        CONVERTED,
+        _png_16bit,
+        pixels=(((3, 3), (255, 255, 255)), ((3, SIZE - 3), (128, 128, 128))),
+    ),
     BadFile("grayscale", f"{CATS}/gray.png", CONVERTED, _grayscale_png, pixels=(((7, 7), (77, 77, 77)),)),
-    BadFile("palette with transparency", f"{CATS}/palette.png", CONVERTED, _palette_with_transparency,
-            pixels=(((3, 3), WHITE), ((SIZE - 3, 3), RED))),
+    BadFile(
+        "palette with transparency",
+        f"{CATS}/palette.png",
+        CONVERTED,
+        _palette_with_transparency,
+        pixels=(((3, 3), WHITE), ((SIZE - 3, 3), RED)),
+    ),
     BadFile("animated GIF", f"{CATS}/animated.gif", CONVERTED, _animated_gif, pixels=(((9, 9), RED),)),
-    BadFile("EXIF-rotated photo", f"{CATS}/rotated.jpg", CONVERTED, _exif_rotated_jpeg,
-            pixels=(((10, 5), RED), ((10, 34), BLUE)), tolerance=40),
+    BadFile(
+        "EXIF-rotated photo",
+        f"{CATS}/rotated.jpg",
+        CONVERTED,
+        _exif_rotated_jpeg,
+        pixels=(((10, 5), RED), ((10, 34), BLUE)),
+        tolerance=40,
+    ),
     BadFile("very long file name", f"{CATS}/{LONG_NAME}", CONVERTED, _flat(RED), pixels=(((0, 0), RED),)),
     BadFile("non-ASCII file name", f"{CATS}/{NON_ASCII_NAME}", CONVERTED, _flat(BLUE), pixels=(((0, 0), BLUE),)),
-    BadFile("nested sub-folders in a class", f"{CATS}/indoor/sofa/nested.png", CONVERTED, _flat(RED),
-            pixels=(((1, 1), RED),)),
+    BadFile(
+        "nested sub-folders in a class",
+        f"{CATS}/indoor/sofa/nested.png",
+        CONVERTED,
+        _flat(RED),
+        pixels=(((1, 1), RED),),
+    ),
     # Not images, by name or place: ignored, not skipped.
     BadFile(".DS_Store", f"{CATS}/.DS_Store", IGNORED, lambda: b"\x00\x00\x00\x01Bud1" + b"\x00" * 32),
     BadFile("AppleDouble ._x.jpg", f"{CATS}/._x.jpg", IGNORED, lambda: b"\x00\x05\x16\x07\x00\x02Mac OS X"),
@@ -214,7 +256,8 @@ class Corpus:
 
     def select(self, *, skipped: bool | None = None, outcome: str | None = None) -> list[BadFile]:
         return [
-            f for f in self.files
+            f
+            for f in self.files
             if (skipped is None or f.skipped == skipped) and (outcome is None or f.outcome == outcome)
         ]
 

@@ -20,7 +20,6 @@ SAMPLE_DATA = ROOT / "sample_data"
 
 from tests.helpers import make_dataset_folder  # noqa: E402
 
-
 # --- no network: only loopback and Unix sockets may connect -------------------
 
 _real_connect = socket.socket.connect

@@ -13,7 +13,9 @@ from tlcore.config import HeadConfig, TrainConfig
 
 CLASS_COLOURS = [(210, 60, 50), (50, 80, 210), (60, 190, 70), (220, 200, 40)]
 # The smallest real run: random weights, 32 px, a tiny head, one epoch (seconds on a CPU).
-TINY_CONFIG = TrainConfig(weights="none", image_size=32, batch_size=8, epochs=1, head=HeadConfig(dense=(8,), dropout=0.0))
+TINY_CONFIG = TrainConfig(
+    weights="none", image_size=32, batch_size=8, epochs=1, head=HeadConfig(dense=(8,), dropout=0.0)
+)
 
 
 def make_image(colour, size=40, seed=0, fmt="PNG", mode="RGB") -> Image.Image:

@@ -82,8 +82,7 @@ def test_machine_speed_and_estimates_need_no_tensorflow():
 def _run_fresh(code: str, **env_vars: str) -> dict:
     """Run code in a fresh interpreter (this one may hold TensorFlow); its last stdout line is JSON."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env_vars}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env,
-                          timeout=180)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -99,7 +98,8 @@ def test_table_counts_estimate_and_weights_check_import_no_tensorflow():
         "estimate(TrainConfig(), 100, 20, machine_gflops())\n"
         "ok, _ = weights_status('README.md')\n"
         "print(json.dumps({'counts': counts, 'ok': ok, 'tf': sorted(m for m in ('tensorflow', 'keras')\n"
-        "                                                             if m in sys.modules)}))\n")
+        "                                                             if m in sys.modules)}))\n"
+    )
     assert report == {"counts": [7_079_424 + 131_842, 14_714_688 - 7_079_424], "ok": False, "tf": []}
 
 
@@ -115,7 +115,8 @@ def test_pages_render_without_importing_tensorflow(page, tmp_path):
         "  'captions': [c.value for c in at.caption], 'metrics': [m.label for m in at.metric],\n"
         "  'info': [i.value for i in at.info],\n"
         "  'tensorflow': 'tensorflow' in sys.modules, 'keras': 'keras' in sys.modules}))\n",
-        TLLAB_RUNS_DIR=str(tmp_path / "runs"))  # no run yet: the Inference page needs no model
+        TLLAB_RUNS_DIR=str(tmp_path / "runs"),
+    )  # no run yet: the Inference page needs no model
     assert report["exception"] == [] and (report["tensorflow"], report["keras"]) == (False, False)
     if page == "pages/model.py":
         assert report["metrics"][:2] == ["Trainable parameters", "Frozen parameters"]
@@ -138,9 +139,12 @@ def _refusal(path: Path) -> str:
 
 def test_files_that_are_not_hdf5_are_refused_naming_the_file(tmp_path):
     assert _refusal(ROOT / "README.md") == (
-        "Weights file README.md is not a readable HDF5 weights file (Keras weights files are HDF5).")
+        "Weights file README.md is not a readable HDF5 weights file (Keras weights files are HDF5)."
+    )
     (tmp_path / "empty.h5").write_bytes(b"")
-    assert _refusal(tmp_path / "empty.h5") == "Weights file empty.h5 is empty (0 bytes), not a readable HDF5 weights file."
+    assert (
+        _refusal(tmp_path / "empty.h5") == "Weights file empty.h5 is empty (0 bytes), not a readable HDF5 weights file."
+    )
     (tmp_path / "notes.h5").write_text("these are not weights")
     assert "notes.h5 is not a readable HDF5" in _refusal(tmp_path / "notes.h5")
     assert _refusal(tmp_path / "nope.h5") == f"Weights file not found: {tmp_path / 'nope.h5'}"
@@ -163,15 +167,20 @@ def test_wrong_shapes_missing_and_extra_layers_are_named(tmp_path, write):
     wrong = layers[:2] + [("block2_conv1", ((3, 3, 64, 64), (64,)))] + layers[3:]
     assert _refusal(write(tmp_path / "wrong.h5", wrong)) == (
         "Weights file wrong.h5 does not fit vgg16 (no top): block2_conv1 (conv layer 3 of 13) needs arrays "
-        "3x3x64x128 + 128, the file's layer 'block2_conv1' holds 3x3x64x64 + 64.")
+        "3x3x64x128 + 128, the file's layer 'block2_conv1' holds 3x3x64x64 + 64."
+    )
     missing = layers[:6] + layers[7:]
     assert _refusal(write(tmp_path / "missing.h5", missing)) == (
-        "Weights file missing.h5 does not fit vgg16 (no top): it has no weights for block3_conv3 (conv layer 7 of 13).")
+        "Weights file missing.h5 does not fit vgg16 (no top): it has no weights for block3_conv3 (conv layer 7 of 13)."
+    )
     extra = layers + [("dense", ((512, 10), (10,)))]
     assert _refusal(write(tmp_path / "extra.h5", extra)) == (
         "Weights file extra.h5 does not fit vgg16 (no top): it holds weights for 14 layers, vgg16 has 13: "
-        "'dense' is not one of them.")
-    assert _refusal(write(tmp_path / "short.h5", layers[:2])).endswith("no weights for block2_conv1 (conv layer 3 of 13).")
+        "'dense' is not one of them."
+    )
+    assert _refusal(write(tmp_path / "short.h5", layers[:2])).endswith(
+        "no weights for block2_conv1 (conv layer 3 of 13)."
+    )
 
 
 def test_the_verdict_is_cached_until_the_file_changes(tmp_path):
@@ -192,7 +201,7 @@ def test_the_shared_imagenet_file_is_accepted():
 def test_train_page_disables_start_and_says_why_for_a_file_that_is_not_weights():
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.state import K, WEIGHTS_FILE
+    from dashboard.state import WEIGHTS_FILE, K
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.session_state[K.weights_choice] = WEIGHTS_FILE

@@ -9,8 +9,19 @@ import tokenize
 from pathlib import Path
 
 from tlcore import advisor, backbone_facts, config, sweep
-from tlcore.backbone_facts import (BLOCK5, BLOCKS4_5, DEFAULT_BACKBONE, EVERYTHING, HEAD_ONLY, VGG16,
-                                   VGG16_BLOCK_BOUNDARIES, VGG16_CHAIN, VGG16_CONVS, VGG16_LAST_CONV, VGG16_LAYERS)
+from tlcore.backbone_facts import (
+    BLOCK5,
+    BLOCKS4_5,
+    DEFAULT_BACKBONE,
+    EVERYTHING,
+    HEAD_ONLY,
+    VGG16,
+    VGG16_BLOCK_BOUNDARIES,
+    VGG16_CHAIN,
+    VGG16_CONVS,
+    VGG16_LAST_CONV,
+    VGG16_LAYERS,
+)
 from tlcore.backbones import get_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,15 +42,21 @@ def test_the_registry_the_config_the_advisor_and_the_sweep_read_them():
     assert config.TrainConfig().backbone == DEFAULT_BACKBONE
     assert config.TrainConfig().freeze_at == HEAD_ONLY and config.FineTuneConfig().freeze_at == BLOCK5
     assert config.VGG16_LAYERS is VGG16_LAYERS
-    assert (advisor.HEAD_ONLY, advisor.BLOCK5, advisor.BLOCKS4_5, advisor.EVERYTHING) == (HEAD_ONLY, BLOCK5,
-                                                                                         BLOCKS4_5, EVERYTHING)
+    assert (advisor.HEAD_ONLY, advisor.BLOCK5, advisor.BLOCKS4_5, advisor.EVERYTHING) == (
+        HEAD_ONLY,
+        BLOCK5,
+        BLOCKS4_5,
+        EVERYTHING,
+    )
     assert sweep.DEFAULT_POINTS == tuple(reversed(VGG16_BLOCK_BOUNDARIES))  # the head alone first
 
 
 def test_the_facts_module_imports_no_tlcore_module_so_config_can_read_it():
-    code = ("import sys, tlcore.backbone_facts\n"
-            "print(sorted(m for m in sys.modules if m.startswith('tlcore.')), 'tensorflow' in sys.modules)\n"
-            "import tlcore.config\n")  # no import cycle: config reads the facts module first
+    code = (
+        "import sys, tlcore.backbone_facts\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tlcore.')), 'tensorflow' in sys.modules)\n"
+        "import tlcore.config\n"
+    )  # no import cycle: config reads the facts module first
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["['tlcore.backbone_facts']", "False"]
 
@@ -47,8 +64,14 @@ def test_the_facts_module_imports_no_tlcore_module_so_config_can_read_it():
 def test_no_vgg16_string_outside_the_facts_module():
     """The backbone's name is written once: every other module of the engine and the pages names it by constant."""
     found = []
-    for path in sorted([*(ROOT / "tlcore").rglob("*.py"), *(ROOT / "dashboard").glob("*.py"), *(ROOT / "pages").glob("*.py"),
-                        ROOT / "app.py"]):
+    for path in sorted(
+        [
+            *(ROOT / "tlcore").rglob("*.py"),
+            *(ROOT / "dashboard").glob("*.py"),
+            *(ROOT / "pages").glob("*.py"),
+            ROOT / "app.py",
+        ]
+    ):
         if path.name == Path(backbone_facts.__file__).name:
             continue
         for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):

@@ -19,7 +19,14 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state import SOURCE_FOLDER, K
 from tests.badcorpus import (
-    BAD_FILES, CONVERTED, IGNORED, BadFile, Corpus, build_bad_corpus, deny_reads, files_on_disk,
+    BAD_FILES,
+    CONVERTED,
+    IGNORED,
+    BadFile,
+    Corpus,
+    build_bad_corpus,
+    deny_reads,
+    files_on_disk,
 )
 from tests.conftest import ROOT
 from tlcore.config import HeadConfig, TrainConfig
@@ -175,8 +182,14 @@ def test_python_m_tlcore_scan_on_the_corpus_exits_0(corpus):
     # A real subprocess, where no read can be denied to root: the locked file
     # loads there, and every other bad file is reported as in-process.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-m", "tlcore", "scan", str(corpus.root), "--json"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tlcore", "scan", str(corpus.root), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     report = json.loads(proc.stdout)

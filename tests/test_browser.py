@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tlcore.runs import RunStore
-
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from tlcore.runs import RunStore
 
 pytestmark = pytest.mark.browser
 
@@ -24,7 +23,11 @@ SCREENSHOTS = Path(tempfile.gettempdir()) / "tllab-screenshots"
 PAGES = [("", "Dataset"), ("model", "Model & freeze"), ("train", "Train"), ("inference", "Inference"), ("runs", "Runs")]
 # Something each page shows once its script has really run (not just its title).
 READY = {
-    "Dataset": [('[data-testid="stImage"]', 16), ('[data-testid="stVegaLiteChart"]', 1), ('[data-testid="stExpander"]', 1)],
+    "Dataset": [
+        ('[data-testid="stImage"]', 16),
+        ('[data-testid="stVegaLiteChart"]', 1),
+        ('[data-testid="stExpander"]', 1),
+    ],
     "Model & freeze": [('[data-testid="stDataFrame"]', 1), ('[data-testid="stMetric"]', 2)],
     "Train": [(".st-key-start_training button", 1)],
     "Inference": [('[data-testid="stAlert"], [data-testid="stSelectbox"]', 1)],
@@ -93,7 +96,7 @@ def assert_no_exception(page) -> None:
 def wait_ready(page, title: str) -> None:
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
     for selector, count in READY[title]:
-        wait_until(lambda: page.locator(selector).count() >= count, 120, f"{selector} on the {title} page")
+        wait_until(lambda s=selector, n=count: page.locator(s).count() >= n, 120, f"{selector} on the {title} page")
     settle(page)
 
 
@@ -170,19 +173,35 @@ EPOCHS = 500  # far more than the test lasts, even on a quiet machine: it ends t
 def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     open_page(page, server.url, "", "Dataset")
     sidebar = page.locator('[data-testid="stSidebar"]')
-    until_shown(page, lambda: sidebar.get_by_text("Random weights (no transfer)", exact=True).click(),
-                "No transfer: random weights.", 120, "random weights in the sidebar")
-    until_shown(page, lambda: press_slider(page, ".st-key-image_size", "Home"),  # 32 px: quick epochs on a CPU
-                "at 32 × 32 px", 120, "32 px images")
+    until_shown(
+        page,
+        lambda: sidebar.get_by_text("Random weights (no transfer)", exact=True).click(),
+        "No transfer: random weights.",
+        120,
+        "random weights in the sidebar",
+    )
+    until_shown(
+        page,
+        lambda: press_slider(page, ".st-key-image_size", "Home"),  # 32 px: quick epochs on a CPU
+        "at 32 × 32 px",
+        120,
+        "32 px images",
+    )
 
     nav(page, "Model & freeze")
     # Everything trains, end to end; the server's own summary says when both settings are in.
-    until_shown(page, lambda: (page.locator(".st-key-freeze_0 button").click(), fill_number(page, "epochs", EPOCHS)),
-                f"Ready to train: {EPOCHS} epoch(s) at freeze point 0.", 120, f"{EPOCHS} epochs at freeze point 0")
+    until_shown(
+        page,
+        lambda: (page.locator(".st-key-freeze_0 button").click(), fill_number(page, "epochs", EPOCHS)),
+        f"Ready to train: {EPOCHS} epoch(s) at freeze point 0.",
+        120,
+        f"{EPOCHS} epochs at freeze point 0",
+    )
 
     nav(page, "Train")
     page.get_by_text("at 32 px · freeze point 0 · weights random weights, every layer trains").first.wait_for(
-        timeout=60_000)
+        timeout=60_000
+    )
     page.locator(".st-key-start_training button").click()
     wait_until(lambda: "running" in train_status(page), 120, "the run to start")
     # The curves grow while the run is still running.

@@ -5,16 +5,33 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard.charts import (AXIS_TITLE_FONT_SIZE, LABEL_FONT_SIZE, PLOT_HEIGHT, PREDICTED_COLOUR, TITLE_FONT_SIZE,
-                              class_counts_chart, confusion_matrix_chart, curves_chart, gradcam_colorbar,
-                              live_curves_chart, log_ticks, probabilities_chart, sweep_charts)
+from dashboard.charts import (
+    AXIS_TITLE_FONT_SIZE,
+    LABEL_FONT_SIZE,
+    PLOT_HEIGHT,
+    PREDICTED_COLOUR,
+    TITLE_FONT_SIZE,
+    class_counts_chart,
+    confusion_matrix_chart,
+    curves_chart,
+    gradcam_colorbar,
+    live_curves_chart,
+    log_ticks,
+    probabilities_chart,
+    sweep_charts,
+)
 
 
 def _rows(values, phases=None, partial_last=False):
     phases = phases or [1] * len(values)
     return [
-        {"epoch": i + 1, "phase": p, "val_accuracy": v, "val_loss": 1 - v,
-         "partial": partial_last and i == len(values) - 1}
+        {
+            "epoch": i + 1,
+            "phase": p,
+            "val_accuracy": v,
+            "val_loss": 1 - v,
+            "partial": partial_last and i == len(values) - 1,
+        }
         for i, (v, p) in enumerate(zip(values, phases))
     ]
 
@@ -40,8 +57,7 @@ def _projector_ready(spec: dict, fits_width: bool = True) -> None:
 
 def test_live_loss_is_on_a_log_scale_with_a_plot_at_least_250_px_high():
     history = [
-        {"epoch": e, "phase": 1, "loss": loss, "val_loss": val, "accuracy": 0.5, "val_accuracy": 0.5,
-         "partial": False}
+        {"epoch": e, "phase": 1, "loss": loss, "val_loss": val, "accuracy": 0.5, "val_accuracy": 0.5, "partial": False}
         for e, loss, val in ((1, 0.7, 0.69), (2, 0.3, 65.0), (3, 0.1, 0.2))  # a spike at epoch 2
     ]
     spec = live_curves_chart(history, "loss", "Loss").to_dict()
@@ -55,7 +71,11 @@ def test_live_loss_is_on_a_log_scale_with_a_plot_at_least_250_px_high():
     assert spec["title"] == "Loss"
     values = _data(spec)
     assert [(v["series"], v["epoch"], v["value"]) for v in values][:4] == [
-        ("train", 1, 0.7), ("validation", 1, 0.69), ("train", 2, 0.3), ("validation", 2, 65.0)]
+        ("train", 1, 0.7),
+        ("validation", 1, 0.69),
+        ("train", 2, 0.3),
+        ("validation", 2, 65.0),
+    ]
 
 
 def test_log_ticks_are_round_numbers_over_the_values_decades():
@@ -65,8 +85,10 @@ def test_log_ticks_are_round_numbers_over_the_values_decades():
 
 
 def test_live_loss_leaves_out_values_a_log_axis_cannot_show():
-    history = [{"epoch": 1, "phase": 1, "loss": 0.0, "val_loss": float("nan"), "accuracy": 1.0, "val_accuracy": 0.0},
-               {"epoch": 2, "phase": 1, "loss": 0.5, "val_loss": 0.6, "accuracy": 0.8, "val_accuracy": 0.7}]
+    history = [
+        {"epoch": 1, "phase": 1, "loss": 0.0, "val_loss": float("nan"), "accuracy": 1.0, "val_accuracy": 0.0},
+        {"epoch": 2, "phase": 1, "loss": 0.5, "val_loss": 0.6, "accuracy": 0.8, "val_accuracy": 0.7},
+    ]
     assert [v["epoch"] for v in _data(live_curves_chart(history, "loss", "Loss").to_dict())] == [2, 2]
     # Accuracy 0.0 and 1.0 are real values on a linear axis.
     assert len(_data(live_curves_chart(history, "accuracy", "Accuracy").to_dict())) == 4
@@ -74,8 +96,15 @@ def test_live_loss_leaves_out_values_a_log_axis_cannot_show():
 
 def test_live_accuracy_has_a_fixed_0_to_1_axis_and_marks_the_fine_tuning_boundary():
     history = [
-        {"epoch": e, "phase": 1 if e <= 2 else 2, "loss": 1.0 / e, "val_loss": 1.2 / e,
-         "accuracy": 0.5 + e / 100, "val_accuracy": 0.45 + e / 100, "partial": e == 3}
+        {
+            "epoch": e,
+            "phase": 1 if e <= 2 else 2,
+            "loss": 1.0 / e,
+            "val_loss": 1.2 / e,
+            "accuracy": 0.5 + e / 100,
+            "val_accuracy": 0.45 + e / 100,
+            "partial": e == 3,
+        }
         for e in (1, 2, 3)
     ]
     spec = live_curves_chart(history, "accuracy", "Accuracy").to_dict()
@@ -129,7 +158,9 @@ def test_probability_bars_have_a_fixed_0_to_1_axis_so_a_coin_toss_looks_like_one
     assert spec["encoding"]["color"]["scale"]["range"] == [PREDICTED_COLOUR, "gray"]
     rows = _data(spec)
     assert [(r["class"], r["probability"], r["label"], r["shown"]) for r in rows] == [
-        ("cats", 0.505, "cats  50.5%", "predicted"), ("dogs", 0.495, "dogs  49.5%", "other")]
+        ("cats", 0.505, "cats  50.5%", "predicted"),
+        ("dogs", 0.495, "dogs  49.5%", "other"),
+    ]
 
 
 def test_confusion_matrix_is_a_heatmap_with_every_count_in_its_cell():
@@ -162,12 +193,20 @@ def test_class_counts_are_bars_per_class_and_split():
     assert spec["mark"]["type"] == "bar" and spec["height"] >= 250
     assert spec["encoding"]["yOffset"]["field"] == "split"
     assert [(r["class"], r["split"], r["images"]) for r in _data(spec)] == [
-        ("cats", "train", 12), ("dogs", "train", 4), ("cats", "validation", 3), ("dogs", "validation", 3)]
+        ("cats", "train", 12),
+        ("dogs", "train", 4),
+        ("cats", "validation", 3),
+        ("dogs", "validation", 3),
+    ]
 
 
 def test_sweep_charts_are_two_charts_of_the_shared_height():
-    table = {"point": ["18", "14", "scratch"], "trainable layers": [0, 4, 18], "best val acc": [0.9, 0.8, 0.5],
-             "s/epoch": [0.1, 2.0, 9.0]}
+    table = {
+        "point": ["18", "14", "scratch"],
+        "trainable layers": [0, 4, 18],
+        "best val acc": [0.9, 0.8, 0.5],
+        "s/epoch": [0.1, 2.0, 9.0],
+    }
     accuracy, speed = (chart.to_dict() for chart in sweep_charts(table))
     for spec in (accuracy, speed):
         _projector_ready(spec)

@@ -25,8 +25,12 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "TLLAB_WEIGHTS"}
     full_env.update({"TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "tlcore", *args], cwd=ROOT, env=full_env,
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "tlcore", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -84,8 +88,9 @@ def test_scan_errors_are_one_line_and_exit_1(tmp_path):
 
 def test_bad_arguments_exit_2(tiny_dataset):
     assert run_cli("train").returncode == 2
-    assert_one_line_error(run_cli("train", "--data", str(tiny_dataset), "--freeze-at", "30", "--weights", "none"),
-                          2, "freeze_at=30")
+    assert_one_line_error(
+        run_cli("train", "--data", str(tiny_dataset), "--freeze-at", "30", "--weights", "none"), 2, "freeze_at=30"
+    )
     assert run_cli("train", "--data", str(tiny_dataset), "--epochs", "many").returncode == 2
     assert run_cli("frobnicate").returncode == 2
 
@@ -93,8 +98,17 @@ def test_bad_arguments_exit_2(tiny_dataset):
 def test_unusable_weights_exit_1(tiny_dataset, tmp_path):
     bad = tmp_path / "weights.h5"
     bad.write_text("not weights")
-    proc = run_cli("train", "--data", str(tiny_dataset), "--weights", str(bad), "--image-size", "32",
-                   "--runs-dir", str(tmp_path / "runs"))
+    proc = run_cli(
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--weights",
+        str(bad),
+        "--image-size",
+        "32",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
     assert_one_line_error(proc, 1, "not a readable HDF5")
 
 
@@ -104,16 +118,48 @@ def test_imagenet_offline_exit_1_with_the_ways_out(tiny_dataset, tmp_path, monke
     from tlcore.cli import main
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
-    code = main(["train", "--data", str(tiny_dataset), "--weights", "imagenet", "--image-size", "32",
-                 "--runs-dir", str(tmp_path / "runs")])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tiny_dataset),
+            "--weights",
+            "imagenet",
+            "--image-size",
+            "32",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ]
+    )
     out = capsys.readouterr()
-    assert_one_line_error(subprocess.CompletedProcess([], code, out.out, out.err), 1, "ImageNet weights could not be downloaded", "--weights none")
+    assert_one_line_error(
+        subprocess.CompletedProcess([], code, out.out, out.err),
+        1,
+        "ImageNet weights could not be downloaded",
+        "--weights none",
+    )
 
 
 def test_train_json_then_predict_then_rerun_config(tiny_dataset, tmp_path):
     runs = tmp_path / "runs"
-    proc = run_cli("train", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32",
-                   "--epochs", "2", "--batch-size", "8", "--dense", "8", "--runs-dir", str(runs), "--json")
+    proc = run_cli(
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--dense",
+        "8",
+        "--runs-dir",
+        str(runs),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1  # stdout holds JSON only; progress went to stderr
@@ -140,11 +186,22 @@ def test_train_json_then_predict_then_rerun_config(tiny_dataset, tmp_path):
     tampered = tmp_path / "tampered"
     shutil.copytree(run_dir, tampered)
     (tampered / "model.keras").write_text("not a model")
-    assert_one_line_error(run_cli("predict", "--run", str(tampered), str(images[0])), 1,
-                          str(tampered), "not a .keras model file")
+    assert_one_line_error(
+        run_cli("predict", "--run", str(tampered), str(images[0])), 1, str(tampered), "not a .keras model file"
+    )
 
-    again = run_cli("train", "--data", str(tiny_dataset), "--config", str(run_dir), "--epochs", "1",
-                    "--runs-dir", str(runs), "--json")
+    again = run_cli(
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--config",
+        str(run_dir),
+        "--epochs",
+        "1",
+        "--runs-dir",
+        str(runs),
+        "--json",
+    )
     assert again.returncode == 0, again.stderr
     rerun = json.loads((Path(json.loads(again.stdout)["run_dir"]) / "run.json").read_text())["config"]
     original = json.loads((run_dir / "run.json").read_text())["config"]
@@ -164,8 +221,14 @@ def test_layers_table():
 def test_no_tensorflow_log_lines_on_stderr():
     # As a user runs it: TF_CPP_MIN_LOG_LEVEL unset (the test suite sets it for itself).
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TLLAB_WEIGHTS")}
-    proc = subprocess.run([sys.executable, "-m", "tlcore", "layers", "--image-size", "32"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tlcore", "layers", "--image-size", "32"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # no oneDNN notice, no CUDA probing, no absl preamble
     assert "block5_pool" in proc.stdout
@@ -173,20 +236,35 @@ def test_no_tensorflow_log_lines_on_stderr():
 
 def test_a_user_who_sets_the_log_level_gets_tensorflows_lines():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"}
-    proc = subprocess.run([sys.executable, "-c", "from tlcore.quiet import quiet_tensorflow; quiet_tensorflow(); "
-                           "import os, tensorflow; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tlcore.quiet import quiet_tensorflow; quiet_tensorflow(); "
+            "import os, tensorflow; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "0"
 
 
 def test_tensorflow_log_lines_are_told_apart_from_other_output():
     assert is_tensorflow_log_line("I0000 00:00:1796081998.721753    5582 port.cc:153] oneDNN custom operations are on.")
-    assert is_tensorflow_log_line("E0000 00:00:1796082003.005775    5582 cuda_platform.cc:52] failed call to cuInit: "
-                                  "INTERNAL: CUDA error")
-    assert is_tensorflow_log_line("2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] "
-                                  "Could not find cuda drivers on your machine, GPU will not be used.")
-    assert is_tensorflow_log_line("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
+    assert is_tensorflow_log_line(
+        "E0000 00:00:1796082003.005775    5582 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error"
+    )
+    assert is_tensorflow_log_line(
+        "2025-09-17 14:44:05.157831: I external/local_xla/xla/tsl/cuda/cudart_stub.cc:32] "
+        "Could not find cuda drivers on your machine, GPU will not be used."
+    )
+    assert is_tensorflow_log_line(
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    )
     assert not is_tensorflow_log_line("error: Dataset folder not found: /x")
     assert not is_tensorflow_log_line("Traceback (most recent call last):")
     assert not is_tensorflow_log_line("epoch 2/5 [####....] 3/6 loss 0.6931")
@@ -196,8 +274,19 @@ def test_an_unwritable_runs_folder_is_one_error_line_and_exit_1(tiny_dataset, tm
     # Tests run as root, whom chmod does not stop: a folder under a regular file can never be made.
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    proc = run_cli("train", "--data", str(tiny_dataset), "--weights", "none", "--image-size", "32", "--epochs", "1",
-                   "--runs-dir", str(blocker / "runs"))
+    proc = run_cli(
+        "train",
+        "--data",
+        str(tiny_dataset),
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--runs-dir",
+        str(blocker / "runs"),
+    )
     assert_one_line_error(proc, 1, f"The runs folder {blocker / 'runs'} cannot take a new run", "Not a directory")
     assert blocker.read_text() == "not a folder"
 
@@ -205,8 +294,14 @@ def test_an_unwritable_runs_folder_is_one_error_line_and_exit_1(tiny_dataset, tm
 def _interrupt_in_epoch_two(args: list[str], epochs: int) -> tuple[subprocess.Popen, str]:
     """Run the CLI, press Ctrl-C (SIGINT) once a batch of epoch 2 was reported; returns it ended and its stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TLLAB_WEIGHTS")}
-    proc = subprocess.Popen([sys.executable, "-m", "tlcore", *args], cwd=ROOT, env={**env, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tlcore", *args],
+        cwd=ROOT,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
     reader.start()
@@ -230,8 +325,28 @@ def test_ctrl_c_during_train_exits_130_keeping_the_model(tmp_path):
     data = make_dataset_folder(tmp_path / "data", n_train=24, n_val=4, size=32)
     runs_dir = tmp_path / "runs"
     proc, stderr = _interrupt_in_epoch_two(
-        ["train", "--data", str(data), "--weights", "none", "--image-size", "32", "--epochs", "50",
-         "--batch-size", "4", "--freeze-at", "0", "--dense", "8", "--runs-dir", str(runs_dir), "--json"], 50)
+        [
+            "train",
+            "--data",
+            str(data),
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "50",
+            "--batch-size",
+            "4",
+            "--freeze-at",
+            "0",
+            "--dense",
+            "8",
+            "--runs-dir",
+            str(runs_dir),
+            "--json",
+        ],
+        50,
+    )
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     assert not [line for line in stderr.splitlines() if is_tensorflow_log_line(line)]
@@ -247,8 +362,23 @@ def test_ctrl_c_during_a_sweep_exits_130_keeping_the_point(tmp_path):
     data = make_dataset_folder(tmp_path / "data", n_train=24, n_val=4, size=32)
     runs_dir = tmp_path / "runs"
     proc, stderr = _interrupt_in_epoch_two(
-        ["sweep", "--data", str(data), "--weights", "none", "--image-size", "32", "--epochs", "50",
-         "--points", "0,18", "--runs-dir", str(runs_dir)], 50)
+        [
+            "sweep",
+            "--data",
+            str(data),
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "50",
+            "--points",
+            "0,18",
+            "--runs-dir",
+            str(runs_dir),
+        ],
+        50,
+    )
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     assert ": stopped" in proc.stdout.read()
@@ -264,8 +394,7 @@ def test_every_option_has_help_and_the_exit_codes_are_in_the_epilog(capsys):
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert set(commands) == {"scan", "layers", "train", "sweep", "predict"}
-    missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions
-               if not action.help]
+    missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions if not action.help]
     assert missing == []
     text = commands["train"].format_help()
     assert "(default 18)" in text and "(default 5)" in text and "130  interrupted" in text

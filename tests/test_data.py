@@ -99,7 +99,11 @@ def truncated_png() -> bytes:
 )
 def test_split_folder_names_are_matched_case_insensitively(tmp_path, train_name, val_name):
     root = make_dataset_folder(
-        tmp_path / "d", classes=("cats", "dogs"), n_train=5, n_val=3, size=8,
+        tmp_path / "d",
+        classes=("cats", "dogs"),
+        n_train=5,
+        n_val=3,
+        size=8,
         split_names=(train_name, val_name),
     )
     info = scan(root)
@@ -312,8 +316,7 @@ def test_hidden_files_macosx_and_non_images_are_ignored_not_skipped(tmp_path):
     assert info.skipped == []
     assert len(info.ignored) == 8
     assert sorted(p.name for p in info.ignored) == sorted(
-        [".DS_Store", "._cat_000.png", "notes.txt", "Thumbs.db", "h.png",
-         "._cat_001.png", "x.png", ".DS_Store"]
+        [".DS_Store", "._cat_000.png", "notes.txt", "Thumbs.db", "h.png", "._cat_001.png", "x.png", ".DS_Store"]
     )
     assert info.to_report()["ignored"] == 8
     assert_accounted(info, root)
@@ -411,8 +414,15 @@ def test_bad_files_are_skipped_with_reasons_and_good_files_load(messy_root):
     info = scan(messy_root, max_pixels=5000)
     got = reasons(info)
     assert set(got) == {
-        "empty.jpg", "page.jpg", "cut.jpg", "cut.png", "header.png", "big.png",
-        "broken.png", "loop_a.jpg", "loop_b.jpg",
+        "empty.jpg",
+        "page.jpg",
+        "cut.jpg",
+        "cut.png",
+        "header.png",
+        "big.png",
+        "broken.png",
+        "loop_a.jpg",
+        "loop_b.jpg",
     }
     assert "empty" in got["empty.jpg"]
     assert got["page.jpg"].startswith("not an image")
@@ -468,9 +478,7 @@ def test_permission_denied_is_a_named_reason(tmp_path, monkeypatch):
 
     monkeypatch.setattr(PIL.Image, "open", fake_open)
     info = scan(root)
-    assert [(s.path, s.reason) for s in info.skipped] == [
-        (locked, "cannot read: permission denied")
-    ]
+    assert [(s.path, s.reason) for s in info.skipped] == [(locked, "cannot read: permission denied")]
     assert info.counts()["train"] == {"cats": 3, "dogs": 2}
     assert locked not in all_files(info)
 
@@ -730,7 +738,5 @@ def test_importing_tlcore_data_does_not_import_tensorflow():
         "bad = sorted(m for m in ('tensorflow', 'keras', 'streamlit') if m in sys.modules); "
         "assert not bad, bad"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -15,7 +15,6 @@ from tests.helpers import make_dataset_folder
 from tests.weights_files import write_keras3
 from tlcore.backbones import WEIGHTS_ENV, weights_status
 from tlcore.paths import (
-    typed_weights_path,
     DATA_ROOT_ENV,
     DataRootError,
     PathNotAllowed,
@@ -23,6 +22,7 @@ from tlcore.paths import (
     link_leading_outside,
     refuse_links_outside,
     resolve_user_path,
+    typed_weights_path,
 )
 
 OUTSIDE_CLASSES = ("secretcats", "secretdogs")
@@ -55,8 +55,18 @@ def test_relative_paths_inside_the_root_are_resolved_in_it(tree, text):
     assert resolve_user_path(text, tree["root"]) == Path(os.path.normpath(tree["root"] / text.strip()))
 
 
-@pytest.mark.parametrize("text", ["..", "../outside", "../outside/secret.txt", "pets/../../outside",
-                                  "pets/cats/../../../outside", "../root-evil/pets", "../../../../etc"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "..",
+        "../outside",
+        "../outside/secret.txt",
+        "pets/../../outside",
+        "pets/cats/../../../outside",
+        "../root-evil/pets",
+        "../../../../etc",
+    ],
+)
 def test_dotdot_escapes_are_refused(tree, text):
     assert "leads outside the server's data folder (root/)" in _refused(text, tree["root"])
 
@@ -208,8 +218,9 @@ def _grid_captions(at: AppTest) -> set[str]:
 
 
 def _all_text(at: AppTest) -> str:
-    return " ".join(str(e.value) for kind in ("markdown", "caption", "error", "info", "success", "warning")
-                    for e in at.get(kind))
+    return " ".join(
+        str(e.value) for kind in ("markdown", "caption", "error", "info", "success", "warning") for e in at.get(kind)
+    )
 
 
 def test_a_folder_inside_the_root_scans_and_shows_its_grid(served):

@@ -13,6 +13,7 @@ from dashboard.evaluation_panel import evaluation_key
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import HeadConfig
 from tlcore.data import same_held_out_split, scan, split_files
+from tlcore.tf.gradcam import explainer_for, gradcam
 from tlcore.tf.inference import (
     Evaluation,
     evaluate_split,
@@ -21,7 +22,6 @@ from tlcore.tf.inference import (
     probabilities,
     to_pixels,
 )
-from tlcore.tf.gradcam import explainer_for, gradcam
 from tlcore.tf.model import build_model
 from tlcore.uploads import UPLOAD_DIR_ENV, save_uploaded_model
 
@@ -70,8 +70,11 @@ def test_each_usable_image_gets_probabilities_a_heatmap_and_an_overlay(model, gr
     heatmap, index = gradcam(model, to_pixels(_png(), 32), None, grad_model=grad_model)
     assert index == CLASSES.index(results[0].top_class)
     np.testing.assert_allclose(results[0].heatmap, heatmap, atol=1e-6)
-    assert results[0].summary() == {"name": "red.png", "probabilities": results[0].probabilities,
-                                    "top_class": results[0].top_class}
+    assert results[0].summary() == {
+        "name": "red.png",
+        "probabilities": results[0].probabilities,
+        "top_class": results[0].top_class,
+    }
 
 
 def test_a_bad_file_is_reported_by_name_and_the_others_still_get_results(model, grad_model):

@@ -16,11 +16,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import tlcore.runs as runs
-from dashboard.state import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
+from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.data import scan
-from tlcore.jobs import QUEUED, JOBS
+from tlcore.jobs import JOBS, QUEUED
 from tlcore.runs import INTERRUPTED, Run, RunStore, read_history
 
 TINY = TINY_CONFIG.replace(epochs=3)
@@ -90,9 +90,33 @@ def test_a_run_killed_mid_epoch_reads_interrupted_with_its_finished_epochs(tmp_p
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     trainer = subprocess.Popen(
-        [sys.executable, "-m", "tlcore", "train", "--data", str(data), "--weights", "none", "--image-size", "32",
-         "--epochs", "50", "--batch-size", "4", "--freeze-at", "0", "--dense", "8", "--runs-dir", str(runs_dir)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tlcore",
+            "train",
+            "--data",
+            str(data),
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "50",
+            "--batch-size",
+            "4",
+            "--freeze-at",
+            "0",
+            "--dense",
+            "8",
+            "--runs-dir",
+            str(runs_dir),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: trainer.stderr.read(64), "")), daemon=True)
@@ -159,8 +183,15 @@ def test_two_sessions_training_at_once_both_finish_the_second_after_waiting(runs
 
 def _train_page(dataset: Path, epochs: int = 2) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    state = {K.source: SOURCE_FOLDER, K.folder: str(dataset), K.weights_choice: WEIGHTS_SCRATCH,
-             K.image_size: 32, K.epochs: epochs, K.batch_size: 8, K.dense: "8"}
+    state = {
+        K.source: SOURCE_FOLDER,
+        K.folder: str(dataset),
+        K.weights_choice: WEIGHTS_SCRATCH,
+        K.image_size: 32,
+        K.epochs: epochs,
+        K.batch_size: 8,
+        K.dense: "8",
+    }
     for key, value in state.items():
         at.session_state[key] = value
     at.run()

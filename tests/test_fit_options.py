@@ -14,8 +14,8 @@ import tensorflow as tf
 from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
-from tlcore.tf.model import build_model
 from tlcore.runs import RunStore, load_record
+from tlcore.tf.model import build_model
 from tlcore.tf.training import TENSORBOARD_DIR, balanced_class_weights, prepare_data, train, train_and_record
 
 TINY = TINY_CONFIG.replace(seed=7)
@@ -123,8 +123,12 @@ def test_balance_classes_weights_the_training_loss(imbalanced, cache_features):
 
 
 def test_early_stopping_ends_each_phase_with_its_reason(data):
-    config = TINY.replace(learning_rate=STILL, epochs=6, early_stopping_patience=2,
-                          fine_tune=FineTuneConfig(freeze_at=17, epochs=4, learning_rate=STILL))
+    config = TINY.replace(
+        learning_rate=STILL,
+        epochs=6,
+        early_stopping_patience=2,
+        fine_tune=FineTuneConfig(freeze_at=17, epochs=4, learning_rate=STILL),
+    )
     result = train(config, data)
     assert result.status == "completed"
     # Epoch 1 sets the best val_loss; after 2 epochs without improvement the phase ends; phase 2 still runs.
@@ -145,8 +149,11 @@ def test_reduce_on_plateau_lowers_the_recorded_rate(data):
 def test_options_round_trip_and_echo_bad_values():
     config = TrainConfig(weights="none", balance_classes=True, early_stopping_patience=4, reduce_lr_on_plateau=True)
     assert TrainConfig.from_json(config.to_json()) == config
-    old = {k: v for k, v in TrainConfig().to_dict().items()
-           if k not in ("balance_classes", "early_stopping_patience", "reduce_lr_on_plateau")}
+    old = {
+        k: v
+        for k, v in TrainConfig().to_dict().items()
+        if k not in ("balance_classes", "early_stopping_patience", "reduce_lr_on_plateau")
+    }
     loaded = TrainConfig.from_dict(old)  # a run.json written before these options existed
     assert (loaded.balance_classes, loaded.early_stopping_patience, loaded.reduce_lr_on_plateau) == (False, None, False)
     with pytest.raises(ValueError, match="early_stopping_patience=0"):
@@ -161,15 +168,38 @@ def test_cli_flags_land_in_the_runs_config(folder, tmp_path, capsys):
     from tlcore.cli import main
 
     runs = tmp_path / "runs"
-    code = main(["train", "--data", str(folder), "--weights", "none", "--image-size", "32", "--epochs", "1",
-                 "--batch-size", "8", "--dense", "8", "--balance-classes", "--early-stopping", "3",
-                 "--reduce-lr-on-plateau", "--runs-dir", str(runs), "--json"])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(folder),
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--dense",
+            "8",
+            "--balance-classes",
+            "--early-stopping",
+            "3",
+            "--reduce-lr-on-plateau",
+            "--runs-dir",
+            str(runs),
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     config = load_record(Path(json.loads(out.out)["run_dir"])).config
     assert (config.balance_classes, config.early_stopping_patience, config.reduce_lr_on_plateau) == (True, 3, True)
-    assert main(["train", "--data", str(folder), "--weights", "none", "--early-stopping", "-1",
-                 "--runs-dir", str(runs)]) == 2
+    assert (
+        main(["train", "--data", str(folder), "--weights", "none", "--early-stopping", "-1", "--runs-dir", str(runs)])
+        == 2
+    )
     assert "early_stopping_patience=-1" in capsys.readouterr().err
 
 

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlcore.tf.gradcam import (blank_map_message, colorbar_colours, explainer_for, gradcam, gradcam_model, gradcam_overlay,
-                            is_blank)
+from tlcore.tf.gradcam import (
+    blank_map_message,
+    colorbar_colours,
+    explainer_for,
+    gradcam,
+    gradcam_model,
+    gradcam_overlay,
+    is_blank,
+)
 from tlcore.tf.inference import explain, probabilities
 
 SIZE = 16
@@ -29,8 +36,9 @@ def red_green_model(bias: float, size: int = SIZE, conv_name: str = "last_conv")
     dense = keras.layers.Dense(1, activation="sigmoid")
     model = keras.Model(inputs, dense(x))
     red_minus_green = np.array([1.0, -1.0, 0.0]) / 255.0
-    conv.set_weights([np.stack([red_minus_green, -red_minus_green], axis=-1)[None, None].astype("float32"),
-                      np.zeros(2, "float32")])
+    conv.set_weights(
+        [np.stack([red_minus_green, -red_minus_green], axis=-1)[None, None].astype("float32"), np.zeros(2, "float32")]
+    )
     dense.set_weights([np.array([[1.0], [-1.0]], "float32"), np.array([bias], "float32")])
     return model
 
@@ -76,8 +84,9 @@ def test_a_map_with_no_positive_evidence_is_blank_and_explain_says_so():
     buffer = io.BytesIO()
     Image.fromarray(green).save(buffer, format="PNG")
     unsure = red_green_model(bias=-5.0)  # green pushes it further to class 0: class 0 is predicted
-    (result,), _ = explain(unsure, gradcam_model(unsure, "last_conv"), [("green.png", buffer.getvalue())],
-                           ["cats", "dogs"])
+    (result,), _ = explain(
+        unsure, gradcam_model(unsure, "last_conv"), [("green.png", buffer.getvalue())], ["cats", "dogs"]
+    )
     assert result.top_class == "cats" and result.overlay is not None and result.gradcam_note is None
     (result,), _ = explain(model, explainer, [("green.png", buffer.getvalue())], ["cats", "dogs"])
     assert result.top_class == "dogs"  # the bias wins, but no green region raised "dogs"'s score
@@ -133,7 +142,7 @@ def test_the_colour_bar_runs_the_overlays_colour_map_from_low_to_high():
     colours = colorbar_colours(224)
     assert len(colours) == 112  # 2 px each
     # jet: dark blue at "low", dark red at "high", like the overlay's cold and hot regions
-    low, high = (tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in (colours[0], colours[-1]))
+    low, high = (tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in (colours[0], colours[-1]))
     assert low[2] > 100 and low[0] == 0 and high[0] > 100 and high[2] == 0
     # The overlay of a heat of 0 and of 1 leans to the same ends.
     cold_and_hot = gradcam_overlay(np.zeros((2, 2, 3), np.uint8), np.array([[0.0, 1.0], [0.0, 1.0]]), alpha=1.0)

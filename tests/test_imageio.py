@@ -118,9 +118,18 @@ def test_returned_image_is_usable_after_the_file_is_closed_and_removed(tmp_path)
 @pytest.mark.parametrize(
     "name, expected",
     [
-        ("a.jpg", True), ("a.JPEG", True), ("a.Png", True), ("a.bmp", True), ("a.gif", True),
-        ("a.webp", True), ("a.tif", True), ("a.TIFF", True),
-        ("notes.txt", False), ("Thumbs.db", False), ("noext", False), ("a.jpg.bak", False),
+        ("a.jpg", True),
+        ("a.JPEG", True),
+        ("a.Png", True),
+        ("a.bmp", True),
+        ("a.gif", True),
+        ("a.webp", True),
+        ("a.tif", True),
+        ("a.TIFF", True),
+        ("notes.txt", False),
+        ("Thumbs.db", False),
+        ("noext", False),
+        ("a.jpg.bak", False),
     ],
 )
 def test_has_image_extension(name, expected):
@@ -338,7 +347,7 @@ def test_png_cut_inside_its_header_is_corrupt_not_a_non_image(tmp_path, keep):
 )
 def test_corrupt_header_bytes_after_a_valid_signature(tmp_path, fmt, magic_len):
     good = _bytes(Image.new("RGB", (8, 8), RED), fmt)
-    bad = good[:magic_len] + b"\x00" * 40 + good[magic_len + 40:]
+    bad = good[:magic_len] + b"\x00" * 40 + good[magic_len + 40 :]
     reason = _reason(_write(tmp_path / f"bad.{fmt.lower()}", bad))
     # Broken, not foreign: the reason must not claim the file is no image at all.
     assert "corrupt" in reason

@@ -83,8 +83,11 @@ def png_claiming(width: int, height: int) -> bytes:
 # tlcore.imageio silences this warning at import; pytest restores the filters for each test.
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_huge_image_headers_are_refused_before_decoding_and_named(model):
-    sources = [("bomb.png", png_claiming(100_000, 100_000)), ("big.png", png_claiming(12_000, 10_000)),
-               ("ok.png", _encoded(Image.fromarray(_image())))]
+    sources = [
+        ("bomb.png", png_claiming(100_000, 100_000)),
+        ("big.png", png_claiming(12_000, 10_000)),
+        ("ok.png", _encoded(Image.fromarray(_image()))),
+    ]
     explanations, problems = explain(model, None, sources, CLASSES)
     assert [e.name for e in explanations] == ["ok.png"]
     assert dict(problems) == {
@@ -106,8 +109,12 @@ def test_a_large_allowed_photo_is_resized_and_predicted(model):
 
 
 def test_web_pages_and_empty_uploads_are_named_with_the_reason(model):
-    sources = [("page.png", b"<!DOCTYPE html><html><body>404</body></html>"), ("empty.png", b""),
-               ("empty-stream.jpg", io.BytesIO(b"")), ("cut.png", _encoded(Image.fromarray(_image()))[:40])]
+    sources = [
+        ("page.png", b"<!DOCTYPE html><html><body>404</body></html>"),
+        ("empty.png", b""),
+        ("empty-stream.jpg", io.BytesIO(b"")),
+        ("cut.png", _encoded(Image.fromarray(_image()))[:40]),
+    ]
     explanations, problems = explain(model, None, sources, CLASSES)
     assert explanations == []
     reasons = dict(problems)
@@ -139,8 +146,9 @@ def test_sigmoid_head_reports_two_probabilities():
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
 
 
-def _independent_gradcam(model: keras.Model, pixels: np.ndarray, class_index: int, layer_name: str,
-                         of_probability: bool = False) -> np.ndarray:
+def _independent_gradcam(
+    model: keras.Model, pixels: np.ndarray, class_index: int, layer_name: str, of_probability: bool = False
+) -> np.ndarray:
     """Grad-CAM by applying the model's layers one by one under a tape, the output layer's logits by hand.
 
     The score is the class's logit (a sigmoid head's negative class: the negated logit), or with
@@ -188,8 +196,7 @@ def test_gradcam_matches_an_independent_computation_after_reload(model, tmp_path
 
 def test_a_sigmoid_heads_maps_match_an_independent_computation_the_negative_class_negating_the_score(tmp_path):
     keras.utils.set_random_seed(1)
-    sigmoid = build_model(2, image_size=64, weights="none", head=HeadConfig(dense=(16,), dropout=0.0,
-                                                                            output="sigmoid"))
+    sigmoid = build_model(2, image_size=64, weights="none", head=HeadConfig(dense=(16,), dropout=0.0, output="sigmoid"))
     sigmoid.save(tmp_path / "s.keras")
     reloaded = load_model(str(tmp_path / "s.keras"))
     pixels = _image(5, 64).astype("float32")
@@ -198,8 +205,9 @@ def test_a_sigmoid_heads_maps_match_an_independent_computation_the_negative_clas
         for class_index in (0, 1):
             maps[class_index], cls = gradcam(m, pixels, class_index=class_index)
             assert cls == class_index
-            np.testing.assert_allclose(maps[class_index], _independent_gradcam(m, pixels, class_index, "block5_conv3"),
-                                       atol=1e-4)
+            np.testing.assert_allclose(
+                maps[class_index], _independent_gradcam(m, pixels, class_index, "block5_conv3"), atol=1e-4
+            )
         # Negating the score flips every channel's weight: the two maps are not the same map.
         assert maps[0].max() > 0 or maps[1].max() > 0
         assert not np.allclose(maps[0], maps[1], atol=1e-3)

@@ -193,8 +193,10 @@ def test_an_unwritable_runs_folder_fails_the_job_with_a_clear_message(info, tmp_
     job.thread.join(60)
     snap = job.snapshot()
     assert snap.status == FAILED
-    assert snap.error == (f"The runs folder {tmp_path / 'runs'} cannot take a new run: Read-only file system. "
-                          "Free some space, or point TLLAB_RUNS_DIR at a writable folder.")
+    assert snap.error == (
+        f"The runs folder {tmp_path / 'runs'} cannot take a new run: Read-only file system. "
+        "Free some space, or point TLLAB_RUNS_DIR at a writable folder."
+    )
 
 
 def test_only_the_newest_finished_jobs_of_other_sessions_are_kept(monkeypatch):
@@ -248,4 +250,7 @@ def test_a_job_keeps_the_config_and_dataset_it_was_started_with(tmp_path):
     job.thread.join(60)
     assert job.config == TINY_CONFIG
     assert (job.dataset_root, job.train_images, job.validation_images) == (
-        str(info.root), info.num_images("train"), info.num_images("validation"))
+        str(info.root),
+        info.num_images("train"),
+        info.num_images("validation"),
+    )

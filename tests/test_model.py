@@ -7,14 +7,14 @@ import keras
 import numpy as np
 import pytest
 
-from tlcore import backbones
 from tests.weights_files import write_keras3, write_legacy
+from tlcore import backbones
+from tlcore.architecture import counts_at, with_freeze_point
 from tlcore.backbones import WeightsError, get_backbone
 from tlcore.config import HeadConfig
 from tlcore.tf import backbones as tf_backbones
 from tlcore.tf.backbones import build_base, load_weights_file
 from tlcore.tf.layers import CaffePreprocess
-from tlcore.architecture import counts_at, with_freeze_point
 from tlcore.tf.model import (
     backbone_layers,
     build_model,
@@ -27,11 +27,24 @@ from tlcore.tf.model import (
 
 VGG = get_backbone("vgg16")
 VGG_NAMES = [
-    "block1_conv1", "block1_conv2", "block1_pool",
-    "block2_conv1", "block2_conv2", "block2_pool",
-    "block3_conv1", "block3_conv2", "block3_conv3", "block3_pool",
-    "block4_conv1", "block4_conv2", "block4_conv3", "block4_pool",
-    "block5_conv1", "block5_conv2", "block5_conv3", "block5_pool",
+    "block1_conv1",
+    "block1_conv2",
+    "block1_pool",
+    "block2_conv1",
+    "block2_conv2",
+    "block2_pool",
+    "block3_conv1",
+    "block3_conv2",
+    "block3_conv3",
+    "block3_pool",
+    "block4_conv1",
+    "block4_conv2",
+    "block4_conv3",
+    "block4_pool",
+    "block5_conv1",
+    "block5_conv2",
+    "block5_conv3",
+    "block5_pool",
 ]
 
 
@@ -88,7 +101,16 @@ def test_vgg16_parameter_counts_are_the_published_ones(model):
 def test_layer_table_columns_and_blocks(model):
     set_freeze_point(model, 14)
     table = layer_table(model)
-    assert list(table.columns) == ["freeze_index", "name", "type", "output_shape", "params", "trainable", "block", "part"]
+    assert list(table.columns) == [
+        "freeze_index",
+        "name",
+        "type",
+        "output_shape",
+        "params",
+        "trainable",
+        "block",
+        "part",
+    ]
     backbone = table[table.part == "backbone"]
     assert list(backbone.name) == VGG_NAMES
     assert list(backbone.freeze_index) == list(range(1, 19))
@@ -110,9 +132,16 @@ def test_freeze_point_out_of_range_is_refused(model):
 @pytest.mark.parametrize(
     "head, output_shape, head_layers",
     [
-        (HeadConfig(pooling="flatten", dense=(512,), dropout=0.5), (None, 2), ["head_flatten", "head_dense_1", "head_dropout_1"]),
-        (HeadConfig(pooling="max", dense=(1024, 1024, 512), dropout=0.0), (None, 2),
-         ["head_max_pool", "head_dense_1", "head_dense_2", "head_dense_3"]),
+        (
+            HeadConfig(pooling="flatten", dense=(512,), dropout=0.5),
+            (None, 2),
+            ["head_flatten", "head_dense_1", "head_dropout_1"],
+        ),
+        (
+            HeadConfig(pooling="max", dense=(1024, 1024, 512), dropout=0.0),
+            (None, 2),
+            ["head_max_pool", "head_dense_1", "head_dense_2", "head_dense_3"],
+        ),
         (HeadConfig(pooling="avg", dense=(), dropout=0.0, output="sigmoid"), (None, 1), ["head_avg_pool"]),
     ],
 )

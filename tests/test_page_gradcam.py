@@ -35,10 +35,12 @@ def test_a_blank_map_gets_a_message_and_a_map_with_heat_an_overlay(tmp_path, mon
     at = at.switch_page("pages/inference.py").run()
     at = at.selectbox(key="inference_model").set_value("upload").run()
     at.file_uploader(key="inference_model_upload").set_value(
-        ("red-green.keras", (tmp_path / "red-green.keras").read_bytes(), "application/octet-stream"))
+        ("red-green.keras", (tmp_path / "red-green.keras").read_bytes(), "application/octet-stream")
+    )
     at = at.run()
-    at.file_uploader(key="inference_images").set_value([("red.png", _png((220, 20, 20)), "image/png"),
-                                                        ("green.png", _png((20, 220, 20)), "image/png")])
+    at.file_uploader(key="inference_images").set_value(
+        [("red.png", _png((220, 20, 20)), "image/png"), ("green.png", _png((20, 220, 20)), "image/png")]
+    )
     at = at.run()
     assert not at.exception
     assert [r["top_class"] for r in at.session_state["inference_results"]] == ["class 1", "class 1"]
@@ -47,5 +49,8 @@ def test_a_blank_map_gets_a_message_and_a_map_with_heat_an_overlay(tmp_path, mon
     assert any(f"sees a {SIZE}x{SIZE} grid" in c.value for c in at.caption)  # the map's grid, from the map
     # Both images as people see them, and only red.png's overlay.
     captions = [c for image in at.image for c in image.captions]
-    assert captions == [f"the image ({SIZE} px to the model)", "where it looked for “class 1”",
-                        f"the image ({SIZE} px to the model)"]
+    assert captions == [
+        f"the image ({SIZE} px to the model)",
+        "where it looked for “class 1”",
+        f"the image ({SIZE} px to the model)",
+    ]

@@ -133,16 +133,18 @@ def test_uploads_are_converted_and_a_bad_file_is_named_while_the_others_still_sh
     deep = Image.fromarray(np.full((50, 50), 40_000, dtype=np.uint16))
     cmyk = io.BytesIO()
     make_image((60, 190, 70), size=50).convert("CMYK").save(cmyk, format="JPEG")
-    at.file_uploader(key="inference_images").set_value([
-        ("red.png", _png(make_image((210, 60, 50), size=50)), "image/png"),
-        ("notes.png", b"<html>not a picture</html>", "image/png"),
-        ("gray.png", _png(gray), "image/png"),
-        ("empty.png", b"", "image/png"),
-        ("rgba.png", _png(rgba), "image/png"),
-        ("bomb.png", png_claiming(100_000, 100_000), "image/png"),
-        ("deep.png", _png(deep), "image/png"),
-        ("cmyk.jpg", cmyk.getvalue(), "image/jpeg"),
-    ])
+    at.file_uploader(key="inference_images").set_value(
+        [
+            ("red.png", _png(make_image((210, 60, 50), size=50)), "image/png"),
+            ("notes.png", b"<html>not a picture</html>", "image/png"),
+            ("gray.png", _png(gray), "image/png"),
+            ("empty.png", b"", "image/png"),
+            ("rgba.png", _png(rgba), "image/png"),
+            ("bomb.png", png_claiming(100_000, 100_000), "image/png"),
+            ("deep.png", _png(deep), "image/png"),
+            ("cmyk.jpg", cmyk.getvalue(), "image/jpeg"),
+        ]
+    )
     at = at.run()
     assert not at.exception
     names = ["red.png", "gray.png", "rgba.png", "deep.png", "cmyk.jpg"]
@@ -151,9 +153,11 @@ def test_uploads_are_converted_and_a_bad_file_is_named_while_the_others_still_sh
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert [m.value for m in at.metric] == [r["top_class"] for r in at.session_state["inference_results"]]
     errors = [e.value for e in at.main.error]
-    assert errors == ["**notes.png** cannot be used: not an image (content is not JPEG, PNG, BMP, GIF, WebP or TIFF)",
-                      "**empty.png** cannot be used: empty file (0 bytes)",
-                      "**bomb.png** cannot be used: too large (over 100 megapixels; decompression-bomb guard)"]
+    assert errors == [
+        "**notes.png** cannot be used: not an image (content is not JPEG, PNG, BMP, GIF, WebP or TIFF)",
+        "**empty.png** cannot be used: empty file (0 bytes)",
+        "**bomb.png** cannot be used: too large (over 100 megapixels; decompression-bomb guard)",
+    ]
 
 
 @pytest.fixture
@@ -169,8 +173,11 @@ def test_an_uploaded_keras_model_gets_class_names_from_run_json_or_generic_ones(
     at = at.selectbox(key="inference_model").set_value("upload").run()
     assert not at.exception
     model_bytes = (run_dir / MODEL_FILE).read_bytes()
-    at = at.file_uploader(key="inference_model_upload").set_value(
-        ("exported.keras", model_bytes, "application/octet-stream")).run()
+    at = (
+        at.file_uploader(key="inference_model_upload")
+        .set_value(("exported.keras", model_bytes, "application/octet-stream"))
+        .run()
+    )
     assert at.text_input(key=f"inference_names_{_upload_stem(model_bytes)}").value == "class 0, class 1"
     at.file_uploader(key="inference_images").set_value([("x.png", _png(make_image((50, 80, 210))), "image/png")])
     at = at.run()
@@ -186,7 +193,8 @@ def test_an_uploaded_keras_model_gets_class_names_from_run_json_or_generic_ones(
     assert list(at.session_state["inference_results"][0]["probabilities"]) == ["class 0", "class 1"]
 
     at.file_uploader(key="inference_record_upload").set_value(
-        ("run.json", (run_dir / RUN_FILE).read_bytes(), "application/json"))
+        ("run.json", (run_dir / RUN_FILE).read_bytes(), "application/json")
+    )
     at = at.run()
     assert not at.exception
     assert list(at.session_state["inference_results"][0]["probabilities"]) == ["cats", "dogs"]

@@ -6,9 +6,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 import tlcore.tf.model
 from dashboard.state import WEIGHTS_SCRATCH, K, state_to_config
+from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
 from tests.conftest import ROOT
 from tlcore.config import FineTuneConfig
 
@@ -112,8 +112,11 @@ def test_block_shortcuts_train_the_head_first_with_pretrained_weights():
         phase_2 = None if freeze_at == 18 else FineTuneConfig(freeze_at, 3, 1e-5)
         assert (config.freeze_at, config.learning_rate, config.fine_tune) == (18, 1e-3, phase_2), key
         assert at.button(key=key).proto.type == "primary"  # the active shortcut stands out
-        assert any("Ready to train: 5 epoch(s) at freeze point 18" + (f", then 3 at {freeze_at}." if phase_2 else ".")
-                   == s.value for s in at.main.success)
+        assert any(
+            "Ready to train: 5 epoch(s) at freeze point 18" + (f", then 3 at {freeze_at}." if phase_2 else ".")
+            == s.value
+            for s in at.main.success
+        )
         assert not any("overwrite what ImageNet taught them" in w.value for w in at.warning)
 
 
@@ -207,7 +210,10 @@ def test_training_settings_write_the_shared_state():
     at.radio(key=K.pooling).set_value("max").run()
     assert not at.exception
     assert (at.session_state[K.learning_rate], at.session_state[K.optimizer], at.session_state[K.pooling]) == (
-        1e-4, "sgd", "max")
+        1e-4,
+        "sgd",
+        "max",
+    )
     assert "head_max_pool" in list(_table(at)["layer"])
     at.radio(key=K.output).set_value("sigmoid").run()
     assert not at.exception
@@ -230,8 +236,9 @@ def test_freeze_display_states(vgg_model):
 
 def test_freeze_summary_names_the_cut(vgg_model):
     table = tlcore.tf.model.layer_table(vgg_model)
-    assert freeze_summary(table, 10) == ("Frozen: block1_conv1 … block3_pool (10 layers). "
-                                         "Learning: block4_conv1 … block5_pool (8 layers) and the head.")
+    assert freeze_summary(table, 10) == (
+        "Frozen: block1_conv1 … block3_pool (10 layers). Learning: block4_conv1 … block5_pool (8 layers) and the head."
+    )
     assert freeze_summary(table, 0).startswith("Nothing is frozen")
     assert "only the head learns" in freeze_summary(table, 18)
 

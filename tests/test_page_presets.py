@@ -6,20 +6,53 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.state import DEFAULT_CONFIG, DEFAULTS, IMAGE_SIZES, WEIGHTS_FILE, WEIGHTS_SCRATCH, K, config_to_state, state_to_config
+from dashboard.state import (
+    DEFAULT_CONFIG,
+    DEFAULTS,
+    IMAGE_SIZES,
+    WEIGHTS_FILE,
+    WEIGHTS_SCRATCH,
+    K,
+    config_to_state,
+    state_to_config,
+)
 from tests.conftest import ROOT
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.presets import PRESETS
 
 EXPECTED = {
-    "seed-000": {K.image_size: 64, K.freeze_at: 18, K.pooling: "flatten", K.dense: "1024,1024,512", K.dropout: 0.0,
-                 K.optimizer: "adam", K.learning_rate: 1e-4, K.epochs: 50, K.batch_size: 32, K.augment: False,
-                 K.fine_tune: False},
-    "seed-004": {K.image_size: 224, K.freeze_at: 18, K.pooling: "flatten", K.dense: "512", K.dropout: 0.5,
-                 K.output: "sigmoid",
-                 K.optimizer: "rmsprop", K.learning_rate: 1e-4, K.epochs: 10, K.batch_size: 20, K.augment: True,
-                 K.flip: True, K.rotation: pytest.approx(40 / 360), K.zoom: 0.2, K.translation: 0.2, K.contrast: 0.0,
-                 K.fine_tune: False},
+    "seed-000": {
+        K.image_size: 64,
+        K.freeze_at: 18,
+        K.pooling: "flatten",
+        K.dense: "1024,1024,512",
+        K.dropout: 0.0,
+        K.optimizer: "adam",
+        K.learning_rate: 1e-4,
+        K.epochs: 50,
+        K.batch_size: 32,
+        K.augment: False,
+        K.fine_tune: False,
+    },
+    "seed-004": {
+        K.image_size: 224,
+        K.freeze_at: 18,
+        K.pooling: "flatten",
+        K.dense: "512",
+        K.dropout: 0.5,
+        K.output: "sigmoid",
+        K.optimizer: "rmsprop",
+        K.learning_rate: 1e-4,
+        K.epochs: 10,
+        K.batch_size: 20,
+        K.augment: True,
+        K.flip: True,
+        K.rotation: pytest.approx(40 / 360),
+        K.zoom: 0.2,
+        K.translation: 0.2,
+        K.contrast: 0.0,
+        K.fine_tune: False,
+    },
 }
 
 
@@ -87,10 +120,19 @@ def test_the_defaults_round_trip_and_are_the_dashboards_starting_config():
 def test_every_setting_round_trips(tmp_path):
     weights = tmp_path / "vgg16.h5"
     weights.write_bytes(b"x")
-    config = TrainConfig(weights=str(weights), image_size=64, batch_size=7, epochs=9, optimizer="sgd",
-                         learning_rate=3e-4, freeze_at=10, seed=3,
-                         head=HeadConfig(pooling="max", dense=(), dropout=0.25, output="sigmoid"),
-                         augment=AugmentConfig(True, False, 0.2, 0.3, 0.05, 0.15), fine_tune=FineTuneConfig(6, 2, 3e-6))
+    config = TrainConfig(
+        weights=str(weights),
+        image_size=64,
+        batch_size=7,
+        epochs=9,
+        optimizer="sgd",
+        learning_rate=3e-4,
+        freeze_at=10,
+        seed=3,
+        head=HeadConfig(pooling="max", dense=(), dropout=0.25, output="sigmoid"),
+        augment=AugmentConfig(True, False, 0.2, 0.3, 0.05, 0.15),
+        fine_tune=FineTuneConfig(6, 2, 3e-6),
+    )
     state = config_to_state(config)
     assert (state[K.weights_choice], state[K.weights_path], state[K.dense]) == (WEIGHTS_FILE, str(weights), "")
     assert _round_trip(config) == config

@@ -82,11 +82,28 @@ def test_an_interrupted_run_reads_interrupted(store, trained):
 
 def test_two_selected_runs_show_curves_and_only_the_settings_that_differ(store, trained):
     info, run_dir = trained
-    other = store.create(TINY.replace(freeze_at=14, epochs=3, weights="/tmp/my.weights.h5",
-                                      fine_tune=FineTuneConfig(freeze_at=10, epochs=1)), info)
-    other.add_epoch({"phase": 1, "epoch": 1, "freeze_at": 14, "learning_rate": 1e-3, "path": "cached", "loss": 0.7,
-                     "accuracy": 0.5, "val_loss": 0.69, "val_accuracy": 0.5, "seconds": 0.1, "batches": 2,
-                     "partial": False})
+    other = store.create(
+        TINY.replace(
+            freeze_at=14, epochs=3, weights="/tmp/my.weights.h5", fine_tune=FineTuneConfig(freeze_at=10, epochs=1)
+        ),
+        info,
+    )
+    other.add_epoch(
+        {
+            "phase": 1,
+            "epoch": 1,
+            "freeze_at": 14,
+            "learning_rate": 1e-3,
+            "path": "cached",
+            "loss": 0.7,
+            "accuracy": 0.5,
+            "val_loss": 0.69,
+            "val_accuracy": 0.5,
+            "seconds": 0.1,
+            "batches": 2,
+            "partial": False,
+        }
+    )
     other.finish("stopped", reason="stopped by the user during epoch 2")
     at = _runs_page()
     rows = {r["run"]: r for r in at.dataframe[0].value.to_dict("records")}
@@ -105,7 +122,13 @@ def test_two_selected_runs_show_curves_and_only_the_settings_that_differ(store, 
     assert [layer["mark"]["type"] for layer in specs[0]["layer"]] == ["line", "point", "point"]
     differences = at.dataframe[1].value
     assert sorted(differences.index) == [
-        "epochs", "fine_tune.epochs", "fine_tune.freeze_at", "fine_tune.learning_rate", "freeze_at", "weights"]
+        "epochs",
+        "fine_tune.epochs",
+        "fine_tune.freeze_at",
+        "fine_tune.learning_rate",
+        "freeze_at",
+        "weights",
+    ]
     assert differences.loc["freeze_at"].tolist() == ["18", "14"]
     assert differences.loc["fine_tune.freeze_at"].tolist() == ["—", "10"]
     assert list(differences.columns) == [run_dir.name, other.run_id]

@@ -6,19 +6,25 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
+from dashboard.charts import PLOT_HEIGHT
+from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from dashboard.tables import saved_sweep_frame
-from dashboard.state import K, SOURCE_FOLDER, WEIGHTS_SCRATCH
 from tests.conftest import ROOT
 from tests.helpers import chart_title, make_dataset_folder, vega_specs
 from tlcore.jobs import JOBS
-from dashboard.charts import PLOT_HEIGHT
 from tlcore.runs import RunStore
 
 
 def _runs_page(dataset) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    for key, value in {K.source: SOURCE_FOLDER, K.folder: str(dataset), K.weights_choice: WEIGHTS_SCRATCH,
-                       K.image_size: 32, K.batch_size: 8, K.dense: "8"}.items():
+    for key, value in {
+        K.source: SOURCE_FOLDER,
+        K.folder: str(dataset),
+        K.weights_choice: WEIGHTS_SCRATCH,
+        K.image_size: 32,
+        K.batch_size: 8,
+        K.dense: "8",
+    }.items():
         at.session_state[key] = value
     at.run()  # app.py first: it initialises the session state every page relies on
     at.switch_page("pages/runs.py").run()
@@ -38,7 +44,8 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     assert not at.exception, at.exception
     assert [w.value for w in at.warning] == [  # the sidebar
         "No transfer: random weights. Frozen layers compute random features; train every layer (freeze point 0) "
-        "to train from scratch."]
+        "to train from scratch."
+    ]
     job = JOBS.get(at.session_state["sweep_job_id"])
     assert job is not None and job.snapshot().kind == "sweep"
 
@@ -67,8 +74,11 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     assert saved_sweep_frame(summaries, sweep_id)["run"].tolist() == table["run"].tolist()
     specs = vega_specs(at)  # the sweep's two charts and the overlaid curves, all Altair of one height
     assert [chart_title(spec) for spec in specs] == [
-        "Validation accuracy (best)", "Time per epoch", "Validation accuracy of every point",
-        "Validation loss of every point"]
+        "Validation accuracy (best)",
+        "Time per epoch",
+        "Validation accuracy of every point",
+        "Validation loss of every point",
+    ]
     assert {spec["height"] for spec in specs} == {PLOT_HEIGHT} and not at.image
     assert any("from-scratch line" in c.value for c in at.caption)
     assert at.button(key="stop_sweep").disabled

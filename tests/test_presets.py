@@ -9,12 +9,20 @@ import pytest
 
 from tlcore.config import TrainConfig
 from tlcore.estimate import estimate
-from tlcore.tf.model import param_counts
 from tlcore.presets import PRESETS, Preset, apply_preset
+from tlcore.tf.model import param_counts
 from tlcore.tf.training import build_for
 
-DEFAULTS = {"backbone": "vgg16", "seed": 1337, "validation_split": 0.2, "cache_features": True, "fine_tune": None,
-            "balance_classes": False, "early_stopping_patience": None, "reduce_lr_on_plateau": False}
+DEFAULTS = {
+    "backbone": "vgg16",
+    "seed": 1337,
+    "validation_split": 0.2,
+    "cache_features": True,
+    "fine_tune": None,
+    "balance_classes": False,
+    "early_stopping_patience": None,
+    "reduce_lr_on_plateau": False,
+}
 
 
 def test_the_presets_are_the_two_seeds():
@@ -35,8 +43,14 @@ def test_seed_004_fills_every_setting():
         "learning_rate": 1e-4,
         "freeze_at": 18,
         "head": {"pooling": "flatten", "dense": [512], "dropout": 0.5, "output": "sigmoid"},
-        "augment": {"enabled": True, "flip": True, "rotation": pytest.approx(40 / 360), "zoom": 0.2,
-                    "translation": 0.2, "contrast": 0.0},
+        "augment": {
+            "enabled": True,
+            "flip": True,
+            "rotation": pytest.approx(40 / 360),
+            "zoom": 0.2,
+            "translation": 0.2,
+            "contrast": 0.0,
+        },
     }
 
 
@@ -51,25 +65,41 @@ def test_seed_000_fills_every_setting():
         "learning_rate": 1e-4,
         "freeze_at": 18,
         "head": {"pooling": "flatten", "dense": [1024, 1024, 512], "dropout": 0.0, "output": "softmax"},
-        "augment": {"enabled": False, "flip": True, "rotation": 0.1, "zoom": 0.1, "translation": 0.1,
-                    "contrast": 0.1},
+        "augment": {"enabled": False, "flip": True, "rotation": 0.1, "zoom": 0.1, "translation": 0.1, "contrast": 0.1},
     }
 
 
 def test_the_notes_say_what_changed_and_why():
     notes_004 = " ".join(PRESETS["seed-004"].notes)
-    for fragment in ("1/255", "preprocess_input", "steps_per_epoch=100", "one pass", "shear_range=0.2",
-                     "RandomShear", "40/360", "over an hour"):
+    for fragment in (
+        "1/255",
+        "preprocess_input",
+        "steps_per_epoch=100",
+        "one pass",
+        "shear_range=0.2",
+        "RandomShear",
+        "40/360",
+        "over an hour",
+    ):
         assert fragment in notes_004
     notes_000 = " ".join(PRESETS["seed-000"].notes)
-    for fragment in ("Flatten", "model.layers[:20]", "19 layers", "23 in all", "only the last 3 layers train",
-                     "not 'the last 5'", "3,673,602", "preprocess_input"):
+    for fragment in (
+        "Flatten",
+        "model.layers[:20]",
+        "19 layers",
+        "23 in all",
+        "only the last 3 layers train",
+        "not 'the last 5'",
+        "3,673,602",
+        "preprocess_input",
+    ):
         assert fragment in notes_000
 
 
 def test_apply_preset_changes_and_unknown_names():
     assert apply_preset("seed-000", weights="none", epochs=1) == PRESETS["seed-000"].config.replace(
-        weights="none", epochs=1)
+        weights="none", epochs=1
+    )
     with pytest.raises(ValueError, match=r"Expected one of \['seed-000', 'seed-004'\]. Received: preset='seed-999'"):
         apply_preset("seed-999")
 
@@ -127,16 +157,37 @@ def test_cli_train_with_a_preset(tiny_dataset, tmp_path, capsys):
     from tlcore.cli import main
 
     runs = tmp_path / "runs"
-    code = main(["train", "--preset", "seed-000", "--data", str(tiny_dataset), "--epochs", "1", "--image-size", "32",
-                 "--weights", "none", "--runs-dir", str(runs), "--json"])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "seed-000",
+            "--data",
+            str(tiny_dataset),
+            "--epochs",
+            "1",
+            "--image-size",
+            "32",
+            "--weights",
+            "none",
+            "--runs-dir",
+            str(runs),
+            "--json",
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     summary = json.loads(out.out)
     assert summary["status"] == "completed" and summary["path"] == "cached"
     config = json.loads((runs / summary["run_dir"].rsplit("/", 1)[-1] / "run.json").read_text())["config"]
     assert config["head"] == {"pooling": "flatten", "dense": [1024, 1024, 512], "dropout": 0.0, "output": "softmax"}
-    assert (config["optimizer"], config["learning_rate"], config["epochs"], config["image_size"], config["weights"]) \
-        == ("adam", 1e-4, 1, 32, "none")
+    assert (
+        config["optimizer"],
+        config["learning_rate"],
+        config["epochs"],
+        config["image_size"],
+        config["weights"],
+    ) == ("adam", 1e-4, 1, 32, "none")
     assert "preset seed-000" in out.err and "layers[:20]" in out.err
 
     assert main(["train", "--preset", "nope", "--data", str(tiny_dataset)]) == 2

@@ -137,25 +137,51 @@ OLD_RUN_JSON = """{
 }"""
 
 OLD_HISTORY_CSV = (
-    'phase,epoch,freeze_at,learning_rate,path,loss,accuracy,val_loss,val_accuracy,seconds,batches,partial\r\n'
-    '1,1,18,0.001,cached,0.698362410068512,0.5,0.6934866905212402,0.5,0.4245274239997343,2,False\r\n'
-    '2,2,17,0.0001,cached,0.6936656534671783,0.5,0.6934061646461487,0.5,0.5070308399999703,2,False\r\n'
+    "phase,epoch,freeze_at,learning_rate,path,loss,accuracy,val_loss,val_accuracy,seconds,batches,partial\r\n"
+    "1,1,18,0.001,cached,0.698362410068512,0.5,0.6934866905212402,0.5,0.4245274239997343,2,False\r\n"
+    "2,2,17,0.0001,cached,0.6936656534671783,0.5,0.6934061646461487,0.5,0.5070308399999703,2,False\r\n"
 )
 
 OLD_STOPPED_HISTORY_CSV = (
-    'phase,epoch,freeze_at,learning_rate,path,loss,accuracy,val_loss,val_accuracy,seconds,batches,partial\r\n'
-    '1,1,18,0.001,cached,0.7104320526123047,0.375,0.694277286529541,0.5,0.7286287679999077,1,True\r\n'
+    "phase,epoch,freeze_at,learning_rate,path,loss,accuracy,val_loss,val_accuracy,seconds,batches,partial\r\n"
+    "1,1,18,0.001,cached,0.7104320526123047,0.375,0.694277286529541,0.5,0.7286287679999077,1,True\r\n"
 )
 
-RUN_JSON_KEYS_AT_START = ["run_id", "status", "reason", "created", "pid", "host", "config", "class_names", "dataset",
-                          "validation_files", "versions", "tags", "epochs_done", "heartbeat"]
+RUN_JSON_KEYS_AT_START = [
+    "run_id",
+    "status",
+    "reason",
+    "created",
+    "pid",
+    "host",
+    "config",
+    "class_names",
+    "dataset",
+    "validation_files",
+    "versions",
+    "tags",
+    "epochs_done",
+    "heartbeat",
+]
 
 
-def _row(epoch: int, val_accuracy: float, seconds: float = 1.0, phase: int = 1, partial: bool = False,
-         val_loss: float = 0.5) -> EpochRow:
-    return EpochRow(phase=phase, epoch=epoch, freeze_at=18 if phase == 1 else 14, learning_rate=1e-3, path="cached",
-                    loss=0.6, accuracy=0.7, val_loss=val_loss, val_accuracy=val_accuracy, seconds=seconds,
-                    batches=4, partial=partial)
+def _row(
+    epoch: int, val_accuracy: float, seconds: float = 1.0, phase: int = 1, partial: bool = False, val_loss: float = 0.5
+) -> EpochRow:
+    return EpochRow(
+        phase=phase,
+        epoch=epoch,
+        freeze_at=18 if phase == 1 else 14,
+        learning_rate=1e-3,
+        path="cached",
+        loss=0.6,
+        accuracy=0.7,
+        val_loss=val_loss,
+        val_accuracy=val_accuracy,
+        seconds=seconds,
+        batches=4,
+        partial=partial,
+    )
 
 
 # --- reading what the previous version wrote ------------------------------------------
@@ -164,8 +190,14 @@ def _row(epoch: int, val_accuracy: float, seconds: float = 1.0, phase: int = 1, 
 def test_an_old_run_json_reads_into_typed_fields():
     record = RunRecord.from_json(OLD_RUN_JSON)
     assert (record.run_id, record.status, record.reason) == ("20261201-001516-50c24d", "completed", "")
-    assert record.config == TrainConfig(weights="none", image_size=32, batch_size=8, epochs=1,
-                                        head=record.config.head, fine_tune=FineTuneConfig(17, 1, 1e-4))
+    assert record.config == TrainConfig(
+        weights="none",
+        image_size=32,
+        batch_size=8,
+        epochs=1,
+        head=record.config.head,
+        fine_tune=FineTuneConfig(17, 1, 1e-4),
+    )
     assert record.config.head.dense == (8,)
     assert record.class_names == ["cats", "dogs"]
     assert record.dataset.fingerprint == "fe8268a4206d4041" and record.dataset.skipped == 0
@@ -191,7 +223,9 @@ def test_an_old_run_json_is_written_back_with_nothing_lost():
 def test_an_old_history_csv_reads_and_is_written_back_byte_for_byte():
     history = History.from_csv(OLD_HISTORY_CSV)
     assert [(r.phase, r.epoch, r.freeze_at, r.learning_rate, r.path, r.batches, r.partial) for r in history] == [
-        (1, 1, 18, 0.001, "cached", 2, False), (2, 2, 17, 0.0001, "cached", 2, False)]
+        (1, 1, 18, 0.001, "cached", 2, False),
+        (2, 2, 17, 0.0001, "cached", 2, False),
+    ]
     assert history[0].val_loss == 0.6934866905212402 and history[1].seconds == 0.5070308399999703
     assert history.to_csv() == OLD_HISTORY_CSV
     assert History.from_csv(OLD_STOPPED_HISTORY_CSV).to_csv() == OLD_STOPPED_HISTORY_CSV
@@ -274,13 +308,22 @@ def test_best_and_final_span_both_phases_and_a_partial_last_epoch():
     history = History.of([_row(1, 0.6), _row(2, 0.9, phase=2), _row(3, 0.7, phase=2, partial=True)])
     assert history.final.epoch == 3 and history.final_val_accuracy == 0.7
     assert history.best_val_accuracy == 0.9
-    assert history.final_metrics() == {"loss": 0.6, "accuracy": 0.7, "val_loss": 0.5, "val_accuracy": 0.7,
-                                       "best_val_accuracy": 0.9}
+    assert history.final_metrics() == {
+        "loss": 0.6,
+        "accuracy": 0.7,
+        "val_loss": 0.5,
+        "val_accuracy": 0.7,
+        "best_val_accuracy": 0.9,
+    }
 
 
 def test_the_mean_epoch_time_leaves_a_partial_epoch_out_unless_it_is_the_only_one():
-    assert History.of([_row(1, 0.5, seconds=2.0), _row(2, 0.5, seconds=4.0),
-                       _row(3, 0.5, seconds=0.1, partial=True)]).mean_epoch_seconds == 3.0
+    assert (
+        History.of(
+            [_row(1, 0.5, seconds=2.0), _row(2, 0.5, seconds=4.0), _row(3, 0.5, seconds=0.1, partial=True)]
+        ).mean_epoch_seconds
+        == 3.0
+    )
     assert History.of([_row(1, 0.5, seconds=0.4, partial=True)]).mean_epoch_seconds == 0.4
 
 
@@ -290,9 +333,21 @@ def test_a_diverged_epoch_never_counts_as_the_best():
 
 
 def test_rows_come_from_training_events_as_they_are():
-    event_row = {"phase": 1, "epoch": 1, "freeze_at": 18, "learning_rate": 1e-3, "path": "cached", "loss": 0.7,
-                 "accuracy": 0.5, "val_loss": 0.69, "val_accuracy": 0.5, "seconds": 0.1, "batches": 2,
-                 "partial": False, "not_a_column": 1}
+    event_row = {
+        "phase": 1,
+        "epoch": 1,
+        "freeze_at": 18,
+        "learning_rate": 1e-3,
+        "path": "cached",
+        "loss": 0.7,
+        "accuracy": 0.5,
+        "val_loss": 0.69,
+        "val_accuracy": 0.5,
+        "seconds": 0.1,
+        "batches": 2,
+        "partial": False,
+        "not_a_column": 1,
+    }
     row = EpochRow.of(event_row)
     assert row.as_dict() == {k: v for k, v in event_row.items() if k != "not_a_column"}
     assert History.of([event_row]).as_rows() == [row.as_dict()]
@@ -301,8 +356,14 @@ def test_rows_come_from_training_events_as_they_are():
 
 
 def test_the_time_left_comes_from_the_same_mean():
-    snap = Snapshot(job_id="j", owner="o", kind="train", epochs_total=4, epoch=2,
-                    history=[_row(1, 0.5, seconds=3.0).as_dict(), _row(2, 0.5, seconds=5.0).as_dict()])
+    snap = Snapshot(
+        job_id="j",
+        owner="o",
+        kind="train",
+        epochs_total=4,
+        epoch=2,
+        history=[_row(1, 0.5, seconds=3.0).as_dict(), _row(2, 0.5, seconds=5.0).as_dict()],
+    )
     assert snap.seconds_left() == History.of(snap.history).mean_epoch_seconds * 3 == 12.0
     assert Snapshot(job_id="j", owner="o", kind="train").seconds_left() is None
 
@@ -322,8 +383,15 @@ def test_a_new_run_writes_the_keys_earlier_versions_wrote_in_their_order(tmp_pat
     run.add_epoch(_row(1, 0.75).as_dict())
     run.update(paths=[*run.record.paths, "end_to_end"], tensorboard="logs")  # a key this version does not know
     run.add_epoch(_row(2, 0.5, phase=2))
-    run.finish("completed", final=run.history.final_metrics(), paths=run.record.paths, seconds=3.0,
-               extract_seconds=1.0, train_seconds=2.0, model_saved=True)
+    run.finish(
+        "completed",
+        final=run.history.final_metrics(),
+        paths=run.record.paths,
+        seconds=3.0,
+        extract_seconds=1.0,
+        train_seconds=2.0,
+        model_saved=True,
+    )
     written = json.loads((run.run_dir / RUN_FILE).read_text())
     assert list(written) == list(json.loads(OLD_RUN_JSON)) + ["tensorboard"]
     assert written["paths"] == ["cached", "end_to_end"] and written["tensorboard"] == "logs"

@@ -15,6 +15,7 @@ import pytest
 from tlcore import runs as runs_module
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import scan
+from tlcore.progress import BatchEnd
 from tlcore.runs import (
     HISTORY_FILE,
     MODEL_FILE,
@@ -26,11 +27,11 @@ from tlcore.runs import (
     read_history,
 )
 from tlcore.tf.model import load_run_model
-from tlcore.progress import BatchEnd
 from tlcore.tf.training import TENSORBOARD_DIR, prepare_data, train_and_record
 
-TINY = TrainConfig(weights="none", image_size=32, batch_size=8, epochs=2, seed=3,
-                   head=HeadConfig(dense=(8,), dropout=0.0))
+TINY = TrainConfig(
+    weights="none", image_size=32, batch_size=8, epochs=2, seed=3, head=HeadConfig(dense=(8,), dropout=0.0)
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,9 @@ def test_run_round_trip(tmp_path, info, data):
     (summary,) = store.list()
     assert summary.run_id == run.run_id and summary.status == "completed"
     assert summary.epochs_done == 2 and summary.config == TINY and summary.tags == {"sweep": "s1"}
-    assert summary.disk_bytes == sum(p.stat().st_size for p in run.run_dir.rglob("*") if p.is_file())  # TensorBoard logs too
+    assert summary.disk_bytes == sum(
+        p.stat().st_size for p in run.run_dir.rglob("*") if p.is_file()
+    )  # TensorBoard logs too
     store.delete(run.run_id)
     assert store.list() == [] and not run.run_dir.exists()
 
@@ -88,7 +91,9 @@ def test_stopped_run_is_saved_with_its_partial_epoch(tmp_path, info, data):
         if isinstance(event, BatchEnd):
             flag.set()
 
-    result, run = train_and_record(TINY, info, RunStore(tmp_path), progress=stop_after_first_batch, stop=flag, data=data)
+    result, run = train_and_record(
+        TINY, info, RunStore(tmp_path), progress=stop_after_first_batch, stop=flag, data=data
+    )
     record = RunStore(tmp_path).load(run.run_id)
     assert record.status == "stopped" and "stopped by the user" in record.reason
     assert [r.partial for r in record.history] == [True]
@@ -98,9 +103,22 @@ def test_stopped_run_is_saved_with_its_partial_epoch(tmp_path, info, data):
 def test_run_of_a_dead_process_reads_interrupted_with_its_history(tmp_path, info):
     store = RunStore(tmp_path)
     run = store.create(TINY, info)
-    run.add_epoch({"phase": 1, "epoch": 1, "freeze_at": 18, "learning_rate": 1e-3, "path": "cached",
-                   "loss": 0.7, "accuracy": 0.5, "val_loss": 0.69, "val_accuracy": 0.5,
-                   "seconds": 0.1, "batches": 2, "partial": False})
+    run.add_epoch(
+        {
+            "phase": 1,
+            "epoch": 1,
+            "freeze_at": 18,
+            "learning_rate": 1e-3,
+            "path": "cached",
+            "loss": 0.7,
+            "accuracy": 0.5,
+            "val_loss": 0.69,
+            "val_accuracy": 0.5,
+            "seconds": 0.1,
+            "batches": 2,
+            "partial": False,
+        }
+    )
     assert store.load(run.run_id).status == "running"  # this process is alive
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     record = json.loads((run.run_dir / RUN_FILE).read_text())

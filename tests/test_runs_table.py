@@ -12,8 +12,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dashboard.tables import (config_differences, curve_label, describe_run, freeze_text, local_time, runs_dataframe,
-                              weights_text)
+from dashboard.tables import (
+    config_differences,
+    curve_label,
+    describe_run,
+    freeze_text,
+    local_time,
+    runs_dataframe,
+    weights_text,
+)
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tlcore.config import FineTuneConfig, HeadConfig, TrainConfig, flatten_config
@@ -43,15 +50,39 @@ def utc_plus_2(monkeypatch):
 
 
 def _epochs(*val_accuracies: float) -> History:
-    return History(tuple(EpochRow(phase=1, epoch=i, freeze_at=18, learning_rate=1e-3, path="cached", loss=0.7,
-                                  accuracy=0.5, val_loss=0.7, val_accuracy=acc, seconds=6.0, batches=2, partial=False)
-                         for i, acc in enumerate(val_accuracies, start=1)))
+    return History(
+        tuple(
+            EpochRow(
+                phase=1,
+                epoch=i,
+                freeze_at=18,
+                learning_rate=1e-3,
+                path="cached",
+                loss=0.7,
+                accuracy=0.5,
+                val_loss=0.7,
+                val_accuracy=acc,
+                seconds=6.0,
+                batches=2,
+                partial=False,
+            )
+            for i, acc in enumerate(val_accuracies, start=1)
+        )
+    )
 
 
 def _summary(run_id: str, config: TrainConfig | None, status: str = "completed", accuracies=(), **fields) -> RunSummary:
     history = _epochs(*accuracies)
-    record = RunRecord(run_id=run_id, status=status, created="2024-05-01T12:03:00+00:00", config=config,
-                       seconds=12.5 if history else None, history=history, run_dir=Path(f"/runs/{run_id}"), **fields)
+    record = RunRecord(
+        run_id=run_id,
+        status=status,
+        created="2024-05-01T12:03:00+00:00",
+        config=config,
+        seconds=12.5 if history else None,
+        history=history,
+        run_dir=Path(f"/runs/{run_id}"),
+        **fields,
+    )
     return RunSummary(run_dir=Path(f"/runs/{run_id}"), record=record, disk_bytes=3_000_000)
 
 
@@ -86,20 +117,53 @@ def test_curve_labels_are_short():
 
 
 def test_the_runs_table_has_one_formatted_row_per_run(utc_plus_2):
-    done = _summary("20240501-120300-a1b2c3", TUNED, accuracies=(0.75, 0.5),
-                    reason="stopped by the user during epoch 3", status="stopped", tags={"lr": "high"})
+    done = _summary(
+        "20240501-120300-a1b2c3",
+        TUNED,
+        accuracies=(0.75, 0.5),
+        reason="stopped by the user during epoch 3",
+        status="stopped",
+        tags={"lr": "high"},
+    )
     unreadable = _summary("20240501-110000-0bad00", None, status="interrupted")
     table = runs_dataframe([done, unreadable])
-    assert list(table.columns) == ["date", "status", "freeze", "weights", "px", "epochs", "val acc",
-                                   "best val acc", "time (s)", "MB", "tags", "note", "run"]
+    assert list(table.columns) == [
+        "date",
+        "status",
+        "freeze",
+        "weights",
+        "px",
+        "epochs",
+        "val acc",
+        "best val acc",
+        "time (s)",
+        "MB",
+        "tags",
+        "note",
+        "run",
+    ]
     first, second = table.to_dict("records")
     assert first == {
-        "date": "2024-05-01 14:03", "status": "■ stopped", "freeze": "14→10", "weights": "my.weights.h5", "px": 32,
-        "epochs": "2/4", "val acc": 0.5, "best val acc": 0.75, "time (s)": 12.5, "MB": 3.0, "tags": "lr=high",
-        "note": "stopped by the user during epoch 3", "run": "20240501-120300-a1b2c3",
+        "date": "2024-05-01 14:03",
+        "status": "■ stopped",
+        "freeze": "14→10",
+        "weights": "my.weights.h5",
+        "px": 32,
+        "epochs": "2/4",
+        "val acc": 0.5,
+        "best val acc": 0.75,
+        "time (s)": 12.5,
+        "MB": 3.0,
+        "tags": "lr=high",
+        "note": "stopped by the user during epoch 3",
+        "run": "20240501-120300-a1b2c3",
     }
-    assert (second["status"], second["freeze"], second["weights"], second["epochs"]) == ("⚠ interrupted", "?", "?",
-                                                                                          "0/?")
+    assert (second["status"], second["freeze"], second["weights"], second["epochs"]) == (
+        "⚠ interrupted",
+        "?",
+        "?",
+        "0/?",
+    )
     assert pd.isna(second["px"]) and pd.isna(second["val acc"])
 
 
@@ -112,7 +176,11 @@ def test_empty_tags_and_notes_columns_are_left_out():
 
 def test_flatten_config_uses_dotted_names():
     assert flatten_config({"head": {"dense": [8], "dropout": 0.0}, "fine_tune": None, "seed": 3}) == {
-        "head.dense": [8], "head.dropout": 0.0, "fine_tune": None, "seed": 3}
+        "head.dense": [8],
+        "head.dropout": 0.0,
+        "fine_tune": None,
+        "seed": 3,
+    }
     assert flatten_config({"a": {"b": {"c": 1}}}, prefix="x.") == {"x.a.b.c": 1}
 
 
@@ -122,8 +190,14 @@ def test_config_differences_keep_only_the_settings_that_differ():
     table = config_differences([a, b])
     assert list(table.columns) == ["20240501-120300-aaaaaa", "20240501-120300-bbbbbb"]
     assert table.index.name == "setting"
-    assert list(table.index) == ["epochs", "fine_tune.epochs", "fine_tune.freeze_at", "fine_tune.learning_rate",
-                                 "freeze_at", "weights"]
+    assert list(table.index) == [
+        "epochs",
+        "fine_tune.epochs",
+        "fine_tune.freeze_at",
+        "fine_tune.learning_rate",
+        "freeze_at",
+        "weights",
+    ]
     assert table.loc["freeze_at"].tolist() == ["18", "14"]
     assert table.loc["fine_tune.freeze_at"].tolist() == ["—", "10"]  # a run without fine-tuning lacks the setting
     assert table.loc["weights"].tolist() == ["none", "/data/my.weights.h5"]
@@ -171,8 +245,9 @@ def test_delete_finished_keeps_running_runs_and_counts_gone_ones_as_deleted(info
     done = store.create(TINY, info)
     done.finish("completed")
     dead = store.create(TINY, info)  # "running", but its process is gone: interrupted
-    pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                         cwd=ROOT)
+    pid = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, cwd=ROOT
+    )
     record = json.loads((dead.run_dir / RUN_FILE).read_text())
     (dead.run_dir / RUN_FILE).write_text(json.dumps({**record, "pid": int(pid.stdout)}))
 

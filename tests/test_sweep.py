@@ -12,11 +12,11 @@ import tlcore.tf.pipeline
 from tlcore.config import FineTuneConfig, HeadConfig
 from tlcore.data import scan
 from tlcore.jobs import JobBusy, JobRegistry, start_sweep, start_training
+from tlcore.progress import EpochEnd
+from tlcore.route import CACHED, END_TO_END
 from tlcore.runs import RunStore, read_history
 from tlcore.sweep import SCRATCH, SweepPointStart, plan, sweep_config
 from tlcore.tf.sweep import run_sweep
-from tlcore.progress import EpochEnd
-from tlcore.route import CACHED, END_TO_END
 from tlcore.tf.training import prepare_data, train_and_record
 
 # VGG16's conv base (14,714,688 params) + avg pooling -> Dense(8) -> Dense(2).
@@ -25,8 +25,20 @@ TOTAL_PARAMS = 14_714_688 + HEAD_PARAMS
 FROZEN_AT = {18: 14_714_688, 14: 7_635_264, 0: 0}  # conv params of blocks 1-5, 1-4, none
 BASE = sweep_config("none", image_size=32, epochs=2, batch_size=8, seed=3, head=HeadConfig(dense=(8,), dropout=0.0))
 POINT_FIELDS = {
-    "label", "freeze_at", "weights", "trainable_params", "frozen_params", "epoch_seconds", "extract_seconds",
-    "best_val_accuracy", "final_val_accuracy", "best_val_loss", "final_val_loss", "path", "run_dir", "status",
+    "label",
+    "freeze_at",
+    "weights",
+    "trainable_params",
+    "frozen_params",
+    "epoch_seconds",
+    "extract_seconds",
+    "best_val_accuracy",
+    "final_val_accuracy",
+    "best_val_loss",
+    "final_val_loss",
+    "path",
+    "run_dir",
+    "status",
 }
 
 
@@ -56,8 +68,11 @@ def test_sweep_defaults_and_plan():
 def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_path, monkeypatch):
     decodes = []
     real_decode = tlcore.tf.pipeline.decode_all
-    monkeypatch.setattr(tlcore.tf.pipeline, "decode_all", lambda paths, *a, **k: decodes.append(len(paths))
-                        or real_decode(paths, *a, **k))
+    monkeypatch.setattr(
+        tlcore.tf.pipeline,
+        "decode_all",
+        lambda paths, *a, **k: decodes.append(len(paths)) or real_decode(paths, *a, **k),
+    )
     events, finished = [], []
     store = RunStore(tmp_path / "runs")
     result = run_sweep(BASE, info, points=(18, 14), store=store, progress=events.append, on_point=finished.append)
@@ -67,7 +82,10 @@ def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_p
     assert [p.label for p in result.points] == ["k=18", "k=14", "scratch"] == [p.label for p in finished]
     starts = [e for e in events if isinstance(e, SweepPointStart)]
     assert [(e.index, e.total, e.label, e.freeze_at) for e in starts] == [
-        (1, 3, "k=18", 18), (2, 3, "k=14", 14), (3, 3, "scratch", 0)]
+        (1, 3, "k=18", 18),
+        (2, 3, "k=14", 14),
+        (3, 3, "scratch", 0),
+    ]
     assert sum(isinstance(e, EpochEnd) for e in events) == 6
 
     runs = {s.tags["point"]: s for s in store.list()}
@@ -78,8 +96,10 @@ def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_p
         assert run.tags == {"sweep": result.sweep_id, "point": point.label}
         assert str(run.run_dir) == point.run_dir and run.status == point.status == "completed"
         assert run.config.freeze_at == point.freeze_at and run.config.weights == "none"
-        assert (point.trainable_params, point.frozen_params) == (TOTAL_PARAMS - FROZEN_AT[point.freeze_at],
-                                                                 FROZEN_AT[point.freeze_at])
+        assert (point.trainable_params, point.frozen_params) == (
+            TOTAL_PARAMS - FROZEN_AT[point.freeze_at],
+            FROZEN_AT[point.freeze_at],
+        )
         history = read_history(run.run_dir)
         assert point.epochs_done == len(history) == 2
         assert point.final_val_accuracy == pytest.approx(history[-1].val_accuracy)
@@ -91,9 +111,14 @@ def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_p
     by_label = {p.label: p for p in result.points}
     assert [by_label[k].path for k in ("k=18", "k=14", "scratch")] == [CACHED, CACHED, END_TO_END]
     assert by_label["k=18"].extract_seconds > 0 and by_label["scratch"].extract_seconds == 0
-    assert result.summary() == {"sweep": result.sweep_id, "points": 3, "seconds": round(result.seconds, 3),
-                                "status": "completed", "decode_seconds": round(result.decode_seconds, 3),
-                                "skipped": []}
+    assert result.summary() == {
+        "sweep": result.sweep_id,
+        "points": 3,
+        "seconds": round(result.seconds, 3),
+        "status": "completed",
+        "decode_seconds": round(result.decode_seconds, 3),
+        "skipped": [],
+    }
 
 
 @pytest.mark.parametrize("when", ["first epoch", "first point"])
@@ -106,8 +131,16 @@ def test_stop_keeps_the_finished_work_and_skips_the_rest(info, tmp_path, when):
             stop.set()
 
     store = RunStore(tmp_path / "runs")
-    result = run_sweep(BASE, info, points=(18, 14), store=store, progress=progress, stop=stop, data=data,
-                       on_point=lambda _p: when == "first point" and stop.set())
+    result = run_sweep(
+        BASE,
+        info,
+        points=(18, 14),
+        store=store,
+        progress=progress,
+        stop=stop,
+        data=data,
+        on_point=lambda _p: when == "first point" and stop.set(),
+    )
     assert result.status == "stopped"
     assert [p.label for p in result.points] == ["k=18"]
     assert result.skipped == ["k=14", "scratch"]
@@ -123,8 +156,13 @@ def test_stop_keeps_the_finished_work_and_skips_the_rest(info, tmp_path, when):
 
 def test_data_decoded_at_another_size_is_refused(info, tmp_path):
     with pytest.raises(ValueError, match="Received: image_size=48"):
-        run_sweep(BASE.replace(image_size=48), info, points=(18,), store=RunStore(tmp_path / "runs"),
-                  data=prepare_data(info, 32))
+        run_sweep(
+            BASE.replace(image_size=48),
+            info,
+            points=(18,),
+            store=RunStore(tmp_path / "runs"),
+            data=prepare_data(info, 32),
+        )
     assert not (tmp_path / "runs").exists()
 
 
@@ -132,8 +170,7 @@ def test_the_phase_boundary_is_stored_in_the_history(info, tmp_path):
     config = BASE.replace(epochs=1, fine_tune=FineTuneConfig(freeze_at=14, epochs=1, learning_rate=1e-4))
     _, run = train_and_record(config, info, RunStore(tmp_path / "runs"))
     history = read_history(run.run_dir)
-    assert [(r.phase, r.epoch, r.freeze_at, r.path) for r in history] == [
-        (1, 1, 18, CACHED), (2, 2, 14, CACHED)]
+    assert [(r.phase, r.epoch, r.freeze_at, r.path) for r in history] == [(1, 1, 18, CACHED), (2, 2, 14, CACHED)]
     assert [r.learning_rate for r in history] == pytest.approx([BASE.learning_rate, 1e-4])
 
 
@@ -146,8 +183,15 @@ def _wait(job, timeout=120):
 
 def test_start_sweep_runs_in_the_background_and_keeps_finished_points(info, tmp_path):
     registry = JobRegistry()
-    job = start_sweep("me", BASE.replace(epochs=1), info, points=(18,), scratch=False,
-                      store=RunStore(tmp_path / "runs"), registry=registry)
+    job = start_sweep(
+        "me",
+        BASE.replace(epochs=1),
+        info,
+        points=(18,),
+        scratch=False,
+        store=RunStore(tmp_path / "runs"),
+        registry=registry,
+    )
     snap = _wait(job)
     assert snap.kind == "sweep" and snap.status == "completed" and snap.stage == "done"
     assert snap.extra["total_points"] == 1 and snap.extra["skipped"] == []
@@ -186,8 +230,22 @@ def test_cli_sweep_json_one_line_per_point_then_a_summary(tmp_path):
     from tests.test_cli import run_cli
 
     data = make_dataset_folder(tmp_path / "d", n_train=8, n_val=4)
-    proc = run_cli("sweep", "--data", str(data), "--image-size", "32", "--epochs", "1", "--points", "18,14",
-                   "--weights", "none", "--runs-dir", str(tmp_path / "runs"), "--json")
+    proc = run_cli(
+        "sweep",
+        "--data",
+        str(data),
+        "--image-size",
+        "32",
+        "--epochs",
+        "1",
+        "--points",
+        "18,14",
+        "--weights",
+        "none",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.strip().splitlines()]
     assert len(lines) == 3 + 1
@@ -195,8 +253,10 @@ def test_cli_sweep_json_one_line_per_point_then_a_summary(tmp_path):
     assert [p["label"] for p in points] == ["k=18", "k=14", "scratch"]
     for p in points:
         assert POINT_FIELDS <= set(p) and p["status"] == "completed" and p["epoch_seconds"] > 0
-        assert json.loads((tmp_path / "runs" / p["run_dir"].rsplit("/", 1)[-1] / "run.json").read_text())[
-            "tags"] == {"sweep": summary["sweep"], "point": p["label"]}
+        assert json.loads((tmp_path / "runs" / p["run_dir"].rsplit("/", 1)[-1] / "run.json").read_text())["tags"] == {
+            "sweep": summary["sweep"],
+            "point": p["label"],
+        }
     assert summary["points"] == 3 and summary["status"] == "completed" and summary["seconds"] > 0
     assert "[1/3] k=18" in proc.stderr and "[3/3] scratch" in proc.stderr
 
@@ -204,8 +264,24 @@ def test_cli_sweep_json_one_line_per_point_then_a_summary(tmp_path):
 def test_cli_sweep_table_and_bad_points(info, tmp_path, capsys):
     from tlcore.cli import main
 
-    code = main(["sweep", "--data", str(info.root), "--image-size", "32", "--epochs", "1", "--points", "18",
-                 "--no-scratch", "--weights", "none", "--runs-dir", str(tmp_path / "runs")])
+    code = main(
+        [
+            "sweep",
+            "--data",
+            str(info.root),
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--points",
+            "18",
+            "--no-scratch",
+            "--weights",
+            "none",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     header, row = [line for line in out.splitlines() if line.strip()][:2]

@@ -11,13 +11,14 @@ import tensorflow as tf
 
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import scan
-from tlcore.tf.model import backbone_layers, build_model
 from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
 from tlcore.route import CACHED, END_TO_END
+from tlcore.tf.model import backbone_layers, build_model
 from tlcore.tf.training import build_augmenter, prepare_data, train
 
-TINY = TrainConfig(weights="none", image_size=32, batch_size=8, epochs=1, seed=7,
-                   head=HeadConfig(dense=(8,), dropout=0.0))
+TINY = TrainConfig(
+    weights="none", image_size=32, batch_size=8, epochs=1, seed=7, head=HeadConfig(dense=(8,), dropout=0.0)
+)
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +136,9 @@ class StopAfter:
 @pytest.mark.parametrize("cache_features", [True, False])
 def test_stop_runs_no_further_batch_and_keeps_partial_epoch(data, cache_features):
     stopper = StopAfter(1)
-    config = TINY.replace(freeze_at=18, epochs=3, cache_features=cache_features,
-                          fine_tune=FineTuneConfig(freeze_at=14, epochs=2))
+    config = TINY.replace(
+        freeze_at=18, epochs=3, cache_features=cache_features, fine_tune=FineTuneConfig(freeze_at=14, epochs=2)
+    )
     result = train(config, data, progress=stopper, stop=stopper.flag)
     assert result.status == "stopped" and "epoch 1" in result.reason
     assert stopper.batches == 1  # the flag was seen before batch 2 ran
@@ -207,8 +209,12 @@ def test_feature_budget_decides_the_path(data):
 
 
 def test_config_round_trips_and_echoes_bad_values():
-    config = TrainConfig(weights="none", head=HeadConfig(pooling="flatten", dense=(1024, 1024, 512)),
-                         augment=AugmentConfig(enabled=True), fine_tune=FineTuneConfig(6, 2, 1e-5))
+    config = TrainConfig(
+        weights="none",
+        head=HeadConfig(pooling="flatten", dense=(1024, 1024, 512)),
+        augment=AugmentConfig(enabled=True),
+        fine_tune=FineTuneConfig(6, 2, 1e-5),
+    )
     assert TrainConfig.from_json(config.to_json()) == config
     with pytest.raises(ValueError, match="freeze_at=20"):
         TrainConfig(freeze_at=20)

@@ -25,10 +25,10 @@ from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
 from tlcore.config import TrainConfig
 from tlcore.data import scan
-from tlcore.tf.inference import check_image_classifier
 from tlcore.modelfile import ModelLoadError, check_model_file
-from tlcore.tf.model import load_model, load_run_model
 from tlcore.runs import COMPLETED, MODEL_FILE, RunStore
+from tlcore.tf.inference import check_image_classifier
+from tlcore.tf.model import load_model, load_run_model
 from tlcore.uploads import UPLOAD_DIR_ENV
 
 _CALLS: list[str] = []  # appended to by `_named_side_effect` when Keras calls it
@@ -126,8 +126,12 @@ def test_a_config_pointing_at_os_system_is_refused(plain_model_file, tmp_path):
         layer.update(module="os", class_name="system", registered_name=None)
 
     def as_activation(config):  # Dense(activation=os.system)
-        _layers(config)[-1]["config"]["activation"] = {"module": "os", "class_name": "function", "config": "system",
-                                                       "registered_name": "function"}
+        _layers(config)[-1]["config"]["activation"] = {
+            "module": "os",
+            "class_name": "function",
+            "config": "system",
+            "registered_name": "function",
+        }
 
     file = _rewrite_config(plain_model_file, tmp_path / "layer.keras", as_layer)
     with pytest.raises(ModelLoadError, match="names 'system' from Python module 'os', which is neither Keras nor"):
@@ -139,8 +143,12 @@ def test_a_config_pointing_at_os_system_is_refused(plain_model_file, tmp_path):
 
 def test_a_lambda_rewritten_to_call_os_system_is_refused(lambda_model, tmp_path, marker):
     def to_os_system(config):
-        _layers(config)[1]["config"]["function"] = {"module": "os", "class_name": "function", "config": "system",
-                                                    "registered_name": "function"}
+        _layers(config)[1]["config"]["function"] = {
+            "module": "os",
+            "class_name": "function",
+            "config": "system",
+            "registered_name": "function",
+        }
 
     with pytest.raises(ModelLoadError, match="Lambda layer"):
         load_model(_rewrite_config(lambda_model, tmp_path / "os.keras", to_os_system))
@@ -228,7 +236,7 @@ def test_a_keras_zip_declaring_a_huge_entry_is_refused_before_reading_it(plain_m
 def test_corrupt_weights_are_a_clear_error(plain_model_file, tmp_path):
     data = bytearray(plain_model_file.read_bytes())
     weights = data.find(b"model.weights.h5") + len("model.weights.h5") + 50  # inside the entry's data
-    data[weights:weights + 64] = bytes(64)
+    data[weights : weights + 64] = bytes(64)
     (tmp_path / "corrupt.keras").write_bytes(bytes(data))
     with pytest.raises(ModelLoadError, match="Keras cannot load this model"):
         load_model(tmp_path / "corrupt.keras")
@@ -322,12 +330,15 @@ def test_the_inference_page_refuses_an_uploaded_lambda_model(no_runs, lambda_mod
     assert not list((tmp_path / "uploads").iterdir())  # the refused copy is not kept
 
 
-def test_the_inference_page_refuses_uploads_that_are_not_image_classifiers(no_runs, plain_model_file, tmp_path,
-                                                                           monkeypatch):
+def test_the_inference_page_refuses_uploads_that_are_not_image_classifiers(
+    no_runs, plain_model_file, tmp_path, monkeypatch
+):
     inputs = keras.Input((4,))
     keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs)).save(tmp_path / "tabular.keras")
-    cases = [("tabular.keras", (tmp_path / "tabular.keras").read_bytes(), "does not take square RGB images"),
-             ("truncated.keras", plain_model_file.read_bytes()[:3000], "not a .keras model file")]
+    cases = [
+        ("tabular.keras", (tmp_path / "tabular.keras").read_bytes(), "does not take square RGB images"),
+        ("truncated.keras", plain_model_file.read_bytes()[:3000], "not a .keras model file"),
+    ]
     for name, data, expected in cases:
         at = _upload_model(_inference_page(no_runs, tmp_path, monkeypatch), name, data)
         assert not at.exception

@@ -7,9 +7,9 @@ unusable dataset goes through the Dataset page (AppTest) and through
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -68,8 +68,11 @@ class Unusable:
 
 UNUSABLE = [
     Unusable("one class", _one_class, "Only one class ('cats')"),
-    Unusable("class with only corrupt files", _class_of_corrupt_files,
-             "has no usable image (2 file(s) skipped there, e.g. a.jpg: empty file (0 bytes))"),
+    Unusable(
+        "class with only corrupt files",
+        _class_of_corrupt_files,
+        "has no usable image (2 file(s) skipped there, e.g. a.jpg: empty file (0 bytes))",
+    ),
     Unusable("class with no files", _class_without_files, "has no usable image (no image files)"),
     Unusable("no images at all", _no_images, "No usable images in"),
     Unusable("path does not exist", _missing, "Dataset folder not found"),
@@ -119,8 +122,17 @@ def test_the_cli_exits_1_with_one_line_naming_the_problem_and_the_folder(unusabl
     if command == "scan":
         args = ["scan", str(given)]
     else:
-        args = ["train", "--data", str(given), "--weights", "none", "--image-size", "32",
-                "--runs-dir", str(tmp_path / "runs")]
+        args = [
+            "train",
+            "--data",
+            str(given),
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ]
     proc = run_cli(*args)
     assert_one_line_error(proc, 1, case.problem, str(named))
     assert proc.stdout == ""

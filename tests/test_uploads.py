@@ -27,8 +27,14 @@ from dashboard.state import SOURCE_ZIP, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.data import scan
-from tlcore.uploads import (UPLOAD_DIR_ENV, ExtractionTracker, UploadError, extract_zip, remove_extracted,
-                            remove_leftovers)
+from tlcore.uploads import (
+    UPLOAD_DIR_ENV,
+    ExtractionTracker,
+    UploadError,
+    extract_zip,
+    remove_extracted,
+    remove_leftovers,
+)
 
 
 def _png(colour=(210, 60, 50), seed: int = 0) -> bytes:
@@ -54,24 +60,34 @@ def _link(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
     return info, target.encode()
 
 
-def _patch_headers(data: bytes, name: str, *, size: int | None = None, crc: int | None = None,
-                   flags: int | None = None, method: int | None = None) -> bytes:
+def _patch_headers(
+    data: bytes,
+    name: str,
+    *,
+    size: int | None = None,
+    crc: int | None = None,
+    flags: int | None = None,
+    method: int | None = None,
+) -> bytes:
     """Rewrite fields of one entry in both its local header and its central-directory record."""
     out, encoded = bytearray(data), name.encode()
     # (signature, name length offset, header length, {field: offset})
-    layouts = [(b"PK\x03\x04", 26, 30, {"flags": 6, "method": 8, "crc": 14, "size": 22}),
-               (b"PK\x01\x02", 28, 46, {"flags": 8, "method": 10, "crc": 16, "size": 24})]
+    layouts = [
+        (b"PK\x03\x04", 26, 30, {"flags": 6, "method": 8, "crc": 14, "size": 22}),
+        (b"PK\x01\x02", 28, 46, {"flags": 8, "method": 10, "crc": 16, "size": 24}),
+    ]
     values = {"size": size, "crc": crc, "flags": flags, "method": method}
     for signature, name_length_at, header_length, offsets in layouts:
         start, found = 0, 0
         while (start := out.find(signature, start)) >= 0:
             length = struct.unpack_from("<H", out, start + name_length_at)[0]
-            if bytes(out[start + header_length:start + header_length + length]) == encoded:
+            if bytes(out[start + header_length : start + header_length + length]) == encoded:
                 found += 1
                 for field, value in values.items():
                     if value is not None:
-                        struct.pack_into("<H" if field in ("flags", "method") else "<I", out, start + offsets[field],
-                                         value)
+                        struct.pack_into(
+                            "<H" if field in ("flags", "method") else "<I", out, start + offsets[field], value
+                        )
             start += 4
         assert found == 1, f"{name!r} not found once in the {signature!r} headers"
     return bytes(out)
@@ -136,19 +152,25 @@ def test_absolute_paths_are_refused(sandbox, tmp_path):
     data = _zip([("cats/ok.png", _png()), (str(evil), _png())])
     assert str(evil) in zipfile.ZipFile(io.BytesIO(data)).namelist()  # zipfile keeps the leading slash
     check(data, repr(str(evil)), "absolute path", absolute_targets=(evil,))
-    check(_zip([("cats/ok.png", _png()), (str(tmp_path / "evil.png"), _png())]), "absolute path",
-          absolute_targets=(tmp_path / "evil.png",))
+    check(
+        _zip([("cats/ok.png", _png()), (str(tmp_path / "evil.png"), _png())]),
+        "absolute path",
+        absolute_targets=(tmp_path / "evil.png",),
+    )
 
 
-@pytest.mark.parametrize("name", ["C:\\evil.png", "C:/evil.png", "c:evil.png", "\\evil.png",
-                                  "\\\\server\\share\\evil.png"])
+@pytest.mark.parametrize(
+    "name", ["C:\\evil.png", "C:/evil.png", "c:evil.png", "\\evil.png", "\\\\server\\share\\evil.png"]
+)
 def test_windows_absolute_paths_are_refused(sandbox, name):
     _, check = sandbox
     check(_zip([("cats/ok.png", _png()), (name, _png())]), repr(name), "absolute path")
 
 
-@pytest.mark.parametrize("name", ["../evil.png", "a/../../evil.png", "../../../evil.png", "..\\evil.png",
-                                  "cats\\..\\..\\evil.png", "cats/../.."])
+@pytest.mark.parametrize(
+    "name",
+    ["../evil.png", "a/../../evil.png", "../../../evil.png", "..\\evil.png", "cats\\..\\..\\evil.png", "cats/../.."],
+)
 def test_dot_dot_entries_are_refused(sandbox, name):
     _, check = sandbox
     check(_zip([("cats/ok.png", _png()), (name, _png())]), repr(name), "'..'")
@@ -162,8 +184,12 @@ def test_dot_dot_inside_the_archive_is_refused_too(sandbox):
 
 def test_links_are_refused_wherever_they_point(sandbox, tmp_path):
     _, check = sandbox
-    for name, target in [("cats/passwd.png", "/etc/passwd"), ("cats/up", "../../.."),
-                         ("cats/sibling.png", str(tmp_path / "secret.png")), ("cats/inside.png", "ok.png")]:
+    for name, target in [
+        ("cats/passwd.png", "/etc/passwd"),
+        ("cats/up", "../../.."),
+        ("cats/sibling.png", str(tmp_path / "secret.png")),
+        ("cats/inside.png", "ok.png"),
+    ]:
         data = _zip([("cats/ok.png", _png()), _link(name, target), (f"{name}/evil.png", _png())])
         check(data, repr(name), "symbolic link", "links are not allowed")
 
@@ -181,8 +207,7 @@ def test_total_size_is_limited_by_bytes_written(sandbox):
     _, check = sandbox
     rng = np.random.default_rng(0)
     entries = [(f"cats/{i}.png", rng.bytes(100_000)) for i in range(5)]  # incompressible: ratio about 1
-    message = check(_zip(entries, zipfile.ZIP_STORED), "'cats/3.png'", "more than 0.3 MiB",
-                    max_total_bytes=300_000)
+    message = check(_zip(entries, zipfile.ZIP_STORED), "'cats/3.png'", "more than 0.3 MiB", max_total_bytes=300_000)
     assert "zip bomb" in message
 
 
@@ -206,16 +231,21 @@ def test_a_lying_small_declared_size_is_caught_by_the_checksum(sandbox):
     # the declared size, and the CRC of what it read does not match.
     _, check = sandbox
     for method in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
-        data = _patch_headers(_zip([("cats/ok.png", _png()), ("cats/lie.png", b"\0" * 3_000_000)], method),
-                              "cats/lie.png", size=1000)
+        data = _patch_headers(
+            _zip([("cats/ok.png", _png()), ("cats/lie.png", b"\0" * 3_000_000)], method), "cats/lie.png", size=1000
+        )
         check(data, "'cats/lie.png'", "cannot be extracted", "Bad CRC-32")
 
 
 def test_a_lying_small_declared_size_with_a_matching_checksum_writes_only_the_declared_bytes(tmp_path):
     # The liar fixed the CRC too: zipfile still yields only the declared bytes, so what is written is bounded.
     content = b"\0" * 3_000_000
-    data = _patch_headers(_zip([("cats/lie.png", content), ("dogs/ok.png", _png())]), "cats/lie.png", size=1000,
-                          crc=zlib.crc32(content[:1000]))
+    data = _patch_headers(
+        _zip([("cats/lie.png", content), ("dogs/ok.png", _png())]),
+        "cats/lie.png",
+        size=1000,
+        crc=zlib.crc32(content[:1000]),
+    )
     root = extract_zip(io.BytesIO(data), dest_root=tmp_path / "uploads")
     assert (root / "cats" / "lie.png").stat().st_size == 1000
 
@@ -248,8 +278,9 @@ def test_a_file_and_a_folder_of_the_same_name_are_refused(sandbox):
     check(_zip([("cats", _png()), ("cats/a.png", _png())]), "'cats/a.png'", "cannot be made")
 
 
-@pytest.mark.parametrize("data", [b"", b"hello, not a zip", b"PK\x03\x04" + b"\0" * 100], ids=["empty-file", "text",
-                                                                                              "zip-signature-only"])
+@pytest.mark.parametrize(
+    "data", [b"", b"hello, not a zip", b"PK\x03\x04" + b"\0" * 100], ids=["empty-file", "text", "zip-signature-only"]
+)
 def test_a_file_that_is_not_a_zip_is_refused(sandbox, data):
     _, check = sandbox
     check(data, "crafted.zip is not a readable .zip file")
@@ -266,17 +297,17 @@ def test_corrupt_entry_data_is_refused(sandbox):
     _, check = sandbox
     data = bytearray(_zip([("cats/ok.png", _png()), ("cats/zeros.png", b"\0" * 20_000)]))
     inner = data.find(b"cats/zeros.png") + len("cats/zeros.png") + 5  # inside its deflate stream
-    data[inner:inner + 8] = b"\xff" * 8
+    data[inner : inner + 8] = b"\xff" * 8
     check(bytes(data), "'cats/zeros.png'", "cannot be extracted")
 
 
 def test_encrypted_and_unsupported_entries_are_refused(sandbox):
     _, check = sandbox
     data = _zip([("cats/ok.png", _png()), ("cats/secret.png", _png(seed=1))])
-    check(_patch_headers(data, "cats/secret.png", flags=0x1), "'cats/secret.png'", "cannot be extracted",
-          "encrypted")
-    check(_patch_headers(data, "cats/secret.png", method=99), "'cats/secret.png'", "cannot be extracted",
-          "not supported")
+    check(_patch_headers(data, "cats/secret.png", flags=0x1), "'cats/secret.png'", "cannot be extracted", "encrypted")
+    check(
+        _patch_headers(data, "cats/secret.png", method=99), "'cats/secret.png'", "cannot be extracted", "not supported"
+    )
 
 
 def test_an_archive_without_files_is_refused(sandbox):
@@ -289,8 +320,9 @@ def test_an_archive_without_files_is_refused(sandbox):
 
 
 def _zip_folder(folder: Path, prefix: str = "", extra: list[tuple[str, bytes]] = ()) -> bytes:
-    entries = [(prefix + p.relative_to(folder).as_posix(), p.read_bytes()) for p in sorted(folder.rglob("*"))
-               if p.is_file()]
+    entries = [
+        (prefix + p.relative_to(folder).as_posix(), p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()
+    ]
     return _zip(entries + list(extra))
 
 
@@ -335,7 +367,8 @@ def test_the_sidebar_refuses_a_crafted_zip_with_a_clear_error(tmp_path, monkeypa
     assert not at.exception
     assert "Choose a dataset in the sidebar" in at.main.info[0].value
     at.file_uploader(key=K.zip_upload).set_value(
-        ("pets.zip", _zip([("cats/ok.png", _png()), ("../evil.png", _png())]), "application/zip"))
+        ("pets.zip", _zip([("cats/ok.png", _png()), ("../evil.png", _png())]), "application/zip")
+    )
     at = at.run()
     assert not at.exception
     errors = [e.value for e in at.sidebar.error]
@@ -399,8 +432,9 @@ DAY = 24 * 3600
 
 def _extraction(uploads: Path, age_s: float = 0.0) -> Path:
     """A folder extract_zip made under `uploads`, last modified age_s ago; returns the folder itself."""
-    root = extract_zip(io.BytesIO(_zip([("pets/cats/a.png", _png()), ("pets/dogs/b.png", _png((50, 80, 210)))])),
-                       dest_root=uploads)
+    root = extract_zip(
+        io.BytesIO(_zip([("pets/cats/a.png", _png()), ("pets/dogs/b.png", _png((50, 80, 210)))])), dest_root=uploads
+    )
     folder = root.parent
     _age(folder, age_s)
     return folder

@@ -78,8 +78,9 @@ def head_layers(head: HeadConfig, num_classes: int) -> list[HeadLayer]:
     return layers
 
 
-def layer_table(num_classes: int, image_size: int, head: HeadConfig | None = None,
-                freeze_at: int = len(VGG16_CHAIN)) -> pd.DataFrame:
+def layer_table(
+    num_classes: int, image_size: int, head: HeadConfig | None = None, freeze_at: int = len(VGG16_CHAIN)
+) -> pd.DataFrame:
     """The table `tlcore.tf.model.layer_table` gives for `build_model(...)`, computed without building anything.
 
     One row per layer: freeze_index (a backbone layer's 1-based position in
@@ -96,22 +97,33 @@ def layer_table(num_classes: int, image_size: int, head: HeadConfig | None = Non
     ]
     for index, (layer, side) in enumerate(zip(VGG16_CHAIN, input_sides(image_size)), start=1):
         out = layer.output_side(side)
-        rows.append(_row(index, layer.name, layer.type, f"{out}x{out}x{layer.out_channels}", layer.params,
-                         index > freeze_at, layer.block, "backbone"))
+        rows.append(
+            _row(
+                index,
+                layer.name,
+                layer.type,
+                f"{out}x{out}x{layer.out_channels}",
+                layer.params,
+                index > freeze_at,
+                layer.block,
+                "backbone",
+            )
+        )
     side = feature_side(image_size)
     width = side * side * VGG16_CHANNELS if head.pooling == "flatten" else VGG16_CHANNELS
-    for layer in head_layers(head, num_classes):
+    for head_layer in head_layers(head, num_classes):
         params = 0
-        if layer.type == "Dense":
-            params, width = width * layer.units + layer.units, layer.units
-        rows.append(_row(None, layer.name, layer.type, str(width), params, True, "head", "head"))
+        if head_layer.type == "Dense":
+            params, width = width * head_layer.units + head_layer.units, head_layer.units
+        rows.append(_row(None, head_layer.name, head_layer.type, str(width), params, True, "head", "head"))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table["freeze_index"] = table["freeze_index"].astype("Int64")
     return table
 
 
-def _row(index: int | None, name: str, kind: str, shape: str, params: int, trainable: bool, block: str,
-         part: str) -> dict:
+def _row(
+    index: int | None, name: str, kind: str, shape: str, params: int, trainable: bool, block: str, part: str
+) -> dict:
     return dict(zip(TABLE_COLUMNS, (index, name, kind, shape, params, trainable, block, part)))
 
 

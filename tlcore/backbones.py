@@ -8,13 +8,22 @@ from __future__ import annotations
 import functools
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from tlcore.backbone_facts import (DEFAULT_BACKBONE, VGG16, VGG16_CONVS, VGG16_DEFAULT_IMAGE_SIZE,
-                                   VGG16_LAST_CONV, VGG16_LAYER_BLOCKS, VGG16_MIN_IMAGE_SIZE, block_boundaries)
+from tlcore.backbone_facts import (
+    DEFAULT_BACKBONE,
+    VGG16,
+    VGG16_CONVS,
+    VGG16_DEFAULT_IMAGE_SIZE,
+    VGG16_LAST_CONV,
+    VGG16_LAYER_BLOCKS,
+    VGG16_MIN_IMAGE_SIZE,
+    block_boundaries,
+)
 
 if TYPE_CHECKING:
     pass
@@ -54,6 +63,7 @@ class BackboneSpec:
         """Freeze points that fall between blocks, 0 and num_layers included."""
         return block_boundaries(self.layer_blocks)
 
+
 BACKBONES: dict[str, BackboneSpec] = {
     VGG16: BackboneSpec(
         name=VGG16,
@@ -76,7 +86,9 @@ def get_backbone(name: str) -> BackboneSpec:
     try:
         return BACKBONES[name.lower()]
     except KeyError:
-        raise ValueError(f"Unknown backbone. Expected one of {sorted(BACKBONES)}. Received: backbone={name!r}") from None
+        raise ValueError(
+            f"Unknown backbone. Expected one of {sorted(BACKBONES)}. Received: backbone={name!r}"
+        ) from None
 
 
 # --- weights -----------------------------------------------------------------
@@ -127,8 +139,10 @@ def weights_status(choice: str, spec: BackboneSpec | None = None) -> tuple[bool,
         layout = check_weights_file(path, spec)
     except WeightsError as err:
         return False, str(err)
-    return True, (f"Weights file {path.name} ({path.stat().st_size / 1e6:.0f} MB): "
-                  f"{spec.name}'s {len(spec.weight_layers)} conv layers, {layout} layout.")
+    return True, (
+        f"Weights file {path.name} ({path.stat().st_size / 1e6:.0f} MB): "
+        f"{spec.name}'s {len(spec.weight_layers)} conv layers, {layout} layout."
+    )
 
 
 def can_reach(url: str, timeout: float = REACHABILITY_TIMEOUT_S) -> bool:
@@ -187,15 +201,21 @@ def _weights_file_verdict(path: str, size: int, mtime_ns: int, backbone: str) ->
             elif isinstance(f.get("layers"), h5py.Group):
                 layout, found = KERAS3_LAYOUT, _keras3_layers(f, h5py)
             else:
-                return "", (f"Weights file {name} is HDF5 but not a Keras weights file: it has neither the Keras 3 "
-                            "'layers' group nor the legacy 'layer_names'.")
+                return "", (
+                    f"Weights file {name} is HDF5 but not a Keras weights file: it has neither the Keras 3 "
+                    "'layers' group nor the legacy 'layer_names'."
+                )
     except (OSError, KeyError, ValueError, TypeError) as err:
         return "", f"Weights file {name} is not a readable HDF5 weights file ({err})."
     problem = _layers_problem(found, spec)
-    return (layout, None) if problem is None else ("", f"Weights file {name} does not fit {spec.name} (no top): {problem}.")
+    return (
+        (layout, None)
+        if problem is None
+        else ("", f"Weights file {name} does not fit {spec.name} (no top): {problem}.")
+    )
 
 
-def _legacy_layers(f) -> list[tuple[str, list[tuple[int, ...]]]]:
+def _legacy_layers(f: Any) -> list[tuple[str, list[tuple[int, ...]]]]:
     """(name, array shapes) of each layer with weights, in the order Keras' legacy loader assigns them."""
     found = []
     for layer in f.attrs["layer_names"]:
@@ -207,7 +227,7 @@ def _legacy_layers(f) -> list[tuple[str, list[tuple[int, ...]]]]:
     return found
 
 
-def _keras3_layers(f, h5py) -> list[tuple[str, list[tuple[int, ...]]]]:
+def _keras3_layers(f: Any, h5py: Any) -> list[tuple[str, list[tuple[int, ...]]]]:
     """(name, array shapes) of each layer with weights, in the order Keras 3 assigns them.
 
     Keras 3 names a layer's path after its class with a counter (conv2d,
@@ -238,13 +258,20 @@ def _layers_problem(found: list[tuple[str, list[tuple[int, ...]]]], spec: Backbo
         if expected not in names and set(names) & set(expected_names):
             return f"it has no weights for {expected} (conv layer {i + 1} of {total})"
         if i >= len(found):
-            return f"it holds weights for {len(found)} layers; {spec.name} has {total}, from {expected} on they are missing"
-        return (f"{expected} (conv layer {i + 1} of {total}) needs arrays {_shapes(shapes)}, the file's layer "
-                f"{found[i][0]!r} holds {_shapes(found[i][1])}")
+            return (
+                f"it holds weights for {len(found)} layers; {spec.name} has {total}, "
+                f"from {expected} on they are missing"
+            )
+        return (
+            f"{expected} (conv layer {i + 1} of {total}) needs arrays {_shapes(shapes)}, the file's layer "
+            f"{found[i][0]!r} holds {_shapes(found[i][1])}"
+        )
     if len(found) > total:
-        return f"it holds weights for {len(found)} layers, {spec.name} has {total}: {found[total][0]!r} is not one of them"
+        return (
+            f"it holds weights for {len(found)} layers, {spec.name} has {total}: {found[total][0]!r} is not one of them"
+        )
     return None
 
 
-def _shapes(shapes) -> str:
+def _shapes(shapes: Sequence[tuple[int, ...]]) -> str:
     return " + ".join("x".join(str(d) for d in shape) for shape in shapes) or "none"

@@ -14,12 +14,13 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from tlcore.architecture import counts_at, with_freeze_point
-from tlcore.backbones import WeightsError, default_weights, normalize_weights
 from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.backbones import WeightsError, default_weights, normalize_weights
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, scan
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem
@@ -77,9 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     from tlcore import __version__
 
     d = TrainConfig()  # the defaults a train option falls back to, shown in its help
-    parser = argparse.ArgumentParser(prog=_prog(), description="Transfer Learning Lab engine: scan image folders, "
-                                     "train VGG16 + a head at a freeze point, sweep freeze points, predict.",
-                                     epilog=EPILOG, formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description="Transfer Learning Lab engine: scan image folders, "
+        "train VGG16 + a head at a freeze point, sweep freeze points, predict.",
+        epilog=EPILOG,
+        formatter_class=_HelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -89,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("scan", "report on an image folder: classes, images per split, files skipped and why")
     p.add_argument("data", help="dataset folder (class folders, optionally inside train/ and validation/)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help="skip images above this many pixels (a guard against decompression bombs)")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help="skip images above this many pixels (a guard against decompression bombs)",
+    )
 
     p = command("layers", "the VGG16 layer table at a freeze point (no TensorFlow needed)")
     p.add_argument("--image-size", type=int, default=d.image_size, help="square input size in pixels")
@@ -108,26 +117,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help=f"images per training step (default {d.batch_size})")
     p.add_argument("--learning-rate", type=float, help=f"first phase's learning rate (default {d.learning_rate:g})")
     p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default {d.optimizer})")
-    p.add_argument("--pooling", choices=["flatten", "avg", "max"],
-                   help=f"how the head turns feature maps into one vector (default {d.head.pooling})")
-    p.add_argument("--dense", type=_int_list, help="hidden layer sizes, e.g. 1024,1024,512 (empty: none; "
-                   f"default {','.join(map(str, d.head.dense))})")
+    p.add_argument(
+        "--pooling",
+        choices=["flatten", "avg", "max"],
+        help=f"how the head turns feature maps into one vector (default {d.head.pooling})",
+    )
+    p.add_argument(
+        "--dense",
+        type=_int_list,
+        help=f"hidden layer sizes, e.g. 1024,1024,512 (empty: none; default {','.join(map(str, d.head.dense))})",
+    )
     p.add_argument("--dropout", type=float, help=f"dropout before each dense layer (default {d.head.dropout})")
-    p.add_argument("--output", choices=["softmax", "sigmoid"],
-                   help=f"the head's last activation; sigmoid for 2 classes only (default {d.head.output})")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="random flips, rotations, zooms, shifts and contrast on training images (default off)")
+    p.add_argument(
+        "--output",
+        choices=["softmax", "sigmoid"],
+        help=f"the head's last activation; sigmoid for 2 classes only (default {d.head.output})",
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random flips, rotations, zooms, shifts and contrast on training images (default off)",
+    )
     p.add_argument("--fine-tune-at", type=int, help="second phase: unfreeze down to this freeze point")
     p.add_argument("--fine-tune-epochs", type=int, default=3, help="epochs of the second phase")
     p.add_argument("--fine-tune-lr", type=float, default=1e-5, help="learning rate of the second phase")
     p.add_argument("--seed", type=int, help=f"seed of the head's initial weights and the data order (default {d.seed})")
-    p.add_argument("--balance-classes", action=argparse.BooleanOptionalAction, default=None,
-                   help="weight each class inversely to its training images (for imbalanced datasets)")
-    p.add_argument("--early-stopping", type=int, metavar="PATIENCE",
-                   help="end a phase after PATIENCE epochs without val_loss improvement, keeping the best "
-                        "epoch's weights (0: off, the default)")
-    p.add_argument("--reduce-lr-on-plateau", action=argparse.BooleanOptionalAction, default=None,
-                   help="halve the learning rate after 2 epochs without val_loss improvement (default off)")
+    p.add_argument(
+        "--balance-classes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="weight each class inversely to its training images (for imbalanced datasets)",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="end a phase after PATIENCE epochs without val_loss improvement, keeping the best "
+        "epoch's weights (0: off, the default)",
+    )
+    p.add_argument(
+        "--reduce-lr-on-plateau",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="halve the learning rate after 2 epochs without val_loss improvement (default off)",
+    )
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
 
@@ -135,16 +169,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--image-size", type=int, default=96, help="square input size in pixels")
     p.add_argument("--epochs", type=int, default=d.epochs, help="epochs at every point")
-    p.add_argument("--points", type=_int_list, default=DEFAULT_POINTS,
-                   help=f"freeze points, run in this order (default {','.join(map(str, DEFAULT_POINTS))}: "
-                        "VGG16's block boundaries)")
-    p.add_argument("--no-scratch", action="store_true",
-                   help="leave out the baseline trained from random weights with every layer learning")
+    p.add_argument(
+        "--points",
+        type=_int_list,
+        default=DEFAULT_POINTS,
+        help=f"freeze points, run in this order (default {','.join(map(str, DEFAULT_POINTS))}: "
+        "VGG16's block boundaries)",
+    )
+    p.add_argument(
+        "--no-scratch",
+        action="store_true",
+        help="leave out the baseline trained from random weights with every layer learning",
+    )
     p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
-    p.add_argument("--learning-rate", type=float, help="the same for every point (default: "
-                   f"{d.learning_rate:g}, at most 1e-4 where conv layers train)")
-    p.add_argument("--balance-classes", action="store_true",
-                   help="weight each class inversely to its training images at every point")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        help=f"the same for every point (default: {d.learning_rate:g}, at most 1e-4 where conv layers train)",
+    )
+    p.add_argument(
+        "--balance-classes",
+        action="store_true",
+        help="weight each class inversely to its training images at every point",
+    )
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="one JSON object per point per line, then a summary line")
 
@@ -173,8 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"scan": cmd_scan, "layers": cmd_layers, "train": cmd_train, "sweep": cmd_sweep,
-                "predict": cmd_predict}
+    handlers = {"scan": cmd_scan, "layers": cmd_layers, "train": cmd_train, "sweep": cmd_sweep, "predict": cmd_predict}
     try:
         return handlers[args.command](args)
     except UsageError as err:
@@ -218,12 +264,20 @@ def cmd_layers(args: argparse.Namespace) -> int:
     table = with_freeze_point(layer_table(model), args.freeze_at)
     trainable, frozen = counts_at(table, args.freeze_at)
     if args.json:
-        print(json.dumps({"layers": json.loads(table.to_json(orient="records")),
-                          "trainable_params": trainable, "frozen_params": frozen}))
+        print(
+            json.dumps(
+                {
+                    "layers": json.loads(table.to_json(orient="records")),
+                    "trainable_params": trainable,
+                    "frozen_params": frozen,
+                }
+            )
+        )
     else:
         print(table.to_string(index=False))
-        print(f"freeze_at={args.freeze_at}: trainable {trainable:,} / frozen {frozen:,} parameters "
-              "(head for 2 classes)")
+        print(
+            f"freeze_at={args.freeze_at}: trainable {trainable:,} / frozen {frozen:,} parameters (head for 2 classes)"
+        )
     return 0
 
 
@@ -246,14 +300,28 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         base = TrainConfig.from_dict(data.get("config", data))
     else:
         base = TrainConfig(weights=default_weights())
-    head_changes = {k: v for k, v in (("pooling", args.pooling), ("dense", args.dense),
-                                      ("dropout", args.dropout), ("output", args.output)) if v is not None}
+    head_changes = {
+        k: v
+        for k, v in (
+            ("pooling", args.pooling),
+            ("dense", args.dense),
+            ("dropout", args.dropout),
+            ("output", args.output),
+        )
+        if v is not None
+    }
     changes: dict[str, Any] = {
         k: v
         for k, v in {
-            "freeze_at": args.freeze_at, "epochs": args.epochs, "image_size": args.image_size,
-            "weights": args.weights, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-            "optimizer": args.optimizer, "seed": args.seed, "balance_classes": args.balance_classes,
+            "freeze_at": args.freeze_at,
+            "epochs": args.epochs,
+            "image_size": args.image_size,
+            "weights": args.weights,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "optimizer": args.optimizer,
+            "seed": args.seed,
+            "balance_classes": args.balance_classes,
             "reduce_lr_on_plateau": args.reduce_lr_on_plateau,
         }.items()
         if v is not None
@@ -292,7 +360,9 @@ class _TerminalProgress:
             sys.stderr.write(
                 f"\repoch {r['epoch']}/{self.total_epochs}: loss {r['loss']:.4f} acc {r['accuracy']:.3f} "
                 f"val_loss {r['val_loss']:.4f} val_acc {r['val_accuracy']:.3f} ({r['seconds']:.1f}s)"
-                + (" [partial]" if r["partial"] else "") + " " * 10 + "\n"
+                + (" [partial]" if r["partial"] else "")
+                + " " * 10
+                + "\n"
             )
         sys.stderr.flush()
 
@@ -325,8 +395,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch
     try:
         result, run = train_and_record(
-            config, info, RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-            progress=_TerminalProgress(config.total_epochs()), stop=stop,
+            config,
+            info,
+            RunStore(args.runs_dir) if args.runs_dir else RunStore(),
+            progress=_TerminalProgress(config.total_epochs()),
+            stop=stop,
         )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -346,8 +419,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"\n{result.status}: val_accuracy={summary['val_accuracy']} path={summary['path']} "
-              f"in {summary['seconds']}s -> {summary['run_dir']}")
+        print(
+            f"\n{result.status}: val_accuracy={summary['val_accuracy']} path={summary['path']} "
+            f"in {summary['seconds']}s -> {summary['run_dir']}"
+        )
     if result.save_error:
         _err(result.save_error)
     if result.status == "failed":
@@ -358,10 +433,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- sweep --------------------------------------------------------------------------
 
 SWEEP_COLUMNS = [  # (heading, SweepPoint field, format)
-    ("point", "label", "{}"), ("trainable", "trainable_params", "{:,}"), ("s/epoch", "epoch_seconds", "{:.2f}"),
-    ("extract s", "extract_seconds", "{:.1f}"), ("best acc", "best_val_accuracy", "{:.3f}"),
-    ("final acc", "final_val_accuracy", "{:.3f}"), ("best loss", "best_val_loss", "{:.4f}"),
-    ("final loss", "final_val_loss", "{:.4f}"), ("path", "path", "{}"), ("status", "status", "{}"),
+    ("point", "label", "{}"),
+    ("trainable", "trainable_params", "{:,}"),
+    ("s/epoch", "epoch_seconds", "{:.2f}"),
+    ("extract s", "extract_seconds", "{:.1f}"),
+    ("best acc", "best_val_accuracy", "{:.3f}"),
+    ("final acc", "final_val_accuracy", "{:.3f}"),
+    ("best loss", "best_val_loss", "{:.4f}"),
+    ("final loss", "final_val_loss", "{:.4f}"),
+    ("path", "path", "{}"),
+    ("status", "status", "{}"),
 ]
 
 
@@ -372,8 +453,9 @@ def sweep_table(points: Sequence[Any]) -> str:
         values = point.to_dict()
         rows.append(["—" if values[key] is None else fmt.format(values[key]) for _, key, fmt in SWEEP_COLUMNS])
     widths = [max(len(row[i]) for row in rows) for i in range(len(SWEEP_COLUMNS))]
-    return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-                     for row in rows)
+    return "\n".join(
+        "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows
+    )
 
 
 def _finite(values: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +472,9 @@ class _SweepProgress:
     def __call__(self, event: object) -> None:
         if isinstance(event, SweepPointStart):
             forget_traced_gradients()  # the command line trains one point at a time: the last model can go
-            weights = "random weights, every layer learns" if event.label == "scratch" else f"freeze_at={event.freeze_at}"
+            weights = (
+                "random weights, every layer learns" if event.label == "scratch" else f"freeze_at={event.freeze_at}"
+            )
             sys.stderr.write(f"\n[{event.index}/{event.total}] {event.label} ({weights})")
             sys.stderr.flush()
         else:
@@ -435,9 +519,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch
     try:
         result = run_sweep(
-            base, info, args.points, not args.no_scratch,
+            base,
+            info,
+            args.points,
+            not args.no_scratch,
             RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-            progress=progress, stop=stop, on_point=on_point,
+            progress=progress,
+            stop=stop,
+            on_point=on_point,
         )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -447,8 +536,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print()
         print(sweep_table(result.points))
         skipped = f", skipped {', '.join(result.skipped)}" if result.skipped else ""
-        print(f"\nsweep {result.sweep_id}: {result.status}, {len(result.points)}/{len(planned)} point(s) "
-              f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s){skipped}")
+        print(
+            f"\nsweep {result.sweep_id}: {result.status}, {len(result.points)}/{len(planned)} point(s) "
+            f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s){skipped}"
+        )
     return EXIT_INTERRUPTED if stop.is_set() else 0
 
 
@@ -481,8 +572,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             prediction = predict(model, [image], class_names)[0]
         except ImageProblem as err:
             raise ImageProblem(f"{image}: {err}") from None
-        results.append({"image": image, "top_class": prediction.top_class,
-                        "probabilities": prediction.probabilities})
+        results.append({"image": image, "top_class": prediction.top_class, "probabilities": prediction.probabilities})
         if not args.json:
             top = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top_k(args.top_k))
             print(f"{image}: {top}")

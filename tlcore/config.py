@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from tlcore.backbone_facts import BLOCK5, DEFAULT_BACKBONE, VGG16_LAYERS
 
@@ -16,12 +17,25 @@ OPTIMIZERS = ("adam", "rmsprop", "sgd")
 
 # Settings in words, for people comparing two configs (dotted names as flatten_config gives them).
 SETTING_NAMES = {
-    "weights": "weights", "image_size": "image size (px)", "batch_size": "batch size", "epochs": "epochs",
-    "optimizer": "optimizer", "learning_rate": "learning rate", "freeze_at": "freeze point",
-    "head.pooling": "pooling", "head.dense": "dense layers", "head.dropout": "dropout", "head.output": "output",
-    "augment.enabled": "augmentation", "fine_tune": "second phase", "fine_tune.freeze_at": "phase 2 freeze point",
-    "fine_tune.epochs": "phase 2 epochs", "fine_tune.learning_rate": "phase 2 learning rate", "seed": "seed",
-    "balance_classes": "balance classes", "early_stopping_patience": "early stopping patience",
+    "weights": "weights",
+    "image_size": "image size (px)",
+    "batch_size": "batch size",
+    "epochs": "epochs",
+    "optimizer": "optimizer",
+    "learning_rate": "learning rate",
+    "freeze_at": "freeze point",
+    "head.pooling": "pooling",
+    "head.dense": "dense layers",
+    "head.dropout": "dropout",
+    "head.output": "output",
+    "augment.enabled": "augmentation",
+    "fine_tune": "second phase",
+    "fine_tune.freeze_at": "phase 2 freeze point",
+    "fine_tune.epochs": "phase 2 epochs",
+    "fine_tune.learning_rate": "phase 2 learning rate",
+    "seed": "seed",
+    "balance_classes": "balance classes",
+    "early_stopping_patience": "early stopping patience",
     "reduce_lr_on_plateau": "reduce learning rate on plateau",
 }
 
@@ -85,8 +99,10 @@ class FineTuneConfig:
     learning_rate: float = 1e-5
 
     def __post_init__(self) -> None:
-        _check(0 <= self.freeze_at <= VGG16_LAYERS,
-               f"fine_tune.freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}")
+        _check(
+            0 <= self.freeze_at <= VGG16_LAYERS,
+            f"fine_tune.freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}",
+        )
         _check(self.epochs >= 1, f"fine_tune.epochs must be at least 1. Received: epochs={self.epochs}")
         _check(self.learning_rate > 0, f"fine_tune.learning_rate must be positive. Received: {self.learning_rate}")
 
@@ -115,26 +131,39 @@ class TrainConfig:
     reduce_lr_on_plateau: bool = False  # halve the learning rate when val_loss stops improving
 
     def __post_init__(self) -> None:
-        _check(self.image_size >= 32, f"image_size must be at least 32 for VGG16. Received: image_size={self.image_size}")
+        _check(
+            self.image_size >= 32, f"image_size must be at least 32 for VGG16. Received: image_size={self.image_size}"
+        )
         _check(self.batch_size >= 1, f"batch_size must be at least 1. Received: batch_size={self.batch_size}")
         _check(self.epochs >= 1, f"epochs must be at least 1. Received: epochs={self.epochs}")
-        _check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}")
+        _check(
+            self.optimizer in OPTIMIZERS,
+            f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}",
+        )
         _check(self.learning_rate > 0, f"learning_rate must be positive. Received: learning_rate={self.learning_rate}")
-        _check(0 <= self.freeze_at <= VGG16_LAYERS,
-               f"freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}")
-        _check(0.0 < self.validation_split < 1.0,
-               f"validation_split must be between 0 and 1. Received: validation_split={self.validation_split}")
+        _check(
+            0 <= self.freeze_at <= VGG16_LAYERS,
+            f"freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}",
+        )
+        _check(
+            0.0 < self.validation_split < 1.0,
+            f"validation_split must be between 0 and 1. Received: validation_split={self.validation_split}",
+        )
         for name in ("balance_classes", "reduce_lr_on_plateau"):
             value = getattr(self, name)
             _check(isinstance(value, bool), f"{name} must be true or false. Received: {name}={value!r}")
         patience = self.early_stopping_patience
-        _check(patience is None or (isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1),
-               f"early_stopping_patience must be a whole number of epochs, at least 1 (or None for off). "
-               f"Received: early_stopping_patience={patience!r}")
+        _check(
+            patience is None or (isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1),
+            f"early_stopping_patience must be a whole number of epochs, at least 1 (or None for off). "
+            f"Received: early_stopping_patience={patience!r}",
+        )
         if self.fine_tune is not None:
-            _check(self.fine_tune.freeze_at < self.freeze_at,
-                   "fine_tune.freeze_at must unfreeze more layers than freeze_at "
-                   f"(be smaller). Received: freeze_at={self.freeze_at}, fine_tune.freeze_at={self.fine_tune.freeze_at}")
+            _check(
+                self.fine_tune.freeze_at < self.freeze_at,
+                "fine_tune.freeze_at must unfreeze more layers than freeze_at "
+                f"(be smaller). Received: freeze_at={self.freeze_at}, fine_tune.freeze_at={self.fine_tune.freeze_at}",
+            )
 
     @property
     def weights_label(self) -> str:
@@ -148,14 +177,17 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return self.epochs + (self.fine_tune.epochs if self.fine_tune else 0)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
-    def differences(self, other: "TrainConfig") -> list[tuple[str, Any, Any]]:
+    def differences(self, other: TrainConfig) -> list[tuple[str, Any, Any]]:
         """(setting, this value, other's value) for each setting that differs; nested ones dotted ("head.dense")."""
         mine, theirs = flatten_config(self.to_dict()), flatten_config(other.to_dict())
-        return [(key, mine.get(key), theirs.get(key)) for key in sorted(mine.keys() | theirs.keys())
-                if mine.get(key) != theirs.get(key)]
+        return [
+            (key, mine.get(key), theirs.get(key))
+            for key in sorted(mine.keys() | theirs.keys())
+            if mine.get(key) != theirs.get(key)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -166,7 +198,7 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         _check(not unknown, f"Unknown config keys: {sorted(unknown)}")
@@ -180,5 +212,5 @@ class TrainConfig:
         return cls(**data)
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
+    def from_json(cls, text: str) -> TrainConfig:
         return cls.from_dict(json.loads(text))

@@ -13,10 +13,11 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, has_image_extension, open_rgb
 
@@ -25,8 +26,14 @@ SPLITS = (TRAIN, VALIDATION, TEST)
 _SPLIT_ALIASES = {
     TRAIN: {"train", "training", "training-data", "training_data", "train-data", "train_data"},
     VALIDATION: {
-        "validation", "val", "valid", "validation-data", "validation_data",
-        "val-data", "val_data", "dev",
+        "validation",
+        "val",
+        "valid",
+        "validation-data",
+        "validation_data",
+        "val-data",
+        "val_data",
+        "dev",
     },
     TEST: {"test", "testing", "testing-data", "testing_data", "test-data", "test_data"},
 }
@@ -50,7 +57,7 @@ class DatasetError(Exception):
     `info` holds what the scan found so far (skipped files etc.), when any.
     """
 
-    def __init__(self, message: str, info: "DatasetInfo | None" = None):
+    def __init__(self, message: str, info: DatasetInfo | None = None):
         super().__init__(message)
         self.info = info
 
@@ -170,8 +177,7 @@ def scan(
     if not split_dirs and _match_splits(top_dirs, need_train=False):
         names = ", ".join(d.name for d in _match_splits(top_dirs, need_train=False).values())
         raise DatasetError(f"{root} has split folders ({names}) but no train folder (train/ or training/).")
-    info = DatasetInfo(root=root, layout="splits" if TRAIN in split_dirs else "folders",
-                       class_names=[], files={})
+    info = DatasetInfo(root=root, layout="splits" if TRAIN in split_dirs else "folders", class_names=[], files={})
 
     # class_dirs[split] = {class name: [folders holding that class]}
     candidates: dict[str, dict[str, list[Path]]] = {}
@@ -223,16 +229,13 @@ def _check_trainable(info: DatasetInfo) -> None:
         raise DatasetError(_no_usable_images(info, empty), info)
     if len(info.class_names) < 2:
         raise DatasetError(
-            f"Only one class ('{info.class_names[0]}') in {where}: classification needs "
-            "at least 2 class folders.",
+            f"Only one class ('{info.class_names[0]}') in {where}: classification needs at least 2 class folders.",
             info,
         )
     for split in (TRAIN, VALIDATION):
         missing = [n for n in info.class_names if not info.files.get(split, {}).get(n)]
         if missing:
-            info.warnings.append(
-                f"Class {', '.join(repr(n) for n in missing)} has no images in the {split} split."
-            )
+            info.warnings.append(f"Class {', '.join(repr(n) for n in missing)} has no images in the {split} split.")
 
 
 def _no_usable_images(info: DatasetInfo, empty: list[str]) -> str:
@@ -254,8 +257,11 @@ def _no_usable_images(info: DatasetInfo, empty: list[str]) -> str:
         names = ", ".join(display_path(n) for n in empty)
         return f"No usable images in {display_path(info.root)}: class folder(s) {names} ({why})"
     listed = ", ".join(display_path(f) for f in folders)
-    return (f"Class folder {listed} has no usable image ({why})" if len(folders) == 1
-            else f"Class folders {listed} have no usable image ({why})")
+    return (
+        f"Class folder {listed} has no usable image ({why})"
+        if len(folders) == 1
+        else f"Class folders {listed} have no usable image ({why})"
+    )
 
 
 def _match_splits(dirs: list[Path], need_train: bool = True) -> dict[str, Path]:
@@ -362,6 +368,7 @@ def _verify_all(
     # Checked even without verify: such a name breaks every page that shows it.
     problems = {p: NAME_NOT_UTF8 for p in flat if not _utf8_below(p, info.root)}
     if verify and flat:
+
         def check(path: Path) -> tuple[Path, str | None]:
             try:
                 open_rgb(path, max_pixels, draft_size=_VERIFY_SIZE)
@@ -408,8 +415,9 @@ def _stratified_split(
 MAX_STAMP_FOLDERS = 5_000  # tree_stamp reads at most this many folders
 
 
-def tree_stamp(root: str | os.PathLike, within: str | os.PathLike | None = None,
-               max_folders: int = MAX_STAMP_FOLDERS) -> str:
+def tree_stamp(
+    root: str | os.PathLike, within: str | os.PathLike | None = None, max_folders: int = MAX_STAMP_FOLDERS
+) -> str:
     """A cheap stamp of a dataset folder that changes when an image is added, removed or renamed anywhere under it.
 
     Adding, removing or renaming a file changes the mtime of the folder that
@@ -461,9 +469,7 @@ def _stamp_follows(entry: os.DirEntry, fence: Path | None) -> bool:
     return True
 
 
-def sample_grid(
-    info: DatasetInfo, n: int = 16, split: str = TRAIN, seed: int = 0
-) -> list[tuple[Path, str]]:
+def sample_grid(info: DatasetInfo, n: int = 16, split: str = TRAIN, seed: int = 0) -> list[tuple[Path, str]]:
     """Pick n images balanced across classes (round robin), with their class names.
 
     When a class has too few images, the others fill its places.

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from tlcore.architecture import layer_flops  # per-layer FLOPs from VGG16's one table of facts
 from tlcore.config import TrainConfig
@@ -115,11 +115,14 @@ def _phase_seconds(
 
 def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float) -> Estimate:
     """Estimated time of a run (both phases) on a machine doing `gflops` GFLOP/s."""
+
     def cached_at(freeze_at: int) -> bool:
         return choose_route(config, freeze_at)[0] == CACHED
 
     first_cached = cached_at(config.freeze_at)
-    extract, epoch, total = _phase_seconds(config, config.freeze_at, config.epochs, n_train, n_val, gflops, first_cached)
+    extract, epoch, total = _phase_seconds(
+        config, config.freeze_at, config.epochs, n_train, n_val, gflops, first_cached
+    )
     if config.fine_tune:
         ft = config.fine_tune
         total += _phase_seconds(config, ft.freeze_at, ft.epochs, n_train, n_val, gflops, cached_at(ft.freeze_at))[2]
@@ -131,8 +134,9 @@ def estimate_many(configs: Iterable[TrainConfig], n_train: int, n_val: int, gflo
     return sum(estimate(config, n_train, n_val, gflops).total_seconds for config in configs)
 
 
-def describe_sweep(base_config: TrainConfig, points: Iterable[int], scratch: bool, n_train: int, n_val: int,
-                   gflops: float) -> str:
+def describe_sweep(
+    base_config: TrainConfig, points: Iterable[int], scratch: bool, n_train: int, n_val: int, gflops: float
+) -> str:
     """The time a sweep would take, in words, each point estimated as a run of its own (before it starts).
 
     Raises:

@@ -15,9 +15,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-)
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # Content decides the format, but only decoders for these formats are ever
 # run: a file named .jpg that is really PostScript or an icon is refused
 # instead of being handed to a rarely used decoder.
@@ -90,12 +88,9 @@ def open_rgb(
         claimed = _signature_format(source)
         if claimed:
             raise ImageProblem(
-                f"truncated or corrupt {claimed} header (starts like a {claimed} "
-                "but cannot be decoded)"
+                f"truncated or corrupt {claimed} header (starts like a {claimed} but cannot be decoded)"
             ) from None
-        raise ImageProblem(
-            "not an image (content is not JPEG, PNG, BMP, GIF, WebP or TIFF)"
-        ) from None
+        raise ImageProblem("not an image (content is not JPEG, PNG, BMP, GIF, WebP or TIFF)") from None
     except PermissionError:
         raise ImageProblem("cannot read: permission denied") from None
     except FileNotFoundError:
@@ -148,8 +143,7 @@ def _to_rgb(img: Image.Image, max_pixels: int, draft_size: int | None) -> Image.
     width, height = img.size
     if width * height > max_pixels:
         raise ImageProblem(
-            f"too large ({width}x{height} = {width * height / 1e6:.1f} megapixels; "
-            f"limit {max_pixels / 1e6:g})"
+            f"too large ({width}x{height} = {width * height / 1e6:.1f} megapixels; limit {max_pixels / 1e6:g})"
         )
     if width == 0 or height == 0:
         raise ImageProblem("image has no pixels (0 width or height)")

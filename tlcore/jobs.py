@@ -19,8 +19,9 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
@@ -96,8 +97,14 @@ class Snapshot:
 class Job:
     """One background job. `progress` is fed by the job thread; UIs call `snapshot()`."""
 
-    def __init__(self, owner: str, kind: str, epochs_total: int = 0, config: Any = None,
-                 dataset: tuple[str, int, int] = ("", 0, 0)):
+    def __init__(
+        self,
+        owner: str,
+        kind: str,
+        epochs_total: int = 0,
+        config: Any = None,
+        dataset: tuple[str, int, int] = ("", 0, 0),
+    ):
         self.id = secrets.token_hex(6)
         # What the job was started with (a TrainConfig for training and sweeps): a reloaded
         # page describes the job from these, not from its own session's current settings.
@@ -142,7 +149,13 @@ class Job:
                 s.phase, s.path, s.path_reason = event.phase, event.path, event.path_reason
                 s.stage = "train" if event.path != "cached" else "extract"
             elif isinstance(event, BatchEnd):
-                s.stage, s.epoch, s.batch, s.batches, s.batch_loss = "train", event.epoch, event.batch, event.batches, event.loss
+                s.stage, s.epoch, s.batch, s.batches, s.batch_loss = (
+                    "train",
+                    event.epoch,
+                    event.batch,
+                    event.batches,
+                    event.loss,
+                )
             elif isinstance(event, EpochEnd):
                 s.history = s.history + [dict(event.row)]
 
@@ -185,8 +198,10 @@ class JobRegistry:
         with self._lock:
             busy = self.running_for(owner)
             if busy is not None:
-                raise JobBusy(f"A {busy.snapshot().kind} job is already running (started "
-                              f"{time.time() - busy.snapshot().started:.0f} s ago). Stop it or wait for it to finish.")
+                raise JobBusy(
+                    f"A {busy.snapshot().kind} job is already running (started "
+                    f"{time.time() - busy.snapshot().started:.0f} s ago). Stop it or wait for it to finish."
+                )
             self._forget_finished(owner, keep_others=FINISHED_JOBS_KEPT)
             job = Job(owner, kind, epochs_total, config, dataset)
             self._jobs[job.id] = job
@@ -211,9 +226,13 @@ class JobRegistry:
                     self._slots.notify_all()
                     return True
                 ahead = len(self._active) + place
-                job.update(stage=QUEUED, message=(
-                    f"Waiting for {ahead} run{'s' if ahead != 1 else ''} from other sessions to finish: "
-                    f"this machine trains {self.max_active} at a time. It starts by itself."))
+                job.update(
+                    stage=QUEUED,
+                    message=(
+                        f"Waiting for {ahead} run{'s' if ahead != 1 else ''} from other sessions to finish: "
+                        f"this machine trains {self.max_active} at a time. It starts by itself."
+                    ),
+                )
                 self._slots.wait(timeout=0.5)
 
     def _release_slot(self, job: Job) -> None:
@@ -231,8 +250,9 @@ class JobRegistry:
 
     def _run(self, job: Job, work: Callable[[Job], Any]) -> None:
         if not self._wait_for_slot(job):
-            job.update(status=STOPPED, stage="done", message="", reason="Stopped before it started.",
-                       finished=time.time())
+            job.update(
+                status=STOPPED, stage="done", message="", reason="Stopped before it started.", finished=time.time()
+            )
             return
         job.update(stage="starting", message="", started=time.time())
         try:
@@ -254,8 +274,7 @@ class JobRegistry:
     def running_for(self, owner: str, kind: str | None = None) -> Job | None:
         """The owner's running job (of this kind, when given), if any."""
         return next(
-            (j for j in self._jobs.values()
-             if j.running and j._state.owner == owner and kind in (None, j._state.kind)),
+            (j for j in self._jobs.values() if j.running and j._state.owner == owner and kind in (None, j._state.kind)),
             None,
         )
 
@@ -271,7 +290,7 @@ class JobRegistry:
         finished = sorted((j for j in self._jobs.values() if not j.running), key=lambda j: j._state.started)
         mine = [j for j in finished if j._state.owner == owner]
         others = [j for j in finished if j._state.owner != owner]
-        for job in mine + others[:max(0, len(others) - keep_others)]:
+        for job in mine + others[: max(0, len(others) - keep_others)]:
             del self._jobs[job.id]
 
 
@@ -318,7 +337,11 @@ def start_training(
         from tlcore.tf.training import train_and_record
 
         result, run = train_and_record(
-            config, info, store, progress=job.on_progress, stop=job.stop_flag,
+            config,
+            info,
+            store,
+            progress=job.on_progress,
+            stop=job.stop_flag,
             on_run_created=lambda created: job.update(run_dir=str(created.run_dir)),
         )
         if result.save_error:
@@ -327,15 +350,24 @@ def start_training(
         # every model a session ever trained in memory.
         result.model = None
         job.update(
-            status=result.status, reason=result.reason or result.save_error, final=result.final,
-            run_dir=str(run.run_dir), stage="done", finished=time.time(),
-            extra={"paths": result.paths, "extract_seconds": result.extract_seconds,
-                   "save_error": result.save_error, "class_names": result.class_names},
+            status=result.status,
+            reason=result.reason or result.save_error,
+            final=result.final,
+            run_dir=str(run.run_dir),
+            stage="done",
+            finished=time.time(),
+            extra={
+                "paths": result.paths,
+                "extract_seconds": result.extract_seconds,
+                "save_error": result.save_error,
+                "class_names": result.class_names,
+            },
         )
         return result
 
-    return registry.start(owner, "training", work, epochs_total=config.total_epochs(), config=config,
-                          dataset=_dataset_of(info))
+    return registry.start(
+        owner, "training", work, epochs_total=config.total_epochs(), config=config, dataset=_dataset_of(info)
+    )
 
 
 def start_sweep(
@@ -371,9 +403,19 @@ def start_sweep(
             if isinstance(event, SweepPointStart):
                 registry.forget_traced_gradients(alone=job)  # the last point's model can go
                 job.update(
-                    stage="starting", message=f"point {event.index}/{event.total}: {event.label}",
-                    phase=0, path="", path_reason="", epoch=0, batch=0, batches=0, batch_loss=None,
-                    step_done=0, step_total=0, history=[], stages={},
+                    stage="starting",
+                    message=f"point {event.index}/{event.total}: {event.label}",
+                    phase=0,
+                    path="",
+                    path_reason="",
+                    epoch=0,
+                    batch=0,
+                    batches=0,
+                    batch_loss=None,
+                    step_done=0,
+                    step_total=0,
+                    history=[],
+                    stages={},
                     extra=extra(current={"index": event.index, "label": event.label, "freeze_at": event.freeze_at}),
                 )
             else:
@@ -384,17 +426,32 @@ def start_sweep(
             job.update(extra=extra(points=list(finished)))
 
         result = run_sweep(
-            base_config, info, points, scratch, store, progress=progress, stop=job.stop_flag,
-            sweep_id=sweep_id, on_point=on_point,
+            base_config,
+            info,
+            points,
+            scratch,
+            store,
+            progress=progress,
+            stop=job.stop_flag,
+            sweep_id=sweep_id,
+            on_point=on_point,
             on_run_created=lambda created: job.update(run_dir=str(created.run_dir)),
         )
         job.update(
-            status=result.status, stage="done", finished=time.time(),
+            status=result.status,
+            stage="done",
+            finished=time.time(),
             reason="" if result.status == COMPLETED else f"stopped; skipped {', '.join(result.skipped) or 'nothing'}",
-            extra=extra(current=None, points=list(finished), skipped=list(result.skipped),
-                        seconds=result.seconds, decode_seconds=result.decode_seconds),
+            extra=extra(
+                current=None,
+                points=list(finished),
+                skipped=list(result.skipped),
+                seconds=result.seconds,
+                decode_seconds=result.decode_seconds,
+            ),
         )
         return result
 
-    return registry.start(owner, "sweep", work, epochs_total=base_config.epochs, config=base_config,
-                          dataset=_dataset_of(info))
+    return registry.start(
+        owner, "sweep", work, epochs_total=base_config.epochs, config=base_config, dataset=_dataset_of(info)
+    )

@@ -12,7 +12,6 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-
 MAX_MODEL_BYTES = 4 << 30  # uncompressed, all entries: VGG16 with a large Flatten head is well below
 _MODEL_ENTRIES = {"metadata.json", "config.json", "model.weights.h5"}  # what `model.save("x.keras")` writes
 # Classes whose deserialization runs Python code or loads other files; none is in a model this app builds.
@@ -45,16 +44,21 @@ def check_model_file(path: str | os.PathLike) -> None:
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as handle:
             legacy = handle.read(8) == b"\x89HDF\r\n\x1a\n"
-        raise ModelLoadError("This is a legacy HDF5 (.h5) model; only .keras files are loaded." if legacy else
-                             "This is not a .keras model file (a .keras file is a zip archive; this one is not, "
-                             "or it is truncated).")
+        raise ModelLoadError(
+            "This is a legacy HDF5 (.h5) model; only .keras files are loaded."
+            if legacy
+            else "This is not a .keras model file (a .keras file is a zip archive; this one is not, "
+            "or it is truncated)."
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             unexpected = sorted({i.filename for i in infos} - _MODEL_ENTRIES)
             if unexpected or "config.json" not in archive.namelist():
-                raise ModelLoadError(f"This .keras file holds {', '.join(map(repr, unexpected)) or 'no config.json'}; "
-                                     f"a model saved by Keras holds only {', '.join(sorted(_MODEL_ENTRIES))}.")
+                raise ModelLoadError(
+                    f"This .keras file holds {', '.join(map(repr, unexpected)) or 'no config.json'}; "
+                    f"a model saved by Keras holds only {', '.join(sorted(_MODEL_ENTRIES))}."
+                )
             # Declared sizes bound what zipfile yields (it stops there and checks the CRC).
             if sum(i.file_size for i in infos) > MAX_MODEL_BYTES:
                 raise ModelLoadError(f"This .keras file expands to more than {MAX_MODEL_BYTES >> 30} GiB.")
@@ -87,9 +91,14 @@ def _check_node(node: dict[str, Any]) -> None:
     if isinstance(class_name, str) and class_name in _UNSAFE_CLASSES:
         what, why = _UNSAFE_CLASSES[class_name]
         which = f" {module}.{inner}" if class_name == "function" else layer
-        raise ModelLoadError(f"The model contains {what}{which} ({why}); refused for safety, nothing in it was run. "
-                             "Models built by this app have no such layers.")
-    if module is not None and not (isinstance(module, str) and
-                                   any(module == m or module.startswith(m + ".") for m in _TRUSTED_MODULES)):
-        raise ModelLoadError(f"The model names {class_name!r} from Python module {module!r}, which is neither Keras "
-                             "nor this app; refused for safety, nothing in it was run.")
+        raise ModelLoadError(
+            f"The model contains {what}{which} ({why}); refused for safety, nothing in it was run. "
+            "Models built by this app have no such layers."
+        )
+    if module is not None and not (
+        isinstance(module, str) and any(module == m or module.startswith(m + ".") for m in _TRUSTED_MODULES)
+    ):
+        raise ModelLoadError(
+            f"The model names {class_name!r} from Python module {module!r}, which is neither Keras "
+            "nor this app; refused for safety, nothing in it was run."
+        )

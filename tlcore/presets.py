@@ -112,7 +112,8 @@ SEED_000 = Preset(
         f"This preset freezes all {VGG16_LAYERS} VGG16 layers and trains the whole head (1024-1024-512, softmax, no "
         "dropout): 3,673,602 trainable parameters for 2 classes at 64 px — what its code does once the "
         "Flatten is in place, with no layer left frozen at random weights.",
-        "Preprocessing: the article does not show how its train_datagen was made. " + PREPROCESS_NOTE
+        "Preprocessing: the article does not show how its train_datagen was made. "
+        + PREPROCESS_NOTE
         + " Every tlcore model does this, never a 1/255 rescale.",
         "Adam at learning rate 1e-4 (its Adam(lr=...) is learning_rate= in Keras 3), 50 epochs, batch size "
         "32 (the article does not show it; 32 is flow_from_directory's default). No augmentation (it shows "

@@ -112,8 +112,11 @@ class _stderr_without_log_lines:
         os.dup2(self.saved, 2)
         os.close(self.saved)
         self.capture.seek(0)
-        kept = [line for line in self.capture.read().splitlines(keepends=True)
-                if not is_tensorflow_log_line(line.decode(errors="replace").rstrip("\r\n"))]
+        kept = [
+            line
+            for line in self.capture.read().splitlines(keepends=True)
+            if not is_tensorflow_log_line(line.decode(errors="replace").rstrip("\r\n"))
+        ]
         self.capture.close()
         if kept:
             os.write(2, b"".join(kept))

@@ -189,8 +189,12 @@ class History(Sequence[EpochRow]):
         if self.final is None:
             return {}
         last = self.final
-        out = {"loss": last.loss, "accuracy": last.accuracy, "val_loss": last.val_loss,
-               "val_accuracy": last.val_accuracy}
+        out = {
+            "loss": last.loss,
+            "accuracy": last.accuracy,
+            "val_loss": last.val_loss,
+            "val_accuracy": last.val_accuracy,
+        }
         if (best := self.best_val_accuracy) is not None:
             out["best_val_accuracy"] = best
         return out
@@ -215,8 +219,13 @@ class DatasetFacts:
         return cls(**known, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"root": self.root, "fingerprint": self.fingerprint, "counts": self.counts, "skipped": self.skipped,
-                **self.extra}
+        return {
+            "root": self.root,
+            "fingerprint": self.fingerprint,
+            "counts": self.counts,
+            "skipped": self.skipped,
+            **self.extra,
+        }
 
 
 @dataclass
@@ -315,10 +324,27 @@ _NUMBER = (int, float)
 # (null counts as absent: the field's default).
 _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
     RunRecord: {
-        "run_id": str, "status": str, "reason": str, "created": str, "pid": int, "host": str, "config": dict,
-        "class_names": list, "dataset": dict, "validation_files": list, "versions": dict, "tags": dict,
-        "epochs_done": int, "heartbeat": _NUMBER, "paths": list, "last_epoch": dict, "final": dict,
-        "seconds": _NUMBER, "extract_seconds": _NUMBER, "train_seconds": _NUMBER, "model_saved": bool,
+        "run_id": str,
+        "status": str,
+        "reason": str,
+        "created": str,
+        "pid": int,
+        "host": str,
+        "config": dict,
+        "class_names": list,
+        "dataset": dict,
+        "validation_files": list,
+        "versions": dict,
+        "tags": dict,
+        "epochs_done": int,
+        "heartbeat": _NUMBER,
+        "paths": list,
+        "last_epoch": dict,
+        "final": dict,
+        "seconds": _NUMBER,
+        "extract_seconds": _NUMBER,
+        "train_seconds": _NUMBER,
+        "model_saved": bool,
         "finished": str,
     },
     DatasetFacts: {"root": str, "fingerprint": str, "counts": dict, "skipped": int},

@@ -10,6 +10,7 @@ and a heartbeat: a run whose process is gone reads as "interrupted", not
 
 from __future__ import annotations
 
+import builtins  # RunStore.list shadows the built-in inside the class
 import os
 import platform
 import secrets
@@ -17,10 +18,11 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from tlcore.config import TrainConfig
 from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
@@ -82,7 +84,7 @@ def library_versions() -> dict[str, str]:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -222,7 +224,7 @@ class Run:
         self.record.last_epoch = row
         self._write_record()
 
-    def save_model(self, model: "keras.Model") -> Path:
+    def save_model(self, model: keras.Model) -> Path:
         """Save model.keras atomically (Keras needs the .keras suffix on the temp name too)."""
         final = self.run_dir / MODEL_FILE
         tmp = self.run_dir / f".model.{os.getpid()}.tmp.keras"
@@ -249,7 +251,7 @@ class RunStore:
     def create(
         self,
         config: TrainConfig,
-        info: "DatasetInfo",
+        info: DatasetInfo,
         tags: dict[str, Any] | None = None,
     ) -> Run:
         """A new run folder with its record written before any training happens.
@@ -273,7 +275,8 @@ class RunStore:
             config=config,
             class_names=list(info.class_names),
             dataset=DatasetFacts(
-                root=str(info.root), fingerprint=info.fingerprint(), counts=info.counts(), skipped=len(info.skipped)),
+                root=str(info.root), fingerprint=info.fingerprint(), counts=info.counts(), skipped=len(info.skipped)
+            ),
             validation_files=[os.path.relpath(p, info.root) for p in validation_files],
             versions=library_versions(),
             tags=dict(tags or {}),
@@ -292,7 +295,8 @@ class RunStore:
     def _cannot_write(self, err: OSError) -> RunFolderError:
         return RunFolderError(
             f"The runs folder {self.root} cannot take a new run: {err.strerror or err}. "
-            f"Free some space, or point {RUNS_ENV} at a writable folder.")
+            f"Free some space, or point {RUNS_ENV} at a writable folder."
+        )
 
     def run_dir(self, run_id: str) -> Path:
         path = self.root / run_id
@@ -327,7 +331,7 @@ class RunStore:
     def delete(self, run_id: str) -> None:
         shutil.rmtree(self.run_dir(run_id))
 
-    def delete_finished(self, run_ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    def delete_finished(self, run_ids: Sequence[str]) -> tuple[builtins.list[str], builtins.list[str]]:
         """Delete the runs that are not running; a running run is never deleted under its trainer.
 
         Returns:

@@ -23,13 +23,14 @@ and estimates a sweep before it starts); `tlcore.tf.sweep.run_sweep` runs one.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from tlcore.advisor import FINE_TUNE_MAX_LEARNING_RATE
-from tlcore.backbones import NO_WEIGHTS
 from tlcore.backbone_facts import VGG16_BLOCK_BOUNDARIES, VGG16_LAYERS
+from tlcore.backbones import NO_WEIGHTS
 from tlcore.config import TrainConfig
 
 DEFAULT_POINTS: tuple[int, ...] = VGG16_BLOCK_BOUNDARIES[::-1]  # VGG16's block boundaries, head only first
@@ -141,7 +142,9 @@ def plan(base_config: TrainConfig, points: Sequence[int], scratch: bool = True) 
     base = base_config.replace(fine_tune=None)
     planned = [(point_label(k), base.replace(freeze_at=k, learning_rate=point_learning_rate(base, k))) for k in points]
     if scratch:
-        planned.append((SCRATCH, base.replace(weights=NO_WEIGHTS, freeze_at=0, learning_rate=point_learning_rate(base, 0))))
+        planned.append(
+            (SCRATCH, base.replace(weights=NO_WEIGHTS, freeze_at=0, learning_rate=point_learning_rate(base, 0)))
+        )
     return planned
 
 

@@ -27,9 +27,10 @@ import threading
 import time
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from tlcore.runs import atomic_write
 
@@ -117,8 +118,11 @@ def is_app_extraction(folder: str | os.PathLike) -> bool:
         info = os.lstat(folder)
     except OSError:
         return False
-    return (stat.S_ISDIR(info.st_mode) and _EXTRACTION_NAME.fullmatch(folder.name) is not None
-            and info.st_uid == os.geteuid())
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and _EXTRACTION_NAME.fullmatch(folder.name) is not None
+        and info.st_uid == os.geteuid()
+    )
 
 
 def _remove(folder: Path) -> bool:
@@ -269,8 +273,12 @@ def _archive_size(source: str | os.PathLike | BinaryIO) -> int:
 
 
 def _extract_into(
-    source: str | os.PathLike | BinaryIO, dest: Path, max_total_bytes: int, max_files: int,
-    max_ratio: float, name_hint: str,
+    source: str | os.PathLike | BinaryIO,
+    dest: Path,
+    max_total_bytes: int,
+    max_files: int,
+    max_ratio: float,
+    name_hint: str,
 ) -> None:
     label = name_hint or (str(source) if isinstance(source, (str, os.PathLike)) else "The upload")
     try:
@@ -327,22 +335,28 @@ def _make_dirs(folder: Path, entry: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # e.g. a file entry of the same name came first
-        raise UploadError(f"Refused the archive: entry {entry!r} needs folder {folder.name!r}, "
-                          f"which cannot be made ({err.strerror or err}).") from None
+        raise UploadError(
+            f"Refused the archive: entry {entry!r} needs folder {folder.name!r}, "
+            f"which cannot be made ({err.strerror or err})."
+        ) from None
 
 
-def _check_limits(info: zipfile.ZipInfo, written: int, written_total: int, archive_size: int,
-                  max_total_bytes: int, max_ratio: float) -> None:
+def _check_limits(
+    info: zipfile.ZipInfo, written: int, written_total: int, archive_size: int, max_total_bytes: int, max_ratio: float
+) -> None:
     """Raise once the bytes written so far break a limit (called before each chunk is written)."""
     if written_total > max_total_bytes:
-        raise UploadError(f"Refused the archive: at entry {info.filename!r} it expands to more than "
-                          f"{max_total_bytes / 2**20:,.1f} MiB (zip bomb?).")
+        raise UploadError(
+            f"Refused the archive: at entry {info.filename!r} it expands to more than "
+            f"{max_total_bytes / 2**20:,.1f} MiB (zip bomb?)."
+        )
     if written > RATIO_FREE_BYTES and written / max(info.compress_size, 1) > max_ratio:
-        raise UploadError(f"Refused the archive: entry {info.filename!r} expands more than {max_ratio:g}x "
-                          "(zip bomb?).")
+        raise UploadError(f"Refused the archive: entry {info.filename!r} expands more than {max_ratio:g}x (zip bomb?).")
     if written_total > RATIO_FREE_BYTES and written_total / archive_size > max_ratio:
-        raise UploadError(f"Refused the archive: at entry {info.filename!r} it expands more than "
-                          f"{max_ratio:g}x its size overall (zip bomb?).")
+        raise UploadError(
+            f"Refused the archive: at entry {info.filename!r} it expands more than "
+            f"{max_ratio:g}x its size overall (zip bomb?)."
+        )
 
 
 # --- an uploaded model file -----------------------------------------------------------

@@ -17,8 +17,19 @@ import numpy as np
 
 from tlcore.architecture import PREPROCESS_LAYER, layer_flops
 from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS, VGG16
-from tlcore.backbones import (IMAGENET, LEGACY_LAYOUT, NO_WEIGHTS, WEIGHTS_ENV, BackboneSpec, WeightsError, can_reach,
-                              check_weights_file, get_backbone, imagenet_cached_path, normalize_weights)
+from tlcore.backbones import (
+    IMAGENET,
+    LEGACY_LAYOUT,
+    NO_WEIGHTS,
+    WEIGHTS_ENV,
+    BackboneSpec,
+    WeightsError,
+    can_reach,
+    check_weights_file,
+    get_backbone,
+    imagenet_cached_path,
+    normalize_weights,
+)
 from tlcore.tf.layers import CaffePreprocess
 
 # Per backbone: the Keras application that builds its base, and its own input preprocessing as a layer.
@@ -32,8 +43,9 @@ def build_base(spec: BackboneSpec, image_size: int) -> keras.Model:
         raise ValueError(
             f"{spec.name} needs images of at least {spec.min_image_size} px. Received: image_size={image_size}"
         )
-    return _APPLICATIONS[spec.name](include_top=False, weights=None,
-                                    input_shape=(image_size, image_size, IMAGE_CHANNELS))
+    return _APPLICATIONS[spec.name](
+        include_top=False, weights=None, input_shape=(image_size, image_size, IMAGE_CHANNELS)
+    )
 
 
 def preprocess_layer(spec: BackboneSpec) -> keras.layers.Layer:
@@ -83,8 +95,9 @@ def load_weights_file(model: keras.Model, path: Path, spec: BackboneSpec) -> Non
     try:
         legacy = check_weights_file(path, spec) == LEGACY_LAYOUT
     except WeightsError as err:
-        raise WeightsError(f"{err} Use {spec.imagenet_file} or a .weights.h5 saved from "
-                           f"{spec.name}(include_top=False).") from None
+        raise WeightsError(
+            f"{err} Use {spec.imagenet_file} or a .weights.h5 saved from {spec.name}(include_top=False)."
+        ) from None
     # Keras picks the reader by file name; give it the name that matches the content.
     suffix = ".h5" if legacy else ".weights.h5"
     try:

@@ -65,9 +65,11 @@ def gradcam_model(model: keras.Model, layer_name: str | None = None) -> Explaine
     output_layer = model.layers[-1]
     activation = output_layer.get_config().get("activation") if isinstance(output_layer, keras.layers.Dense) else None
     if activation not in SCORE_ACTIVATIONS:
-        raise ValueError(f"Grad-CAM needs a model that ends in a Dense layer with one of the activations "
-                         f"{SCORE_ACTIVATIONS}. Received: {type(output_layer).__name__} {output_layer.name!r}"
-                         f"{f' with activation={activation!r}' if activation else ''}")
+        raise ValueError(
+            f"Grad-CAM needs a model that ends in a Dense layer with one of the activations "
+            f"{SCORE_ACTIVATIONS}. Received: {type(output_layer).__name__} {output_layer.name!r}"
+            f"{f' with activation={activation!r}' if activation else ''}"
+        )
     features = keras.Model(model.inputs, [conv.output, output_layer.input], name=f"gradcam_{layer_name}")
     return Explainer(features, output_layer)
 
@@ -142,8 +144,10 @@ def is_blank(heatmap: np.ndarray) -> bool:
 
 def blank_map_message(class_name: str) -> str:
     """What to tell people instead of showing an empty map."""
-    return (f"Grad-CAM found no region that raised the score of “{class_name}”: at the last convolution every "
-            "region's evidence was zero or pointed to another class, so there is no map to show.")
+    return (
+        f"Grad-CAM found no region that raised the score of “{class_name}”: at the last convolution every "
+        "region's evidence was zero or pointed to another class, so there is no map to show."
+    )
 
 
 # --- the overlay --------------------------------------------------------------------------
@@ -155,8 +159,9 @@ def upsample_heatmap(heatmap: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
 
 
-def gradcam_overlay(pixels: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA,
-                    colormap: str = COLORMAP) -> np.ndarray:
+def gradcam_overlay(
+    pixels: np.ndarray, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA, colormap: str = COLORMAP
+) -> np.ndarray:
     """Blend a Grad-CAM heatmap over an image.
 
     Args:

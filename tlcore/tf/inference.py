@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence, Union
+from typing import Any, BinaryIO
 
 import keras
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from tlcore.tf.gradcam import Explainer, blank_map_message, gradcam, gradcam_overlay, is_blank
 from tlcore.data import DatasetInfo
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
 from tlcore.modelfile import ModelLoadError
+from tlcore.tf.gradcam import Explainer, blank_map_message, gradcam, gradcam_overlay, is_blank
 from tlcore.tf.pipeline import ImageSet, load_split, make_dataset
 
-ImageInput = Union[str, os.PathLike, BinaryIO, bytes, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | BinaryIO | bytes | Image.Image | np.ndarray
 
 
 def image_size_of(model: keras.Model) -> int:
@@ -37,13 +38,20 @@ def check_image_classifier(model: keras.Model) -> None:
         ModelLoadError: naming the shape that does not fit.
     """
     shape, out = model.input_shape, model.output_shape
-    if not (isinstance(shape, tuple) and len(shape) == 4 and isinstance(shape[1], int) and shape[1] == shape[2]
-            and shape[3] == 3):
-        raise ModelLoadError(f"This model does not take square RGB images: its input shape is {shape}; "
-                             "expected (None, size, size, 3).")
+    if not (
+        isinstance(shape, tuple)
+        and len(shape) == 4
+        and isinstance(shape[1], int)
+        and shape[1] == shape[2]
+        and shape[3] == 3
+    ):
+        raise ModelLoadError(
+            f"This model does not take square RGB images: its input shape is {shape}; expected (None, size, size, 3)."
+        )
     if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], int)):
-        raise ModelLoadError(f"This model does not output class scores: its output shape is {out}; "
-                             "expected (None, number of classes).")
+        raise ModelLoadError(
+            f"This model does not output class scores: its output shape is {out}; expected (None, number of classes)."
+        )
 
 
 def to_pixels(image: ImageInput, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -161,12 +169,18 @@ def explain(
         best = int(np.argmax(row))
         heatmap = gradcam(model, pixels, best, grad_model=grad_model)[0] if grad_model is not None else None
         blank = heatmap is not None and is_blank(heatmap)
-        explanations.append(Explanation(
-            probabilities={c: float(p) for c, p in zip(class_names, row)}, top_class=class_names[best],
-            top_probability=float(row[best]), name=name, display=display, heatmap=heatmap,
-            overlay=gradcam_overlay(display, heatmap) if heatmap is not None and not blank else None,
-            gradcam_note=blank_map_message(class_names[best]) if blank else None,
-        ))
+        explanations.append(
+            Explanation(
+                probabilities={c: float(p) for c, p in zip(class_names, row)},
+                top_class=class_names[best],
+                top_probability=float(row[best]),
+                name=name,
+                display=display,
+                heatmap=heatmap,
+                overlay=gradcam_overlay(display, heatmap) if heatmap is not None and not blank else None,
+                gradcam_note=blank_map_message(class_names[best]) if blank else None,
+            )
+        )
     return explanations, problems
 
 
@@ -195,12 +209,14 @@ class Evaluation:
 
     def per_class_table(self) -> pd.DataFrame:
         """One row per class: its images, how many were predicted right, and the share (NaN with no images)."""
-        return pd.DataFrame({
-            "class": self.class_names,
-            "images": self.confusion.sum(axis=1),
-            "correct": np.diag(self.confusion),
-            "accuracy": list(self.per_class_accuracy().values()),
-        })
+        return pd.DataFrame(
+            {
+                "class": self.class_names,
+                "images": self.confusion.sum(axis=1),
+                "correct": np.diag(self.confusion),
+                "accuracy": list(self.per_class_accuracy().values()),
+            }
+        )
 
     def top_losses(self, k: int = 8) -> list[dict]:
         """The k images the model got most wrong (highest loss first)."""
@@ -232,7 +248,8 @@ def evaluate(model: keras.Model, images: ImageSet, class_names: Sequence[str], b
     return Evaluation(list(class_names), confusion, all_probs, labels, losses, list(images.paths))
 
 
-def evaluate_split(model: keras.Model, info: DatasetInfo, class_names: Sequence[str], split: str = "validation",
-                   batch_size: int = 32) -> Evaluation:
+def evaluate_split(
+    model: keras.Model, info: DatasetInfo, class_names: Sequence[str], split: str = "validation", batch_size: int = 32
+) -> Evaluation:
     """`evaluate` on a dataset's split, its images decoded at the model's input size."""
     return evaluate(model, load_split(info, split, image_size_of(model)), class_names, batch_size)

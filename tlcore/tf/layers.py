@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -17,9 +19,9 @@ class CaffePreprocess(keras.layers.Layer):
     *not* a 1/255 rescale: VGG16's ImageNet weights expect this input.
     """
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         bgr = ops.flip(ops.cast(inputs, self.compute_dtype), axis=-1)
         return bgr - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape

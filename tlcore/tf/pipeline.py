@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -81,9 +81,7 @@ def decode_all(
     done = 0
     workers = min(8, (os.cpu_count() or 2) * 2)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, array in enumerate(
-            pool.map(lambda p: _load_or_blank(p, image_size, max_pixels), paths)
-        ):
+        for i, array in enumerate(pool.map(lambda p: _load_or_blank(p, image_size, max_pixels), paths)):
             out[i] = array
             done += 1
             if progress and (done % 16 == 0 or done == len(paths)):
@@ -154,16 +152,14 @@ def make_dataset(
     labels = tf.constant(image_set.labels)
     if image_set.in_memory:
         pixels = tf.constant(image_set.images)
-        dataset = index_batches.map(
-            lambda idx: (tf.cast(tf.gather(pixels, idx), tf.float32), tf.gather(labels, idx))
-        )
+        dataset = index_batches.map(lambda idx: (tf.cast(tf.gather(pixels, idx), tf.float32), tf.gather(labels, idx)))
     else:
         size = image_set.image_size
 
         def load(idx: np.ndarray) -> np.ndarray:
             return image_set.batch_arrays(idx)
 
-        def load_batch(idx):
+        def load_batch(idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             x = tf.numpy_function(load, [idx], tf.uint8, stateful=False)
             x.set_shape([None, size, size, 3])
             return tf.cast(x, tf.float32), tf.gather(labels, idx)
@@ -172,12 +168,8 @@ def make_dataset(
     return _no_autotune(dataset.prefetch(prefetch))
 
 
-def array_dataset(
-    x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarray
-) -> tf.data.Dataset:
+def array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarray) -> tf.data.Dataset:
     """Batches of in-memory arrays (e.g. cached features) in the given order (2-D: one epoch per row)."""
     x_t, y_t = tf.constant(x), tf.constant(y)
     index_batches = _index_batches(order, batch_size)
-    return _no_autotune(
-        index_batches.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))).prefetch(2)
-    )
+    return _no_autotune(index_batches.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))).prefetch(2))

@@ -112,8 +112,14 @@ def _run_point(
         report(event)
 
     result, run = train_and_record(
-        config, info, store, progress=on_event, stop=stop,
-        tags={"sweep": sweep_id, "point": label}, data=data, on_run_created=on_run_created,
+        config,
+        info,
+        store,
+        progress=on_event,
+        stop=stop,
+        tags={"sweep": sweep_id, "point": label},
+        data=data,
+        on_run_created=on_run_created,
     )
     history = History.of(result.history)
     first = phase_start[0] if phase_start else None

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -36,11 +37,11 @@ from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import get_backbone
 from tlcore.config import AugmentConfig, TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
-from tlcore.tf.model import backbone_layers, build_model, param_counts, set_freeze_point
 from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, ProgressFn, StepProgress, StopFlag
 from tlcore.records import COMPLETED, FAILED, STOPPED, History
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
+from tlcore.tf.model import backbone_layers, build_model, param_counts, set_freeze_point
 from tlcore.tf.pipeline import (
     DEFAULT_IMAGE_BUDGET_BYTES,
     ImageSet,
@@ -340,8 +341,9 @@ class TensorBoardScalars(keras.callbacks.Callback):
                 self._writers[split] = tf.summary.create_file_writer(str(self.log_dir / split))
             with self._writers[split].as_default():
                 for name, value in values.items():
-                    tf.summary.write(f"epoch_{name}", tf.constant(float(value), tf.float32), step=step,
-                                     metadata=self._metadata)
+                    tf.summary.write(
+                        f"epoch_{name}", tf.constant(float(value), tf.float32), step=step, metadata=self._metadata
+                    )
         except (tf.errors.OpError, OSError) as err:
             self.error = f"The TensorBoard logs could not be written to {self.log_dir}: {err}"
 
@@ -352,15 +354,22 @@ def _option_callbacks(config: TrainConfig, learning_rate: float) -> tuple[list[k
     early = None
     if config.early_stopping_patience:
         early = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.early_stopping_patience, min_delta=MIN_IMPROVEMENT,
+            monitor="val_loss",
+            patience=config.early_stopping_patience,
+            min_delta=MIN_IMPROVEMENT,
             restore_best_weights=True,
         )
         callbacks.append(early)
     if config.reduce_lr_on_plateau:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE, min_delta=MIN_IMPROVEMENT,
-            min_lr=learning_rate * PLATEAU_MIN_LR_FRACTION,
-        ))
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=PLATEAU_FACTOR,
+                patience=PLATEAU_PATIENCE,
+                min_delta=MIN_IMPROVEMENT,
+                min_lr=learning_rate * PLATEAU_MIN_LR_FRACTION,
+            )
+        )
     return callbacks, early
 
 
@@ -417,11 +426,13 @@ def train(
             prefix, trained = cut(model, freeze_at)
             total = len(data.train) + len(data.validation)
             x_train = extract_features(prefix, data.train, 32, report, stop, 0, total)
-            x_val = None if x_train is None else extract_features(
-                prefix, data.validation, 32, report, stop, len(data.train), total
+            x_val = (
+                None
+                if x_train is None
+                else extract_features(prefix, data.validation, 32, report, stop, len(data.train), total)
             )
             result.extract_seconds += time.perf_counter() - t0
-            if x_val is None:
+            if x_train is None or x_val is None:
                 result.status, result.reason = STOPPED, "stopped while extracting features"
                 break
             train_set = array_dataset(x_train, data.train.labels, config.batch_size, orders)
@@ -438,21 +449,30 @@ def train(
                 train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
             val_set = make_dataset(data.validation, config.batch_size)
         if config.head.output == "sigmoid":  # BinaryCrossentropy wants float targets shaped like the output
-            train_set, val_set = (d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32)))
-                                  for d in (train_set, val_set))
+            train_set, val_set = (
+                d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32))) for d in (train_set, val_set)
+            )
 
         compile_for(trained, config, learning_rate)
         options, early = _option_callbacks(config, learning_rate)
         monitor = TrainingMonitor(
             _Phase(phase, freeze_at, path, batches_per_epoch, epoch_offset + epochs, phase == len(phases)),
-            result, report, stop,
+            result,
+            report,
+            stop,
         )
         t0 = time.perf_counter()
         # initial_epoch makes fit's epoch numbers (callbacks, TensorBoard steps) count over all phases.
         trained.fit(
-            train_set, epochs=epoch_offset + epochs, initial_epoch=epoch_offset, steps_per_epoch=batches_per_epoch,
-            validation_data=val_set if len(data.validation) else None, class_weight=class_weight,
-            shuffle=False, callbacks=[monitor, *options, *callbacks], verbose=0,
+            train_set,
+            epochs=epoch_offset + epochs,
+            initial_epoch=epoch_offset,
+            steps_per_epoch=batches_per_epoch,
+            validation_data=val_set if len(data.validation) else None,
+            class_weight=class_weight,
+            shuffle=False,
+            callbacks=[monitor, *options, *callbacks],
+            verbose=0,
         )
         result.train_seconds += time.perf_counter() - t0
         epoch_offset += epochs
@@ -523,8 +543,7 @@ def train_and_record(
         if data is None:
             data = prepare_data(info, config.image_size, on_event)
         tensorboard = TensorBoardScalars(run.run_dir / TENSORBOARD_DIR)
-        result = train(config, data, model=model, progress=on_event, stop=stop,
-                       callbacks=[tensorboard, *callbacks])
+        result = train(config, data, model=model, progress=on_event, stop=stop, callbacks=[tensorboard, *callbacks])
         if tensorboard.error:
             write_errors.append(tensorboard.error)
     except Exception as err:
@@ -532,16 +551,19 @@ def train_and_record(
         record(lambda: run.finish(FAILED, reason=reason), "run record")
         raise
     model_error = record(lambda: run.save_model(result.model), "model")
-    record(lambda: run.finish(
-        result.status,
-        result.reason or model_error or next(iter(write_errors), ""),
-        final=result.final,
-        paths=result.paths,
-        seconds=time.perf_counter() - started,
-        extract_seconds=result.extract_seconds,
-        train_seconds=result.train_seconds,
-        model_saved=not model_error,
-    ), "run record")
+    record(
+        lambda: run.finish(
+            result.status,
+            result.reason or model_error or next(iter(write_errors), ""),
+            final=result.final,
+            paths=result.paths,
+            seconds=time.perf_counter() - started,
+            extract_seconds=result.extract_seconds,
+            train_seconds=result.train_seconds,
+            model_saved=not model_error,
+        ),
+        "run record",
+    )
     # The lost model matters most; otherwise the first write that failed (the last record's included) says it.
     result.save_error = model_error or next(iter(write_errors), "")
     return result, run
