@@ -1,8 +1,8 @@
 """Helpers shared by the benchmarks in bench/ (no TensorFlow import here).
 
-Each benchmark is run as `python bench/NAME.py` from the repository root, so
-this folder is sys.path[0]; `setup()` adds the repository root so that
-`import tlcore` works without installing anything.
+Each benchmark is a module of the `bench` package, run from the repository
+root as `python -m bench.NAME`: the root is then on the import path, so
+`bench`, `tlcore` and `dashboard` import with no path patching.
 """
 
 from __future__ import annotations
@@ -27,10 +27,8 @@ if TYPE_CHECKING:
 
 
 def setup() -> None:
-    """Quiet TensorFlow's C++ logging and make `tlcore` importable; call before importing TF."""
+    """Quiet TensorFlow's C++ logging; call before importing TF."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
 
 
 def default_weights() -> str:

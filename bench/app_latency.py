@@ -11,7 +11,7 @@ the Model page in a new session. Prints one JSON object:
   dataset_grid_s       from launching streamlit to the Dataset page's 16-image grid visible
   model_table_s        from opening the Model page again (new session, warm server) to its table and counts
   slider_update_s      median time from a freeze-slider key press to the new trainable count
-Run: python bench/app_latency.py [--slider-moves 5]
+Run: python -m bench.app_latency [--slider-moves 5]
 """
 
 from __future__ import annotations
@@ -19,12 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 

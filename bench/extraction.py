@@ -21,7 +21,7 @@ measured with bench/clock_probe.c (needs a C compiler) because in a VM
 /proc/cpuinfo "cpu MHz" is the nominal rate, below the boost clock the cores
 really run at; the peak at the /proc/cpuinfo clock is reported as well.
 
-    python bench/extraction.py [--images 256] [--repeats 3] [--clock-ghz 3.6]
+    python -m bench.extraction [--images 256] [--repeats 3] [--clock-ghz 3.6]
 """
 
 from __future__ import annotations
@@ -30,19 +30,17 @@ import argparse
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from bench import _common  # noqa: E402
 
 _common.setup()
 
-from _common import (  # noqa: E402
+from bench._common import (  # noqa: E402
     Stopwatch,
     cpu_info,
     default_weights,

@@ -16,24 +16,22 @@ batches plus validation, timed by its fit callback). Epoch 1 carries one-off
 tracing and fit's setup, so the speedup is
 taken over the epochs after the first; the first epochs are reported too.
 
-    python bench/feature_cache.py [--images 256] [--epochs 3] [--recompute-epochs 2]
+    python -m bench.feature_cache [--images 256] [--epochs 3] [--recompute-epochs 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from bench import _common  # noqa: E402
 
 _common.setup()
 
-from _common import (  # noqa: E402
+from bench._common import (  # noqa: E402
     cpu_info,
     default_weights,
     emit,

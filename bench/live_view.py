@@ -16,7 +16,7 @@ its training phase (`train_seconds`) beside it. Also printed: the server's
 and the browser's CPU seconds per run, and the load average.
 
 Prints one JSON object; the figure to read is `median_ratio` (watched / away).
-Run: python bench/live_view.py [--pairs 2] [--epochs 5]
+Run: python -m bench.live_view [--pairs 2] [--epochs 5]
 """
 
 from __future__ import annotations
@@ -29,12 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from bench import _common  # noqa: E402
 
 _common.setup()
-from _common import SHARED_WEIGHTS, cpu_info, emit, load_average, median, note, rounded  # noqa: E402
-
+from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, median, note, rounded  # noqa: E402
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
 

@@ -10,7 +10,7 @@ phase set the peak. Phase boundaries inside training come from its
 progress events: PhaseStart (model built), the first batch (features
 extracted), each epoch's end.
 
-    python bench/memory.py [--path cached|end_to_end] [--image-size 128] [--epochs 3]
+    python -m bench.memory [--path cached|end_to_end] [--image-size 128] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -18,18 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from bench import _common  # noqa: E402
 
 _common.setup()
 
-from _common import cpu_info, default_weights, emit, note, rounded  # noqa: E402
+from bench._common import cpu_info, default_weights, emit, note, rounded  # noqa: E402
 
 GOAL_MB = 3000
 

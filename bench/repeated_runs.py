@@ -12,7 +12,7 @@ Two processes run side by side in one invocation, the same runs in each:
   which is what the registry used to do (a control: it shows how much one
   more model costs, so a flat `released` line means something).
 
-    python bench/repeated_runs.py [--runs 5] [--image-size 64] [--epochs 2] [--freeze-at 14]
+    python -m bench.repeated_runs [--runs 5] [--image-size 64] [--epochs 2] [--freeze-at 14]
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+from bench import _common  # noqa: E402
 
 _common.setup()
 
-from _common import SAMPLE_DATA, cpu_info, default_weights, emit, note  # noqa: E402
+from bench._common import SAMPLE_DATA, cpu_info, default_weights, emit, note  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -117,7 +116,8 @@ def main() -> None:
         child = subprocess.run(
             [
                 sys.executable,
-                __file__,
+                "-m",
+                "bench.repeated_runs",
                 "--mode",
                 mode,
                 "--runs",
