@@ -235,7 +235,6 @@ def test_each_stage_has_its_own_progress_that_never_moves_back():
     before = snap.fraction()
     job.on_progress(EpochEnd({"epoch": 2, "phase": 1}))
     job.on_progress(BatchEnd(2, 3, 1, 3, 0.4))
-    assert snap.version < job.snapshot().version  # a UI can tell that something moved
     after = job.snapshot().fraction()
     assert after == pytest.approx((2 + 1 / 3) / 4) and after > before
 

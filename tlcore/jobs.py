@@ -47,8 +47,6 @@ class Snapshot:
     status: str = RUNNING
     stage: str = "starting"  # starting | decode | extract | train | done
     message: str = ""
-    step_done: int = 0  # decode / extract progress
-    step_total: int = 0
     phase: int = 0
     path: str = ""
     path_reason: str = ""
@@ -56,7 +54,6 @@ class Snapshot:
     epochs_total: int = 0
     batch: int = 0
     batches: int = 0
-    batch_loss: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     finished: float | None = None
@@ -68,7 +65,6 @@ class Snapshot:
     # Each stage's own progress, in the order the stages began, never moving back:
     # "decode", "extract" (phase 1's frozen features), "extract-2" (phase 2's).
     stages: dict[str, tuple[int, int]] = field(default_factory=dict)
-    version: int = 0  # counts changes, so a UI can tell whether anything moved since its last draw
 
     @property
     def elapsed(self) -> float:
@@ -126,7 +122,6 @@ class Job:
         with self._lock:
             for key, value in fields.items():
                 setattr(self._state, key, value)
-            self._state.version += 1
 
     def stop(self) -> None:
         self.stop_flag.set()
@@ -139,9 +134,8 @@ class Job:
         """Turn a training progress event (tlcore.progress) into snapshot fields."""
         with self._lock:
             s = self._state
-            s.version += 1
             if isinstance(event, StepProgress):
-                s.stage, s.step_done, s.step_total = event.stage, event.done, event.total
+                s.stage = event.stage
                 key = event.stage if event.stage == "decode" or s.phase <= 1 else f"{event.stage}-{s.phase}"
                 done_before, _ = s.stages.get(key, (0, event.total))
                 s.stages = {**s.stages, key: (max(done_before, event.done), event.total)}
@@ -149,13 +143,7 @@ class Job:
                 s.phase, s.path, s.path_reason = event.phase, event.path, event.path_reason
                 s.stage = "train" if event.path != "cached" else "extract"
             elif isinstance(event, BatchEnd):
-                s.stage, s.epoch, s.batch, s.batches, s.batch_loss = (
-                    "train",
-                    event.epoch,
-                    event.batch,
-                    event.batches,
-                    event.loss,
-                )
+                s.stage, s.epoch, s.batch, s.batches = "train", event.epoch, event.batch, event.batches
             elif isinstance(event, EpochEnd):
                 s.history = s.history + [dict(event.row)]
 
@@ -411,9 +399,6 @@ def start_sweep(
                     epoch=0,
                     batch=0,
                     batches=0,
-                    batch_loss=None,
-                    step_done=0,
-                    step_total=0,
                     history=[],
                     stages={},
                     extra=extra(current={"index": event.index, "label": event.label, "freeze_at": event.freeze_at}),
