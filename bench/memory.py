@@ -106,10 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log.mark(f"after epoch {event.row['epoch']}")
 
     config = TrainConfig(
-        weights=args.weights,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        cache_features=args.path == "cached",
+        weights=args.weights, image_size=args.image_size, epochs=args.epochs, cache_features=args.path == "cached"
     )
     with tempfile.TemporaryDirectory(prefix="tllab-bench-runs-") as runs_dir:
         os.environ[RUNS_ENV] = runs_dir  # anything that looks the store up by itself lands here too

@@ -7,6 +7,8 @@ builds a TrainConfig and writes it through dashboard.state's one widget <-> conf
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from dashboard.state import (
@@ -19,8 +21,8 @@ from dashboard.state import (
     head_from_state,
     weights_value,
 )
-from tlcore.advisor import Advice, apply_advice, train_down_to
-from tlcore.config import HeadConfig, TrainConfig
+from tlcore.advisor import Advice, apply_advice, learning_rate_warning, train_down_to
+from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, HeadConfig, TrainConfig
 from tlcore.presets import PRESETS
 
 PRESET_APPLIED = "preset_applied"
@@ -99,3 +101,80 @@ def fit_options_panel() -> None:
         help="Halve the learning rate after 2 epochs "
         "without a val_loss improvement (down to a hundredth of the phase's rate).",
     )
+
+
+LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+FINE_TUNE_RATES = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4]
+
+
+def _snap(key: str, options: list[float]) -> None:
+    # A select_slider refuses a value outside its options (e.g. from a loaded run): take the nearest.
+    value = float(st.session_state[key])
+    if value not in options:
+        st.session_state[key] = min(options, key=lambda o: abs(math.log(o / value)) if value > 0 else o)
+
+
+def head_and_training_panel(freeze_at: int, head_problem: str | None) -> None:
+    """The Model page's head, optimizer, epochs, fit options and second-phase settings."""
+    s = st.session_state
+    st.subheader("Head and training")
+    st.caption(
+        "The head is new: pooling turns VGG16's feature maps into one vector, dense layers combine it, "
+        "and the output layer gives the class probabilities."
+    )
+    _snap(K.learning_rate, LEARNING_RATES)
+    _snap(K.ft_lr, FINE_TUNE_RATES)
+    head_col, train_col, tune_col = st.columns(3, gap="large")
+    with head_col:
+        st.radio(
+            "Pooling",
+            POOLINGS,
+            key=K.pooling,
+            horizontal=True,
+            help="flatten keeps where each feature was (many more weights); avg and max summarise each map.",
+        )
+        st.text_input(
+            "Dense layer sizes", key=K.dense, help="Comma-separated, e.g. 256 or 1024,1024,512; empty for none."
+        )
+        if head_problem:
+            st.error(head_problem)
+        st.slider(
+            "Dropout",
+            0.0,
+            0.9,
+            step=0.05,
+            key=K.dropout,
+            help="Share of the head's units dropped at random in each training step, against overfitting.",
+        )
+        st.radio(
+            "Output",
+            OUTPUTS,
+            key=K.output,
+            horizontal=True,
+            help="softmax: one probability per class; "
+            "sigmoid: one probability (of the second class), for 2 classes only, with binary cross-entropy.",
+        )
+    with train_col:
+        st.selectbox("Optimizer", OPTIMIZERS, key=K.optimizer)
+        st.select_slider("Learning rate", LEARNING_RATES, key=K.learning_rate, format_func=lambda v: f"{v:g}")
+        if warning := learning_rate_warning(s[K.freeze_at], s[K.learning_rate], weights_value() != "none"):
+            st.warning(warning)
+        st.number_input("Epochs", 1, 500, step=1, key=K.epochs)
+        st.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
+        fit_options_panel()
+    with tune_col:
+        st.toggle(
+            "Second phase: fine-tune deeper",
+            key=K.fine_tune,
+            help="After training at the freeze point above, unfreeze more layers and train on at a lower rate.",
+        )
+        if s[K.fine_tune] and freeze_at > 0:
+            s[K.ft_freeze_at] = min(int(s[K.ft_freeze_at]), freeze_at - 1)  # must unfreeze more than phase 1
+            if freeze_at > 1:
+                st.slider("Phase 2: layers frozen", 0, freeze_at - 1, key=K.ft_freeze_at)
+            else:
+                st.caption("Phase 2 unfreezes every layer.")
+            st.number_input("Phase 2 epochs", 1, 500, step=1, key=K.ft_epochs)
+            st.select_slider("Phase 2 learning rate", FINE_TUNE_RATES, key=K.ft_lr, format_func=lambda v: f"{v:g}")
+        elif s[K.fine_tune]:
+            st.caption("Phase 1 already trains every layer: a second phase has nothing left to unfreeze.")

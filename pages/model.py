@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 import streamlit as st
 
 import tlcore.architecture
 from dashboard.model_actions import (
     apply_advice_clicked,
-    fit_options_panel,
+    head_and_training_panel,
     head_or_problem,
     preset_panel,
     train_down_to_clicked,
 )
 from dashboard.state import K, current_config, page_intro, require_dataset, weights_value
 from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
-from tlcore.advisor import HEAD_FIRST_WHY, advise, learning_rate_warning
+from tlcore.advisor import HEAD_FIRST_WHY, advise
 from tlcore.backbone_facts import BLOCK5, BLOCKS4_5, EVERYTHING, HEAD_ONLY, VGG16_BLOCKS, VGG16_CONVS, VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS
-from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, HeadConfig
+from tlcore.config import HeadConfig
 from tlcore.data import TRAIN
 
 SHORTCUTS = [
@@ -29,8 +27,6 @@ SHORTCUTS = [
     ("Train blocks 4-5 + head", BLOCKS4_5),
     ("Train everything", EVERYTHING),
 ]
-LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
-FINE_TUNE_RATES = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4]
 SIMILAR = "Similar: everyday photos of objects, animals, scenes"
 DIFFERENT = "Different: X-rays, microscopy, satellite views, drawings..."
 # Two shades per state, alternating by VGG block, so block boundaries show in the table.
@@ -48,13 +44,6 @@ def _layer_table(
     """VGG16's arithmetic, no model built and no TensorFlow: milliseconds, so the page answers at once."""
     head = HeadConfig(pooling=pooling, dense=dense, dropout=dropout, output=output)
     return tlcore.architecture.layer_table(num_classes, image_size, head)
-
-
-def _snap(key: str, options: list[float]) -> None:
-    # A select_slider refuses a value outside its options (e.g. from a loaded run): take the nearest.
-    value = float(st.session_state[key])
-    if value not in options:
-        st.session_state[key] = min(options, key=lambda o: abs(math.log(o / value)) if value > 0 else o)
 
 
 def _styled(display: pd.DataFrame):
@@ -137,65 +126,7 @@ st.info(
 )
 st.button("Apply this advice", key="apply_advice", on_click=apply_advice_clicked, args=(advice,))
 
-st.subheader("Head and training")
-st.caption(
-    "The head is new: pooling turns VGG16's feature maps into one vector, dense layers combine it, "
-    "and the output layer gives the class probabilities."
-)
-_snap(K.learning_rate, LEARNING_RATES)
-_snap(K.ft_lr, FINE_TUNE_RATES)
-head_col, train_col, tune_col = st.columns(3, gap="large")
-with head_col:
-    st.radio(
-        "Pooling",
-        POOLINGS,
-        key=K.pooling,
-        horizontal=True,
-        help="flatten keeps where each feature was (many more weights); avg and max summarise each map.",
-    )
-    st.text_input("Dense layer sizes", key=K.dense, help="Comma-separated, e.g. 256 or 1024,1024,512; empty for none.")
-    if head_problem:
-        st.error(head_problem)
-    st.slider(
-        "Dropout",
-        0.0,
-        0.9,
-        step=0.05,
-        key=K.dropout,
-        help="Share of the head's units dropped at random in each training step, against overfitting.",
-    )
-    st.radio(
-        "Output",
-        OUTPUTS,
-        key=K.output,
-        horizontal=True,
-        help="softmax: one probability per class; "
-        "sigmoid: one probability (of the second class), for 2 classes only, with binary cross-entropy.",
-    )
-with train_col:
-    st.selectbox("Optimizer", OPTIMIZERS, key=K.optimizer)
-    st.select_slider("Learning rate", LEARNING_RATES, key=K.learning_rate, format_func=lambda v: f"{v:g}")
-    if warning := learning_rate_warning(s[K.freeze_at], s[K.learning_rate], weights_value() != "none"):
-        st.warning(warning)
-    st.number_input("Epochs", 1, 500, step=1, key=K.epochs)
-    st.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
-    fit_options_panel()
-with tune_col:
-    st.toggle(
-        "Second phase: fine-tune deeper",
-        key=K.fine_tune,
-        help="After training at the freeze point above, unfreeze more layers and train on at a lower rate.",
-    )
-    if s[K.fine_tune] and freeze_at > 0:
-        s[K.ft_freeze_at] = min(int(s[K.ft_freeze_at]), freeze_at - 1)  # must unfreeze more than phase 1
-        if freeze_at > 1:
-            st.slider("Phase 2: layers frozen", 0, freeze_at - 1, key=K.ft_freeze_at)
-        else:
-            st.caption("Phase 2 unfreezes every layer.")
-        st.number_input("Phase 2 epochs", 1, 500, step=1, key=K.ft_epochs)
-        st.select_slider("Phase 2 learning rate", FINE_TUNE_RATES, key=K.ft_lr, format_func=lambda v: f"{v:g}")
-    elif s[K.fine_tune]:
-        st.caption("Phase 1 already trains every layer: a second phase has nothing left to unfreeze.")
+head_and_training_panel(freeze_at, head_problem)
 
 try:
     config = current_config()

@@ -103,11 +103,7 @@ CLASSES: dict[str, dict] = {
         "exclude_patterns": [],
     },
     "vehicles": {
-        "folders": [
-            ("transportation", False),
-            ("transportation/vehicles", True),
-            ("transportation/boating", False),
-        ],
+        "folders": [("transportation", False), ("transportation/vehicles", True), ("transportation/boating", False)],
         # Vehicles that live in other folders of the package.
         "extra_files": [
             "people/fire_engine_mimooh_01.png",

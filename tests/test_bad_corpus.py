@@ -18,16 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.state import SOURCE_FOLDER, K
-from tests.badcorpus import (
-    BAD_FILES,
-    CONVERTED,
-    IGNORED,
-    BadFile,
-    Corpus,
-    build_bad_corpus,
-    deny_reads,
-    files_on_disk,
-)
+from tests.badcorpus import BAD_FILES, CONVERTED, IGNORED, BadFile, Corpus, build_bad_corpus, deny_reads, files_on_disk
 from tests.conftest import ROOT
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import DatasetInfo, display_path, scan
@@ -104,10 +95,7 @@ def test_every_good_image_around_the_bad_ones_loads(denied, info):
         paths, _ = info.items(split)
         assert sorted(paths) == denied.usable(split)
     converted = len(denied.select(outcome=CONVERTED))
-    assert info.counts() == {
-        "train": {"cats": 8 + converted, "dogs": 8},
-        "validation": {"cats": 8, "dogs": 8},
-    }
+    assert info.counts() == {"train": {"cats": 8 + converted, "dogs": 8}, "validation": {"cats": 8, "dogs": 8}}
     assert info.warnings == []
 
 

@@ -25,12 +25,7 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k != "TLLAB_WEIGHTS"}
     full_env.update({"TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
     return subprocess.run(
-        [sys.executable, "-m", "tlcore", *args],
-        cwd=ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-m", "tlcore", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=300
     )
 
 

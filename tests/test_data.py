@@ -99,20 +99,12 @@ def truncated_png() -> bytes:
 )
 def test_split_folder_names_are_matched_case_insensitively(tmp_path, train_name, val_name):
     root = make_dataset_folder(
-        tmp_path / "d",
-        classes=("cats", "dogs"),
-        n_train=5,
-        n_val=3,
-        size=8,
-        split_names=(train_name, val_name),
+        tmp_path / "d", classes=("cats", "dogs"), n_train=5, n_val=3, size=8, split_names=(train_name, val_name)
     )
     info = scan(root)
     assert info.layout == "splits"
     assert info.class_names == ["cats", "dogs"]
-    assert info.counts() == {
-        "train": {"cats": 5, "dogs": 5},
-        "validation": {"cats": 3, "dogs": 3},
-    }
+    assert info.counts() == {"train": {"cats": 5, "dogs": 5}, "validation": {"cats": 3, "dogs": 3}}
     assert info.split_folders == {"train": train_name, "validation": val_name}
     assert info.skipped == [] and info.ignored == [] and info.warnings == []
     for path in info.files["train"]["cats"]:
@@ -127,11 +119,7 @@ def test_test_folder_beside_validation_is_kept_apart(tmp_path):
         fill(root / split / "a", n, RED)
         fill(root / split / "b", n, BLUE)
     info = scan(root)
-    assert info.counts() == {
-        "train": {"a": 6, "b": 6},
-        "validation": {"a": 3, "b": 3},
-        "test": {"a": 2, "b": 2},
-    }
+    assert info.counts() == {"train": {"a": 6, "b": 6}, "validation": {"a": 3, "b": 3}, "test": {"a": 2, "b": 2}}
     assert info.split_folders == {"train": "train", "validation": "validation", "test": "test"}
     test_paths, test_labels = info.items("test")
     assert all(p.parts[-3] == "test" for p in test_paths)
@@ -633,10 +621,7 @@ def test_to_report_is_json_ready_with_the_documented_keys(messy_root):
     report = info.to_report()
     assert {"classes", "counts", "skipped", "ignored"} <= set(report)
     assert report["classes"] == ["cats", "dogs"]
-    assert report["counts"] == {
-        "train": {"cats": 4, "dogs": 4},
-        "validation": {"cats": 2, "dogs": 2},
-    }
+    assert report["counts"] == {"train": {"cats": 4, "dogs": 4}, "validation": {"cats": 2, "dogs": 2}}
     assert isinstance(report["ignored"], int) and report["ignored"] == 0
     assert len(report["skipped"]) == 9
     for item in report["skipped"]:

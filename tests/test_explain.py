@@ -14,14 +14,7 @@ from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import HeadConfig
 from tlcore.data import same_held_out_split, scan, split_files
 from tlcore.tf.gradcam import explainer_for, gradcam
-from tlcore.tf.inference import (
-    Evaluation,
-    evaluate_split,
-    explain,
-    num_classes_of,
-    probabilities,
-    to_pixels,
-)
+from tlcore.tf.inference import Evaluation, evaluate_split, explain, num_classes_of, probabilities, to_pixels
 from tlcore.tf.model import build_model
 from tlcore.uploads import UPLOAD_DIR_ENV, save_uploaded_model
 

@@ -18,13 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import make_image
-from tlcore.imageio import (
-    DEFAULT_MAX_PIXELS,
-    ImageProblem,
-    has_image_extension,
-    load_array,
-    open_rgb,
-)
+from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, has_image_extension, load_array, open_rgb
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -301,11 +295,7 @@ def test_empty_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content",
-    [
-        b"<!DOCTYPE html><html><body>403 Forbidden</body></html>",
-        b"just some notes, not a picture\n" * 20,
-    ],
+    "content", [b"<!DOCTYPE html><html><body>403 Forbidden</body></html>", b"just some notes, not a picture\n" * 20]
 )
 def test_text_saved_as_jpg_is_not_an_image(tmp_path, content):
     assert _reason(_write(tmp_path / "page.jpg", content)).startswith("not an image")
@@ -341,10 +331,7 @@ def test_png_cut_inside_its_header_is_corrupt_not_a_non_image(tmp_path, keep):
     assert not reason.startswith("not an image")
 
 
-@pytest.mark.parametrize(
-    "fmt, magic_len",
-    [("PNG", 8), ("JPEG", 3), ("GIF", 6), ("TIFF", 4)],
-)
+@pytest.mark.parametrize("fmt, magic_len", [("PNG", 8), ("JPEG", 3), ("GIF", 6), ("TIFF", 4)])
 def test_corrupt_header_bytes_after_a_valid_signature(tmp_path, fmt, magic_len):
     good = _bytes(Image.new("RGB", (8, 8), RED), fmt)
     bad = good[:magic_len] + b"\x00" * 40 + good[magic_len + 40 :]

@@ -16,16 +16,7 @@ from tlcore import runs as runs_module
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.progress import BatchEnd
-from tlcore.runs import (
-    HISTORY_FILE,
-    MODEL_FILE,
-    RUN_FILE,
-    Run,
-    RunRecord,
-    RunStore,
-    atomic_write,
-    read_history,
-)
+from tlcore.runs import HISTORY_FILE, MODEL_FILE, RUN_FILE, Run, RunRecord, RunStore, atomic_write, read_history
 from tlcore.tf.model import load_run_model
 from tlcore.tf.training import TENSORBOARD_DIR, prepare_data, train_and_record
 

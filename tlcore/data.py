@@ -25,16 +25,7 @@ TRAIN, VALIDATION, TEST = "train", "validation", "test"
 SPLITS = (TRAIN, VALIDATION, TEST)
 _SPLIT_ALIASES = {
     TRAIN: {"train", "training", "training-data", "training_data", "train-data", "train_data"},
-    VALIDATION: {
-        "validation",
-        "val",
-        "valid",
-        "validation-data",
-        "validation_data",
-        "val-data",
-        "val_data",
-        "dev",
-    },
+    VALIDATION: {"validation", "val", "valid", "validation-data", "validation_data", "val-data", "val_data", "dev"},
     TEST: {"test", "testing", "testing-data", "testing_data", "test-data", "test_data"},
 }
 _ALWAYS_IGNORED_DIRS = {"__macosx", "__pycache__", ".ipynb_checkpoints"}
@@ -229,8 +220,7 @@ def _check_trainable(info: DatasetInfo) -> None:
         raise DatasetError(_no_usable_images(info, empty), info)
     if len(info.class_names) < 2:
         raise DatasetError(
-            f"Only one class ('{info.class_names[0]}') in {where}: classification needs at least 2 class folders.",
-            info,
+            f"Only one class ('{info.class_names[0]}') in {where}: classification needs at least 2 class folders.", info
         )
     for split in (TRAIN, VALIDATION):
         missing = [n for n in info.class_names if not info.files.get(split, {}).get(n)]
@@ -359,10 +349,7 @@ def _dir_error(err: OSError) -> str:
 
 
 def _verify_all(
-    candidates: dict[str, dict[str, list[Path]]],
-    info: DatasetInfo,
-    max_pixels: int,
-    verify: bool,
+    candidates: dict[str, dict[str, list[Path]]], info: DatasetInfo, max_pixels: int, verify: bool
 ) -> dict[str, dict[str, list[Path]]]:
     flat = [p for per_split in candidates.values() for paths in per_split.values() for p in paths]
     # Checked even without verify: such a name breaks every page that shows it.

@@ -46,9 +46,7 @@ def _is_empty(source: str | os.PathLike | BinaryIO) -> bool:
 
 
 def open_rgb(
-    source: str | os.PathLike | BinaryIO | bytes,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    draft_size: int | None = None,
+    source: str | os.PathLike | BinaryIO | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = None
 ) -> Image.Image:
     """Decode an image file into an 8-bit RGB PIL image.
 
@@ -197,9 +195,7 @@ def resize_rgb(img: Image.Image, image_size: int) -> np.ndarray:
 
 
 def load_array(
-    path: str | os.PathLike | BinaryIO | bytes,
-    image_size: int,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    path: str | os.PathLike | BinaryIO | bytes, image_size: int, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
     """Decode one image to a uint8 (image_size, image_size, 3) array of raw RGB."""
     return resize_rgb(open_rgb(path, max_pixels, draft_size=image_size), image_size)

@@ -310,13 +310,7 @@ def _dataset_of(info: Any) -> tuple[str, int, int]:
     return str(info.root), info.num_images(TRAIN), info.num_images(VALIDATION)
 
 
-def start_training(
-    owner: str,
-    config: Any,
-    info: Any,
-    store: Any = None,
-    registry: JobRegistry = JOBS,
-) -> Job:
+def start_training(owner: str, config: Any, info: Any, store: Any = None, registry: JobRegistry = JOBS) -> Job:
     """Start tlcore.tf.training.train_and_record in the background; returns the job at once."""
 
     def work(job: Job) -> Any:

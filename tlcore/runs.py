@@ -248,12 +248,7 @@ class RunStore:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else default_runs_dir()
 
-    def create(
-        self,
-        config: TrainConfig,
-        info: DatasetInfo,
-        tags: dict[str, Any] | None = None,
-    ) -> Run:
+    def create(self, config: TrainConfig, info: DatasetInfo, tags: dict[str, Any] | None = None) -> Run:
         """A new run folder with its record written before any training happens.
 
         Raises:

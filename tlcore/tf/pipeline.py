@@ -71,10 +71,7 @@ def load_split(
 
 
 def decode_all(
-    paths: list[Path],
-    image_size: int,
-    progress: DecodeProgressFn | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    paths: list[Path], image_size: int, progress: DecodeProgressFn | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
     """Decode many images in parallel into one uint8 (n, size, size, 3) array."""
     out = np.empty((len(paths), image_size, image_size, 3), dtype=np.uint8)
