@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; }
 pip_install -r requirements.txt -r requirements-test.txt
-pip_install --no-deps --no-build-isolation -e .  # the project itself: tlcore and the `tllab` command
+pip_install --no-deps -e .  # the project itself (tlcore, dashboard) and the `tllab` command
 
 # The browser tests drive Debian's chromium with Playwright (Playwright's own
 # browser download cannot work offline).
