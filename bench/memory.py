@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def on_event(event: object) -> None:
         nonlocal first_batch_seen
         if isinstance(event, PhaseStart):
-            log.mark(f"after model build (phase {event.phase}, path {event.path})")
+            log.mark(f"after model build (phase {event.phase}, path {event.route})")
         elif isinstance(event, BatchEnd) and not first_batch_seen:
             first_batch_seen = True
             log.mark("after first training batch" + (" (features extracted)" if args.path == "cached" else ""))

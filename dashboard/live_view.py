@@ -34,7 +34,7 @@ CURVES = (("loss", "Loss"), ("accuracy", "Accuracy"))
 _SPECS = "live_curve_specs"  # session key: {(job id, metric): (epochs drawn, spec)}
 
 
-def describe_setup(config: TrainConfig, n_train: int, n_val: int, path: str) -> str:
+def describe_setup(config: TrainConfig, n_train: int, n_val: int, route: str) -> str:
     """One line of what a run trains: images, size, freeze point, weights, epochs and path."""
     phase_two = (
         f", then {config.fine_tune.epochs} at freeze point {config.fine_tune.freeze_at}" if config.fine_tune else ""
@@ -42,7 +42,7 @@ def describe_setup(config: TrainConfig, n_train: int, n_val: int, path: str) -> 
     return (
         f"**{n_train} training / {n_val} validation images** at {config.image_size} px · "
         f"freeze point **{config.freeze_at}** · weights **{config.weights_label}** · "
-        f"{config.epochs} epoch(s){phase_two} · path: **{path.replace('_', ' ')}**"
+        f"{config.epochs} epoch(s){phase_two} · path: **{route.replace('_', ' ')}**"
     )
 
 
@@ -95,8 +95,8 @@ def draw(job: Job, snap: Snapshot) -> None:
     st.subheader(f"Run status: {':gray[waiting]' if queued else STATUS_TEXT.get(snap.status, snap.status)}")
     if queued:
         st.info(snap.message)
-    if snap.path:
-        st.caption(f"Path: **{snap.path.replace('_', ' ')}** — {snap.path_reason}.")
+    if snap.route:
+        st.caption(f"Path: **{snap.route.replace('_', ' ')}** — {snap.route_reason}.")
     if snap.run_dir:
         st.caption(f"Run folder: `{snap.run_dir}`")
     _progress(snap)

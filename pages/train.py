@@ -42,8 +42,9 @@ if job is None or job.config is None:
     st.markdown(next_run)
     st.caption(f"Estimated time on this machine: {guess.describe()}.")
 else:  # describe the run itself (a reloaded tab's session may hold other settings)
-    route = job.snapshot().path or estimate(job.config, job.train_images, job.validation_images, machine_gflops()).route
-    st.markdown("This run: " + describe_setup(job.config, job.train_images, job.validation_images, route))
+    n_job = (job.train_images, job.validation_images)
+    route = job.snapshot().route or estimate(job.config, *n_job, machine_gflops()).route
+    st.markdown("This run: " + describe_setup(job.config, *n_job, route))
     if changes := setting_changes(job, config, str(info.root)):
         st.info(
             "Your current settings differ from this run's: " + "; ".join(changes) + ".\n\n"

@@ -100,7 +100,7 @@ def test_progress_events_describe_the_run(data):
     config = TINY.replace(epochs=2)
     result = train(config, data, progress=events.append)
     phase = [e for e in events if isinstance(e, PhaseStart)]
-    assert len(phase) == 1 and phase[0].path == CACHED and "computed once" in phase[0].path_reason
+    assert len(phase) == 1 and phase[0].route == CACHED and "computed once" in phase[0].route_reason
     extract = [e for e in events if isinstance(e, StepProgress)]
     assert extract[-1].done == extract[-1].total == len(data.train) + len(data.validation)
     batches = [e for e in events if isinstance(e, BatchEnd)]
@@ -189,7 +189,7 @@ def test_augmentation_trains_end_to_end(data):
     events = []
     result = train(config, data, progress=events.append)
     assert result.paths == [END_TO_END]
-    assert "augmentation" in next(e for e in events if isinstance(e, PhaseStart)).path_reason
+    assert "augmentation" in next(e for e in events if isinstance(e, PhaseStart)).route_reason
     assert result.status == "completed"
 
 
@@ -205,7 +205,7 @@ def test_feature_budget_decides_the_path(data):
     events = []
     result = train(TINY, data, progress=events.append, feature_budget_bytes=10)
     assert result.paths == [END_TO_END]
-    assert "budget" in next(e for e in events if isinstance(e, PhaseStart)).path_reason
+    assert "budget" in next(e for e in events if isinstance(e, PhaseStart)).route_reason
 
 
 def test_config_round_trips_and_echoes_bad_values():

@@ -350,7 +350,7 @@ class _TerminalProgress:
         elif isinstance(event, PhaseStart):
             sys.stderr.write(
                 f"\nphase {event.phase}: freeze_at={event.freeze_at}, {event.epochs} epoch(s), "
-                f"lr={event.learning_rate:g}, path={event.path} ({event.path_reason}); "
+                f"lr={event.learning_rate:g}, path={event.route} ({event.route_reason}); "
                 f"trainable {event.trainable_params:,} / frozen {event.frozen_params:,} params\n"
             )
         elif isinstance(event, BatchEnd):

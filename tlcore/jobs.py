@@ -48,8 +48,8 @@ class Snapshot:
     stage: str = "starting"  # starting | decode | extract | train | done
     message: str = ""
     phase: int = 0
-    path: str = ""
-    path_reason: str = ""
+    route: str = ""  # cached | end_to_end
+    route_reason: str = ""
     epoch: int = 0
     epochs_total: int = 0
     batch: int = 0
@@ -140,8 +140,8 @@ class Job:
                 done_before, _ = s.stages.get(key, (0, event.total))
                 s.stages = {**s.stages, key: (max(done_before, event.done), event.total)}
             elif isinstance(event, PhaseStart):
-                s.phase, s.path, s.path_reason = event.phase, event.path, event.path_reason
-                s.stage = "train" if event.path != "cached" else "extract"
+                s.phase, s.route, s.route_reason = event.phase, event.route, event.route_reason
+                s.stage = "train" if event.route != "cached" else "extract"
             elif isinstance(event, BatchEnd):
                 s.stage, s.epoch, s.batch, s.batches = "train", event.epoch, event.batch, event.batches
             elif isinstance(event, EpochEnd):
@@ -388,8 +388,8 @@ def start_sweep(
                     stage="starting",
                     message=f"point {event.index}/{event.total}: {event.label}",
                     phase=0,
-                    path="",
-                    path_reason="",
+                    route="",
+                    route_reason="",
                     epoch=0,
                     batch=0,
                     batches=0,

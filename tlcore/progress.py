@@ -30,8 +30,8 @@ class PhaseStart:
     freeze_at: int
     epochs: int
     learning_rate: float
-    path: str
-    path_reason: str
+    route: str  # cached | end_to_end (tlcore.route); stored as "path" in history.csv and run.json
+    route_reason: str
     trainable_params: int
     frozen_params: int
 

@@ -220,7 +220,7 @@ class _Phase:
 
     phase: int
     freeze_at: int
-    path: str
+    route: str
     batches_per_epoch: int
     last_epoch: int  # 1-based over all phases
     last_phase: bool
@@ -274,7 +274,7 @@ class TrainingMonitor(keras.callbacks.Callback):
             "epoch": epoch + 1,
             "freeze_at": self.phase.freeze_at,
             "learning_rate": self.learning_rate,
-            "path": self.phase.path,
+            "path": self.phase.route,
             "loss": float(logs.get("loss", math.nan)),
             "accuracy": float(logs.get("accuracy", math.nan)),
             "val_loss": float(logs.get("val_loss", math.nan)),
@@ -414,14 +414,14 @@ def train(
         trainable, frozen = param_counts(model)
         boundary = backbone_layers(model, spec)[freeze_at - 1] if freeze_at else None
         floats = int(np.prod(boundary.output.shape[1:])) if boundary is not None else 0
-        path, why = choose_route(
+        route, why = choose_route(
             config, freeze_at, floats, len(data.train) + len(data.validation), feature_budget_bytes
         )
-        result.paths.append(path)
-        report(PhaseStart(phase, freeze_at, epochs, learning_rate, path, why, trainable, frozen))
+        result.paths.append(route)
+        report(PhaseStart(phase, freeze_at, epochs, learning_rate, route, why, trainable, frozen))
         orders = epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs)
 
-        if path == CACHED:
+        if route == CACHED:
             t0 = time.perf_counter()
             prefix, trained = cut(model, freeze_at)
             total = len(data.train) + len(data.validation)
@@ -456,7 +456,7 @@ def train(
         compile_for(trained, config, learning_rate)
         options, early = _option_callbacks(config, learning_rate)
         monitor = TrainingMonitor(
-            _Phase(phase, freeze_at, path, batches_per_epoch, epoch_offset + epochs, phase == len(phases)),
+            _Phase(phase, freeze_at, route, batches_per_epoch, epoch_offset + epochs, phase == len(phases)),
             result,
             report,
             stop,
@@ -533,7 +533,7 @@ def train_and_record(
         if isinstance(event, EpochEnd):
             record(lambda: run.add_epoch(event.row), "history")
         elif isinstance(event, PhaseStart):
-            record(lambda: run.update(paths=[*(run.record.paths or []), event.path]), "run record")
+            record(lambda: run.update(paths=[*(run.record.paths or []), event.route]), "run record")
         else:
             record(run.heartbeat, "run record")
         if progress:
