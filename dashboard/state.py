@@ -81,7 +81,6 @@ class K:
     reduce_lr = "reduce_lr_on_plateau"
     job_id = "job_id"
     last_run_dir = "last_run_dir"
-    history = "history"
     grid_seed = "grid_seed"
     owner = "owner"
 

@@ -150,6 +150,5 @@ for r in results:
             "Prediction", r.top_class, f"{r.top_probability:.1%} probability", delta_color="off", delta_arrow="off"
         )
         st.altair_chart(probabilities_chart(r.probabilities, r.top_class), width="stretch", theme="streamlit")
-st.session_state["inference_results"] = [r.summary() for r in results]
 
 evaluation_section(model, model_path, record, info if usable else None, names)

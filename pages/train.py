@@ -105,7 +105,6 @@ if running:
     live_progress()
 elif job is not None:
     snap = job.snapshot()
-    st.session_state[K.history] = snap.history
     if snap.run_dir:
         st.session_state[K.last_run_dir] = snap.run_dir
     draw(job, snap)

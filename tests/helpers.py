@@ -58,3 +58,19 @@ def vega_specs(at) -> list[dict]:
 
 def chart_title(spec: dict) -> str | None:
     return spec.get("title") if isinstance(spec.get("title"), str) else (spec.get("title") or {}).get("text")
+
+
+def shown_predictions(at) -> list[dict]:
+    """What the Inference page shows for each image: its name, the predicted class (its metric) and the
+    probability of every class (read from its bar chart's data), in page order."""
+    import pyarrow as pa
+
+    bars = []
+    for chart in at.get("vega_lite_chart"):
+        for dataset in chart.proto.datasets:
+            rows = pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
+            if rows and {"class", "probability"} <= set(rows[0]):
+                bars.append({row["class"]: row["probability"] for row in rows})
+    names = [m.value.strip("*") for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")]
+    predicted = [m.value for m in at.metric if m.label == "Prediction"]
+    return [{"name": n, "top_class": t, "probabilities": b} for n, t, b in zip(names, predicted, bars)]

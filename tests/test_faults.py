@@ -71,7 +71,7 @@ def test_the_train_page_offers_the_model_from_memory_when_the_disk_refuses_it(ru
     at = _train_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4, size=32))
     at.button(key="start_training").click().run()
     job = JOBS.get(at.session_state[K.job_id])
-    _rerun_until(at, lambda: not job.running and K.history in at.session_state)
+    _rerun_until(at, lambda: not job.running and any("completed" in h.value for h in at.subheader))
 
     assert job.snapshot().status == "completed"
     warnings = [w.value for w in at.main.warning]

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder
+from tests.helpers import make_dataset_folder, shown_predictions
 from tests.test_gradcam import red_green_model
 from tlcore.tf.gradcam import blank_map_message
 from tlcore.uploads import UPLOAD_DIR_ENV
@@ -43,7 +43,7 @@ def test_a_blank_map_gets_a_message_and_a_map_with_heat_an_overlay(tmp_path, mon
     )
     at = at.run()
     assert not at.exception
-    assert [r["top_class"] for r in at.session_state["inference_results"]] == ["class 1", "class 1"]
+    assert [r["top_class"] for r in shown_predictions(at)] == ["class 1", "class 1"]
     # green.png: nothing red, so no region raised class 1's score: the page says so, once.
     assert [i.value for i in at.main.info if "Grad-CAM" in i.value] == [blank_map_message("class 1")]
     assert any(f"sees a {SIZE}x{SIZE} grid" in c.value for c in at.caption)  # the map's grid, from the map

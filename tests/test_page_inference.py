@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder, make_image, vega_specs
+from tests.helpers import make_dataset_folder, make_image, shown_predictions, vega_specs
 from tests.test_inference import png_claiming
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import scan
@@ -70,13 +70,13 @@ def test_the_just_trained_model_is_chosen_and_a_validation_image_gets_probabilit
     assert at.title[0].value == "Inference"
     assert at.selectbox(key="inference_model").value == str(run_dir.resolve())
     assert "just trained" in at.selectbox(key="inference_model").format_func(str(run_dir.resolve()))
-    assert at.session_state["inference_results"] == []
+    assert shown_predictions(at) == []
 
     pick = at.selectbox(key="inference_pick")
     assert len(pick.options) == 2 * N_VAL and pick.options[0] == "cats/cats_000.png"
     at = pick.select_index(N_VAL).run()  # the first dog
     assert not at.exception
-    (result,) = at.session_state["inference_results"]
+    (result,) = shown_predictions(at)
     assert result["name"] == "dogs/dogs_000.png"
     assert list(result["probabilities"]) == ["cats", "dogs"]
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -148,10 +148,10 @@ def test_uploads_are_converted_and_a_bad_file_is_named_while_the_others_still_sh
     at = at.run()
     assert not at.exception
     names = ["red.png", "gray.png", "rgba.png", "deep.png", "cmyk.jpg"]
-    assert [r["name"] for r in at.session_state["inference_results"]] == names
-    for r in at.session_state["inference_results"]:
+    assert [r["name"] for r in shown_predictions(at)] == names
+    for r in shown_predictions(at):
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert [m.value for m in at.metric] == [r["top_class"] for r in at.session_state["inference_results"]]
+    assert [m.value for m in at.metric] == [r["top_class"] for r in shown_predictions(at)]
     errors = [e.value for e in at.main.error]
     assert errors == [
         "**notes.png** cannot be used: not an image (content is not JPEG, PNG, BMP, GIF, WebP or TIFF)",
@@ -182,7 +182,7 @@ def test_an_uploaded_keras_model_gets_class_names_from_run_json_or_generic_ones(
     at.file_uploader(key="inference_images").set_value([("x.png", _png(make_image((50, 80, 210))), "image/png")])
     at = at.run()
     assert not at.exception
-    (result,) = at.session_state["inference_results"]
+    (result,) = shown_predictions(at)
     assert list(result["probabilities"]) == ["class 0", "class 1"]
     assert "choose in the sidebar the dataset" in _texts(at)  # generic names do not match cats/dogs
 
@@ -190,14 +190,14 @@ def test_an_uploaded_keras_model_gets_class_names_from_run_json_or_generic_ones(
     at = at.run()
     assert not at.exception
     assert any("notes.json is not a run.json" in w.value for w in at.warning)
-    assert list(at.session_state["inference_results"][0]["probabilities"]) == ["class 0", "class 1"]
+    assert list(shown_predictions(at)[0]["probabilities"]) == ["class 0", "class 1"]
 
     at.file_uploader(key="inference_record_upload").set_value(
         ("run.json", (run_dir / RUN_FILE).read_bytes(), "application/json")
     )
     at = at.run()
     assert not at.exception
-    assert list(at.session_state["inference_results"][0]["probabilities"]) == ["cats", "dogs"]
+    assert list(shown_predictions(at)[0]["probabilities"]) == ["cats", "dogs"]
     assert at.selectbox(key="inference_pick").options  # the dataset now matches: validation picks are offered
     assert [p.name for p in upload_dir.iterdir()] == [f"{_upload_stem(model_bytes)}.keras"]  # saved once
 

@@ -22,7 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder
+from tests.helpers import make_dataset_folder, shown_predictions
 from tlcore.config import TrainConfig
 from tlcore.data import scan
 from tlcore.modelfile import ModelLoadError, check_model_file
@@ -349,5 +349,5 @@ def test_the_inference_page_refuses_uploads_that_are_not_image_classifiers(
     at.file_uploader(key="inference_images").set_value([("red.png", _png(), "image/png")])
     at = at.run()
     assert not at.exception and not at.main.error
-    (result,) = at.session_state["inference_results"]
+    (result,) = shown_predictions(at)
     assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
