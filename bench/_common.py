@@ -13,7 +13,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,3 +124,14 @@ def repeated_image_set(n: int, image_size: int, data_dir: Path = SAMPLE_DATA) ->
         image_size=image_size,
         images=np.ascontiguousarray(base.images[index]),
     )
+
+
+def wait_for(condition: Callable[[], Any], deadline_s: float, what: str, poll_s: float = 0.25) -> Any:
+    """condition()'s first truthy value, polled every poll_s; TimeoutError naming `what` past the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise TimeoutError(f"timed out after {deadline_s:.0f} s waiting for {what}")

@@ -21,7 +21,8 @@ import json
 import statistics
 import time
 
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from bench._common import wait_for
+from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 # (url path, title, selectors that must be shown (with a minimum count) before the page counts as rendered)
 PAGES = [
@@ -32,16 +33,6 @@ PAGES = [
     ("runs", "Runs", [('[data-testid="stAlert"], [data-testid="stDataFrame"]', 1)]),
 ]
 DEADLINE_S = 180
-
-
-def _wait(condition, deadline_s: float, what: str):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def trainable_text(page) -> str:
@@ -56,7 +47,12 @@ def open_and_time(browser, url: str, path: str, title: str, ready) -> tuple[obje
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=DEADLINE_S * 1000)
     for selector, count in ready:
-        _wait(lambda s=selector, n=count: page.locator(s).count() >= n, DEADLINE_S, f"{selector} on the {title} page")
+        wait_for(
+            lambda s=selector, n=count: page.locator(s).count() >= n,
+            DEADLINE_S,
+            f"{selector} on the {title} page",
+            poll_s=0.02,
+        )
     # The app root says when the script run (imports, caches, the whole page) has ended.
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=DEADLINE_S * 1000)
     return page, time.perf_counter() - t0
@@ -71,13 +67,13 @@ def slider_steps(page, moves: int) -> list[float]:
         before = trainable_text(page)
         thumb.press("ArrowLeft")
         time.sleep(0.5)
-    _wait(lambda: trainable_text(page) not in ("", before), 30, "the counts at k=16")
+    wait_for(lambda: trainable_text(page) not in ("", before), 30, "the counts at k=16", poll_s=0.02)
     latencies = []
     for i in range(moves):
         before = trainable_text(page)
         t0 = time.perf_counter()
         thumb.press("ArrowLeft" if i % 2 == 0 else "ArrowRight")
-        _wait(lambda shown=before: trainable_text(page) not in ("", shown), 30, "the counts to update")
+        wait_for(lambda shown=before: trainable_text(page) not in ("", shown), 30, "the counts to update", poll_s=0.02)
         latencies.append(time.perf_counter() - t0)
     return latencies
 

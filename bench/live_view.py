@@ -32,7 +32,7 @@ from pathlib import Path
 from bench import _common  # noqa: E402
 
 _common.setup()
-from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, median, note, rounded  # noqa: E402
+from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, median, note, rounded, wait_for  # noqa: E402
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
 
@@ -61,16 +61,6 @@ def chromium_pids() -> list[int]:
             except OSError:
                 pass
     return pids
-
-
-def wait_for(condition, deadline_s: float, what: str):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise TimeoutError(f"timed out after {deadline_s:.0f} s waiting for {what}")
 
 
 def nav(page, title: str) -> None:
