@@ -7,54 +7,21 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.charts import gradcam_colorbar, probabilities_chart
+from dashboard.models import cached_model, uploaded_model
 from dashboard.state import K, current_dataset, page_intro
 from dashboard.tables import describe_run
 from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.modelfile import ModelLoadError
-from tlcore.runs import MODEL_FILE, RunRecord, RunStore, read_run_json, runs_with_models
-from tlcore.uploads import save_uploaded_model
+from tlcore.runs import MODEL_FILE, RunStore, runs_with_models
 
 UPLOAD, SHOWN, THUMB = "upload", 12, 224
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
-def cached_model(path: str, mtime: float):
-    # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each
-    # run's model is its own file, and inference only reads the weights.
-    from tlcore.tf.gradcam import explainer_for  # the TensorFlow side: only once a model is chosen
-    from tlcore.tf.inference import check_image_classifier
-    from tlcore.tf.model import load_model
-
-    model = load_model(path)  # refuses files that could run code (Lambda layers, foreign modules)
-    check_image_classifier(model)
-    return model, explainer_for(model)
 
 
 def run_label(path: str) -> str:
     if path == UPLOAD:
         return "Upload a .keras file…"
     return f"{'★ just trained · ' if path == last else ''}{describe_run(records[path])}"
-
-
-def uploaded_model() -> tuple[str, RunRecord]:
-    """The uploaded model's path (named after its content, so reruns reuse the loaded copy) and its run.json."""
-    upload = st.file_uploader("A .keras model exported from this app", type=["keras"], key="inference_model_upload")
-    record = st.file_uploader(
-        "Its run.json (optional)",
-        type=["json"],
-        key="inference_record_upload",
-        help="A .keras file holds weights but not class names; run.json from the same "
-        "run folder does. Without it, name the classes below.",
-    )
-    if upload is None:
-        st.stop()
-    path = str(save_uploaded_model(upload.getvalue()))
-    try:
-        return path, read_run_json(record.getvalue()) if record else RunRecord()
-    except ValueError:
-        st.warning(f"{record.name} is not a run.json from this app; name the classes below.")
-        return path, RunRecord()
 
 
 def short(path: str) -> str:
