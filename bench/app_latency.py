@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
 
 from bench._common import wait_for
@@ -85,11 +86,13 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     first_render: dict[str, float] = {}
+    # No saved run: the Inference page's first screen, not the loading of a model (that is a prediction).
+    runs_dir = tempfile.mkdtemp(prefix="tllab-bench-latency-")
     result: dict[str, object] = {}
     with sync_playwright() as p:
         for path, title, ready in PAGES:
             started = time.perf_counter()
-            with streamlit_server({"TLLAB_WEIGHTS": ""}) as url:
+            with streamlit_server({"TLLAB_WEIGHTS": "", "TLLAB_RUNS_DIR": runs_dir}) as url:
                 ready_s = time.perf_counter() - started
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 page, first_render[title] = open_and_time(browser, url, path, title, ready)

@@ -83,10 +83,10 @@ def set_epochs(page, epochs: int) -> None:
 def one_run(page, store: RunStore, server_pid: int, watched: bool) -> dict:
     nav(page, "Train")
     start = page.locator(".st-key-start_training button")
-    wait_for(lambda: start.count() and start.is_enabled(), 120, "an enabled Start button")
+    wait_for(lambda: start.count() == 1 and start.first.is_enabled(), 120, "an enabled Start button")
     before = {s.run_id for s in store.list()}
     cpu0, browser0, t0 = cpu_seconds([server_pid]), cpu_seconds(chromium_pids()), time.monotonic()
-    start.click()
+    start.first.click()  # the one button left once the page's rerun has replaced the old one
     run_id = wait_for(
         lambda: next((s.run_id for s in store.list() if s.run_id not in before), None), 120, "the run folder"
     )
