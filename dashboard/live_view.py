@@ -48,14 +48,8 @@ def describe_setup(config: TrainConfig, n_train: int, n_val: int, route: str) ->
 
 def setting_changes(job: Job, current: TrainConfig, dataset_root: str) -> list[str]:
     """How the session's current settings differ from the job's own, in words; [] when they agree."""
-    changes = (
-        [
-            f"{SETTING_NAMES.get(key, key)}: {mine} (this run: {theirs})"
-            for key, theirs, mine in job.config.differences(current)
-        ]
-        if job.config is not None
-        else []
-    )
+    differences = job.config.differences(current) if job.config is not None else []
+    changes = [f"{SETTING_NAMES.get(key, key)}: {mine} (this run: {theirs})" for key, theirs, mine in differences]
     if job.dataset_root and dataset_root != job.dataset_root:
         changes.insert(0, f"dataset: {dataset_root} (this run: {job.dataset_root})")
     return changes

@@ -74,3 +74,46 @@ def shown_predictions(at) -> list[dict]:
     names = [m.value.strip("*") for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")]
     predicted = [m.value for m in at.metric if m.label == "Prediction"]
     return [{"name": n, "top_class": t, "probabilities": b} for n, t, b in zip(names, predicted, bars)]
+
+
+def history_row(**changes: object) -> dict:
+    """One history row of a finished first-phase epoch, as training reports it; `changes` override fields."""
+    return {
+        "phase": 1,
+        "epoch": 1,
+        "freeze_at": 18,
+        "learning_rate": 1e-3,
+        "path": "cached",
+        "loss": 0.7,
+        "accuracy": 0.5,
+        "val_loss": 0.69,
+        "val_accuracy": 0.5,
+        "seconds": 0.1,
+        "batches": 2,
+        "partial": False,
+        **changes,
+    }
+
+
+def long_cli_train_args(data: Path, runs_dir: Path) -> list[str]:
+    """`python -m tlcore train` arguments for a 50-epoch end-to-end run on 32 px images: longer than any
+    test, which ends it itself (Ctrl-C, SIGKILL) once a batch of epoch 2 shows."""
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--weights",
+        "none",
+        "--image-size",
+        "32",
+        "--epochs",
+        "50",
+        "--batch-size",
+        "4",
+        "--freeze-at",
+        "0",
+        "--dense",
+        "8",
+        "--runs-dir",
+        str(runs_dir),
+    ]

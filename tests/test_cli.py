@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_DATA
-from tests.helpers import make_dataset_folder
+from tests.helpers import long_cli_train_args, make_dataset_folder
 from tlcore.quiet import is_tensorflow_log_line
 from tlcore.runs import RunStore
 
@@ -319,29 +319,7 @@ def _interrupt_in_epoch_two(args: list[str], epochs: int) -> tuple[subprocess.Po
 def test_ctrl_c_during_train_exits_130_keeping_the_model(tmp_path):
     data = make_dataset_folder(tmp_path / "data", n_train=24, n_val=4, size=32)
     runs_dir = tmp_path / "runs"
-    proc, stderr = _interrupt_in_epoch_two(
-        [
-            "train",
-            "--data",
-            str(data),
-            "--weights",
-            "none",
-            "--image-size",
-            "32",
-            "--epochs",
-            "50",
-            "--batch-size",
-            "4",
-            "--freeze-at",
-            "0",
-            "--dense",
-            "8",
-            "--runs-dir",
-            str(runs_dir),
-            "--json",
-        ],
-        50,
-    )
+    proc, stderr = _interrupt_in_epoch_two([*long_cli_train_args(data, runs_dir), "--json"], 50)
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     assert not [line for line in stderr.splitlines() if is_tensorflow_log_line(line)]

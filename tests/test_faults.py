@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 import tlcore.runs as runs
 from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
-from tests.helpers import TINY_CONFIG, make_dataset_folder
+from tests.helpers import TINY_CONFIG, long_cli_train_args, make_dataset_folder
 from tlcore.data import scan
 from tlcore.jobs import JOBS, QUEUED
 from tlcore.runs import INTERRUPTED, Run, RunStore, read_history
@@ -90,28 +90,7 @@ def test_a_run_killed_mid_epoch_reads_interrupted_with_its_finished_epochs(tmp_p
     runs_dir = tmp_path / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     trainer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tlcore",
-            "train",
-            "--data",
-            str(data),
-            "--weights",
-            "none",
-            "--image-size",
-            "32",
-            "--epochs",
-            "50",
-            "--batch-size",
-            "4",
-            "--freeze-at",
-            "0",
-            "--dense",
-            "8",
-            "--runs-dir",
-            str(runs_dir),
-        ],
+        [sys.executable, "-m", "tlcore", *long_cli_train_args(data, runs_dir)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from tests.helpers import TINY_CONFIG, chart_title, make_dataset_folder, vega_specs
+from tests.helpers import TINY_CONFIG, chart_title, history_row, make_dataset_folder, vega_specs
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.runs import RUN_FILE, RunStore
@@ -88,22 +88,7 @@ def test_two_selected_runs_show_curves_and_only_the_settings_that_differ(store, 
         ),
         info,
     )
-    other.add_epoch(
-        {
-            "phase": 1,
-            "epoch": 1,
-            "freeze_at": 14,
-            "learning_rate": 1e-3,
-            "path": "cached",
-            "loss": 0.7,
-            "accuracy": 0.5,
-            "val_loss": 0.69,
-            "val_accuracy": 0.5,
-            "seconds": 0.1,
-            "batches": 2,
-            "partial": False,
-        }
-    )
+    other.add_epoch(history_row(freeze_at=14))
     other.finish("stopped", reason="stopped by the user during epoch 2")
     at = _runs_page()
     rows = {r["run"]: r for r in at.dataframe[0].value.to_dict("records")}

@@ -14,7 +14,7 @@ import math
 import pytest
 
 from dashboard.tables import runs_dataframe, saved_sweep_frame
-from tests.helpers import make_dataset_folder
+from tests.helpers import history_row, make_dataset_folder
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.jobs import Snapshot
@@ -333,21 +333,7 @@ def test_a_diverged_epoch_never_counts_as_the_best():
 
 
 def test_rows_come_from_training_events_as_they_are():
-    event_row = {
-        "phase": 1,
-        "epoch": 1,
-        "freeze_at": 18,
-        "learning_rate": 1e-3,
-        "path": "cached",
-        "loss": 0.7,
-        "accuracy": 0.5,
-        "val_loss": 0.69,
-        "val_accuracy": 0.5,
-        "seconds": 0.1,
-        "batches": 2,
-        "partial": False,
-        "not_a_column": 1,
-    }
+    event_row = {**history_row(), "not_a_column": 1}
     row = EpochRow.of(event_row)
     assert row.as_dict() == {k: v for k, v in event_row.items() if k != "not_a_column"}
     assert History.of([event_row]).as_rows() == [row.as_dict()]

@@ -12,6 +12,7 @@ import threading
 import numpy as np
 import pytest
 
+from tests.helpers import history_row
 from tlcore import runs as runs_module
 from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import scan
@@ -94,22 +95,7 @@ def test_stopped_run_is_saved_with_its_partial_epoch(tmp_path, info, data):
 def test_run_of_a_dead_process_reads_interrupted_with_its_history(tmp_path, info):
     store = RunStore(tmp_path)
     run = store.create(TINY, info)
-    run.add_epoch(
-        {
-            "phase": 1,
-            "epoch": 1,
-            "freeze_at": 18,
-            "learning_rate": 1e-3,
-            "path": "cached",
-            "loss": 0.7,
-            "accuracy": 0.5,
-            "val_loss": 0.69,
-            "val_accuracy": 0.5,
-            "seconds": 0.1,
-            "batches": 2,
-            "partial": False,
-        }
-    )
+    run.add_epoch(history_row())
     assert store.load(run.run_id).status == "running"  # this process is alive
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     record = json.loads((run.run_dir / RUN_FILE).read_text())
