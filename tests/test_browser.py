@@ -223,7 +223,7 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     assert "running" in train_status(page)
 
     # A reload is a new session: the tab finds its run again from the URL, and the run has kept going.
-    seen = epochs(page)[0]
+    seen = wait_until(lambda: epochs(page)[0], 60, "the epochs metric")
     page.reload()
     wait_ready(page, "Train")
     wait_until(lambda: "running" in train_status(page) and epochs(page)[0] > seen, 120, "more epochs after the reload")
@@ -238,7 +238,8 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     nav(page, "Train")
     page.locator(".st-key-stop_training button").click()
     wait_until(lambda: "stopped" in train_status(page), 120, "the run to stop")
-    done, total = epochs(page)
+    # The heading comes first in the page's rerun, the metrics after it: wait for them too.
+    done, total = wait_until(lambda: (shown := epochs(page))[1] and shown, 60, "the stopped run's epochs")
     assert seen < done < total == EPOCHS
     wait_until(lambda: page.get_by_text("Download model (.keras)").count() == 1, 60, "the model download")
     assert server.run_statuses() == ["stopped"]
