@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
 import keras
 import numpy as np
 
-from tlcore.architecture import PREPROCESS_LAYER, layer_flops
+from tlcore.architecture import INPUT_LAYER, PREPROCESS_LAYER, layer_flops
 from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS, VGG16
 from tlcore.backbones import (
     IMAGENET,
@@ -30,6 +30,7 @@ from tlcore.backbones import (
     imagenet_cached_path,
     normalize_weights,
 )
+from tlcore.inside import Weighting
 from tlcore.tf.layers import CaffePreprocess
 
 # Per backbone: the Keras application that builds its base, and its own input preprocessing as a layer.
@@ -83,6 +84,42 @@ def load_backbone(spec: BackboneSpec, image_size: int, weights: str) -> keras.Mo
     path = download_imagenet(spec) if weights == IMAGENET else Path(weights)
     load_weights_file(model, path, spec)
     return model
+
+
+def random_backbone(spec: BackboneSpec, image_size: int, seed: int) -> keras.Model:
+    """The base with Keras' own random initialisation drawn from `seed`: the same network a run
+    with random weights and this seed starts from (`tlcore.tf.training.build_for` seeds the same way)."""
+    keras.utils.set_random_seed(seed)
+    return load_backbone(spec, image_size, NO_WEIGHTS)
+
+
+def backbone_for(weighting: Weighting, image_size: int, spec: BackboneSpec | None = None) -> keras.Model:
+    """The base one side of an inside view looks through."""
+    spec = spec or get_backbone(DEFAULT_BACKBONE)
+    if weighting.weights == NO_WEIGHTS:
+        return random_backbone(spec, image_size, weighting.seed)
+    return load_backbone(spec, image_size, weighting.weights)
+
+
+def outputs_model(base: keras.Model, layer_names: Sequence[str], spec: BackboneSpec | None = None) -> keras.Model:
+    """A model from raw RGB pixels 0..255 (the base's own preprocessing first) to the named layers' outputs.
+
+    It calls the base's layers again on a new input, sharing their weights, so one
+    forward pass gives every named layer (in the order named) and the graph stays flat.
+    """
+    spec = spec or get_backbone(DEFAULT_BACKBONE)
+    known = [layer.name for layer in base.layers[1:]]
+    unknown = [name for name in layer_names if name not in known]
+    if unknown:
+        raise ValueError(f"{spec.name} has no layer {unknown[0]!r}. Its layers: {', '.join(known)}")
+    inputs = keras.Input(shape=base.input_shape[1:], name=INPUT_LAYER)
+    x = preprocess_layer(spec)(inputs)
+    outputs = {}
+    last = max(known.index(name) for name in layer_names)
+    for layer in base.layers[1 : last + 2]:
+        x = layer(x)
+        outputs[layer.name] = x
+    return keras.Model(inputs, [outputs[name] for name in layer_names], name=f"{base.name}_outputs")
 
 
 def load_weights_file(model: keras.Model, path: Path, spec: BackboneSpec) -> None:
