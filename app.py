@@ -14,6 +14,7 @@ quiet_tensorflow()  # before any page imports TensorFlow: no CUDA / oneDNN lines
 PAGES = [
     ("pages/dataset.py", "Dataset", ":material/photo_library:"),
     ("pages/model.py", "Model & freeze", ":material/layers:"),
+    ("pages/inside.py", "See inside", ":material/visibility:"),
     ("pages/train.py", "Train", ":material/show_chart:"),
     ("pages/inference.py", "Inference", ":material/image_search:"),
     ("pages/runs.py", "Runs", ":material/folder_open:"),
