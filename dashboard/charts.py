@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.data import TRAIN, VALIDATION
 
 # What every chart function returns: the chart kinds st.altair_chart accepts.
 AltairChart = alt.Chart | alt.LayerChart | alt.HConcatChart | alt.VConcatChart
@@ -377,3 +378,60 @@ def gradcam_colorbar(width: int, colours: Sequence[str]) -> AltairChart:
         .properties(width=width, height=18)
     )
     return _projector(chart, fit_width=False)
+
+
+def probe_chart(scores: pd.DataFrame, chance: float) -> AltairChart:
+    """Probe accuracy against depth: one line per weighting, and chance as a dashed rule.
+
+    scores: columns "freeze point", "layer", "weights" (a side's title) and "accuracy" (None: not probed).
+    """
+    scores = pd.DataFrame(scores).dropna(subset=["accuracy"])
+    x = alt.X(
+        "freeze point:Q",
+        title="depth: freeze point (layers from the input)",
+        scale=alt.Scale(domain=[0, VGG16_LAYERS]),
+        axis=alt.Axis(values=sorted(scores["freeze point"].unique().tolist()), format="d"),
+    )
+    y = alt.Y(
+        "accuracy:Q",
+        title="probe accuracy (validation)",
+        scale=metric_scale("val_accuracy"),
+        axis=alt.Axis(format=metric_format("val_accuracy")),
+    )
+    tooltip = ["weights:N", "layer:N", "freeze point:Q", alt.Tooltip("accuracy:Q", format=".1%")]
+    lines = (
+        alt.Chart(scores)
+        .mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=100, filled=True))
+        .encode(x=x, y=y, color=alt.Color("weights:N", title=None, legend=alt.Legend(orient="bottom")), tooltip=tooltip)
+    )
+    rule = pd.DataFrame({"accuracy": [chance], "label": [f"chance ({chance:.0%})"]})
+    chance_rule = (
+        alt.Chart(rule)
+        .mark_rule(strokeDash=[6, 4], strokeWidth=2, color="gray")
+        .encode(y="accuracy:Q", tooltip=["label:N"])
+    )
+    return _projector((lines + chance_rule).properties(title="Linear probe accuracy by depth", height=PLOT_HEIGHT))
+
+
+def feature_map_chart(points: pd.DataFrame, title: str, class_names: Sequence[str]) -> AltairChart:
+    """A 2-D map of images: one point per image at its projected features, coloured by class,
+    a circle for a training image and a triangle for a validation one; hovering shows the image's name.
+
+    points: columns "x", "y", "class", "split", "image".
+    """
+    base = alt.Chart(pd.DataFrame(points)).encode(
+        x=alt.X("x:Q", title="component 1", axis=alt.Axis(labels=False, ticks=False)),
+        y=alt.Y("y:Q", title="component 2", axis=alt.Axis(labels=False, ticks=False)),
+        color=alt.Color("class:N", sort=list(class_names), title=None, legend=alt.Legend(orient="bottom")),
+        shape=alt.Shape(
+            "split:N",
+            title=None,
+            scale=alt.Scale(domain=[TRAIN, VALIDATION], range=["circle", "triangle-up"]),
+            legend=alt.Legend(orient="bottom"),
+        ),
+        tooltip=["image:N", "class:N", "split:N"],
+    )
+    chart = base.mark_point(size=90, filled=True, opacity=0.85, strokeWidth=2).properties(
+        title=title, height=PLOT_HEIGHT
+    )
+    return _projector(chart)

@@ -384,9 +384,10 @@ def keep_keras_state() -> None:
 
 
 def _close_pyplot_figures() -> None:
-    pyplot = sys.modules.get("matplotlib.pyplot")
-    if pyplot is not None:
-        pyplot.close("all")
+    # A background thread may be importing pyplot right now: a half-initialised module has no close yet.
+    close = getattr(sys.modules.get("matplotlib.pyplot"), "close", None)
+    if close is not None:
+        close("all")
 
 
 def _run_through_app() -> None:

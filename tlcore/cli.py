@@ -1,4 +1,4 @@
-"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,predict} ...
+"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,probe,predict} ...
 
 Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
 runs folder, 2 bad arguments, 130 interrupted.
@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from tlcore.architecture import counts_at, with_freeze_point
-from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backbones import WeightsError, default_weights, normalize_weights
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
-from tlcore.data import DatasetError, scan
+from tlcore.data import VALIDATION, DatasetError, scan
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem
+from tlcore.inside import compared_weightings
 from tlcore.jobs import forget_traced_gradients
 from tlcore.modelfile import ModelLoadError
 from tlcore.presets import PRESETS, apply_preset
+from tlcore.probe import PROBE_CLASSIFIER, format_accuracy
 from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
 from tlcore.quiet import quiet_tensorflow
 from tlcore.runs import RUN_FILE, RunFolderError, RunStore, load_record
@@ -195,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="one JSON object per point per line, then a summary line")
 
+    p = command(
+        "probe",
+        "where transferable knowledge lives: a linear probe on pooled VGG16 features at each block "
+        "boundary, ImageNet weights against random ones",
+    )
+    p.add_argument("--data", required=True, help="dataset folder (probes fit on train/, score on validation/)")
+    p.add_argument(
+        "--weights",
+        help="the pretrained side: imagenet | PATH | none (no pretrained side) (default: $TLLAB_WEIGHTS or imagenet)",
+    )
+    p.add_argument("--image-size", type=int, default=d.image_size, help="square input size in pixels")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the random weights")
+    p.add_argument("--json", action="store_true", help="print one JSON object with a boundaries list")
+
     p = command("predict", "class probabilities for images, from a saved run's model")
     p.add_argument("--run", required=True, help="a run folder with model.keras")
     p.add_argument("images", nargs="+", help="image files")
@@ -220,7 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _tolerant_output()
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"scan": cmd_scan, "layers": cmd_layers, "train": cmd_train, "sweep": cmd_sweep, "predict": cmd_predict}
+    handlers = {
+        "scan": cmd_scan,
+        "layers": cmd_layers,
+        "train": cmd_train,
+        "sweep": cmd_sweep,
+        "probe": cmd_probe,
+        "predict": cmd_predict,
+    }
     try:
         return handlers[args.command](args)
     except UsageError as err:
@@ -541,6 +564,44 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s){skipped}"
         )
     return EXIT_INTERRUPTED if stop.is_set() else 0
+
+
+# --- probe --------------------------------------------------------------------------
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    if args.image_size < VGG16_MIN_IMAGE_SIZE:
+        raise UsageError(f"--image-size must be at least {VGG16_MIN_IMAGE_SIZE}. Received: {args.image_size}")
+    info = scan(args.data)
+    if not info.num_images(VALIDATION):
+        raise DatasetError(f"{info.root} has no validation images to score the probes on")
+    from tlcore.tf.probe import run_probe  # the TensorFlow side: this command runs VGG16
+    from tlcore.tf.training import prepare_data
+
+    comparison = compared_weightings(args.weights, args.seed, fall_back=False)
+    data = prepare_data(info, args.image_size)
+    bar = _TerminalProgress(total_epochs=0)
+    result = run_probe(
+        data, comparison, seed=args.seed, progress=lambda done, total: bar(StepProgress("features", done, total))
+    )
+    sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return 0
+    print(
+        f"Linear probe on pooled VGG16 features: {result.num_train} training, "
+        f"{result.num_validation} validation images, {result.image_size} px"
+    )
+    print(f"{'freeze_at':>9}  {'layer':<12} {'ImageNet':>8} {'random':>8}")
+    for score in result.boundaries:
+        print(
+            f"{score.freeze_at:>9}  {score.layer:<12} {format_accuracy(score.imagenet):>8} "
+            f"{format_accuracy(score.random):>8}"
+        )
+    if result.reason:
+        print(result.reason)
+    print(f"({PROBE_CLASSIFIER}; {result.seconds:.1f} s)")
+    return 0
 
 
 # --- predict ------------------------------------------------------------------------

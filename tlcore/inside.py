@@ -46,16 +46,19 @@ class Comparison:
         return next(w for w in self.weightings if w.side == RANDOM)
 
 
-def compared_weightings(choice: str | None = None, seed: int = 0) -> Comparison:
+def compared_weightings(choice: str | None = None, seed: int = 0, fall_back: bool = True) -> Comparison:
     """ImageNet (or a weights file) against random weights drawn from `seed`.
 
     Args:
-        choice: the weights the user chose; random weights ("none") still compare against
-            the default pretrained weights (TLLAB_WEIGHTS, else ImageNet) when those are usable.
+        choice: the pretrained weights; None means the default (TLLAB_WEIGHTS, else ImageNet).
+        fall_back: whether "none" (a learner who chose random weights to train with) still
+            compares against the default pretrained weights; without it, "none" means no pretrained side.
     """
     random_side = Weighting(RANDOM, NO_WEIGHTS, seed)
     weights = normalize_weights(choice)
     if weights == NO_WEIGHTS:
+        if not fall_back:
+            return Comparison((random_side,), "No pretrained side: random weights (none) were asked for.")
         weights = normalize_weights(default_weights())
     usable, message = weights_status(weights)
     if not usable:

@@ -1,0 +1,102 @@
+"""Computations that take seconds to minutes, run in a thread so the page stays usable meanwhile.
+
+A view asks for a result by a key that names everything it depends on. The
+first request starts a thread; every session asking for the same key shares
+it, and a click elsewhere on the page (a rerun) neither stops nor restarts it.
+While it runs, a fragment redraws its progress once a second and reruns the
+page when it ends. Finished results are kept, the newest few, for everyone.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+ProgressFn = Callable[[int, int], None]  # (done, total)
+KEEP_FINISHED = 8  # results kept for reuse; the oldest goes first
+REFRESH_S = 1.0
+
+
+@dataclass
+class Task:
+    """One background computation and where it stands."""
+
+    label: str
+    done: int = 0
+    total: int = 0
+    result: Any = None
+    error: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0  # how long it took, once finished
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def report(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tasks: OrderedDict[str, Task] = OrderedDict()
+
+    def start(self, key: str, label: str, compute: Callable[[ProgressFn], Any]) -> Task:
+        with self.lock:
+            task = self.tasks.get(key)
+            if task is not None and not (task.finished.is_set() and task.error):
+                self.tasks.move_to_end(key)
+                return task
+            task = self.tasks[key] = Task(label)  # a failed task is tried again
+            finished = [k for k, t in self.tasks.items() if t.finished.is_set()]
+            for old in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+                del self.tasks[old]
+        threading.Thread(target=_run, args=(task, compute), name=f"task-{label}", daemon=True).start()
+        return task
+
+
+def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
+    try:
+        task.result = compute(task.report)
+    except Exception as err:  # shown on the page, which offers to try again; the app goes on
+        task.error = f"{type(err).__name__}: {err}"
+    finally:
+        task.seconds = time.perf_counter() - task.started
+        task.finished.set()
+
+
+@st.cache_resource
+def _registry() -> _Registry:
+    return _Registry()
+
+
+def start(key: str, label: str, compute: Callable[[ProgressFn], Any]) -> Task:
+    """The task for `key`: started now unless it is running or has finished (a failed one starts again)."""
+    return _registry().start(key, label, compute)
+
+
+def result_when_ready(task: Task) -> Any | None:
+    """The task's result; until then a progress bar that reruns the page when the task ends (None).
+
+    A failure is shown as an error with what went wrong (None); the next request tries again.
+    """
+    if task.finished.is_set():
+        if task.error:
+            st.error(f"{task.label} failed: {task.error}")
+            return None
+        return task.result
+    _progress(task)
+    return None
+
+
+@st.fragment(run_every=REFRESH_S)
+def _progress(task: Task) -> None:
+    if task.finished.is_set():
+        st.rerun()
+    fraction = task.done / task.total if task.total else 0.0
+    counts = f" {task.done}/{task.total} images" if task.total else ""
+    st.progress(fraction, text=f"{task.label}:{counts} ({time.perf_counter() - task.started:.0f} s)")
