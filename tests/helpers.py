@@ -60,17 +60,28 @@ def chart_title(spec: dict) -> str | None:
     return spec.get("title") if isinstance(spec.get("title"), str) else (spec.get("title") or {}).get("text")
 
 
+def chart_rows(at) -> list[list[dict]]:
+    """The data rows of each Altair chart an AppTest page shows, in page order (all of a chart's datasets)."""
+    import pyarrow as pa
+
+    return [
+        [
+            row
+            for dataset in chart.proto.datasets
+            for row in pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
+        ]
+        for chart in at.get("vega_lite_chart")
+    ]
+
+
 def shown_predictions(at) -> list[dict]:
     """What the Inference page shows for each image: its name, the predicted class (its metric) and the
     probability of every class (read from its bar chart's data), in page order."""
-    import pyarrow as pa
-
-    bars = []
-    for chart in at.get("vega_lite_chart"):
-        for dataset in chart.proto.datasets:
-            rows = pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
-            if rows and {"class", "probability"} <= set(rows[0]):
-                bars.append({row["class"]: row["probability"] for row in rows})
+    bars = [
+        {row["class"]: row["probability"] for row in rows}
+        for rows in chart_rows(at)
+        if rows and {"class", "probability"} <= set(rows[0])
+    ]
     names = [m.value.strip("*") for m in at.markdown if m.value.startswith("**") and m.value.endswith("**")]
     predicted = [m.value for m in at.metric if m.label == "Prediction"]
     return [{"name": n, "top_class": t, "probabilities": b} for n, t, b in zip(names, predicted, bars)]

@@ -61,3 +61,23 @@ def test_the_block_5_shortcut_learns():
     result = train(shortcut, prepare_data(scan(SAMPLE_DATA), 96))
     print(f"val accuracy: {result.final['val_accuracy']:.3f}")
     assert result.status == "completed" and result.final["val_accuracy"] >= 0.85
+
+
+def test_the_probe_finds_imagenet_features_separate_the_sample_classes_better_than_random_ones():
+    """`python -m tlcore probe` on the sample data: deep ImageNet features beat random ones.
+
+    Measured on 2026-12-01 (64 px, seed 0): ImageNet 0.68 0.76 0.80 0.92 0.92 at freeze points 3-18,
+    random 0.70 0.80 0.72 0.74 0.74; at 128 px ImageNet reaches 1.00 at block 4 (random 0.64).
+    The probe is deterministic; the margins leave room for another CPU's rounding.
+    """
+    from tlcore.data import scan
+    from tlcore.inside import compared_weightings
+    from tlcore.tf.probe import run_probe
+    from tlcore.tf.training import prepare_data
+
+    result = run_probe(prepare_data(scan(SAMPLE_DATA), 64), compared_weightings(WEIGHTS, seed=0, fall_back=False))
+    print({s.freeze_at: (s.imagenet, s.random) for s in result.boundaries})
+    deep = [result.at(k) for k in (14, 18)]
+    assert all(s.imagenet >= 0.85 for s in deep)
+    assert np.mean([s.imagenet - s.random for s in deep]) >= 0.10
+    assert result.at(18).imagenet > result.at(3).imagenet  # deeper ImageNet features separate better

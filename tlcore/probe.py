@@ -70,7 +70,8 @@ def project_2d(train_x: np.ndarray, val_x: np.ndarray, method: str = "pca") -> t
     if method not in PROJECTIONS:
         raise ValueError(f"method must be one of {PROJECTIONS}. Received: method={method!r}")
     scaler = StandardScaler().fit(_finite(train_x))
-    pca = PCA(n_components=2, svd_solver="full").fit(scaler.transform(_finite(train_x)))
+    with np.errstate(invalid="ignore", divide="ignore"):  # features that never vary (a dead layer) map to 0
+        pca = PCA(n_components=2, svd_solver="full").fit(scaler.transform(_finite(train_x)))
     return pca.transform(scaler.transform(_finite(train_x))), pca.transform(scaler.transform(_finite(val_x)))
 
 
