@@ -404,20 +404,25 @@ def probe_chart(scores: pd.DataFrame, chance: float) -> AltairChart:
         .mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=100, filled=True))
         .encode(x=x, y=y, color=alt.Color("weights:N", title=None, legend=alt.Legend(orient="bottom")), tooltip=tooltip)
     )
-    rule = pd.DataFrame({"accuracy": [chance], "label": [f"chance ({chance:.0%})"]})
-    chance_rule = (
+    rule = pd.DataFrame({"accuracy": [chance], "freeze point": [VGG16_LAYERS], "label": [f"chance ({chance:.0%})"]})
+    chance_rule = alt.Chart(rule).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="gray").encode(y="accuracy:Q")
+    chance_label = (
         alt.Chart(rule)
-        .mark_rule(strokeDash=[6, 4], strokeWidth=2, color="gray")
-        .encode(y="accuracy:Q", tooltip=["label:N"])
+        .mark_text(align="right", baseline="bottom", dy=-4, fontSize=LABEL_FONT_SIZE, color="gray")
+        .encode(x="freeze point:Q", y="accuracy:Q", text="label:N")
     )
-    return _projector((lines + chance_rule).properties(title="Linear probe accuracy by depth", height=PLOT_HEIGHT))
+    chart = alt.layer(lines, chance_rule, chance_label)
+    return _projector(chart.properties(title="Linear probe accuracy by depth", height=PLOT_HEIGHT))
 
 
-def feature_map_chart(points: pd.DataFrame, title: str, class_names: Sequence[str]) -> AltairChart:
+def feature_map_chart(
+    points: pd.DataFrame, title: str, class_names: Sequence[str], subtitle: Sequence[str] = ()
+) -> AltairChart:
     """A 2-D map of images: one point per image at its projected features, coloured by class,
     a circle for a training image and a triangle for a validation one; hovering shows the image's name.
 
-    points: columns "x", "y", "class", "split", "image".
+    points: columns "x", "y", "class", "split", "image". subtitle: lines under the title (short: the map
+    may be a third of a projector's width, and Vega cuts what does not fit).
     """
     base = alt.Chart(pd.DataFrame(points)).encode(
         x=alt.X("x:Q", title="component 1", axis=alt.Axis(labels=False, ticks=False)),
@@ -427,11 +432,12 @@ def feature_map_chart(points: pd.DataFrame, title: str, class_names: Sequence[st
             "split:N",
             title=None,
             scale=alt.Scale(domain=[TRAIN, VALIDATION], range=["circle", "triangle-up"]),
-            legend=alt.Legend(orient="bottom"),
+            legend=alt.Legend(orient="top", direction="horizontal"),  # beside the classes it overflowed
         ),
         tooltip=["image:N", "class:N", "split:N"],
     )
     chart = base.mark_point(size=90, filled=True, opacity=0.85, strokeWidth=2).properties(
-        title=title, height=PLOT_HEIGHT
+        title=alt.TitleParams(title, subtitle=list(subtitle) or alt.Undefined, subtitleFontSize=LABEL_FONT_SIZE),
+        height=PLOT_HEIGHT,
     )
     return _projector(chart)

@@ -21,7 +21,7 @@ from dashboard.state import K
 from dashboard.tables import describe_run
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo, display_path
-from tlcore.inside import Comparison
+from tlcore.inside import SIDE_TITLES, Comparison
 from tlcore.probe import PROBE_BOUNDARIES, PROBE_CLASSIFIER, ProbeResult, layer_at, probe_accuracy, project_2d
 from tlcore.runs import MODEL_FILE, RunStore, runs_with_models
 
@@ -104,8 +104,10 @@ def _map_section(info: DatasetInfo, comparison: Comparison, inside: InsideFeatur
     columns = st.columns(len(comparison.weightings))
     for column, weighting in zip(columns, comparison.weightings):
         accuracy, points = _backbone_map(inside, weighting.side, depth, info, seed)
-        title = f"{weighting.title}, {layer_at(depth)} (freeze point {depth}) · probe {accuracy:.0%}"
-        column.altair_chart(feature_map_chart(points, title, info.class_names), width="stretch")
+        lines = [f"probe accuracy {accuracy:.0%}", f"{layer_at(depth)}, freeze point {depth}"]
+        column.altair_chart(
+            feature_map_chart(points, SIDE_TITLES[weighting.side], info.class_names, lines), width="stretch"
+        )
     _head_map(info, seed)
 
 
@@ -175,5 +177,5 @@ def _head_map(info: DatasetInfo, seed: int) -> None:
     if result is None:
         return
     name, accuracy, points = result
-    title = f"Trained head: {name} · probe {accuracy:.0%}"
-    st.altair_chart(feature_map_chart(points, title, info.class_names), width="stretch")
+    lines = [f"probe accuracy {accuracy:.0%}", f"{name}, the last layer before the output"]
+    st.altair_chart(feature_map_chart(points, "Trained head", info.class_names, lines), width="stretch")

@@ -63,7 +63,10 @@ def test_without_pretrained_weights_the_random_side_shows_alone_with_the_reason(
     assert chart_title(probe) == PROBE_TITLE
     assert _series(at) == {"Random weights (seed 1337)"}
     assert len(maps) == 1
-    assert chart_title(maps[0]).startswith("Random weights (seed 1337), block3_pool (freeze point 10) · probe ")
+    assert chart_title(maps[0]) == "Random weights"
+    probe_line, where = maps[0]["title"]["subtitle"]
+    assert probe_line.startswith("probe accuracy ") and probe_line.endswith("%")
+    assert where == "block3_pool, freeze point 10"
     points = chart_rows(at)[1]
     assert len(points) == 16 + 8  # every training and validation image
     names = {p["image"].rsplit("/", 1)[-1] for p in points}
@@ -79,13 +82,12 @@ def test_with_a_weights_file_both_sides_show_and_the_map_follows_the_freeze_poin
     assert not [w.value for w in at.warning if "pretrained side" in w.value]
     probe, pretrained, random = _charts_when_ready(at, 3)
     assert _series(at) == {"ImageNet weights", "Random weights (seed 1337)"}
-    assert chart_title(pretrained).startswith("ImageNet weights, block5_pool (freeze point 18)")
+    assert chart_title(pretrained) == "ImageNet weights"
+    assert pretrained["title"]["subtitle"][1] == "block5_pool, freeze point 18"
     assert any("Nothing is frozen at freeze point 0" in c.value for c in at.caption)
     at.session_state[K.freeze_at] = 6
     at.run()
-    titles = [chart_title(s) for s in vega_specs(at)]
-    assert titles[1].startswith("ImageNet weights, block2_pool (freeze point 6) · probe ")
-    assert titles[2].startswith("Random weights (seed 1337), block2_pool (freeze point 6) · probe ")
+    assert [s["title"]["subtitle"][1] for s in vega_specs(at)[1:]] == ["block2_pool, freeze point 6"] * 2
 
 
 def test_a_finished_run_adds_the_map_of_its_head(dataset, runs_dir, monkeypatch):
@@ -95,8 +97,8 @@ def test_a_finished_run_adds_the_map_of_its_head(dataset, runs_dir, monkeypatch)
     train_and_record(TINY_CONFIG, scan(dataset), RunStore(runs_dir))
     at = _inside_page(dataset, **{K.weights_choice: WEIGHTS_SCRATCH})
     specs = _charts_when_ready(at, 3)
-    head = chart_title(specs[2])
-    assert head.startswith("Trained head: head_dense_1 · probe ")
+    assert chart_title(specs[2]) == "Trained head"
+    assert specs[2]["title"]["subtitle"][1] == "head_dense_1, the last layer before the output"
     assert len(chart_rows(at)[2]) == 24
 
 
