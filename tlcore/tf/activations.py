@@ -68,7 +68,8 @@ def feature_maps(
     model = model if model is not None else layer_model(base, layer)
     pixels = to_pixels(image, image_size_of(base))
     # One image: a direct call, no per-model tf.function to trace as predict would.
-    activations = np.asarray(model(pixels[None].astype(np.float32), training=False))[0]
+    outputs = model(pixels[None].astype(np.float32), training=False)
+    activations = np.asarray(outputs[0] if isinstance(outputs, list | tuple) else outputs)[0]  # one named layer
     means = activations.mean(axis=(0, 1))
     order = np.argsort(-means, kind="stable")  # ties (channels silent everywhere) keep their index order
     kept = order[:top]
