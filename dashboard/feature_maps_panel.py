@@ -40,8 +40,9 @@ def feature_maps_section(info: DatasetInfo, comparison: Comparison, image_size: 
     )
     if comparison.pretrained is None:
         st.caption("Random weights only (see why above): ImageNet's maps would appear beside them.")
-    source, name, stamp = _image_controls(info)
-    layer, top = _layer_controls(freeze_at)
+    image_column, layer_column, top_column = st.columns([5, 4, 3])
+    layer, top = _layer_controls(freeze_at, layer_column, top_column)
+    source, name, stamp = _image_controls(info, image_column)
     if source is None:
         st.info("This dataset has no training or validation image to show.")
         return
@@ -56,58 +57,52 @@ def feature_maps_section(info: DatasetInfo, comparison: Comparison, image_size: 
         st.error(str(err))
         return
     first = shown[0][1]
-    state = (
-        "frozen: it keeps its weights while the head trains"
-        if is_frozen(layer, freeze_at)
-        else "trains at this freeze point"
-    )
-    st.markdown(f"#### {layer} · {first['shape_text']}")
-    st.caption(
-        f"height × width × channels: {first['shape'][2]} maps of {first['shape'][0]} × {first['shape'][1]}; this "
-        f"layer is {state}." + (f" {default_layer_note(freeze_at)}" if layer == default_layer(freeze_at) else "")
-    )
-    columns = st.columns([1, 2, 2], gap="medium")  # one side alone keeps the size it has next to the other
-    columns[0].image(_display(source, stamp, image_size), caption=f"{name} ({image_size} px to VGG16)", width="stretch")
-    for column, (weighting, maps) in zip(columns[1:], shown):
+    state = "frozen: it keeps its weights while the head trains" if is_frozen(layer, freeze_at) else "trains"
+    about, picture = st.columns([4, 1], gap="medium")
+    with about:
+        st.markdown(f"#### {layer} · {first['shape_text']}")
+        st.caption(
+            f"Height × width × channels: {first['shape'][2]} maps of {first['shape'][0]} × {first['shape'][1]}; "
+            f"this layer is {state}."
+            + (f" {default_layer_note(freeze_at)}" if layer == default_layer(freeze_at) else "")
+            + f" Below, its {len(first['channels'])} most active maps (by mean activation), row by row, each scaled "
+            "on its own: dark is its lowest value, yellow its highest."
+        )
+    picture.image(_display(source, stamp, image_size), caption=f"{name} · {image_size} px", width="stretch")
+    # Half the width each, a side alone too: the maps keep one size, as large as a projector needs.
+    for column, (weighting, maps) in zip(st.columns(2, gap="medium"), shown):
         with column:
             st.markdown(f"**{weighting.title}**")
             st.image(maps["mosaic"], width="stretch")
             st.caption(f"Channels {', '.join(map(str, maps['channels']))}")
-    st.caption(
-        f"The {len(first['channels'])} most active of {first['shape'][2]} channels (by mean activation), row by "
-        "row, each map scaled on its own: dark is its lowest value, yellow its highest."
-    )
 
 
-def _image_controls(info: DatasetInfo) -> tuple[str | bytes | None, str, float]:
-    """(the image as a path or uploaded bytes, its name, its file's mtime) from the picker or an upload."""
+def _image_controls(info: DatasetInfo, column: Any) -> tuple[str | bytes | None, str, float]:
+    """(the image as a path or uploaded bytes, its file name, its file's mtime): picked in `column`, or uploaded."""
     paths = {
-        str(path): f"{split} · {path.parent.name}/{path.name}" for split in SPLITS for path in info.items(split)[0]
+        str(path): f"{path.parent.name}/{path.name} ({split})" for split in SPLITS for path in info.items(split)[0]
     }
-    left, right = st.columns([3, 2])
-    with left:
-        if paths:
-            _restore(IMAGE_KEY, next(iter(paths)), list(paths))
-            st.selectbox(
-                "Image", list(paths), format_func=paths.__getitem__, key=IMAGE_KEY, on_change=_save, args=(IMAGE_KEY,)
-            )
-    with right:
-        upload = st.file_uploader("…or upload an image", type=sorted(e[1:] for e in IMAGE_EXTENSIONS), key=UPLOAD_KEY)
+    if paths:
+        _restore(IMAGE_KEY, next(iter(paths)), list(paths))
+        column.selectbox(
+            "Image", list(paths), format_func=paths.__getitem__, key=IMAGE_KEY, on_change=_save, args=(IMAGE_KEY,)
+        )
+    with st.expander("…or use your own image"):
+        upload = st.file_uploader("An image file", type=sorted(e[1:] for e in IMAGE_EXTENSIONS), key=UPLOAD_KEY)
     if upload is not None:
         return upload.getvalue(), upload.name, 0.0
     if not paths:
         return None, "", 0.0
     path = st.session_state[IMAGE_KEY]
-    return path, paths[path], os.path.getmtime(path) if os.path.exists(path) else 0.0
+    return path, os.path.basename(path), os.path.getmtime(path) if os.path.exists(path) else 0.0
 
 
-def _layer_controls(freeze_at: int) -> tuple[str, int]:
+def _layer_controls(freeze_at: int, layer_column: Any, top_column: Any) -> tuple[str, int]:
     """The layer (the freeze point's until the learner picks another) and how many maps to show."""
     saved = st.session_state.get(SAVED, {}).get(LAYER_KEY)
     # A new freeze point brings its own layer back; a pick stays while the freeze point does.
     st.session_state[LAYER_KEY] = saved[1] if saved and saved[0] == freeze_at else default_layer(freeze_at)
-    left, right = st.columns([3, 2])
-    left.selectbox(
+    layer_column.selectbox(
         "Layer",
         LAYER_NAMES,
         format_func=lambda name: f"{name} · {'frozen' if is_frozen(name, freeze_at) else 'trains'}",
@@ -116,7 +111,7 @@ def _layer_controls(freeze_at: int) -> tuple[str, int]:
         help="VGG16's 18 layers, input side first. Frozen layers keep their weights while the head trains.",
     )
     _restore(TOP_KEY, DEFAULT_TOP, TOP_CHOICES)
-    right.select_slider("Maps shown", TOP_CHOICES, key=TOP_KEY, on_change=_save, args=(TOP_KEY,))
+    top_column.select_slider("Maps shown", TOP_CHOICES, key=TOP_KEY, on_change=_save, args=(TOP_KEY,))
     return st.session_state[LAYER_KEY], int(st.session_state[TOP_KEY])
 
 

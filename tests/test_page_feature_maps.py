@@ -53,7 +53,7 @@ def test_the_section_shows_the_image_and_both_sides_at_the_freeze_points_layer(t
     assert _layer_heading(at) == "#### block3_pool · 4 × 4 × 256"  # k=10: blocks 1-3 frozen
     assert any(default_layer_note(10) in c.value for c in at.caption)
     # The input image (the first training image) and one mosaic per side, pretrained first.
-    assert _image_captions(at) == [f"train · cats/cats_000.png ({SIZE} px to VGG16)", "", ""]
+    assert _image_captions(at) == [f"cats_000.png · {SIZE} px", "", ""]
     assert _side_titles(at) == ["**ImageNet weights**", "**Random weights (seed 1337)**"]
     channel_lists = [c.value for c in at.caption if c.value.startswith("Channels ")]
     assert len(channel_lists) == 2 and all(len(c.split(",")) == 16 for c in channel_lists)
@@ -79,15 +79,16 @@ def test_another_image_and_an_upload(tmp_path, monkeypatch):
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     at = _inside(tmp_path, **{K.weights_choice: WEIGHTS_SCRATCH})
     picks = at.selectbox(key=IMAGE_KEY).options
-    assert len(picks) == 2 * (2 + 1)  # every training and validation image of both classes
+    assert len(picks) == 2 * (2 + 1)  # every training and validation image of both classes, by class and split
+    assert picks[0] == "cats/cats_000.png (train)" and picks[-1] == "dogs/dogs_000.png (validation)"
     at.selectbox(key=IMAGE_KEY).set_value(str(tmp_path / "data" / "validation" / "dogs" / "dogs_000.png")).run()
-    assert _image_captions(at)[0] == f"validation · dogs/dogs_000.png ({SIZE} px to VGG16)"
+    assert _image_captions(at)[0] == f"dogs_000.png · {SIZE} px"
     buffer = io.BytesIO()
     Image.fromarray(np.full((50, 70, 3), (200, 30, 30), np.uint8)).save(buffer, format="PNG")
     at.file_uploader(key=UPLOAD_KEY).set_value(("red.png", buffer.getvalue(), "image/png"))
     at.run()
     assert not at.exception
-    assert _image_captions(at)[0] == f"red.png ({SIZE} px to VGG16)"
+    assert _image_captions(at)[0] == f"red.png · {SIZE} px"
 
 
 def test_without_pretrained_weights_only_the_random_side_shows(tmp_path, monkeypatch):
