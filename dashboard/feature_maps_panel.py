@@ -8,12 +8,13 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.backbones import _file_stamp, backbone
 from tlcore.backbones import WeightsError
 from tlcore.data import DatasetInfo
 from tlcore.featuremaps import DEFAULT_TOP, LAYER_NAMES, default_layer, default_layer_note, is_frozen, mosaic
-from tlcore.imageio import IMAGE_EXTENSIONS, ImageProblem
+from tlcore.imageio import IMAGE_EXTENSIONS, ImageProblem, load_array
 from tlcore.inside import Comparison, Weighting
 
 IMAGE_KEY, UPLOAD_KEY, LAYER_KEY, TOP_KEY = (
@@ -57,13 +58,13 @@ def feature_maps_section(info: DatasetInfo, comparison: Comparison, image_size: 
         st.error(str(err))
         return
     first = shown[0][1]
-    state = "frozen: it keeps its weights while the head trains" if is_frozen(layer, freeze_at) else "trains"
+    state = "is frozen: it keeps its weights while the head trains" if is_frozen(layer, freeze_at) else "trains"
     about, picture = st.columns([4, 1], gap="medium")
     with about:
         st.markdown(f"#### {layer} · {first['shape_text']}")
         st.caption(
             f"Height × width × channels: {first['shape'][2]} maps of {first['shape'][0]} × {first['shape'][1]}; "
-            f"this layer is {state}."
+            f"this layer {state}."
             + (f" {default_layer_note(freeze_at)}" if layer == default_layer(freeze_at) else "")
             + f" Below, its {len(first['channels'])} most active maps (by mean activation), row by row, each scaled "
             "on its own: dark is its lowest value, yellow its highest."
@@ -77,15 +78,23 @@ def feature_maps_section(info: DatasetInfo, comparison: Comparison, image_size: 
             st.caption(f"Channels {', '.join(map(str, maps['channels']))}")
 
 
-def _image_controls(info: DatasetInfo, column: Any) -> tuple[str | bytes | None, str, float]:
+def _image_controls(info: DatasetInfo, column: DeltaGenerator) -> tuple[str | bytes | None, str, float]:
     """(the image as a path or uploaded bytes, its file name, its file's mtime): picked in `column`, or uploaded."""
     paths = {
         str(path): f"{path.parent.name}/{path.name} ({split})" for split in SPLITS for path in info.items(split)[0]
     }
     if paths:
         _restore(IMAGE_KEY, next(iter(paths)), list(paths))
+        uploaded = st.session_state.get(UPLOAD_KEY) is not None  # the upload is shown instead
         column.selectbox(
-            "Image", list(paths), format_func=paths.__getitem__, key=IMAGE_KEY, on_change=_save, args=(IMAGE_KEY,)
+            "Image",
+            list(paths),
+            format_func=paths.__getitem__,
+            key=IMAGE_KEY,
+            on_change=_save,
+            args=(IMAGE_KEY,),
+            disabled=uploaded,
+            help="Remove the uploaded image to pick one here again." if uploaded else None,
         )
     with st.expander("…or use your own image"):
         upload = st.file_uploader("An image file", type=sorted(e[1:] for e in IMAGE_EXTENSIONS), key=UPLOAD_KEY)
@@ -97,7 +106,7 @@ def _image_controls(info: DatasetInfo, column: Any) -> tuple[str | bytes | None,
     return path, os.path.basename(path), os.path.getmtime(path) if os.path.exists(path) else 0.0
 
 
-def _layer_controls(freeze_at: int, layer_column: Any, top_column: Any) -> tuple[str, int]:
+def _layer_controls(freeze_at: int, layer_column: DeltaGenerator, top_column: DeltaGenerator) -> tuple[str, int]:
     """The layer (the freeze point's until the learner picks another) and how many maps to show."""
     saved = st.session_state.get(SAVED, {}).get(LAYER_KEY)
     # A new freeze point brings its own layer back; a pick stays while the freeze point does.
@@ -151,6 +160,4 @@ def _maps(
 @st.cache_data(max_entries=16, show_spinner=False)
 def _display(source: str | bytes, stamp: float, image_size: int) -> np.ndarray:
     """The image as people see it, larger than the network's copy (stamp: the file's mtime)."""
-    from tlcore.tf.inference import to_pixels
-
-    return to_pixels(source, max(image_size, DISPLAY_SIZE))
+    return load_array(source, max(image_size, DISPLAY_SIZE))

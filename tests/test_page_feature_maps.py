@@ -89,6 +89,11 @@ def test_another_image_and_an_upload(tmp_path, monkeypatch):
     at.run()
     assert not at.exception
     assert _image_captions(at)[0] == f"red.png · {SIZE} px"
+    assert at.selectbox(key=IMAGE_KEY).disabled  # the upload is what the maps show
+    at.file_uploader(key=UPLOAD_KEY).set_value(("notes.png", b"not an image at all", "image/png"))
+    at.run()
+    assert not at.exception
+    assert [e.value for e in at.error if e.value.startswith("**notes.png** cannot be used: ")]
 
 
 def test_without_pretrained_weights_only_the_random_side_shows(tmp_path, monkeypatch):
