@@ -1,4 +1,4 @@
-"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,probe,predict} ...
+"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,probe,featuremaps,predict} ...
 
 Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
 runs folder, 2 bad arguments, 130 interrupted.
@@ -23,7 +23,8 @@ from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backbones import WeightsError, default_weights, normalize_weights
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import VALIDATION, DatasetError, scan
-from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem
+from tlcore.featuremaps import DEFAULT_TOP, check_layer, default_layer, default_layer_note, mosaic, panels_figure
+from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
 from tlcore.inside import compared_weightings
 from tlcore.jobs import forget_traced_gradients
 from tlcore.modelfile import ModelLoadError
@@ -216,6 +217,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to print per image")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+
+    p = command(
+        "featuremaps",
+        "what one VGG16 layer sees in an image: its most active feature maps, ImageNet and random weights side by side",
+    )
+    p.add_argument("--image", required=True, help="an image file")
+    p.add_argument("--out", required=True, help="the PNG to write: the image and each weighting's maps, labelled")
+    p.add_argument("--layer", help="a VGG16 layer name (default: the last frozen layer at --freeze-at)")
+    p.add_argument(
+        "--freeze-at", type=int, default=d.freeze_at, help=f"the freeze point whose layer is shown, 0..{VGG16_LAYERS}"
+    )
+    p.add_argument(
+        "--weights",
+        help="imagenet | PATH: the pretrained side, shown next to random weights "
+        "(default: $TLLAB_WEIGHTS or imagenet; none: the random side alone unless those are usable)",
+    )
+    p.add_argument("--image-size", type=int, default=d.image_size, help="square input size in pixels")
+    p.add_argument("--top", type=int, default=DEFAULT_TOP, help="maps to show, most active first")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the random weights")
+    p.add_argument(
+        "--json", action="store_true", help="print the layer, its shape and each side's top channels as JSON"
+    )
     return parser
 
 
@@ -242,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": cmd_train,
         "sweep": cmd_sweep,
         "probe": cmd_probe,
+        "featuremaps": cmd_featuremaps,
         "predict": cmd_predict,
     }
     try:
@@ -639,4 +663,65 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{image}: {top}")
     if args.json:
         print(json.dumps(results))
+    return 0
+
+
+# --- featuremaps ----------------------------------------------------------------------
+
+
+def cmd_featuremaps(args: argparse.Namespace) -> int:
+    try:
+        layer = check_layer(args.layer) if args.layer else default_layer(args.freeze_at)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1. Received: {args.top}")
+    if not Path(args.image).is_file():
+        raise FileNotFoundError(f"No such image file: {args.image}")
+    pixels = load_array(args.image, args.image_size)  # ImageProblem -> exit 1, before TensorFlow loads
+    comparison = compared_weightings(args.weights, args.seed)
+    if comparison.reason:
+        print(f"warning: {comparison.reason} Showing random weights alone.", file=sys.stderr)
+
+    from tlcore.tf.activations import feature_maps  # the TensorFlow side: this command builds VGG16
+    from tlcore.tf.backbones import backbone_for
+
+    try:
+        sides = [
+            (w, feature_maps(backbone_for(w, args.image_size), pixels, layer, args.top)) for w in comparison.weightings
+        ]
+    except ValueError as err:  # an image size VGG16 refuses
+        raise UsageError(str(err)) from None
+    shape = sides[0][1].shape_text
+    heading = f"{layer} · {shape} · the {len(sides[0][1].maps)} most active of {sides[0][1].shape[2]} channels"
+    figure = panels_figure(pixels, [(w.title, mosaic(maps.maps)) for w, maps in sides], heading)
+    figure.savefig(args.out)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "layer": layer,
+                    "shape": list(sides[0][1].shape),
+                    "sides": [
+                        {
+                            "side": w.side,
+                            "title": w.title,
+                            "channels": maps.top_channels,
+                            "mean_activations": [round(float(m), 6) for m in maps.mean_activations],
+                        }
+                        for w, maps in sides
+                    ],
+                    "reason": comparison.reason or None,
+                    "out": str(args.out),
+                }
+            )
+        )
+        return 0
+    print(f"{layer} · {shape} (height × width × channels)")
+    if not args.layer:
+        print(default_layer_note(args.freeze_at))
+    for w, maps in sides:
+        top = ", ".join(f"{c} ({m:,.2f})" for c, m in zip(maps.top_channels, maps.mean_activations))
+        print(f"{w.title}: most active channels (mean activation): {top}")
+    print(f"wrote {args.out}")
     return 0
