@@ -55,9 +55,10 @@ class LayerChange:
             "part": self.part,
             "block": self.block,
             "trained": self.trained,
-            "relative_change": self.relative_change,
-            "start_norm": self.start_norm,
-            "change_norm": self.change_norm,
+            # NaN (a diverged run's weights) is not JSON: null, like a change relative to nothing.
+            "relative_change": _number(self.relative_change),
+            "start_norm": _number(self.start_norm),
+            "change_norm": _number(self.change_norm),
             "params": self.params,
         }
 
@@ -108,6 +109,10 @@ class WeightChanges:
             "seconds": round(self.seconds, 3),
             "layers": [layer.to_dict() for layer in self.layers],
         }
+
+
+def _number(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _sizes(layers: list[LayerChange]) -> list[float]:
