@@ -116,7 +116,7 @@ def _number(value: float | None) -> float | None:
 
 
 def _sizes(layers: list[LayerChange]) -> list[float]:
-    return [change for layer in layers if (change := layer.relative_change) is not None]
+    return [change for layer in layers if (change := layer.relative_change) is not None and math.isfinite(change)]
 
 
 def _percent(value: float) -> str:
