@@ -21,10 +21,10 @@ CHANGES_SHOW = "changes_show"  # the button
 CHANGES_SHOWN = "changes_shown"  # set by the button: keep showing (cached) changes as the picks change
 
 WHY = (
-    "Fine-tuning starts from the pretrained weights and nudges them: the bars show how far each layer moved "
-    "from where its run started, relative to its size. Early layers barely move, because the edges and textures "
-    "they learned on ImageNet are general and transfer as they are; later layers and the head move most, "
-    "because they adapt to your classes."
+    "Fine-tuning starts from the pretrained weights and nudges them: each bar is how far a layer's weights moved "
+    "from where its run started, relative to their size (log scale). Early layers barely move, because the edges "
+    "and textures they learned on ImageNet are general and transfer as they are; later layers and the head adapt "
+    "to your classes."
 )
 
 

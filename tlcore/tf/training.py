@@ -23,6 +23,7 @@ compute them once and train only the layers above the freeze point.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -92,10 +93,18 @@ class TrainResult:
         return History.of(self.history).final_metrics()
 
 
+# Keras draws initial weights from process-wide random state: two models built at once (a job's run and a
+# rebuild of some run's starting weights) would interleave their draws and neither would be its seed's.
+_BUILD_LOCK = threading.Lock()
+
+
 def build_for(config: TrainConfig, num_classes: int) -> keras.Model:
-    """The model a config describes, with the head initialised from config.seed."""
-    keras.utils.set_random_seed(config.seed)
-    return build_model(num_classes, config.image_size, config.weights, config.head, config.freeze_at, config.backbone)
+    """The model a config describes, with the head initialised from config.seed (the same seed, the same model)."""
+    with _BUILD_LOCK:
+        keras.utils.set_random_seed(config.seed)
+        return build_model(
+            num_classes, config.image_size, config.weights, config.head, config.freeze_at, config.backbone
+        )
 
 
 def start_record(config: TrainConfig, model: keras.Model) -> StartRecord:
