@@ -22,6 +22,7 @@ import pandas as pd
 
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.data import TRAIN, VALIDATION
+from tlcore.weight_changes import HEAD, WeightChanges
 
 # What every chart function returns: the chart kinds st.altair_chart accepts.
 AltairChart = alt.Chart | alt.LayerChart | alt.HConcatChart | alt.VConcatChart
@@ -440,4 +441,80 @@ def feature_map_chart(
         title=alt.TitleParams(title, subtitle=list(subtitle) or alt.Undefined, subtitleFontSize=LABEL_FONT_SIZE),
         height=PLOT_HEIGHT,
     )
+    return _projector(chart)
+
+
+CHANGE_AXIS_TITLE = "weight change ‖W − W₀‖ / ‖W₀‖ (log scale)"
+CHANGE_PARTS = {"backbone": "VGG16 conv layer", HEAD: "head"}  # LayerChange.part in a legend's words
+
+
+def change_domain(*runs: WeightChanges) -> tuple[float, float]:
+    """A log axis from the decade below the smallest relative change that moved to the decade above the largest,
+    shared by the runs so their bars compare at a glance ((1e-4, 1) when nothing moved)."""
+    moved = [c for run in runs for layer in run.layers if (c := layer.relative_change) is not None and c > 0]
+    if not moved:
+        return 1e-4, 1.0
+    # Half a decade or more above the largest: room for its value written beside its bar.
+    return 10.0 ** math.floor(math.log10(min(moved))), 10.0 ** math.ceil(math.log10(max(moved)) + 0.5)
+
+
+def weight_changes_chart(
+    changes: WeightChanges, title: str | None = None, domain: tuple[float, float] | None = None
+) -> AltairChart:
+    """One horizontal bar per layer with weights, input side on top: how far it moved from where the run started.
+
+    The change is on a log axis (early layers may move 1e-4 of their size,
+    the head about 1) with its value written beside each bar; a frozen layer
+    has no bar, the words "frozen: unchanged" instead. VGG16's convolutions
+    and the head's layers have different colours.
+
+    Args:
+        domain: the log axis' ends; give two runs the same (`change_domain`) to set them side by side.
+    """
+    low, high = domain or change_domain(changes)
+    rows = []
+    for layer in changes.layers:
+        change = layer.relative_change
+        moved = change if change is not None and change > 0 else None
+        rows.append(
+            {
+                "layer": layer.name,
+                "block": layer.block,
+                "part": CHANGE_PARTS.get(layer.part, layer.part),
+                "status": "trained" if layer.trained else "frozen",
+                "change": None if moved is None else max(moved, low),  # a bar below the axis shows, at its start
+                "relative change": change,
+                "start": low,
+                "note": f"{moved:.2g}" if moved else ("frozen: unchanged" if not layer.trained else "unchanged"),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    y = alt.Y("layer:N", title=None, sort=list(frame["layer"]))  # the model's order: the input side on top
+    tooltip: list[Any] = ["layer:N", "block:N", "status:N", alt.Tooltip("relative change:Q", format=".3g")]
+    scale = alt.Scale(type="log", domain=[low, high], nice=False)
+    decades = [10.0**k for k in range(round(math.log10(low)), round(math.log10(high)) + 1)]
+    x = alt.X("change:Q", title=CHANGE_AXIS_TITLE, scale=scale, axis=alt.Axis(values=decades, format="~g"))
+    base = alt.Chart(frame).encode(y=y, tooltip=tooltip)
+    bars = (
+        base.transform_filter("datum.change != null")
+        .mark_bar()
+        .encode(
+            x=x,
+            x2="start:Q",
+            color=alt.Color("part:N", title=None, sort=list(CHANGE_PARTS.values()), legend=alt.Legend(orient="bottom")),
+        )
+    )
+    values = (
+        base.transform_filter("datum.change != null")
+        .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE)
+        .encode(x="change:Q", text="note:N")
+    )
+    unchanged = (
+        base.transform_filter("datum.change == null")
+        .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE, fontStyle="italic")
+        .encode(x="start:Q", text="note:N")
+    )
+    chart = alt.layer(bars, values, unchanged).properties(height=alt.Step(BAR_STEP))
+    if title:
+        chart = chart.properties(title=title)
     return _projector(chart)

@@ -101,7 +101,7 @@ def _map_section(info: DatasetInfo, comparison: Comparison, inside: InsideFeatur
     depth = freeze_at if freeze_at > 0 else VGG16_LAYERS
     if freeze_at == 0:
         st.caption(f"Nothing is frozen at freeze point 0: the map shows the top of VGG16 ({layer_at(depth)}).")
-    columns = st.columns(len(comparison.weightings))
+    columns = st.columns(2)  # half width even for one side: a full-width map is mostly empty space
     for column, weighting in zip(columns, comparison.weightings):
         accuracy, points = _backbone_map(inside, weighting.side, depth, info, seed)
         lines = [f"probe accuracy {accuracy:.0%}", f"{layer_at(depth)}, freeze point {depth}"]

@@ -10,6 +10,7 @@ from dashboard.charts import curves_chart
 from dashboard.state import K, page_intro
 from dashboard.sweep_panel import PERCENT, sweep_section
 from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
+from dashboard.weight_change_panel import weight_change_section
 from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from tlcore.runs import RUNNING, RunStore
 
@@ -112,6 +113,8 @@ if len(chosen) >= 2:
     else:
         st.write("Settings that differ between these runs:")
         st.dataframe(differences)
+
+weight_change_section(summaries)
 
 st.subheader("Delete runs")
 to_delete = st.multiselect("Runs to delete", list(by_id), format_func=label, key="delete_select")

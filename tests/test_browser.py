@@ -245,3 +245,20 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     assert server.run_statuses() == ["stopped"]
     assert_no_exception(page)
     page.screenshot(path=str(SCREENSHOTS / "train-stopped.png"))
+
+
+def test_see_inside_shows_feature_maps_the_probe_and_the_map(server, page):
+    """Last in this file: its background pass through VGG16 must not share the machine with the run above."""
+    page.goto(f"{server.url}/inside")
+    page.get_by_role("heading", name="See inside", exact=True).first.wait_for(timeout=120_000)
+    # No weights file on this server: the random side shows alone, and the page says why.
+    page.get_by_text("No pretrained side").first.wait_for(timeout=60_000)
+    page.get_by_role("heading", name="What the frozen layers see").wait_for(timeout=120_000)
+    # The input image and the random side's mosaic of feature maps.
+    wait_until(lambda: page.locator('[data-testid="stImage"]').count() >= 2, 120, "the feature maps")
+    # The probe chart and the random side's map come when the background pass over every image ends.
+    page.get_by_role("heading", name="The same features as a map").wait_for(timeout=300_000)
+    wait_until(lambda: page.locator('[data-testid="stVegaLiteChart"]').count() >= 2, 60, "the probe chart and the map")
+    settle(page)
+    assert_no_exception(page)
+    page.screenshot(path=str(SCREENSHOTS / "inside.png"))

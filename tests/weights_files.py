@@ -46,3 +46,22 @@ def write_legacy(path: Path, layers=None) -> Path:
             for weight_name, shape in zip(weight_names, shapes):
                 group.create_dataset(weight_name, shape=shape, dtype="float32")
     return path
+
+
+def write_filled(path: Path, bias: float = 0.1) -> Path:
+    """A Keras 3 layout file whose weights are not zero, still a few KB: every array is its HDF5 fill value.
+
+    Each kernel holds 1 / fan-in (a layer averages its inputs, so activations keep their scale) and each
+    bias `bias`; a file written with another `bias` has other content. Weights that are not zero give
+    every layer a size (||W0|| > 0) that a change can be measured against.
+    """
+    with h5py.File(path, "w") as f:
+        f.create_group("vars")
+        f.create_group("layers/input_layer/vars").attrs["name"] = "input_layer"
+        for i, (name, (kernel, bias_shape)) in enumerate(VGG.weight_layers):
+            group = f.create_group(f"layers/conv2d{f'_{i}' if i else ''}/vars")
+            group.attrs["name"] = name
+            fan_in = kernel[0] * kernel[1] * kernel[2]
+            group.create_dataset("0", shape=kernel, dtype="float32", fillvalue=1.0 / fan_in)
+            group.create_dataset("1", shape=bias_shape, dtype="float32", fillvalue=bias)
+    return path

@@ -6,6 +6,7 @@ Building a backbone and loading its weights is `tlcore.tf.backbones`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import socket
 from collections.abc import Sequence
@@ -118,6 +119,50 @@ def imagenet_cached_path(spec: BackboneSpec) -> Path | None:
     """The downloaded ImageNet weights in the Keras cache, if present."""
     path = keras_cache_dir() / spec.imagenet_file
     return path if path.is_file() and path.stat().st_size > 0 else None
+
+
+def weights_file(weights: str, spec: BackboneSpec | None = None) -> Path | None:
+    """The file the weights are read from: None for random weights, the Keras cache's file for ImageNet
+    (None while it is not downloaded), else the file's absolute path (which may not exist)."""
+    weights = normalize_weights(weights)
+    if weights == NO_WEIGHTS:
+        return None
+    if weights == IMAGENET:
+        return imagenet_cached_path(spec or get_backbone(DEFAULT_BACKBONE))
+    return Path(weights)
+
+
+def weights_identity(weights: str, spec: BackboneSpec | None = None) -> str:
+    """What the weights are, by content: NO_WEIGHTS for random weights, else "sha256:<hex>" of their file.
+
+    Two runs (or two feature extractions) with the same identity started from
+    the same numbers, whatever the file is called. A file is hashed once per
+    (path, size, modification time): asking again costs nothing, and an edited
+    file is read again.
+
+    Raises:
+        WeightsError: the file is missing (for ImageNet: not downloaded).
+    """
+    weights = normalize_weights(weights)
+    if weights == NO_WEIGHTS:
+        return NO_WEIGHTS
+    path = weights_file(weights, spec)
+    if path is None:
+        raise WeightsError("ImageNet weights are not downloaded: there is no file to identify.")
+    if not path.is_file():
+        raise WeightsError(f"Weights file not found: {path}")
+    stat = path.stat()
+    return f"sha256:{_file_sha256(str(path), stat.st_size, stat.st_mtime_ns)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """The file's SHA-256 in hex; size and mtime_ns are only the cache key."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def weights_status(choice: str, spec: BackboneSpec | None = None) -> tuple[bool, str]:

@@ -1,4 +1,4 @@
-"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,probe,featuremaps,predict} ...
+"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,probe,featuremaps,changes,predict} ...
 
 Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
 runs folder, 2 bad arguments, 130 interrupted.
@@ -34,6 +34,7 @@ from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
 from tlcore.quiet import quiet_tensorflow
 from tlcore.runs import RUN_FILE, RunFolderError, RunStore, load_record
 from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, plan, sweep_config
+from tlcore.weight_changes import ChangesUnavailable, WeightChanges
 
 EXIT_DATA, EXIT_USAGE = 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for a command ended by Ctrl-C
@@ -56,7 +57,8 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 EPILOG = """exit codes:
   0    ok
-  1    bad data: a missing folder, an unusable dataset or weights, a runs folder that cannot be written
+  1    bad data: a missing folder, an unusable dataset or weights, a runs folder that cannot be written,
+       a run whose changes cannot be measured
   2    bad arguments
   130  interrupted (Ctrl-C); train and sweep keep what was learned
 
@@ -239,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json", action="store_true", help="print the layer, its shape and each side's top channels as JSON"
     )
+
+    p = command(
+        "changes",
+        "what fine-tuning changed: how far each layer's weights moved from where a run started "
+        "(||W - W0|| / ||W0|| per VGG16 conv layer and head Dense layer)",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder with model.keras")
+    p.add_argument("--json", action="store_true", help="print one JSON object with a layers list")
     return parser
 
 
@@ -266,6 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sweep": cmd_sweep,
         "probe": cmd_probe,
         "featuremaps": cmd_featuremaps,
+        "changes": cmd_changes,
         "predict": cmd_predict,
     }
     try:
@@ -273,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as err:
         _err(str(err))
         return EXIT_USAGE
-    except (DatasetError, WeightsError, ImageProblem, FileNotFoundError, RunFolderError) as err:
+    except (DatasetError, WeightsError, ImageProblem, FileNotFoundError, RunFolderError, ChangesUnavailable) as err:
         _err(str(err))
         return EXIT_DATA
     except KeyboardInterrupt:  # Ctrl-C outside training (scanning, loading): nothing learned to keep
@@ -724,4 +735,57 @@ def cmd_featuremaps(args: argparse.Namespace) -> int:
         top = ", ".join(f"{c} ({m:,.2f})" for c, m in zip(maps.top_channels, maps.mean_activations))
         print(f"{w.title}: most active channels (mean activation): {top}")
     print(f"wrote {args.out}")
+    return 0
+
+
+# --- changes ------------------------------------------------------------------------
+
+CHANGE_BAR_DECADES = 5  # the text bar spans 1e-5 .. 1 of a layer's size, log scale
+CHANGE_BAR_PER_DECADE = 4  # characters
+
+
+def change_bar(relative_change: float | None) -> str:
+    """A log-scale bar of '#' for a relative change: 4 characters per decade above 1e-5."""
+    if not relative_change or relative_change <= 0:
+        return ""
+    decades = math.log10(relative_change) + CHANGE_BAR_DECADES
+    return "#" * max(1, round(decades * CHANGE_BAR_PER_DECADE))
+
+
+def changes_table(changes: WeightChanges) -> str:
+    """One line per layer with weights: name, block, trained or frozen, relative change and its bar."""
+    rows = [["layer", "block", "status", "||W-W0||/||W0||", "(log scale)"]]
+    for layer in changes.layers:
+        change = layer.relative_change
+        rows.append(
+            [
+                layer.name,
+                layer.block,
+                "trained" if layer.trained else "frozen",
+                "—" if change is None else f"{change:.3g}",
+                change_bar(change),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(
+            [*(cell.ljust(w) if i != 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))), row[4]]
+        ).rstrip()
+        for row in rows
+    )
+
+
+def cmd_changes(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / RUN_FILE).is_file():
+        raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
+    from tlcore.tf.weight_changes import weight_changes  # the TensorFlow side: this command rebuilds VGG16
+
+    changes = weight_changes(run_dir)
+    if args.json:
+        print(json.dumps({"run_dir": str(run_dir), **changes.to_dict()}))
+        return 0
+    print(f"run {changes.run_id}: started from weights {changes.weights}; deepest freeze point {changes.trained_from}")
+    print(changes_table(changes))
+    print(changes.summary)
     return 0

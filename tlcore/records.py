@@ -229,6 +229,41 @@ class DatasetFacts:
 
 
 @dataclass
+class StartRecord:
+    """Where a run started: what rebuilds its starting weights W0, so no second copy of VGG16 is kept.
+
+    `tlcore.tf.training.build_for(config, num_classes)` with these weights and
+    this seed gives W0 again: the weights file (checked by its content's
+    identity), the head and any random layers drawn from the seed. Each
+    layer's norm ||W0|| is kept to check that a rebuild gave the same numbers.
+    """
+
+    weights: str = ""  # normalized: "none" (random, from seed), "imagenet" or a file's absolute path
+    weights_file: str = ""  # the file read ("" for random weights); for ImageNet the Keras cache's file
+    weights_identity: str = ""  # tlcore.backbones.weights_identity: "none" or "sha256:<hex>" of the file
+    seed: int = 0
+    keras: str = ""  # Keras' version: its random initialisation may differ between versions
+    layer_norms: dict[str, float] = field(default_factory=dict)  # layer name -> ||W0||, every layer with weights
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as read
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StartRecord:
+        known, extra = _split_known(cls, data, "start.")
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "weights": self.weights,
+            "weights_file": self.weights_file,
+            "weights_identity": self.weights_identity,
+            "seed": self.seed,
+            "keras": self.keras,
+            "layer_norms": self.layer_norms,
+            **self.extra,
+        }
+
+
+@dataclass
 class RunRecord:
     """A run as run.json describes it, with its history (read from history.csv) beside it.
 
@@ -250,6 +285,7 @@ class RunRecord:
     validation_files: list[str] | None = None  # relative to the dataset root: the held-out split
     versions: dict[str, str] = field(default_factory=dict)  # python and library versions
     tags: dict[str, Any] = field(default_factory=dict)  # e.g. the sweep and point a run belongs to
+    start: StartRecord | None = None  # where it started; None in runs saved before the lab recorded it
     epochs_done: int = 0
     heartbeat: float = 0.0  # time.time() of the last write
     paths: list[str] | None = None  # the route of each phase so far
@@ -283,6 +319,8 @@ class RunRecord:
                 extra["config"] = raw
         if known.get("dataset") is not None:
             known["dataset"] = DatasetFacts.from_dict(known["dataset"])
+        if known.get("start") is not None:
+            known["start"] = StartRecord.from_dict(known["start"])
         if known.get("last_epoch") is not None:
             try:
                 known["last_epoch"] = EpochRow.of(known["last_epoch"])
@@ -302,7 +340,7 @@ class RunRecord:
             value = getattr(self, name)
             if value is None:
                 continue
-            if isinstance(value, (TrainConfig, DatasetFacts)):
+            if isinstance(value, (TrainConfig, DatasetFacts, StartRecord)):
                 value = value.to_dict()
             elif isinstance(value, EpochRow):
                 value = value.as_dict()
@@ -336,6 +374,7 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
         "validation_files": list,
         "versions": dict,
         "tags": dict,
+        "start": dict,
         "epochs_done": int,
         "heartbeat": _NUMBER,
         "paths": list,
@@ -348,6 +387,14 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
         "finished": str,
     },
     DatasetFacts: {"root": str, "fingerprint": str, "counts": dict, "skipped": int},
+    StartRecord: {
+        "weights": str,
+        "weights_file": str,
+        "weights_identity": str,
+        "seed": int,
+        "keras": str,
+        "layer_norms": dict,
+    },
 }
 
 

@@ -36,6 +36,7 @@ from tlcore.records import (  # noqa: F401  (the statuses and the columns are pa
     EpochRow,
     History,
     RunRecord,
+    StartRecord,
 )
 
 if TYPE_CHECKING:
@@ -248,8 +249,17 @@ class RunStore:
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = Path(root) if root is not None else default_runs_dir()
 
-    def create(self, config: TrainConfig, info: DatasetInfo, tags: dict[str, Any] | None = None) -> Run:
+    def create(
+        self,
+        config: TrainConfig,
+        info: DatasetInfo,
+        tags: dict[str, Any] | None = None,
+        start: StartRecord | None = None,
+    ) -> Run:
         """A new run folder with its record written before any training happens.
+
+        Args:
+            start: where the run starts (`tlcore.tf.training.start_record`): what rebuilds its starting weights.
 
         Raises:
             RunFolderError: the folder cannot be written; nothing has started yet.
@@ -275,6 +285,7 @@ class RunStore:
             validation_files=[os.path.relpath(p, info.root) for p in validation_files],
             versions=library_versions(),
             tags=dict(tags or {}),
+            start=start,
             run_dir=run_dir,
         )
         run = Run(run_dir, record)

@@ -7,6 +7,7 @@ What a backbone is (layers, blocks, weight shapes, where its ImageNet weights li
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,11 +87,18 @@ def load_backbone(spec: BackboneSpec, image_size: int, weights: str) -> keras.Mo
     return model
 
 
+# Keras draws initial weights from process-wide random state: two models built at once (a job's run, a
+# rebuild of some run's starting weights, an inside view's random side) would interleave their draws and
+# neither would be its seed's. Whoever seeds and builds holds this lock.
+SEEDED_BUILD = threading.Lock()
+
+
 def random_backbone(spec: BackboneSpec, image_size: int, seed: int) -> keras.Model:
     """The base with Keras' own random initialisation drawn from `seed`: the same network a run
     with random weights and this seed starts from (`tlcore.tf.training.build_for` seeds the same way)."""
-    keras.utils.set_random_seed(seed)
-    return load_backbone(spec, image_size, NO_WEIGHTS)
+    with SEEDED_BUILD:
+        keras.utils.set_random_seed(seed)
+        return load_backbone(spec, image_size, NO_WEIGHTS)
 
 
 def backbone_for(weighting: Weighting, image_size: int, spec: BackboneSpec | None = None) -> keras.Model:

@@ -13,7 +13,9 @@ The layer table of a model not built yet is `tlcore.architecture.layer_table`.
 from __future__ import annotations
 
 import io
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -117,6 +119,21 @@ def param_counts(model: keras.Model) -> tuple[int, int]:
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     return trainable, frozen
+
+
+def layers_with_weights(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers that hold weights, input side first: the backbone's convolutions and the head's Dense layers."""
+    return [layer for layer in model.layers if layer.weights]
+
+
+def weights_norm(arrays: Sequence[np.ndarray]) -> float:
+    """A layer's ||W||: the Euclidean norm of all its arrays together (kernel and bias), summed in float64."""
+    return math.sqrt(sum(float(np.sum(np.square(np.asarray(a, dtype=np.float64)))) for a in arrays))
+
+
+def layer_weight_norms(model: keras.Model) -> dict[str, float]:
+    """||W|| of every layer with weights, by layer name, input side first."""
+    return {layer.name: weights_norm(layer.get_weights()) for layer in layers_with_weights(model)}
 
 
 def layer_table(model: keras.Model, spec: BackboneSpec | None = None) -> pd.DataFrame:

@@ -34,14 +34,15 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore.backbone_facts import DEFAULT_BACKBONE
-from tlcore.backbones import get_backbone
+from tlcore.backbones import get_backbone, normalize_weights, weights_file, weights_identity
 from tlcore.config import AugmentConfig, TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, ProgressFn, StepProgress, StopFlag
-from tlcore.records import COMPLETED, FAILED, STOPPED, History
+from tlcore.records import COMPLETED, FAILED, STOPPED, History, StartRecord
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
-from tlcore.tf.model import backbone_layers, build_model, param_counts, set_freeze_point
+from tlcore.tf.backbones import SEEDED_BUILD
+from tlcore.tf.model import backbone_layers, build_model, layer_weight_norms, param_counts, set_freeze_point
 from tlcore.tf.pipeline import (
     DEFAULT_IMAGE_BUDGET_BYTES,
     ImageSet,
@@ -93,9 +94,30 @@ class TrainResult:
 
 
 def build_for(config: TrainConfig, num_classes: int) -> keras.Model:
-    """The model a config describes, with the head initialised from config.seed."""
-    keras.utils.set_random_seed(config.seed)
-    return build_model(num_classes, config.image_size, config.weights, config.head, config.freeze_at, config.backbone)
+    """The model a config describes, with the head initialised from config.seed (the same seed, the same model)."""
+    with SEEDED_BUILD:
+        keras.utils.set_random_seed(config.seed)
+        return build_model(
+            num_classes, config.image_size, config.weights, config.head, config.freeze_at, config.backbone
+        )
+
+
+def start_record(config: TrainConfig, model: keras.Model) -> StartRecord:
+    """Where a run built by `build_for(config, ...)` starts: what rebuilds `model`'s weights as they are now.
+
+    The weights file is identified by its content (hashed once per file and
+    modification), and every layer's ||W0|| is kept to check a rebuild.
+    """
+    weights = normalize_weights(config.weights)
+    path = weights_file(weights, get_backbone(config.backbone))
+    return StartRecord(
+        weights=weights,
+        weights_file=str(path) if path is not None else "",
+        weights_identity=weights_identity(weights, get_backbone(config.backbone)),
+        seed=config.seed,
+        keras=keras.__version__,
+        layer_norms=layer_weight_norms(model),
+    )
 
 
 def prepare_data(
@@ -513,7 +535,7 @@ def train_and_record(
     """
     # Weights problems (offline, bad file) surface here: before any run folder or decoding.
     model = build_for(config, len(info.class_names))
-    run = (store or RunStore()).create(config, info, tags)
+    run = (store or RunStore()).create(config, info, tags, start=start_record(config, model))
     if on_run_created:
         on_run_created(run)
     started = time.perf_counter()

@@ -1,0 +1,98 @@
+"""Runs page (AppTest): the "What fine-tuning changed" section, two runs' layer changes side by side."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.weight_change_panel import CHANGES_PICKS, CHANGES_SHOW
+from tests.conftest import ROOT
+from tests.helpers import TINY_CONFIG, chart_title, make_dataset_folder, vega_specs
+from tlcore.backbone_facts import VGG16_CONVS
+from tlcore.data import scan
+from tlcore.runs import RUN_FILE, RunStore
+
+CONVS = [layer.name for layer in VGG16_CONVS]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two real tiny runs, oldest first: freeze point 10 (blocks 4-5 and the head train), then 14 (block 5)."""
+    from tlcore.tf.training import train_and_record
+
+    tmp = tmp_path_factory.mktemp("runs-changes")
+    info = scan(make_dataset_folder(tmp / "data", n_train=8, n_val=4))
+    runs = [
+        train_and_record(TINY_CONFIG.replace(freeze_at=k, epochs=2), info, RunStore(tmp / "runs"))[1].run_dir
+        for k in (10, 14)
+    ]
+    return runs
+
+
+@pytest.fixture
+def store(trained, runs_dir) -> RunStore:
+    """This test's own runs folder (TLLAB_RUNS_DIR) holding copies of both runs."""
+    for run_dir in trained:
+        shutil.copytree(run_dir, runs_dir / run_dir.name)
+    return RunStore(runs_dir)
+
+
+def _runs_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    return at.switch_page("pages/runs.py").run()
+
+
+def _bars(at) -> list[list[dict]]:
+    """Each weight-change chart's rows (one per layer), in page order."""
+    charts = []
+    for chart in at.get("vega_lite_chart"):
+        for dataset in chart.proto.datasets:
+            rows = pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
+            if rows and "relative change" in rows[0]:
+                charts.append(rows)
+    return charts
+
+
+def test_two_runs_side_by_side_one_bar_per_layer_frozen_ones_marked(store, trained):
+    older, newer = (run_dir.name for run_dir in trained)
+    at = _runs_page()
+    assert not at.exception
+    assert "What fine-tuning changed" in [h.value for h in at.subheader]
+    assert [at.selectbox(key=key).value for key in CHANGES_PICKS] == [newer, older]  # the two newest
+    assert _bars(at) == []  # nothing computed before the user asks
+
+    at = at.button(key=CHANGES_SHOW).click().run()
+    assert not at.exception
+    newest, oldest = _bars(at)
+    for rows, frozen in ((newest, 10), (oldest, 7)):
+        assert [row["layer"] for row in rows] == CONVS + ["head_dense_1", "predictions"]
+        assert [row["status"] for row in rows] == ["frozen"] * frozen + ["trained"] * (15 - frozen)
+        assert all(row["change"] is None and row["note"] == "frozen: unchanged" for row in rows[:frozen])
+        assert all(row["relative change"] == 0.0 for row in rows[:frozen])
+        assert all(row["change"] > 0 for row in rows[frozen:])
+    specs = vega_specs(at)
+    assert [chart_title(spec) for spec in specs] == [
+        f"{newer[-6:]}: random, freeze 14",
+        f"{older[-6:]}: random, freeze 10",
+    ]
+    scales = [spec["layer"][0]["encoding"]["x"]["scale"] for spec in specs]
+    assert scales[0] == scales[1] and scales[0]["type"] == "log"  # one shared log axis
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("3 VGG16 conv layer(s) trained, 10 stayed frozen") for c in captions)
+    assert any(c.startswith("6 VGG16 conv layer(s) trained, 7 stayed frozen") for c in captions)
+
+
+def test_a_run_saved_before_start_records_says_so_beside_the_other(store, trained):
+    older, newer = trained
+    record = json.loads((store.root / older.name / RUN_FILE).read_text())
+    del record["start"]
+    (store.root / older.name / RUN_FILE).write_text(json.dumps(record))
+    at = _runs_page().button(key=CHANGES_SHOW).click().run()
+    assert not at.exception
+    assert len(_bars(at)) == 1
+    (warning,) = [w.value for w in at.main.warning]
+    assert "saved before the lab recorded its starting weights" in warning
