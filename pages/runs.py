@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from dashboard.charts import curves_chart
-from dashboard.state import K, page_intro
+from dashboard.runs_panels import delete_section, deletion_report, training_now
+from dashboard.state import page_intro
 from dashboard.sweep_panel import PERCENT, sweep_section
 from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
 from dashboard.weight_change_panel import weight_change_section
 from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from tlcore.runs import RUNNING, RunStore
-
-
-def delete_selected() -> None:
-    # A callback runs before the page, so it may reset the widgets that list the deleted runs.
-    deleted, kept = RunStore().delete_finished(st.session_state.get("delete_select", []))
-    st.session_state["delete_select"] = kept
-    st.session_state["delete_confirm"] = False
-    if st.session_state.get(K.last_run_dir) and Path(st.session_state[K.last_run_dir]).name in deleted:
-        st.session_state[K.last_run_dir] = None
-    st.session_state["runs_deleted"] = (deleted, kept)
-
 
 page_intro(
     "Runs",
@@ -39,11 +27,7 @@ if not summaries:
     sweep_section(summaries)
     st.stop()
 
-deleted, kept = st.session_state.pop("runs_deleted", ([], []))
-if deleted:
-    st.success(f"Deleted {len(deleted)} run(s): {', '.join(deleted)}")
-if kept:
-    st.warning(f"Not deleted, still training: {', '.join(kept)}. Stop the run on the Train page first.")
+deletion_report()
 
 st.caption(
     f"{len(summaries)} run(s) in `{store.root.resolve()}`. ⚠ interrupted = the process that trained "
@@ -66,19 +50,6 @@ st.dataframe(
         "MB": tenths,
     },
 )
-
-
-@st.fragment(run_every=2.0)
-def training_now(shown: tuple[str, ...]) -> None:
-    try:  # only these runs' records: listing the whole runs folder every 2 s would grow with it
-        running = [RunStore().summary(run_id) for run_id in shown]
-    except FileNotFoundError:
-        running = []
-    if any(s.status != RUNNING for s in running) or len(running) != len(shown):
-        st.rerun()  # a run ended or went away: the whole table above changes
-    st.subheader("Training now")
-    st.caption("Runs still training, from any session or the command line; updated every 2 seconds.")
-    st.dataframe(runs_dataframe(running), hide_index=True)
 
 
 if running_ids := tuple(s.run_id for s in summaries if s.status == RUNNING):
@@ -116,11 +87,6 @@ if len(chosen) >= 2:
 
 weight_change_section(summaries)
 
-st.subheader("Delete runs")
-to_delete = st.multiselect("Runs to delete", list(by_id), format_func=label, key="delete_select")
-confirm = st.checkbox("Yes, delete the selected runs and their models for good", key="delete_confirm")
-st.button(
-    "Delete selected", key="delete_runs", type="primary", on_click=delete_selected, disabled=not (confirm and to_delete)
-)
+delete_section(list(by_id), label)
 
 sweep_section(summaries)

@@ -1,0 +1,59 @@
+"""The Runs page's live list of runs in training, and deleting runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.state import K
+from dashboard.tables import runs_dataframe
+from tlcore.runs import RUNNING, RunStore
+
+
+@st.fragment(run_every=2.0)
+def training_now(shown: tuple[str, ...]) -> None:
+    """The runs still training, redrawn every 2 s; the whole page reruns when one of them ends."""
+    try:  # only these runs' records: listing the whole runs folder every 2 s would grow with it
+        running = [RunStore().summary(run_id) for run_id in shown]
+    except FileNotFoundError:
+        running = []
+    if any(s.status != RUNNING for s in running) or len(running) != len(shown):
+        st.rerun()  # a run ended or went away: the whole table above changes
+    st.subheader("Training now")
+    st.caption("Runs still training, from any session or the command line; updated every 2 seconds.")
+    st.dataframe(runs_dataframe(running), hide_index=True)
+
+
+def _delete_selected() -> None:
+    # A callback runs before the page, so it may reset the widgets that list the deleted runs.
+    deleted, kept = RunStore().delete_finished(st.session_state.get("delete_select", []))
+    st.session_state["delete_select"] = kept
+    st.session_state["delete_confirm"] = False
+    if st.session_state.get(K.last_run_dir) and Path(st.session_state[K.last_run_dir]).name in deleted:
+        st.session_state[K.last_run_dir] = None
+    st.session_state["runs_deleted"] = (deleted, kept)
+
+
+def deletion_report() -> None:
+    """What the last Delete did (it ran in a callback, before this page run)."""
+    deleted, kept = st.session_state.pop("runs_deleted", ([], []))
+    if deleted:
+        st.success(f"Deleted {len(deleted)} run(s): {', '.join(deleted)}")
+    if kept:
+        st.warning(f"Not deleted, still training: {', '.join(kept)}. Stop the run on the Train page first.")
+
+
+def delete_section(run_ids: list[str], label: Callable[[str], str]) -> None:
+    """Pick runs, confirm, delete them and their models (runs still training are kept)."""
+    st.subheader("Delete runs")
+    to_delete = st.multiselect("Runs to delete", run_ids, format_func=label, key="delete_select")
+    confirm = st.checkbox("Yes, delete the selected runs and their models for good", key="delete_confirm")
+    st.button(
+        "Delete selected",
+        key="delete_runs",
+        type="primary",
+        on_click=_delete_selected,
+        disabled=not (confirm and to_delete),
+    )
