@@ -51,7 +51,7 @@ def _show() -> None:
 def weight_change_section(summaries: Sequence[RunSummary]) -> None:
     """Pick two runs (the two newest finished ones by default) and see their layers' changes side by side."""
     st.subheader("What fine-tuning changed")
-    st.caption(WHY)
+    st.write(WHY)
     runs = {s.run_id: s for s in measurable_runs(summaries)}
     if not runs:
         st.info("No finished run with a saved model yet: train one and see which of its layers moved.")
