@@ -91,6 +91,12 @@ def draw(job: Job, snap: Snapshot) -> None:
         st.info(snap.message)
     if snap.route:
         st.caption(f"Path: **{snap.route.replace('_', ' ')}** — {snap.route_reason}.")
+    for phase, created in snap.features_reused.items():
+        which = " for phase 2" if phase > 1 else ""
+        st.caption(
+            f"Frozen features **reused**{which} from the feature store (computed {created}): same images, size, "
+            "weights and freeze point, so no image went through the frozen layers again."
+        )
     if snap.run_dir:
         st.caption(f"Run folder: `{snap.run_dir}`")
     _progress(snap)

@@ -9,6 +9,7 @@ import streamlit as st
 
 from dashboard.state import K
 from dashboard.tables import runs_dataframe
+from tlcore.feature_store import MB, FeatureStore
 from tlcore.runs import RUNNING, RunStore
 
 
@@ -57,3 +58,28 @@ def delete_section(run_ids: list[str], label: Callable[[str], str]) -> None:
         on_click=_delete_selected,
         disabled=not (confirm and to_delete),
     )
+
+
+def _clear_feature_store() -> None:
+    count, freed = FeatureStore.default(RunStore().root).clear()
+    st.session_state["feature_store_cleared"] = (count, freed)
+
+
+def feature_store_section() -> None:
+    """What the feature store holds, and a button to empty it."""
+    st.subheader("Feature store")
+    store = FeatureStore.default(RunStore().root)
+    entries = store.entries()
+    total = sum(e.bytes for e in entries)
+    st.write(
+        "Frozen features are kept here after a run computes them, so the next run with the same images, size, "
+        "weights and freeze point starts training at once (a new head, dropout or learning rate does not change "
+        "them). The least recently used go first when the store is full."
+    )
+    st.caption(f"`{store.root}`: {len(entries)} entries, {total / MB:.1f} MB of {store.max_bytes / MB:.0f} MB.")
+    if cleared := st.session_state.pop("feature_store_cleared", None):
+        st.success(f"Cleared {cleared[0]} entries ({cleared[1] / MB:.1f} MB).")
+    if entries:
+        with st.expander("Entries, most recently used first"):
+            st.dataframe([{"entry": e.summary} for e in entries], hide_index=True)
+    st.button("Clear the feature store", key="clear_feature_store", on_click=_clear_feature_store, disabled=not entries)

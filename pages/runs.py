@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.charts import curves_chart
-from dashboard.runs_panels import delete_section, deletion_report, training_now
+from dashboard.runs_panels import delete_section, deletion_report, feature_store_section, training_now
 from dashboard.state import page_intro
 from dashboard.sweep_panel import PERCENT, sweep_section
 from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
@@ -25,6 +25,7 @@ if not summaries:
     st.info(f"No runs yet in `{store.root}`. Train a model and it appears here.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")
     sweep_section(summaries)
+    feature_store_section()
     st.stop()
 
 deletion_report()
@@ -88,5 +89,6 @@ if len(chosen) >= 2:
 weight_change_section(summaries)
 
 delete_section(list(by_id), label)
+feature_store_section()
 
 sweep_section(summaries)

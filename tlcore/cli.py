@@ -1,4 +1,4 @@
-"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,probe,featuremaps,changes,predict} ...
+"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,probe,featuremaps,changes,cache,predict} ...
 
 Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
 runs folder, 2 bad arguments, 130 interrupted.
@@ -23,6 +23,7 @@ from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backbones import WeightsError, default_weights, normalize_weights
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import VALIDATION, DatasetError, scan
+from tlcore.feature_store import MB, FeatureStore
 from tlcore.featuremaps import DEFAULT_TOP, check_layer, default_layer, default_layer_note, mosaic, panels_figure
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
 from tlcore.inside import compared_weightings
@@ -30,7 +31,7 @@ from tlcore.jobs import forget_traced_gradients
 from tlcore.modelfile import ModelLoadError
 from tlcore.presets import PRESETS, apply_preset
 from tlcore.probe import PROBE_CLASSIFIER, format_accuracy
-from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
+from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, StepProgress
 from tlcore.quiet import quiet_tensorflow
 from tlcore.runs import RUN_FILE, RunFolderError, RunStore, load_record
 from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, plan, sweep_config
@@ -242,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the layer, its shape and each side's top channels as JSON"
     )
 
+    p = command("cache", "the feature store: frozen features kept on disk for later runs and sweeps")
+    p.add_argument("--clear", action="store_true", help="remove every entry")
+    p.add_argument(
+        "--runs-dir", help="runs folder whose store to use (default: $TLLAB_CACHE_DIR, else ./runs/.features)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = command(
         "changes",
         "what fine-tuning changed: how far each layer's weights moved from where a run started "
@@ -277,6 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "probe": cmd_probe,
         "featuremaps": cmd_featuremaps,
         "changes": cmd_changes,
+        "cache": cmd_cache,
         "predict": cmd_predict,
     }
     try:
@@ -411,6 +420,8 @@ class _TerminalProgress:
                 f"lr={event.learning_rate:g}, path={event.route} ({event.route_reason}); "
                 f"trainable {event.trainable_params:,} / frozen {event.frozen_params:,} params\n"
             )
+        elif isinstance(event, FeaturesReused):
+            sys.stderr.write(f"frozen features reused from the feature store (computed {event.created})\n")
         elif isinstance(event, BatchEnd):
             self._bar(f"epoch {event.epoch}/{self.total_epochs}", event.batch, event.batches, f"loss {event.loss:.4f}")
         elif isinstance(event, EpochEnd):
@@ -471,6 +482,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "paths": result.paths,
         "seconds": round(result.seconds, 3),
         "extract_seconds": round(result.extract_seconds, 3),
+        "features": result.features,
         "epochs_done": len(result.history),
         "model_saved": not result.save_error,
     }
@@ -735,6 +747,37 @@ def cmd_featuremaps(args: argparse.Namespace) -> int:
         top = ", ".join(f"{c} ({m:,.2f})" for c, m in zip(maps.top_channels, maps.mean_activations))
         print(f"{w.title}: most active channels (mean activation): {top}")
     print(f"wrote {args.out}")
+    return 0
+
+
+# --- cache ------------------------------------------------------------------------
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    store = FeatureStore.default(args.runs_dir)
+    if args.clear:
+        count, freed = store.clear()
+        report: dict[str, Any] = {"root": str(store.root), "cleared": count, "freed_bytes": freed}
+        text = f"cleared {count} entr{'y' if count == 1 else 'ies'} ({freed / MB:.1f} MB) from {store.root}"
+    else:
+        entries = store.entries()
+        report = {
+            "root": str(store.root),
+            "entries": [
+                {"file": e.path.name, "bytes": e.bytes, "last_used": e.last_used, "key": e.key} for e in entries
+            ],
+            "total_bytes": sum(e.bytes for e in entries),
+            "max_bytes": store.max_bytes,
+        }
+        lines = [f"  {e.summary}" for e in entries]
+        text = "\n".join(
+            [
+                f"{store.root}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}, "
+                f"{report['total_bytes'] / MB:.1f} MB of {store.max_bytes / MB:.0f} MB",
+                *lines,
+            ]
+        )
+    print(json.dumps(report) if args.json else text)
     return 0
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlcore.data import TRAIN, VALIDATION
-from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
+from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, StepProgress
 from tlcore.records import COMPLETED, FAILED, RUNNING, STOPPED, History
 from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, new_sweep_id, plan
 
@@ -65,6 +65,8 @@ class Snapshot:
     # Each stage's own progress, in the order the stages began, never moving back:
     # "decode", "extract" (phase 1's frozen features), "extract-2" (phase 2's).
     stages: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Phases whose frozen features came from the feature store: {phase: when they were computed}.
+    features_reused: dict[int, str] = field(default_factory=dict)
 
     @property
     def elapsed(self) -> float:
@@ -142,6 +144,8 @@ class Job:
             elif isinstance(event, PhaseStart):
                 s.phase, s.route, s.route_reason = event.phase, event.route, event.route_reason
                 s.stage = "train" if event.route != "cached" else "extract"
+            elif isinstance(event, FeaturesReused):
+                s.features_reused = {**s.features_reused, event.phase: event.created}
             elif isinstance(event, BatchEnd):
                 s.stage, s.epoch, s.batch, s.batches = "train", event.epoch, event.batch, event.batches
             elif isinstance(event, EpochEnd):
@@ -395,6 +399,7 @@ def start_sweep(
                     batches=0,
                     history=[],
                     stages={},
+                    features_reused={},
                     extra=extra(current={"index": event.index, "label": event.label, "freeze_at": event.freeze_at}),
                 )
             else:

@@ -37,6 +37,15 @@ class PhaseStart:
 
 
 @dataclass(frozen=True)
+class FeaturesReused:
+    """A cached phase found its frozen features in the feature store: no extraction this time."""
+
+    phase: int
+    freeze_at: int
+    created: str  # local time the features were computed, "YYYY-MM-DD HH:MM:SS"
+
+
+@dataclass(frozen=True)
 class BatchEnd:
     phase: int
     epoch: int  # 1-based, counted over all phases

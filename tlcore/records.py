@@ -293,6 +293,8 @@ class RunRecord:
     final: dict[str, float] | None = None  # History.final_metrics() when the run ended
     seconds: float | None = None  # the whole run's wall time
     extract_seconds: float | None = None
+    # Per cached phase: {"phase", "freeze_at", "reused" (from the feature store), "created" (when computed)}
+    features: list[dict[str, Any]] | None = None
     train_seconds: float | None = None
     model_saved: bool | None = None
     finished: str | None = None  # UTC, ISO 8601
@@ -382,6 +384,7 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
         "final": dict,
         "seconds": _NUMBER,
         "extract_seconds": _NUMBER,
+        "features": list,
         "train_seconds": _NUMBER,
         "model_saved": bool,
         "finished": str,

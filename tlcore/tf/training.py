@@ -22,6 +22,7 @@ compute them once and train only the layers above the freeze point.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -34,10 +35,11 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore.backbone_facts import DEFAULT_BACKBONE
-from tlcore.backbones import get_backbone, normalize_weights, weights_file, weights_identity
+from tlcore.backbones import NO_WEIGHTS, get_backbone, normalize_weights, weights_file, weights_identity
 from tlcore.config import AugmentConfig, TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
-from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, ProgressFn, StepProgress, StopFlag
+from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures
+from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, ProgressFn, StepProgress, StopFlag
 from tlcore.records import COMPLETED, FAILED, STOPPED, History, StartRecord
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
@@ -72,6 +74,11 @@ class PreparedData:
     def class_names(self) -> list[str]:
         return self.info.class_names
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The dataset's files (paths, sizes, modification times) as a short hash, read once."""
+        return self.info.fingerprint()
+
 
 @dataclass
 class TrainResult:
@@ -83,6 +90,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)  # per phase
     extract_seconds: float = 0.0
+    features: list[dict[str, Any]] = field(default_factory=list)  # per cached phase: reused from the store?
     train_seconds: float = 0.0
     seconds: float = 0.0
     save_error: str = ""  # set when the run store could not save the model
@@ -403,6 +411,7 @@ def train(
     stop: StopFlag | None = None,
     feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    features: FeatureStore | None = None,
 ) -> TrainResult:
     """Train `config` on prepared data; returns the model and its history.
 
@@ -415,6 +424,11 @@ def train(
     skipped, and the model learned so far is returned with status "stopped".
     A NaN loss ends the run with status "failed" and a reason. Early stopping
     ends only its phase (the reason says so); the status stays "completed".
+
+    `features`: a feature store for the cached route: frozen features are read
+    from it when an earlier run computed them, and kept in it otherwise. Only
+    for a model whose frozen layers hold the config's starting weights (one
+    `build_for` made, as `train_and_record` does).
     """
     started = time.perf_counter()
     report = progress or (lambda _event: None)
@@ -444,19 +458,12 @@ def train(
         orders = epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs)
 
         if route == CACHED:
-            t0 = time.perf_counter()
             prefix, trained = cut(model, freeze_at)
-            total = len(data.train) + len(data.validation)
-            x_train = extract_features(prefix, data.train, 32, report, stop, 0, total)
-            x_val = (
-                None
-                if x_train is None
-                else extract_features(prefix, data.validation, 32, report, stop, len(data.train), total)
-            )
-            result.extract_seconds += time.perf_counter() - t0
-            if x_train is None or x_val is None:
+            extracted = _phase_features(prefix, config, data, phase, freeze_at, features, result, report, stop)
+            if extracted is None:
                 result.status, result.reason = STOPPED, "stopped while extracting features"
                 break
+            x_train, x_val = extracted
             train_set = array_dataset(x_train, data.train.labels, config.batch_size, orders)
             val_set = array_dataset(x_val, data.validation.labels, config.batch_size, np.arange(len(x_val)))
         else:
@@ -513,6 +520,77 @@ def train(
     return result
 
 
+def _phase_features(
+    prefix: keras.Model,
+    config: TrainConfig,
+    data: PreparedData,
+    phase: int,
+    freeze_at: int,
+    features: FeatureStore | None,
+    result: TrainResult,
+    report: ProgressFn,
+    stop: StopFlag | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A cached phase's (training, validation) features: from the store, or extracted (and then kept there).
+
+    None when Stop came during extraction. `result` gets the phase's line in `features` and the seconds spent.
+    """
+    key = feature_key(config, data, freeze_at) if features is not None else None
+    stored = _stored_features(features, key, prefix, data)
+    if stored is not None:
+        result.features.append({"phase": phase, "freeze_at": freeze_at, "reused": True, "created": stored.created_text})
+        report(FeaturesReused(phase, freeze_at, stored.created_text))
+        return stored.train, stored.validation
+    t0 = time.perf_counter()
+    total = len(data.train) + len(data.validation)
+    x_train = extract_features(prefix, data.train, 32, report, stop, 0, total)
+    x_val = (
+        None if x_train is None else extract_features(prefix, data.validation, 32, report, stop, len(x_train), total)
+    )
+    result.extract_seconds += time.perf_counter() - t0
+    if x_train is None or x_val is None:
+        return None
+    result.features.append({"phase": phase, "freeze_at": freeze_at, "reused": False, "created": _now()})
+    if features is not None and key is not None:
+        try:  # a store that cannot be written costs the next run time, never this run
+            features.put(key, x_train, x_val)
+        except OSError as err:
+            result.features[-1]["store_error"] = f"{features.root}: {err.strerror or err}"
+    return x_train, x_val
+
+
+def feature_key(config: TrainConfig, data: PreparedData, freeze_at: int) -> FeatureKey:
+    """What the frozen features of `config`'s model at `freeze_at` depend on (see tlcore.feature_store)."""
+    weights = weights_identity(config.weights)
+    if weights == NO_WEIGHTS:
+        weights = f"random-seed-{config.seed}"  # build_for draws random weights from the config's seed
+    return FeatureKey(
+        dataset=data.fingerprint,
+        image_size=data.train.image_size,
+        backbone=config.backbone,
+        weights=weights,
+        freeze_at=freeze_at,
+        precision=keras.mixed_precision.global_policy().name,
+    )
+
+
+def _stored_features(
+    store: FeatureStore | None, key: FeatureKey | None, prefix: keras.Model, data: PreparedData
+) -> StoredFeatures | None:
+    """The store's features for `key` when they fit this model and data; None means compute them."""
+    if store is None or key is None:
+        return None
+    stored = store.get(key)
+    shape = tuple(prefix.output.shape[1:])
+    if stored is None or stored.train.shape != (len(data.train), *shape):
+        return None
+    return stored if stored.validation.shape == (len(data.validation), *shape) else None
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def train_and_record(
     config: TrainConfig,
     info: DatasetInfo,
@@ -523,6 +601,7 @@ def train_and_record(
     data: PreparedData | None = None,
     on_run_created: Callable[[Run], None] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    features: FeatureStore | None = None,
 ) -> tuple[TrainResult, Run]:
     """Train and keep the run in the run store: record first, history every epoch, model at the end.
 
@@ -532,10 +611,15 @@ def train_and_record(
     The disk failing (full, unwritable) never stops the training or loses its
     result: the result comes back with `save_error` saying what was not saved,
     and its model stays in memory.
+
+    `features`: where frozen features are read from and kept (default: the
+    feature store of the run store's folder, or TLLAB_CACHE_DIR).
     """
     # Weights problems (offline, bad file) surface here: before any run folder or decoding.
     model = build_for(config, len(info.class_names))
-    run = (store or RunStore()).create(config, info, tags, start=start_record(config, model))
+    store = store or RunStore()
+    run = store.create(config, info, tags, start=start_record(config, model))
+    features = features or FeatureStore.default(store.root)
     if on_run_created:
         on_run_created(run)
     started = time.perf_counter()
@@ -565,7 +649,15 @@ def train_and_record(
         if data is None:
             data = prepare_data(info, config.image_size, on_event)
         tensorboard = TensorBoardScalars(run.run_dir / TENSORBOARD_DIR)
-        result = train(config, data, model=model, progress=on_event, stop=stop, callbacks=[tensorboard, *callbacks])
+        result = train(
+            config,
+            data,
+            model=model,
+            progress=on_event,
+            stop=stop,
+            callbacks=[tensorboard, *callbacks],
+            features=features,
+        )
         if tensorboard.error:
             write_errors.append(tensorboard.error)
     except Exception as err:
@@ -581,6 +673,7 @@ def train_and_record(
             paths=result.paths,
             seconds=time.perf_counter() - started,
             extract_seconds=result.extract_seconds,
+            features=result.features,
             train_seconds=result.train_seconds,
             model_saved=not model_error,
         ),
