@@ -67,6 +67,18 @@ def test_a_tiny_run_started_from_the_page_completes(tiny_dataset, runs_dir):
     assert labels == ["Download model (.keras)", "Download history (CSV)"]
 
 
+def test_a_second_run_with_another_head_says_its_features_were_reused(tiny_dataset, runs_dir):
+    at = _app(tiny_dataset, **{K.epochs: 1})
+    for dense in ("8", "16"):  # the second run changes only the head
+        at.session_state[K.dense] = dense
+        at.button(key="start_training").click().run()
+        job = JOBS.get(at.session_state[K.job_id])
+        _wait_for(at, lambda j=job: not j.running and any("completed" in h.value for h in at.subheader))
+    captions = [c.value for c in at.caption if "reused" in c.value]
+    assert len(captions) == 1 and "Frozen features **reused** from the feature store (computed 20" in captions[0]
+    assert not any(bar.text.startswith("Computing frozen features") for bar in at.get("progress"))
+
+
 def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset, runs_dir):
     at = _app(tiny_dataset, **{K.epochs: 30})
     at.button(key="start_training").click().run()

@@ -1,0 +1,218 @@
+"""The feature store (tlcore.feature_store): keys, reuse by later runs, eviction, damage, concurrent writers."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import TINY_CONFIG, make_dataset_folder
+from tlcore.cli import main
+from tlcore.config import HeadConfig
+from tlcore.data import scan
+from tlcore.feature_store import MB, FeatureKey, FeatureStore, max_bytes_from_env
+from tlcore.runs import RunStore, load_record
+
+KEY = FeatureKey(dataset="abc", image_size=32, backbone="vgg16", weights="none", freeze_at=18, precision="float32")
+
+
+def _features(n: int, fill: float, width: int = 512) -> np.ndarray:
+    return np.full((n, width), fill, dtype=np.float32)
+
+
+def test_what_is_put_comes_back_and_every_part_of_the_key_matters(tmp_path):
+    store = FeatureStore(tmp_path / "store")
+    store.put(KEY, _features(4, 1.0), _features(2, 2.0))
+    back = store.get(KEY)
+    np.testing.assert_array_equal(back.train, _features(4, 1.0))
+    np.testing.assert_array_equal(back.validation, _features(2, 2.0))
+    assert abs(back.created - time.time()) < 60
+    for change in (
+        {"dataset": "abd"},
+        {"image_size": 64},
+        {"weights": "sha256:00"},
+        {"freeze_at": 14},
+        {"precision": "mixed_bfloat16"},
+        {"backbone": "resnet50"},
+    ):
+        assert store.get(replace(KEY, **change)) is None, change
+
+
+def test_a_changed_file_size_or_weights_file_gives_another_key(tmp_path, monkeypatch):
+    from tlcore.tf.training import feature_key, prepare_data
+
+    folder = make_dataset_folder(tmp_path / "data", n_train=3, n_val=2)
+    first = feature_key(TINY_CONFIG, prepare_data(scan(folder), 32), 18)
+    image = next((folder / "train" / "cats").iterdir())
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))  # touched
+    touched = feature_key(TINY_CONFIG, prepare_data(scan(folder), 32), 18)
+    assert touched.dataset != first.dataset
+    image.write_bytes(image.read_bytes() + b"\0")  # one byte longer
+    assert feature_key(TINY_CONFIG, prepare_data(scan(folder), 32), 18).dataset not in (first.dataset, touched.dataset)
+    data = prepare_data(scan(folder), 32)
+    assert feature_key(TINY_CONFIG, data, 18).weights == f"random-seed-{TINY_CONFIG.seed}"
+    assert feature_key(replace(TINY_CONFIG, seed=7), data, 18).weights == "random-seed-7"
+    from tests.weights_files import write_filled, write_keras3
+
+    zeros, filled = write_keras3(tmp_path / "a.weights.h5"), write_filled(tmp_path / "b.weights.h5")
+    identities = {feature_key(replace(TINY_CONFIG, weights=str(w)), data, 18).weights for w in (zeros, filled)}
+    assert len(identities) == 2 and all(i.startswith("sha256:") for i in identities)
+
+
+def test_least_recently_used_entries_go_first_past_the_cap(tmp_path):
+    store = FeatureStore(tmp_path / "store", max_bytes=int(2.5 * MB))
+    one_mb = 512  # rows of 512 float32: 1 MiB per split pair below
+    keys = [replace(KEY, freeze_at=k) for k in (3, 6, 10)]
+    store.put(keys[0], _features(one_mb, 0.0), _features(0, 0.0))
+    store.put(keys[1], _features(one_mb, 1.0), _features(0, 0.0))
+    old = time.time() - 100
+    os.utime(store.path_of(keys[0]), (old, old))
+    os.utime(store.path_of(keys[1]), (old + 10, old + 10))
+    assert store.get(keys[0]) is not None  # used now: keys[1] is the least recently used
+    store.put(keys[2], _features(one_mb, 2.0), _features(0, 0.0))
+    assert store.get(keys[1]) is None
+    assert store.get(keys[0]) is not None and store.get(keys[2]) is not None
+    assert store.total_bytes() <= store.max_bytes
+    # An entry larger than the whole cap is still kept (it is the one just written), alone.
+    small = FeatureStore(tmp_path / "small", max_bytes=MB // 2)
+    small.put(KEY, _features(one_mb, 3.0), _features(0, 0.0))
+    assert small.get(KEY) is not None
+
+
+def test_a_damaged_entry_is_reported_once_removed_and_missed(tmp_path, caplog):
+    store = FeatureStore(tmp_path / "store")
+    path = store.put(KEY, _features(4, 1.0), _features(2, 2.0))
+    path.write_bytes(path.read_bytes()[:100])  # a partial file, as a crash mid-copy would leave
+    assert store.get(KEY) is None
+    assert not path.exists()
+    assert len(store.problems) == 1 and str(path) in store.problems[0] and "damaged" in store.problems[0]
+    path.write_bytes(b"not a zip at all")
+    assert store.get(KEY) is None
+    assert len(store.problems) == 1 + 1  # another damage, another message; the same one is not repeated
+    other = replace(KEY, freeze_at=3)
+    store.put(other, _features(1, 0.0), _features(1, 0.0))
+    store.path_of(KEY).write_bytes(store.path_of(other).read_bytes())  # whole, but another key's features
+    assert store.get(KEY) is None and "holds other features" in store.problems[-1]
+
+
+def _put_many(root: str, fill: float, barrier) -> None:
+    store = FeatureStore(root)
+    barrier.wait()
+    for _ in range(5):
+        store.put(KEY, _features(2048, fill), _features(512, fill))
+
+
+def test_two_processes_writing_the_same_key_leave_one_whole_entry(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    writers = [context.Process(target=_put_many, args=(str(tmp_path), fill, barrier)) for fill in (1.0, 2.0)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+        assert writer.exitcode == 0
+    back = FeatureStore(tmp_path).get(KEY)
+    fill = float(back.train[0, 0])
+    assert fill in (1.0, 2.0)
+    np.testing.assert_array_equal(back.train, _features(2048, fill))  # one writer's, whole
+    np.testing.assert_array_equal(back.validation, _features(512, fill))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FeatureStore(tmp_path).path_of(KEY).name]  # no leftovers
+
+
+def test_the_cap_comes_from_the_environment():
+    assert max_bytes_from_env({}) == 2048 * MB
+    assert max_bytes_from_env({"TLLAB_CACHE_MAX_MB": "300"}) == 300 * MB
+    for bad in ("lots", "-1", "1.5"):
+        with pytest.raises(ValueError, match="TLLAB_CACHE_MAX_MB must be a whole number of megabytes"):
+            max_bytes_from_env({"TLLAB_CACHE_MAX_MB": bad})
+
+
+def test_the_default_store_lives_in_the_runs_folder_unless_told_otherwise(tmp_path, monkeypatch):
+    monkeypatch.delenv("TLLAB_CACHE_DIR", raising=False)
+    assert FeatureStore.default(tmp_path / "runs").root == tmp_path / "runs" / ".features"
+    monkeypatch.setenv("TLLAB_CACHE_DIR", str(tmp_path / "cache"))
+    assert FeatureStore.default(tmp_path / "runs").root == tmp_path / "cache"
+
+
+# --- reuse by runs -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    """Two runs on the same data and freeze point, the second with another head: (records, results, runs dir)."""
+    from tlcore.tf.training import prepare_data, train_and_record
+
+    info = scan(make_dataset_folder(tmp_path / "data", n_train=6, n_val=3))
+    runs = RunStore(tmp_path / "runs")
+    data = prepare_data(info, 32)
+    events: list[list[object]] = [[], []]
+    first, run1 = train_and_record(TINY_CONFIG, info, runs, data=data, progress=events[0].append)
+    second, run2 = train_and_record(
+        TINY_CONFIG.replace(head=HeadConfig(dense=(16,), dropout=0.3)), info, runs, data=data, progress=events[1].append
+    )
+    return (load_record(run1.run_dir), load_record(run2.run_dir)), (first, second), events, tmp_path / "runs"
+
+
+def test_the_second_run_reuses_the_first_runs_features_and_says_so(two_runs):
+    from tlcore.progress import FeaturesReused, StepProgress
+
+    (record1, record2), (first, second), events, _ = two_runs
+    assert record1.features == [
+        {"phase": 1, "freeze_at": 18, "reused": False, "created": record1.features[0]["created"]}
+    ]
+    assert record2.features == [
+        {"phase": 1, "freeze_at": 18, "reused": True, "created": record1.features[0]["created"]}
+    ]
+    assert first.extract_seconds > 0 and second.extract_seconds == 0
+    assert any(isinstance(e, StepProgress) and e.stage == "extract" for e in events[0])
+    assert not any(isinstance(e, StepProgress) and e.stage == "extract" for e in events[1])
+    assert [e for e in events[1] if isinstance(e, FeaturesReused)] == [
+        FeaturesReused(1, 18, record1.features[0]["created"])
+    ]
+
+
+def test_reused_features_train_exactly_as_freshly_extracted_ones(tmp_path):
+    from tlcore.tf.training import prepare_data, train_and_record
+
+    info = scan(make_dataset_folder(tmp_path / "data", n_train=6, n_val=3))
+    data = prepare_data(info, 32)
+    fresh, _ = train_and_record(TINY_CONFIG, info, RunStore(tmp_path / "a"), data=data)
+    store = RunStore(tmp_path / "b")
+    train_and_record(TINY_CONFIG, info, store, data=data)
+    reused, _ = train_and_record(TINY_CONFIG, info, store, data=data)
+    assert reused.features[0]["reused"] and not fresh.features[0]["reused"]
+    for a, b in zip(fresh.history, reused.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["val_accuracy"] == b["val_accuracy"]
+
+
+def test_a_damaged_entry_is_rebuilt_by_the_next_run(two_runs):
+    from tlcore.tf.training import train_and_record
+
+    (record1, _), _, _, runs_dir = two_runs
+    (entry,) = FeatureStore.default(runs_dir).entries()
+    entry.path.write_bytes(entry.path.read_bytes()[:64])
+    info = scan(Path(record1.dataset.root))
+    third, _ = train_and_record(TINY_CONFIG, info, RunStore(runs_dir))
+    assert third.features[0]["reused"] is False and third.status == "completed"
+    fourth, _ = train_and_record(TINY_CONFIG, info, RunStore(runs_dir))
+    assert fourth.features[0]["reused"] is True
+
+
+def test_the_cache_command_lists_and_clears_the_store(two_runs, capsys):
+    *_, runs_dir = two_runs
+    assert main(["cache", "--runs-dir", str(runs_dir), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["root"] == str(runs_dir / ".features") and len(listing["entries"]) == 1
+    assert listing["entries"][0]["key"]["freeze_at"] == 18 and listing["total_bytes"] > 0
+    assert main(["cache", "--runs-dir", str(runs_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "1 entry" in text and "32 px, freeze point 18, float32" in text
+    assert main(["cache", "--runs-dir", str(runs_dir), "--clear"]) == 0
+    assert "cleared 1 entry" in capsys.readouterr().out
+    assert FeatureStore.default(runs_dir).entries() == []
