@@ -216,3 +216,19 @@ def test_the_cache_command_lists_and_clears_the_store(two_runs, capsys):
     assert main(["cache", "--runs-dir", str(runs_dir), "--clear"]) == 0
     assert "cleared 1 entry" in capsys.readouterr().out
     assert FeatureStore.default(runs_dir).entries() == []
+
+
+def test_the_runs_page_shows_the_store_and_clears_it(runs_dir):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    store = FeatureStore.default(runs_dir)
+    store.put(KEY, _features(256, 1.0), _features(64, 1.0))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception
+    assert any(f"`{store.root}`: 1 entries, 0.6 MB of 2048 MB." in c.value for c in at.caption)
+    at.button(key="clear_feature_store").click().run()
+    assert any("Cleared 1 entries (0.6 MB)." in s.value for s in at.success)
+    assert store.entries() == [] and at.button(key="clear_feature_store").disabled
