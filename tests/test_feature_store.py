@@ -232,3 +232,43 @@ def test_the_runs_page_shows_the_store_and_clears_it(runs_dir):
     at.button(key="clear_feature_store").click().run()
     assert any("Cleared 1 entries (0.6 MB)." in s.value for s in at.success)
     assert store.entries() == [] and at.button(key="clear_feature_store").disabled
+
+
+# --- one pass for a sweep ------------------------------------------------------------------------
+
+
+def test_a_sweeps_features_from_one_pass_equal_each_points_own_extraction(tmp_path):
+    from tlcore.sweep import plan
+    from tlcore.tf.sweep import extract_sweep_features
+    from tlcore.tf.training import build_for, cut, extract_features, feature_key, prepare_data
+
+    data = prepare_data(scan(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2)), 32)
+    planned = plan(TINY_CONFIG, [18, 14, 10, 6, 3, 0], scratch=True)
+    store = FeatureStore(tmp_path / "store")
+    events: list[object] = []
+    assert extract_sweep_features(planned, data, store, events.append) == [3, 6, 10, 14, 18]
+    assert [e.done for e in events][-1] == 8 + 4  # one pass over every image, not one per point
+    for k in (18, 10, 3):
+        config = TINY_CONFIG.replace(freeze_at=k)
+        prefix, _ = cut(build_for(config, 2), k)
+        stored = store.get(feature_key(config, data, k))
+        np.testing.assert_allclose(stored.train, extract_features(prefix, data.train), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(stored.validation, extract_features(prefix, data.validation), rtol=1e-5, atol=1e-6)
+    # Stored already: nothing to do; and a budget too small for two boundaries falls back to each point.
+    assert extract_sweep_features(planned, data, store, events.append) == []
+    other = FeatureStore(tmp_path / "other")
+    assert extract_sweep_features(planned, data, other, events.append, budget_bytes=10_000) == []
+    assert other.entries() == []
+
+
+def test_a_sweep_reads_every_cached_point_from_the_one_pass(tmp_path):
+    from tlcore.tf.sweep import run_sweep
+
+    info = scan(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2))
+    store = RunStore(tmp_path / "runs")
+    result = run_sweep(TINY_CONFIG, info, points=[18, 10, 0], scratch=False, store=store)
+    assert result.shared_points == [10, 18] and result.summary()["shared_points"] == [10, 18]
+    records = {s.record.config.freeze_at: s.record for s in store.list()}
+    assert records[18].features[0]["reused"] and records[10].features[0]["reused"]
+    assert records[0].features is None or records[0].features == []  # end to end: nothing to cache
+    assert all(p.extract_seconds == 0 for p in result.points)

@@ -606,9 +606,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print()
         print(sweep_table(result.points))
         skipped = f", skipped {', '.join(result.skipped)}" if result.skipped else ""
+        shared = (
+            f"; the features of points {', '.join(map(str, result.shared_points))} from one pass, "
+            f"{result.shared_extract_seconds:.1f} s"
+            if result.shared_points
+            else ""
+        )
         print(
             f"\nsweep {result.sweep_id}: {result.status}, {len(result.points)}/{len(planned)} point(s) "
-            f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s){skipped}"
+            f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s{shared}){skipped}"
         )
     return EXIT_INTERRUPTED if stop.is_set() else 0
 

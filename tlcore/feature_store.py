@@ -117,6 +117,10 @@ class FeatureStore:
     def path_of(self, key: FeatureKey) -> Path:
         return self.root / f"{key.digest}{ENTRY_SUFFIX}"
 
+    def has(self, key: FeatureKey) -> bool:
+        """Whether an entry for `key` is on disk (without reading it)."""
+        return self.path_of(key).is_file()
+
     def get(self, key: FeatureKey) -> StoredFeatures | None:
         """The stored features for `key`, or None (missing, or damaged: then reported once and removed)."""
         path = self.path_of(key)

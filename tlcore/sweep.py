@@ -109,6 +109,8 @@ class SweepResult:
     skipped: list[str] = field(default_factory=list)  # labels of the points never started
     seconds: float = 0.0
     decode_seconds: float = 0.0
+    shared_points: list[int] = field(default_factory=list)  # freeze points whose features came from one pass
+    shared_extract_seconds: float = 0.0  # that pass (and checking the store)
 
     def summary(self) -> dict[str, Any]:
         """The sweep in one JSON-ready object (the CLI's last line)."""
@@ -118,6 +120,8 @@ class SweepResult:
             "seconds": round(self.seconds, 3),
             "status": self.status,
             "decode_seconds": round(self.decode_seconds, 3),
+            "shared_points": self.shared_points,
+            "shared_extract_seconds": round(self.shared_extract_seconds, 3),
             "skipped": list(self.skipped),
         }
 

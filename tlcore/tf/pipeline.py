@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -170,3 +171,30 @@ def array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarr
     x_t, y_t = tf.constant(x), tf.constant(y)
     index_batches = _index_batches(order, batch_size)
     return _no_autotune(index_batches.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))).prefetch(2))
+
+
+def predict_outputs(
+    model: Any, images: ImageSet, batch_size: int = 32, progress: Callable[[int], None] | None = None, stop: Any = None
+) -> list[np.ndarray] | None:
+    """One forward pass over the images: each of the model's outputs for every image, in order.
+
+    Args:
+        model: a Keras model taking raw pixels; one output or several (several depths in one pass).
+        progress: called with the images done after each batch.
+        stop: a flag (`is_set()`) read before each batch; None comes back when it is set.
+    """
+    per_output: list[list[np.ndarray]] = [[] for _ in model.outputs]
+    done = 0
+    for x, _ in make_dataset(images, batch_size):
+        if stop is not None and stop.is_set():
+            return None
+        batch = model.predict_on_batch(x)
+        for chunks, out in zip(per_output, [batch] if isinstance(batch, np.ndarray) else batch):
+            chunks.append(np.asarray(out, dtype=np.float32))
+        done += int(x.shape[0])
+        if progress:
+            progress(done)
+    return [
+        np.concatenate(chunks) if chunks else np.zeros((0, *out.shape[1:]), np.float32)
+        for chunks, out in zip(per_output, model.outputs)
+    ]

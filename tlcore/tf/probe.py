@@ -18,7 +18,7 @@ from tlcore.architecture import OUTPUT_LAYER
 from tlcore.inside import Comparison, Weighting
 from tlcore.probe import PROBE_BOUNDARIES, ProbeResult, layer_at, probe_accuracy, scores_table
 from tlcore.tf.backbones import backbone_for, outputs_model
-from tlcore.tf.pipeline import ImageSet, make_dataset
+from tlcore.tf.pipeline import ImageSet, predict_outputs
 from tlcore.tf.training import PreparedData
 
 FeatureProgressFn = Callable[[int, int], None]  # (images done, images in all)
@@ -41,30 +41,6 @@ def pooled_model(base: keras.Model, freeze_points: Sequence[int]) -> keras.Model
     outputs_at = outputs_model(base, [layer_at(k) for k in freeze_points])
     pooled = [keras.layers.GlobalAveragePooling2D()(output) for output in outputs_at.outputs]
     return keras.Model(outputs_at.inputs, pooled, name="pooled_features")
-
-
-def forward_features(
-    model: keras.Model, images: ImageSet, batch_size: int = 32, progress: Callable[[int], None] | None = None
-) -> list[np.ndarray]:
-    """One forward pass over the images: each of the model's outputs for every image, in order."""
-    per_output: list[list[np.ndarray]] = [[] for _ in model.outputs]
-    done = 0
-    for x, _ in make_dataset(images, batch_size):
-        for chunks, batch in zip(per_output, _as_list(model.predict_on_batch(x))):
-            chunks.append(np.asarray(batch, dtype=np.float32))
-        done += int(x.shape[0])
-        if progress:
-            progress(done)
-    return [
-        np.concatenate(chunks) if chunks else np.zeros((0, int(out.shape[-1])), np.float32)
-        for chunks, out in zip(per_output, model.outputs)
-    ]
-
-
-def _as_list(outputs: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
-    if isinstance(outputs, np.ndarray):
-        return [outputs]  # a model with one output gives its array, not a list of one
-    return list(outputs)
 
 
 def extract_inside_features(
@@ -90,7 +66,7 @@ def extract_inside_features(
         for images in (data.train, data.validation):
             offset = done
             split_features.append(
-                forward_features(model, images, progress=progress and (lambda n, o=offset: progress(o + n, total)))
+                _forward(model, images, progress=progress and (lambda n, o=offset: progress(o + n, total)))
             )
             done += len(images)
         train, validation = split_features
@@ -147,4 +123,12 @@ def hidden_features(
 ) -> np.ndarray:
     """The output of the model's layer `name` (e.g. `hidden_layer_name(model)`) for every image."""
     to_hidden = keras.Model(model.inputs, model.get_layer(name).output, name="to_hidden")
-    return forward_features(to_hidden, images, batch_size, progress)[0]
+    return _forward(to_hidden, images, batch_size, progress)[0]
+
+
+def _forward(
+    model: keras.Model, images: ImageSet, batch_size: int = 32, progress: Callable[[int], None] | None = None
+) -> list[np.ndarray]:
+    outputs = predict_outputs(model, images, batch_size, progress)
+    assert outputs is not None  # no stop flag was given
+    return outputs

@@ -8,14 +8,31 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import keras
+import numpy as np
+
 from tlcore.backbones import NO_WEIGHTS, get_backbone, normalize_weights
 from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
+from tlcore.feature_store import FeatureKey, FeatureStore
+from tlcore.progress import StepProgress
 from tlcore.records import COMPLETED, STOPPED, History
+from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
 from tlcore.tf.backbones import load_backbone
-from tlcore.tf.training import PhaseStart, PreparedData, ProgressFn, StopFlag, prepare_data, train_and_record
+from tlcore.tf.model import backbone_layers
+from tlcore.tf.pipeline import predict_outputs
+from tlcore.tf.training import (
+    PhaseStart,
+    PreparedData,
+    ProgressFn,
+    StopFlag,
+    build_for,
+    feature_key,
+    prepare_data,
+    train_and_record,
+)
 
 
 def check_weights(config: TrainConfig) -> None:
@@ -39,6 +56,8 @@ def run_sweep(
     sweep_id: str | None = None,
     on_point: Callable[[SweepPoint], None] | None = None,
     on_run_created: Callable[[Run], None] | None = None,
+    features: FeatureStore | None = None,
+    feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
 ) -> SweepResult:
     """Train base_config at each freeze point (and from scratch), one tagged run per point.
 
@@ -50,6 +69,9 @@ def run_sweep(
         progress: gets SweepPointStart before each point, then that point's
             training events (tlcore.tf.training), and the decode progress once.
         on_point: called with each point as it finishes (stopped ones included).
+        features: the feature store (default: the run store's). The frozen features of every
+            cached point come from one forward pass through the backbone when they fit
+            `feature_budget_bytes` together (`extract_sweep_features`); each point then reads its own.
 
     Raises:
         ValueError: bad points, or `data` decoded at another image size.
@@ -73,13 +95,18 @@ def run_sweep(
             f"{base_config.image_size} px. Received: image_size={base_config.image_size}"
         )
 
+    features = features or FeatureStore.default(store.root)
+    t0 = time.perf_counter()
+    result.shared_points = extract_sweep_features(planned, data, features, report, stop, feature_budget_bytes)
+    result.shared_extract_seconds = time.perf_counter() - t0
+
     for index, (label, config) in enumerate(planned, start=1):
         if stop is not None and stop.is_set():
             result.skipped = [name for name, _ in planned[index - 1 :]]
             result.status = STOPPED
             break
         report(SweepPointStart(index, len(planned), label, config.freeze_at, config.weights))
-        point = _run_point(label, config, info, store, data, result.sweep_id, report, stop, on_run_created)
+        point = _run_point(label, config, info, store, data, result.sweep_id, report, stop, on_run_created, features)
         result.points.append(point)
         if on_point:
             on_point(point)
@@ -92,6 +119,72 @@ def run_sweep(
     return result
 
 
+def extract_sweep_features(
+    planned: Sequence[tuple[str, TrainConfig]],
+    data: PreparedData,
+    features: FeatureStore,
+    report: ProgressFn,
+    stop: StopFlag | None = None,
+    budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
+) -> list[int]:
+    """Put the frozen features of the sweep's cached points into the store from one pass through the backbone.
+
+    Every point at freeze point k would otherwise run the images through layers 1..k itself: five
+    pretrained points run the shallow blocks five times. One pass with an output at each point's
+    boundary gives them all. The shallow boundaries are large (block 1 at 96 px: 590 KB per image),
+    so boundaries are taken deepest first while they fit `budget_bytes` together; the others, and
+    points whose features are already stored, extract (or read) their own as before.
+
+    Returns:
+        The freeze points whose features this pass stored (none when fewer than two needed it).
+    """
+    wanted: dict[int, tuple[TrainConfig, FeatureKey]] = {}
+    for _, config in planned:
+        if config.freeze_at == 0 or choose_route(config, config.freeze_at)[0] != CACHED:
+            continue
+        key = feature_key(config, data, config.freeze_at)
+        if not features.has(key):
+            wanted[config.freeze_at] = (config, key)
+    # Points share a pass only when they share weights (a random start differs by seed).
+    by_weights: dict[str, list[int]] = {}
+    for k, (_, key) in wanted.items():
+        by_weights.setdefault(key.weights, []).append(k)
+    points = max(by_weights.values(), key=len, default=[])
+    if len(points) < 2:
+        return []
+    config = wanted[points[0]][0]
+    model = build_for(config, len(data.class_names))
+    layers = backbone_layers(model, get_backbone(config.backbone))
+    images = len(data.train) + len(data.validation)
+    chosen, need = [], 0
+    for k in sorted(points, reverse=True):  # deepest (smallest) first
+        size = int(np.prod(layers[k - 1].output.shape[1:])) * 4 * images
+        if need + size <= budget_bytes:
+            chosen.append(k)
+            need += size
+    if len(chosen) < 2:
+        return []
+    prefix = keras.Model(model.inputs, [layers[k - 1].output for k in chosen], name="sweep_boundaries")
+
+    def progress(n: int, offset: int = 0) -> None:
+        report(StepProgress("extract", offset + n, images))
+
+    train = predict_outputs(prefix, data.train, progress=progress, stop=stop)
+    val = (
+        None
+        if train is None
+        else predict_outputs(prefix, data.validation, progress=lambda n: progress(n, len(data.train)), stop=stop)
+    )
+    if train is None or val is None:
+        return []  # stopped: the sweep loop sees the flag next
+    for k, x_train, x_val in zip(chosen, train, val):
+        try:
+            features.put(wanted[k][1], x_train, x_val)
+        except OSError:
+            return []  # a store that cannot be written: every point extracts its own, as before
+    return sorted(chosen)
+
+
 def _run_point(
     label: str,
     config: TrainConfig,
@@ -102,6 +195,7 @@ def _run_point(
     report: ProgressFn,
     stop: StopFlag | None,
     on_run_created: Callable[[Run], None] | None,
+    features: FeatureStore,
 ) -> SweepPoint:
     started = time.perf_counter()
     phase_start: list[PhaseStart] = []
@@ -120,6 +214,7 @@ def _run_point(
         tags={"sweep": sweep_id, "point": label},
         data=data,
         on_run_created=on_run_created,
+        features=features,
     )
     history = History.of(result.history)
     first = phase_start[0] if phase_start else None
