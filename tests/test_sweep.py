@@ -110,13 +110,17 @@ def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_p
         assert (run.run_dir / "model.keras").is_file()
     by_label = {p.label: p for p in result.points}
     assert [by_label[k].path for k in ("k=18", "k=14", "scratch")] == [CACHED, CACHED, END_TO_END]
-    assert by_label["k=18"].extract_seconds > 0 and by_label["scratch"].extract_seconds == 0
+    # k=18 and k=14 read their features from the sweep's one pass through the backbone.
+    assert result.shared_points == [14, 18] and result.shared_extract_seconds > 0
+    assert by_label["k=18"].extract_seconds == by_label["scratch"].extract_seconds == 0
     assert result.summary() == {
         "sweep": result.sweep_id,
         "points": 3,
         "seconds": round(result.seconds, 3),
         "status": "completed",
         "decode_seconds": round(result.decode_seconds, 3),
+        "shared_points": [14, 18],
+        "shared_extract_seconds": round(result.shared_extract_seconds, 3),
         "skipped": [],
     }
 
