@@ -7,13 +7,16 @@ root as `python -m bench.NAME`: the root is then on the import path, so
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +57,12 @@ def rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
+VECTOR_FEATURES = {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}
+
+
 def cpu_info() -> dict[str, Any]:
     """What the figures depend on: core count, model name and the clock the kernel reports."""
-    model, mhz = "", []
+    model, mhz, flags = "", [], set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -65,6 +71,8 @@ def cpu_info() -> dict[str, Any]:
                 model = value.strip()
             elif key == "cpu MHz":
                 mhz.append(float(value))
+            elif key == "flags" and not flags:
+                flags = set(value.split())
     except OSError:
         pass
     return {
@@ -72,6 +80,8 @@ def cpu_info() -> dict[str, Any]:
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "model_name": model or platform.processor(),
         "cpu_mhz": rounded(median(mhz), 1),
+        # What TensorFlow's kernels can use: the same code runs about twice as fast with AVX-512 + BF16.
+        "vector_features": sorted(flags & VECTOR_FEATURES),
     }
 
 
@@ -135,3 +145,47 @@ def wait_for(condition: Callable[[], Any], deadline_s: float, what: str, poll_s:
             return value
         time.sleep(poll_s)
     raise TimeoutError(f"timed out after {deadline_s:.0f} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def code_at(commit: str) -> Iterator[Path]:
+    """This repository's code as it was at `commit`, in a temporary git worktree (removed afterwards).
+
+    For side-by-side figures: run the same measurement with PYTHONPATH set to this folder
+    (`run_worker`) and to REPO_ROOT, in one benchmark run on one machine.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="tllab-at-")) / commit[:12]
+    subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "worktree", "add", "--detach", str(folder), commit],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield folder
+    finally:
+        subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "worktree", "remove", "--force", str(folder)],
+            check=False,
+            capture_output=True,
+        )
+
+
+def run_worker(code_root: Path, script: Path, args: list[str], timeout_s: float = 3600) -> dict[str, Any]:
+    """Run `script` (a file of bench/, by path) with `code_root` first on the import path; its stdout's JSON.
+
+    The script's own folder is not what gets imported: tlcore comes from `code_root`, so the same
+    measurement runs against another version of the code.
+    """
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    done = subprocess.run(
+        [sys.executable, str(script), *args], env=env, cwd=code_root, capture_output=True, text=True, timeout=timeout_s
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{script.name} at {code_root} failed ({done.returncode}): {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def git_commit(ref: str = "HEAD") -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", ref], check=True, capture_output=True, text=True
+    ).stdout.strip()
