@@ -43,8 +43,10 @@ def _script_view(script: str, download_key: str) -> None:
         icon=":material/download:",
         on_click="ignore",  # a download changes nothing on the page: no rerun
     )
-    with st.expander(f"Show {SCRIPT_NAME} ({script.count(chr(10))} lines)"):
-        st.code(script, language="python", line_numbers=True, height=CODE_HEIGHT)
+    # A label that stays the same as the settings change: a new label is a new expander, shown closed.
+    with st.expander(f"Show {SCRIPT_NAME}"):
+        # Long lines wrap rather than hide behind a scroll bar (a projector at 1024 px shows ~70 columns).
+        st.code(script, language="python", line_numbers=True, wrap_lines=True, height=CODE_HEIGHT)
 
 
 def settings_code_section(info: DatasetInfo, config: TrainConfig) -> None:

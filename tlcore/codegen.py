@@ -242,8 +242,8 @@ def _weights_literal(weights: str) -> str:
 
 def _title(weights: str) -> str:
     if normalize_weights(weights) == NO_WEIGHTS:
-        return "Training VGG16 with Keras from random weights (no transfer), with a head for your classes."
-    return "Transfer learning with Keras: VGG16, pretrained on ImageNet, and a new head for your classes."
+        return "Training VGG16 with Keras from random weights (no transfer), with a new head."
+    return "Transfer learning with Keras: VGG16, pretrained on ImageNet, with a new head."
 
 
 def _weights_in_words(weights: str) -> str:
@@ -269,10 +269,10 @@ def _weights_comment(weights: str) -> str:
 
 def _freeze_comment(freeze_at: int) -> str:
     if freeze_at == VGG16_LAYERS:
-        return f"VGG16 layers frozen, counted from the input ({VGG16_LAYERS} = all: only the head learns)"
+        return f"VGG16 layers frozen from the input: all {VGG16_LAYERS}, only the head learns"
     if freeze_at == 0:
-        return "VGG16 layers frozen, counted from the input (0 = none: every layer learns)"
-    return f"VGG16 layers frozen, counted from the input: up to {VGG16_CHAIN[freeze_at - 1].name}"
+        return "VGG16 layers frozen from the input: none, every layer learns"
+    return f"VGG16 layers frozen from the input: up to {VGG16_CHAIN[freeze_at - 1].name}"
 
 
 def _head_line(layer: HeadLayer) -> _Line:
@@ -295,7 +295,7 @@ def _head_line(layer: HeadLayer) -> _Line:
             "The output: one probability, that the image is CLASS_NAMES[1].",
         )
     return _Line(
-        f'outputs = keras.layers.Dense(len(CLASS_NAMES), activation="softmax", name={name})(x)',
+        f'outputs = keras.layers.Dense(\n    len(CLASS_NAMES), activation="softmax", name={name}\n)(x)',
         "The output: one probability per class, summing to 1.",
     )
 
