@@ -120,7 +120,7 @@ def test_the_split_folders_are_the_ones_the_lab_found(tmp_path):
     script = training_script(TINY_CONFIG, DataFolder.from_info(scan(root)))
     assert 'DATA_DIR / "training-data"' in script and 'DATA_DIR / "testing-data"' in script
     assert "validation_split" not in script.split('"""')[2]  # the code reads both folders, draws nothing
-    assert "The same split as the lab: training-data/ trains, testing-data/ validates" in _header(script)
+    assert "The same split as the lab: training-data/ trains, testing-data/ validates" in _flat(_header(script))
 
 
 def test_class_folders_get_a_seeded_split_and_the_header_says_it_differs_from_the_labs(tmp_path):

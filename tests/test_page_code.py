@@ -56,7 +56,7 @@ def test_the_model_page_shows_the_code_for_its_settings_and_follows_the_freeze_p
     assert not at.exception
     (script,) = _scripts(at)
     assert _constants(script)["FREEZE_AT"] == 11
-    assert "FREEZE_AT = 11  # VGG16 layers frozen from the input: up to block4_conv1" in script
+    assert "# VGG16 layers frozen, counted from the input: up to block4_conv1\nFREEZE_AT = 11\n" in script
 
 
 def test_settings_that_cannot_train_show_no_code():
