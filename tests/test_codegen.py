@@ -177,6 +177,44 @@ def test_settings_that_cannot_train_on_the_folder_are_refused():
         training_script(TrainConfig(), DataFolder("/d", ("a",)))
 
 
+def _run_parts(script: str, names: set[str]) -> dict[str, object]:
+    """Run only the script's imports and the top-level assignments and functions named: their namespace."""
+    keep = [
+        node
+        for node in ast.parse(script).body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        or (isinstance(node, ast.Assign) and {getattr(t, "id", "") for t in node.targets} & names)
+        or (isinstance(node, ast.FunctionDef) and node.name in names)
+    ]
+    namespace: dict[str, object] = {}
+    exec(compile(ast.Module(keep, type_ignores=[]), "train.py", "exec"), namespace)
+    return namespace
+
+
+def test_the_scripts_augmentation_and_callbacks_are_the_labs():
+    # Written out in the template, built by tlcore.tf.training in the lab: the same layers, seeds and settings.
+    from tlcore.tf.training import _option_callbacks, build_augmenter
+
+    config = VARIANTS["everything on"].replace(
+        augment=AugmentConfig(enabled=True, rotation=0.2, translation=0.15), seed=5
+    )
+    parts = _run_parts(training_script(config, SPLITS), {"SEED", "PATIENCE", "augment", "callbacks"})
+
+    def layers(model) -> list[tuple[str, dict]]:
+        return [(type(x).__name__, {k: v for k, v in x.get_config().items() if k != "name"}) for x in model.layers]
+
+    assert layers(parts["augment"]) == layers(build_augmenter(config.augment, config.seed))
+    assert len(layers(parts["augment"])) == 5  # flip, rotation, zoom, translation, contrast
+    settings = ("monitor", "patience", "min_delta", "restore_best_weights", "factor", "min_lr")
+
+    def described(callbacks) -> list[tuple[str, dict]]:
+        return [(type(c).__name__, {k: v for k, v in vars(c).items() if k in settings}) for c in callbacks]
+
+    lab, _ = _option_callbacks(config, 3e-4)
+    assert described(parts["callbacks"](3e-4)) == described(lab)
+    assert [type(c).__name__ for c in lab] == ["EarlyStopping", "ReduceLROnPlateau"]
+
+
 def _header(script: str) -> str:
     return ast.get_docstring(ast.parse(script)) or ""
 
