@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.config import TrainConfig, flatten_config
@@ -225,6 +226,13 @@ def sweep_points_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
 # --- the layer table at a freeze point ---------------------------------------------
 
 FROZEN, TRAINABLE, NEW, INPUT = "frozen", "trainable", "new (head)", "input"
+# Two shades per state, alternating by VGG block, so block boundaries show in the table.
+STATE_COLOURS = {
+    FROZEN: ("#dbeafe", "#bfdbfe"),
+    TRAINABLE: ("#ffedd5", "#fed7aa"),
+    NEW: ("#dcfce7",) * 2,
+    INPUT: ("#f3f4f6",) * 2,
+}
 
 
 def freeze_display(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
@@ -254,6 +262,16 @@ def freeze_display(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
             "state": state,
         }
     )
+
+
+def styled_freeze_display(display: pd.DataFrame) -> Styler:
+    """`freeze_display`'s table coloured by state, in alternating shades per VGG block, params with commas."""
+    block_parity = display["block"].map(lambda block: int(block[-1]) % 2 if block.startswith("block") else 0)
+
+    def colour(row: pd.Series) -> list[str]:
+        return [f"background-color: {STATE_COLOURS[row['state']][block_parity[row.name]]}; color: #1f2937"] * len(row)
+
+    return display.style.apply(colour, axis=1).format("{:,}", subset=["params"])
 
 
 def freeze_summary(table: pd.DataFrame, freeze_at: int) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 import tlcore.architecture
+from dashboard.code_panel import settings_code_section
 from dashboard.model_actions import (
     apply_advice_clicked,
     head_and_training_panel,
@@ -14,11 +14,10 @@ from dashboard.model_actions import (
     train_down_to_clicked,
 )
 from dashboard.state import K, current_config, page_intro, require_dataset, weights_value
-from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
+from dashboard.tables import freeze_display, freeze_summary, styled_freeze_display
 from tlcore.advisor import HEAD_FIRST_WHY, advise
 from tlcore.backbone_facts import BLOCK5, BLOCKS4_5, EVERYTHING, HEAD_ONLY, VGG16_BLOCKS, VGG16_CONVS, VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS
-from tlcore.config import HeadConfig
 from tlcore.data import TRAIN
 
 SHORTCUTS = [
@@ -29,31 +28,6 @@ SHORTCUTS = [
 ]
 SIMILAR = "Similar: everyday photos of objects, animals, scenes"
 DIFFERENT = "Different: X-rays, microscopy, satellite views, drawings..."
-# Two shades per state, alternating by VGG block, so block boundaries show in the table.
-COLOURS = {
-    FROZEN: ("#dbeafe", "#bfdbfe"),
-    TRAINABLE: ("#ffedd5", "#fed7aa"),
-    NEW: ("#dcfce7",) * 2,
-    INPUT: ("#f3f4f6",) * 2,
-}
-
-
-def _layer_table(
-    image_size: int, num_classes: int, pooling: str, dense: tuple[int, ...], dropout: float, output: str
-) -> pd.DataFrame:
-    """VGG16's arithmetic, no model built and no TensorFlow: milliseconds, so the page answers at once."""
-    head = HeadConfig(pooling=pooling, dense=dense, dropout=dropout, output=output)
-    return tlcore.architecture.layer_table(num_classes, image_size, head)
-
-
-def _styled(display: pd.DataFrame):
-    block_parity = display["block"].map(lambda block: int(block[-1]) % 2 if block.startswith("block") else 0)
-
-    def colour(row: pd.Series) -> list[str]:
-        return [f"background-color: {COLOURS[row['state']][block_parity[row.name]]}; color: #1f2937"] * len(row)
-
-    return display.style.apply(colour, axis=1).format("{:,}", subset=["params"])
-
 
 page_intro(
     "Model & freeze",
@@ -67,7 +41,8 @@ pretrained = weights_value() != NO_WEIGHTS
 head, head_problem = head_or_problem(len(info.class_names))
 st.subheader("Reproduce a seed article")
 preset_panel()
-table = _layer_table(int(s[K.image_size]), len(info.class_names), head.pooling, head.dense, head.dropout, head.output)
+# VGG16's arithmetic, no model built and no TensorFlow: milliseconds, so the page answers at once.
+table = tlcore.architecture.layer_table(len(info.class_names), int(s[K.image_size]), head)
 
 st.subheader("Freeze point")
 st.slider(
@@ -103,7 +78,7 @@ st.caption(freeze_summary(table, freeze_at))
 if head_problem:
     st.warning("The table shows the default head until the head settings below are fixed.")
 display = freeze_display(table, freeze_at)
-st.dataframe(_styled(display), hide_index=True, height=35 * (len(display) + 1) + 3, placeholder="")
+st.dataframe(styled_freeze_display(display), hide_index=True, height=35 * (len(display) + 1) + 3, placeholder="")
 st.caption(
     ":blue-background[frozen] pretrained, kept as is · :orange-background[trainable] pretrained, fine-tuned · "
     ":green-background[new (head)] random start, always trained · shades alternate by VGG block."
@@ -141,3 +116,4 @@ else:
         + (f", then {config.fine_tune.epochs} at {config.fine_tune.freeze_at}." if config.fine_tune else ".")
     )
     st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")
+    settings_code_section(info, config)

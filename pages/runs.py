@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.charts import curves_chart
+from dashboard.code_panel import run_code_section
 from dashboard.runs_panels import delete_section, deletion_report, feature_store_section, training_now
 from dashboard.state import page_intro
 from dashboard.sweep_panel import PERCENT, sweep_section
@@ -87,6 +88,8 @@ if len(chosen) >= 2:
         st.dataframe(differences)
 
 weight_change_section(summaries)
+
+run_code_section(summaries)
 
 delete_section(list(by_id), label)
 feature_store_section()

@@ -366,11 +366,25 @@ def test_every_option_has_help_and_the_exit_codes_are_in_the_epilog(capsys):
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert set(commands) == {"scan", "layers", "train", "sweep", "probe", "featuremaps", "changes", "cache", "predict"}
+    assert set(commands) == {
+        "scan",
+        "layers",
+        "train",
+        "code",
+        "sweep",
+        "probe",
+        "featuremaps",
+        "changes",
+        "cache",
+        "predict",
+    }
     missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions if not action.help]
     assert missing == []
     text = commands["train"].format_help()
     assert "(default 18)" in text and "(default 5)" in text and "130  interrupted" in text
+    # code takes train's own options (one definition): the same option names, bar train's --runs-dir and --json
+    options = {name: {a.dest for a in commands[name]._actions} for name in ("train", "code")}
+    assert options["train"] - options["code"] == {"runs_dir", "json"} and options["code"] <= options["train"]
     assert "(default: 100000000)" in commands["scan"].format_help()
 
 

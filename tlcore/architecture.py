@@ -31,6 +31,11 @@ HEAD_POOLING = {
 TABLE_COLUMNS = ["freeze_index", "name", "type", "output_shape", "params", "trainable", "block", "part"]
 
 
+def model_name(backbone: str) -> str:
+    """The name of the model built on a backbone ("vgg16_transfer")."""
+    return f"{backbone}_transfer"
+
+
 def input_sides(image_size: int) -> list[int]:
     """Side of the map entering each of VGG16's layers."""
     sides, side = [], image_size

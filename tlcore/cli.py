@@ -1,4 +1,4 @@
-"""Command line: python -m tlcore (or tllab) {scan,layers,train,sweep,probe,featuremaps,changes,cache,predict} ...
+"""Command line: python -m tlcore (or tllab) {scan,layers,train,code,sweep,probe,featuremaps,changes,cache,predict} ...
 
 Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
 runs folder, 2 bad arguments, 130 interrupted.
@@ -21,6 +21,7 @@ from typing import Any
 from tlcore.architecture import counts_at, with_freeze_point
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backbones import WeightsError, default_weights, normalize_weights
+from tlcore.codegen import DataFolder, training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import VALIDATION, DatasetError, scan
 from tlcore.feature_store import MB, FeatureStore
@@ -79,6 +80,67 @@ def _prog() -> str:
     return "tllab" if Path(sys.argv[0]).name == "tllab" else "python -m tlcore"
 
 
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """The options that make a TrainConfig (`config_from_args` reads them): train's, and code's, said once."""
+    d = TrainConfig()  # the defaults an option falls back to, shown in its help
+    p.add_argument("--config", help="a run folder or its run.json: reuse that run's configuration")
+    p.add_argument("--preset", help=f"start from a preset: {', '.join(sorted(PRESETS))} (explicit flags override it)")
+    p.add_argument("--freeze-at", type=int, help=f"VGG16 layers frozen, 0..{VGG16_LAYERS} (default {d.freeze_at})")
+    p.add_argument("--epochs", type=int, help=f"epochs of the first phase (default {d.epochs})")
+    p.add_argument("--image-size", type=int, help=f"square input size in pixels (default {d.image_size})")
+    p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
+    p.add_argument("--batch-size", type=int, help=f"images per training step (default {d.batch_size})")
+    p.add_argument("--learning-rate", type=float, help=f"first phase's learning rate (default {d.learning_rate:g})")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default {d.optimizer})")
+    p.add_argument(
+        "--pooling",
+        choices=["flatten", "avg", "max"],
+        help=f"how the head turns feature maps into one vector (default {d.head.pooling})",
+    )
+    p.add_argument(
+        "--dense",
+        type=_int_list,
+        help=f"hidden layer sizes, e.g. 1024,1024,512 (empty: none; default {','.join(map(str, d.head.dense))})",
+    )
+    p.add_argument("--dropout", type=float, help=f"dropout before each dense layer (default {d.head.dropout})")
+    p.add_argument(
+        "--output",
+        choices=["softmax", "sigmoid"],
+        help=f"the head's last activation; sigmoid for 2 classes only (default {d.head.output})",
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="random flips, rotations, zooms, shifts and contrast on training images (default off)",
+    )
+    p.add_argument("--fine-tune-at", type=int, help="second phase: unfreeze down to this freeze point")
+    p.add_argument("--fine-tune-epochs", type=int, default=FineTuneConfig().epochs, help="epochs of the second phase")
+    p.add_argument(
+        "--fine-tune-lr", type=float, default=FineTuneConfig().learning_rate, help="learning rate of the second phase"
+    )
+    p.add_argument("--seed", type=int, help=f"seed of the head's initial weights and the data order (default {d.seed})")
+    p.add_argument(
+        "--balance-classes",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="weight each class inversely to its training images (for imbalanced datasets)",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="end a phase after PATIENCE epochs without val_loss improvement, keeping the best "
+        "epoch's weights (0: off, the default)",
+    )
+    p.add_argument(
+        "--reduce-lr-on-plateau",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="halve the learning rate after 2 epochs without val_loss improvement (default off)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and option, each with its help text; defaults come from TrainConfig, said once."""
     from tlcore import __version__
@@ -114,62 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train", "train a model and save it as a run")
     p.add_argument("--data", help="dataset folder (required)")
-    p.add_argument("--config", help="a run folder or its run.json: reuse that run's configuration")
-    p.add_argument("--preset", help=f"start from a preset: {', '.join(sorted(PRESETS))} (explicit flags override it)")
-    p.add_argument("--freeze-at", type=int, help=f"VGG16 layers frozen, 0..{VGG16_LAYERS} (default {d.freeze_at})")
-    p.add_argument("--epochs", type=int, help=f"epochs of the first phase (default {d.epochs})")
-    p.add_argument("--image-size", type=int, help=f"square input size in pixels (default {d.image_size})")
-    p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
-    p.add_argument("--batch-size", type=int, help=f"images per training step (default {d.batch_size})")
-    p.add_argument("--learning-rate", type=float, help=f"first phase's learning rate (default {d.learning_rate:g})")
-    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default {d.optimizer})")
-    p.add_argument(
-        "--pooling",
-        choices=["flatten", "avg", "max"],
-        help=f"how the head turns feature maps into one vector (default {d.head.pooling})",
-    )
-    p.add_argument(
-        "--dense",
-        type=_int_list,
-        help=f"hidden layer sizes, e.g. 1024,1024,512 (empty: none; default {','.join(map(str, d.head.dense))})",
-    )
-    p.add_argument("--dropout", type=float, help=f"dropout before each dense layer (default {d.head.dropout})")
-    p.add_argument(
-        "--output",
-        choices=["softmax", "sigmoid"],
-        help=f"the head's last activation; sigmoid for 2 classes only (default {d.head.output})",
-    )
-    p.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="random flips, rotations, zooms, shifts and contrast on training images (default off)",
-    )
-    p.add_argument("--fine-tune-at", type=int, help="second phase: unfreeze down to this freeze point")
-    p.add_argument("--fine-tune-epochs", type=int, default=3, help="epochs of the second phase")
-    p.add_argument("--fine-tune-lr", type=float, default=1e-5, help="learning rate of the second phase")
-    p.add_argument("--seed", type=int, help=f"seed of the head's initial weights and the data order (default {d.seed})")
-    p.add_argument(
-        "--balance-classes",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="weight each class inversely to its training images (for imbalanced datasets)",
-    )
-    p.add_argument(
-        "--early-stopping",
-        type=int,
-        metavar="PATIENCE",
-        help="end a phase after PATIENCE epochs without val_loss improvement, keeping the best "
-        "epoch's weights (0: off, the default)",
-    )
-    p.add_argument(
-        "--reduce-lr-on-plateau",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="halve the learning rate after 2 epochs without val_loss improvement (default off)",
-    )
+    add_config_options(p)
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+
+    p = command(
+        "code",
+        "print a standalone Keras script (no tlcore in it) that trains what the train command would: "
+        "python -m tlcore code --data DIR > train.py",
+    )
+    p.add_argument(
+        "--data", help="dataset folder the script reads (default with --config RUN_DIR: the folder that run used)"
+    )
+    add_config_options(p)
 
     p = command("sweep", "train the same head at several freeze points, plus from scratch")
     p.add_argument("--data", required=True, help="dataset folder")
@@ -287,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "changes": cmd_changes,
         "cache": cmd_cache,
         "predict": cmd_predict,
+        "code": cmd_code,
     }
     try:
         return handlers[args.command](args)
@@ -498,6 +518,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.status == "failed":
         return EXIT_DATA
     return EXIT_INTERRUPTED if stop.is_set() else 0
+
+
+# --- code ---------------------------------------------------------------------------
+
+
+def cmd_code(args: argparse.Namespace) -> int:
+    """Print the standalone Keras script for the train command's settings (tlcore.codegen)."""
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    record = None
+    if args.config:
+        run_dir = Path(args.config)
+        run_dir = run_dir.parent if run_dir.name == RUN_FILE else run_dir
+        if (run_dir / RUN_FILE).is_file():
+            record = load_record(run_dir)
+    made_for = f"run {record.run_id}" if record else f"the settings given to `{_prog()} code`"
+    if args.data:
+        data = DataFolder.from_info(scan(args.data, validation_split=config.validation_split, seed=config.seed))
+    elif record is not None:
+        try:
+            data = DataFolder.from_run(record)
+        except ValueError as err:
+            raise UsageError(f"{err} Give the folder with --data DIR.") from None
+    else:
+        raise UsageError("code needs --data DIR (or --config RUN_DIR, to use the folder that run trained on)")
+    try:
+        script = training_script(config, data, made_for)
+    except ValueError as err:  # settings that cannot train on this folder (a sigmoid output for 3 classes)
+        raise UsageError(str(err)) from None
+    print(script, end="")
+    return 0
 
 
 # --- sweep --------------------------------------------------------------------------

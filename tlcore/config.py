@@ -13,6 +13,13 @@ from tlcore.backbone_facts import BLOCK5, DEFAULT_BACKBONE, VGG16_LAYERS
 POOLINGS = ("flatten", "avg", "max")
 OUTPUTS = ("softmax", "sigmoid")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+SGD_MOMENTUM = 0.9  # the "sgd" optimizer is SGD with momentum
+# What the fit options mean, for the lab (tlcore.tf.training) and for the scripts it writes (tlcore.codegen):
+# reduce on plateau halves the rate after 2 epochs without a val_loss improvement, never below a hundredth
+# of the phase's starting rate; an improvement of val_loss smaller than MIN_IMPROVEMENT does not count
+# (early stopping and plateau alike).
+PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR_FRACTION = 0.5, 2, 0.01
+MIN_IMPROVEMENT = 1e-4
 
 
 # Settings in words, for people comparing two configs (dotted names as flatten_config gives them).

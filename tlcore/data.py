@@ -182,9 +182,7 @@ def scan(
             classes = {c.name: walker.images_under(c, info) for c in walker.subdirs(split_dir)}
             walker.ignore_loose_files(split_dir, info)
             candidates[split] = classes
-        if VALIDATION not in split_dirs and TEST in split_dirs:
-            # Seed 000's layout: training-data + testing-data. The test folder
-            # is the only held-out data, so it serves as validation.
+        if _test_serves_as_validation(split_dirs):
             candidates[VALIDATION] = candidates.pop(TEST)
             info.split_folders[VALIDATION] = info.split_folders.pop(TEST)
     else:
@@ -252,6 +250,22 @@ def _no_usable_images(info: DatasetInfo, empty: list[str]) -> str:
         if len(folders) == 1
         else f"Class folders {listed} have no usable image ({why})"
     )
+
+
+def _test_serves_as_validation(split_dirs: Mapping[str, Path]) -> bool:
+    """Seed 000's layout, training-data + testing-data: the test folder is the only held-out data, so it
+    serves as validation."""
+    return VALIDATION not in split_dirs and TEST in split_dirs
+
+
+def split_folder_names(root: str | os.PathLike) -> dict[str, str]:
+    """The split folders `scan` uses in root, by split: {"train": "training", "validation": "val"}; {} for
+    class folders directly in root (or a folder that cannot be read). Lists root only: no image is opened."""
+    split_dirs = _match_splits(_Walker().subdirs(Path(root)))
+    names = {split: folder.name for split, folder in split_dirs.items()}
+    if _test_serves_as_validation(split_dirs):
+        names[VALIDATION] = names.pop(TEST)
+    return names
 
 
 def _match_splits(dirs: list[Path], need_train: bool = True) -> dict[str, Path]:

@@ -24,7 +24,7 @@ import pandas as pd
 from keras.src.saving import saving_lib
 
 import tlcore.tf.layers  # noqa: F401  (registers CaffePreprocess for deserialization)
-from tlcore.architecture import INPUT_LAYER, PREPROCESS_LAYER, HeadLayer, head_layers
+from tlcore.architecture import INPUT_LAYER, PREPROCESS_LAYER, HeadLayer, head_layers, model_name
 from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS
 from tlcore.backbones import BackboneSpec, get_backbone
 from tlcore.config import HeadConfig
@@ -65,7 +65,7 @@ def build_model(
     # The head's layers come from the same description the TensorFlow-free layer table reads.
     for layer in head_layers(head, num_classes):
         x = _keras_head_layer(layer)(x)
-    model = keras.Model(inputs, x, name=f"{spec.name}_transfer")
+    model = keras.Model(inputs, x, name=model_name(spec.name))
     set_freeze_point(model, spec.num_layers if freeze_at is None else freeze_at, spec)
     return model
 

@@ -36,7 +36,15 @@ import tensorflow as tf
 
 from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import NO_WEIGHTS, get_backbone, normalize_weights, weights_file, weights_identity
-from tlcore.config import AugmentConfig, TrainConfig
+from tlcore.config import (
+    MIN_IMPROVEMENT,
+    PLATEAU_FACTOR,
+    PLATEAU_MIN_LR_FRACTION,
+    PLATEAU_PATIENCE,
+    SGD_MOMENTUM,
+    AugmentConfig,
+    TrainConfig,
+)
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures
 from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, ProgressFn, StepProgress, StopFlag
@@ -54,11 +62,6 @@ from tlcore.tf.pipeline import (
     make_dataset,
 )
 
-# Reduce on plateau: halve the rate after 2 epochs without a val_loss improvement,
-# never below a hundredth of the phase's starting rate.
-PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR_FRACTION = 0.5, 2, 0.01
-# An improvement of val_loss smaller than this does not count (early stopping and plateau alike).
-MIN_IMPROVEMENT = 1e-4
 TENSORBOARD_DIR = "tensorboard"  # inside a run's folder
 
 
@@ -211,7 +214,7 @@ def extract_features(
 
 def _make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+        return keras.optimizers.SGD(learning_rate, momentum=SGD_MOMENTUM)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate)
     return keras.optimizers.Adam(learning_rate)
