@@ -18,8 +18,13 @@ What is chosen here, and why:
   ~50 of them, more than three decades of rate there: its minimum comes late.
   Here beta is set per sweep so that the average's memory spans SMOOTHING_DECADES
   of rate, whether the sweep has 20 steps or 100 (`smoothing_beta`).
-- **Stop rule** (fastai's): stop once the smoothed loss exceeds DIVERGENCE_FACTOR
-  times its minimum so far, or a loss is not a number; else at the end rate.
+- **Stop rule** (fastai's, with a floor): stop once the smoothed loss exceeds
+  DIVERGENCE_FACTOR times its minimum so far *and* the loss of a guess
+  (ln(classes): every class equally likely), or a loss is not a number; else
+  at the end rate. Without the floor, a head already trained to a loss of
+  0.02 (phase 2 on the sample data) "diverged" at 0.08 on batch noise at
+  5e-7, long before the rates that matter; a loss worse than guessing is
+  blown up whatever the minimum was.
 - **Suggested rate**: fastai's "valley" (its default since 2.5): the longest
   run of falling smoothed loss, and the rate about half-way down it. It reads
   the whole descent rather than a difference between two neighbouring points,
@@ -75,6 +80,11 @@ def rate_schedule(steps: int, start: float = START_RATE, end: float = END_RATE) 
     if not 0 < start < end:
         raise ValueError(f"A rate sweep needs 0 < start < end. Received: start={start}, end={end}")
     return [start * (end / start) ** (i / (steps - 1)) for i in range(steps)]
+
+
+def guess_loss(num_classes: int) -> float:
+    """The cross-entropy of a guess that gives every class the same probability: ln(classes) (0.69 for 2)."""
+    return math.log(max(num_classes, 2))
 
 
 def smoothing_beta(steps: int, start: float = START_RATE, end: float = END_RATE) -> float:
@@ -195,14 +205,20 @@ class RangeTest:
     """One sweep's rates, losses and stop rule: ask `next_rate()`, train a step at it, `record(loss)`.
 
     `record` returns "" to go on, or why the sweep ends (ENDED, DIVERGED, NOT_FINITE).
+    floor: a smoothed loss at or below it never counts as blown up (`guess_loss`; 0: fastai's rule).
     """
 
     def __init__(
-        self, steps: int, start: float = START_RATE, end: float = END_RATE, divergence_factor: float = DIVERGENCE_FACTOR
+        self,
+        steps: int,
+        start: float = START_RATE,
+        end: float = END_RATE,
+        divergence_factor: float = DIVERGENCE_FACTOR,
+        floor: float = 0.0,
     ) -> None:
         self.schedule = rate_schedule(steps, start, end)
         self.beta = smoothing_beta(steps, start, end)
-        self.divergence_factor = divergence_factor
+        self.divergence_factor, self.floor = divergence_factor, floor
         self.smoother = Smoother(self.beta)
         self.rates: list[float] = []
         self.losses: list[float] = []
@@ -221,7 +237,7 @@ class RangeTest:
         smoothed = self.smoother.add(float(loss))
         self.smoothed.append(smoothed)
         self.best = min(self.best, smoothed)
-        if smoothed > self.divergence_factor * self.best:
+        if smoothed > self.divergence_factor * self.best and smoothed > self.floor:
             return DIVERGED
         return ENDED if len(self.losses) == len(self.schedule) else ""
 
@@ -231,7 +247,7 @@ def stop_text(stop: str, rate: float | None = None, factor: float = DIVERGENCE_F
     at = f" at {format_rate(rate)}" if rate is not None else ""
     return {
         ENDED: f"reached the end rate{at}",
-        DIVERGED: f"the smoothed loss passed {factor:g}× its minimum{at}",
+        DIVERGED: f"the smoothed loss passed {factor:g}× its minimum and a guess's loss{at}",
         NOT_FINITE: f"the loss stopped being a number{at}",
         TIME_CAP: f"the time cap was reached{at}",
         STOPPED: f"stopped by the user{at}",
@@ -256,6 +272,7 @@ class LRFinderResult:
     stop_reason: str
     planned_steps: int
     beta: float
+    loss_floor: float = 0.0  # a guess's loss: below it no loss counted as blown up
     start_rate: float = START_RATE
     end_rate: float = END_RATE
     max_seconds: float = DEFAULT_MAX_SECONDS
@@ -350,6 +367,8 @@ class LRFinderResult:
             "steps": self.steps,
             "warmup_steps": WARMUP_STEPS,
             "smoothing_beta": round(self.beta, 4),
+            "divergence_factor": DIVERGENCE_FACTOR,
+            "loss_floor": round(self.loss_floor, 4),
             "stop": self.stop,
             "stop_reason": self.stop_reason,
             "max_seconds": self.max_seconds,
@@ -390,5 +409,6 @@ def result_of(
         stop_reason=stop_reason,
         planned_steps=len(test.schedule) if test else 0,
         beta=test.beta if test else 0.0,
+        loss_floor=test.floor if test else 0.0,
         **details,
     )

@@ -40,6 +40,7 @@ from tlcore.lr_finder import (
     FinderStep,
     LRFinderResult,
     RangeTest,
+    guess_loss,
     planned_steps,
     relevant_config,
     result_of,
@@ -222,7 +223,7 @@ def _sweep(
         report(FinderStep(warmup, 0, start_rate, loss, None))
     step_seconds = time.perf_counter() - step_started
     steps = planned_steps(max_steps, max_seconds - (time.perf_counter() - sweep_started), step_seconds)
-    test = RangeTest(steps, start_rate, end_rate)
+    test = RangeTest(steps, start_rate, end_rate, floor=guess_loss(len(data.class_names)))
     done = 0
     while not stop_code:
         if stop is not None and stop.is_set():
