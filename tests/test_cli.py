@@ -366,7 +366,17 @@ def test_every_option_has_help_and_the_exit_codes_are_in_the_epilog(capsys):
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert set(commands) == {"scan", "layers", "train", "sweep", "probe", "featuremaps", "changes", "predict"}
+    assert set(commands) == {
+        "scan",
+        "layers",
+        "train",
+        "sweep",
+        "probe",
+        "featuremaps",
+        "changes",
+        "lr-find",
+        "predict",
+    }
     missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions if not action.help]
     assert missing == []
     text = commands["train"].format_help()
