@@ -533,27 +533,23 @@ def lr_finder_chart(
     ceiling: float | None = None,
     title: str = LR_FINDER_TITLE,
 ) -> AltairChart:
-    """The range test's smoothed loss against the learning rate, both on log axes, with labelled rules:
-    the marked rates dashed grey (labels at the top), the suggested rate solid orange (label at the bottom).
+    """The range test's smoothed loss against the learning rate on a log axis, with labelled rules: the marked
+    rates dashed grey (labels above the plot), the suggested rate solid orange (label inside, at the top).
 
-    curve: columns "rate", "smoothed loss" and "loss" (the batch's own). ceiling: the loss axis' top
-    (e.g. the stop rule's threshold), so the one step that blew up does not flatten the curve; the line
-    is clipped there. The rate axis spans the marked rates too, so a sweep that blew up before 1e-3 still
-    shows where 1e-3 is.
+    curve: columns "rate", "smoothed loss" and "loss" (the batch's own). The loss axis is linear from 0, as
+    fastai draws it: a shoot-up reads as one, and the wobble of a low loss (a trained head's 0.02 to 0.2)
+    does not look like a change. ceiling: the loss axis' top (the stop rule's threshold), so the one step that
+    blew up does not flatten the rest; the line is clipped there. The rate axis spans the marked rates too,
+    so a sweep that blew up before 1e-3 still shows where 1e-3 is.
     """
     curve = pd.DataFrame(curve)
     rates = [*curve["rate"], *marked]
-    x_scale = alt.Scale(type="log", domain=[min(rates), max(rates)], nice=False)
-    x_ticks = [t for t in log_ticks(rates) if min(rates) <= t <= max(rates)]
+    low_rate, high_rate = min(rates), max(rates)
+    x_scale = alt.Scale(type="log", domain=[low_rate, high_rate], nice=False)
+    x_ticks = [t for t in log_ticks(rates) if low_rate <= t <= high_rate]
     x = alt.X("rate:Q", title="learning rate (log scale)", scale=x_scale, axis=alt.Axis(values=x_ticks, format="~e"))
-    low = float(curve["smoothed loss"].min())
-    high = float(curve["smoothed loss"].max()) if ceiling is None else min(float(curve["smoothed loss"].max()), ceiling)
-    y = alt.Y(
-        "smoothed loss:Q",
-        title="training loss, smoothed (log scale)",
-        scale=alt.Scale(type="log", domain=[low / 1.05, high * 1.05], nice=False),
-        axis=alt.Axis(values=[t for t in log_ticks([low, high]) if low / 1.05 <= t <= high * 1.05], format="~g"),
-    )
+    top = float(curve["smoothed loss"].max()) if ceiling is None else min(float(curve["smoothed loss"].max()), ceiling)
+    y = alt.Y("smoothed loss:Q", title="training loss (smoothed)", scale=alt.Scale(domain=[0, top * 1.05], nice=False))
     tooltip = [
         alt.Tooltip("rate:Q", format=".2e"),
         alt.Tooltip("smoothed loss:Q", format=".3f"),
@@ -562,18 +558,30 @@ def lr_finder_chart(
     line = alt.Chart(curve).mark_line(strokeWidth=LINE_WIDTH, clip=True).encode(x=x, y=y, tooltip=tooltip)
     rules = pd.DataFrame({"rate": list(marked), "label": [format_rate(r) for r in marked]})
     marked_rules = alt.Chart(rules).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="gray").encode(x="rate:Q")
-    marked_labels = (
+    marked_labels = (  # above the plot, where no curve can hide them
         alt.Chart(rules)
-        .mark_text(align="left", baseline="top", dx=4, dy=4, fontSize=LABEL_FONT_SIZE, color="gray")
+        .mark_text(align="center", baseline="bottom", dy=-4, fontSize=LABEL_FONT_SIZE, color="gray")
         .encode(x="rate:Q", y=alt.value(0), text="label:N")
     )
     layers: list[Any] = [line, marked_rules, marked_labels]
     if suggested is not None:
         pick = pd.DataFrame({"rate": [suggested], "label": [f"suggested {format_rate(suggested)}"]})
+        # Right of its rule, or left of it in the plot's right part, so the words stay inside the plot.
+        right_part = math.log(suggested / low_rate) > 0.6 * math.log(high_rate / low_rate)
         layers += [
             alt.Chart(pick).mark_rule(strokeWidth=LINE_WIDTH, color=SUGGESTED_COLOUR).encode(x="rate:Q"),
             alt.Chart(pick)
-            .mark_text(align="left", baseline="bottom", dx=6, dy=-6, fontSize=LABEL_FONT_SIZE, color=SUGGESTED_COLOUR)
-            .encode(x="rate:Q", y=alt.value(PLOT_HEIGHT), text="label:N"),
+            .mark_text(
+                align="right" if right_part else "left",
+                baseline="top",
+                dx=-6 if right_part else 6,
+                dy=6,
+                fontSize=LABEL_FONT_SIZE,
+                fontWeight="bold",
+                color=SUGGESTED_COLOUR,
+            )
+            .encode(x="rate:Q", y=alt.value(0), text="label:N"),
         ]
-    return _projector(alt.layer(*layers).properties(title=title, height=PLOT_HEIGHT))
+    # The title clears the marked rates' labels above the plot.
+    heading = alt.TitleParams(title, offset=LABEL_FONT_SIZE + 10)
+    return _projector(alt.layer(*layers).properties(title=heading, height=PLOT_HEIGHT))

@@ -126,6 +126,10 @@ def lr_finder_section(info: DatasetInfo) -> None:
         _show(result, task.seconds)
 
 
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
 def _show(result: LRFinderResult, seconds: float) -> None:
     if result.steps < 2:
         st.warning(f"No curve to show: {result.stop_reason}.")
@@ -140,8 +144,8 @@ def _show(result: LRFinderResult, seconds: float) -> None:
     st.caption(
         f"Route: **{ROUTE_NAMES.get(result.route, result.route)}** at freeze point {result.freeze_at} "
         f"({result.route_reason}). **{result.steps} steps** of {result.planned_steps} planned in "
-        f"**{result.seconds:.0f} s**, after {result.prepare_seconds:.0f} s of preparation "
-        f"({seconds:.0f} s in all); ended: {result.stop_reason}."
+        f"**{_seconds(result.seconds)}**, after {_seconds(result.prepare_seconds)} of preparation "
+        f"({_seconds(seconds)} in all); ended: {result.stop_reason}."
     )
     suggested, minimum = result.suggested_rate, result.minimum_rate
     left, right = st.columns(2)

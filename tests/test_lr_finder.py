@@ -157,7 +157,7 @@ def test_what_a_sweep_reads_of_the_config():
     assert sweep_freeze_at(two_phase, 1) == 18 and sweep_freeze_at(two_phase, 2) == 14
     with pytest.raises(ValueError, match="no second phase"):
         relevant_config(TINY_CONFIG, 2)
-    assert [format_rate(r) for r in (1e-3, 2.5e-4, 3.16e-5, 1.0)] == ["1e-3", "2.5e-4", "3.2e-5", "1e0"]
+    assert [format_rate(r) for r in (1e-3, 2.5e-4, 3.16e-5, 1.0)] == ["1e-3", "2.5e-4", "3.2e-5", "1"]
 
 
 # --- the sweep on a TrainConfig (TensorFlow) -----------------------------------------------

@@ -68,9 +68,10 @@ TIME_CAP, STOPPED, FAILED = "time_cap", "stopped", "failed"
 
 
 def format_rate(rate: float) -> str:
-    """A rate as people write it: 1e-3, 2.5e-4 (one decimal at most)."""
+    """A rate as people write it: 1e-3, 2.5e-4 (one decimal at most); 1 and 2.5 without an exponent."""
     mantissa, exponent = f"{rate:.1e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return mantissa if int(exponent) == 0 else f"{mantissa}e{int(exponent)}"
 
 
 def rate_schedule(steps: int, start: float = START_RATE, end: float = END_RATE) -> list[float]:
