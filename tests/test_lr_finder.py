@@ -113,6 +113,11 @@ def test_the_suggestion_on_a_valley_is_half_way_down_it():
     # The smoothed minimum lies just below the blow-up (the true one at ~3e-3); a tenth of it is safer.
     assert 1e-3 < result.minimum_rate < 2e-2
     assert result.minimum_rate == result.rates[result.smoothed.index(min(result.smoothed[10:]))]
+    assert result.falls  # 0.7 down to 0.2
+    # A head that already fits its batches: flat at 0.05, then only rising. Its minimum means nothing.
+    rising = RangeTest(50, floor=guess_loss(2))
+    _run(rising, lambda rate: 0.05 + 0.03 * math.sin(1e9 * rate) + (5 * rate if rate > 1e-4 else 0.0))
+    assert not result_of(rising, 2, 14, CACHED, "", DIVERGED, "").falls
     # By hand: the longest fall is 5 > 4 > 3 > 2 > 1 (5 points ending at index 6), so the valley spans
     # [1, 6] and the point a third plus a sixth of its 5 steps along is index 1 + 1 + 0 = 2.
     assert valley_index([5, 5, 4, 3, 2, 3, 1, 9]) == 2
@@ -136,6 +141,7 @@ def test_a_short_curve_suggests_nothing_and_marked_rates_are_placed_or_said_miss
     assert result.marked_text(0.5) == ("5e-1: not reached; the loss had blown up before (the loss blew up at 3e-2)")
     data = json.loads(json.dumps(result.to_json()))  # plain JSON: no NaN, no tuples
     assert data["suggestion_method"] == "valley" and data["steps"] == len(data["curve"]) == result.steps
+    assert data["loss_falls"] is True
     assert data["minimum_loss_rate_over_10"] == pytest.approx(result.minimum_rate / 10)
     assert [m["rate"] for m in data["marked"]] == list(MARKED_RATES) == [1e-4, 1e-3]
     assert data["route"] == END_TO_END and data["phase"] == 2 and data["freeze_at"] == 14

@@ -57,6 +57,7 @@ WARMUP_STEPS = 2
 DIVERGENCE_FACTOR = 4.0
 SMOOTHING_DECADES = 0.5  # the moving average's memory, in decades of rate
 LEFT_OUT_SHARE = 0.1  # of the planned steps, at the start, left out of the suggestions
+FELL_SHARE = 0.9  # a curve "falls" when its minimum is below this share of where it started
 # The rates marked on every curve: the default rate (good for a new head) and the most that pretrained conv
 # layers stand (tlcore.advisor).
 MARKED_RATES: tuple[float, ...] = (FINE_TUNE_MAX_LEARNING_RATE, TrainConfig().learning_rate)
@@ -328,6 +329,16 @@ class LRFinderResult:
         index = self.minimum_index
         return None if index is None else self.smoothed[index]
 
+    @property
+    def falls(self) -> bool:
+        """Whether the smoothed loss ever fell clearly below where it started (by a tenth).
+
+        A curve that only rises (a head that already fits the batches, in a phase-2 sweep) has its minimum
+        wherever noise put it: its rate / 10 means nothing; read where the curve starts to rise instead.
+        """
+        minimum = self.minimum_loss
+        return bool(self.smoothed) and minimum is not None and minimum < FELL_SHARE * self.smoothed[0]
+
     def loss_at(self, rate: float) -> float | None:
         """The smoothed loss at `rate`, interpolated on the log axis; None outside the rates swept."""
         if self.steps == 0 or not self.rates[0] <= rate <= self.rates[-1]:
@@ -379,6 +390,7 @@ class LRFinderResult:
             "suggested_rate": suggested,
             "minimum_loss_rate": minimum,
             "minimum_loss_rate_over_10": None if minimum is None else minimum / 10,
+            "loss_falls": self.falls,
             "marked": [{"rate": r, "smoothed_loss": self.loss_at(r)} for r in self.marked_rates],
             "curve": [
                 {"rate": rate, "loss": loss, "smoothed_loss": smoothed}
