@@ -179,7 +179,7 @@ def _show(result: LRFinderResult, seconds: float) -> None:
     )
     right.metric(
         "Minimum's rate ÷ 10",
-        format_rate(minimum / 10) if minimum else "none",
+        format_rate(minimum / 10) if minimum and result.falls else "—",
         help="The rate where the smoothed loss was lowest, divided by 10: the lowest point is already too fast.",
     )
     st.markdown("\n".join(f"- {result.marked_text(rate)}" for rate in result.marked_rates))
