@@ -4,9 +4,10 @@ Every chart is sized for a projector: the sizes and font sizes below are
 defined once and used by every chart, so the Train, Inference, Runs and
 Dataset pages look alike. Charts set no text or background colours of their
 own (except counts written on heatmap cells, which must contrast with the
-cell), so Streamlit's light and dark themes both apply. Loss is drawn on a
-log scale (one diverging epoch does not flatten the rest) and accuracy and
-probability on a fixed 0..1 axis (0.45 vs 0.55 stays the coin toss it is).
+cell, and a rule's label, in its rule's colour), so Streamlit's light and
+dark themes both apply. Loss is drawn on a log scale (one diverging epoch
+does not flatten the rest) and accuracy and probability on a fixed 0..1
+axis (0.45 vs 0.55 stays the coin toss it is).
 The Grad-CAM overlay and its colours are `tlcore.tf.gradcam`'s.
 """
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.data import TRAIN, VALIDATION
+from tlcore.lr_finder import format_rate
 from tlcore.weight_changes import HEAD, WeightChanges
 
 # What every chart function returns: the chart kinds st.altair_chart accepts.
@@ -518,3 +520,68 @@ def weight_changes_chart(
     if title:
         chart = chart.properties(title=title)
     return _projector(chart)
+
+
+LR_FINDER_TITLE = "Loss as the learning rate rises"
+SUGGESTED_COLOUR = PREDICTED_COLOUR  # the palette's strong orange: the one rate the chart recommends
+
+
+def lr_finder_chart(
+    curve: pd.DataFrame,
+    marked: Sequence[float],
+    suggested: float | None = None,
+    ceiling: float | None = None,
+    title: str = LR_FINDER_TITLE,
+) -> AltairChart:
+    """The range test's smoothed loss against the learning rate on a log axis, with labelled rules: the marked
+    rates dashed grey (labels above the plot), the suggested rate solid orange (label inside, at the top).
+
+    curve: columns "rate", "smoothed loss" and "loss" (the batch's own). The loss axis is linear from 0, as
+    fastai draws it: a shoot-up reads as one, and the wobble of a low loss (a trained head's 0.02 to 0.2)
+    does not look like a change. ceiling: the loss axis' top (the stop rule's threshold), so the one step that
+    blew up does not flatten the rest; the line is clipped there. The rate axis spans the marked rates too,
+    so a sweep that blew up before 1e-3 still shows where 1e-3 is.
+    """
+    curve = pd.DataFrame(curve)
+    rates = [*curve["rate"], *marked]
+    low_rate, high_rate = min(rates), max(rates)
+    x_scale = alt.Scale(type="log", domain=[low_rate, high_rate], nice=False)
+    x_ticks = [t for t in log_ticks(rates) if low_rate <= t <= high_rate]
+    x = alt.X("rate:Q", title="learning rate (log scale)", scale=x_scale, axis=alt.Axis(values=x_ticks, format="~e"))
+    top = float(curve["smoothed loss"].max()) if ceiling is None else min(float(curve["smoothed loss"].max()), ceiling)
+    y = alt.Y("smoothed loss:Q", title="training loss (smoothed)", scale=alt.Scale(domain=[0, top * 1.05], nice=False))
+    tooltip = [
+        alt.Tooltip("rate:Q", format=".2e"),
+        alt.Tooltip("smoothed loss:Q", format=".3f"),
+        alt.Tooltip("loss:Q", title="batch loss", format=".3f"),
+    ]
+    line = alt.Chart(curve).mark_line(strokeWidth=LINE_WIDTH, clip=True).encode(x=x, y=y, tooltip=tooltip)
+    rules = pd.DataFrame({"rate": list(marked), "label": [format_rate(r) for r in marked]})
+    marked_rules = alt.Chart(rules).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="gray").encode(x="rate:Q")
+    marked_labels = (  # above the plot, where no curve can hide them
+        alt.Chart(rules)
+        .mark_text(align="center", baseline="bottom", dy=-4, fontSize=LABEL_FONT_SIZE, color="gray")
+        .encode(x="rate:Q", y=alt.value(0), text="label:N")
+    )
+    layers: list[Any] = [line, marked_rules, marked_labels]
+    if suggested is not None:
+        pick = pd.DataFrame({"rate": [suggested], "label": [f"suggested {format_rate(suggested)}"]})
+        # Right of its rule, or left of it in the plot's right part, so the words stay inside the plot.
+        right_part = math.log(suggested / low_rate) > 0.6 * math.log(high_rate / low_rate)
+        layers += [
+            alt.Chart(pick).mark_rule(strokeWidth=LINE_WIDTH, color=SUGGESTED_COLOUR).encode(x="rate:Q"),
+            alt.Chart(pick)
+            .mark_text(
+                align="right" if right_part else "left",
+                baseline="top",
+                dx=-6 if right_part else 6,
+                dy=6,
+                fontSize=LABEL_FONT_SIZE,
+                fontWeight="bold",
+                color=SUGGESTED_COLOUR,
+            )
+            .encode(x="rate:Q", y=alt.value(0), text="label:N"),
+        ]
+    # The title clears the marked rates' labels above the plot.
+    heading = alt.TitleParams(title, offset=LABEL_FONT_SIZE + 10)
+    return _projector(alt.layer(*layers).properties(title=heading, height=PLOT_HEIGHT))

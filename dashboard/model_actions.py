@@ -107,11 +107,16 @@ LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 FINE_TUNE_RATES = [1e-6, 3e-6, 1e-5, 3e-5, 1e-4]
 
 
+def nearest_rate(value: float, options: list[float]) -> float:
+    """The offered rate nearest to `value` on a log scale (the smallest for a value that is not positive)."""
+    return min(options, key=lambda o: abs(math.log(o / value)) if value > 0 else o)
+
+
 def _snap(key: str, options: list[float]) -> None:
     # A select_slider refuses a value outside its options (e.g. from a loaded run): take the nearest.
     value = float(st.session_state[key])
     if value not in options:
-        st.session_state[key] = min(options, key=lambda o: abs(math.log(o / value)) if value > 0 else o)
+        st.session_state[key] = nearest_rate(value, options)
 
 
 def head_and_training_panel(freeze_at: int, head_problem: str | None) -> None:

@@ -14,11 +14,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import streamlit as st
 
-ProgressFn = Callable[[int, int], None]  # (done, total)
+
+class ProgressFn(Protocol):
+    """(done, total), and what is counted when it is not images (e.g. "training steps")."""
+
+    def __call__(self, done: int, total: int, unit: str = ...) -> None: ...
+
+
+IMAGES = "images"
 KEEP_FINISHED = 8  # results kept for reuse; the oldest goes first
 REFRESH_S = 1.0
 
@@ -30,14 +37,15 @@ class Task:
     label: str
     done: int = 0
     total: int = 0
+    unit: str = IMAGES
     result: Any = None
     error: str = ""
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0  # how long it took, once finished
     finished: threading.Event = field(default_factory=threading.Event)
 
-    def report(self, done: int, total: int) -> None:
-        self.done, self.total = done, total
+    def report(self, done: int, total: int, unit: str = IMAGES) -> None:
+        self.done, self.total, self.unit = done, total, unit
 
 
 class _Registry:
@@ -57,6 +65,10 @@ class _Registry:
                 del self.tasks[old]
         threading.Thread(target=_run, args=(task, compute), name=f"task-{label}", daemon=True).start()
         return task
+
+    def find(self, key: str) -> Task | None:
+        with self.lock:
+            return self.tasks.get(key)
 
 
 def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
@@ -79,6 +91,11 @@ def start(key: str, label: str, compute: Callable[[ProgressFn], Any]) -> Task:
     return _registry().start(key, label, compute)
 
 
+def find(key: str) -> Task | None:
+    """The task for `key` if one was started (running or finished), without starting one."""
+    return _registry().find(key)
+
+
 def result_when_ready(task: Task) -> Any | None:
     """The task's result; until then a progress bar that reruns the page when the task ends (None).
 
@@ -98,5 +115,5 @@ def _progress(task: Task) -> None:
     if task.finished.is_set():
         st.rerun()
     fraction = task.done / task.total if task.total else 0.0
-    counts = f" {task.done}/{task.total} images" if task.total else ""
+    counts = f" {task.done}/{task.total} {task.unit}" if task.total else ""
     st.progress(fraction, text=f"{task.label}:{counts} ({time.perf_counter() - task.started:.0f} s)")

@@ -6,6 +6,7 @@ import streamlit as st
 
 import tlcore.architecture
 from dashboard.code_panel import settings_code_section
+from dashboard.lr_finder_panel import lr_finder_section
 from dashboard.model_actions import (
     apply_advice_clicked,
     head_and_training_panel,
@@ -102,6 +103,7 @@ st.info(
 st.button("Apply this advice", key="apply_advice", on_click=apply_advice_clicked, args=(advice,))
 
 head_and_training_panel(freeze_at, head_problem)
+lr_finder_section(info)
 
 try:
     config = current_config()

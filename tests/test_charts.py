@@ -8,6 +8,7 @@ import pytest
 from dashboard.charts import (
     AXIS_TITLE_FONT_SIZE,
     LABEL_FONT_SIZE,
+    LR_FINDER_TITLE,
     PLOT_HEIGHT,
     PREDICTED_COLOUR,
     TITLE_FONT_SIZE,
@@ -17,6 +18,7 @@ from dashboard.charts import (
     gradcam_colorbar,
     live_curves_chart,
     log_ticks,
+    lr_finder_chart,
     probabilities_chart,
     sweep_charts,
 )
@@ -227,3 +229,28 @@ def test_gradcam_colorbar_draws_the_given_colours_from_low_to_high():
     assert [row["colour"] for row in rows] == given
     assert [row["start"] for row in rows] == pytest.approx([0, 1 / 3, 2 / 3])  # equal blocks, edge to edge
     assert [row["end"] for row in rows] == pytest.approx([1 / 3, 2 / 3, 1])
+
+
+def test_lr_finder_chart_marks_the_rates_even_past_a_blow_up_and_clips_it():
+    rates = [1e-7 * 10 ** (i / 4) for i in range(14)]  # 1e-7 .. 1.8e-4: the sweep blew up before 1e-3
+    losses = [0.7] * 10 + [0.6, 0.5, 1.0, 40.0]
+    curve = {"rate": rates, "smoothed loss": losses, "loss": losses}
+    spec = lr_finder_chart(curve, [1e-4, 1e-3], suggested=1e-5, ceiling=2.0).to_dict()
+    _projector_ready(spec)
+    line, rules, labels, pick, pick_label = spec["layer"]
+    x = line["encoding"]["x"]
+    assert x["scale"] == {"type": "log", "domain": [1e-7, 1e-3], "nice": False}  # reaches 1e-3 all the same
+    assert x["axis"]["values"] == [1e-7, 1e-6, 1e-5, 1e-4, 1e-3]
+    # The loss axis is linear from 0 and ends at the ceiling: the blown-up 40 is clipped, not drawn to scale.
+    assert line["encoding"]["y"]["scale"] == {"domain": [0, pytest.approx(2.1)], "nice": False}
+    assert line["mark"]["clip"] is True
+    rows = _data(spec)
+    assert {(r["rate"], r["label"]) for r in rows if "label" in r} == {
+        (1e-4, "1e-4"),
+        (1e-3, "1e-3"),
+        (1e-5, "suggested 1e-5"),
+    }
+    assert rules["mark"]["strokeDash"] and pick["mark"]["color"] == PREDICTED_COLOUR
+    assert labels["encoding"]["y"] == {"value": 0} and labels["mark"]["baseline"] == "bottom"  # above the plot
+    assert pick_label["mark"]["align"] == "left"  # 1e-5 is in the left part: its words go right of its rule
+    assert spec["title"]["text"] == LR_FINDER_TITLE

@@ -376,6 +376,7 @@ def test_every_option_has_help_and_the_exit_codes_are_in_the_epilog(capsys):
         "featuremaps",
         "changes",
         "cache",
+        "lr-find",
         "predict",
     }
     missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions if not action.help]

@@ -1,4 +1,5 @@
-"""Command line: python -m tlcore (or tllab) {scan,layers,train,code,sweep,probe,featuremaps,changes,cache,predict} ...
+"""Command line: python -m tlcore (or tllab) COMMAND ...: scan, layers, train, code, sweep, probe,
+featuremaps, changes, cache, lr-find, predict.
 
 Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
 runs folder, 2 bad arguments, 130 interrupted.
@@ -29,6 +30,17 @@ from tlcore.featuremaps import DEFAULT_TOP, check_layer, default_layer, default_
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
 from tlcore.inside import compared_weightings
 from tlcore.jobs import forget_traced_gradients
+from tlcore.lr_finder import (
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_MAX_STEPS,
+    SUGGESTION_METHOD,
+    WARMUP_STEPS,
+    FinderStart,
+    FinderStep,
+    LRFinderResult,
+    format_rate,
+    relevant_config,
+)
 from tlcore.modelfile import ModelLoadError
 from tlcore.presets import PRESETS, apply_preset
 from tlcore.probe import PROBE_CLASSIFIER, format_accuracy
@@ -276,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder with model.keras")
     p.add_argument("--json", action="store_true", help="print one JSON object with a layers list")
+    _add_lr_find(command)
     return parser
 
 
@@ -305,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "featuremaps": cmd_featuremaps,
         "changes": cmd_changes,
         "cache": cmd_cache,
+        "lr-find": cmd_lr_find,
         "predict": cmd_predict,
         "code": cmd_code,
     }
@@ -891,3 +905,122 @@ def cmd_changes(args: argparse.Namespace) -> int:
     print(changes_table(changes))
     print(changes.summary)
     return 0
+
+
+# --- lr-find ------------------------------------------------------------------------
+
+
+def _add_lr_find(command: Any) -> None:
+    """The lr-find command: the train command's own options (shared, not declared again), and its caps."""
+    p = command(
+        "lr-find",
+        "find a learning rate: a range test (Smith 2017, as fastai's lr_find) on the settings the train "
+        "options describe, the rate rising from 1e-7 to 1 over a few dozen training steps",
+    )
+    p.description = (
+        f"{p.description}. The train command's options describe the settings: a phase-1 sweep reads neither "
+        "the learning rates nor the epochs; a phase-2 sweep trains phase 1 as they say first. Nothing is saved."
+    )
+    p.add_argument("--data", help="dataset folder (required)")
+    add_config_options(p)  # the train command's own settings; no --runs-dir: a sweep saves no run
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.add_argument(
+        "--phase",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="the phase to sweep; 2 (needs --fine-tune-at, or a config or preset with a second phase) trains "
+        "phase 1 first, as training would, then sweeps with the layers above the phase-2 freeze point trainable",
+    )
+    p.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="at most this many sweep steps")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help="at most this many seconds of sweep steps (decoding, features and phase 1 come before)",
+    )
+
+
+class _FinderProgress(_TerminalProgress):
+    """The train command's progress bar, plus the sweep's start line and its steps."""
+
+    def __call__(self, event: object) -> None:
+        if isinstance(event, FinderStart):
+            sys.stderr.write(
+                f"\nsweep: phase {event.phase}, freeze_at={event.freeze_at}, path={event.route} "
+                f"({event.route_reason}); trainable {event.trainable_params:,} / frozen {event.frozen_params:,}\n"
+            )
+        elif isinstance(event, FinderStep):
+            label, total = ("sweep   ", event.steps) if event.steps else ("warm-up ", WARMUP_STEPS)
+            self._bar(label, event.step, total, f"lr {format_rate(event.rate)} loss {event.loss:.4f}")
+        else:
+            super().__call__(event)
+        sys.stderr.flush()
+
+
+LR_TABLE_WIDTH = 30  # characters of the longest loss bar
+
+
+def lr_table(result: LRFinderResult) -> str:
+    """The curve as text: the step nearest each half decade of rate, its smoothed loss and a bar on a log scale
+    from the lowest loss shown (one #) to the highest (LR_TABLE_WIDTH), as the chart's loss axis."""
+    if not result.steps:
+        return ""
+    logs = [math.log10(r) for r in result.rates]
+    rows, seen = [], set()
+    for half in range(math.floor(2 * logs[0]), math.ceil(2 * logs[-1]) + 1):
+        i = min(range(result.steps), key=lambda j: abs(logs[j] - half / 2))
+        if i not in seen:
+            seen.add(i)
+            rows.append(i)
+    low, high = (math.log(f(result.smoothed[i] for i in rows)) for f in (min, max))
+    lines = [f"{'rate':>8}  {'smoothed loss':>13}"]
+    for i in rows:
+        share = (math.log(result.smoothed[i]) - low) / (high - low) if high > low else 1.0
+        bar = "#" * (1 + round((LR_TABLE_WIDTH - 1) * share))
+        lines.append(f"{format_rate(result.rates[i]):>8}  {result.smoothed[i]:>13.4f}  {bar}")
+    return "\n".join(lines)
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+        relevant_config(config, args.phase)  # a phase the settings do not have
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if not args.data:
+        raise UsageError("lr-find needs --data DIR")
+    if args.max_steps < 2:
+        raise UsageError(f"--max-steps must be at least 2. Received: {args.max_steps}")
+    info = scan(args.data, validation_split=config.validation_split, seed=config.seed)
+    for warning in info.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    from tlcore.tf.lr_finder import find_learning_rate  # the TensorFlow side: this command trains
+    from tlcore.tf.training import prepare_data
+
+    progress = _FinderProgress(config.epochs if args.phase == 2 else 0)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: the curve so far
+    try:
+        data = prepare_data(info, config.image_size, progress)
+        caps = {"max_steps": args.max_steps, "max_seconds": args.max_seconds}
+        result = find_learning_rate(config, data, args.phase, progress=progress, stop=stop, **caps)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return EXIT_INTERRUPTED if stop.is_set() else 0
+    print(
+        f"phase {result.phase} at freeze_at={result.freeze_at}, path={result.route or '—'}: {result.steps} of "
+        f"{result.planned_steps} planned steps in {result.seconds:.1f} s (after {result.prepare_seconds:.1f} s of "
+        f"preparation); ended: {result.stop_reason}"
+    )
+    print(lr_table(result))
+    suggested, minimum = result.suggested_rate, result.minimum_rate
+    print(f"suggested rate ({SUGGESTION_METHOD}): {format_rate(suggested) if suggested else 'none'}")
+    if minimum is not None:
+        print(f"lowest smoothed loss at {format_rate(minimum)}; a tenth of it: {format_rate(minimum / 10)}")
+    for rate in result.marked_rates:
+        print(result.marked_text(rate))
+    return EXIT_INTERRUPTED if stop.is_set() else 0

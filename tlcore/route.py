@@ -10,6 +10,7 @@ from __future__ import annotations
 from tlcore.config import TrainConfig
 
 CACHED, END_TO_END = "cached", "end_to_end"
+ROUTE_NAMES = {CACHED: "cached features", END_TO_END: "end to end"}  # in words, for people
 DEFAULT_FEATURE_BUDGET_BYTES = 1 << 30
 
 

@@ -187,6 +187,22 @@ def cut(model: keras.Model, freeze_at: int) -> tuple[keras.Model, keras.Model]:
     return prefix, suffix
 
 
+def route_for(
+    config: TrainConfig,
+    model: keras.Model,
+    freeze_at: int,
+    data: PreparedData,
+    feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
+) -> tuple[str, str]:
+    """The route a phase at `freeze_at` takes on this data (`tlcore.route.choose_route`), and why.
+
+    The features' size is that of the model's layer at the freeze point, for every image of both splits.
+    """
+    boundary = backbone_layers(model, get_backbone(config.backbone))[freeze_at - 1] if freeze_at else None
+    floats = int(np.prod(boundary.output.shape[1:])) if boundary is not None else 0
+    return choose_route(config, freeze_at, floats, len(data.train) + len(data.validation), feature_budget_bytes)
+
+
 def extract_features(
     prefix: keras.Model,
     images: ImageSet,
@@ -451,11 +467,7 @@ def train(
     for phase, (freeze_at, epochs, learning_rate) in enumerate(phases, start=1):
         set_freeze_point(model, freeze_at, spec)
         trainable, frozen = param_counts(model)
-        boundary = backbone_layers(model, spec)[freeze_at - 1] if freeze_at else None
-        floats = int(np.prod(boundary.output.shape[1:])) if boundary is not None else 0
-        route, why = choose_route(
-            config, freeze_at, floats, len(data.train) + len(data.validation), feature_budget_bytes
-        )
+        route, why = route_for(config, model, freeze_at, data, feature_budget_bytes)
         result.paths.append(route)
         report(PhaseStart(phase, freeze_at, epochs, learning_rate, route, why, trainable, frozen))
         orders = epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs)
