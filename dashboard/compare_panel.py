@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from tlcore.tf.inference import Explanation
 
 RUNS_KEY, IMAGE_KEY = "inference_compare_runs", "inference_compare_image"
+PICKED_KEY = "inference_compare_picked"  # True once the learner has changed the runs
 MAX_COMPARED = 3
 
 
@@ -36,15 +37,20 @@ def compare_section(
     if not records:
         st.caption("No saved run to compare: train a few first.")
         return
-    if st.session_state.get(RUNS_KEY) is None or not set(st.session_state[RUNS_KEY]) <= set(records):
-        st.session_state[RUNS_KEY] = [chosen] if chosen in records else []  # a run deleted since: start again
+    picks = st.session_state.get(RUNS_KEY)
+    # Until the learner picks, the comparison starts from the model chosen above; a run deleted since starts it again.
+    if picks is None or not st.session_state.get(PICKED_KEY) or not set(picks) <= set(records):
+        st.session_state[RUNS_KEY] = [chosen] if chosen in records else []
+        st.session_state[PICKED_KEY] = False
     runs_column, image_column = st.columns([3, 2])
     picked = runs_column.multiselect(
         f"Runs (up to {MAX_COMPARED})",
         list(records),
-        format_func=lambda path: describe_run(records[path]),
+        format_func=lambda path: run_tag(records[path]),
         max_selections=MAX_COMPARED,
         key=RUNS_KEY,
+        on_change=st.session_state.update,
+        kwargs={PICKED_KEY: True},
         placeholder="Pick runs, e.g. pretrained, fine-tuned and from scratch",
     )
     if not images:
@@ -76,6 +82,15 @@ def compare_section(
         _show(column, records[path], result)
 
 
+def run_tag(record: RunRecord) -> str:
+    """A short name for a picked run (the picker's chips are narrow): its id's tail, setting, size and accuracy."""
+    acc = record.history.final_val_accuracy
+    parts = [(record.run_id or "?")[-6:]]
+    if record.config:
+        parts += [setup_text(record.config), f"{record.config.image_size} px"]
+    return " · ".join([*parts, f"val acc {'—' if acc is None else f'{acc:.0%}'}"])
+
+
 def _stamped(run_dir: str) -> tuple[str, float]:
     """A run folder and its model file's mtime: a model saved again is a new cache entry."""
     return run_dir, os.path.getmtime(Path(run_dir) / MODEL_FILE)
@@ -98,9 +113,9 @@ def _show(column: st.delta_generator.DeltaGenerator, record: RunRecord, r: Expla
         st.markdown(f"##### {f'{setup_text(config)} · {config.image_size} px' if config else record.run_id}")
         st.caption(describe_run(record))
         if r.overlay is not None:
-            st.image(r.overlay, width=THUMB, caption=overlay_caption(r))
+            st.image(r.overlay, width="stretch", caption=overlay_caption(r))
         else:
-            st.image(r.display, width=THUMB, caption=r.name)
+            st.image(r.display, width="stretch", caption=r.name)
             if r.gradcam_note:
                 st.info(r.gradcam_note)
         st.metric("Predicts", r.top_class, f"{r.top_probability:.1%} probability", delta_color="off", delta_arrow="off")

@@ -79,20 +79,12 @@ def evaluation_section(
     if cams is None or cams[0] != key:
         with st.spinner("Grad-CAM of the hardest images..."):
             cams = st.session_state[TOP_LOSS_KEY] = (key, explain_top_losses(model, explainer, ev, TOP_LOSSES, THUMB))
-    for slot, hard in zip(_slots(len(cams[1])), cams[1]):
-        _show_hard_image(slot, hard)
-
-
-def _slots(count: int) -> list[list[DeltaGenerator]]:
-    """Three columns per image (the image, then its two maps), two images per row."""
-    slots: list[list[DeltaGenerator]] = []
-    for _ in range(0, count, 2):
-        row = st.columns(6)
-        slots += [list(row[:3]), list(row[3:])]
-    return slots[:count]
+    for hard in cams[1]:
+        _show_hard_image(list(st.columns(3)), hard)
 
 
 def _show_hard_image(slot: list[DeltaGenerator], hard: ExplainedLoss) -> None:
+    """One row per image, large enough for a projector: the image, then its map for each class."""
     item = hard.item
     caption = (
         f"{'✓' if item['true'] == item['predicted'] else '✗'} true: {item['true']} · "

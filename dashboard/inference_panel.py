@@ -78,12 +78,12 @@ def image_sources(info: DatasetInfo | None, names: Sequence[str], record: RunRec
 def camera_snapshot() -> bytes | None:
     """A photo from the camera, behind a toggle so that the browser asks for the camera only when wanted."""
     if not st.toggle("…or take a photo with the camera", key=CAMERA_ON_KEY, help=CAMERA_HELP):
-        st.caption("The camera works when this page is opened on localhost or over HTTPS. Photos are not stored.")
+        st.caption("Browsers give the camera only on localhost or over HTTPS. Photos are not stored.")
         return None
     shot = st.camera_input("Camera", key=CAMERA_KEY, label_visibility="collapsed", help=CAMERA_HELP)
     st.caption(
         "Nothing is stored: the photo stays in this browser tab's session. No picture? "
-        "The browser allows the camera only on localhost or over HTTPS."
+        "Browsers give the camera only on localhost or over HTTPS."
     )
     return shot.getvalue() if shot is not None else None
 

@@ -42,7 +42,7 @@ st.write(
     "a Grad-CAM map of where it looked. Pick another class for the map to ask why it was *not* that class."
 )
 items = image_sources(usable, names, record)
-explained = explained_class_picker(names)
+explained = explained_class_picker(names) if items else None  # the picker comes with images
 shown = predictions_section(model, explainer, items, names, explained)
 
 compare_section(records, choice, shown, names, explained)

@@ -166,6 +166,7 @@ def test_a_camera_snapshot_is_predicted_and_explained_and_nothing_is_stored(app,
     before = sorted(p for p in runs_dir.rglob("*"))
     at = app
     assert not at.camera_input  # behind its toggle: the browser is not asked for the camera on every visit
+    assert "the camera only on localhost or over HTTPS" in _texts(at)  # said where it is offered
     assert "only on localhost or over HTTPS" in at.toggle(key=CAMERA_ON_KEY).help
     at.toggle(key=CAMERA_ON_KEY).set_value(True).run()
     assert not at.exception, at.exception
