@@ -104,17 +104,17 @@ def explained_class_picker(names: Sequence[str]) -> str | None:
     return None if choice == PREDICTED else choice
 
 
-def known_classes_note(names: Sequence[str]) -> str:
-    """The one line that says what a probability here cannot mean."""
+def known_classes_note(names: Sequence[str], output: str = "softmax") -> str:
+    """The one line that says what a probability here cannot mean (`output`: the head's last activation)."""
     return (
         f"The model must choose among the classes it knows: its probabilities for {', '.join(names)} always add "
-        "up to 100 % (softmax), so a picture of none of them (a dessert shown to an animals/vehicles model) still "
+        f"up to 100 % ({output}), so a picture of none of them (a dessert shown to an animals/vehicles model) still "
         "gets a confident answer. A high probability says which known class fits best, not that the image is one."
     )
 
 
 def predictions_section(
-    model: Any, explainer: Any, items: list[Source], names: Sequence[str], explained: str | None
+    model: Any, explainer: Any, items: list[Source], names: Sequence[str], explained: str | None, record: RunRecord
 ) -> list[Source]:
     """Predict and explain the images; returns the usable ones (the comparison below takes one of them)."""
     from tlcore.tf.gradcam import colorbar_colours  # TensorFlow: the page imports it once a model is loaded
@@ -134,7 +134,8 @@ def predictions_section(
             f"sigmoid); that class is each image's prediction unless you pick another. At {image_size_of(model)} px "
             f"VGG16's last convolution sees a {grid} grid, so the map is coarse."
         )
-    st.caption(f":material/info: {known_classes_note(names)}")
+    output = record.config.head.output if record.config else "softmax"  # an upload without run.json: the usual
+    st.caption(f":material/info: {known_classes_note(names, output)}")
     for r in results:
         _show(r, image_size_of(model), colorbar_colours(THUMB))
     bad = {name for name, _ in problems}

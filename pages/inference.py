@@ -43,7 +43,7 @@ st.write(
 )
 items = image_sources(usable, names, record)
 explained = explained_class_picker(names) if items else None  # the picker comes with images
-shown = predictions_section(model, explainer, items, names, explained)
+shown = predictions_section(model, explainer, items, names, explained, record)
 
 compare_section(records, choice, shown, names, explained)
 evaluation_section(model, explainer, model_path, record, usable, names)

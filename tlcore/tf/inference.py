@@ -307,23 +307,22 @@ def explain_top_losses(
     size, names = image_size_of(model), evaluation.class_names
     shown: list[ExplainedLoss] = []
     pixels: list[np.ndarray] = []
-    wanted: list[tuple[ExplainedLoss, str]] = []  # (image, class) per row of the Grad-CAM batch
+    wanted: list[tuple[dict[str, np.ndarray | None], np.ndarray, str]] = []  # (overlays, display, class) per map
     for item in evaluation.top_losses(k):
         try:
             model_copy = to_pixels(item["path"], size, max_pixels)
-            loss = ExplainedLoss(item, to_pixels(item["path"], max(size, display_size), max_pixels), {})
+            display = to_pixels(item["path"], max(size, display_size), max_pixels)
         except (ImageProblem, OSError) as err:
             shown.append(ExplainedLoss(item, None, {}, str(err)))
             continue
-        shown.append(loss)
+        shown.append(ExplainedLoss(item, display, {}))
         for name in dict.fromkeys([item["predicted"], item["true"]]):  # once when they are the same class
             pixels.append(model_copy)
-            wanted.append((loss, name))
+            wanted.append((shown[-1].overlays, display, name))
     if grad_model is not None and pixels:
-        heatmaps, _ = gradcams(model, np.stack(pixels), [names.index(c) for _, c in wanted], grad_model=grad_model)
-        for (loss, name), heatmap in zip(wanted, heatmaps):
-            assert loss.display is not None
-            loss.overlays[name] = None if is_blank(heatmap) else gradcam_overlay(loss.display, heatmap)
+        heatmaps, _ = gradcams(model, np.stack(pixels), [names.index(c) for *_, c in wanted], grad_model=grad_model)
+        for (overlays, display, name), heatmap in zip(wanted, heatmaps):
+            overlays[name] = None if is_blank(heatmap) else gradcam_overlay(display, heatmap)
     return shown
 
 
