@@ -113,9 +113,9 @@ def _show(column: st.delta_generator.DeltaGenerator, record: RunRecord, r: Expla
         st.markdown(f"##### {f'{setup_text(config)} · {config.image_size} px' if config else record.run_id}")
         st.caption(describe_run(record))
         if r.overlay is not None:
-            st.image(r.overlay, width="stretch", caption=overlay_caption(r))
+            st.image(r.overlay, width="content", caption=overlay_caption(r))
         else:
-            st.image(r.display, width="stretch", caption=r.name)
+            st.image(r.display, width="content", caption=r.name)
             if r.gradcam_note:
                 st.info(r.gradcam_note)
         st.metric("Predicts", r.top_class, f"{r.top_probability:.1%} probability", delta_color="off", delta_arrow="off")

@@ -134,10 +134,12 @@ def predictions_section(
             f"sigmoid); that class is each image's prediction unless you pick another. At {image_size_of(model)} px "
             f"VGG16's last convolution sees a {grid} grid, so the map is coarse."
         )
+        # One colour bar for every overlay below: under each one it would not fit a narrow window's column.
+        st.altair_chart(gradcam_colorbar(THUMB, colorbar_colours(THUMB)), width="content", theme="streamlit")
     output = record.config.head.output if record.config else "softmax"  # an upload without run.json: the usual
     st.caption(f":material/info: {known_classes_note(names, output)}")
     for r in results:
-        _show(r, image_size_of(model), colorbar_colours(THUMB))
+        _show(r, image_size_of(model))
     bad = {name for name, _ in problems}
     return [item for item in items[:SHOWN] if item[0] not in bad]
 
@@ -149,13 +151,13 @@ def overlay_caption(r: Explanation) -> str:
     return f"where it looked for “{r.explained_class}” ({r.probabilities[r.explained_class]:.0%}, not its pick)"
 
 
-def _show(r: Explanation, size: int, colours: list[str]) -> None:
+def _show(r: Explanation, size: int) -> None:
     st.markdown(f"**{r.name}**")
     original, heat, chart = st.columns([1, 1, 1.4])
-    original.image(r.display, width=THUMB, caption=f"the image ({size} px to the model)")
+    # "content": THUMB px, or the column's width when a narrow window makes it smaller.
+    original.image(r.display, width="content", caption=f"the image ({size} px to the model)")
     if r.overlay is not None:
-        heat.image(r.overlay, width=THUMB, caption=overlay_caption(r))
-        heat.altair_chart(gradcam_colorbar(THUMB, colours), width="content", theme="streamlit")
+        heat.image(r.overlay, width="content", caption=overlay_caption(r))
     elif r.gradcam_note:
         heat.info(r.gradcam_note)
     with chart:
