@@ -8,15 +8,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard.charts import confusion_matrix_chart
 from tlcore.data import DatasetInfo, same_held_out_split, split_files
-from tlcore.imageio import ImageProblem
 from tlcore.records import RunRecord
-from tlcore.tf.inference import evaluate_split, to_pixels
+from tlcore.tf.inference import ExplainedLoss, evaluate_split, explain_top_losses
 
 if TYPE_CHECKING:
     import keras
+
+    from tlcore.tf.gradcam import Explainer
+
+TOP_LOSS_KEY = "inference_top_loss_cams"  # (evaluation key, the hardest images explained)
+TOP_LOSSES, THUMB = 8, 160
 
 
 def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
@@ -26,7 +31,12 @@ def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
 
 
 def evaluation_section(
-    model: keras.Model, model_path: str, record: RunRecord, info: DatasetInfo | None, names: list[str]
+    model: keras.Model,
+    explainer: Explainer | None,
+    model_path: str,
+    record: RunRecord,
+    info: DatasetInfo | None,
+    names: list[str],
 ) -> None:
     """Evaluate on request (a button), then show the results until the model or the dataset changes."""
     st.subheader("Evaluate on the validation split")
@@ -62,14 +72,31 @@ def evaluation_section(
     )
     st.write(
         "**Where it struggles:** the validation images with the highest loss, confident mistakes first "
-        "(✗ wrong, ✓ right but unsure)."
+        "(✗ wrong, ✓ right but unsure), each with where the model looked for the class it predicted and for the "
+        "true one: what it took for the wrong class, and what it missed of the right one."
     )
-    for column, item in zip(st.columns(4) * 2, ev.top_losses(8)):
-        caption = (
-            f"{'✓' if item['true'] == item['predicted'] else '✗'} true: {item['true']} · "
-            f"predicted: {item['predicted']} ({item['probability']:.0%})"
-        )
-        try:
-            column.image(to_pixels(item["path"], 160), caption=caption)
-        except ImageProblem as err:  # changed on disk since the evaluation
-            column.caption(f"{Path(item['path']).name}: {err} — {caption}")
+    cams = st.session_state.get(TOP_LOSS_KEY)
+    if cams is None or cams[0] != key:
+        with st.spinner("Grad-CAM of the hardest images..."):
+            cams = st.session_state[TOP_LOSS_KEY] = (key, explain_top_losses(model, explainer, ev, TOP_LOSSES, THUMB))
+    for hard in cams[1]:
+        _show_hard_image(list(st.columns(3)), hard)
+
+
+def _show_hard_image(slot: list[DeltaGenerator], hard: ExplainedLoss) -> None:
+    """One row per image, large enough for a projector: the image, then its map for each class."""
+    item = hard.item
+    caption = (
+        f"{'✓' if item['true'] == item['predicted'] else '✗'} true: {item['true']} · "
+        f"predicted: {item['predicted']} ({item['probability']:.0%})"
+    )
+    if hard.display is None:  # changed on disk since the evaluation
+        slot[0].caption(f"{Path(item['path']).name}: {hard.problem} — {caption}")
+        return
+    slot[0].image(hard.display, caption=caption)
+    for column, (name, overlay) in zip(slot[1:], hard.overlays.items()):
+        role = " and ".join(r for r, c in (("predicted", item["predicted"]), ("true", item["true"])) if c == name)
+        if overlay is None:
+            column.caption(f"No region raised the score of “{name}” ({role}).")
+        else:
+            column.image(overlay, caption=f"where it looked for “{name}” ({role})")

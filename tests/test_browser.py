@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
+from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.runs import RunStore
 
 pytestmark = pytest.mark.browser
@@ -59,7 +60,8 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        # A fake camera (a moving test picture, allowed without a prompt) for the Inference page's snapshot.
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA_ARGS, headless=True)
         yield chromium
         chromium.close()
 
@@ -245,6 +247,48 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     assert server.run_statuses() == ["stopped"]
     assert_no_exception(page)
     page.screenshot(path=str(SCREENSHOTS / "train-stopped.png"))
+
+
+def test_a_camera_snapshot_is_predicted_and_explained_and_not_stored(server, page, tmp_path):
+    """The live demo: chromium's fake camera, one snapshot, its prediction and Grad-CAM overlay."""
+    from tlcore.data import scan
+    from tlcore.tf.training import train_and_record
+
+    # A model of the sample data's classes, trained in seconds: the newest run, so the page picks it.
+    data = make_dataset_folder(tmp_path / "data", classes=("animals", "vehicles"), n_train=4, n_val=1)
+    train_and_record(TINY_CONFIG, scan(data), RunStore(server.runs))
+    stored = sorted(server.runs.rglob("*"))
+    page.goto(f"{server.url}/inference")
+    page.get_by_role("heading", name="Try it on images").wait_for(timeout=120_000)
+    settle(page)
+    # Behind a toggle: no camera (and no browser prompt) until it is asked for; where it works is said beside it.
+    assert page.locator('[data-testid="stCameraInput"]').count() == 0
+    page.get_by_text("the camera only on localhost or over HTTPS").first.wait_for(timeout=30_000)
+    until_shown(
+        page, lambda: page.locator(".st-key-inference_camera_on label").click(), "Take Photo", 120, "the camera"
+    )
+    video = page.locator('[data-testid="stCameraInput"] video')
+    wait_until(lambda: video.evaluate("v => v.readyState >= 2 && v.videoWidth > 0"), 60, "the fake camera's picture")
+    settle(page)
+
+    def take_photo() -> None:  # once the photo is taken the button reads "Clear photo": a second try is a no-op
+        button = page.get_by_role("button", name="Take Photo")
+        if button.count():
+            button.click()
+
+    until_shown(page, take_photo, "camera snapshot", 180, "the snapshot's prediction")
+    wait_until(
+        lambda: page.locator('[data-testid="stImageCaption"]', has_text="where it looked for").count() >= 1,
+        120,
+        "the snapshot's Grad-CAM overlay",
+    )
+    settle(page)
+    assert_no_exception(page)
+    prediction = page.locator('[data-testid="stMetric"]', has_text="Prediction").first.inner_text()
+    assert "animals" in prediction or "vehicles" in prediction
+    assert "probability" in prediction
+    assert sorted(server.runs.rglob("*")) == stored  # nothing written for the snapshot
+    page.screenshot(path=str(SCREENSHOTS / "inference-camera.png"))
 
 
 def test_see_inside_shows_feature_maps_the_probe_and_the_map(server, page):

@@ -100,7 +100,14 @@ def test_evaluation_counts_every_validation_image_and_survives_reruns(trained):
     per_class = at.dataframe[0].value
     assert list(per_class["class"]) == ["cats", "dogs"] and per_class["images"].sum() == 2 * N_VAL
     assert at.metric[0].label == "Validation accuracy"
-    assert len(at.image) == 2 * N_VAL  # the top-loss gallery (8 > 8 images: all)
+    # The top-loss gallery (8 of 8 images: all), each beside its maps for the predicted and the true class.
+    captions = [c for image in at.image for c in image.captions]
+    assert len([c for c in captions if c[:7] in ("✗ true:", "✓ true:")]) == 2 * N_VAL
+    assert len(at.image) == 2 * N_VAL + sum(
+        overlay is not None
+        for hard in at.session_state["inference_top_loss_cams"][1]
+        for overlay in hard.overlays.values()
+    )
     (matrix,) = vega_specs(at)  # the confusion matrix: an Altair heatmap with the counts in its cells
     assert [layer["mark"]["type"] for layer in matrix["layer"]] == ["rect", "text"]
 

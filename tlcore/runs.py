@@ -400,6 +400,20 @@ def runs_with_models(store: RunStore, extra: str | os.PathLike | None = None) ->
     return records
 
 
+def class_mismatch(record: RunRecord, class_names: Sequence[str]) -> str | None:
+    """Why a run's model cannot be shown beside models of `class_names`, or None when it has the same classes.
+
+    Its outputs must mean the same classes in the same order: a probability for "dogs" from a model of
+    animals and vehicles would mean nothing.
+    """
+    theirs = list(record.class_names or [])
+    if theirs == list(class_names):
+        return None
+    if not theirs:
+        return "its run.json does not name its classes"
+    return f"it tells apart {', '.join(theirs)}, not {', '.join(class_names)}"
+
+
 def read_run_json(data: bytes | str) -> RunRecord:
     """An uploaded run.json, checked enough to take its class names.
 

@@ -16,6 +16,7 @@ the model's live weights whether it is fresh from training or reloaded.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
@@ -121,20 +122,45 @@ def gradcam(
         layer's resolution (e.g. 4x4 for 64 px input with VGG16's block5);
         all zeros when no region raised the class's score (`is_blank`).
     """
+    heatmaps, classes = gradcams(model, np.asarray(pixels)[None], [class_index], layer_name, grad_model)
+    return heatmaps[0], classes[0]
+
+
+def gradcams(
+    model: keras.Model,
+    pixels: np.ndarray,
+    class_indices: Sequence[int | None],
+    layer_name: str | None = None,
+    grad_model: Explainer | None = None,
+) -> tuple[np.ndarray, list[int]]:
+    """`gradcam` of a batch in one pass: image i explained for class_indices[i] (None: its predicted class).
+
+    One gradient of the summed scores gives every image its own: image i's score depends on its own
+    activations only (VGG16 has no batch statistics at inference). The same image may appear several
+    times, once per class to explain.
+
+    Returns:
+        (heatmaps, class_indices): float32 (n, h, w) in [0, 1], and the class each map explains.
+    """
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 4 or len(class_indices) != len(pixels):
+        raise ValueError(
+            f"Expected a batch of images (n, size, size, 3) and one class per image. Received shape "
+            f"{pixels.shape} and {len(class_indices)} classes"
+        )
     grad_model = grad_model or gradcam_model(model, layer_name)
-    x = tf.convert_to_tensor(np.asarray(pixels, dtype=np.float32)[None])
+    x = tf.convert_to_tensor(pixels)
     with tf.GradientTape() as tape:
         activations, head_inputs = grad_model.features(x, training=False)
         scores = grad_model.scores(head_inputs)
-        if class_index is None:
-            class_index = predicted_class(scores[0])
-        score = class_score(scores, class_index)
+        chosen = [predicted_class(row) if c is None else int(c) for c, row in zip(class_indices, scores.numpy())]
+        score = tf.reduce_sum(tf.stack([class_score(scores[i : i + 1], c)[0] for i, c in enumerate(chosen)]))
     grads = tape.gradient(score, activations)
-    weights = tf.reduce_mean(grads, axis=(1, 2))  # one weight per channel
-    cam = tf.nn.relu(tf.reduce_sum(activations * weights[:, None, None, :], axis=-1))[0].numpy()
-    peak = float(cam.max())
-    heatmap = cam / peak if peak > 0 else np.zeros_like(cam)
-    return heatmap.astype(np.float32), int(class_index)
+    weights = tf.reduce_mean(grads, axis=(1, 2))  # one weight per channel and image
+    cams = tf.nn.relu(tf.reduce_sum(activations * weights[:, None, None, :], axis=-1)).numpy()
+    peaks = cams.max(axis=(1, 2), keepdims=True)
+    heatmaps = np.divide(cams, peaks, out=np.zeros_like(cams), where=peaks > 0)
+    return heatmaps.astype(np.float32), chosen
 
 
 def is_blank(heatmap: np.ndarray) -> bool:

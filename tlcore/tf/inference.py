@@ -16,7 +16,7 @@ from PIL import Image
 from tlcore.data import DatasetInfo
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
 from tlcore.modelfile import ModelLoadError
-from tlcore.tf.gradcam import Explainer, blank_map_message, gradcam, gradcam_overlay, is_blank
+from tlcore.tf.gradcam import Explainer, blank_map_message, gradcam_overlay, gradcams, is_blank
 from tlcore.tf.pipeline import ImageSet, load_split, make_dataset
 
 ImageInput = str | os.PathLike | BinaryIO | bytes | Image.Image | np.ndarray
@@ -121,9 +121,10 @@ class Explanation(Prediction):
 
     name: str
     display: np.ndarray  # uint8 (display_size, display_size, 3): the image as people see it
-    heatmap: np.ndarray | None  # Grad-CAM for top_class in [0, 1] at the conv layer's resolution
+    heatmap: np.ndarray | None  # Grad-CAM for `explained_class` in [0, 1] at the conv layer's resolution
     overlay: np.ndarray | None  # the heatmap blended over `display`; None without a map or with a blank one
     gradcam_note: str | None = None  # why there is no overlay to show when the map came out blank
+    explained_class: str = ""  # the class the heatmap is for: top_class unless another was asked for
 
     def summary(self) -> dict[str, Any]:
         """Name, probabilities and top class: small, plain values to keep or compare."""
@@ -137,6 +138,7 @@ def explain(
     class_names: Sequence[str],
     max_pixels: int = DEFAULT_MAX_PIXELS,
     display_size: int = 224,
+    explained_class: str | None = None,
 ) -> tuple[list[Explanation], list[tuple[str, str]]]:
     """Predict and explain named images; a file that is not a usable image is reported, not raised.
 
@@ -145,11 +147,18 @@ def explain(
             are None). A blank map (no region raised the class's score) has no overlay but a `gradcam_note`.
         sources: (name, image) pairs; an image is anything `to_pixels` reads.
         display_size: the size of the copy shown to people (at least the model's input size).
+        explained_class: the class whose Grad-CAM every image gets ("why not the other class");
+            None explains each image's own predicted class.
 
     Returns:
         (explanations, problems): one Explanation per usable image in input
         order, and (name, reason) for every image that could not be used.
+
+    Raises:
+        ValueError: class names that do not match the model's outputs, or an explained class not among them.
     """
+    if explained_class is not None and explained_class not in class_names:
+        raise ValueError(f"Can only explain one of the classes {list(class_names)}. Received: {explained_class!r}")
     size, decoded, problems = image_size_of(model), [], []
     for name, source in sources:
         if hasattr(source, "read"):
@@ -161,27 +170,63 @@ def explain(
             problems.append((name, str(err)))
     if not decoded:
         return [], problems
-    probs = probabilities(model, np.stack([pixels for _, pixels, _ in decoded]))
+    batch = np.stack([pixels for _, pixels, _ in decoded])
+    probs = probabilities(model, batch)
     if probs.shape[1] != len(class_names):
         raise ValueError(f"The model predicts {probs.shape[1]} classes but {len(class_names)} class names were given")
+    tops = [int(np.argmax(row)) for row in probs]
+    explained = tops if explained_class is None else [list(class_names).index(explained_class)] * len(tops)
+    heatmaps = gradcams(model, batch, explained, grad_model=grad_model)[0] if grad_model is not None else None
     explanations = []
-    for (name, pixels, display), row in zip(decoded, probs):
-        best = int(np.argmax(row))
-        heatmap = gradcam(model, pixels, best, grad_model=grad_model)[0] if grad_model is not None else None
+    for i, ((name, _, display), row) in enumerate(zip(decoded, probs)):
+        heatmap = heatmaps[i] if heatmaps is not None else None
         blank = heatmap is not None and is_blank(heatmap)
         explanations.append(
             Explanation(
                 probabilities={c: float(p) for c, p in zip(class_names, row)},
-                top_class=class_names[best],
-                top_probability=float(row[best]),
+                top_class=class_names[tops[i]],
+                top_probability=float(row[tops[i]]),
                 name=name,
                 display=display,
                 heatmap=heatmap,
                 overlay=gradcam_overlay(display, heatmap) if heatmap is not None and not blank else None,
-                gradcam_note=blank_map_message(class_names[best]) if blank else None,
+                gradcam_note=blank_map_message(class_names[explained[i]]) if blank else None,
+                explained_class=class_names[explained[i]],
             )
         )
     return explanations, problems
+
+
+def explain_with_each(
+    models: Sequence[tuple[keras.Model, Explainer | None]],
+    source: tuple[str, ImageInput],
+    class_names: Sequence[str],
+    display_size: int = 224,
+    explained_class: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[Explanation]:
+    """One image explained by several models of the same classes, in order: runs side by side.
+
+    Each model gets the image at its own input size, so runs trained at different sizes compare on the
+    same picture; every explanation's `display` is the same copy at `display_size` (or the largest model's size).
+
+    Raises:
+        tlcore.imageio.ImageProblem: the image is not usable.
+        ValueError: a model whose outputs do not match `class_names`.
+    """
+    name, image = source
+    if hasattr(image, "read"):
+        image = image.read()  # read once per model below
+    display = max([display_size, *(image_size_of(model) for model, _ in models)])
+    shown = []
+    for model, explainer in models:
+        results, problems = explain(
+            model, explainer, [(name, image)], class_names, max_pixels, display, explained_class=explained_class
+        )
+        if problems:
+            raise ImageProblem(problems[0][1])
+        shown.append(results[0])
+    return shown
 
 
 # --- evaluation ------------------------------------------------------------------
@@ -232,6 +277,53 @@ class Evaluation:
             }
             for i in order
         ]
+
+
+@dataclass
+class ExplainedLoss:
+    """One of the images the model got most wrong, with where it looked for the predicted and the true class."""
+
+    item: dict[str, Any]  # its row of `Evaluation.top_losses`
+    display: np.ndarray | None  # uint8 (display_size, display_size, 3); None when the file can no longer be read
+    # Class name -> Grad-CAM overlay (None: a blank map): the predicted class, then the true class when it is
+    # another. Empty without an explainer.
+    overlays: dict[str, np.ndarray | None]
+    problem: str | None = None  # why `display` is None (the file changed on disk since the evaluation)
+
+
+def explain_top_losses(
+    model: keras.Model,
+    grad_model: Explainer | None,
+    evaluation: Evaluation,
+    k: int = 8,
+    display_size: int = 160,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[ExplainedLoss]:
+    """The k highest-loss images of an evaluation, each with Grad-CAM for its predicted class and its true class.
+
+    A confident mistake's two maps say what the model took for the wrong class and what it missed of the
+    right one. All maps come from one pass over the batch (`gradcams`).
+    """
+    size, names = image_size_of(model), evaluation.class_names
+    shown: list[ExplainedLoss] = []
+    pixels: list[np.ndarray] = []
+    wanted: list[tuple[dict[str, np.ndarray | None], np.ndarray, str]] = []  # (overlays, display, class) per map
+    for item in evaluation.top_losses(k):
+        try:
+            model_copy = to_pixels(item["path"], size, max_pixels)
+            display = to_pixels(item["path"], max(size, display_size), max_pixels)
+        except (ImageProblem, OSError) as err:
+            shown.append(ExplainedLoss(item, None, {}, str(err)))
+            continue
+        shown.append(ExplainedLoss(item, display, {}))
+        for name in dict.fromkeys([item["predicted"], item["true"]]):  # once when they are the same class
+            pixels.append(model_copy)
+            wanted.append((shown[-1].overlays, display, name))
+    if grad_model is not None and pixels:
+        heatmaps, _ = gradcams(model, np.stack(pixels), [names.index(c) for *_, c in wanted], grad_model=grad_model)
+        for (overlays, display, name), heatmap in zip(wanted, heatmaps):
+            overlays[name] = None if is_blank(heatmap) else gradcam_overlay(display, heatmap)
+    return shown
 
 
 def evaluate(model: keras.Model, images: ImageSet, class_names: Sequence[str], batch_size: int = 32) -> Evaluation:
