@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from dashboard.charts import curves_chart, sweep_charts
+from dashboard.live_view import STAGE_LABELS
 from dashboard.state import K, current_config, current_dataset, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
 from tlcore.backbone_facts import VGG16_LAYERS
@@ -118,12 +119,19 @@ def sweep_section(summaries: Sequence[RunSummary]) -> None:
             column.altair_chart(curves_chart(curves, metric, title), width="stretch", theme="streamlit")
 
 
+SWEEP_STAGES = {"decode": STAGE_LABELS["decode"], "extract": "Frozen features of every point, in one pass"}
+
+
 @st.fragment(run_every=1.0)
 def sweep_progress(job: Job) -> None:
     snap = job.snapshot()
     current, total = snap.extra.get("current"), max(snap.extra.get("total_points", 1), 1)
     if current:
         st.progress((current["index"] - 1) / total, text=f"Point {current['index']}/{total}: {current['label']}")
+    else:  # before the first point: decoding, then every cached point's features in one pass
+        for stage, (done, count) in snap.stages.items():
+            if count:
+                st.progress(min(done / count, 1.0), text=f"{SWEEP_STAGES.get(stage, stage)}: {done}/{count} images")
     if snap.batches:
         st.progress(snap.fraction(), text=f"Epoch {snap.epoch}/{snap.epochs_total}: batch {snap.batch}/{snap.batches}")
     if finished := snap.extra.get("points"):
