@@ -10,6 +10,7 @@ from dashboard.live_view import REFRESH_S, describe_setup, draw, setting_changes
 from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate, machine_gflops
+from tlcore.feature_store import FeatureStore, features_stored
 from tlcore.jobs import JOBS, JobBusy, start_training
 from tlcore.runs import history_csv
 
@@ -35,7 +36,8 @@ if job is not None:
     st.session_state[K.job_id] = job.id
 
 n_train, n_val = info.num_images(TRAIN), info.num_images(VALIDATION)
-guess = estimate(config, n_train, n_val, machine_gflops())
+stored = features_stored(FeatureStore.default(), config, info.fingerprint())
+guess = estimate(config, n_train, n_val, machine_gflops(), stored)
 weights_ok, weights_message = weights_ready()
 next_run = describe_setup(config, n_train, n_val, guess.route)
 if job is None or job.config is None:

@@ -272,3 +272,14 @@ def test_a_sweep_reads_every_cached_point_from_the_one_pass(tmp_path):
     assert records[18].features[0]["reused"] and records[10].features[0]["reused"]
     assert records[0].features is None or records[0].features == []  # end to end: nothing to cache
     assert all(p.extract_seconds == 0 for p in result.points)
+
+
+def test_the_estimate_leaves_out_extraction_when_the_features_are_stored():
+    from tlcore.estimate import estimate
+
+    fresh, stored = (estimate(TINY_CONFIG, 100, 20, 100.0, stored=s) for s in (False, True))
+    assert fresh.extract_seconds > 0 and stored.extract_seconds == 0
+    assert stored.total_seconds == pytest.approx(fresh.total_seconds - fresh.extract_seconds)
+    assert "already in the feature store" in stored.describe() and "once" in fresh.describe()
+    # End to end there is nothing stored to use.
+    assert not estimate(TINY_CONFIG.replace(freeze_at=0), 100, 20, 100.0, stored=True).stored

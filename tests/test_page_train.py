@@ -76,6 +76,9 @@ def test_a_second_run_with_another_head_says_its_features_were_reused(tiny_datas
         _wait_for(at, lambda j=job: not j.running and any("completed" in h.value for h in at.subheader))
     captions = [c.value for c in at.caption if "reused" in c.value]
     assert len(captions) == 1 and "Frozen features **reused** from the feature store (computed 20" in captions[0]
+    # Another session's estimate knows these features are stored.
+    other = _app(tiny_dataset, **{K.epochs: 1, K.dense: "4"})
+    assert any("the frozen features are already in the feature store" in c.value for c in other.caption)
     assert not any(bar.text.startswith("Computing frozen features") for bar in at.get("progress"))
 
 

@@ -79,10 +79,13 @@ class Estimate:
     epoch_seconds: float  # the first phase's epochs
     total_seconds: float
     route: str  # cached | end_to_end (tlcore.route)
+    stored: bool = False  # the frozen features come from the feature store
 
     def describe(self) -> str:
         parts = [f"about {_human(self.total_seconds)} in all"]
-        if self.extract_seconds:
+        if self.stored:
+            parts.append("the frozen features are already in the feature store")
+        elif self.extract_seconds:
             parts.append(f"{_human(self.extract_seconds)} to compute the frozen features once")
         parts.append(f"{_human(self.epoch_seconds)} per epoch")
         return ", ".join(parts)
@@ -113,8 +116,12 @@ def _phase_seconds(
     return extract, epoch, extract + epochs * epoch
 
 
-def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float) -> Estimate:
-    """Estimated time of a run (both phases) on a machine doing `gflops` GFLOP/s."""
+def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float, stored: bool = False) -> Estimate:
+    """Estimated time of a run (both phases) on a machine doing `gflops` GFLOP/s.
+
+    Args:
+        stored: the first phase's frozen features are in the feature store (no extraction).
+    """
 
     def cached_at(freeze_at: int) -> bool:
         return choose_route(config, freeze_at)[0] == CACHED
@@ -123,10 +130,13 @@ def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float) -> Es
     extract, epoch, total = _phase_seconds(
         config, config.freeze_at, config.epochs, n_train, n_val, gflops, first_cached
     )
+    if stored and first_cached:
+        total, extract = total - extract, 0.0
     if config.fine_tune:
         ft = config.fine_tune
         total += _phase_seconds(config, ft.freeze_at, ft.epochs, n_train, n_val, gflops, cached_at(ft.freeze_at))[2]
-    return Estimate(extract, epoch, total + FIXED_OVERHEAD_S, CACHED if first_cached else END_TO_END)
+    route = CACHED if first_cached else END_TO_END
+    return Estimate(extract, epoch, total + FIXED_OVERHEAD_S, route, stored and first_cached)
 
 
 def estimate_many(configs: Iterable[TrainConfig], n_train: int, n_val: int, gflops: float) -> float:

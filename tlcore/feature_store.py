@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from tlcore.backbones import NO_WEIGHTS, WeightsError, weights_identity
+from tlcore.config import TrainConfig
 from tlcore.runs import default_runs_dir
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ DEFAULT_MAX_BYTES = 2048 * MB
 STORE_FOLDER = ".features"  # inside the runs folder; RunStore lists only folders with a run.json
 ENTRY_SUFFIX = ".npz"
 KEY_VERSION = 1  # bump when what an entry holds changes: older entries then simply miss
+FLOAT32 = "float32"  # Keras' default dtype policy
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,20 @@ class FeatureKey:
     weights: str  # tlcore.backbones.weights_identity (the file's content), or "random-seed-<n>"
     freeze_at: int
     precision: str  # the Keras dtype policy the features were computed under, e.g. "float32"
+
+    @classmethod
+    def of(
+        cls, config: TrainConfig, dataset: str, freeze_at: int, image_size: int | None = None, precision: str = FLOAT32
+    ) -> FeatureKey:
+        """The key of `config`'s frozen features at `freeze_at` on a dataset with fingerprint `dataset`.
+
+        Raises:
+            WeightsError: the weights file is missing (there is nothing to identify).
+        """
+        weights = weights_identity(config.weights)
+        if weights == NO_WEIGHTS:
+            weights = f"random-seed-{config.seed}"  # build_for draws random weights from the config's seed
+        return cls(dataset, image_size or config.image_size, config.backbone, weights, freeze_at, precision)
 
     @property
     def digest(self) -> str:
@@ -219,6 +236,14 @@ class FeatureStore:
         if message not in self.problems:
             self.problems.append(message)
             log.warning(message)
+
+
+def features_stored(store: FeatureStore, config: TrainConfig, dataset: str) -> bool:
+    """Whether the store holds `config`'s first-phase features (float32) for a dataset fingerprint."""
+    try:
+        return store.has(FeatureKey.of(config, dataset, config.freeze_at))
+    except WeightsError:
+        return False
 
 
 def max_bytes_from_env(env: Mapping[str, str] = os.environ) -> int:

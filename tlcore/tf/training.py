@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore.backbone_facts import DEFAULT_BACKBONE
-from tlcore.backbones import NO_WEIGHTS, get_backbone, normalize_weights, weights_file, weights_identity
+from tlcore.backbones import get_backbone, normalize_weights, weights_file, weights_identity
 from tlcore.config import (
     MIN_IMPROVEMENT,
     PLATEAU_FACTOR,
@@ -576,17 +576,8 @@ def _phase_features(
 
 def feature_key(config: TrainConfig, data: PreparedData, freeze_at: int) -> FeatureKey:
     """What the frozen features of `config`'s model at `freeze_at` depend on (see tlcore.feature_store)."""
-    weights = weights_identity(config.weights)
-    if weights == NO_WEIGHTS:
-        weights = f"random-seed-{config.seed}"  # build_for draws random weights from the config's seed
-    return FeatureKey(
-        dataset=data.fingerprint,
-        image_size=data.train.image_size,
-        backbone=config.backbone,
-        weights=weights,
-        freeze_at=freeze_at,
-        precision=keras.mixed_precision.global_policy().name,
-    )
+    precision = keras.mixed_precision.global_policy().name
+    return FeatureKey.of(config, data.fingerprint, freeze_at, data.train.image_size, precision)
 
 
 def _stored_features(
