@@ -44,15 +44,10 @@ from tlcore.records import COMPLETED, FAILED, STOPPED, History, StartRecord
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
 from tlcore.tf.backbones import SEEDED_BUILD
+from tlcore.tf.compiled_epochs import fit_arrays
+from tlcore.tf.fused_optimizers import FusedAdam, FusedSGD
 from tlcore.tf.model import backbone_layers, build_model, layer_weight_norms, param_counts, set_freeze_point
-from tlcore.tf.pipeline import (
-    DEFAULT_IMAGE_BUDGET_BYTES,
-    ImageSet,
-    array_dataset,
-    epoch_orders,
-    load_split,
-    make_dataset,
-)
+from tlcore.tf.pipeline import DEFAULT_IMAGE_BUDGET_BYTES, ImageSet, epoch_orders, load_split, make_dataset
 
 # Reduce on plateau: halve the rate after 2 epochs without a val_loss improvement,
 # never below a hundredth of the phase's starting rate.
@@ -184,6 +179,50 @@ def cut(model: keras.Model, freeze_at: int) -> tuple[keras.Model, keras.Model]:
     return prefix, suffix
 
 
+# Layers without weights that compute the same in training as in inference: on cached features
+# their output is the same every epoch.
+_FIXED_LAYERS = (
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.Flatten,
+)
+
+
+def split_fixed(suffix: keras.Model) -> tuple[keras.Model | None, keras.Model]:
+    """Split a chain `suffix` into (its leading layers that never change, the rest); (None, suffix) if none.
+
+    Above the whole VGG16 base the head starts with its pooling: on cached
+    features it is computed once, with the features, and every epoch trains
+    the rest on pooled features (a 16th of block 5's at 128 px). The rest
+    shares the suffix's layer objects, so training it trains the model.
+    """
+    layers = [layer for layer in suffix.layers if not isinstance(layer, keras.layers.InputLayer)]
+    count = next((i for i, layer in enumerate(layers) if not isinstance(layer, _FIXED_LAYERS)), len(layers))
+    if count == 0 or count == len(layers):
+        return None, suffix
+    fixed = keras.Model(suffix.inputs[0], _chain(layers[:count], suffix.inputs[0]), name=f"{suffix.name}_fixed")
+    rest_input = keras.Input(shape=tuple(fixed.output.shape[1:]), name="fixed_features")
+    rest = keras.Model(rest_input, _chain(layers[count:], rest_input), name=suffix.name)
+    return fixed, rest
+
+
+def _chain(layers: Sequence[keras.layers.Layer], x: Any) -> Any:
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def apply_fixed(fixed: keras.Model | None, features: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """`fixed`'s output on every row of `features` (in chunks, to bound the memory of a large set)."""
+    if fixed is None:
+        return features
+    if not len(features):
+        return np.zeros((0, *fixed.output.shape[1:]), dtype=np.float32)
+    return np.concatenate([np.asarray(fixed(features[i : i + chunk])) for i in range(0, len(features), chunk)])
+
+
 def extract_features(
     prefix: keras.Model,
     images: ImageSet,
@@ -209,16 +248,17 @@ def extract_features(
     return np.concatenate(outputs)
 
 
-def _make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def _make_optimizer(name: str, learning_rate: float, fused: bool = False) -> keras.optimizers.Optimizer:
+    """The config's optimizer; `fused`: its twin with one kernel per variable update (tlcore.tf.fused_optimizers)."""
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9)
+        return (FusedSGD if fused else keras.optimizers.SGD)(learning_rate, momentum=0.9)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate)
-    return keras.optimizers.Adam(learning_rate)
+    return (FusedAdam if fused else keras.optimizers.Adam)(learning_rate)
 
 
-def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float) -> None:
-    """Compile with the loss and accuracy that match the head's output."""
+def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float, fused: bool = False) -> None:
+    """Compile with the loss and accuracy that match the head's output (`fused`: see `_make_optimizer`)."""
     if config.head.output == "sigmoid":
         loss, accuracy = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
     else:
@@ -226,7 +266,7 @@ def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float) -
             keras.losses.SparseCategoricalCrossentropy(),
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         )
-    model.compile(optimizer=_make_optimizer(config.optimizer, learning_rate), loss=loss, metrics=[accuracy])
+    model.compile(optimizer=_make_optimizer(config.optimizer, learning_rate, fused), loss=loss, metrics=[accuracy])
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -237,6 +277,18 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
     total = int(counts.sum())
     return {c: (total / (num_classes * int(n)) if n else 1.0) for c, n in enumerate(counts)}
+
+
+def _targets(labels: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """Labels as the head's loss wants them: class indices, or float (n, 1) for a sigmoid output."""
+    if config.head.output == "sigmoid":
+        return labels.astype(np.float32).reshape(-1, 1)
+    return labels
+
+
+def _sample_weights(labels: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:
+    """Each image's class weight, as fit's `class_weight` turns them into sample weights."""
+    return np.asarray([class_weight[int(c)] for c in labels], dtype=np.float32)
 
 
 def _learning_rate(model: keras.Model) -> float:
@@ -278,7 +330,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.learning_rate = _learning_rate(self.model)  # the rate this epoch trains with
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.batches += 1
+        self.batches = batch + 1  # batch: the last one a call ran (a compiled cached call runs several)
         loss = float((logs or {}).get("loss", math.nan))
         self.report(BatchEnd(self.phase.phase, self.epoch, self.batches, self.phase.batches_per_epoch, loss))
         if not math.isfinite(loss):
@@ -455,34 +507,22 @@ def train(
         )
         result.paths.append(route)
         report(PhaseStart(phase, freeze_at, epochs, learning_rate, route, why, trainable, frozen))
-        orders = epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs)
 
         if route == CACHED:
-            prefix, trained = cut(model, freeze_at)
+            prefix, suffix = cut(model, freeze_at)
             extracted = _phase_features(prefix, config, data, phase, freeze_at, features, result, report, stop)
             if extracted is None:
                 result.status, result.reason = STOPPED, "stopped while extracting features"
                 break
-            x_train, x_val = extracted
-            train_set = array_dataset(x_train, data.train.labels, config.batch_size, orders)
-            val_set = array_dataset(x_val, data.validation.labels, config.batch_size, np.arange(len(x_val)))
+            fixed, trained = split_fixed(suffix)
+            x_train, x_val = (apply_fixed(fixed, x) for x in extracted)
         else:
             if stop is not None and stop.is_set():
                 result.status, result.reason = STOPPED, f"stopped by the user before epoch {epoch_offset + 1}"
                 break
             trained = model
-            train_set = make_dataset(
-                data.train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
-            )
-            if augmenter is not None:
-                train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
-            val_set = make_dataset(data.validation, config.batch_size)
-        if config.head.output == "sigmoid":  # BinaryCrossentropy wants float targets shaped like the output
-            train_set, val_set = (
-                d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32))) for d in (train_set, val_set)
-            )
 
-        compile_for(trained, config, learning_rate)
+        compile_for(trained, config, learning_rate, fused=route == CACHED)  # the suffix is never saved
         options, early = _option_callbacks(config, learning_rate)
         monitor = TrainingMonitor(
             _Phase(phase, freeze_at, route, batches_per_epoch, epoch_offset + epochs, phase == len(phases)),
@@ -490,19 +530,44 @@ def train(
             report,
             stop,
         )
+        phase_callbacks = [monitor, *options, *callbacks]
         t0 = time.perf_counter()
-        # initial_epoch makes fit's epoch numbers (callbacks, TensorBoard steps) count over all phases.
-        trained.fit(
-            train_set,
-            epochs=epoch_offset + epochs,
-            initial_epoch=epoch_offset,
-            steps_per_epoch=batches_per_epoch,
-            validation_data=val_set if len(data.validation) else None,
-            class_weight=class_weight,
-            shuffle=False,
-            callbacks=[monitor, *options, *callbacks],
-            verbose=0,
-        )
+        # initial_epoch makes the epoch numbers (callbacks, TensorBoard steps) count over all phases.
+        if route == CACHED:
+            fit_arrays(
+                trained,
+                x_train,
+                _targets(data.train.labels, config),
+                epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs),
+                config.batch_size,
+                epochs=epoch_offset + epochs,
+                initial_epoch=epoch_offset,
+                sample_weight=None if class_weight is None else _sample_weights(data.train.labels, class_weight),
+                validation=(x_val, _targets(data.validation.labels, config)) if len(x_val) else None,
+                callbacks=phase_callbacks,
+            )
+        else:
+            train_set = make_dataset(
+                data.train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
+            )
+            if augmenter is not None:
+                train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
+            val_set = make_dataset(data.validation, config.batch_size)
+            if config.head.output == "sigmoid":  # BinaryCrossentropy wants float targets shaped like the output
+                train_set, val_set = (
+                    d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32))) for d in (train_set, val_set)
+                )
+            trained.fit(
+                train_set,
+                epochs=epoch_offset + epochs,
+                initial_epoch=epoch_offset,
+                steps_per_epoch=batches_per_epoch,
+                validation_data=val_set if len(data.validation) else None,
+                class_weight=class_weight,
+                shuffle=False,
+                callbacks=phase_callbacks,
+                verbose=0,
+            )
         result.train_seconds += time.perf_counter() - t0
         epoch_offset += epochs
         if result.status != COMPLETED:
