@@ -1,23 +1,28 @@
-"""Train a transfer-learning model with Keras' own `fit`, reporting progress to a plain callable.
+"""Train a transfer-learning model with Keras' `fit` (or, on cached features, compiled epochs), reporting progress.
 
-Each phase is one `fit` call; what the product adds are Keras callbacks
+Each phase is one `fit` call, or on the cached route one `fit_arrays` call
+(`tlcore.tf.compiled_epochs`: the same callbacks and logs as fit, several
+batches per compiled call); what the product adds are Keras callbacks
 (`TrainingMonitor`: progress events, the stop flag, a NaN loss, the history
 rows; `TensorBoardScalars`: per-epoch TensorBoard logs), plus the user's own.
 What Keras 3.15's TensorFlow trainer does that this relies on (read in
-keras/src/backend/tensorflow/trainer.py): it checks `model.stop_training`
-after every batch and breaks out of the epoch, still validates that partial
-epoch and calls `on_epoch_end` with its metrics, and resets the metrics at
-each epoch start, so the epoch logs are sample-weighted means over the epoch
-(the loss tracker is weighted by batch size).
+keras/src/backend/tensorflow/trainer.py), and `fit_arrays` does alike: it
+checks `model.stop_training` after every batch (fit_arrays: every call) and
+breaks out of the epoch, still validates that partial epoch and calls
+`on_epoch_end` with its metrics, and resets the metrics at each epoch start,
+so the epoch logs are sample-weighted means over the epoch (the loss tracker
+is weighted by batch size).
 
-Order: one tf.data dataset per phase holds every epoch of the phase, each
-epoch in the order fixed by (seed, epoch) (`pipeline.epoch_orders`), read
-with `steps_per_epoch` so fit keeps one iterator across epochs and epoch k
-gets exactly epoch k's batches, whatever the source (images or features).
+Order: every epoch of a phase visits the images in the order fixed by
+(seed, epoch) (`pipeline.epoch_orders`): end to end, one tf.data dataset per
+phase holds every epoch, read with `steps_per_epoch` so fit keeps one
+iterator across epochs and epoch k gets exactly epoch k's batches; cached,
+`fit_arrays` gathers each epoch's batches from the features by those orders.
 
 Feature caching: with augmentation off, the frozen prefix of the model
 computes the same activations every epoch. When they fit a memory budget we
-compute them once and train only the layers above the freeze point.
+compute them once (or read them from the feature store), apply the head's
+pooling to them once (`split_fixed`), and train only the layers above.
 """
 
 from __future__ import annotations
@@ -311,9 +316,11 @@ class _Phase:
 class TrainingMonitor(keras.callbacks.Callback):
     """Progress events, the stop flag, a NaN loss and the history rows, for one phase's `fit`.
 
-    Stop: the flag is read after every batch (after its BatchEnd is reported);
-    once set, fit runs no further batch, validates the partial epoch, and the
-    row records it with `partial: True`. A flag set during validation ends
+    Stop: the flag is read after every batch (after its BatchEnd is reported;
+    on the cached route after every compiled call, which runs up to about a
+    tenth of a second of batches and reports one BatchEnd); once set, no
+    further batch runs, the partial epoch is validated, and the row records it
+    with `partial: True`. A flag set during validation ends
     the run after that epoch. A loss that is not finite ends the run the same
     way (like keras.callbacks.TerminateOnNaN) with status "failed" and a reason.
     """
@@ -468,12 +475,14 @@ def train(
     """Train `config` on prepared data; returns the model and its history.
 
     Runs one phase at config.freeze_at, then the optional fine-tuning phase,
-    each as one `model.fit`. `callbacks` (your own Keras callbacks) are passed
-    to fit in every phase, after the product's own; on the cached path their
-    `self.model` is the trainable suffix, which shares its layers with the model.
-    Stop: the current batch finishes, no further batch runs, the partial
-    epoch is recorded as such (with validation metrics), later phases are
-    skipped, and the model learned so far is returned with status "stopped".
+    each as one `model.fit` (end to end) or one `fit_arrays` (cached).
+    `callbacks` (your own Keras callbacks) get every phase's calls, after the
+    product's own; on the cached path their `self.model` is the trainable
+    suffix above the head's pooling, which shares its layers with the model.
+    Stop: the current batch (cached: the current compiled call, a fraction of
+    a second) finishes, no further batch runs, the partial epoch is recorded
+    as such (with validation metrics), later phases are skipped, and the model
+    learned so far is returned with status "stopped".
     A NaN loss ends the run with status "failed" and a reason. Early stopping
     ends only its phase (the reason says so); the status stays "completed".
 
