@@ -257,7 +257,7 @@ def test_a_loss_that_is_not_finite_ends_its_call_at_that_batch():
 def test_the_call_sizer_runs_one_batch_until_timed_then_a_tenth_of_a_second():
     sizer = CallSizer()
     assert sizer.next(10) == 1
-    sizer.observe(1, 5.0)  # the first call traces: its time does not count
+    sizer.observe(1, 5.0)  # the first call prepares the graph: its time does not count
     assert sizer.next(10) == 1
     sizer.observe(1, 0.01)
     assert sizer.next(100) == 10 and sizer.next(4) == 4

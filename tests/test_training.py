@@ -105,8 +105,8 @@ def test_progress_events_describe_the_run(data):
     assert extract[-1].done == extract[-1].total == len(data.train) + len(data.validation)
     batches = [e for e in events if isinstance(e, BatchEnd)]
     assert len(data.train) == 24  # 3 batches of 8
-    # One BatchEnd per compiled call: the first runs one batch (it also traces), later ones as many as
-    # take a tenth of a second; every epoch's last event says all 3 batches ran.
+    # One BatchEnd per compiled call: the first runs one batch (it also prepares the graph), later ones
+    # as many as take a tenth of a second; every epoch's last event says all 3 batches ran.
     assert (batches[0].epoch, batches[0].batch) == (1, 1)
     for epoch in (1, 2):
         done = [b.batch for b in batches if b.epoch == epoch]

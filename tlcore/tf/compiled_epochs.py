@@ -21,9 +21,9 @@ sample-weighted means plus the `val_` ones; `on_train_end` last. Metrics are
 reset at each epoch's start and before validation, as fit and evaluate do.
 
 How many batches a call runs (`CallSizer`): one until a call has been timed
-(the first also traces the function), then as many as take about
-`TARGET_CALL_SECONDS`, so that Stop, read between calls, ends a run within a
-fraction of a second whatever a batch costs. A loss that is not finite ends
+(the first also pays for TensorFlow optimizing the graph), then as many as
+take about `TARGET_CALL_SECONDS`, so that Stop, read between calls, ends a
+run within a fraction of a second whatever a batch costs. A loss that is not finite ends
 its call after that batch, so the callbacks see it at the batch it happened.
 """
 
@@ -51,8 +51,9 @@ Logs = dict[str, float]
 class CallSizer:
     """How many batches the next compiled call runs, from how long earlier calls took per batch.
 
-    The first call traces the function, so its time says nothing about the
-    next: until a later call has been timed, calls run one batch.
+    The first call also pays for TensorFlow optimizing the graph, so its time
+    says nothing about the next: until a later call has been timed, calls run
+    one batch.
     """
 
     target_seconds: float = TARGET_CALL_SECONDS
@@ -92,10 +93,9 @@ class _PhaseFunction:
         self.model, self.batch_size = model, batch_size
         self.train = tuple(None if a is None else tf.constant(a) for a in train)
         self.validation = None if validation is None else tuple(tf.constant(a) for a in validation)
-        self.function = tf.function(
-            self._run,
-            input_signature=[tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.bool), tf.TensorSpec([], tf.bool)],
-            autograph=False,
+        # Traced now, once; calling the concrete function skips tf.function's dispatch on every call.
+        self.function = tf.function(self._run, autograph=False).get_concrete_function(
+            tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.bool), tf.TensorSpec([], tf.bool)
         )
 
     def __call__(self, indices: np.ndarray, fresh: bool, validate: bool) -> tuple[int, Logs, Logs | None]:
