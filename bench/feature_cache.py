@@ -185,7 +185,7 @@ def export_tree(commit: str, into: Path) -> Path:
     if archive.returncode:
         raise RuntimeError(f"git archive {commit} failed: {archive.stderr.decode(errors='replace').strip()}")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(tree, filter="data")
+        tar.extractall(tree, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))  # type: ignore[arg-type]
     return tree
 
 
