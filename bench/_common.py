@@ -57,12 +57,13 @@ def rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-VECTOR_FEATURES = {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile"}
+# The vector features TensorFlow's kernels choose between (/proc/cpuinfo flag names).
+VECTOR_FLAG_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx")
 
 
 def cpu_info() -> dict[str, Any]:
-    """What the figures depend on: core count, model name and the clock the kernel reports."""
-    model, mhz, flags = "", [], set()
+    """What the figures depend on: core count, model name, the clock the kernel reports and the vector features."""
+    model, mhz, flags, family_model = "", [], set(), {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -71,17 +72,19 @@ def cpu_info() -> dict[str, Any]:
                 model = value.strip()
             elif key == "cpu MHz":
                 mhz.append(float(value))
+            elif key in ("cpu family", "model") and key not in family_model:
+                family_model[key] = value.strip()  # e.g. family 25 = AMD Zen 3/4, 26 = Zen 5
             elif key == "flags" and not flags:
-                flags = set(value.split())
+                flags = {flag for flag in value.split() if flag.startswith(VECTOR_FLAG_PREFIXES)}
     except OSError:
         pass
     return {
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "model_name": model or platform.processor(),
+        "family_model": f"{family_model.get('cpu family', '?')}/{family_model.get('model', '?')}",
         "cpu_mhz": rounded(median(mhz), 1),
-        # What TensorFlow's kernels can use: the same code runs about twice as fast with AVX-512 + BF16.
-        "vector_features": sorted(flags & VECTOR_FEATURES),
+        "vector_flags": sorted(flags),
     }
 
 

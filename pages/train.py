@@ -77,7 +77,7 @@ def _stop() -> None:
     current = JOBS.get(st.session_state.get(K.job_id))
     if current is not None:
         current.stop()
-        st.toast("Stopping after the current batch; what was learned so far is kept.")
+        st.toast("Stopping after the current batch (a fraction of a second); what was learned so far is kept.")
 
 
 left, right = st.columns([1, 1])

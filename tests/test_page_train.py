@@ -29,6 +29,21 @@ def _app(dataset: Path, **state) -> AppTest:
     return at.run()
 
 
+@pytest.fixture
+def slow_epochs(monkeypatch):
+    """Cached epochs of this tiny set take about a millisecond: 30 of them would end before the test clicks
+    Stop. A pause in every compiled call makes the run last several seconds (Stop still ends it in one call)."""
+    from tlcore.tf import compiled_epochs
+
+    run_call = compiled_epochs._PhaseFunction.__call__
+
+    def slowly(self, *args, **kwargs):
+        time.sleep(0.3)
+        return run_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(compiled_epochs._PhaseFunction, "__call__", slowly)
+
+
 def _wait_for(at: AppTest, condition, deadline_s: float = 120.0) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
@@ -82,7 +97,7 @@ def test_a_second_run_with_another_head_says_its_features_were_reused(tiny_datas
     assert not any(bar.text.startswith("Computing frozen features") for bar in at.get("progress"))
 
 
-def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset, runs_dir):
+def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset, runs_dir, slow_epochs):
     at = _app(tiny_dataset, **{K.epochs: 30})
     at.button(key="start_training").click().run()
     job = JOBS.get(at.session_state[K.job_id])
@@ -105,7 +120,7 @@ def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset,
         job.stop()
 
 
-def test_a_reloaded_tab_finds_its_running_job_and_can_stop_it(tiny_dataset, runs_dir):
+def test_a_reloaded_tab_finds_its_running_job_and_can_stop_it(tiny_dataset, runs_dir, slow_epochs):
     first = _app(tiny_dataset, **{K.epochs: 30})
     first.button(key="start_training").click().run()
     job = JOBS.get(first.session_state[K.job_id])

@@ -105,7 +105,12 @@ def test_progress_events_describe_the_run(data):
     assert extract[-1].done == extract[-1].total == len(data.train) + len(data.validation)
     batches = [e for e in events if isinstance(e, BatchEnd)]
     assert len(data.train) == 24  # 3 batches of 8
-    assert [(b.epoch, b.batch) for b in batches] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    # One BatchEnd per compiled call: the first runs one batch (it also prepares the graph), later ones
+    # as many as take a tenth of a second; every epoch's last event says all 3 batches ran.
+    assert (batches[0].epoch, batches[0].batch) == (1, 1)
+    for epoch in (1, 2):
+        done = [b.batch for b in batches if b.epoch == epoch]
+        assert done == sorted(set(done)) and done[-1] == 3
     assert all(b.batches == 3 for b in batches)
     epochs = [e.row for e in events if isinstance(e, EpochEnd)]
     assert epochs == result.history

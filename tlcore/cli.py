@@ -495,7 +495,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tlcore.tf.training import train_and_record  # the TensorFlow side: this command trains
 
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch (or compiled call)
     try:
         result, run = train_and_record(
             config,
@@ -653,7 +653,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(json.dumps(_finite(point.to_dict())), flush=True)
 
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch (or compiled call)
     try:
         result = run_sweep(
             base,

@@ -22,6 +22,9 @@ from tlcore.sweep import plan
 
 TRAIN_COST = 3.0  # training a layer ~ 3 forward passes
 FIXED_OVERHEAD_S = 3.0  # building the model, compiling, first-call tracing
+# What an epoch costs beyond its convolutions: end to end, fit's per-batch calls and validation; cached, the
+# head's compiled calls (bench/feature_cache.py: about 0.004 s for 256 images at 128 px).
+EPOCH_OVERHEAD_S = {END_TO_END: 0.05, CACHED: 0.005}
 MATMUL_SIZE = 1536  # square float32 matrices: 7.2 GFLOP a product, about 0.1-0.2 s on a 2-core laptop
 # TensorFlow's VGG16 convolutions per NumPy matmul FLOP/s (tlcore.tf.backbones.measure_gflops over matmul_gflops).
 # Measured side by side on the 2-core Zen 4 development machine (AVX-512), shared with other jobs: VGG16
@@ -112,7 +115,7 @@ def _phase_seconds(
     else:
         extract = 0.0
         epoch = (n_train * (frozen + TRAIN_COST * trainable) + n_val * (frozen + trainable)) / speed
-    epoch += 0.05  # the head and per-batch overhead, measurable even on cached features
+    epoch += EPOCH_OVERHEAD_S[CACHED if cached else END_TO_END]
     return extract, epoch, extract + epochs * epoch
 
 

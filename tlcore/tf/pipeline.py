@@ -2,9 +2,10 @@
 
 Images are decoded once with Pillow (see `tlcore.imageio`) and held in memory
 when they fit a budget; otherwise they are decoded from disk batch by batch.
-Datasets are built over *indices* so every source (images in memory, images
-on disk, cached features) is shuffled in exactly the same order for the
-same seed and epoch.
+Datasets are built over *indices* (`epoch_orders`) so every source (images in
+memory, images on disk, and cached features, which
+`tlcore.tf.compiled_epochs` gathers by the same indices) is visited in exactly
+the same order for the same seed and epoch.
 
 tf.data autotuning is switched off: on small CPUs its iterator teardown has
 been measured to leave both cores idle for seconds between epochs.
@@ -164,13 +165,6 @@ def make_dataset(
 
         dataset = index_batches.map(load_batch)
     return _no_autotune(dataset.prefetch(prefetch))
-
-
-def array_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, order: np.ndarray) -> tf.data.Dataset:
-    """Batches of in-memory arrays (e.g. cached features) in the given order (2-D: one epoch per row)."""
-    x_t, y_t = tf.constant(x), tf.constant(y)
-    index_batches = _index_batches(order, batch_size)
-    return _no_autotune(index_batches.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))).prefetch(2))
 
 
 def predict_outputs(

@@ -1,23 +1,28 @@
-"""Train a transfer-learning model with Keras' own `fit`, reporting progress to a plain callable.
+"""Train a transfer-learning model with Keras' `fit` (or, on cached features, compiled epochs), reporting progress.
 
-Each phase is one `fit` call; what the product adds are Keras callbacks
+Each phase is one `fit` call, or on the cached route one `fit_arrays` call
+(`tlcore.tf.compiled_epochs`: the same callbacks and logs as fit, several
+batches per compiled call); what the product adds are Keras callbacks
 (`TrainingMonitor`: progress events, the stop flag, a NaN loss, the history
 rows; `TensorBoardScalars`: per-epoch TensorBoard logs), plus the user's own.
 What Keras 3.15's TensorFlow trainer does that this relies on (read in
-keras/src/backend/tensorflow/trainer.py): it checks `model.stop_training`
-after every batch and breaks out of the epoch, still validates that partial
-epoch and calls `on_epoch_end` with its metrics, and resets the metrics at
-each epoch start, so the epoch logs are sample-weighted means over the epoch
-(the loss tracker is weighted by batch size).
+keras/src/backend/tensorflow/trainer.py), and `fit_arrays` does alike: it
+checks `model.stop_training` after every batch (fit_arrays: every call) and
+breaks out of the epoch, still validates that partial epoch and calls
+`on_epoch_end` with its metrics, and resets the metrics at each epoch start,
+so the epoch logs are sample-weighted means over the epoch (the loss tracker
+is weighted by batch size).
 
-Order: one tf.data dataset per phase holds every epoch of the phase, each
-epoch in the order fixed by (seed, epoch) (`pipeline.epoch_orders`), read
-with `steps_per_epoch` so fit keeps one iterator across epochs and epoch k
-gets exactly epoch k's batches, whatever the source (images or features).
+Order: every epoch of a phase visits the images in the order fixed by
+(seed, epoch) (`pipeline.epoch_orders`): end to end, one tf.data dataset per
+phase holds every epoch, read with `steps_per_epoch` so fit keeps one
+iterator across epochs and epoch k gets exactly epoch k's batches; cached,
+`fit_arrays` gathers each epoch's batches from the features by those orders.
 
 Feature caching: with augmentation off, the frozen prefix of the model
 computes the same activations every epoch. When they fit a memory budget we
-compute them once and train only the layers above the freeze point.
+compute them once (or read them from the feature store), apply the head's
+pooling to them once (`split_fixed`), and train only the layers above.
 """
 
 from __future__ import annotations
@@ -52,15 +57,10 @@ from tlcore.records import COMPLETED, FAILED, STOPPED, History, StartRecord
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
 from tlcore.tf.backbones import SEEDED_BUILD
+from tlcore.tf.compiled_epochs import fit_arrays
+from tlcore.tf.fused_optimizers import FusedAdam, FusedSGD
 from tlcore.tf.model import backbone_layers, build_model, layer_weight_norms, param_counts, set_freeze_point
-from tlcore.tf.pipeline import (
-    DEFAULT_IMAGE_BUDGET_BYTES,
-    ImageSet,
-    array_dataset,
-    epoch_orders,
-    load_split,
-    make_dataset,
-)
+from tlcore.tf.pipeline import DEFAULT_IMAGE_BUDGET_BYTES, ImageSet, epoch_orders, load_split, make_dataset
 
 TENSORBOARD_DIR = "tensorboard"  # inside a run's folder
 
@@ -203,6 +203,50 @@ def route_for(
     return choose_route(config, freeze_at, floats, len(data.train) + len(data.validation), feature_budget_bytes)
 
 
+# Layers without weights that compute the same in training as in inference: on cached features
+# their output is the same every epoch.
+_FIXED_LAYERS = (
+    keras.layers.MaxPooling2D,
+    keras.layers.AveragePooling2D,
+    keras.layers.GlobalAveragePooling2D,
+    keras.layers.GlobalMaxPooling2D,
+    keras.layers.Flatten,
+)
+
+
+def split_fixed(suffix: keras.Model) -> tuple[keras.Model | None, keras.Model]:
+    """Split a chain `suffix` into (its leading layers that never change, the rest); (None, suffix) if none.
+
+    Above the whole VGG16 base the head starts with its pooling: on cached
+    features it is computed once, with the features, and every epoch trains
+    the rest on pooled features (a 16th of block 5's at 128 px). The rest
+    shares the suffix's layer objects, so training it trains the model.
+    """
+    layers = [layer for layer in suffix.layers if not isinstance(layer, keras.layers.InputLayer)]
+    count = next((i for i, layer in enumerate(layers) if not isinstance(layer, _FIXED_LAYERS)), len(layers))
+    if count == 0 or count == len(layers):
+        return None, suffix
+    fixed = keras.Model(suffix.inputs[0], _chain(layers[:count], suffix.inputs[0]), name=f"{suffix.name}_fixed")
+    rest_input = keras.Input(shape=tuple(fixed.output.shape[1:]), name="fixed_features")
+    rest = keras.Model(rest_input, _chain(layers[count:], rest_input), name=suffix.name)
+    return fixed, rest
+
+
+def _chain(layers: Sequence[keras.layers.Layer], x: Any) -> Any:
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
+def apply_fixed(fixed: keras.Model | None, features: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """`fixed`'s output on every row of `features` (in chunks, to bound the memory of a large set)."""
+    if fixed is None:
+        return features
+    if not len(features):
+        return np.zeros((0, *fixed.output.shape[1:]), dtype=np.float32)
+    return np.concatenate([np.asarray(fixed(features[i : i + chunk])) for i in range(0, len(features), chunk)])
+
+
 def extract_features(
     prefix: keras.Model,
     images: ImageSet,
@@ -228,16 +272,17 @@ def extract_features(
     return np.concatenate(outputs)
 
 
-def _make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def _make_optimizer(name: str, learning_rate: float, fused: bool = False) -> keras.optimizers.Optimizer:
+    """The config's optimizer; `fused`: its twin with one kernel per variable update (tlcore.tf.fused_optimizers)."""
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=SGD_MOMENTUM)
+        return (FusedSGD if fused else keras.optimizers.SGD)(learning_rate, momentum=SGD_MOMENTUM)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate)
-    return keras.optimizers.Adam(learning_rate)
+    return (FusedAdam if fused else keras.optimizers.Adam)(learning_rate)
 
 
-def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float) -> None:
-    """Compile with the loss and accuracy that match the head's output."""
+def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float, fused: bool = False) -> None:
+    """Compile with the loss and accuracy that match the head's output (`fused`: see `_make_optimizer`)."""
     if config.head.output == "sigmoid":
         loss, accuracy = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
     else:
@@ -245,7 +290,7 @@ def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float) -
             keras.losses.SparseCategoricalCrossentropy(),
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         )
-    model.compile(optimizer=_make_optimizer(config.optimizer, learning_rate), loss=loss, metrics=[accuracy])
+    model.compile(optimizer=_make_optimizer(config.optimizer, learning_rate, fused), loss=loss, metrics=[accuracy])
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -256,6 +301,18 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, fl
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
     total = int(counts.sum())
     return {c: (total / (num_classes * int(n)) if n else 1.0) for c, n in enumerate(counts)}
+
+
+def _targets(labels: np.ndarray, config: TrainConfig) -> np.ndarray:
+    """Labels as the head's loss wants them: class indices, or float (n, 1) for a sigmoid output."""
+    if config.head.output == "sigmoid":
+        return labels.astype(np.float32).reshape(-1, 1)
+    return labels
+
+
+def _sample_weights(labels: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:
+    """Each image's class weight, as fit's `class_weight` turns them into sample weights."""
+    return np.asarray([class_weight[int(c)] for c in labels], dtype=np.float32)
 
 
 def _learning_rate(model: keras.Model) -> float:
@@ -278,9 +335,11 @@ class _Phase:
 class TrainingMonitor(keras.callbacks.Callback):
     """Progress events, the stop flag, a NaN loss and the history rows, for one phase's `fit`.
 
-    Stop: the flag is read after every batch (after its BatchEnd is reported);
-    once set, fit runs no further batch, validates the partial epoch, and the
-    row records it with `partial: True`. A flag set during validation ends
+    Stop: the flag is read after every batch (after its BatchEnd is reported;
+    on the cached route after every compiled call, which runs up to about a
+    tenth of a second of batches and reports one BatchEnd); once set, no
+    further batch runs, the partial epoch is validated, and the row records it
+    with `partial: True`. A flag set during validation ends
     the run after that epoch. A loss that is not finite ends the run the same
     way (like keras.callbacks.TerminateOnNaN) with status "failed" and a reason.
     """
@@ -297,7 +356,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.learning_rate = _learning_rate(self.model)  # the rate this epoch trains with
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.batches += 1
+        self.batches = batch + 1  # batch: the last one a call ran (a compiled cached call runs several)
         loss = float((logs or {}).get("loss", math.nan))
         self.report(BatchEnd(self.phase.phase, self.epoch, self.batches, self.phase.batches_per_epoch, loss))
         if not math.isfinite(loss):
@@ -435,12 +494,14 @@ def train(
     """Train `config` on prepared data; returns the model and its history.
 
     Runs one phase at config.freeze_at, then the optional fine-tuning phase,
-    each as one `model.fit`. `callbacks` (your own Keras callbacks) are passed
-    to fit in every phase, after the product's own; on the cached path their
-    `self.model` is the trainable suffix, which shares its layers with the model.
-    Stop: the current batch finishes, no further batch runs, the partial
-    epoch is recorded as such (with validation metrics), later phases are
-    skipped, and the model learned so far is returned with status "stopped".
+    each as one `model.fit` (end to end) or one `fit_arrays` (cached).
+    `callbacks` (your own Keras callbacks) get every phase's calls, after the
+    product's own; on the cached path their `self.model` is the trainable
+    suffix above the head's pooling, which shares its layers with the model.
+    Stop: the current batch (cached: the current compiled call, a fraction of
+    a second) finishes, no further batch runs, the partial epoch is recorded
+    as such (with validation metrics), later phases are skipped, and the model
+    learned so far is returned with status "stopped".
     A NaN loss ends the run with status "failed" and a reason. Early stopping
     ends only its phase (the reason says so); the status stays "completed".
 
@@ -470,34 +531,22 @@ def train(
         route, why = route_for(config, model, freeze_at, data, feature_budget_bytes)
         result.paths.append(route)
         report(PhaseStart(phase, freeze_at, epochs, learning_rate, route, why, trainable, frozen))
-        orders = epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs)
 
         if route == CACHED:
-            prefix, trained = cut(model, freeze_at)
+            prefix, suffix = cut(model, freeze_at)
             extracted = _phase_features(prefix, config, data, phase, freeze_at, features, result, report, stop)
             if extracted is None:
                 result.status, result.reason = STOPPED, "stopped while extracting features"
                 break
-            x_train, x_val = extracted
-            train_set = array_dataset(x_train, data.train.labels, config.batch_size, orders)
-            val_set = array_dataset(x_val, data.validation.labels, config.batch_size, np.arange(len(x_val)))
+            fixed, trained = split_fixed(suffix)
+            x_train, x_val = (apply_fixed(fixed, x) for x in extracted)
         else:
             if stop is not None and stop.is_set():
                 result.status, result.reason = STOPPED, f"stopped by the user before epoch {epoch_offset + 1}"
                 break
             trained = model
-            train_set = make_dataset(
-                data.train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
-            )
-            if augmenter is not None:
-                train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
-            val_set = make_dataset(data.validation, config.batch_size)
-        if config.head.output == "sigmoid":  # BinaryCrossentropy wants float targets shaped like the output
-            train_set, val_set = (
-                d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32))) for d in (train_set, val_set)
-            )
 
-        compile_for(trained, config, learning_rate)
+        compile_for(trained, config, learning_rate, fused=route == CACHED)  # the suffix is never saved
         options, early = _option_callbacks(config, learning_rate)
         monitor = TrainingMonitor(
             _Phase(phase, freeze_at, route, batches_per_epoch, epoch_offset + epochs, phase == len(phases)),
@@ -505,19 +554,44 @@ def train(
             report,
             stop,
         )
+        phase_callbacks = [monitor, *options, *callbacks]
         t0 = time.perf_counter()
-        # initial_epoch makes fit's epoch numbers (callbacks, TensorBoard steps) count over all phases.
-        trained.fit(
-            train_set,
-            epochs=epoch_offset + epochs,
-            initial_epoch=epoch_offset,
-            steps_per_epoch=batches_per_epoch,
-            validation_data=val_set if len(data.validation) else None,
-            class_weight=class_weight,
-            shuffle=False,
-            callbacks=[monitor, *options, *callbacks],
-            verbose=0,
-        )
+        # initial_epoch makes the epoch numbers (callbacks, TensorBoard steps) count over all phases.
+        if route == CACHED:
+            fit_arrays(
+                trained,
+                x_train,
+                _targets(data.train.labels, config),
+                epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs),
+                config.batch_size,
+                epochs=epoch_offset + epochs,
+                initial_epoch=epoch_offset,
+                sample_weight=None if class_weight is None else _sample_weights(data.train.labels, class_weight),
+                validation=(x_val, _targets(data.validation.labels, config)) if len(x_val) else None,
+                callbacks=phase_callbacks,
+            )
+        else:
+            train_set = make_dataset(
+                data.train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
+            )
+            if augmenter is not None:
+                train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
+            val_set = make_dataset(data.validation, config.batch_size)
+            if config.head.output == "sigmoid":  # BinaryCrossentropy wants float targets shaped like the output
+                train_set, val_set = (
+                    d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32))) for d in (train_set, val_set)
+                )
+            trained.fit(
+                train_set,
+                epochs=epoch_offset + epochs,
+                initial_epoch=epoch_offset,
+                steps_per_epoch=batches_per_epoch,
+                validation_data=val_set if len(data.validation) else None,
+                class_weight=class_weight,
+                shuffle=False,
+                callbacks=phase_callbacks,
+                verbose=0,
+            )
         result.train_seconds += time.perf_counter() - t0
         epoch_offset += epochs
         if result.status != COMPLETED:
