@@ -200,6 +200,7 @@ def test_a_damaged_entry_is_rebuilt_by_the_next_run(two_runs):
     info = scan(Path(record1.dataset.root))
     third, _ = train_and_record(TINY_CONFIG, info, RunStore(runs_dir))
     assert third.features[0]["reused"] is False and third.status == "completed"
+    assert "is damaged" in third.features[0]["problem"] and str(entry.path) in third.features[0]["problem"]
     fourth, _ = train_and_record(TINY_CONFIG, info, RunStore(runs_dir))
     assert fourth.features[0]["reused"] is True
 

@@ -625,6 +625,7 @@ def _phase_features(
     None when Stop came during extraction. `result` gets the phase's line in `features` and the seconds spent.
     """
     key = feature_key(config, data, freeze_at) if features is not None else None
+    problems = len(features.problems) if features is not None else 0
     stored = _stored_features(features, key, prefix, data)
     if stored is not None:
         result.features.append({"phase": phase, "freeze_at": freeze_at, "reused": True, "created": stored.created_text})
@@ -640,6 +641,8 @@ def _phase_features(
     if x_train is None or x_val is None:
         return None
     result.features.append({"phase": phase, "freeze_at": freeze_at, "reused": False, "created": _now()})
+    if features is not None and len(features.problems) > problems:  # a damaged entry: said in the record
+        result.features[-1]["problem"] = features.problems[-1]
     if features is not None and key is not None:
         try:  # a store that cannot be written costs the next run time, never this run
             features.put(key, x_train, x_val)
