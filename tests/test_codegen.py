@@ -316,6 +316,15 @@ def test_a_generated_script_trains_and_saves_the_labs_model(tmp_path):
     assert layers[1][:2] == ("preprocess", "CaffePreprocess") and layers[-1][0] == "predictions"
     assert (trainable, count) == (lab_trainable, lab_count)
     assert _trainable_counts_printed(out) == [lab_count]
+    # The lab opens the script's model (its preprocessing read as the lab's own layer) and it predicts.
+    from tlcore.tf.inference import predict
+    from tlcore.tf.layers import CaffePreprocess
+    from tlcore.tf.model import load_model
+
+    reopened = load_model(work / MODEL_FILE)
+    assert isinstance(reopened.get_layer("preprocess"), CaffePreprocess)
+    (prediction,) = predict(reopened, [next((data / "validation" / "cats").iterdir())], ["cats", "dogs"])
+    assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_two_phases_from_the_middle_of_a_block_end_with_the_labs_trainable_layers(tmp_path):

@@ -22,6 +22,10 @@ INPUT_LAYER = "image"
 PREPROCESS_LAYER = "preprocess"
 OUTPUT_LAYER = "predictions"
 PREPROCESS_TYPE = "CaffePreprocess"  # tlcore.tf.layers.CaffePreprocess
+# The package a script written by `tlcore code` registers its own copy of that layer under; the lab reads
+# the name as its own layer (the same arithmetic), so a model such a script saved opens in the lab too.
+SCRIPT_PACKAGE = "train_py"
+SCRIPT_PREPROCESS = f"{SCRIPT_PACKAGE}>{PREPROCESS_TYPE}"
 # pooling option -> (layer name, Keras class name)
 HEAD_POOLING = {
     "flatten": ("head_flatten", "Flatten"),

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from tlcore.architecture import SCRIPT_PREPROCESS
+
 # ImageNet channel means in BGR order, as keras.applications.vgg16.preprocess_input uses.
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
@@ -25,3 +27,7 @@ class CaffePreprocess(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
+
+
+# A model saved by a script `tlcore code` wrote names the script's own copy of this layer.
+keras.saving.get_custom_objects()[SCRIPT_PREPROCESS] = CaffePreprocess
