@@ -192,3 +192,15 @@ def git_commit(ref: str = "HEAD") -> str:
     return subprocess.run(
         ["git", "-C", str(REPO_ROOT), "rev-parse", ref], check=True, capture_output=True, text=True
     ).stdout.strip()
+
+
+def browser_bench_folder(path: str | Path) -> Path:
+    """Where a browser benchmark puts its screenshots (made here); it exits first without the weights file.
+
+    The browser benchmarks time the pages on real ImageNet features, which random weights would not show.
+    """
+    if not SHARED_WEIGHTS.is_file():
+        raise SystemExit(f"needs the ImageNet weights file {SHARED_WEIGHTS}")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import _common
 from bench._common import SAMPLE_DATA, SHARED_WEIGHTS, cpu_info, emit, load_average, note
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
@@ -98,10 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "tllab-code-section"))
     args = parser.parse_args()
-    if not SHARED_WEIGHTS.is_file():
-        raise SystemExit(f"needs the ImageNet weights file {SHARED_WEIGHTS}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _common.browser_bench_folder(args.out)
     from playwright.sync_api import sync_playwright
 
     result: dict[str, object] = {"load_average_before": load_average(), "write_ms": write_ms()}

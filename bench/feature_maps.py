@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import _common
 from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, note, wait_for
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
@@ -81,10 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "tllab-feature-maps"))
     args = parser.parse_args()
-    if not SHARED_WEIGHTS.is_file():
-        raise SystemExit(f"needs the ImageNet weights file {SHARED_WEIGHTS}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _common.browser_bench_folder(args.out)
     from playwright.sync_api import sync_playwright
 
     result: dict[str, object] = {"load_average_before": load_average()}

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import _common
 from bench._common import SAMPLE_DATA, SHARED_WEIGHTS, cpu_info, emit, load_average, median, note, setup, wait_for
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 
@@ -226,10 +227,7 @@ def main() -> None:
     parser.add_argument("--runs", help="a runs folder holding the three runs (made by a previous run of this)")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "tllab-inference-compare"))
     args = parser.parse_args()
-    if not SHARED_WEIGHTS.is_file():
-        raise SystemExit(f"needs the ImageNet weights file {SHARED_WEIGHTS}")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _common.browser_bench_folder(args.out)
     runs_dir = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="tllab-bench-compare-"))
     made_file = runs_dir / "bench-runs.json"
     made = json.loads(made_file.read_text()) if made_file.is_file() else train_runs(runs_dir)

@@ -28,11 +28,11 @@ def _features(n: int, fill: float, width: int = 512) -> np.ndarray:
 
 def test_what_is_put_comes_back_and_every_part_of_the_key_matters(tmp_path):
     store = FeatureStore(tmp_path / "store")
-    store.put(KEY, _features(4, 1.0), _features(2, 2.0))
+    store.put(KEY, _features(4, 1.0), _features(2, 2.0), created=1_700_000_000.0)
     back = store.get(KEY)
     np.testing.assert_array_equal(back.train, _features(4, 1.0))
     np.testing.assert_array_equal(back.validation, _features(2, 2.0))
-    assert abs(back.created - time.time()) < 60
+    assert back.created == 1_700_000_000.0  # when they were computed, as the caller said
     for change in (
         {"dataset": "abd"},
         {"image_size": 64},

@@ -92,7 +92,7 @@ class StoredFeatures:
 
     @property
     def created_text(self) -> str:
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created))
+        return format_time(self.created)
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,12 @@ class FeatureStore:
             pass
         return features
 
-    def put(self, key: FeatureKey, train: np.ndarray, validation: np.ndarray) -> Path:
-        """Store the features atomically, then evict the least recently used entries beyond the cap."""
+    def put(self, key: FeatureKey, train: np.ndarray, validation: np.ndarray, created: float | None = None) -> Path:
+        """Store the features atomically, then evict the least recently used entries beyond the cap.
+
+        Args:
+            created: when they were computed (seconds since the epoch; default now).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path_of(key)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{ENTRY_SUFFIX}")
@@ -171,7 +175,7 @@ class FeatureStore:
                 np.savez(
                     f,
                     key=np.array(json.dumps(asdict(key))),
-                    created=np.array(time.time()),
+                    created=np.array(time.time() if created is None else created),
                     train=np.ascontiguousarray(train),
                     validation=np.ascontiguousarray(validation),
                 )
@@ -236,6 +240,11 @@ class FeatureStore:
         if message not in self.problems:
             self.problems.append(message)
             log.warning(message)
+
+
+def format_time(seconds: float) -> str:
+    """A moment as run records and the Train page show when features were computed (local time)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
 def features_stored(store: FeatureStore, config: TrainConfig, dataset: str) -> bool:

@@ -51,7 +51,7 @@ from tlcore.config import (
     TrainConfig,
 )
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
-from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures
+from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures, format_time
 from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, ProgressFn, StepProgress, StopFlag
 from tlcore.records import COMPLETED, FAILED, STOPPED, History, StartRecord
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
@@ -640,12 +640,13 @@ def _phase_features(
     result.extract_seconds += time.perf_counter() - t0
     if x_train is None or x_val is None:
         return None
-    result.features.append({"phase": phase, "freeze_at": freeze_at, "reused": False, "created": _now()})
+    created = time.time()  # the record and the store's entry say the same moment
+    result.features.append({"phase": phase, "freeze_at": freeze_at, "reused": False, "created": format_time(created)})
     if features is not None and len(features.problems) > problems:  # a damaged entry: said in the record
         result.features[-1]["problem"] = features.problems[-1]
     if features is not None and key is not None:
         try:  # a store that cannot be written costs the next run time, never this run
-            features.put(key, x_train, x_val)
+            features.put(key, x_train, x_val, created)
         except OSError as err:
             result.features[-1]["store_error"] = f"{features.root}: {err.strerror or err}"
     return x_train, x_val
@@ -668,10 +669,6 @@ def _stored_features(
     if stored is None or stored.train.shape != (len(data.train), *shape):
         return None
     return stored if stored.validation.shape == (len(data.validation), *shape) else None
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def train_and_record(
