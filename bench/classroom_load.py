@@ -1,0 +1,625 @@
+"""A classroom's load on one server: 30 websocket sessions browse every page while 5 of them train.
+
+Starts `streamlit run app.py` on a free loopback port with its own temporary
+runs folder (TLLAB_RUNS_DIR, the feature store inside it) and the offline
+ImageNet file, and drives it with real clients of its websocket
+(ws://127.0.0.1:PORT/_stcore/stream), speaking Streamlit's own protocol: each
+client sends BackMsg `rerun_script` messages (a page is asked for by its
+`page_script_hash` from the server's `navigation` message, a widget is set or
+a button pressed through the `widget_states` it sends, with widget ids read
+from the deltas the server sent) and reads the ForwardMsgs until
+`script_finished`. A session on the Train page while its run trains also sends
+the live view's fragment ticks, as the browser does on `auto_rerun`. Images,
+fonts and scripts a browser would also fetch over HTTP are not fetched.
+
+Timeline: a warm-up session opens every page once (the server's first renders:
+imports, VGG16 for See inside), then `--sessions` sessions arrive over a few
+seconds and browse the pages in turn (each its own order, a random think time
+of `--think` seconds on every page). After `--idle-s` seconds `--trainers` of
+them go to the Model page, set the image size, freeze point and epochs of a
+small run, open the Train page and press Start (the jobs queue: one trains at
+a time, TLLAB_MAX_JOBS), watch it for `--watch-s` seconds and browse on. When
+every run has ended the sessions browse `--after-s` seconds more, then leave.
+
+Measured: every render (send → script_finished) per page, split by when it
+was asked for: before the jobs ("idle"), while jobs queue or run ("jobs"),
+after they ended ("after"); median and 95th percentile. The server's resident
+memory (its process and its children, from /proc) every second. At the end
+every run record is read back with RunStore: completed, one history row per
+epoch, model saved. Prints the CPU and one JSON object.
+
+Run: python -m bench.classroom_load [--sessions 30] [--trainers 5] [--ray local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import _common
+
+_common.setup()
+from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, note, rounded  # noqa: E402
+from dashboard.devserver import streamlit_process  # noqa: E402
+from tlcore.feature_store import CACHE_DIR_ENV  # noqa: E402
+from tlcore.runs import RUNS_ENV, RunStore  # noqa: E402
+
+IDLE, JOBS, AFTER = "idle", "jobs", "after"
+PHASES = (IDLE, JOBS, AFTER)
+NEW_SESSION = "(new session)"  # a session's first script run: the default page, with its session state made
+TICK = "fragment tick"  # a fragment's timed rerun (the Train page's live view, background tasks)
+GOAL_PAGES = ("Dataset", "Runs")
+GOAL_P95_S = 5.0
+RAY_ADDRESS_ENV, RAY_CPUS_ENV = "TLLAB_RAY_ADDRESS", "TLLAB_RAY_CPUS"
+# Widget keys (dashboard.state.K) the trainers set: a widget's id ends with "-" + its key.
+EPOCHS_KEY, FREEZE_KEY, IMAGE_SIZE_KEY, START_KEY = "epochs", "freeze_at", "image_size", "start_training"
+PAGE_MB = 1 << 20
+
+
+# --- pure helpers (tests/test_bench_classroom.py) ------------------------------------------
+
+
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """The q-th percentile (0..100) by linear interpolation between the nearest ranks; None when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summarize(values: Sequence[float]) -> dict[str, Any]:
+    """n, median, 95th percentile and maximum of some durations (seconds), rounded for printing."""
+    if not values:
+        return {"n": 0, "median": None, "p95": None, "max": None}
+    return {
+        "n": len(values),
+        "median": rounded(statistics.median(values), 3),
+        "p95": rounded(percentile(values, 95), 3),
+        "max": rounded(max(values), 3),
+    }
+
+
+def phase_of(sent_at: float, jobs_from: float | None, jobs_until: float | None) -> str:
+    """Which part of the timeline a render asked at `sent_at` belongs to (an open window runs on)."""
+    if jobs_from is None or sent_at < jobs_from:
+        return IDLE
+    if jobs_until is None or sent_at <= jobs_until:
+        return JOBS
+    return AFTER
+
+
+def render_table(renders: Iterable[tuple[str, str, float]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{page: {phase: summary}} from (page, phase, seconds) triples; every phase present for every page."""
+    grouped: dict[str, dict[str, list[float]]] = {}
+    for page, phase, seconds in renders:
+        grouped.setdefault(page, {p: [] for p in PHASES})[phase].append(seconds)
+    return {
+        page: {phase: summarize(values) for phase, values in by_phase.items()} for page, by_phase in grouped.items()
+    }
+
+
+def growth(samples: Sequence[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, MB) samples in MB per minute; None for fewer than two."""
+    if len(samples) < 2:
+        return None
+    ts, ys = [t for t, _ in samples], [y for _, y in samples]
+    t_mean, y_mean = statistics.fmean(ts), statistics.fmean(ys)
+    spread = sum((t - t_mean) ** 2 for t in ts)
+    if spread == 0:
+        return None
+    return 60 * sum((t - t_mean) * (y - y_mean) for t, y in samples) / spread
+
+
+# --- the server's memory, from /proc ---------------------------------------------------------
+
+
+def process_tree(root_pid: int) -> list[int]:
+    """root_pid and all its descendants (a Ray backend's workers run as children)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # ended since
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, pending = [], [root_pid]
+    while pending:
+        pid = pending.pop()
+        found.append(pid)
+        pending.extend(children.get(pid, []))
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    """VmRSS of one process in MB (0 when it has ended)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User + system CPU seconds of these processes, from /proc."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+# --- one websocket session --------------------------------------------------------------------
+
+
+@dataclass
+class Render:
+    page: str
+    sent_at: float  # time.monotonic()
+    seconds: float
+    status: str  # "ok", "timeout", "closed"
+
+
+@dataclass
+class Clock:
+    """The shared timeline: when the jobs were started and when the last one ended."""
+
+    jobs_go: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    jobs_from: float | None = None
+    jobs_until: float | None = None
+
+
+class Session:
+    """One browser tab, as a websocket client of the app speaking Streamlit's protobuf protocol."""
+
+    def __init__(self, name: str, url: str, rng: random.Random, render_timeout_s: float) -> None:
+        self.name, self.rng, self.render_timeout_s = name, rng, render_timeout_s
+        self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
+        self.pages: dict[str, str] = {}  # page title -> page_script_hash, from the navigation message
+        self.page_hash = ""  # the page the server ran last
+        self.query_string = ""  # the URL's query, as the browser keeps it (the app puts owner= and job= there)
+        self.widget_ids: set[str] = set()
+        self.auto_rerun: tuple[float, str] | None = None  # (interval s, fragment id) of the live view
+        self.texts: list[str] = []  # markdown, alerts and headings of the current script run
+        self.exceptions: list[str] = []
+        self.renders: list[Render] = []
+        self._finished: asyncio.Future[int] | None = None
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.typing import Subprotocol
+
+        # No pings: a server busy with 30 scripts may answer late, which must show as render time, not a drop.
+        self._ws = await connect(
+            self.ws_url, subprotocols=[Subprotocol("streamlit")], max_size=None, ping_interval=None, open_timeout=60
+        )
+        self._reader = asyncio.create_task(self._read(), name=f"{self.name}-reader")
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    async def _read(self) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        try:
+            async for data in self._ws:
+                msg = ForwardMsg()
+                msg.ParseFromString(data)
+                self._handle(msg)
+        finally:
+            if self._finished is not None and not self._finished.done():
+                self._finished.set_exception(ConnectionError("the server closed the websocket"))
+
+    def _handle(self, msg: Any) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        kind = msg.WhichOneof("type")
+        if kind == "navigation":
+            self.pages = {page.page_name: page.page_script_hash for page in msg.navigation.app_pages}
+            self.page_hash = msg.navigation.page_script_hash
+        elif kind == "page_info_changed":
+            self.query_string = msg.page_info_changed.query_string
+        elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            self._element(msg.delta.new_element)
+        elif kind == "auto_rerun":
+            self.auto_rerun = (msg.auto_rerun.interval, msg.auto_rerun.fragment_id)
+        elif kind == "stop_auto_rerun":
+            if self.auto_rerun and self.auto_rerun[1] in msg.stop_auto_rerun.fragment_ids:
+                self.auto_rerun = None
+        elif kind == "page_not_found":
+            self.exceptions.append(f"page not found: {msg.page_not_found.page_name}")
+        elif kind == "script_finished":
+            # A run cut short by the rerun that follows it (a fragment's st.rerun()) is not the end.
+            early = msg.script_finished == ForwardMsg.FINISHED_EARLY_FOR_RERUN
+            if not early and self._finished is not None and not self._finished.done():
+                self._finished.set_result(msg.script_finished)
+
+    def _element(self, element: Any) -> None:
+        kind = element.WhichOneof("type")
+        if kind is None:
+            return
+        body = getattr(element, kind)
+        if kind == "exception":
+            self.exceptions.append(f"{body.type}: {body.message}")
+        elif kind in ("markdown", "alert", "heading"):
+            self.texts.append(body.body)
+        elif getattr(body, "id", ""):
+            self.widget_ids.add(body.id)
+
+    def widget_id(self, key: str) -> str:
+        """The id of the widget with this key (Streamlit ends a keyed widget's id with '-' + key)."""
+        matches = [wid for wid in self.widget_ids if wid.endswith(f"-{key}")]
+        if len(matches) != 1:
+            raise LookupError(f"{self.name}: no single widget with key {key!r} among {sorted(self.widget_ids)}")
+        return matches[0]
+
+    @property
+    def page_title(self) -> str:
+        return next((title for title, page_hash in self.pages.items() if page_hash == self.page_hash), "?")
+
+    async def rerun(self, label: str, page: str = "", widgets: Sequence[Any] = (), fragment_id: str = "") -> Render:
+        """Ask for a script run (page: a title; "" stays on the current page) and time it to script_finished."""
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        back = BackMsg()
+        state = back.rerun_script
+        state.query_string = self.query_string
+        state.page_script_hash = self.pages[page] if page else self.page_hash
+        state.widget_states.widgets.extend(widgets)
+        if fragment_id:
+            state.fragment_id, state.is_auto_rerun = fragment_id, True
+        else:
+            self.auto_rerun = None  # a new page run: the browser drops the old page's timers
+            self.texts = []
+        loop = asyncio.get_running_loop()
+        self._finished = loop.create_future()
+        sent = time.monotonic()
+        status = "ok"
+        try:
+            await self._ws.send(back.SerializeToString())
+            await asyncio.wait_for(asyncio.shield(self._finished), self.render_timeout_s)
+        except TimeoutError:
+            status = "timeout"
+        except Exception:  # the websocket closed: recorded, the session ends
+            status = "closed"
+        render = Render(label, sent, time.monotonic() - sent, status)
+        self.renders.append(render)
+        if status == "closed":
+            raise ConnectionError(f"{self.name}: the websocket closed")
+        return render
+
+    async def visit(self, page: str) -> Render:
+        return await self.rerun(page, page=page)
+
+    async def dwell(self, seconds: float, stop: asyncio.Event) -> None:
+        """Stay on the page `seconds`, sending the live view's ticks as the browser does while it runs."""
+        end = time.monotonic() + seconds
+        while not stop.is_set() and (left := end - time.monotonic()) > 0:
+            if self.auto_rerun is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), left)
+                return
+            interval, fragment_id = self.auto_rerun
+            await asyncio.sleep(min(interval, left))
+            if time.monotonic() < end and self.auto_rerun is not None:
+                await self.rerun(f"{self.page_title}: {TICK}", fragment_id=fragment_id)
+
+
+# --- what the sessions do ----------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """The load: sessions, trainers and the small run each trainer starts."""
+
+    sessions: int
+    trainers: int
+    think_s: tuple[float, float]
+    watch_s: float
+    image_size: int
+    freeze_at: int
+    epochs: int
+
+
+async def train(session: Session, plan: Plan, clock: Clock, started: list[dict[str, Any]]) -> None:
+    """Model page: set the small run; Train page: press Start; then watch the live view."""
+    from streamlit.proto.Common_pb2 import DoubleArray, StringArray
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    await session.visit("Model & freeze")
+    settings = [
+        WidgetState(id=session.widget_id(EPOCHS_KEY), double_value=plan.epochs),
+        WidgetState(id=session.widget_id(FREEZE_KEY), double_array_value=DoubleArray(data=[float(plan.freeze_at)])),
+        WidgetState(id=session.widget_id(IMAGE_SIZE_KEY), string_array_value=StringArray(data=[str(plan.image_size)])),
+    ]
+    await session.rerun("Model & freeze: settings", widgets=settings)
+    ready = f"Ready to train: {plan.epochs} epoch(s) at freeze point {plan.freeze_at}"
+    if not any(ready in text for text in session.texts):
+        raise RuntimeError(f"{session.name}: the Model page did not take the settings: {session.texts[-3:]}")
+    await session.visit("Train")
+    pressed = time.monotonic()
+    await session.rerun(
+        "Train: Start pressed", widgets=[WidgetState(id=session.widget_id(START_KEY), trigger_value=True)]
+    )
+    started.append(
+        {"session": session.name, "pressed_at": pressed, "notes": [t for t in session.texts if "queue" in t]}
+    )
+    await session.dwell(plan.watch_s, clock.stop)
+
+
+async def browse(session: Session, plan: Plan, clock: Clock, trainer: bool, started: list[dict[str, Any]]) -> None:
+    """Every page in turn (this session's own order), thinking on each; a trainer trains once when told."""
+    order = list(session.pages)
+    session.rng.shuffle(order)
+    trained = False
+    for step in range(10**6):
+        if clock.stop.is_set():
+            return
+        if trainer and not trained and clock.jobs_go.is_set():
+            trained = True
+            await train(session, plan, clock, started)
+            continue
+        await session.visit(order[step % len(order)])
+        await session.dwell(session.rng.uniform(*plan.think_s), clock.stop)
+
+
+async def sample_rss(server_pid: int, samples: list[tuple[float, float, float]], stop: asyncio.Event) -> None:
+    """(monotonic time, server MB, server + children MB) every second until stopped."""
+    while not stop.is_set():
+        tree = process_tree(server_pid)
+        samples.append((time.monotonic(), rss_mb(server_pid), sum(rss_mb(pid) for pid in tree)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def runs_ended(store: RunStore, expected: int) -> bool:
+    summaries = store.list()
+    return len(summaries) >= expected and all(s.status != "running" for s in summaries)
+
+
+def check_runs(store: RunStore, plan: Plan) -> list[dict[str, Any]]:
+    """Every run record read back: status, history rows against the epochs asked, model saved."""
+    checked = []
+    for summary in sorted(store.list(), key=lambda s: s.created):
+        config = summary.config
+        epochs = config.epochs if config else None
+        model_file = summary.run_dir / "model.keras"
+        whole = (
+            summary.status == "completed"
+            and epochs == plan.epochs
+            and summary.epochs_done == epochs
+            and bool(summary.record.model_saved)
+            and model_file.is_file()
+        )
+        checked.append(
+            {
+                "run": summary.run_id,
+                "status": summary.status,
+                "epochs": epochs,
+                "history_rows": summary.epochs_done,
+                "model_saved": summary.record.model_saved,
+                "model_file_mb": rounded(model_file.stat().st_size / PAGE_MB, 1) if model_file.is_file() else None,
+                "seconds": rounded(summary.seconds, 1),
+                "host": summary.record.host,
+                "whole": whole,
+            }
+        )
+    return checked
+
+
+async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
+    clock = Clock()
+    rss: list[tuple[float, float, float]] = []
+    sampler_stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_rss(server_pid, rss, sampler_stop))
+    t0 = time.monotonic()
+
+    note("warm-up: one session opens every page once")
+    warm = Session("warm-up", url, random.Random(0), args.render_timeout_s)
+    await warm.connect()
+    await warm.rerun(NEW_SESSION)
+    for page in list(warm.pages):
+        await warm.visit(page)
+    await warm.close()
+    first_renders = {r.page: rounded(r.seconds, 2) for r in warm.renders}
+    note(f"warm-up renders: {first_renders}")
+
+    sessions = [Session(f"s{i:02d}", url, random.Random(i), args.render_timeout_s) for i in range(plan.sessions)]
+    spacing = plan.sessions // max(plan.trainers, 1)
+    trainer_ids = {i * spacing for i in range(plan.trainers)}
+    started: list[dict[str, Any]] = []
+
+    async def arrive(i: int, session: Session) -> None:
+        await asyncio.sleep(args.arrive_s * i / plan.sessions)  # a class does not arrive in one millisecond
+        await session.connect()
+        await session.rerun(NEW_SESSION)
+        await browse(session, plan, clock, i in trainer_ids, started)
+
+    tasks = [asyncio.create_task(arrive(i, s), name=s.name) for i, s in enumerate(sessions)]
+    idle_from = time.monotonic()
+    note(f"{plan.sessions} sessions browsing; jobs start in {args.idle_s:.0f} s")
+    await asyncio.sleep(args.idle_s)
+
+    clock.jobs_from = time.monotonic()
+    clock.jobs_go.set()
+    note(f"{plan.trainers} sessions start a run each")
+    try:
+        while not runs_ended(store, plan.trainers):
+            if time.monotonic() - clock.jobs_from > args.jobs_timeout_s:
+                note(f"the jobs did not all end within {args.jobs_timeout_s:.0f} s")
+                break
+            if any(t.done() and t.exception() for t in tasks):
+                break
+            await asyncio.sleep(1.0)
+    finally:
+        clock.jobs_until = time.monotonic()
+    note(f"jobs ended after {clock.jobs_until - clock.jobs_from:.0f} s; browsing {args.after_s:.0f} s more")
+    await asyncio.sleep(args.after_s)
+    after_until = time.monotonic()
+    clock.stop.set()
+    done, _ = await asyncio.wait(tasks, timeout=args.render_timeout_s + 10)
+    failures = [f"{t.get_name()}: {t.exception()!r}" for t in done if t.exception()]
+    failures += [f"{t.get_name()}: did not end" for t in tasks if t not in done]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+    note(f"sessions closed; {args.settle_s:.0f} s to settle")
+    await asyncio.sleep(args.settle_s)
+    sampler_stop.set()
+    await sampler
+
+    def rss_window(start: float, end: float) -> list[tuple[float, float]]:
+        return [(t - t0, tree) for t, _server, tree in rss if start <= t <= end]
+
+    last = args.rss_window_s
+    before = rss_window(clock.jobs_from - last, clock.jobs_from)
+    during = rss_window(clock.jobs_from, clock.jobs_until)
+    after = rss_window(clock.jobs_until, after_until)
+    after_tail = rss_window(after_until - last, after_until)
+    closed = rss_window(after_until + args.settle_s - last, math.inf)
+
+    def level(window: list[tuple[float, float]]) -> float | None:
+        return rounded(statistics.median(y for _, y in window), 1) if window else None
+
+    renders = [
+        (r.page, phase_of(r.sent_at, clock.jobs_from, clock.jobs_until), r.seconds)
+        for s in sessions
+        for r in s.renders
+        if r.status == "ok" and r.sent_at >= idle_from
+    ]
+    not_ok = [f"{s.name} {r.page}: {r.status}" for s in sessions for r in s.renders if r.status != "ok"]
+    table = render_table(renders)
+    checked = check_runs(store, plan)
+    goal_p95 = {page: table.get(page, {}).get(JOBS, {}).get("p95") for page in GOAL_PAGES}
+    before_mb, after_mb = level(before), level(after_tail)
+    return {
+        "first_renders_s": first_renders,
+        "renders": table,
+        "renders_not_ok": not_ok,
+        "exceptions_shown": sorted({e for s in sessions + [warm] for e in s.exceptions}),
+        "session_failures": failures,
+        "timeline_s": {
+            "idle": round(clock.jobs_from - idle_from, 1),
+            "jobs": round(clock.jobs_until - clock.jobs_from, 1),
+            "after": round(after_until - clock.jobs_until, 1),
+        },
+        "starts": [
+            {"session": s["session"], "after_s": round(s["pressed_at"] - clock.jobs_from, 1), "notes": s["notes"]}
+            for s in started
+        ],
+        "runs": checked,
+        "rss_mb": {
+            "before_jobs": before_mb,
+            "peak_during_jobs": rounded(max((y for _, y in during), default=0.0), 1),
+            "after_jobs": after_mb,
+            "after_growth_mb_per_min": rounded(growth(after), 1),
+            "sessions_closed": level(closed),
+            "after_minus_before": rounded(after_mb - before_mb, 1) if before_mb and after_mb else None,
+            "series": [(round(t, 1), round(tree)) for t, tree in rss_window(t0, math.inf)][
+                :: max(1, args.series_every)
+            ],
+        },
+        "goal": {
+            "p95_under_s": GOAL_P95_S,
+            "p95_while_jobs": goal_p95,
+            "renders_met": all(v is not None and v < GOAL_P95_S for v in goal_p95.values()),
+            "nothing_lost": len(checked) == plan.trainers and all(c["whole"] for c in checked) and not not_ok,
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=30, help="concurrent sessions (default 30)")
+    parser.add_argument("--trainers", type=int, default=5, help="sessions that start a run (default 5)")
+    parser.add_argument("--image-size", type=int, default=96, help="the trainers' image size (default 96)")
+    parser.add_argument("--freeze-at", type=int, default=10, help="the trainers' freeze point (default 10)")
+    parser.add_argument("--epochs", type=int, default=2, help="the trainers' epochs (default 2)")
+    parser.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), help="think time on a page, s (2 6)")
+    parser.add_argument("--watch-s", type=float, default=10.0, help="a trainer watches its run this long (10)")
+    parser.add_argument("--idle-s", type=float, default=40.0, help="browsing before the jobs start (40)")
+    parser.add_argument("--after-s", type=float, default=30.0, help="browsing after the jobs end (30)")
+    parser.add_argument("--arrive-s", type=float, default=5.0, help="the sessions arrive over this long (5)")
+    parser.add_argument("--settle-s", type=float, default=10.0, help="wait after the sessions leave (10)")
+    parser.add_argument("--rss-window-s", type=float, default=15.0, help="RSS levels: median of this long (15)")
+    parser.add_argument("--jobs-timeout-s", type=float, default=300.0, help="give up on the jobs after (300)")
+    parser.add_argument("--render-timeout-s", type=float, default=90.0, help="a render that takes longer fails")
+    parser.add_argument("--timeout-s", type=float, default=720.0, help="the whole benchmark's limit (720)")
+    parser.add_argument("--series-every", type=int, default=5, help="print every n-th RSS sample (5)")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help=f"run the jobs on Ray: sets {RAY_ADDRESS_ENV}=ADDRESS (and {RAY_CPUS_ENV}=2 for 'local') for the server",
+    )
+    args = parser.parse_args()
+    if not SHARED_WEIGHTS.is_file():
+        raise SystemExit(f"needs the ImageNet weights file {SHARED_WEIGHTS}")
+    plan = Plan(
+        args.sessions, args.trainers, tuple(args.think), args.watch_s, args.image_size, args.freeze_at, args.epochs
+    )
+    runs_dir = Path(tempfile.mkdtemp(prefix="tllab-bench-class-"))
+    env = {RUNS_ENV: str(runs_dir), CACHE_DIR_ENV: str(runs_dir / ".features"), "TLLAB_WEIGHTS": str(SHARED_WEIGHTS)}
+    if args.ray:
+        env[RAY_ADDRESS_ENV] = args.ray
+        if args.ray == "local":
+            env[RAY_CPUS_ENV] = "2"
+    log_path = runs_dir / "server.log"
+    cpu = cpu_info()
+    note(f"CPU: {cpu['model_name']} ({cpu['cpu_count']} cores); runs folder {runs_dir}")
+    load_before = load_average()
+    client_cpu0, wall0 = time.process_time(), time.monotonic()
+    with streamlit_process(env, log_path) as (url, proc):
+        server_cpu0 = cpu_seconds(process_tree(proc.pid))
+        result = asyncio.run(asyncio.wait_for(classroom(url, proc.pid, RunStore(runs_dir), plan, args), args.timeout_s))
+        server_cpu = cpu_seconds(process_tree(proc.pid)) - server_cpu0
+    log = log_path.read_text(errors="replace")
+    emit(
+        {
+            "benchmark": "classroom_load",
+            "cpu": cpu,
+            "backend": f"ray {args.ray}" if args.ray else "in-process threads",
+            "sessions": plan.sessions,
+            "trainers": plan.trainers,
+            "run": f"sample data, ImageNet weights file, {plan.image_size} px, freeze point {plan.freeze_at}, "
+            f"{plan.epochs} epochs",
+            "think_s": list(plan.think_s),
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
+            "wall_s": round(time.monotonic() - wall0, 1),
+            "server_cpu_s": round(server_cpu, 1),
+            "client_cpu_s": round(time.process_time() - client_cpu0, 1),
+            "server_log_tracebacks": log.count("Traceback"),
+            **result,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
