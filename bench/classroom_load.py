@@ -58,6 +58,8 @@ from tlcore.runs import RUNS_ENV, RunStore  # noqa: E402
 IDLE, JOBS, AFTER = "idle", "jobs", "after"
 PHASES = (IDLE, JOBS, AFTER)
 NEW_SESSION = "(new session)"  # a session's first script run: the default page, with its session state made
+NO_REPLY = "no reply"  # a fragment tick the server dropped
+CLOSED = -1  # what a pending script run reads when the websocket closes
 TICK = "fragment tick"  # a fragment's timed rerun (the Train page's live view, background tasks)
 GOAL_PAGES = ("Dataset", "Runs")
 GOAL_P95_S = 5.0
@@ -192,8 +194,9 @@ class Clock:
 class Session:
     """One browser tab, as a websocket client of the app speaking Streamlit's protobuf protocol."""
 
-    def __init__(self, name: str, url: str, rng: random.Random, render_timeout_s: float) -> None:
-        self.name, self.rng, self.render_timeout_s = name, rng, render_timeout_s
+    def __init__(self, name: str, url: str, rng: random.Random, render_timeout_s: float, tick_timeout_s: float) -> None:
+        self.name, self.rng = name, rng
+        self.render_timeout_s, self.tick_timeout_s = render_timeout_s, tick_timeout_s
         self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
         self.pages: dict[str, str] = {}  # page title -> page_script_hash, from the navigation message
         self.page_hash = ""  # the page the server ran last
@@ -235,13 +238,15 @@ class Session:
                 self._handle(msg)
         finally:
             if self._finished is not None and not self._finished.done():
-                self._finished.set_exception(ConnectionError("the server closed the websocket"))
+                self._finished.set_result(CLOSED)
 
     def _handle(self, msg: Any) -> None:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         kind = msg.WhichOneof("type")
-        if kind == "navigation":
+        if kind == "new_session":  # a full script run starts (also one a fragment's st.rerun() asked for)
+            self.auto_rerun = None  # the browser drops its fragment timers; the run re-sends those that remain
+        elif kind == "navigation":
             self.pages = {page.page_name: page.page_script_hash for page in msg.navigation.app_pages}
             self.page_hash = msg.navigation.page_script_hash
         elif kind == "page_info_changed":
@@ -284,7 +289,9 @@ class Session:
     def page_title(self) -> str:
         return next((title for title, page_hash in self.pages.items() if page_hash == self.page_hash), "?")
 
-    async def rerun(self, label: str, page: str = "", widgets: Sequence[Any] = (), fragment_id: str = "") -> Render:
+    async def rerun(
+        self, label: str, page: str = "", widgets: Sequence[Any] = (), fragment_id: str = "", timeout_s: float = 0
+    ) -> Render:
         """Ask for a script run (page: a title; "" stays on the current page) and time it to script_finished."""
         from streamlit.proto.BackMsg_pb2 import BackMsg
 
@@ -304,9 +311,12 @@ class Session:
         status = "ok"
         try:
             await self._ws.send(back.SerializeToString())
-            await asyncio.wait_for(asyncio.shield(self._finished), self.render_timeout_s)
+            if await asyncio.wait_for(self._finished, timeout_s or self.render_timeout_s) == CLOSED:
+                status = "closed"
         except TimeoutError:
-            status = "timeout"
+            # A tick for a fragment the server has just removed gets no answer at all (AppSession.request_rerun):
+            # the browser never waits for one, so it is counted apart from renders that did not come.
+            status = NO_REPLY if fragment_id else "timeout"
         except Exception:  # the websocket closed: recorded, the session ends
             status = "closed"
         render = Render(label, sent, time.monotonic() - sent, status)
@@ -329,7 +339,7 @@ class Session:
             interval, fragment_id = self.auto_rerun
             await asyncio.sleep(min(interval, left))
             if time.monotonic() < end and self.auto_rerun is not None:
-                await self.rerun(f"{self.page_title}: {TICK}", fragment_id=fragment_id)
+                await self.rerun(f"{self.page_title}: {TICK}", fragment_id=fragment_id, timeout_s=self.tick_timeout_s)
 
 
 # --- what the sessions do ----------------------------------------------------------------------
@@ -346,21 +356,22 @@ class Plan:
     image_size: int
     freeze_at: int
     epochs: int
+    warmup_epochs: int
 
 
-async def train(session: Session, plan: Plan, clock: Clock, started: list[dict[str, Any]]) -> None:
-    """Model page: set the small run; Train page: press Start; then watch the live view."""
+async def start_run(session: Session, plan: Plan, epochs: int) -> float:
+    """Model page: set the small run; Train page: press Start. Returns when Start was pressed (monotonic)."""
     from streamlit.proto.Common_pb2 import DoubleArray, StringArray
     from streamlit.proto.WidgetStates_pb2 import WidgetState
 
     await session.visit("Model & freeze")
     settings = [
-        WidgetState(id=session.widget_id(EPOCHS_KEY), double_value=plan.epochs),
+        WidgetState(id=session.widget_id(EPOCHS_KEY), double_value=epochs),
         WidgetState(id=session.widget_id(FREEZE_KEY), double_array_value=DoubleArray(data=[float(plan.freeze_at)])),
         WidgetState(id=session.widget_id(IMAGE_SIZE_KEY), string_array_value=StringArray(data=[str(plan.image_size)])),
     ]
     await session.rerun("Model & freeze: settings", widgets=settings)
-    ready = f"Ready to train: {plan.epochs} epoch(s) at freeze point {plan.freeze_at}"
+    ready = f"Ready to train: {epochs} epoch(s) at freeze point {plan.freeze_at}"
     if not any(ready in text for text in session.texts):
         raise RuntimeError(f"{session.name}: the Model page did not take the settings: {session.texts[-3:]}")
     await session.visit("Train")
@@ -368,6 +379,12 @@ async def train(session: Session, plan: Plan, clock: Clock, started: list[dict[s
     await session.rerun(
         "Train: Start pressed", widgets=[WidgetState(id=session.widget_id(START_KEY), trigger_value=True)]
     )
+    return pressed
+
+
+async def train(session: Session, plan: Plan, clock: Clock, started: list[dict[str, Any]]) -> None:
+    """A student's run: start it, then watch the live view for a while."""
+    pressed = await start_run(session, plan, plan.epochs)
     started.append(
         {"session": session.name, "pressed_at": pressed, "notes": [t for t in session.texts if "queue" in t]}
     )
@@ -399,28 +416,39 @@ async def sample_rss(server_pid: int, samples: list[tuple[float, float, float]],
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
+async def poll(condition: Any, deadline_s: float) -> bool:
+    """Whether condition() came true within deadline_s, checked every second."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(1.0)
+    return True
+
+
 def runs_ended(store: RunStore, expected: int) -> bool:
     summaries = store.list()
     return len(summaries) >= expected and all(s.status != "running" for s in summaries)
 
 
-def check_runs(store: RunStore, plan: Plan) -> list[dict[str, Any]]:
+def check_runs(store: RunStore, plan: Plan, warm_up_run: str) -> list[dict[str, Any]]:
     """Every run record read back: status, history rows against the epochs asked, model saved."""
     checked = []
     for summary in sorted(store.list(), key=lambda s: s.created):
         config = summary.config
         epochs = config.epochs if config else None
+        asked = plan.warmup_epochs if summary.run_id == warm_up_run else plan.epochs
         model_file = summary.run_dir / "model.keras"
         whole = (
             summary.status == "completed"
-            and epochs == plan.epochs
+            and epochs == asked
             and summary.epochs_done == epochs
             and bool(summary.record.model_saved)
             and model_file.is_file()
         )
         checked.append(
             {
-                "run": summary.run_id,
+                "run": summary.run_id + (" (teacher's warm-up)" if summary.run_id == warm_up_run else ""),
                 "status": summary.status,
                 "epochs": epochs,
                 "history_rows": summary.epochs_done,
@@ -441,17 +469,34 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     sampler = asyncio.create_task(sample_rss(server_pid, rss, sampler_stop))
     t0 = time.monotonic()
 
-    note("warm-up: one session opens every page once")
-    warm = Session("warm-up", url, random.Random(0), args.render_timeout_s)
+    note("warm-up: the teacher opens every page once")
+    warm = Session("teacher", url, random.Random(0), args.render_timeout_s, args.tick_timeout_s)
     await warm.connect()
     await warm.rerun(NEW_SESSION)
     for page in list(warm.pages):
         await warm.visit(page)
-    await warm.close()
     first_renders = {r.page: rounded(r.seconds, 2) for r in warm.renders}
-    note(f"warm-up renders: {first_renders}")
+    note(f"first renders: {first_renders}")
+    cold_mb = rss[-1][2] if rss else None
+    warm_up_run = ""
+    if plan.warmup_epochs:
+        # What the first run in a process costs once (TensorFlow's training side, VGG16 at the class's image
+        # size, a model on the Inference page) is paid before the class: the class's before and after then
+        # compare like with like. The cost is reported (warm_up.rss_mb).
+        note(f"warm-up: the teacher trains a {plan.warmup_epochs}-epoch run and opens every page at its settings")
+        await start_run(warm, plan, plan.warmup_epochs)
+        await poll(lambda: runs_ended(store, 1), args.jobs_timeout_s)
+        warm_up_run = store.list()[0].run_id
+        for page in list(warm.pages):
+            await warm.visit(page)
+            await warm.dwell(args.warmup_dwell_s, clock.stop)  # the See inside page's background views finish
+    await warm.close()
+    warm_mb = rss[-1][2] if rss else None
 
-    sessions = [Session(f"s{i:02d}", url, random.Random(i), args.render_timeout_s) for i in range(plan.sessions)]
+    sessions = [
+        Session(f"s{i:02d}", url, random.Random(i), args.render_timeout_s, args.tick_timeout_s)
+        for i in range(plan.sessions)
+    ]
     spacing = plan.sessions // max(plan.trainers, 1)
     trainer_ids = {i * spacing for i in range(plan.trainers)}
     started: list[dict[str, Any]] = []
@@ -470,8 +515,9 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     clock.jobs_from = time.monotonic()
     clock.jobs_go.set()
     note(f"{plan.trainers} sessions start a run each")
+    expected_runs = plan.trainers + bool(warm_up_run)
     try:
-        while not runs_ended(store, plan.trainers):
+        while not runs_ended(store, expected_runs):
             if time.monotonic() - clock.jobs_from > args.jobs_timeout_s:
                 note(f"the jobs did not all end within {args.jobs_timeout_s:.0f} s")
                 break
@@ -514,15 +560,18 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
         for r in s.renders
         if r.status == "ok" and r.sent_at >= idle_from
     ]
-    not_ok = [f"{s.name} {r.page}: {r.status}" for s in sessions for r in s.renders if r.status != "ok"]
+    not_ok = [f"{s.name} {r.page}: {r.status}" for s in sessions for r in s.renders if r.status not in ("ok", NO_REPLY)]
+    no_reply = sum(r.status == NO_REPLY for s in sessions for r in s.renders)
     table = render_table(renders)
-    checked = check_runs(store, plan)
+    checked = check_runs(store, plan, warm_up_run)
     goal_p95 = {page: table.get(page, {}).get(JOBS, {}).get("p95") for page in GOAL_PAGES}
     before_mb, after_mb = level(before), level(after_tail)
     return {
         "first_renders_s": first_renders,
         "renders": table,
         "renders_not_ok": not_ok,
+        "fragment_ticks_without_reply": no_reply,
+        "warm_up": {"run": warm_up_run, "rss_mb_before": rounded(cold_mb, 1), "rss_mb_after": rounded(warm_mb, 1)},
         "exceptions_shown": sorted({e for s in sessions + [warm] for e in s.exceptions}),
         "session_failures": failures,
         "timeline_s": {
@@ -550,7 +599,7 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
             "p95_under_s": GOAL_P95_S,
             "p95_while_jobs": goal_p95,
             "renders_met": all(v is not None and v < GOAL_P95_S for v in goal_p95.values()),
-            "nothing_lost": len(checked) == plan.trainers and all(c["whole"] for c in checked) and not not_ok,
+            "nothing_lost": len(checked) == expected_runs and all(c["whole"] for c in checked) and not not_ok,
         },
     }
 
@@ -563,6 +612,9 @@ def main() -> None:
     parser.add_argument("--freeze-at", type=int, default=10, help="the trainers' freeze point (default 10)")
     parser.add_argument("--epochs", type=int, default=2, help="the trainers' epochs (default 2)")
     parser.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), help="think time on a page, s (2 6)")
+    parser.add_argument("--warmup-epochs", type=int, default=1, help="the teacher's warm-up run; 0: none (1)")
+    parser.add_argument("--warmup-dwell-s", type=float, default=5.0, help="the teacher stays on each page (5)")
+    parser.add_argument("--tick-timeout-s", type=float, default=20.0, help="a fragment tick unanswered this long (20)")
     parser.add_argument("--watch-s", type=float, default=10.0, help="a trainer watches its run this long (10)")
     parser.add_argument("--idle-s", type=float, default=40.0, help="browsing before the jobs start (40)")
     parser.add_argument("--after-s", type=float, default=30.0, help="browsing after the jobs end (30)")
@@ -582,7 +634,14 @@ def main() -> None:
     if not SHARED_WEIGHTS.is_file():
         raise SystemExit(f"needs the ImageNet weights file {SHARED_WEIGHTS}")
     plan = Plan(
-        args.sessions, args.trainers, tuple(args.think), args.watch_s, args.image_size, args.freeze_at, args.epochs
+        args.sessions,
+        args.trainers,
+        tuple(args.think),
+        args.watch_s,
+        args.image_size,
+        args.freeze_at,
+        args.epochs,
+        args.warmup_epochs,
     )
     runs_dir = Path(tempfile.mkdtemp(prefix="tllab-bench-class-"))
     env = {RUNS_ENV: str(runs_dir), CACHE_DIR_ENV: str(runs_dir / ".features"), "TLLAB_WEIGHTS": str(SHARED_WEIGHTS)}
