@@ -94,11 +94,12 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def phase_of(sent_at: float, jobs_from: float | None, jobs_until: float | None) -> str:
-    """Which part of the timeline a render asked at `sent_at` belongs to (an open window runs on)."""
-    if jobs_from is None or sent_at < jobs_from:
+def phase_of(sent_at: float, windows: Sequence[tuple[float, float | None]]) -> str:
+    """Which part of the timeline a render asked at `sent_at` belongs to, given the (from, until) windows in
+    which jobs queued or ran (an open window, until None, runs on): before the first, in one, or after."""
+    if not windows or sent_at < windows[0][0]:
         return IDLE
-    if jobs_until is None or sent_at <= jobs_until:
+    if any(start <= sent_at and (end is None or sent_at <= end) for start, end in windows):
         return JOBS
     return AFTER
 
@@ -183,12 +184,10 @@ class Render:
 
 @dataclass
 class Clock:
-    """The shared timeline: when the jobs were started and when the last one ended."""
+    """The shared timeline: per round of jobs, when they were started and when the last one ended."""
 
-    jobs_go: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    jobs_from: float | None = None
-    jobs_until: float | None = None
+    windows: list[tuple[float, float | None]] = field(default_factory=list)
 
 
 class Session:
@@ -392,15 +391,15 @@ async def train(session: Session, plan: Plan, clock: Clock, started: list[dict[s
 
 
 async def browse(session: Session, plan: Plan, clock: Clock, trainer: bool, started: list[dict[str, Any]]) -> None:
-    """Every page in turn (this session's own order), thinking on each; a trainer trains once when told."""
+    """Every page in turn (this session's own order), thinking on each; a trainer trains once a round."""
     order = list(session.pages)
     session.rng.shuffle(order)
-    trained = False
+    trained = 0
     for step in range(10**6):
         if clock.stop.is_set():
             return
-        if trainer and not trained and clock.jobs_go.is_set():
-            trained = True
+        if trainer and trained < len(clock.windows):
+            trained += 1
             await train(session, plan, clock, started)
             continue
         await session.visit(order[step % len(order)])
@@ -512,23 +511,25 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     note(f"{plan.sessions} sessions browsing; jobs start in {args.idle_s:.0f} s")
     await asyncio.sleep(args.idle_s)
 
-    clock.jobs_from = time.monotonic()
-    clock.jobs_go.set()
-    note(f"{plan.trainers} sessions start a run each")
-    expected_runs = plan.trainers + bool(warm_up_run)
-    try:
-        while not runs_ended(store, expected_runs):
-            if time.monotonic() - clock.jobs_from > args.jobs_timeout_s:
-                note(f"the jobs did not all end within {args.jobs_timeout_s:.0f} s")
-                break
-            if any(t.done() and t.exception() for t in tasks):
-                break
-            await asyncio.sleep(1.0)
-    finally:
-        clock.jobs_until = time.monotonic()
-    note(f"jobs ended after {clock.jobs_until - clock.jobs_from:.0f} s; browsing {args.after_s:.0f} s more")
-    await asyncio.sleep(args.after_s)
-    after_until = time.monotonic()
+    after_until: list[float] = []
+    expected_runs = int(bool(warm_up_run))
+    for round_no in range(1, args.rounds + 1):
+        expected_runs += plan.trainers
+        clock.windows.append((time.monotonic(), None))
+        note(f"round {round_no}: {plan.trainers} sessions start a run each")
+        ended = await poll(
+            lambda expected=expected_runs: (
+                runs_ended(store, expected) or any(t.done() and t.exception() for t in tasks)
+            ),
+            args.jobs_timeout_s,
+        )
+        start = clock.windows[-1][0]
+        clock.windows[-1] = (start, time.monotonic())
+        if not ended:
+            note(f"the jobs did not all end within {args.jobs_timeout_s:.0f} s")
+        note(f"round {round_no}: jobs ended after {time.monotonic() - start:.0f} s; browsing {args.after_s:.0f} s more")
+        await asyncio.sleep(args.after_s)
+        after_until.append(time.monotonic())
     clock.stop.set()
     done, _ = await asyncio.wait(tasks, timeout=args.render_timeout_s + 10)
     failures = [f"{t.get_name()}: {t.exception()!r}" for t in done if t.exception()]
@@ -544,18 +545,28 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     def rss_window(start: float, end: float) -> list[tuple[float, float]]:
         return [(t - t0, tree) for t, _server, tree in rss if start <= t <= end]
 
-    last = args.rss_window_s
-    before = rss_window(clock.jobs_from - last, clock.jobs_from)
-    during = rss_window(clock.jobs_from, clock.jobs_until)
-    after = rss_window(clock.jobs_until, after_until)
-    after_tail = rss_window(after_until - last, after_until)
-    closed = rss_window(after_until + args.settle_s - last, math.inf)
-
     def level(window: list[tuple[float, float]]) -> float | None:
         return rounded(statistics.median(y for _, y in window), 1) if window else None
 
+    last = args.rss_window_s
+    first_jobs = clock.windows[0][0]
+    before_mb = level(rss_window(first_jobs - last, first_jobs))
+    rounds = []
+    for (start, end), until in zip(clock.windows, after_until):
+        end = end or start
+        after_mb = level(rss_window(until - last, until))
+        rounds.append(
+            {
+                "jobs_s": round(end - start, 1),
+                "peak_during_jobs": rounded(max((y for _, y in rss_window(start, end)), default=0.0), 1),
+                "after_jobs": after_mb,
+                "after_minus_before": rounded(after_mb - before_mb, 1) if before_mb and after_mb else None,
+                "growth_after_mb_per_min": rounded(growth(rss_window(end, until)), 1),
+            }
+        )
+
     renders = [
-        (r.page, phase_of(r.sent_at, clock.jobs_from, clock.jobs_until), r.seconds)
+        (r.page, phase_of(r.sent_at, clock.windows), r.seconds)
         for s in sessions
         for r in s.renders
         if r.status == "ok" and r.sent_at >= idle_from
@@ -565,7 +576,6 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     table = render_table(renders)
     checked = check_runs(store, plan, warm_up_run)
     goal_p95 = {page: table.get(page, {}).get(JOBS, {}).get("p95") for page in GOAL_PAGES}
-    before_mb, after_mb = level(before), level(after_tail)
     return {
         "first_renders_s": first_renders,
         "renders": table,
@@ -574,23 +584,16 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
         "warm_up": {"run": warm_up_run, "rss_mb_before": rounded(cold_mb, 1), "rss_mb_after": rounded(warm_mb, 1)},
         "exceptions_shown": sorted({e for s in sessions + [warm] for e in s.exceptions}),
         "session_failures": failures,
-        "timeline_s": {
-            "idle": round(clock.jobs_from - idle_from, 1),
-            "jobs": round(clock.jobs_until - clock.jobs_from, 1),
-            "after": round(after_until - clock.jobs_until, 1),
-        },
+        "idle_s": round(first_jobs - idle_from, 1),
         "starts": [
-            {"session": s["session"], "after_s": round(s["pressed_at"] - clock.jobs_from, 1), "notes": s["notes"]}
+            {"session": s["session"], "at_s": round(s["pressed_at"] - first_jobs, 1), "notes": s["notes"]}
             for s in started
         ],
         "runs": checked,
         "rss_mb": {
             "before_jobs": before_mb,
-            "peak_during_jobs": rounded(max((y for _, y in during), default=0.0), 1),
-            "after_jobs": after_mb,
-            "after_growth_mb_per_min": rounded(growth(after), 1),
-            "sessions_closed": level(closed),
-            "after_minus_before": rounded(after_mb - before_mb, 1) if before_mb and after_mb else None,
+            "rounds": rounds,
+            "sessions_closed": level(rss_window(after_until[-1] + args.settle_s - last, math.inf)),
             "series": [(round(t, 1), round(tree)) for t, tree in rss_window(t0, math.inf)][
                 :: max(1, args.series_every)
             ],
@@ -615,6 +618,7 @@ def main() -> None:
     parser.add_argument("--warmup-epochs", type=int, default=1, help="the teacher's warm-up run; 0: none (1)")
     parser.add_argument("--warmup-dwell-s", type=float, default=5.0, help="the teacher stays on each page (5)")
     parser.add_argument("--tick-timeout-s", type=float, default=20.0, help="a fragment tick unanswered this long (20)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of jobs, each followed by --after-s (1)")
     parser.add_argument("--watch-s", type=float, default=10.0, help="a trainer watches its run this long (10)")
     parser.add_argument("--idle-s", type=float, default=40.0, help="browsing before the jobs start (40)")
     parser.add_argument("--after-s", type=float, default=30.0, help="browsing after the jobs end (30)")
