@@ -14,6 +14,7 @@ so the second waits, first come first served, and starts by itself.
 from __future__ import annotations
 
 import copy
+import gc
 import os
 import secrets
 import sys
@@ -306,6 +307,11 @@ def forget_traced_gradients() -> int:
     stale = [name for name in list(registry) if name.startswith("CustomGradient-")]
     for name in stale:
         registry.pop(name, None)
+    # Now the run's model is only garbage in reference cycles (layers, traced functions), which only a full
+    # collection frees; with TensorFlow's millions of long-lived objects Python hardly ever runs one by itself,
+    # and Streamlit's after each script run is off (.streamlit/config.toml). Without this every run in the
+    # app kept about 200 MB (bench/classroom_load.py).
+    gc.collect()
     return len(stale)
 
 

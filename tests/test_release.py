@@ -1,0 +1,60 @@
+"""Models let go are collected: after a job ends (tlcore.jobs) and after a cache evicts one (dashboard.release).
+
+Python's automatic full collections are switched off in these tests, as TensorFlow's heap all but
+switches them off in the app: what frees the garbage is the code under test.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+
+from dashboard import release
+from tlcore.jobs import forget_traced_gradients
+
+
+class Layer:
+    """A stand-in for a Keras model: garbage only in a reference cycle."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.fixture
+def no_automatic_gc() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def garbage_cycle() -> weakref.ref:
+    return weakref.ref(Layer())  # the only strong references are the cycle's own
+
+
+def test_the_end_of_a_job_collects_its_model(no_automatic_gc):
+    import tensorflow  # noqa: F401  (a job has loaded it: its gradient registry is what gets emptied first)
+
+    model = garbage_cycle()
+    assert model() is not None  # a cycle: only the collector frees it
+    forget_traced_gradients()
+    assert model() is None
+
+
+def test_an_evicted_model_is_collected_soon_after_in_one_shared_collection(no_automatic_gc, monkeypatch):
+    monkeypatch.setattr(release, "COLLECT_AFTER_S", 0.05)
+    model = garbage_cycle()
+    release.collect_soon(object())
+    first = release._pending
+    release.collect_soon(object())  # a second eviction close by waits for the same collection
+    assert release._pending is first and first is not None
+    first.join(timeout=10)
+    assert model() is None
+    release.collect_soon(object())  # later evictions get a collection of their own
+    assert release._pending is not first
+    release._pending.join(timeout=10)
