@@ -114,6 +114,19 @@ def render_table(renders: Iterable[tuple[str, str, float]]) -> dict[str, dict[st
     }
 
 
+def table_lines(table: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The render table side by side for a reader: one line per page, median / p95 (n) per phase."""
+
+    def cell(summary: dict[str, Any]) -> str:
+        return "-" if not summary["n"] else f"{summary['median']:.2f} / {summary['p95']:.2f} s ({summary['n']})"
+
+    width = max((len(page) for page in table), default=4)
+    lines = [f"{'page':<{width}}  " + "  ".join(f"{phase + ' median / p95 (n)':<26}" for phase in PHASES)]
+    for page, by_phase in table.items():
+        lines.append(f"{page:<{width}}  " + "  ".join(f"{cell(by_phase[phase]):<26}" for phase in PHASES))
+    return lines
+
+
 def growth(samples: Sequence[tuple[float, float]]) -> float | None:
     """Least-squares slope of (seconds, MB) samples in MB per minute; None for fewer than two."""
     if len(samples) < 2:
@@ -430,8 +443,9 @@ def runs_ended(store: RunStore, expected: int) -> bool:
     return len(summaries) >= expected and all(s.status != "running" for s in summaries)
 
 
-def check_runs(store: RunStore, plan: Plan, warm_up_run: str) -> list[dict[str, Any]]:
-    """Every run record read back: status, history rows against the epochs asked, model saved."""
+def check_runs(store: RunStore, plan: Plan, warm_up_run: str, server_pid: int) -> list[dict[str, Any]]:
+    """Every run record read back: status, history rows against the epochs asked, model saved, and where it
+    trained (the server's process, or another: a Ray worker)."""
     checked = []
     for summary in sorted(store.list(), key=lambda s: s.created):
         config = summary.config
@@ -455,6 +469,7 @@ def check_runs(store: RunStore, plan: Plan, warm_up_run: str) -> list[dict[str, 
                 "model_file_mb": rounded(model_file.stat().st_size / PAGE_MB, 1) if model_file.is_file() else None,
                 "seconds": rounded(summary.seconds, 1),
                 "host": summary.record.host,
+                "in_server_process": summary.record.pid == server_pid,
                 "whole": whole,
             }
         )
@@ -574,7 +589,7 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     not_ok = [f"{s.name} {r.page}: {r.status}" for s in sessions for r in s.renders if r.status not in ("ok", NO_REPLY)]
     no_reply = sum(r.status == NO_REPLY for s in sessions for r in s.renders)
     table = render_table(renders)
-    checked = check_runs(store, plan, warm_up_run)
+    checked = check_runs(store, plan, warm_up_run, server_pid)
     goal_p95 = {page: table.get(page, {}).get(JOBS, {}).get("p95") for page in GOAL_PAGES}
     return {
         "first_renders_s": first_renders,
@@ -663,6 +678,10 @@ def main() -> None:
         result = asyncio.run(asyncio.wait_for(classroom(url, proc.pid, RunStore(runs_dir), plan, args), args.timeout_s))
         server_cpu = cpu_seconds(process_tree(proc.pid)) - server_cpu0
     log = log_path.read_text(errors="replace")
+    for line in table_lines(result["renders"]):
+        note(line)
+    note(f"RSS MB: before the jobs {result['rss_mb']['before_jobs']}; per round {result['rss_mb']['rounds']}")
+    note(f"goal: {result['goal']}")
     emit(
         {
             "benchmark": "classroom_load",

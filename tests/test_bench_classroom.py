@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.classroom_load import AFTER, IDLE, JOBS, growth, percentile, phase_of, render_table, summarize
+from bench.classroom_load import AFTER, IDLE, JOBS, growth, percentile, phase_of, render_table, summarize, table_lines
 
 
 def test_percentile_interpolates_between_ranks():
@@ -41,3 +41,10 @@ def test_growth_is_the_least_squares_slope_per_minute():
     assert growth([(0.0, 100.0), (30.0, 110.0), (60.0, 120.0)]) == pytest.approx(20.0)
     assert growth([(0.0, 100.0), (30.0, 130.0), (60.0, 100.0)]) == pytest.approx(0.0)  # up and back: flat
     assert growth([(0.0, 100.0)]) is None and growth([(5.0, 1.0), (5.0, 2.0)]) is None
+
+
+def test_table_lines_put_the_phases_side_by_side():
+    lines = table_lines(render_table([("Runs", JOBS, 1.0), ("Runs", JOBS, 3.0), ("Dataset", IDLE, 0.25)]))
+    assert lines[0].split()[:2] == ["page", "idle"]
+    assert lines[1].split() == ["Runs", "-", "2.00", "/", "2.90", "s", "(2)", "-"]
+    assert lines[2].split() == ["Dataset", "0.25", "/", "0.25", "s", "(1)", "-", "-"]
