@@ -419,11 +419,14 @@ async def browse(session: Session, plan: Plan, clock: Clock, trainer: bool, star
         await session.dwell(session.rng.uniform(*plan.think_s), clock.stop)
 
 
-async def sample_rss(server_pid: int, samples: list[tuple[float, float, float]], stop: asyncio.Event) -> None:
-    """(monotonic time, server MB, server + children MB) every second until stopped."""
+async def sample_rss(server_pid: int, samples: list[tuple[float, float, float, int]], stop: asyncio.Event) -> None:
+    """(monotonic time, server MB, server + children MB, processes) every second until stopped.
+
+    The sum counts shared pages (libraries, a Ray object store) once per process that touched them.
+    """
     while not stop.is_set():
         tree = process_tree(server_pid)
-        samples.append((time.monotonic(), rss_mb(server_pid), sum(rss_mb(pid) for pid in tree)))
+        samples.append((time.monotonic(), rss_mb(server_pid), sum(rss_mb(pid) for pid in tree), len(tree)))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
 
@@ -478,7 +481,7 @@ def check_runs(store: RunStore, plan: Plan, warm_up_run: str, server_pid: int) -
 
 async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
     clock = Clock()
-    rss: list[tuple[float, float, float]] = []
+    rss: list[tuple[float, float, float, int]] = []
     sampler_stop = asyncio.Event()
     sampler = asyncio.create_task(sample_rss(server_pid, rss, sampler_stop))
     t0 = time.monotonic()
@@ -557,8 +560,9 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     sampler_stop.set()
     await sampler
 
-    def rss_window(start: float, end: float) -> list[tuple[float, float]]:
-        return [(t - t0, tree) for t, _server, tree in rss if start <= t <= end]
+    def rss_window(start: float, end: float, column: int = 2) -> list[tuple[float, float]]:
+        """(seconds since the start, MB) of the whole tree (column 2) or the server's process alone (1)."""
+        return [(sample[0] - t0, sample[column]) for sample in rss if start <= sample[0] <= end]
 
     def level(window: list[tuple[float, float]]) -> float | None:
         return rounded(statistics.median(y for _, y in window), 1) if window else None
@@ -566,6 +570,7 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     last = args.rss_window_s
     first_jobs = clock.windows[0][0]
     before_mb = level(rss_window(first_jobs - last, first_jobs))
+    before_server_mb = level(rss_window(first_jobs - last, first_jobs, column=1))
     rounds = []
     for (start, end), until in zip(clock.windows, after_until):
         end = end or start
@@ -576,6 +581,8 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
                 "peak_during_jobs": rounded(max((y for _, y in rss_window(start, end)), default=0.0), 1),
                 "after_jobs": after_mb,
                 "after_minus_before": rounded(after_mb - before_mb, 1) if before_mb and after_mb else None,
+                "after_jobs_server_process_alone": level(rss_window(until - last, until, column=1)),
+                "processes_after": int(next((p[3] for p in reversed(rss) if p[0] <= until), 0)),
                 "growth_after_mb_per_min": rounded(growth(rss_window(end, until)), 1),
             }
         )
@@ -607,6 +614,7 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
         "runs": checked,
         "rss_mb": {
             "before_jobs": before_mb,
+            "before_jobs_server_process_alone": before_server_mb,
             "rounds": rounds,
             "sessions_closed": level(rss_window(after_until[-1] + args.settle_s - last, math.inf)),
             "series": [(round(t, 1), round(tree)) for t, tree in rss_window(t0, math.inf)][
