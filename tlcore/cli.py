@@ -29,7 +29,7 @@ from tlcore.feature_store import MB, FeatureStore
 from tlcore.featuremaps import DEFAULT_TOP, check_layer, default_layer, default_layer_note, mosaic, panels_figure
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
 from tlcore.inside import compared_weightings
-from tlcore.jobs import forget_traced_gradients
+from tlcore.jobs import SweepPointDone
 from tlcore.lr_finder import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MAX_STEPS,
@@ -492,22 +492,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     if info.skipped:
         print(f"warning: {len(info.skipped)} file(s) skipped (see `python -m tlcore scan`)", file=sys.stderr)
 
-    from tlcore.tf.training import train_and_record  # the TensorFlow side: this command trains
+    from tlcore.jobs import start_training, wait  # the job interface the app uses: threads here, or Ray
 
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch (or compiled call)
-    try:
-        result, run = train_and_record(
-            config,
-            info,
-            RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-            progress=_TerminalProgress(config.total_epochs()),
-            stop=stop,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    job = start_training(
+        "command line",
+        config,
+        info,
+        RunStore(args.runs_dir) if args.runs_dir else RunStore(),
+        listener=_TerminalProgress(config.total_epochs()),
+    )
+    result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
     summary = {
-        "run_dir": str(run.run_dir),
+        "run_dir": result.run_dir,
         "status": result.status,
         "reason": result.reason,
         "val_accuracy": result.final.get("val_accuracy"),
@@ -519,6 +515,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "features": result.features,
         "epochs_done": len(result.history),
         "model_saved": not result.save_error,
+        "worker": job.snapshot().worker or None,
     }
     if args.json:
         print(json.dumps(summary))
@@ -531,7 +528,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         _err(result.save_error)
     if result.status == "failed":
         return EXIT_DATA
-    return EXIT_INTERRUPTED if stop.is_set() else 0
+    return EXIT_INTERRUPTED if job.stop_flag.is_set() else 0
 
 
 # --- code ---------------------------------------------------------------------------
@@ -603,12 +600,14 @@ def _finite(values: dict[str, Any]) -> dict[str, Any]:
 class _SweepProgress:
     """A header line per point, then that point's progress bar, on stderr."""
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int, json_lines: bool = False):
         self.bar = _TerminalProgress(epochs)
+        self.json_lines = json_lines  # each finished point as a JSON line on stdout, as it finishes
 
     def __call__(self, event: object) -> None:
-        if isinstance(event, SweepPointStart):
-            forget_traced_gradients()  # the command line trains one point at a time: the last model can go
+        if isinstance(event, SweepPointDone):
+            self.point_done(event.point)
+        elif isinstance(event, SweepPointStart):
             weights = (
                 "random weights, every layer learns" if event.label == "scratch" else f"freeze_at={event.freeze_at}"
             )
@@ -617,8 +616,9 @@ class _SweepProgress:
         else:
             self.bar(event)
 
-    @staticmethod
-    def point_done(point: Any) -> None:
+    def point_done(self, point: Any) -> None:
+        if self.json_lines:
+            print(json.dumps(_finite(point.to_dict())), flush=True)
         acc = "—" if point.best_val_accuracy is None else f"{point.best_val_accuracy:.3f}"
         per_epoch = "—" if point.epoch_seconds is None else f"{point.epoch_seconds:.2f}"
         sys.stderr.write(
@@ -631,7 +631,7 @@ class _SweepProgress:
 def cmd_sweep(args: argparse.Namespace) -> int:
     # Every point builds a new model, so TensorFlow retraces by design: its warning is noise here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from tlcore.tf.sweep import run_sweep  # the TensorFlow side: this command trains
+    from tlcore.jobs import start_sweep, wait  # the job interface the app uses: threads here, or Ray
 
     try:
         changes: dict[str, Any] = {"learning_rate": args.learning_rate} if args.learning_rate is not None else {}
@@ -645,28 +645,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for warning in info.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
-    progress = _SweepProgress(base.epochs)
-
-    def on_point(point: Any) -> None:
-        progress.point_done(point)
-        if args.json:
-            print(json.dumps(_finite(point.to_dict())), flush=True)
-
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch (or compiled call)
-    try:
-        result = run_sweep(
-            base,
-            info,
-            args.points,
-            not args.no_scratch,
-            RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-            progress=progress,
-            stop=stop,
-            on_point=on_point,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    progress = _SweepProgress(base.epochs, json_lines=args.json)
+    job = start_sweep(
+        "command line",
+        base,
+        info,
+        args.points,
+        not args.no_scratch,
+        RunStore(args.runs_dir) if args.runs_dir else RunStore(),
+        listener=progress,
+    )
+    result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
     if args.json:
         print(json.dumps(result.summary()))
     else:
@@ -683,7 +672,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"\nsweep {result.sweep_id}: {result.status}, {len(result.points)}/{len(planned)} point(s) "
             f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s{shared}){skipped}"
         )
-    return EXIT_INTERRUPTED if stop.is_set() else 0
+    return EXIT_INTERRUPTED if job.stop_flag.is_set() else 0
 
 
 # --- probe --------------------------------------------------------------------------

@@ -112,6 +112,21 @@ def effective_status(record: RunRecord) -> str:
     return RUNNING
 
 
+def mark_interrupted(run_dir: Path, reason: str) -> None:
+    """Record that a run's process died mid-run (a lost cluster worker), unless the run had already ended.
+
+    A dead process on this host already reads "interrupted" (effective_status); one on
+    another node would only after STALE_AFTER_S: this says so at once, and why.
+    """
+    path = Path(run_dir) / RUN_FILE
+    try:
+        record = RunRecord.from_json(path.read_text())
+    except (OSError, ValueError):
+        return  # nothing readable to correct: the run store lists it as damaged already
+    if record.status == RUNNING:
+        atomic_write(path, record.updated(status=INTERRUPTED, reason=reason, finished=_now()).to_json())
+
+
 def read_history(run_dir: Path) -> History:
     """The run's history.csv (empty before the first epoch).
 
