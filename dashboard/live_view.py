@@ -99,6 +99,8 @@ def draw(job: Job, snap: Snapshot) -> None:
         )
     if snap.run_dir:
         st.caption(f"Run folder: `{snap.run_dir}`")
+    if snap.worker:
+        st.caption(f"Trained by a Ray worker: **{snap.worker}**.")
     _progress(snap)
     left_s = snap.seconds_left()
     cols = st.columns(3)

@@ -214,6 +214,43 @@ def test_without_ray_installed_the_address_gives_one_clear_error(monkeypatch, tm
     )
 
 
+def test_the_train_page_runs_a_job_on_the_cluster_without_knowing_it(cluster, monkeypatch):
+    """The page is the same page: it starts the job, follows it and says which worker trained it."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
+    from tlcore.jobs import JOBS
+
+    backend, store, folder = cluster
+    monkeypatch.setattr(JOBS, "backend", backend)
+    monkeypatch.setenv("TLLAB_RUNS_DIR", str(store.root))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for key, value in {
+        K.source: SOURCE_FOLDER,
+        K.folder: str(folder),
+        K.weights_choice: WEIGHTS_SCRATCH,
+        K.image_size: 32,
+        K.epochs: 1,
+        K.batch_size: 8,
+        K.dense: "8",
+    }.items():
+        at.session_state[key] = value
+    at.run()
+    assert "Jobs run on a local Ray: 1 node, 2 CPUs; 2 jobs at a time." in [c.value for c in at.sidebar.caption]
+    at.switch_page("pages/train.py")
+    at.run()
+    at.button(key="start_training").click().run()
+    job = JOBS.get(at.session_state[K.job_id])
+    assert job is not None
+    wait_until(lambda: not job.running, "end of the page's job")
+    at.run()
+    assert not at.exception
+    assert any("completed" in h.value for h in at.subheader), job.snapshot().error
+    worker = job.snapshot().worker
+    assert worker and f"Trained by a Ray worker: **{worker}**." in [c.value for c in at.caption]
+    assert Path(at.session_state[K.last_run_dir]).parent == store.root
+
+
 def _ray_processes(dispatcher_pid: int) -> list[int]:
     """The local Ray's own servers (gcs_server, raylet): the dispatcher's children of those names."""
     found = []

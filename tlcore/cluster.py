@@ -79,6 +79,10 @@ class Backend(Protocol):
     name: str
     parallel: bool  # whether a sweep's points may run at once, one job slot each
 
+    def connect(self, storage_root: str | os.PathLike[str] | None = None) -> None:
+        """Be ready to run jobs that write runs under storage_root (raises ClusterError when it cannot)."""
+        ...
+
     def slots(self) -> int:
         """How many jobs may run at once."""
         ...
@@ -115,6 +119,9 @@ class InProcessBackend:
 
     def __init__(self, max_jobs: int | None = None) -> None:
         self.max_jobs = max_jobs
+
+    def connect(self, storage_root: str | os.PathLike[str] | None = None) -> None:
+        """Nothing to connect: the jobs run here and write where this process writes."""
 
     def slots(self) -> int:
         return self.max_jobs or _int_env(MAX_JOBS_ENV, 1)
@@ -231,8 +238,8 @@ class RayBackend:
 
     # -- connecting --
 
-    def connect(self, storage_root: str | os.PathLike | None = None) -> None:
-        """Start the dispatcher and check the run store is shared (once; later calls return at once).
+    def connect(self, storage_root: str | os.PathLike[str] | None = None) -> None:
+        """Start the dispatcher, and check the run store is shared (each once per connection).
 
         Raises:
             ClusterError: Ray is missing, the cluster cannot be reached, or the storage is not shared.
@@ -240,10 +247,10 @@ class RayBackend:
         with self._lock:
             if self._ray_missing_error:
                 raise ClusterError(self._ray_missing_error)
-            if self._process is not None and self._process.poll() is None:
-                return
-            self._start_dispatcher()
-        if storage_root is not None:
+            if self._process is None or self._process.poll() is not None:
+                self.storage_root = None  # a new connection may reach other workers: check again
+                self._start_dispatcher()
+        if storage_root is not None and self.storage_root != str(storage_root):
             self.check_storage(str(storage_root))
 
     def _start_dispatcher(self) -> None:

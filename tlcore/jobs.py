@@ -194,6 +194,7 @@ class JobRegistry:
         self._waiting: list[str] = []  # job ids, first come first served
         self._active: set[str] = set()
         self._borrowed: dict[str, int] = {}  # extra slots a job holds (a sweep's points side by side)
+        self._connecting: threading.Thread | None = None
 
     @property
     def max_active(self) -> int:
@@ -203,6 +204,26 @@ class JobRegistry:
     def places(self) -> str:
         """Where jobs run, in plain words ("this machine, 1 job at a time")."""
         return self.backend.describe()
+
+    def connect_in_background(self, store: RunStore | None = None) -> None:
+        """Connect the backend and check the run store now, off the caller's thread (once; a UI calls it freely).
+
+        A failure is the backend's problem() until a later connect succeeds; jobs meet it as a ClusterError.
+        """
+        with self._lock:
+            if self._connecting is not None:
+                return
+            root = (store or RunStore()).root
+            self._connecting = threading.Thread(
+                target=self._connect_quietly, args=(root,), name="tlcore-connect", daemon=True
+            )
+            self._connecting.start()
+
+    def _connect_quietly(self, root: Path) -> None:
+        try:
+            self.backend.connect(root)
+        except ClusterError:
+            pass  # kept as the backend's problem() and shown where jobs are started
 
     def start(
         self,
@@ -502,6 +523,11 @@ def wait(job: Job) -> Any:
     return job.result
 
 
+def _absolute(store: RunStore | None) -> RunStore:
+    """This process's run store by its absolute path: a worker elsewhere has another working folder and environment."""
+    return RunStore((store or RunStore()).root.resolve())
+
+
 def _interrupted(job: Job, store: RunStore | None, err: WorkerLost) -> str:
     """Mark the lost worker's run interrupted in the run store; the message the session shows."""
     snap = job.snapshot()
@@ -524,8 +550,10 @@ def start_training(
 
     `listener` gets each progress event as the job's snapshot takes it in.
     """
+    store = _absolute(store)
 
     def work(job: Job) -> Any:
+        registry.backend.connect(store.root)  # checks the run store is shared, once per connection
         try:
             outcome: TrainingOutcome = registry.backend.call(
                 train_job, (config, info, store), job.on_progress, job.stop_flag
@@ -649,8 +677,10 @@ def start_sweep(
     "points": [finished points as dicts], "skipped": [labels]}.
     """
     planned = plan(base_config, points, scratch)
+    store = _absolute(store)
 
     def work(job: Job) -> Any:
+        registry.backend.connect(store.root)  # checks the run store is shared, once per connection
         sweep_id = new_sweep_id()
         view = _SweepView(job, registry)
         job.update(
