@@ -198,7 +198,7 @@ def test_a_run_store_the_workers_do_not_share_is_refused(cluster):
     assert backend.problem() == ""
 
 
-def test_without_ray_installed_the_address_gives_one_clear_error(monkeypatch, tmp_path):
+def test_without_ray_installed_the_address_gives_one_clear_error(monkeypatch, tmp_path, capsys):
     import importlib.util
 
     real = importlib.util.find_spec
@@ -207,11 +207,20 @@ def test_without_ray_installed_the_address_gives_one_clear_error(monkeypatch, tm
     registry = JobRegistry()
     with pytest.raises(ClusterError) as err:
         start_training("nobody", TINY_CONFIG, info_of(make_dataset_folder(tmp_path)), None, registry=registry)
-    assert str(err.value) == (
+    message = (
         "TLLAB_RAY_ADDRESS is set ('auto'), but Ray is not installed. Install it with "
         "`pip install -r requirements-ray.txt` (or the project's `ray` extra), or unset TLLAB_RAY_ADDRESS "
         "to train on this machine."
     )
+    assert str(err.value) == message
+    # The command line says the same, once, and exits 3.
+    from tlcore import cli, jobs
+
+    monkeypatch.setattr(jobs.JOBS, "backend", registry.backend)
+    folder = make_dataset_folder(tmp_path / "cli")
+    code = cli.main(["train", "--data", str(folder), "--weights", "none", "--image-size", "32", "--epochs", "1"])
+    assert code == cli.EXIT_CLUSTER == 3
+    assert capsys.readouterr().err.strip().endswith(message)
 
 
 def test_the_train_page_runs_a_job_on_the_cluster_without_knowing_it(cluster, monkeypatch):

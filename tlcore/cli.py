@@ -2,7 +2,7 @@
 featuremaps, changes, cache, lr-find, predict.
 
 Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
-runs folder, 2 bad arguments, 130 interrupted.
+runs folder, 2 bad arguments, 3 the Ray cluster cannot run the job, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 from tlcore.architecture import counts_at, with_freeze_point
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backbones import WeightsError, default_weights, normalize_weights
+from tlcore.cluster import ClusterError
 from tlcore.codegen import DataFolder, training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import VALIDATION, DatasetError, scan
@@ -50,7 +51,7 @@ from tlcore.runs import RUN_FILE, RunFolderError, RunStore, load_record
 from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, plan, sweep_config
 from tlcore.weight_changes import ChangesUnavailable, WeightChanges
 
-EXIT_DATA, EXIT_USAGE = 1, 2
+EXIT_DATA, EXIT_USAGE, EXIT_CLUSTER = 1, 2, 3
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for a command ended by Ctrl-C
 
 
@@ -74,6 +75,8 @@ EPILOG = """exit codes:
   1    bad data: a missing folder, an unusable dataset or weights, a runs folder that cannot be written,
        a run whose changes cannot be measured
   2    bad arguments
+  3    the Ray cluster (TLLAB_RAY_ADDRESS) cannot run the job: Ray missing, unreachable, gone mid-run,
+       a run store the workers do not share, a worker lost
   130  interrupted (Ctrl-C); train and sweep keep what was learned
 
 With --json, stdout holds JSON only; logs and progress go to stderr."""
@@ -330,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DatasetError, WeightsError, ImageProblem, FileNotFoundError, RunFolderError, ChangesUnavailable) as err:
         _err(str(err))
         return EXIT_DATA
+    except ClusterError as err:
+        _err(str(err))
+        return EXIT_CLUSTER
     except KeyboardInterrupt:  # Ctrl-C outside training (scanning, loading): nothing learned to keep
         _err("interrupted")
         return EXIT_INTERRUPTED
