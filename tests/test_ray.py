@@ -277,7 +277,7 @@ def _ray_processes(dispatcher_pid: int) -> list[int]:
 
 
 def test_the_cluster_going_away_mid_run_is_one_clear_message_and_the_next_job_reconnects(cluster):
-    """Last in this module: it ends the local Ray."""
+    """The last test on the cluster fixture: it ends the local Ray."""
     backend, store, folder = cluster
     registry = JobRegistry(backend=backend)
     info = info_of(folder)
@@ -293,3 +293,18 @@ def test_the_cluster_going_away_mid_run_is_one_clear_message_and_the_next_job_re
     assert load_record(Path(snap.run_dir)).history  # its finished epochs are on disk
     backend.connect()  # what the next job does: a new local Ray
     assert backend.describe() == "a local Ray: 1 node, 2 CPUs; 2 jobs at a time"
+
+
+def test_slots_follow_the_cluster_cpus_and_gpus():
+    """A job asks for TLLAB_RAY_CPUS_PER_JOB CPUs, and one GPU where the cluster has any (no Ray started)."""
+    backend = RayBackend("auto", cpus_per_job=4)
+    assert backend.slots() == 1  # not connected yet: the first job connects
+    backend._resources = {"CPU": 32.0, "nodes": 2.0}
+    assert backend.slots() == 8
+    assert backend.describe() == "the Ray cluster at auto: 2 nodes, 32 CPUs; 8 jobs at a time"
+    backend._resources = {"CPU": 32.0, "GPU": 2.0, "nodes": 2.0}
+    assert backend.slots() == 2  # a GPU each: two at a time however many CPUs
+    assert backend.describe() == "the Ray cluster at auto: 2 nodes, 32 CPUs, 2 GPUs; 2 jobs at a time"
+    assert backend.job_resources() == {"num_cpus": 4, "num_gpus": 1}
+    backend._resources = {"CPU": 32.0, "nodes": 2.0}
+    assert backend.job_resources() == {"num_cpus": 4}

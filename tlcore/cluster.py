@@ -346,9 +346,7 @@ class RayBackend:
         call_id = next(self._ids)
         call = _Call(report, stop)
         self._calls[call_id] = call
-        resources = {"num_cpus": self.cpus_per_job if cpus is None else cpus}
-        if self._resources.get("GPU") and cpus is None:
-            resources["num_gpus"] = 1
+        resources = self.job_resources() if cpus is None else {"num_cpus": cpus}
         try:
             self._send(("call", (call_id, fn, tuple(args), resources)))
             while True:
@@ -372,6 +370,13 @@ class RayBackend:
                     raise ClusterGone(payload)
         finally:
             self._calls.pop(call_id, None)
+
+    def job_resources(self) -> dict[str, float]:
+        """What each job asks Ray for: its CPUs, and one GPU when the cluster has any."""
+        resources: dict[str, float] = {"num_cpus": self.cpus_per_job}
+        if self._resources.get("GPU"):
+            resources["num_gpus"] = 1
+        return resources
 
     def _send(self, message: tuple[str, Any]) -> None:
         with self._send_lock:
