@@ -25,6 +25,7 @@ from tlcore.backbones import WeightsError, default_weights, normalize_weights
 from tlcore.codegen import DataFolder, training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import VALIDATION, DatasetError, scan
+from tlcore.devices import PRECISIONS, PrecisionUnsupported
 from tlcore.feature_store import MB, FeatureStore
 from tlcore.featuremaps import DEFAULT_TOP, check_layer, default_layer, default_layer_note, mosaic, panels_figure
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
@@ -150,6 +151,13 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="halve the learning rate after 2 epochs without val_loss improvement (default off)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help=f"numeric precision of the model's layers (default {d.precision}): mixed_float16 on an NVIDIA GPU "
+        "(compute capability 7.0+), mixed_bfloat16 on a GPU of compute capability 8.0+ or a CPU with "
+        "AVX-512 BF16 or AMX; the output and the loss stay float32",
     )
 
 
@@ -324,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except UsageError as err:
+    except (UsageError, PrecisionUnsupported) as err:
         _err(str(err))
         return EXIT_USAGE
     except (DatasetError, WeightsError, ImageProblem, FileNotFoundError, RunFolderError, ChangesUnavailable) as err:
@@ -424,6 +432,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             "seed": args.seed,
             "balance_classes": args.balance_classes,
             "reduce_lr_on_plateau": args.reduce_lr_on_plateau,
+            "precision": args.precision,
         }.items()
         if v is not None
     }

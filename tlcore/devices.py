@@ -222,7 +222,11 @@ def forced_devices(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     return tuple(name.strip() for name in environ.get(DEVICES_ENV, "").split(",") if name.strip())
 
 
+class PrecisionUnsupported(ValueError):
+    """A precision this machine's device does not run (the message says why and what the device is)."""
+
+
 def check_precision(precision: str, report: DeviceReport) -> None:
-    """Raise ValueError, saying why, when `report`'s device does not support `precision`."""
+    """Raise PrecisionUnsupported when `report`'s device does not support `precision`."""
     if why := report.why_not(precision):
-        raise ValueError(f"{why} This machine: {report.describe()}.")
+        raise PrecisionUnsupported(f"{why} This machine: {report.describe()}.")

@@ -281,8 +281,8 @@ class RunRecord:
     pid: int = -1  # the process recording it, and where: a dead one means "interrupted"
     host: str = ""
     # What trained it, in words (tlcore.devices.training_device), e.g. "GPU: NVIDIA H200 (compute capability 9.0)";
-    # "" in runs recorded before the lab said. Its precision is the config's.
-    device: str = ""
+    # None in runs recorded before the lab said. Its precision is the config's.
+    device: str | None = None
     config: TrainConfig | None = None
     class_names: list[str] | None = None
     dataset: DatasetFacts | None = None

@@ -279,7 +279,7 @@ class RunStore:
             created=_now(),
             pid=os.getpid(),
             host=socket.gethostname(),
-            device=device,
+            device=device or None,
             config=config,
             class_names=list(info.class_names),
             dataset=DatasetFacts(
