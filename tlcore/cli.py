@@ -528,13 +528,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         "features": result.features,
         "epochs_done": len(result.history),
         "model_saved": not result.save_error,
+        "device": run.record.device,
+        "precision": config.precision,
     }
     if args.json:
         print(json.dumps(summary))
     else:
         print(
             f"\n{result.status}: val_accuracy={summary['val_accuracy']} path={summary['path']} "
-            f"in {summary['seconds']}s -> {summary['run_dir']}"
+            f"in {summary['seconds']}s on {run.record.device} ({config.precision}) -> {summary['run_dir']}"
         )
     if result.save_error:
         _err(result.save_error)

@@ -149,6 +149,17 @@ def training_device(report: DeviceReport, replicas: int = 1) -> str:
     return report.describe()
 
 
+def device_headline(device: str | None, precision: str = FLOAT32) -> str:
+    """A run's device in a few words for a table: "GPU: NVIDIA H200", "CPU: AMD EPYC · mixed_bfloat16".
+
+    `device` is what `training_device` wrote (its text up to the first parenthesis or semicolon); "" when none.
+    """
+    if not device:
+        return ""
+    head = device.split("(", 1)[0].split(";", 1)[0].strip()
+    return head if precision == FLOAT32 else f"{head} · {precision}"
+
+
 def read_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFacts:
     """The CPU's model, cores, clock and vector features from /proc/cpuinfo (what a platform call gives elsewhere)."""
     model, mhz, family_model = "", [], {}
