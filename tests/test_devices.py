@@ -270,3 +270,18 @@ def test_mirrored_strategy_trains_end_to_end_over_two_logical_cpus(shared_tiny_d
     assert val_accuracy == alone.history[0]["val_accuracy"]
     kernel = alone.model.get_layer("block5_conv1").get_weights()[0]
     assert out["trained_norm"] == pytest.approx(float(np.linalg.norm(kernel)), rel=1e-5)
+
+
+@pytest.mark.parametrize("precision, output", [(MIXED_FLOAT16, "softmax"), (MIXED_BFLOAT16, "sigmoid")])
+def test_the_code_command_writes_a_script_in_the_chosen_precision(capsys, shared_tiny_dataset, precision, output):
+    args = ["code", "--data", str(shared_tiny_dataset), "--weights", "none", "--output", output]
+    assert main([*args, "--precision", precision]) == 0
+    script = capsys.readouterr().out
+    compile(script, "train.py", "exec")
+    assert f'keras.mixed_precision.set_global_policy("{precision}")' in script
+    assert 'name="preprocess", dtype="float32")(inputs)' in script  # as in the lab: pixels in float32
+    assert f'activation="{output}", name="predictions",\n    dtype="float32",' in script
+    assert ("LossScaleOptimizer" in script) == (precision == MIXED_FLOAT16)
+    assert f"computing in {precision}" in script
+    assert all(len(line) <= 79 for line in script.splitlines() if "float" in line or "precision" in line)
+    assert main(args) == 0 and "mixed_precision" not in capsys.readouterr().out  # float32: as before
