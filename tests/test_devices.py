@@ -112,9 +112,7 @@ def test_read_cpu_takes_the_model_clock_and_vector_flags(tmp_path):
 def test_forced_devices_and_the_table_headline():
     assert forced_devices({"TLLAB_DEVICES": " CPU:0, CPU:1 ,"}) == ("CPU:0", "CPU:1") and forced_devices({}) == ()
     assert device_headline("GPU: NVIDIA H200 (compute capability 9.0)") == "GPU: NVIDIA H200"
-    assert (
-        device_headline("CPU: AMD EPYC (2 cores, …); no GPU found", MIXED_BFLOAT16) == "CPU: AMD EPYC · mixed_bfloat16"
-    )
+    assert device_headline("CPU: AMD EPYC (2 cores, …); no GPU found") == "CPU: AMD EPYC"
     assert device_headline(None) == ""
 
 
@@ -175,7 +173,8 @@ def test_mixed_bfloat16_trains_on_this_cpu_with_float32_output_loss_and_weights(
     (entry,) = FeatureStore.default(store.root).entries()
     assert entry.key["precision"] == MIXED_BFLOAT16
     row = runs_dataframe(store.list()).to_dict("records")[0]
-    assert row["device"] == device_headline(record.device, MIXED_BFLOAT16) and row["device"].endswith("mixed_bfloat16")
+    assert (row["device"], row["precision"]) == (device_headline(record.device), "mixed bf16")
+    assert row["device"].startswith("CPU: ") and "(" not in row["device"]
 
     end_to_end = train(config.replace(cache_features=False), prepare_data(info, 32))
     assert end_to_end.paths == ["end_to_end"] and _dtypes(end_to_end.model)["conv compute"] == "bfloat16"

@@ -36,6 +36,8 @@ PRECISION_NAMES = {
     MIXED_FLOAT16: "mixed float16 (GPU; float32 weights, loss scaling)",
     MIXED_BFLOAT16: "mixed bfloat16 (float32 weights and outputs)",
 }
+# In a table's few characters.
+PRECISION_SHORT = {FLOAT32: "float32", MIXED_FLOAT16: "mixed fp16", MIXED_BFLOAT16: "mixed bf16"}
 FLOAT16_MIN_CAPABILITY = (7, 0)  # tensor cores (Volta)
 BFLOAT16_MIN_CAPABILITY = (8, 0)  # bfloat16 tensor cores (Ampere)
 # /proc/cpuinfo flags of a CPU that computes bfloat16 natively.
@@ -149,15 +151,14 @@ def training_device(report: DeviceReport, replicas: int = 1) -> str:
     return report.describe()
 
 
-def device_headline(device: str | None, precision: str = FLOAT32) -> str:
-    """A run's device in a few words for a table: "GPU: NVIDIA H200", "CPU: AMD EPYC · mixed_bfloat16".
+def device_headline(device: str | None) -> str:
+    """A run's device in a few words for a table: "GPU: NVIDIA H200", "CPU: AMD EPYC"; "" when none.
 
-    `device` is what `training_device` wrote (its text up to the first parenthesis or semicolon); "" when none.
+    `device` is what `training_device` wrote: its text up to the first parenthesis or semicolon.
     """
     if not device:
         return ""
-    head = device.split("(", 1)[0].split(";", 1)[0].strip()
-    return head if precision == FLOAT32 else f"{head} · {precision}"
+    return device.split("(", 1)[0].split(";", 1)[0].strip()
 
 
 def read_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFacts:
