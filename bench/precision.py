@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +94,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             note(f"{p}: extraction {rate:.1f} img/s (cpu share {clock.cpu_share:.2f})")
 
     for p, config in configs.items():
-        t0 = time.perf_counter()
-        head = train(config, data)
+        with Stopwatch() as clock:
+            head = train(config, data)
         out[p]["head_only"] = {
             "epochs": config.epochs,
             "extract_seconds": head.extract_seconds,
+            "extract_img_per_s": (len(data.train) + len(data.validation)) / head.extract_seconds,
             "train_seconds": head.train_seconds,
-            "seconds": time.perf_counter() - t0,
+            "seconds": clock.wall,
+            "cpu_share": clock.cpu_share,
             "val_accuracy": head.final.get("val_accuracy"),
             "best_val_accuracy": head.final.get("best_val_accuracy"),
         }
@@ -109,10 +110,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     for p, config in configs.items():
         block5 = config.replace(freeze_at=14, epochs=1, learning_rate=1e-4, cache_features=False)
-        tuned = train(block5, data)
+        with Stopwatch() as clock:
+            tuned = train(block5, data)
         row = tuned.history[-1]
         out[p]["block5_epoch"] = {
             "seconds": row["seconds"],
+            "cpu_share": clock.cpu_share,
             "images_per_s": len(data.train) / row["seconds"],
             "loss": row["loss"],
             "val_accuracy": row["val_accuracy"],

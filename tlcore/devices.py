@@ -23,7 +23,7 @@ import os
 import platform
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,10 +135,7 @@ class DeviceReport:
     def from_dict(cls, data: Mapping[str, Any]) -> DeviceReport:
         cpu = dict(data.get("cpu") or {})
         cpu["vector_flags"] = tuple(cpu.get("vector_flags", ()))
-        gpus = tuple(
-            GpuFacts(g["name"], tuple(g["compute_capability"]) if g.get("compute_capability") else None)  # type: ignore[arg-type]
-            for g in data.get("gpus") or ()
-        )
+        gpus = tuple(GpuFacts(g["name"], parse_capability(g.get("compute_capability"))) for g in data.get("gpus") or ())
         return cls(CpuFacts(**cpu), gpus, data.get("source", "tensorflow"))
 
 
@@ -214,13 +211,13 @@ def _smi_gpu(line: str) -> GpuFacts | None:
     return GpuFacts(name, parse_capability(capability))
 
 
-def parse_capability(text: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """ "8.0" or (8, 0) -> (8, 0); None when it is not a capability."""
-    if text is None:
+def parse_capability(value: str | Sequence[int] | None) -> tuple[int, int] | None:
+    """'8.0', (8, 0) or [8, 0] (as JSON keeps it) -> (8, 0); None when it is not a capability."""
+    if value is None:
         return None
-    if isinstance(text, tuple):
-        return (int(text[0]), int(text[1]))
-    major, _, minor = text.strip().partition(".")
+    if not isinstance(value, str):
+        return (int(value[0]), int(value[1])) if len(value) == 2 else None
+    major, _, minor = value.strip().partition(".")
     return (int(major), int(minor or 0)) if major.isdigit() and (minor or "0").isdigit() else None
 
 

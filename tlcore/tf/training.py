@@ -23,6 +23,14 @@ Feature caching: with augmentation off, the frozen prefix of the model
 computes the same activations every epoch. When they fit a memory budget we
 compute them once (or read them from the feature store), apply the head's
 pooling to them once (`split_fixed`), and train only the layers above.
+
+Devices: TensorFlow's default placement (its first GPU when it sees one),
+or, with several devices and a phase that trains end to end,
+`tf.distribute.MirroredStrategy` (`strategy_for`): the model is built and
+every phase compiled in its scope, and fit splits each batch between the
+replicas. Precision: the model's layers carry the config's dtype policy
+(`build_model`), features are kept as float32 whatever computed them, and
+mixed_float16 scales the loss (`compile_for`).
 """
 
 from __future__ import annotations
