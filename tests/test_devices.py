@@ -99,6 +99,17 @@ def test_cpus_offer_bfloat16_only_with_its_instructions(monkeypatch):
     assert DeviceReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
 
 
+def test_nothing_in_the_lab_hides_a_gpu_from_tensorflow():
+    sources = [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("dashboard/*.py"), *ROOT.glob("tlcore/**/*.py")]
+    hiding = [
+        f"{path.relative_to(ROOT)}: {needle}"
+        for path in sources
+        for needle in ("CUDA_VISIBLE_DEVICES", "set_visible_devices", "NVIDIA_VISIBLE_DEVICES")
+        if needle in path.read_text()
+    ]
+    assert len(sources) > 40 and hiding == []
+
+
 def test_read_cpu_takes_the_model_clock_and_vector_flags(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     core = "model name\t: AMD EPYC 9B45\ncpu family\t: 26\nmodel\t\t: 2\ncpu MHz\t\t: {mhz}\nflags\t\t: {flags}\n\n"

@@ -1,8 +1,8 @@
 """The devices TensorFlow sees, and the distribution strategy a run trains under.
 
 TensorFlow places every operation on its first GPU when it sees one; the lab
-hides none (it never sets CUDA_VISIBLE_DEVICES nor calls
-tf.config.set_visible_devices). With more than one GPU, one model trains on
+narrows the visible devices nowhere (no environment variable, no TensorFlow
+call: tests/test_devices.py checks). With more than one GPU, one model trains on
 all of them with `tf.distribute.MirroredStrategy`: a replica per GPU, each
 batch split between them, gradients summed. `TLLAB_DEVICES` names the
 devices to mirror over instead (the test mirrors over two logical CPUs).

@@ -268,9 +268,12 @@ def apply_fixed(fixed: keras.Model | None, features: np.ndarray, chunk: int = 25
 
 
 def _float32(tensor: Any) -> np.ndarray:
-    """Features as float32 arrays whatever precision computed them (the store and the route's budget count 4 bytes
-    a value; the layers above cast them back to their compute dtype)."""
-    return np.asarray(keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float32")))
+    """Features as a float32 array, whatever precision computed them.
+
+    The feature store and the route's memory budget count 4 bytes a value; the layers above cast them to
+    their own compute dtype.
+    """
+    return np.asarray(tensor, dtype=np.float32)  # as tlcore.tf.pipeline.predict_outputs keeps them
 
 
 def extract_features(
