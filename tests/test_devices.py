@@ -90,12 +90,13 @@ def test_cpus_offer_bfloat16_only_with_its_instructions(monkeypatch):
     _mock_gpus(monkeypatch, [])
     report = tlcore.tf.devices.read_device_report()
     assert report.kind == "CPU" and report.precisions() == (FLOAT32, MIXED_BFLOAT16)
-    assert report.describe() == "CPU: AMD EPYC 9B45 (2 cores, bfloat16 instructions); no GPU found"
+    assert report.describe() == "CPU: AMD EPYC 9B45 (2 cores, bfloat16 instructions: AVX-512 BF16); no GPU found"
     old = DeviceReport(OLD_CPU)
     assert old.precisions() == (FLOAT32,)
     assert old.describe() == "CPU: Intel Xeon E5-2690 v4 (4 cores, no bfloat16 instructions); no GPU found"
     assert "needs an NVIDIA GPU" in old.why_not(MIXED_FLOAT16) and "AVX-512 BF16 or AMX" in old.why_not(MIXED_BFLOAT16)
-    assert DeviceReport(CpuFacts("Xeon", 8, vector_flags=("amx_bf16", "amx_tile"))).precisions()[-1] == MIXED_BFLOAT16
+    sapphire = DeviceReport(CpuFacts("Xeon 8480+", 8, vector_flags=("amx_bf16", "amx_tile", "avx512_bf16")))
+    assert sapphire.precisions()[-1] == MIXED_BFLOAT16 and "instructions: AVX-512 BF16 and AMX)" in sapphire.describe()
     assert DeviceReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
 
 

@@ -40,8 +40,8 @@ PRECISION_NAMES = {
 PRECISION_SHORT = {FLOAT32: "float32", MIXED_FLOAT16: "mixed fp16", MIXED_BFLOAT16: "mixed bf16"}
 FLOAT16_MIN_CAPABILITY = (7, 0)  # tensor cores (Volta)
 BFLOAT16_MIN_CAPABILITY = (8, 0)  # bfloat16 tensor cores (Ampere)
-# /proc/cpuinfo flags of a CPU that computes bfloat16 natively.
-CPU_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+# /proc/cpuinfo flags of a CPU that computes bfloat16 natively, and their names for people.
+CPU_BFLOAT16_FLAGS = {"avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX"}
 # The vector features TensorFlow's kernels choose between (/proc/cpuinfo flag names).
 VECTOR_FLAG_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx")
 DEVICES_ENV = "TLLAB_DEVICES"  # force MirroredStrategy onto these devices, e.g. "GPU:0,GPU:1" or "CPU:0,CPU:1"
@@ -125,7 +125,8 @@ class DeviceReport:
             return count + ", ".join(names)
         cpu = self.cpu
         extras = [f"{cpu.cores} cores"] if cpu.cores else []
-        extras.append("bfloat16 instructions" if cpu.bfloat16 else "no bfloat16 instructions")
+        names = [name for flag, name in CPU_BFLOAT16_FLAGS.items() if flag in cpu.vector_flags]
+        extras.append(f"bfloat16 instructions: {' and '.join(names)}" if names else "no bfloat16 instructions")
         return f"CPU: {cpu.model_name or 'unknown model'} ({', '.join(extras)}); no GPU found"
 
     def to_dict(self) -> dict[str, Any]:
