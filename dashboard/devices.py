@@ -41,7 +41,7 @@ def device_sidebar() -> None:
     st.markdown(report.describe().replace(";", "  \n", 1))
     if report.source == "tensorflow" and not report.gpus and _system_report().gpus:
         st.warning(f"The driver lists {_system_report().describe()}, but {GPU_BUILD_HINT}")
-    precisions = ", ".join(p for p in report.precisions() if p != FLOAT32)
+    precisions = ", ".join(PRECISION_NAMES[p] for p in report.precisions() if p != FLOAT32)
     st.caption(
         "Trains on "
         + ("the GPU" if report.gpus else "the CPU")
@@ -61,7 +61,8 @@ def precision_control() -> None:
         offered,
         key=K.precision,
         format_func=PRECISION_NAMES.__getitem__,
-        help="Mixed precision computes the layers in 16 bits and keeps the weights, the output and the loss "
-        "in float32: about twice the speed where the device has 16-bit units, with the same accuracy "
-        f"to within noise. This machine: {report.describe()}. " + " ".join(missing),
+        help="float32: full precision. Mixed precision computes the layers in 16 bits and keeps the weights, "
+        "the output and the loss in float32: about twice the speed where the device has 16-bit units, with "
+        "the same accuracy to within noise; float16 also scales the loss so small gradients do not vanish. "
+        f"This machine: {report.describe()}. " + " ".join(missing),
     )

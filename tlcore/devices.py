@@ -30,12 +30,8 @@ from typing import Any
 
 FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16 = "float32", "mixed_float16", "mixed_bfloat16"
 PRECISIONS = (FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16)
-# In words, for people choosing one.
-PRECISION_NAMES = {
-    FLOAT32: "float32 (full precision)",
-    MIXED_FLOAT16: "mixed float16 (GPU; float32 weights, loss scaling)",
-    MIXED_BFLOAT16: "mixed bfloat16 (float32 weights and outputs)",
-}
+# In words, for people choosing one (short: a narrow select box shows them; its help says the rest).
+PRECISION_NAMES = {FLOAT32: "float32", MIXED_FLOAT16: "mixed float16", MIXED_BFLOAT16: "mixed bfloat16"}
 # In a table's few characters.
 PRECISION_SHORT = {FLOAT32: "float32", MIXED_FLOAT16: "mixed fp16", MIXED_BFLOAT16: "mixed bf16"}
 FLOAT16_MIN_CAPABILITY = (7, 0)  # tensor cores (Volta)
