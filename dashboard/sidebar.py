@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.devices import device_sidebar
 from dashboard.state import (
     IMAGE_SIZES,
     SOURCE_FOLDER,
@@ -56,6 +57,7 @@ def sidebar() -> None:
             if fence:
                 st.caption(f"A weights file inside **{fence}/**, or the server's default.")
         _weights_status()
+        device_sidebar()
         _jobs_status()
 
 

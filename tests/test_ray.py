@@ -135,13 +135,15 @@ def test_stop_ends_a_job_within_a_batch_and_a_killed_worker_leaves_an_interrupte
     assert len(record.history) >= 1 and not record.history.rows[0].partial
     # The other job went on; Stop ends it within a batch and keeps what it learned.
     assert stopped.running
+    epoch_at_stop = stopped.snapshot().epoch
     stopped.stop()
     wait_done(stopped, timeout=60)
     snap = stopped.snapshot()
     assert snap.status == STOPPED, snap.error
     record = load_record(Path(snap.run_dir))
     assert record.status == STOPPED and record.model_saved
-    assert 1 <= len(record.history) < LONG.epochs and record.history.rows[-1].partial
+    # An epoch is a handful of batches: the Stop (collected every 0.1 s) lands in this epoch or the next.
+    assert 1 <= len(record.history) <= epoch_at_stop + 1 < LONG.epochs
 
 
 def test_a_queued_job_shows_its_place_and_starts_by_itself(cluster):

@@ -26,6 +26,7 @@ from tlcore.cluster import ClusterError
 from tlcore.codegen import DataFolder, training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import VALIDATION, DatasetError, scan
+from tlcore.devices import PRECISIONS, PrecisionUnsupported
 from tlcore.feature_store import MB, FeatureStore
 from tlcore.featuremaps import DEFAULT_TOP, check_layer, default_layer, default_layer_note, mosaic, panels_figure
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
@@ -153,6 +154,13 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="halve the learning rate after 2 epochs without val_loss improvement (default off)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help=f"numeric precision of the model's layers (default {d.precision}): mixed_float16 on an NVIDIA GPU "
+        "(compute capability 7.0+), mixed_bfloat16 on a GPU of compute capability 8.0+ or a CPU with "
+        "AVX-512 BF16 or AMX; the output and the loss stay float32",
     )
 
 
@@ -327,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except UsageError as err:
+    except (UsageError, PrecisionUnsupported) as err:
         _err(str(err))
         return EXIT_USAGE
     except (DatasetError, WeightsError, ImageProblem, FileNotFoundError, RunFolderError, ChangesUnavailable) as err:
@@ -430,6 +438,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             "seed": args.seed,
             "balance_classes": args.balance_classes,
             "reduce_lr_on_plateau": args.reduce_lr_on_plateau,
+            "precision": args.precision,
         }.items()
         if v is not None
     }
@@ -522,13 +531,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         "epochs_done": len(result.history),
         "model_saved": not result.save_error,
         "worker": job.snapshot().worker or None,
+        "device": load_record(Path(result.run_dir)).device,
+        "precision": config.precision,
     }
     if args.json:
         print(json.dumps(summary))
     else:
         print(
             f"\n{result.status}: val_accuracy={summary['val_accuracy']} path={summary['path']} "
-            f"in {summary['seconds']}s -> {summary['run_dir']}"
+            f"in {summary['seconds']}s on {summary['device']} ({config.precision}) -> {summary['run_dir']}"
         )
     if result.save_error:
         _err(result.save_error)

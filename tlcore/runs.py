@@ -270,11 +270,13 @@ class RunStore:
         info: DatasetInfo,
         tags: dict[str, Any] | None = None,
         start: StartRecord | None = None,
+        device: str = "",
     ) -> Run:
         """A new run folder with its record written before any training happens.
 
         Args:
             start: where the run starts (`tlcore.tf.training.start_record`): what rebuilds its starting weights.
+            device: what trains it, in words (`tlcore.devices.training_device`).
 
         Raises:
             RunFolderError: the folder cannot be written; nothing has started yet.
@@ -292,6 +294,7 @@ class RunStore:
             created=_now(),
             pid=os.getpid(),
             host=socket.gethostname(),
+            device=device or None,
             config=config,
             class_names=list(info.class_names),
             dataset=DatasetFacts(

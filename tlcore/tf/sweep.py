@@ -14,6 +14,7 @@ import numpy as np
 from tlcore.backbones import NO_WEIGHTS, get_backbone, normalize_weights
 from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
+from tlcore.devices import check_precision
 from tlcore.feature_store import FeatureKey, FeatureStore
 from tlcore.progress import StepProgress
 from tlcore.records import COMPLETED, STOPPED, History
@@ -21,6 +22,7 @@ from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
 from tlcore.tf.backbones import load_backbone
+from tlcore.tf.devices import device_report
 from tlcore.tf.model import backbone_layers
 from tlcore.tf.pipeline import predict_outputs
 from tlcore.tf.training import (
@@ -76,6 +78,7 @@ def run_sweep(
     Raises:
         ValueError: bad points, or `data` decoded at another image size.
         WeightsError: the weights cannot be loaded (before anything is decoded).
+        PrecisionUnsupported: base_config's precision does not run on this machine's device (before too).
     """
     started = time.perf_counter()
     store = store or RunStore()
@@ -128,6 +131,7 @@ def prepare_sweep(
         WeightsError: the weights cannot be loaded (before anything is decoded).
     """
     planned = plan(base_config, points, scratch)
+    check_precision(base_config.precision, device_report())  # before decoding, as the weights
     store = store or RunStore()
     report = report or (lambda _event: None)
     result = SweepResult(sweep_id=new_sweep_id(), status=COMPLETED)
