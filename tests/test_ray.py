@@ -258,7 +258,12 @@ def test_the_train_page_runs_a_job_on_the_cluster_without_knowing_it(cluster, mo
     assert not at.exception
     assert any("completed" in h.value for h in at.subheader), job.snapshot().error
     worker = job.snapshot().worker
-    assert worker and f"Trained by a Ray worker: **{worker}**." in [c.value for c in at.caption]
+    device = load_record(Path(job.snapshot().run_dir)).device
+    assert (
+        worker
+        and device
+        and f"Trained by the Ray worker **{worker}** on **{device}**." in [c.value for c in at.caption]
+    )
     assert Path(at.session_state[K.last_run_dir]).parent == store.root
 
 

@@ -83,6 +83,7 @@ class Snapshot:
     # Phases whose frozen features came from the feature store: {phase: when they were computed}.
     features_reused: dict[int, str] = field(default_factory=dict)
     worker: str = ""  # "host (pid N)" when a cluster's worker runs it; "" in this process
+    device: str = ""  # what trains it, in words ("CPU: AMD EPYC ...", "GPU: NVIDIA H200 ...")
 
     @property
     def elapsed(self) -> float:
@@ -171,7 +172,7 @@ class Job:
             elif isinstance(event, EpochEnd):
                 s.history = s.history + [dict(event.row)]
             elif isinstance(event, RunCreated):
-                s.run_dir = event.run_dir
+                s.run_dir, s.device = event.run_dir, event.device
             elif isinstance(event, WorkerStarted):
                 s.worker = f"{event.host} (pid {event.pid})"
         if self.listener is not None:
@@ -409,15 +410,18 @@ class TrainingOutcome:
     model_bytes: bytes | None = None  # the trained model, only when the run store could not save it
 
 
+def _created(report: ProgressFn) -> Callable[[Any], None]:
+    """on_run_created for a job function: the new run's folder and device, as an event."""
+    return lambda run: report(RunCreated(str(run.run_dir), run.record.device or ""))
+
+
 def train_job(config: Any, info: Any, store: RunStore | None, *, report: ProgressFn, stop: StopFlag) -> TrainingOutcome:
     """Train and record one run (tlcore.tf.training.train_and_record); its folder is announced by RunCreated."""
     # The boundary: the job's thread or worker is where training starts, so the TensorFlow side is imported here.
     from tlcore.tf.model import model_to_bytes
     from tlcore.tf.training import train_and_record
 
-    result, run = train_and_record(
-        config, info, store, progress=report, stop=stop, on_run_created=lambda r: report(RunCreated(str(r.run_dir)))
-    )
+    result, run = train_and_record(config, info, store, progress=report, stop=stop, on_run_created=_created(report))
     return TrainingOutcome(
         run_dir=str(run.run_dir),
         status=result.status,
@@ -458,7 +462,7 @@ def sweep_job(
         stop=stop,
         sweep_id=sweep_id,
         on_point=lambda point: report(SweepPointDone(point)),
-        on_run_created=lambda r: report(RunCreated(str(r.run_dir))),
+        on_run_created=_created(report),
     )
 
 
@@ -484,17 +488,7 @@ def sweep_point_job(
     """One point of a sweep on its own (it decodes the images itself; its features come from the store)."""
     from tlcore.tf.sweep import run_point
 
-    return run_point(
-        label,
-        config,
-        info,
-        store or RunStore(),
-        None,
-        sweep_id,
-        report,
-        stop,
-        lambda r: report(RunCreated(str(r.run_dir))),
-    )
+    return run_point(label, config, info, store or RunStore(), None, sweep_id, report, stop, _created(report))
 
 
 @dataclass(frozen=True)

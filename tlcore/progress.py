@@ -64,6 +64,7 @@ class RunCreated:
     """The run's folder exists and holds its record: from here on the run store lists it."""
 
     run_dir: str
+    device: str = ""  # what trains it, in words (tlcore.devices.training_device)
 
 
 @dataclass(frozen=True)
