@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tlcore.devices import read_cpu
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 SHARED_WEIGHTS = Path("/work/shared/weights/vgg16_imagenet_notop.weights.h5")
@@ -57,34 +59,17 @@ def rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-# The vector features TensorFlow's kernels choose between (/proc/cpuinfo flag names).
-VECTOR_FLAG_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx")
-
-
 def cpu_info() -> dict[str, Any]:
     """What the figures depend on: core count, model name, the clock the kernel reports and the vector features."""
-    model, mhz, flags, family_model = "", [], set(), {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and not model:
-                model = value.strip()
-            elif key == "cpu MHz":
-                mhz.append(float(value))
-            elif key in ("cpu family", "model") and key not in family_model:
-                family_model[key] = value.strip()  # e.g. family 25 = AMD Zen 3/4, 26 = Zen 5
-            elif key == "flags" and not flags:
-                flags = {flag for flag in value.split() if flag.startswith(VECTOR_FLAG_PREFIXES)}
-    except OSError:
-        pass
+    cpu = read_cpu()  # one reader of /proc/cpuinfo: the lab's device report uses it too
     return {
         "cpu_count": os.cpu_count(),
-        "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "model_name": model or platform.processor(),
-        "family_model": f"{family_model.get('cpu family', '?')}/{family_model.get('model', '?')}",
-        "cpu_mhz": rounded(median(mhz), 1),
-        "vector_flags": sorted(flags),
+        "affinity": cpu.cores,
+        "model_name": cpu.model_name,
+        "family_model": cpu.family_model,
+        "cpu_mhz": cpu.mhz,
+        "vector_flags": list(cpu.vector_flags),
+        "bfloat16": cpu.bfloat16,  # AVX-512 BF16 or AMX: mixed_bfloat16 runs natively
     }
 
 

@@ -99,6 +99,9 @@ def draw(job: Job, snap: Snapshot) -> None:
         )
     if snap.run_dir:
         st.caption(f"Run folder: `{snap.run_dir}`")
+    if snap.device or snap.worker:
+        where = f" by the Ray worker **{snap.worker}**" if snap.worker else ""
+        st.caption(f"Trained{where} on **{snap.device or 'its device'}**.")
     _progress(snap)
     left_s = snap.seconds_left()
     cols = st.columns(3)

@@ -11,6 +11,7 @@ import math
 
 import streamlit as st
 
+from dashboard.devices import precision_control
 from dashboard.state import (
     DEFAULT_CONFIG,
     K,
@@ -166,6 +167,7 @@ def head_and_training_panel(freeze_at: int, head_problem: str | None) -> None:
             st.warning(warning)
         st.number_input("Epochs", 1, 500, step=1, key=K.epochs)
         st.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
+        precision_control()
         fit_options_panel()
     with tune_col:
         st.toggle(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.devices import device_sidebar
 from dashboard.state import (
     IMAGE_SIZES,
     SOURCE_FOLDER,
@@ -17,6 +18,7 @@ from dashboard.state import (
 )
 from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import WeightsError, get_backbone
+from tlcore.jobs import JOBS
 from tlcore.paths import DataRootError, data_root
 
 
@@ -55,6 +57,18 @@ def sidebar() -> None:
             if fence:
                 st.caption(f"A weights file inside **{fence}/**, or the server's default.")
         _weights_status()
+        device_sidebar()
+        _jobs_status()
+
+
+def _jobs_status() -> None:
+    """Where training runs: this machine, or a Ray cluster (connected in the background on first sight)."""
+    JOBS.connect_in_background()
+    st.header("Training")
+    if problem := JOBS.backend.problem():
+        st.error(problem)
+    else:
+        st.caption(f"Jobs run on {JOBS.places}.")
 
 
 def _fence_name() -> str | None:

@@ -79,6 +79,7 @@ class K:
     early_stopping = "early_stopping_enabled"
     patience = "early_stopping_patience"
     reduce_lr = "reduce_lr_on_plateau"
+    precision = "precision"
     job_id = "job_id"
     last_run_dir = "last_run_dir"
     grid_seed = "grid_seed"
@@ -103,12 +104,14 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "balance_classes": (K.balance_classes,),
     "early_stopping_patience": (K.early_stopping, K.patience),
     "reduce_lr_on_plateau": (K.reduce_lr,),
+    "precision": (K.precision,),
 }
 # The patience shown behind the early-stopping toggle while it is off.
 DEFAULT_PATIENCE = 3
 # A preset or shortcut leaves the weights alone: the sidebar's weights are the user's situation
 # (offline, a local file), not part of an experiment's recipe.
-ALL_BUT_WEIGHTS = tuple(name for name in FIELD_KEYS if name != "weights")
+# The precision likewise: it is what this machine's device runs.
+ALL_BUT_WEIGHTS = tuple(name for name in FIELD_KEYS if name not in ("weights", "precision"))
 
 
 def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -> dict[str, Any]:
@@ -146,6 +149,7 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
         K.early_stopping: config.early_stopping_patience is not None,
         K.patience: config.early_stopping_patience or DEFAULT_PATIENCE,
         K.reduce_lr: config.reduce_lr_on_plateau,
+        K.precision: config.precision,
     }
     if config.weights == NO_WEIGHTS:
         state[K.weights_choice] = WEIGHTS_SCRATCH
@@ -198,6 +202,7 @@ def state_to_config(state: StateView) -> TrainConfig:
         balance_classes=bool(state[K.balance_classes]),
         early_stopping_patience=int(state[K.patience]) if state[K.early_stopping] else None,
         reduce_lr_on_plateau=bool(state[K.reduce_lr]),
+        precision=str(state[K.precision]),
     )
 
 

@@ -11,6 +11,7 @@ from dashboard.live_view import STAGE_LABELS
 from dashboard.state import K, current_config, current_dataset, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
 from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.estimate import describe_sweep, machine_gflops
 from tlcore.jobs import JOBS, Job, JobBusy, start_sweep
@@ -31,7 +32,7 @@ def _start_sweep() -> None:
             scratch=bool(s["sweep_scratch"]),
         )
         s["sweep_job_id"] = job.id
-    except (JobBusy, ValueError) as err:
+    except (JobBusy, ClusterError, ValueError) as err:
         s["sweep_notice"] = str(err)
 
 

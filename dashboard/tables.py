@@ -16,6 +16,7 @@ from pandas.io.formats.style import Styler
 
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.config import TrainConfig, flatten_config
+from tlcore.devices import FLOAT32, PRECISION_SHORT, device_headline
 from tlcore.records import COMPLETED, FAILED, INTERRUPTED, RUNNING, STOPPED, RunRecord
 from tlcore.runs import RunSummary
 from tlcore.sweep import SCRATCH, point_label
@@ -85,7 +86,7 @@ def curve_label(summary: RunSummary) -> str:
 def runs_dataframe(summaries: Sequence[RunSummary]) -> pd.DataFrame:
     """The runs table: one row per run (what it was, how far it got, how well it did).
 
-    The tags and note columns are left out when no run has any.
+    The device, tags and note columns are left out when no run has any, the precision when every run is float32.
     """
     rows = []
     for s in summaries:
@@ -101,6 +102,8 @@ def runs_dataframe(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "val acc": s.val_accuracy,
                 "best val acc": s.best_val_accuracy,
                 "time (s)": s.seconds,
+                "precision": PRECISION_SHORT.get(s.record.precision, s.record.precision),
+                "device": device_headline(s.record.device),
                 "MB": s.disk_bytes / 1e6,
                 "tags": ", ".join(f"{k}={v}" for k, v in s.tags.items()),
                 "note": s.record.reason,
@@ -115,17 +118,23 @@ def runs_dataframe(summaries: Sequence[RunSummary]) -> pd.DataFrame:
             "freeze",
             "weights",
             "px",
+            "precision",
             "epochs",
             "val acc",
             "best val acc",
             "time (s)",
+            "device",
             "MB",
             "tags",
             "note",
             "run",
         ],
     )
-    return table.drop(columns=[c for c in ("tags", "note") if not table[c].any()])  # empty columns only take room
+    # Empty columns only take room (no run older than the lab's device record names its device), and so does
+    # a precision every run shares with the default.
+    empty = [c for c in ("device", "tags", "note") if not table[c].any()]
+    default_precision = (table["precision"] == PRECISION_SHORT[FLOAT32]).all()
+    return table.drop(columns=empty + (["precision"] if default_precision else []))
 
 
 def config_differences(records: Sequence[RunRecord]) -> pd.DataFrame:

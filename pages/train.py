@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboard.live_view import REFRESH_S, describe_setup, draw, setting_changes
 from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
+from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate, machine_gflops
 from tlcore.feature_store import FeatureStore, features_stored
@@ -66,7 +67,7 @@ def _start() -> None:
         return
     try:
         started = start_training(st.session_state[K.owner], config, info)
-    except JobBusy as err:
+    except (JobBusy, ClusterError) as err:
         st.session_state["train_notice"] = str(err)
         return
     st.session_state[K.job_id] = started.id

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; }
-pip_install -r requirements.txt -r requirements-test.txt
+pip_install -r requirements.txt -r requirements-test.txt -r requirements-ray.txt  # Ray: the tests run a local one
 pip_install --no-deps -e .  # the project itself (tlcore, dashboard) and the `tllab` command
 
 # The browser tests drive Debian's chromium with Playwright (Playwright's own

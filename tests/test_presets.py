@@ -22,6 +22,7 @@ DEFAULTS = {
     "balance_classes": False,
     "early_stopping_patience": None,
     "reduce_lr_on_plateau": False,
+    "precision": "float32",  # a preset leaves it to the device
 }
 
 

@@ -216,7 +216,7 @@ def test_an_old_run_json_is_written_back_with_nothing_lost():
     assert list(json.loads(written)) == list(old)  # the same keys, in the same order
     # Settings added since (fit's options) are written with their defaults; everything else as it was.
     added = {key: value for key, value in TrainConfig().to_dict().items() if key not in old["config"]}
-    assert set(added) == {"balance_classes", "early_stopping_patience", "reduce_lr_on_plateau"}
+    assert set(added) == {"balance_classes", "early_stopping_patience", "reduce_lr_on_plateau", "precision"}
     assert json.loads(written) == {**old, "config": {**old["config"], **added}}
 
 

@@ -2,7 +2,7 @@
 featuremaps, changes, cache, lr-find, predict.
 
 Exit codes (EPILOG below, shown by --help): 0 ok, 1 bad data or an unwritable
-runs folder, 2 bad arguments, 130 interrupted.
+runs folder, 2 bad arguments, 3 the Ray cluster cannot run the job, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,14 +22,16 @@ from typing import Any
 from tlcore.architecture import counts_at, with_freeze_point
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backbones import WeightsError, default_weights, normalize_weights
+from tlcore.cluster import ClusterError
 from tlcore.codegen import DataFolder, training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import VALIDATION, DatasetError, scan
+from tlcore.devices import PRECISIONS, PrecisionUnsupported
 from tlcore.feature_store import MB, FeatureStore
 from tlcore.featuremaps import DEFAULT_TOP, check_layer, default_layer, default_layer_note, mosaic, panels_figure
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
 from tlcore.inside import compared_weightings
-from tlcore.jobs import forget_traced_gradients
+from tlcore.jobs import SweepPointDone
 from tlcore.lr_finder import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MAX_STEPS,
@@ -50,7 +52,7 @@ from tlcore.runs import RUN_FILE, RunFolderError, RunStore, load_record
 from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, plan, sweep_config
 from tlcore.weight_changes import ChangesUnavailable, WeightChanges
 
-EXIT_DATA, EXIT_USAGE = 1, 2
+EXIT_DATA, EXIT_USAGE, EXIT_CLUSTER = 1, 2, 3
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for a command ended by Ctrl-C
 
 
@@ -74,6 +76,8 @@ EPILOG = """exit codes:
   1    bad data: a missing folder, an unusable dataset or weights, a runs folder that cannot be written,
        a run whose changes cannot be measured
   2    bad arguments
+  3    the Ray cluster (TLLAB_RAY_ADDRESS) cannot run the job: Ray missing, unreachable, gone mid-run,
+       a run store the workers do not share, a worker lost
   130  interrupted (Ctrl-C); train and sweep keep what was learned
 
 With --json, stdout holds JSON only; logs and progress go to stderr."""
@@ -150,6 +154,13 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="halve the learning rate after 2 epochs without val_loss improvement (default off)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help=f"numeric precision of the model's layers (default {d.precision}): mixed_float16 on an NVIDIA GPU "
+        "(compute capability 7.0+), mixed_bfloat16 on a GPU of compute capability 8.0+ or a CPU with "
+        "AVX-512 BF16 or AMX; the output and the loss stay float32",
     )
 
 
@@ -324,12 +335,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except UsageError as err:
+    except (UsageError, PrecisionUnsupported) as err:
         _err(str(err))
         return EXIT_USAGE
     except (DatasetError, WeightsError, ImageProblem, FileNotFoundError, RunFolderError, ChangesUnavailable) as err:
         _err(str(err))
         return EXIT_DATA
+    except ClusterError as err:
+        _err(str(err))
+        return EXIT_CLUSTER
     except KeyboardInterrupt:  # Ctrl-C outside training (scanning, loading): nothing learned to keep
         _err("interrupted")
         return EXIT_INTERRUPTED
@@ -424,6 +438,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             "seed": args.seed,
             "balance_classes": args.balance_classes,
             "reduce_lr_on_plateau": args.reduce_lr_on_plateau,
+            "precision": args.precision,
         }.items()
         if v is not None
     }
@@ -492,22 +507,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     if info.skipped:
         print(f"warning: {len(info.skipped)} file(s) skipped (see `python -m tlcore scan`)", file=sys.stderr)
 
-    from tlcore.tf.training import train_and_record  # the TensorFlow side: this command trains
+    from tlcore.jobs import start_training, wait  # the job interface the app uses: threads here, or Ray
 
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch (or compiled call)
-    try:
-        result, run = train_and_record(
-            config,
-            info,
-            RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-            progress=_TerminalProgress(config.total_epochs()),
-            stop=stop,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    job = start_training(
+        "command line",
+        config,
+        info,
+        RunStore(args.runs_dir) if args.runs_dir else RunStore(),
+        listener=_TerminalProgress(config.total_epochs()),
+    )
+    result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
     summary = {
-        "run_dir": str(run.run_dir),
+        "run_dir": result.run_dir,
         "status": result.status,
         "reason": result.reason,
         "val_accuracy": result.final.get("val_accuracy"),
@@ -519,19 +530,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         "features": result.features,
         "epochs_done": len(result.history),
         "model_saved": not result.save_error,
+        "worker": job.snapshot().worker or None,
+        "device": load_record(Path(result.run_dir)).device,
+        "precision": config.precision,
     }
     if args.json:
         print(json.dumps(summary))
     else:
         print(
             f"\n{result.status}: val_accuracy={summary['val_accuracy']} path={summary['path']} "
-            f"in {summary['seconds']}s -> {summary['run_dir']}"
+            f"in {summary['seconds']}s on {summary['device']} ({config.precision}) -> {summary['run_dir']}"
         )
     if result.save_error:
         _err(result.save_error)
     if result.status == "failed":
         return EXIT_DATA
-    return EXIT_INTERRUPTED if stop.is_set() else 0
+    return EXIT_INTERRUPTED if job.stop_flag.is_set() else 0
 
 
 # --- code ---------------------------------------------------------------------------
@@ -603,12 +617,14 @@ def _finite(values: dict[str, Any]) -> dict[str, Any]:
 class _SweepProgress:
     """A header line per point, then that point's progress bar, on stderr."""
 
-    def __init__(self, epochs: int):
+    def __init__(self, epochs: int, json_lines: bool = False):
         self.bar = _TerminalProgress(epochs)
+        self.json_lines = json_lines  # each finished point as a JSON line on stdout, as it finishes
 
     def __call__(self, event: object) -> None:
-        if isinstance(event, SweepPointStart):
-            forget_traced_gradients()  # the command line trains one point at a time: the last model can go
+        if isinstance(event, SweepPointDone):
+            self.point_done(event.point)
+        elif isinstance(event, SweepPointStart):
             weights = (
                 "random weights, every layer learns" if event.label == "scratch" else f"freeze_at={event.freeze_at}"
             )
@@ -617,8 +633,9 @@ class _SweepProgress:
         else:
             self.bar(event)
 
-    @staticmethod
-    def point_done(point: Any) -> None:
+    def point_done(self, point: Any) -> None:
+        if self.json_lines:
+            print(json.dumps(_finite(point.to_dict())), flush=True)
         acc = "—" if point.best_val_accuracy is None else f"{point.best_val_accuracy:.3f}"
         per_epoch = "—" if point.epoch_seconds is None else f"{point.epoch_seconds:.2f}"
         sys.stderr.write(
@@ -631,7 +648,7 @@ class _SweepProgress:
 def cmd_sweep(args: argparse.Namespace) -> int:
     # Every point builds a new model, so TensorFlow retraces by design: its warning is noise here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from tlcore.tf.sweep import run_sweep  # the TensorFlow side: this command trains
+    from tlcore.jobs import start_sweep, wait  # the job interface the app uses: threads here, or Ray
 
     try:
         changes: dict[str, Any] = {"learning_rate": args.learning_rate} if args.learning_rate is not None else {}
@@ -645,28 +662,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for warning in info.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
-    progress = _SweepProgress(base.epochs)
-
-    def on_point(point: Any) -> None:
-        progress.point_done(point)
-        if args.json:
-            print(json.dumps(_finite(point.to_dict())), flush=True)
-
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch (or compiled call)
-    try:
-        result = run_sweep(
-            base,
-            info,
-            args.points,
-            not args.no_scratch,
-            RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-            progress=progress,
-            stop=stop,
-            on_point=on_point,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    progress = _SweepProgress(base.epochs, json_lines=args.json)
+    job = start_sweep(
+        "command line",
+        base,
+        info,
+        args.points,
+        not args.no_scratch,
+        RunStore(args.runs_dir) if args.runs_dir else RunStore(),
+        listener=progress,
+    )
+    result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
     if args.json:
         print(json.dumps(result.summary()))
     else:
@@ -683,7 +689,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"\nsweep {result.sweep_id}: {result.status}, {len(result.points)}/{len(planned)} point(s) "
             f"in {result.seconds:.1f} s (decoding {result.decode_seconds:.1f} s{shared}){skipped}"
         )
-    return EXIT_INTERRUPTED if stop.is_set() else 0
+    return EXIT_INTERRUPTED if job.stop_flag.is_set() else 0
 
 
 # --- probe --------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from tlcore.config import (
     TrainConfig,
 )
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo, display_path, split_folder_names
+from tlcore.devices import FLOAT32, MIXED_FLOAT16
 from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.records import RunRecord
 from tlcore.runs import MODEL_FILE
@@ -164,6 +165,7 @@ def training_script(config: TrainConfig, data: DataFolder, made_for: str = "thes
     if len(data.class_names) < 2:
         raise ValueError(f"A classifier needs at least 2 classes. Received: class_names={list(data.class_names)}")
     binary = config.head.output == "sigmoid"
+    mixed = config.precision != FLOAT32
     if binary and len(data.class_names) != 2:
         raise ValueError(f"A sigmoid output needs exactly 2 classes. Received: class_names={list(data.class_names)}")
     context: dict[str, Any] = {
@@ -202,7 +204,9 @@ def training_script(config: TrainConfig, data: DataFolder, made_for: str = "thes
         "input_name": _literal(INPUT_LAYER),
         "preprocess_name": _literal(PREPROCESS_LAYER),
         "model_name": _literal(model_name(config.backbone)),
-        "head": [_head_line(layer) for layer in head_layers(config.head, len(data.class_names))],
+        "head": [_head_line(layer, mixed) for layer in head_layers(config.head, len(data.class_names))],
+        "precision": config.precision if mixed else "",
+        "loss_scaling": config.precision == MIXED_FLOAT16,
         "balance_classes": config.balance_classes,
         "optimizer": _OPTIMIZERS[config.optimizer],
         "loss": "keras.losses.BinaryCrossentropy()" if binary else "keras.losses.SparseCategoricalCrossentropy()",
@@ -279,8 +283,16 @@ def _freeze_comment(freeze_at: int) -> str:
     return f"VGG16 layers frozen, counted from the input: up to {VGG16_CHAIN[freeze_at - 1].name}"
 
 
-def _head_line(layer: HeadLayer) -> _Line:
+def _head_line(layer: HeadLayer, mixed: bool = False) -> _Line:
+    """One head layer as a line of code; `mixed`: the output layer is kept float32 under a mixed policy."""
     name = _literal(layer.name)
+    if mixed and layer.name == OUTPUT_LAYER:
+        units = "1" if layer.activation == "sigmoid" else "len(CLASS_NAMES)"
+        code = (
+            f"outputs = keras.layers.Dense(\n    {units}, activation={_literal(layer.activation)}, name={name},"
+            '\n    dtype="float32",  # the probabilities and the loss in float32\n)(x)'
+        )
+        return _Line(code, _head_line(layer).comment)
     if layer.type == "Dropout":
         return _Line(
             f"x = keras.layers.Dropout({layer.rate!r}, name={name})(x)",
@@ -368,6 +380,8 @@ def _recipe(config: TrainConfig, num_classes: int) -> str:
         text += f", the training images randomly changed ({', '.join(changes)})"
     if config.balance_classes:
         text += ", each class weighted inversely to its training images"
+    if config.precision != FLOAT32:
+        text += f", computing in {config.precision} (float32 weights, a float32 output)"
     if config.fine_tune:
         ft = config.fine_tune
         text += (

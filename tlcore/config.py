@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlcore.backbone_facts import BLOCK5, DEFAULT_BACKBONE, VGG16_LAYERS
+from tlcore.devices import FLOAT32, PRECISIONS
 
 POOLINGS = ("flatten", "avg", "max")
 OUTPUTS = ("softmax", "sigmoid")
@@ -44,6 +45,7 @@ SETTING_NAMES = {
     "balance_classes": "balance classes",
     "early_stopping_patience": "early stopping patience",
     "reduce_lr_on_plateau": "reduce learning rate on plateau",
+    "precision": "precision",
 }
 
 
@@ -136,6 +138,9 @@ class TrainConfig:
     balance_classes: bool = False  # class weights inversely proportional to training class counts
     early_stopping_patience: int | None = None  # epochs without val_loss improvement before a phase ends
     reduce_lr_on_plateau: bool = False  # halve the learning rate when val_loss stops improving
+    # The Keras dtype policy of the model's layers (its output layer and the loss stay float32); which ones a
+    # device supports: tlcore.devices.
+    precision: str = FLOAT32
 
     def __post_init__(self) -> None:
         _check(
@@ -159,6 +164,10 @@ class TrainConfig:
         for name in ("balance_classes", "reduce_lr_on_plateau"):
             value = getattr(self, name)
             _check(isinstance(value, bool), f"{name} must be true or false. Received: {name}={value!r}")
+        _check(
+            self.precision in PRECISIONS,
+            f"precision must be one of {PRECISIONS}. Received: precision={self.precision!r}",
+        )
         patience = self.early_stopping_patience
         _check(
             patience is None or (isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1),

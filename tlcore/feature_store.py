@@ -48,7 +48,6 @@ DEFAULT_MAX_BYTES = 2048 * MB
 STORE_FOLDER = ".features"  # inside the runs folder; RunStore lists only folders with a run.json
 ENTRY_SUFFIX = ".npz"
 KEY_VERSION = 1  # bump when what an entry holds changes: older entries then simply miss
-FLOAT32 = "float32"  # Keras' default dtype policy
 
 
 @dataclass(frozen=True)
@@ -60,12 +59,10 @@ class FeatureKey:
     backbone: str
     weights: str  # tlcore.backbones.weights_identity (the file's content), or "random-seed-<n>"
     freeze_at: int
-    precision: str  # the Keras dtype policy the features were computed under, e.g. "float32"
+    precision: str  # the config's precision (a Keras dtype policy) the frozen layers computed in, e.g. "float32"
 
     @classmethod
-    def of(
-        cls, config: TrainConfig, dataset: str, freeze_at: int, image_size: int | None = None, precision: str = FLOAT32
-    ) -> FeatureKey:
+    def of(cls, config: TrainConfig, dataset: str, freeze_at: int, image_size: int | None = None) -> FeatureKey:
         """The key of `config`'s frozen features at `freeze_at` on a dataset with fingerprint `dataset`.
 
         Raises:
@@ -74,7 +71,7 @@ class FeatureKey:
         weights = weights_identity(config.weights)
         if weights == NO_WEIGHTS:
             weights = f"random-seed-{config.seed}"  # build_for draws random weights from the config's seed
-        return cls(dataset, image_size or config.image_size, config.backbone, weights, freeze_at, precision)
+        return cls(dataset, image_size or config.image_size, config.backbone, weights, freeze_at, config.precision)
 
     @property
     def digest(self) -> str:

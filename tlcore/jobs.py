@@ -5,32 +5,47 @@ id, and polls `job.snapshot()`. The registry is process-wide, so a reloaded
 browser tab (a new UI session) finds a running job again by its id. The job
 thread never touches any UI library.
 
-Jobs of different owners (browser sessions) queue for a limited number of
-training slots (TLLAB_MAX_JOBS, default 1): on a small shared machine two
-VGG16 runs side by side each take twice as long and need twice the memory,
-so the second waits, first come first served, and starts by itself.
+Jobs of different owners (browser sessions) queue, first come first served,
+for the slots of the backend that runs them (tlcore.cluster): threads of this
+process (TLLAB_MAX_JOBS, default 1: on a small shared machine two VGG16 runs
+side by side each take twice as long and need twice the memory), or the
+workers of a Ray cluster (TLLAB_RAY_ADDRESS). A waiting job shows its place
+and starts by itself. The same job functions (`train_job`, `sweep_job`, ...)
+run on either backend and report the same events.
 """
 
 from __future__ import annotations
 
 import copy
 import gc
-import os
 import secrets
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from tlcore.cluster import Backend, ClusterError, WorkerLost, backend_from_env
 from tlcore.data import TRAIN, VALIDATION
-from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, StepProgress
-from tlcore.records import COMPLETED, FAILED, RUNNING, STOPPED, History
-from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, new_sweep_id, plan
+from tlcore.progress import (
+    BatchEnd,
+    EpochEnd,
+    FeaturesReused,
+    PhaseStart,
+    ProgressFn,
+    RunCreated,
+    StepProgress,
+    StopFlag,
+    WorkerStarted,
+)
+from tlcore.records import COMPLETED, FAILED, INTERRUPTED, RUNNING, STOPPED, History
+from tlcore.runs import RunStore, mark_interrupted
+from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
 
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
-MAX_JOBS_ENV = "TLLAB_MAX_JOBS"
 FINISHED_JOBS_KEPT = 20  # other sessions' finished jobs, for their reloaded tabs
 
 
@@ -68,6 +83,8 @@ class Snapshot:
     stages: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Phases whose frozen features came from the feature store: {phase: when they were computed}.
     features_reused: dict[int, str] = field(default_factory=dict)
+    worker: str = ""  # "host (pid N)" when a cluster's worker runs it; "" in this process
+    device: str = ""  # what trains it, in words ("CPU: AMD EPYC ...", "GPU: NVIDIA H200 ...")
 
     @property
     def elapsed(self) -> float:
@@ -103,8 +120,11 @@ class Job:
         epochs_total: int = 0,
         config: Any = None,
         dataset: tuple[str, int, int] = ("", 0, 0),
+        listener: ProgressFn | None = None,
     ):
         self.id = secrets.token_hex(6)
+        # Gets every event the snapshot is built from, as it comes (the command line prints them).
+        self.listener = listener
         # What the job was started with (a TrainConfig for training and sweeps): a reloaded
         # page describes the job from these, not from its own session's current settings.
         self.config = config
@@ -114,6 +134,7 @@ class Job:
         self._state = Snapshot(job_id=self.id, owner=owner, kind=kind, epochs_total=epochs_total)
         self.thread: threading.Thread | None = None
         self.result: Any = None  # the job function's return value, once done
+        self.exception: BaseException | None = None  # what it raised, when it failed
         # The trained model as .keras bytes, kept only when it could not be saved to disk.
         self.model_bytes: bytes | None = None
 
@@ -151,29 +172,60 @@ class Job:
                 s.stage, s.epoch, s.batch, s.batches = "train", event.epoch, event.batch, event.batches
             elif isinstance(event, EpochEnd):
                 s.history = s.history + [dict(event.row)]
-
-
-def _max_jobs_from_env() -> int:
-    try:
-        return max(1, int(os.environ.get(MAX_JOBS_ENV, "1")))
-    except ValueError:
-        return 1
+            elif isinstance(event, RunCreated):
+                s.run_dir, s.device = event.run_dir, event.device
+            elif isinstance(event, WorkerStarted):
+                s.worker = f"{event.host} (pid {event.pid})"
+        if self.listener is not None:
+            self.listener(event)
 
 
 class JobRegistry:
     """Process-wide jobs by id. One running job per owner (a UI session or user).
 
-    At most `max_active` jobs train at once; later ones wait in order (stage
-    "queued", with their place in the message) and start by themselves.
+    At most `max_active` jobs run at once (the backend's slots unless given); later ones wait in
+    order (stage "queued", with their place in the message) and start by themselves.
     """
 
-    def __init__(self, max_active: int | None = None) -> None:
+    def __init__(self, max_active: int | None = None, backend: Backend | None = None) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
-        self.max_active = max_active or _max_jobs_from_env()
+        self.backend: Backend = backend or backend_from_env()
+        self._max_active = max_active
         self._slots = threading.Condition()
         self._waiting: list[str] = []  # job ids, first come first served
         self._active: set[str] = set()
+        self._borrowed: dict[str, int] = {}  # extra slots a job holds (a sweep's points side by side)
+        self._connecting: threading.Thread | None = None
+
+    @property
+    def max_active(self) -> int:
+        return self._max_active or self.backend.slots()
+
+    @property
+    def places(self) -> str:
+        """Where jobs run, in plain words ("this machine, 1 job at a time")."""
+        return self.backend.describe()
+
+    def connect_in_background(self, store: RunStore | None = None) -> None:
+        """Connect the backend and check the run store now, off the caller's thread (once; a UI calls it freely).
+
+        A failure is the backend's problem() until a later connect succeeds; jobs meet it as a ClusterError.
+        """
+        with self._lock:
+            if self._connecting is not None:
+                return
+            root = (store or RunStore()).root
+            self._connecting = threading.Thread(
+                target=self._connect_quietly, args=(root,), name="tlcore-connect", daemon=True
+            )
+            self._connecting.start()
+
+    def _connect_quietly(self, root: Path) -> None:
+        try:
+            self.backend.connect(root)
+        except ClusterError:
+            pass  # kept as the backend's problem() and shown where jobs are started
 
     def start(
         self,
@@ -183,11 +235,14 @@ class JobRegistry:
         epochs_total: int = 0,
         config: Any = None,
         dataset: tuple[str, int, int] = ("", 0, 0),
+        listener: ProgressFn | None = None,
     ) -> Job:
         """Run work(job) in a daemon thread. Raises JobBusy if owner has a job running.
 
         The owner's earlier finished jobs are forgotten, so their models can be freed.
         """
+        if self.backend.problem():
+            raise ClusterError(self.backend.problem())
         with self._lock:
             busy = self.running_for(owner)
             if busy is not None:
@@ -196,7 +251,7 @@ class JobRegistry:
                     f"{time.time() - busy.snapshot().started:.0f} s ago). Stop it or wait for it to finish."
                 )
             self._forget_finished(owner, keep_others=FINISHED_JOBS_KEPT)
-            job = Job(owner, kind, epochs_total, config, dataset)
+            job = Job(owner, kind, epochs_total, config, dataset, listener)
             self._jobs[job.id] = job
             with self._slots:
                 self._waiting.append(job.id)
@@ -213,7 +268,7 @@ class JobRegistry:
                     self._slots.notify_all()
                     return False
                 place = self._waiting.index(job.id)
-                if place == 0 and len(self._active) < self.max_active:
+                if place == 0 and self._in_use() < self.max_active:
                     self._waiting.pop(0)
                     self._active.add(job.id)
                     self._slots.notify_all()
@@ -222,15 +277,34 @@ class JobRegistry:
                 job.update(
                     stage=QUEUED,
                     message=(
-                        f"Waiting for {ahead} run{'s' if ahead != 1 else ''} from other sessions to finish: "
-                        f"this machine trains {self.max_active} at a time. It starts by itself."
+                        f"Waiting for {ahead} run{'s' if ahead != 1 else ''} from other sessions to finish "
+                        f"(place {place + 1} in the queue): {self.places}. It starts by itself."
                     ),
                 )
                 self._slots.wait(timeout=0.5)
 
+    def _in_use(self) -> int:
+        return len(self._active) + sum(self._borrowed.values())
+
+    def borrow_slot(self, job: Job) -> bool:
+        """One more slot for a running job, only when it is free and nobody waits for it (True if given)."""
+        with self._slots:
+            if self._waiting or self._in_use() >= self.max_active:
+                return False
+            self._borrowed[job.id] = self._borrowed.get(job.id, 0) + 1
+            return True
+
+    def return_slot(self, job: Job) -> None:
+        """Give back a slot taken with borrow_slot."""
+        with self._slots:
+            if self._borrowed.get(job.id):
+                self._borrowed[job.id] -= 1
+            self._slots.notify_all()
+
     def _release_slot(self, job: Job) -> None:
         with self._slots:
             self._active.discard(job.id)
+            self._borrowed.pop(job.id, None)
             self.forget_traced_gradients(alone=job)
             self._slots.notify_all()
 
@@ -251,6 +325,7 @@ class JobRegistry:
         try:
             job.result = work(job)
         except Exception as err:  # the job's error must reach the UI, not kill the process
+            job.exception = err
             # tlcore's own errors are written for people; anything else needs its type to make sense.
             error = str(err) if type(err).__module__.startswith("tlcore.") else f"{type(err).__name__}: {err}"
             job.update(status=FAILED, stage="done", error=error, finished=time.time())
@@ -320,46 +395,265 @@ def _dataset_of(info: Any) -> tuple[str, int, int]:
     return str(info.root), info.num_images(TRAIN), info.num_images(VALIDATION)
 
 
-def start_training(owner: str, config: Any, info: Any, store: Any = None, registry: JobRegistry = JOBS) -> Job:
-    """Start tlcore.tf.training.train_and_record in the background; returns the job at once."""
+# --- what a job runs: plain functions, the same in a thread or on a cluster's worker ----------------
+
+
+@dataclass
+class TrainingOutcome:
+    """What a training job hands back wherever it ran: its result without the live model."""
+
+    run_dir: str
+    status: str
+    reason: str
+    class_names: list[str]
+    history: list[dict[str, Any]]
+    final: dict[str, float]
+    paths: list[str]
+    features: list[dict[str, Any]]
+    seconds: float
+    extract_seconds: float
+    save_error: str
+    model_bytes: bytes | None = None  # the trained model, only when the run store could not save it
+
+
+def _created(report: ProgressFn) -> Callable[[Any], None]:
+    """on_run_created for a job function: the new run's folder and device, as an event."""
+    return lambda run: report(RunCreated(str(run.run_dir), run.record.device or ""))
+
+
+def train_job(config: Any, info: Any, store: RunStore | None, *, report: ProgressFn, stop: StopFlag) -> TrainingOutcome:
+    """Train and record one run (tlcore.tf.training.train_and_record); its folder is announced by RunCreated."""
+    # The boundary: the job's thread or worker is where training starts, so the TensorFlow side is imported here.
+    from tlcore.tf.model import model_to_bytes
+    from tlcore.tf.training import train_and_record
+
+    result, run = train_and_record(config, info, store, progress=report, stop=stop, on_run_created=_created(report))
+    return TrainingOutcome(
+        run_dir=str(run.run_dir),
+        status=result.status,
+        reason=result.reason,
+        class_names=list(result.class_names),
+        history=list(result.history),
+        final=result.final,
+        paths=list(result.paths),
+        features=list(result.features),
+        seconds=result.seconds,
+        extract_seconds=result.extract_seconds,
+        save_error=result.save_error,
+        model_bytes=model_to_bytes(result.model) if result.save_error else None,
+    )
+
+
+def sweep_job(
+    base_config: Any,
+    info: Any,
+    points: Any,
+    scratch: bool,
+    store: RunStore | None,
+    sweep_id: str,
+    *,
+    report: ProgressFn,
+    stop: StopFlag,
+) -> SweepResult:
+    """A whole sweep, point after point (tlcore.tf.sweep.run_sweep); each finished point reported as SweepPointDone."""
+    from tlcore.tf.sweep import run_sweep  # the boundary: the job's thread or worker starts TensorFlow work
+
+    return run_sweep(
+        base_config,
+        info,
+        points,
+        scratch,
+        store,
+        progress=report,
+        stop=stop,
+        sweep_id=sweep_id,
+        on_point=lambda point: report(SweepPointDone(point)),
+        on_run_created=_created(report),
+    )
+
+
+def sweep_prepare_job(
+    base_config: Any,
+    info: Any,
+    points: Any,
+    scratch: bool,
+    store: RunStore | None,
+    *,
+    report: ProgressFn,
+    stop: StopFlag,
+) -> SweepResult:
+    """What a sweep's points share, done once before they spread over the workers: decoding, the shared features."""
+    from tlcore.tf.sweep import prepare_sweep
+
+    return prepare_sweep(base_config, info, points, scratch, store, report, stop)[2]
+
+
+def sweep_point_job(
+    label: str, config: Any, info: Any, store: RunStore | None, sweep_id: str, *, report: ProgressFn, stop: StopFlag
+) -> SweepPoint:
+    """One point of a sweep on its own (it decodes the images itself; its features come from the store)."""
+    from tlcore.tf.sweep import run_point
+
+    return run_point(label, config, info, store or RunStore(), None, sweep_id, report, stop, _created(report))
+
+
+@dataclass(frozen=True)
+class SweepPointDone:
+    """A point of a sweep finished (or stopped): its row of the sweep's table."""
+
+    point: SweepPoint
+
+
+def wait(job: Job) -> Any:
+    """Wait for a job to end and return its result; Ctrl-C stops it (within one batch) and waits on.
+
+    Raises:
+        What the job raised (the command line turns it into its message and exit code).
+    """
+    on_main = threading.current_thread() is threading.main_thread()  # only the main thread may take signals
+    previous = signal.signal(signal.SIGINT, lambda *_: job.stop()) if on_main else None
+    try:
+        while job.thread is not None and job.thread.is_alive():
+            job.thread.join(timeout=0.2)
+    finally:
+        if on_main:
+            signal.signal(signal.SIGINT, previous)
+    if job.exception is not None:
+        raise job.exception
+    return job.result
+
+
+def _absolute(store: RunStore | None) -> RunStore:
+    """This process's run store by its absolute path: a worker elsewhere has another working folder and environment."""
+    return RunStore((store or RunStore()).root.resolve())
+
+
+def _interrupted(job: Job, store: RunStore | None, err: WorkerLost) -> str:
+    """Mark the lost worker's run interrupted in the run store; the message the session shows."""
+    snap = job.snapshot()
+    epochs = sum(1 for row in snap.history if not row.get("partial"))
+    if snap.run_dir:
+        mark_interrupted(Path(snap.run_dir), str(err))
+    kept = f" The run keeps its {epochs} finished epoch{'s' if epochs != 1 else ''} and reads {INTERRUPTED}."
+    return f"{err}{kept if snap.run_dir else ''}"
+
+
+def start_training(
+    owner: str,
+    config: Any,
+    info: Any,
+    store: Any = None,
+    registry: JobRegistry = JOBS,
+    listener: ProgressFn | None = None,
+) -> Job:
+    """Start a training job (train_job) on the registry's backend; returns the job at once.
+
+    `listener` gets each progress event as the job's snapshot takes it in.
+    """
+    store = _absolute(store)
 
     def work(job: Job) -> Any:
-        # The boundary: the job's thread is where training starts, so the TensorFlow side is imported here.
-        from tlcore.tf.model import model_to_bytes
-        from tlcore.tf.training import train_and_record
-
-        result, run = train_and_record(
-            config,
-            info,
-            store,
-            progress=job.on_progress,
-            stop=job.stop_flag,
-            on_run_created=lambda created: job.update(run_dir=str(created.run_dir)),
-        )
-        if result.save_error:
-            job.model_bytes = model_to_bytes(result.model)
-        # The registry outlives the run: holding the live model here would keep
-        # every model a session ever trained in memory.
-        result.model = None
+        registry.backend.connect(store.root)  # checks the run store is shared, once per connection
+        try:
+            outcome: TrainingOutcome = registry.backend.call(
+                train_job, (config, info, store), job.on_progress, job.stop_flag
+            )
+        except WorkerLost as err:
+            raise WorkerLost(_interrupted(job, store, err)) from None
+        # The registry outlives the run: only a model that could not be saved is kept, as bytes.
+        job.model_bytes, outcome.model_bytes = outcome.model_bytes, None
         job.update(
-            status=result.status,
-            reason=result.reason or result.save_error,
-            final=result.final,
-            run_dir=str(run.run_dir),
+            status=outcome.status,
+            reason=outcome.reason or outcome.save_error,
+            final=outcome.final,
+            run_dir=outcome.run_dir,
             stage="done",
             finished=time.time(),
             extra={
-                "paths": result.paths,
-                "extract_seconds": result.extract_seconds,
-                "save_error": result.save_error,
-                "class_names": result.class_names,
+                "paths": outcome.paths,
+                "extract_seconds": outcome.extract_seconds,
+                "save_error": outcome.save_error,
+                "class_names": outcome.class_names,
             },
         )
-        return result
+        return outcome
 
     return registry.start(
-        owner, "training", work, epochs_total=config.total_epochs(), config=config, dataset=_dataset_of(info)
+        owner,
+        "training",
+        work,
+        epochs_total=config.total_epochs(),
+        config=config,
+        dataset=_dataset_of(info),
+        listener=listener,
     )
+
+
+class _SweepView:
+    """The sweep's snapshot follows one point at a time, as if its points ran one after another.
+
+    Points running side by side (on a cluster) report at once; the snapshot shows the
+    first of them and keeps the others' events, replaying them when it moves on.
+    """
+
+    def __init__(self, job: Job, registry: JobRegistry) -> None:
+        self.job, self.registry = job, registry
+        self._lock = threading.Lock()
+        self._followed: int | None = None
+        self._pending: dict[int, list[object]] = {}  # running points not followed: their events so far
+        self.finished: list[SweepPoint] = []
+
+    def extra(self, **changes: Any) -> dict[str, Any]:
+        return {**self.job.snapshot().extra, **changes}
+
+    def report(self, index: int, event: object) -> None:
+        """An event of point `index` (0: the work before any point, decoding and the shared features)."""
+        with self._lock:
+            if index == 0:
+                self._apply(event)
+                return
+            if isinstance(event, SweepPointStart) and self._followed is None:
+                self._followed = index
+            if index == self._followed:
+                self._apply(event)
+            else:
+                self._pending.setdefault(index, []).append(event)
+
+    def done(self, index: int, point: SweepPoint) -> None:
+        with self._lock:
+            if self.job.listener is not None:
+                self.job.listener(SweepPointDone(point))
+            self.finished.append(point)
+            self.job.update(extra=self.extra(points=[p.to_dict() for p in self.finished]))
+            self._pending.pop(index, None)
+            if index == self._followed:
+                self._followed = min(self._pending, default=None)
+                for event in self._pending.pop(self._followed, []) if self._followed is not None else []:
+                    self._apply(event)
+
+    def _apply(self, event: object) -> None:
+        if isinstance(event, SweepPointStart):
+            self.registry.forget_traced_gradients(alone=self.job)  # the last point's model can go
+            self.job.update(
+                stage="starting",
+                message=f"point {event.index}/{event.total}: {event.label}",
+                phase=0,
+                route="",
+                route_reason="",
+                epoch=0,
+                batch=0,
+                batches=0,
+                history=[],
+                stages={},
+                features_reused={},
+                extra=self.extra(current={"index": event.index, "label": event.label, "freeze_at": event.freeze_at}),
+            )
+            if self.job.listener is not None:
+                self.job.listener(event)
+        elif isinstance(event, SweepPointDone):
+            pass  # the caller records finished points (done)
+        else:
+            self.job.on_progress(event)
 
 
 def start_sweep(
@@ -370,71 +664,43 @@ def start_sweep(
     scratch: bool = True,
     store: Any = None,
     registry: JobRegistry = JOBS,
+    listener: ProgressFn | None = None,
 ) -> Job:
-    """Start tlcore.tf.sweep.run_sweep in the background; returns the job at once.
+    """Start a freeze sweep on the registry's backend; returns the job at once.
 
-    A sweep is its owner's one job: starting it while a training job (or
-    another sweep) runs raises JobBusy. Bad points raise ValueError at once. The snapshot follows the point being
-    trained (its history, epochs, batches); `extra` holds the sweep:
-    {"sweep_id", "total_points", "current": {index, label, freeze_at} or None,
+    In this process the points run one after another (tlcore.tf.sweep.run_sweep); on a cluster
+    the shared work is done once, then the points run side by side, each on a worker, as slots
+    are free and nobody else waits. A sweep is its owner's one job: starting it while a training
+    job (or another sweep) runs raises JobBusy. Bad points raise ValueError at once. The
+    snapshot follows the point being trained (its history, epochs, batches); `extra` holds the
+    sweep: {"sweep_id", "total_points", "current": {index, label, freeze_at} or None,
     "points": [finished points as dicts], "skipped": [labels]}.
     """
-    total = len(plan(base_config, points, scratch))
+    planned = plan(base_config, points, scratch)
+    store = _absolute(store)
 
     def work(job: Job) -> Any:
-        from tlcore.tf.sweep import run_sweep  # the boundary: the job's thread starts TensorFlow work
-
+        registry.backend.connect(store.root)  # checks the run store is shared, once per connection
         sweep_id = new_sweep_id()
-        finished: list[dict[str, Any]] = []
-        job.update(extra={"sweep_id": sweep_id, "total_points": total, "current": None, "points": [], "skipped": []})
-
-        def extra(**changes: Any) -> dict[str, Any]:
-            return {**job.snapshot().extra, **changes}
-
-        def progress(event: object) -> None:
-            if isinstance(event, SweepPointStart):
-                registry.forget_traced_gradients(alone=job)  # the last point's model can go
-                job.update(
-                    stage="starting",
-                    message=f"point {event.index}/{event.total}: {event.label}",
-                    phase=0,
-                    route="",
-                    route_reason="",
-                    epoch=0,
-                    batch=0,
-                    batches=0,
-                    history=[],
-                    stages={},
-                    features_reused={},
-                    extra=extra(current={"index": event.index, "label": event.label, "freeze_at": event.freeze_at}),
-                )
-            else:
-                job.on_progress(event)
-
-        def on_point(point: Any) -> None:
-            finished.append(point.to_dict())
-            job.update(extra=extra(points=list(finished)))
-
-        result = run_sweep(
-            base_config,
-            info,
-            points,
-            scratch,
-            store,
-            progress=progress,
-            stop=job.stop_flag,
-            sweep_id=sweep_id,
-            on_point=on_point,
-            on_run_created=lambda created: job.update(run_dir=str(created.run_dir)),
+        view = _SweepView(job, registry)
+        job.update(
+            extra={"sweep_id": sweep_id, "total_points": len(planned), "current": None, "points": [], "skipped": []}
         )
+        try:
+            if registry.backend.parallel:
+                result = _sweep_side_by_side(job, registry, view, base_config, info, points, scratch, store, sweep_id)
+            else:
+                result = _sweep_in_turn(job, registry, view, base_config, info, points, scratch, store, sweep_id)
+        except WorkerLost as err:
+            raise WorkerLost(_interrupted(job, store, err)) from None
         job.update(
             status=result.status,
             stage="done",
             finished=time.time(),
             reason="" if result.status == COMPLETED else f"stopped; skipped {', '.join(result.skipped) or 'nothing'}",
-            extra=extra(
+            extra=view.extra(
                 current=None,
-                points=list(finished),
+                points=[p.to_dict() for p in result.points],
                 skipped=list(result.skipped),
                 seconds=result.seconds,
                 decode_seconds=result.decode_seconds,
@@ -443,5 +709,110 @@ def start_sweep(
         return result
 
     return registry.start(
-        owner, "sweep", work, epochs_total=base_config.epochs, config=base_config, dataset=_dataset_of(info)
+        owner,
+        "sweep",
+        work,
+        epochs_total=base_config.epochs,
+        config=base_config,
+        dataset=_dataset_of(info),
+        listener=listener,
     )
+
+
+def _sweep_in_turn(
+    job: Job,
+    registry: JobRegistry,
+    view: _SweepView,
+    base_config: Any,
+    info: Any,
+    points: Any,
+    scratch: bool,
+    store: Any,
+    sweep_id: str,
+) -> SweepResult:
+    """The whole sweep as one job: point after point."""
+    index = [0]
+
+    def report(event: object) -> None:
+        if isinstance(event, SweepPointStart):
+            index[0] = event.index
+        if isinstance(event, SweepPointDone):
+            view.done(index[0], event.point)
+        else:
+            view.report(index[0], event)
+
+    result: SweepResult = registry.backend.call(
+        sweep_job, (base_config, info, points, scratch, store, sweep_id), report, job.stop_flag
+    )
+    return result
+
+
+def _sweep_side_by_side(
+    job: Job,
+    registry: JobRegistry,
+    view: _SweepView,
+    base_config: Any,
+    info: Any,
+    points: Any,
+    scratch: bool,
+    store: Any,
+    sweep_id: str,
+) -> SweepResult:
+    """The shared work once (decoding, the shared features), then each point as its own task.
+
+    The job's own slot runs one point; more run at once only on slots that are free while
+    nobody waits, so a sweep never jumps the queue of other sessions' jobs.
+    """
+    started = time.perf_counter()
+    planned = plan(base_config, points, scratch)
+    result: SweepResult = registry.backend.call(
+        sweep_prepare_job, (base_config, info, points, scratch, store), job.on_progress, job.stop_flag
+    )
+    result.sweep_id = sweep_id
+    outcomes: dict[int, SweepPoint | BaseException] = {}
+    running: dict[int, threading.Thread] = {}
+    waiting = list(enumerate(planned, start=1))
+    done = threading.Condition()
+
+    def run(index: int, label: str, config: Any) -> None:
+        view.report(index, SweepPointStart(index, len(planned), label, config.freeze_at, config.weights))
+        try:
+            point = registry.backend.call(
+                sweep_point_job,
+                (label, config, info, store, sweep_id),
+                lambda event: view.report(index, event),
+                job.stop_flag,
+            )
+            view.done(index, point)
+            outcome: SweepPoint | BaseException = point
+        except BaseException as err:  # noqa: BLE001 - handed to the sweep's thread, which raises it
+            outcome = err
+        with done:
+            outcomes[index] = outcome
+            done.notify_all()
+
+    with done:
+        while waiting or running:
+            stopped = job.stop_flag.is_set() or any(
+                isinstance(o, BaseException) or o.status == STOPPED for o in outcomes.values()
+            )
+            if not stopped:
+                while waiting and (not running or registry.borrow_slot(job)):
+                    index, (label, config) = waiting.pop(0)
+                    running[index] = threading.Thread(target=run, args=(index, label, config), daemon=True)
+                    running[index].start()
+            for index in [i for i in running if i in outcomes]:
+                running.pop(index).join()
+                if running:  # two or more were running: all but the job's own slot were borrowed
+                    registry.return_slot(job)
+            if stopped and not running:
+                break
+            done.wait(timeout=0.5)
+    errors = [o for o in outcomes.values() if isinstance(o, BaseException)]
+    if errors:
+        raise errors[0]
+    result.points = [o for _, o in sorted(outcomes.items()) if isinstance(o, SweepPoint)]
+    result.skipped = [label for _, (label, _) in waiting]
+    result.status = STOPPED if result.skipped or any(p.status == STOPPED for p in result.points) else COMPLETED
+    result.seconds = time.perf_counter() - started
+    return result

@@ -59,4 +59,20 @@ class EpochEnd:
     row: dict[str, Any]  # one history row: see TrainResult.history
 
 
+@dataclass(frozen=True)
+class RunCreated:
+    """The run's folder exists and holds its record: from here on the run store lists it."""
+
+    run_dir: str
+    device: str = ""  # what trains it, in words (tlcore.devices.training_device)
+
+
+@dataclass(frozen=True)
+class WorkerStarted:
+    """A job began in a worker process of a cluster (tlcore.cluster): where it runs."""
+
+    host: str
+    pid: int
+
+
 ProgressFn = Callable[[object], None]

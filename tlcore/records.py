@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from tlcore.config import TrainConfig
+from tlcore.devices import FLOAT32
 
 RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED = "running", "completed", "stopped", "failed", "interrupted"
 
@@ -279,6 +280,9 @@ class RunRecord:
     created: str = ""  # UTC, ISO 8601
     pid: int = -1  # the process recording it, and where: a dead one means "interrupted"
     host: str = ""
+    # What trained it, in words (tlcore.devices.training_device), e.g. "GPU: NVIDIA H200 (compute capability 9.0)";
+    # None in runs recorded before the lab said. Its precision is the config's.
+    device: str | None = None
     config: TrainConfig | None = None
     class_names: list[str] | None = None
     dataset: DatasetFacts | None = None
@@ -335,6 +339,11 @@ class RunRecord:
         """A record from run.json's text (raises ValueError when it is not JSON or not a record)."""
         return cls.from_dict(json.loads(text))
 
+    @property
+    def precision(self) -> str:
+        """The numeric precision it trained in; float32 for runs recorded before the config named one."""
+        return self.config.precision if self.config is not None else FLOAT32
+
     def to_dict(self) -> dict[str, Any]:
         """run.json's object: the same keys, in the same order, as earlier versions wrote."""
         out: dict[str, Any] = {}
@@ -370,6 +379,7 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
         "created": str,
         "pid": int,
         "host": str,
+        "device": str,
         "config": dict,
         "class_names": list,
         "dataset": dict,

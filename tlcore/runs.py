@@ -112,6 +112,21 @@ def effective_status(record: RunRecord) -> str:
     return RUNNING
 
 
+def mark_interrupted(run_dir: Path, reason: str) -> None:
+    """Record that a run's process died mid-run (a lost cluster worker), unless the run had already ended.
+
+    A dead process on this host already reads "interrupted" (effective_status); one on
+    another node would only after STALE_AFTER_S: this says so at once, and why.
+    """
+    path = Path(run_dir) / RUN_FILE
+    try:
+        record = RunRecord.from_json(path.read_text())
+    except (OSError, ValueError):
+        return  # nothing readable to correct: the run store lists it as damaged already
+    if record.status == RUNNING:
+        atomic_write(path, record.updated(status=INTERRUPTED, reason=reason, finished=_now()).to_json())
+
+
 def read_history(run_dir: Path) -> History:
     """The run's history.csv (empty before the first epoch).
 
@@ -255,11 +270,13 @@ class RunStore:
         info: DatasetInfo,
         tags: dict[str, Any] | None = None,
         start: StartRecord | None = None,
+        device: str = "",
     ) -> Run:
         """A new run folder with its record written before any training happens.
 
         Args:
             start: where the run starts (`tlcore.tf.training.start_record`): what rebuilds its starting weights.
+            device: what trains it, in words (`tlcore.devices.training_device`).
 
         Raises:
             RunFolderError: the folder cannot be written; nothing has started yet.
@@ -277,6 +294,7 @@ class RunStore:
             created=_now(),
             pid=os.getpid(),
             host=socket.gethostname(),
+            device=device or None,
             config=config,
             class_names=list(info.class_names),
             dataset=DatasetFacts(

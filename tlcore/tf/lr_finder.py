@@ -27,6 +27,7 @@ import numpy as np
 
 from tlcore.backbones import get_backbone
 from tlcore.config import TrainConfig
+from tlcore.devices import check_precision
 from tlcore.lr_finder import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MAX_STEPS,
@@ -50,6 +51,7 @@ from tlcore.lr_finder import (
 from tlcore.progress import ProgressFn, StopFlag
 from tlcore.records import COMPLETED
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES
+from tlcore.tf.devices import device_report
 from tlcore.tf.model import param_counts, set_freeze_point
 from tlcore.tf.pipeline import batches, epoch_order
 from tlcore.tf.training import (
@@ -119,9 +121,11 @@ def find_learning_rate(
 
     Raises:
         ValueError: a phase the config does not have.
+        PrecisionUnsupported: a precision this machine's device does not run.
     """
     started = time.perf_counter()
     relevant_config(config, phase)  # ValueError for a phase the config does not have
+    check_precision(config.precision, device_report())
     report = progress or (lambda _event: None)
     model = model if model is not None else build_for(config, len(data.class_names))
     saved = _snapshot(model)

@@ -24,10 +24,11 @@ import pandas as pd
 from keras.src.saving import saving_lib
 
 import tlcore.tf.layers  # noqa: F401  (registers CaffePreprocess for deserialization)
-from tlcore.architecture import INPUT_LAYER, PREPROCESS_LAYER, HeadLayer, head_layers, model_name
+from tlcore.architecture import INPUT_LAYER, OUTPUT_LAYER, PREPROCESS_LAYER, HeadLayer, head_layers, model_name
 from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS
 from tlcore.backbones import BackboneSpec, get_backbone
 from tlcore.config import HeadConfig
+from tlcore.devices import FLOAT32
 from tlcore.modelfile import ModelLoadError, check_model_file
 from tlcore.runs import MODEL_FILE
 from tlcore.tf.backbones import load_backbone, preprocess_layer
@@ -40,12 +41,16 @@ def build_model(
     head: HeadConfig = HeadConfig(),
     freeze_at: int | None = None,
     backbone: str = DEFAULT_BACKBONE,
+    precision: str = FLOAT32,
 ) -> keras.Model:
     """A classifier for num_classes on a pretrained (or random) backbone.
 
     Args:
         weights: "imagenet", "none" (random init: no transfer) or a weights file path.
         freeze_at: backbone layers frozen from the input side; None = all of them.
+        precision: the dtype policy of the backbone's and the head's hidden layers (`tlcore.devices.PRECISIONS`).
+            Each layer gets its own policy, never the process-global one: several jobs train in one process.
+            The preprocessing and the output layer stay float32, so the probabilities and the loss are float32.
     """
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2. Received: num_classes={num_classes}")
@@ -56,26 +61,28 @@ def build_model(
 
     inputs = keras.Input(shape=(image_size, image_size, IMAGE_CHANNELS), name=INPUT_LAYER)
     x = preprocess_layer(spec)(inputs)
+    policy = keras.DTypePolicy(precision)  # mixed: float32 variables, float16/bfloat16 arithmetic
     for layer in base.layers[1:]:
         # Fresh copies applied one by one: a flat graph with one node per
         # layer, not a nested model (which breaks gradient models across it).
-        copy = layer.__class__.from_config(layer.get_config())
+        copy = layer.__class__.from_config({**layer.get_config(), "dtype": policy})
         x = copy(x)
         copy.set_weights(layer.get_weights())
     # The head's layers come from the same description the TensorFlow-free layer table reads.
     for layer in head_layers(head, num_classes):
-        x = _keras_head_layer(layer)(x)
+        # The output in float32: softmax and the loss need its range and precision (Keras' mixed precision guide).
+        x = _keras_head_layer(layer, FLOAT32 if layer.name == OUTPUT_LAYER else policy)(x)
     model = keras.Model(inputs, x, name=model_name(spec.name))
     set_freeze_point(model, spec.num_layers if freeze_at is None else freeze_at, spec)
     return model
 
 
-def _keras_head_layer(layer: HeadLayer) -> keras.layers.Layer:
+def _keras_head_layer(layer: HeadLayer, dtype: str | keras.DTypePolicy) -> keras.layers.Layer:
     if layer.type == "Dense":
-        return keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name)
+        return keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name, dtype=dtype)
     if layer.type == "Dropout":
-        return keras.layers.Dropout(layer.rate, name=layer.name)
-    return getattr(keras.layers, layer.type)(name=layer.name)  # the pooling: Flatten or a global pooling
+        return keras.layers.Dropout(layer.rate, name=layer.name, dtype=dtype)
+    return getattr(keras.layers, layer.type)(name=layer.name, dtype=dtype)  # the pooling: Flatten or a global one
 
 
 def _backbone_start(model: keras.Model) -> int:

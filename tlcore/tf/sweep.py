@@ -14,6 +14,7 @@ import numpy as np
 from tlcore.backbones import NO_WEIGHTS, get_backbone, normalize_weights
 from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
+from tlcore.devices import check_precision
 from tlcore.feature_store import FeatureKey, FeatureStore
 from tlcore.progress import StepProgress
 from tlcore.records import COMPLETED, STOPPED, History
@@ -21,6 +22,7 @@ from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
 from tlcore.runs import Run, RunStore
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
 from tlcore.tf.backbones import load_backbone
+from tlcore.tf.devices import device_report
 from tlcore.tf.model import backbone_layers
 from tlcore.tf.pipeline import predict_outputs
 from tlcore.tf.training import (
@@ -76,13 +78,63 @@ def run_sweep(
     Raises:
         ValueError: bad points, or `data` decoded at another image size.
         WeightsError: the weights cannot be loaded (before anything is decoded).
+        PrecisionUnsupported: base_config's precision does not run on this machine's device (before too).
     """
     started = time.perf_counter()
-    planned = plan(base_config, points, scratch)
     store = store or RunStore()
     report = progress or (lambda _event: None)
-    result = SweepResult(sweep_id=sweep_id or new_sweep_id(), status=COMPLETED)
+    planned, data, result = prepare_sweep(
+        base_config, info, points, scratch, store, report, stop, data, features, feature_budget_bytes
+    )
+    result.sweep_id = sweep_id or result.sweep_id
+    features = features or FeatureStore.default(store.root)
 
+    for index, (label, config) in enumerate(planned, start=1):
+        if stop is not None and stop.is_set():
+            result.skipped = [name for name, _ in planned[index - 1 :]]
+            result.status = STOPPED
+            break
+        report(SweepPointStart(index, len(planned), label, config.freeze_at, config.weights))
+        point = run_point(label, config, info, store, data, result.sweep_id, report, stop, on_run_created, features)
+        result.points.append(point)
+        if on_point:
+            on_point(point)
+        if point.status == STOPPED:
+            result.skipped = [name for name, _ in planned[index:]]
+            result.status = STOPPED
+            break
+
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def prepare_sweep(
+    base_config: TrainConfig,
+    info: DatasetInfo,
+    points: Sequence[int] = DEFAULT_POINTS,
+    scratch: bool = True,
+    store: RunStore | None = None,
+    report: ProgressFn | None = None,
+    stop: StopFlag | None = None,
+    data: PreparedData | None = None,
+    features: FeatureStore | None = None,
+    feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
+) -> tuple[list[tuple[str, TrainConfig]], PreparedData, SweepResult]:
+    """What every point shares, done once: check the weights, decode the images, extract the shared features.
+
+    Returns:
+        The planned points, the decoded images, and a SweepResult with its timings
+        (decode_seconds, shared_points, shared_extract_seconds) and no points yet.
+
+    Raises:
+        ValueError: bad points, or `data` decoded at another image size.
+        WeightsError: the weights cannot be loaded (before anything is decoded).
+    """
+    planned = plan(base_config, points, scratch)
+    check_precision(base_config.precision, device_report())  # before decoding, as the weights
+    store = store or RunStore()
+    report = report or (lambda _event: None)
+    result = SweepResult(sweep_id=new_sweep_id(), status=COMPLETED)
     if any(normalize_weights(config.weights) != NO_WEIGHTS for _, config in planned):
         check_weights(base_config)
     if data is None:
@@ -94,29 +146,12 @@ def run_sweep(
             f"The decoded images are {data.train.image_size} px but the sweep trains at "
             f"{base_config.image_size} px. Received: image_size={base_config.image_size}"
         )
-
-    features = features or FeatureStore.default(store.root)
     t0 = time.perf_counter()
-    result.shared_points = extract_sweep_features(planned, data, features, report, stop, feature_budget_bytes)
+    result.shared_points = extract_sweep_features(
+        planned, data, features or FeatureStore.default(store.root), report, stop, feature_budget_bytes
+    )
     result.shared_extract_seconds = time.perf_counter() - t0
-
-    for index, (label, config) in enumerate(planned, start=1):
-        if stop is not None and stop.is_set():
-            result.skipped = [name for name, _ in planned[index - 1 :]]
-            result.status = STOPPED
-            break
-        report(SweepPointStart(index, len(planned), label, config.freeze_at, config.weights))
-        point = _run_point(label, config, info, store, data, result.sweep_id, report, stop, on_run_created, features)
-        result.points.append(point)
-        if on_point:
-            on_point(point)
-        if point.status == STOPPED:
-            result.skipped = [name for name, _ in planned[index:]]
-            result.status = STOPPED
-            break
-
-    result.seconds = time.perf_counter() - started
-    return result
+    return planned, data, result
 
 
 def extract_sweep_features(
@@ -185,18 +220,19 @@ def extract_sweep_features(
     return sorted(chosen)
 
 
-def _run_point(
+def run_point(
     label: str,
     config: TrainConfig,
     info: DatasetInfo,
     store: RunStore,
-    data: PreparedData,
+    data: PreparedData | None,
     sweep_id: str,
     report: ProgressFn,
     stop: StopFlag | None,
-    on_run_created: Callable[[Run], None] | None,
-    features: FeatureStore,
+    on_run_created: Callable[[Run], None] | None = None,
+    features: FeatureStore | None = None,
 ) -> SweepPoint:
+    """Train one point as a run tagged with its sweep (decoding the images itself when `data` is None)."""
     started = time.perf_counter()
     phase_start: list[PhaseStart] = []
 

@@ -23,10 +23,19 @@ Feature caching: with augmentation off, the frozen prefix of the model
 computes the same activations every epoch. When they fit a memory budget we
 compute them once (or read them from the feature store), apply the head's
 pooling to them once (`split_fixed`), and train only the layers above.
+
+Devices: TensorFlow's default placement (its first GPU when it sees one),
+or, with several devices and a phase that trains end to end,
+`tf.distribute.MirroredStrategy` (`strategy_for`): the model is built and
+every phase compiled in its scope, and fit splits each batch between the
+replicas. Precision: the model's layers carry the config's dtype policy
+(`build_model`), features are kept as float32 whatever computed them, and
+mixed_float16 scales the loss (`compile_for`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -51,18 +60,23 @@ from tlcore.config import (
     TrainConfig,
 )
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
+from tlcore.devices import MIXED_FLOAT16, DeviceReport, check_precision, training_device
 from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures, format_time
 from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, ProgressFn, StepProgress, StopFlag
 from tlcore.records import COMPLETED, FAILED, STOPPED, History, StartRecord
-from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
+from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, END_TO_END, choose_route
 from tlcore.runs import Run, RunStore
 from tlcore.tf.backbones import SEEDED_BUILD
 from tlcore.tf.compiled_epochs import fit_arrays
+from tlcore.tf.devices import choose_strategy, device_report, replicas
 from tlcore.tf.fused_optimizers import FusedAdam, FusedSGD
 from tlcore.tf.model import backbone_layers, build_model, layer_weight_norms, param_counts, set_freeze_point
 from tlcore.tf.pipeline import DEFAULT_IMAGE_BUDGET_BYTES, ImageSet, epoch_orders, load_split, make_dataset
 
 TENSORBOARD_DIR = "tensorboard"  # inside a run's folder
+# Why a phase that could use cached features runs end to end under MirroredStrategy: the compiled epochs of
+# the cached route (tlcore.tf.compiled_epochs) run on one device, outside the strategy's replicas.
+SEVERAL_REPLICAS = "{} replicas train together (MirroredStrategy), which the cached route does not do"
 
 
 @dataclass
@@ -109,7 +123,13 @@ def build_for(config: TrainConfig, num_classes: int) -> keras.Model:
     with SEEDED_BUILD:
         keras.utils.set_random_seed(config.seed)
         return build_model(
-            num_classes, config.image_size, config.weights, config.head, config.freeze_at, config.backbone
+            num_classes,
+            config.image_size,
+            config.weights,
+            config.head,
+            config.freeze_at,
+            config.backbone,
+            config.precision,
         )
 
 
@@ -244,7 +264,16 @@ def apply_fixed(fixed: keras.Model | None, features: np.ndarray, chunk: int = 25
         return features
     if not len(features):
         return np.zeros((0, *fixed.output.shape[1:]), dtype=np.float32)
-    return np.concatenate([np.asarray(fixed(features[i : i + chunk])) for i in range(0, len(features), chunk)])
+    return np.concatenate([_float32(fixed(features[i : i + chunk])) for i in range(0, len(features), chunk)])
+
+
+def _float32(tensor: Any) -> np.ndarray:
+    """Features as a float32 array, whatever precision computed them.
+
+    The feature store and the route's memory budget count 4 bytes a value; the layers above cast them to
+    their own compute dtype.
+    """
+    return np.asarray(tensor, dtype=np.float32)  # as tlcore.tf.pipeline.predict_outputs keeps them
 
 
 def extract_features(
@@ -263,7 +292,7 @@ def extract_features(
     for x, _ in make_dataset(images, batch_size):
         if stop is not None and stop.is_set():
             return None
-        outputs.append(np.asarray(prefix.predict_on_batch(x)))
+        outputs.append(_float32(prefix.predict_on_batch(x)))
         done += int(x.shape[0])
         if progress:
             progress(StepProgress("extract", done, total))
@@ -282,7 +311,12 @@ def _make_optimizer(name: str, learning_rate: float, fused: bool = False) -> ker
 
 
 def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float, fused: bool = False) -> None:
-    """Compile with the loss and accuracy that match the head's output (`fused`: see `_make_optimizer`)."""
+    """Compile with the loss and accuracy that match the head's output (`fused`: see `_make_optimizer`).
+
+    mixed_float16 scales the loss (keras' LossScaleOptimizer): float16 gradients would otherwise underflow
+    to zero. Keras wraps the optimizer itself only when the process-global policy is mixed_float16, which
+    the lab never sets (its models carry per-layer policies), so every route's compile does it here.
+    """
     if config.head.output == "sigmoid":
         loss, accuracy = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
     else:
@@ -290,7 +324,10 @@ def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float, f
             keras.losses.SparseCategoricalCrossentropy(),
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         )
-    model.compile(optimizer=_make_optimizer(config.optimizer, learning_rate, fused), loss=loss, metrics=[accuracy])
+    optimizer = _make_optimizer(config.optimizer, learning_rate, fused)
+    if config.precision == MIXED_FLOAT16:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
@@ -313,6 +350,11 @@ def _targets(labels: np.ndarray, config: TrainConfig) -> np.ndarray:
 def _sample_weights(labels: np.ndarray, class_weight: dict[int, float]) -> np.ndarray:
     """Each image's class weight, as fit's `class_weight` turns them into sample weights."""
     return np.asarray([class_weight[int(c)] for c in labels], dtype=np.float32)
+
+
+def _scope(strategy: tf.distribute.Strategy | None) -> contextlib.AbstractContextManager[Any]:
+    """The strategy's scope (a fresh one each time: a scope is entered once), or nothing without one."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
 def _learning_rate(model: keras.Model) -> float:
@@ -490,6 +532,7 @@ def train(
     feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     features: FeatureStore | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> TrainResult:
     """Train `config` on prepared data; returns the model and its history.
 
@@ -509,12 +552,16 @@ def train(
     from it when an earlier run computed them, and kept in it otherwise. Only
     for a model whose frozen layers hold the config's starting weights (one
     `build_for` made, as `train_and_record` does).
+
+    `strategy`: a tf.distribute strategy (`tlcore.tf.devices.choose_strategy`) the model was built in the
+    scope of (None: TensorFlow's default device); every compile happens in its scope too.
     """
     started = time.perf_counter()
     report = progress or (lambda _event: None)
     spec = get_backbone(config.backbone)
     if model is None:
-        model = build_for(config, len(data.class_names))
+        with _scope(strategy):
+            model = build_for(config, len(data.class_names))
     result = TrainResult(model=model, config=config, class_names=list(data.class_names), status=COMPLETED)
     phases = [(config.freeze_at, config.epochs, config.learning_rate)]
     if config.fine_tune:
@@ -529,6 +576,8 @@ def train(
         set_freeze_point(model, freeze_at, spec)
         trainable, frozen = param_counts(model)
         route, why = route_for(config, model, freeze_at, data, feature_budget_bytes)
+        if route == CACHED and replicas(strategy) > 1:
+            route, why = END_TO_END, SEVERAL_REPLICAS.format(replicas(strategy))
         result.paths.append(route)
         report(PhaseStart(phase, freeze_at, epochs, learning_rate, route, why, trainable, frozen))
 
@@ -546,7 +595,8 @@ def train(
                 break
             trained = model
 
-        compile_for(trained, config, learning_rate, fused=route == CACHED)  # the suffix is never saved
+        with _scope(strategy):
+            compile_for(trained, config, learning_rate, fused=route == CACHED)  # the suffix is never saved
         options, early = _option_callbacks(config, learning_rate)
         monitor = TrainingMonitor(
             _Phase(phase, freeze_at, route, batches_per_epoch, epoch_offset + epochs, phase == len(phases)),
@@ -654,8 +704,7 @@ def _phase_features(
 
 def feature_key(config: TrainConfig, data: PreparedData, freeze_at: int) -> FeatureKey:
     """What the frozen features of `config`'s model at `freeze_at` depend on (see tlcore.feature_store)."""
-    precision = keras.mixed_precision.global_policy().name
-    return FeatureKey.of(config, data.fingerprint, freeze_at, data.train.image_size, precision)
+    return FeatureKey.of(config, data.fingerprint, freeze_at, data.train.image_size)
 
 
 def _stored_features(
@@ -669,6 +718,18 @@ def _stored_features(
     if stored is None or stored.train.shape != (len(data.train), *shape):
         return None
     return stored if stored.validation.shape == (len(data.validation), *shape) else None
+
+
+def strategy_for(config: TrainConfig, devices: DeviceReport) -> tf.distribute.Strategy | None:
+    """MirroredStrategy when several devices are there (`choose_strategy`) and a phase of `config` trains end to end.
+
+    A run whose every phase takes the cached route trains only its head, milliseconds an epoch on one device:
+    it runs without the strategy, on TensorFlow's default device (see SEVERAL_REPLICAS).
+    """
+    phases = [config.freeze_at] + ([config.fine_tune.freeze_at] if config.fine_tune else [])
+    if all(choose_route(config, freeze_at)[0] == CACHED for freeze_at in phases):
+        return None
+    return choose_strategy(devices)
 
 
 def train_and_record(
@@ -695,10 +756,17 @@ def train_and_record(
     `features`: where frozen features are read from and kept (default: the
     feature store of the run store's folder, or TLLAB_CACHE_DIR).
     """
-    # Weights problems (offline, bad file) surface here: before any run folder or decoding.
-    model = build_for(config, len(info.class_names))
+    # A precision this device cannot run, and weights problems (offline, bad file), surface here: before any run
+    # folder or decoding.
+    devices = device_report()
+    check_precision(config.precision, devices)
+    strategy = strategy_for(config, devices)
+    with _scope(strategy):
+        model = build_for(config, len(info.class_names))
     store = store or RunStore()
-    run = store.create(config, info, tags, start=start_record(config, model))
+    run = store.create(
+        config, info, tags, start=start_record(config, model), device=training_device(devices, replicas(strategy))
+    )
     features = features or FeatureStore.default(store.root)
     if on_run_created:
         on_run_created(run)
@@ -737,6 +805,7 @@ def train_and_record(
             stop=stop,
             callbacks=[tensorboard, *callbacks],
             features=features,
+            strategy=strategy,
         )
         if tensorboard.error:
             write_errors.append(tensorboard.error)

@@ -1,0 +1,468 @@
+"""Where jobs run: threads of this process (the default), or the workers of a Ray cluster.
+
+A backend runs one job function, `fn(*args, report=..., stop=...)`, and hands
+back its return value; `report` gets the function's progress events (the same
+events wherever it runs) and setting `stop` asks it to end within one batch.
+`tlcore.jobs` keeps the queue of jobs (first come, first served) and asks the
+backend for how many may run at once; pages, the command line and notebooks
+never see which backend runs.
+
+Ray is chosen when TLLAB_RAY_ADDRESS is set: "auto" (the cluster this node
+belongs to), a cluster address ("ray://head:10001" or "head:6379"), or "local"
+(a Ray of TLLAB_RAY_CPUS workers on this machine, started by the lab). The Ray
+driver lives in a child process of its own (`tlcore.ray_dispatcher`), not in
+the web server: Ray ends a driver whose cluster has gone away, and the lab
+must keep serving. A local Ray runs in a network namespace with only a
+loopback device where Linux allows it, because Ray's servers listen on every
+interface.
+
+Runs are written by the workers, so the run store must be on storage every
+node sees: the backend checks it when it connects (a worker writes a probe
+file, this process reads it) and refuses with a clear message when it is not.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import itertools
+import os
+import queue
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol
+
+from tlcore.progress import ProgressFn, StopFlag
+
+ADDRESS_ENV = "TLLAB_RAY_ADDRESS"
+CPUS_ENV = "TLLAB_RAY_CPUS"
+CPUS_PER_JOB_ENV = "TLLAB_RAY_CPUS_PER_JOB"
+MAX_JOBS_ENV = "TLLAB_MAX_JOBS"
+LOCAL = "local"
+# The jobs pass little through Ray's object store (events, results): images, features and runs live on disk.
+OBJECT_STORE_BYTES = 128 * 2**20
+POLL_S = 0.1  # how often the dispatcher collects a worker's events: a Stop reaches it within this, plus one batch
+CONNECT_TIMEOUT_S = 120.0
+# Ray ends a driver that has not reached its cluster's control service for this long (its default is 60 s):
+# the dispatcher then ends, and the jobs it followed fail with one message instead of waiting a minute.
+GCS_RECONNECT_TIMEOUT_S = 20
+RAY_REQUIREMENTS = "requirements-ray.txt"
+STORAGE_PROBE_PREFIX = ".storage-probe-"
+
+
+class ClusterError(Exception):
+    """The cluster cannot run jobs; the message says why, for people."""
+
+
+class ClusterGone(ClusterError):
+    """The cluster went away (or could not be reached) while a job ran."""
+
+
+class WorkerLost(ClusterError):
+    """The worker process running a job died mid-run (killed, out of memory, its node lost)."""
+
+
+class StorageNotShared(ClusterError):
+    """The run store is not on storage the workers share with this process."""
+
+
+class Backend(Protocol):
+    name: str
+    parallel: bool  # whether a sweep's points may run at once, one job slot each
+
+    def connect(self, storage_root: str | os.PathLike[str] | None = None) -> None:
+        """Be ready to run jobs that write runs under storage_root (raises ClusterError when it cannot)."""
+        ...
+
+    def slots(self) -> int:
+        """How many jobs may run at once."""
+        ...
+
+    def call(self, fn: Callable[..., Any], args: Sequence[Any], report: ProgressFn, stop: StopFlag) -> Any:
+        """Run fn(*args, report=report, stop=stop) and return its value (raises what it raised)."""
+        ...
+
+    def describe(self) -> str:
+        """Where jobs run, in plain words (the sidebar shows it)."""
+        ...
+
+    def problem(self) -> str:
+        """Why jobs cannot run now ('' when they can)."""
+        ...
+
+
+def _int_env(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, "") or default))
+    except ValueError:
+        return default
+
+
+class InProcessBackend:
+    """Jobs run in threads of this process: TLLAB_MAX_JOBS (default 1) at a time.
+
+    On a small shared machine two VGG16 runs side by side each take twice as
+    long and need twice the memory, so by default the second waits its turn.
+    """
+
+    name = "in-process"
+    parallel = False
+
+    def __init__(self, max_jobs: int | None = None) -> None:
+        self.max_jobs = max_jobs
+
+    def connect(self, storage_root: str | os.PathLike[str] | None = None) -> None:
+        """Nothing to connect: the jobs run here and write where this process writes."""
+
+    def slots(self) -> int:
+        return self.max_jobs or _int_env(MAX_JOBS_ENV, 1)
+
+    def call(self, fn: Callable[..., Any], args: Sequence[Any], report: ProgressFn, stop: StopFlag) -> Any:
+        return fn(*args, report=report, stop=stop)
+
+    def describe(self) -> str:
+        n = self.slots()
+        return f"this machine, {n} job{'s' if n != 1 else ''} at a time"
+
+    def problem(self) -> str:
+        return ""
+
+
+# --- the storage probe: runs on a worker ------------------------------------------------------------
+
+
+def write_storage_probe(root: str, token: str, *, report: ProgressFn, stop: StopFlag) -> dict[str, Any]:
+    """Write `root/.storage-probe-<token>` where this (worker) process sees `root`; say who wrote it."""
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        (Path(root) / f"{STORAGE_PROBE_PREFIX}{token}").write_text(token)
+    except OSError as err:
+        return {**where, "error": f"{err.strerror or err}"}
+    return where
+
+
+def check_storage_probe(root: str, token: str, writer: dict[str, Any]) -> None:
+    """Read the probe a worker wrote (and remove it).
+
+    Raises:
+        StorageNotShared: this process cannot read what the worker wrote, so the runs
+            the workers write would not reach this app.
+    """
+    probe = Path(root) / f"{STORAGE_PROBE_PREFIX}{token}"
+    try:
+        seen = probe.read_text()
+    except OSError:
+        seen = ""
+    finally:
+        probe.unlink(missing_ok=True)
+    if seen == token:
+        return
+    why = f" (it could not write there: {writer['error']})" if writer.get("error") else ""
+    raise StorageNotShared(
+        f"The run store {root} is not shared with the Ray workers: a worker on {writer.get('host', '?')} "
+        f"(pid {writer.get('pid', '?')}) wrote a probe file there that this app on {socket.gethostname()} "
+        f"cannot read{why}. Runs are written by the workers, so put the run store on storage every node "
+        f"sees (an NFS mount, the same path everywhere) and point TLLAB_RUNS_DIR at it."
+    )
+
+
+# --- Ray: the app's side of the dispatcher ------------------------------------------------------------
+
+
+@dataclass
+class _Call:
+    """A job function running on the cluster, as this process follows it."""
+
+    report: ProgressFn
+    stop: StopFlag
+    inbox: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
+    stop_sent: bool = False
+
+
+def _loopback_namespace_command() -> list[str]:
+    """A command prefix running a child in a network namespace of its own, only loopback in it ([] if not possible)."""
+    unshare = shutil.which("unshare")
+    if unshare is None or not sys.platform.startswith("linux"):
+        return []
+    prefix = [unshare, "--net"] + (["--map-root-user"] if os.geteuid() != 0 else [])
+    try:  # user namespaces may be forbidden (containers, sysctl): try once
+        ok = subprocess.run([*prefix, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return prefix if ok else []
+
+
+class RayBackend:
+    """Jobs run as Ray actors, one per job, each asking for its CPUs (and a GPU where the cluster has them).
+
+    The Ray driver is a child process (`python -m tlcore.ray_dispatcher`) started on first use,
+    talking to this process over two pipes. When it ends (the cluster went away), the jobs it
+    followed fail with one clear message and the next job starts a new one.
+    """
+
+    name = "ray"
+    parallel = True
+
+    def __init__(self, address: str, cpus: int | None = None, cpus_per_job: int | None = None) -> None:
+        self.address = address
+        self.cpus = cpus
+        self.cpus_per_job = cpus_per_job or _int_env(CPUS_PER_JOB_ENV, 1)
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._to_dispatcher: Connection | None = None
+        self._send_lock = threading.Lock()
+        self._calls: dict[int, _Call] = {}
+        self._ids = itertools.count(1)
+        self._resources: dict[str, float] = {}
+        self._ray_missing_error = "" if importlib.util.find_spec("ray") else self._ray_missing()
+        self._storage_error = ""  # set while the run store is found not shared with the workers
+        self.isolated = False  # whether the local Ray runs in a loopback-only network namespace
+        self.storage_root: str | None = None
+
+    def _ray_missing(self) -> str:
+        return (
+            f"{ADDRESS_ENV} is set ({self.address!r}), but Ray is not installed. Install it with "
+            f"`pip install -r {RAY_REQUIREMENTS}` (or the project's `ray` extra), or unset {ADDRESS_ENV} "
+            f"to train on this machine."
+        )
+
+    # -- connecting --
+
+    def connect(self, storage_root: str | os.PathLike[str] | None = None) -> None:
+        """Start the dispatcher, and check the run store is shared (each once per connection).
+
+        Raises:
+            ClusterError: Ray is missing, the cluster cannot be reached, or the storage is not shared.
+        """
+        with self._lock:
+            if self._ray_missing_error:
+                raise ClusterError(self._ray_missing_error)
+            if self._process is None or self._process.poll() is not None:
+                self.storage_root = None  # a new connection may reach other workers: check again
+                self._start_dispatcher()
+        if storage_root is not None and self.storage_root != str(storage_root):
+            self.check_storage(str(storage_root))
+
+    def _start_dispatcher(self) -> None:
+        """Start `tlcore.ray_dispatcher` and wait for it to be connected (caller holds the lock)."""
+        app_in, dispatcher_out = os.pipe()
+        dispatcher_in, app_out = os.pipe()
+        local = self.address == LOCAL
+        prefix = _loopback_namespace_command() if local else []
+        self.isolated = bool(prefix)
+        command = [*prefix, sys.executable, "-m", "tlcore.ray_dispatcher", str(dispatcher_in), str(dispatcher_out)]
+        self._process = subprocess.Popen(
+            command,
+            pass_fds=(dispatcher_in, dispatcher_out),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "RAY_gcs_rpc_server_reconnect_timeout_s": str(GCS_RECONNECT_TIMEOUT_S)},
+        )
+        os.close(dispatcher_in)
+        os.close(dispatcher_out)
+        self._to_dispatcher = Connection(app_out, readable=False)
+        from_dispatcher = Connection(app_in, writable=False)
+        settings = {
+            "address": self.address,
+            "cpus": self.cpus or _int_env(CPUS_ENV, os.cpu_count() or 1),
+            "object_store_bytes": OBJECT_STORE_BYTES,
+            "isolated": self.isolated,
+        }
+        self._send(("init", settings))
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        while True:
+            if not from_dispatcher.poll(max(0.0, deadline - time.monotonic())):
+                self._end_dispatcher()
+                raise ClusterGone(f"The Ray cluster {self._where()} did not answer within {CONNECT_TIMEOUT_S:.0f} s.")
+            try:
+                kind, payload = from_dispatcher.recv()
+            except (EOFError, OSError):
+                self._end_dispatcher()
+                raise ClusterGone(f"The lab's Ray driver ended while connecting to {self._where()}.") from None
+            if kind == "ready":
+                self._resources = dict(payload)
+                break
+            if kind == "fatal":
+                self._end_dispatcher()
+                raise ClusterError(str(payload))
+        threading.Thread(
+            target=self._read, args=(from_dispatcher, self._process), name="tlcore-ray-reader", daemon=True
+        ).start()
+        atexit.register(self.close)
+
+    def _where(self) -> str:
+        return "started on this machine" if self.address == LOCAL else f"at {self.address}"
+
+    def check_storage(self, root: str, writer: Callable[..., dict[str, Any]] = write_storage_probe) -> None:
+        """A worker writes a probe under `root`; this process must read it (see check_storage_probe).
+
+        Raises:
+            StorageNotShared: with the message pages show; every later job is refused with it too.
+        """
+        token = secrets.token_hex(8)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        where = self.call(writer, (str(Path(root).resolve()), token), lambda _e: None, threading.Event(), cpus=0)
+        try:
+            check_storage_probe(str(Path(root).resolve()), token, where)
+        except StorageNotShared as err:
+            self._storage_error = str(err)
+            raise
+        self._storage_error = ""
+        self.storage_root = str(root)
+
+    # -- running jobs --
+
+    def slots(self) -> int:
+        cpus = self._resources.get("CPU", 0.0)
+        if not cpus:
+            return 1  # not connected yet: the first job connects
+        slots = int(cpus // self.cpus_per_job)
+        gpus = self._resources.get("GPU", 0.0)
+        if gpus:
+            slots = min(slots, int(gpus))
+        return max(1, slots)
+
+    def call(
+        self, fn: Callable[..., Any], args: Sequence[Any], report: ProgressFn, stop: StopFlag, cpus: float | None = None
+    ) -> Any:
+        """Run fn on a worker; its events reach `report` in order; `stop` is passed on within POLL_S.
+
+        Raises:
+            WorkerLost: the worker died mid-run.
+            ClusterGone: the cluster went away or cannot be reached.
+            Whatever fn raised, as it raised it.
+        """
+        self.connect()
+        call_id = next(self._ids)
+        call = _Call(report, stop)
+        self._calls[call_id] = call
+        resources = self.job_resources() if cpus is None else {"num_cpus": cpus}
+        try:
+            self._send(("call", (call_id, fn, tuple(args), resources)))
+            while True:
+                try:
+                    kind, payload = call.inbox.get(timeout=POLL_S)
+                except queue.Empty:
+                    kind, payload = "", None
+                if stop.is_set() and not call.stop_sent:
+                    call.stop_sent = True
+                    self._send(("stop", call_id))
+                if kind == "event":
+                    report(payload)
+                elif kind == "done":
+                    return payload
+                elif kind == "failed":
+                    raise payload
+                elif kind == "lost":
+                    raise WorkerLost(payload)
+                elif kind == "gone":
+                    self._end_dispatcher()
+                    raise ClusterGone(payload)
+        finally:
+            self._calls.pop(call_id, None)
+
+    def job_resources(self) -> dict[str, float]:
+        """What each job asks Ray for: its CPUs, and one GPU when the cluster has any."""
+        resources: dict[str, float] = {"num_cpus": self.cpus_per_job}
+        if self._resources.get("GPU"):
+            resources["num_gpus"] = 1
+        return resources
+
+    def _send(self, message: tuple[str, Any]) -> None:
+        with self._send_lock:
+            connection = self._to_dispatcher
+            try:
+                if connection is None:
+                    raise OSError("not connected")
+                connection.send(message)
+            except (OSError, ValueError) as err:
+                raise ClusterGone(f"The lab's Ray driver is gone ({err}); the next job starts a new one.") from None
+
+    def _read(self, connection: Connection, process: subprocess.Popen[bytes]) -> None:
+        """Route the dispatcher's messages to the calls waiting for them; on its end, fail them all."""
+        while True:
+            try:
+                kind, payload = connection.recv()
+            except (EOFError, OSError):
+                break
+            if kind == "resources":
+                self._resources = dict(payload)
+                continue
+            call_id, body = payload
+            call = self._calls.get(call_id)
+            if call is not None:
+                call.inbox.put((kind, body))
+        code = process.wait()
+        message = (
+            f"The Ray cluster {self._where()} went away (the lab's Ray driver ended with exit code {code}). "
+            "Finished epochs are kept in the run store; the next job reconnects."
+        )
+        for call in list(self._calls.values()):
+            call.inbox.put(("gone", message))
+
+    def _end_dispatcher(self) -> None:
+        process, self._process = self._process, None
+        connection, self._to_dispatcher = self._to_dispatcher, None
+        if connection is not None:
+            connection.close()
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def close(self) -> None:
+        """Shut the dispatcher down (it shuts a local Ray down with it)."""
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self._send(("close", None))
+                self._process.wait(timeout=30)
+            except (ClusterGone, subprocess.TimeoutExpired):
+                pass
+        self._end_dispatcher()
+
+    # -- describing --
+
+    @property
+    def dispatcher_pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def resources(self) -> dict[str, float]:
+        """The cluster's resources as Ray reported them last ({} before connecting)."""
+        return dict(self._resources)
+
+    def describe(self) -> str:
+        if self.problem():
+            return f"Ray ({self.address}): not usable"
+        cpus, gpus, nodes = (self._resources.get(k, 0.0) for k in ("CPU", "GPU", "nodes"))
+        if not cpus:
+            return f"Ray cluster ({self.address}), connecting on the first job"
+        gpu = f", {gpus:g} GPU{'s' if gpus != 1 else ''}" if gpus else ""
+        where = "a local Ray" if self.address == LOCAL else f"the Ray cluster at {self.address}"
+        return (
+            f"{where}: {nodes:g} node{'s' if nodes != 1 else ''}, {cpus:g} CPUs{gpu}; "
+            f"{self.slots()} job{'s' if self.slots() != 1 else ''} at a time"
+        )
+
+    def problem(self) -> str:
+        return self._ray_missing_error or self._storage_error
+
+
+def backend_from_env() -> Backend:
+    """Ray when TLLAB_RAY_ADDRESS is set, else threads of this process."""
+    address = os.environ.get(ADDRESS_ENV, "").strip()
+    if not address:
+        return InProcessBackend()
+    cpus = _int_env(CPUS_ENV, os.cpu_count() or 1) if os.environ.get(CPUS_ENV) else None
+    return RayBackend(address, cpus=cpus)
