@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.release import collect_soon
+from dashboard.release import collect_released
 from dashboard.tables import describe_run
 from tlcore.modelfile import ModelLoadError
 from tlcore.runs import MODEL_FILE, RunRecord, read_run_json
@@ -17,7 +17,7 @@ UPLOAD = "upload"  # the model picker's last option: a .keras file from the user
 MODEL_KEY, SEEN_LAST_KEY = "inference_model", "inference_seen_last"
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model...", on_release=collect_soon)
+@st.cache_resource(max_entries=4, show_spinner="Loading the model...", on_release=collect_released)
 def cached_model(path: str, mtime: float) -> tuple[Any, Any]:
     """The model at path (checked, safe mode) and its Grad-CAM explainer, shared by every session."""
     # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each

@@ -1,4 +1,4 @@
-"""Give back the memory of a model that a cache lets go: one full garbage collection soon after.
+"""Give back the memory of models that a cache let go: a full garbage collection at the next eviction.
 
 A Keras model is a web of reference cycles (layers and model, traced functions), so only
 Python's cyclic collector frees it. Streamlit's collection after every script run is off
@@ -11,25 +11,15 @@ bench/classroom_load.py (a class's runs loaded one after the other).
 from __future__ import annotations
 
 import gc
-import threading
 from typing import Any
 
-# The script runs still using the evicted model (another session's render) end first.
-COLLECT_AFTER_S = 5.0
 
-_lock = threading.Lock()
-_pending: threading.Timer | None = None
+def collect_released(_released: Any = None) -> None:
+    """`on_release` of the caches that hold models: collect what earlier evictions let go.
 
-
-def collect_soon(_released: Any = None) -> None:
-    """`on_release` of the caches that hold models: one full collection COLLECT_AFTER_S from now.
-
-    Evictions close together share one collection, which runs in a timer thread, not in a page's script run.
+    The model released now is still referenced (the argument, and a render that may be using it), so it
+    goes at the next eviction: at most one evicted model waits. It runs in the script run that loads a
+    new model (a second or more already), not in a thread of its own: a collection in a daemon thread
+    could meet the interpreter's shutdown inside TensorFlow's C++ code and abort the process.
     """
-    global _pending
-    with _lock:
-        if _pending is not None and _pending.is_alive():
-            return
-        _pending = threading.Timer(COLLECT_AFTER_S, gc.collect)
-        _pending.daemon = True
-        _pending.start()
+    gc.collect()

@@ -1,4 +1,4 @@
-"""Models let go are collected: after a job ends (tlcore.jobs) and after a cache evicts one (dashboard.release).
+"""Models let go are collected: after a job ends (tlcore.jobs) and when a cache evicts one (dashboard.release).
 
 Python's automatic full collections are switched off in these tests, as TensorFlow's heap all but
 switches them off in the app: what frees the garbage is the code under test.
@@ -46,15 +46,9 @@ def test_the_end_of_a_job_collects_its_model(no_automatic_gc):
     assert model() is None
 
 
-def test_an_evicted_model_is_collected_soon_after_in_one_shared_collection(no_automatic_gc, monkeypatch):
-    monkeypatch.setattr(release, "COLLECT_AFTER_S", 0.05)
-    model = garbage_cycle()
-    release.collect_soon(object())
-    first = release._pending
-    release.collect_soon(object())  # a second eviction close by waits for the same collection
-    assert release._pending is first and first is not None
-    first.join(timeout=10)
-    assert model() is None
-    release.collect_soon(object())  # later evictions get a collection of their own
-    assert release._pending is not first
-    release._pending.join(timeout=10)
+def test_an_eviction_collects_the_models_evicted_before_it(no_automatic_gc):
+    earlier = garbage_cycle()
+    released_now = Layer()
+    release.collect_released(released_now)
+    assert earlier() is None
+    assert released_now.me is released_now  # still held by its caller: it goes at the next eviction
