@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import streamlit as st
 
+from tlcore import background
+
 
 class ProgressFn(Protocol):
     """(done, total), and what is counted when it is not images (e.g. "training steps")."""
@@ -63,7 +65,7 @@ class _Registry:
             finished = [k for k, t in self.tasks.items() if t.finished.is_set()]
             for old in finished[: max(0, len(finished) - KEEP_FINISHED)]:
                 del self.tasks[old]
-        threading.Thread(target=_run, args=(task, compute), name=f"task-{label}", daemon=True).start()
+        background.start(_run, (task, compute), f"task-{label}")  # the interpreter's exit waits for it
         return task
 
     def find(self, key: str) -> Task | None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from tlcore import background
 from tlcore.architecture import layer_flops  # per-layer FLOPs from VGG16's one table of facts
 from tlcore.config import TrainConfig
 from tlcore.route import CACHED, END_TO_END, choose_route
@@ -57,9 +58,7 @@ def machine_gflops() -> float:
 
 def measure_in_background() -> threading.Thread:
     """Start measuring the machine's speed now (an app at start-up), so the first estimate need not wait."""
-    thread = threading.Thread(target=machine_gflops, name="tlcore-machine-speed", daemon=True)
-    thread.start()
-    return thread
+    return background.start(machine_gflops, (), "tlcore-machine-speed")
 
 
 def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 1) -> float:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlcore import background
 from tlcore.cluster import Backend, ClusterError, WorkerLost, backend_from_env
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.progress import (
@@ -255,8 +256,7 @@ class JobRegistry:
             self._jobs[job.id] = job
             with self._slots:
                 self._waiting.append(job.id)
-            job.thread = threading.Thread(target=self._run, args=(job, work), name=f"tlcore-job-{job.id}", daemon=True)
-            job.thread.start()
+            job.thread = background.start(self._run, (job, work), f"tlcore-job-{job.id}", on_exit=job.stop)
         return job
 
     def _wait_for_slot(self, job: Job) -> bool:
