@@ -21,7 +21,15 @@ from typing import Any
 
 from tlcore.architecture import counts_at, with_freeze_point
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
-from tlcore.backbones import WeightsError, default_weights, normalize_weights
+from tlcore.backbones import (
+    IMAGENET,
+    NO_WEIGHTS,
+    WeightsError,
+    check_weights_to_load,
+    default_weights,
+    get_backbone,
+    normalize_weights,
+)
 from tlcore.codegen import DataFolder, training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import VALIDATION, DatasetError, scan
@@ -475,6 +483,14 @@ class _TerminalProgress:
         sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {extra}   ")
 
 
+def _refuse_before_tensorflow(weights: str, backbone: str, store: RunStore) -> None:
+    """Refuse a weights file that cannot be used or a runs folder that cannot be made now, in well under a
+    second, rather than after TensorFlow has loaded and the model is built (seconds)."""
+    if weights not in (NO_WEIGHTS, IMAGENET):
+        check_weights_to_load(Path(weights), get_backbone(backbone))
+    store.make_root()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
@@ -491,6 +507,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if info.skipped:
         print(f"warning: {len(info.skipped)} file(s) skipped (see `python -m tlcore scan`)", file=sys.stderr)
+    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    _refuse_before_tensorflow(config.weights, config.backbone, store)
 
     from tlcore.tf.training import train_and_record  # the TensorFlow side: this command trains
 
@@ -498,11 +516,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch (or compiled call)
     try:
         result, run = train_and_record(
-            config,
-            info,
-            RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-            progress=_TerminalProgress(config.total_epochs()),
-            stop=stop,
+            config, info, store, progress=_TerminalProgress(config.total_epochs()), stop=stop
         )
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -631,8 +645,6 @@ class _SweepProgress:
 def cmd_sweep(args: argparse.Namespace) -> int:
     # Every point builds a new model, so TensorFlow retraces by design: its warning is noise here.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    from tlcore.tf.sweep import run_sweep  # the TensorFlow side: this command trains
-
     try:
         changes: dict[str, Any] = {"learning_rate": args.learning_rate} if args.learning_rate is not None else {}
         if args.balance_classes:
@@ -644,6 +656,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     info = scan(args.data, validation_split=base.validation_split, seed=base.seed)
     for warning in info.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    _refuse_before_tensorflow(base.weights, base.backbone, store)
+
+    from tlcore.tf.sweep import run_sweep  # the TensorFlow side: this command trains
 
     progress = _SweepProgress(base.epochs)
 
@@ -656,14 +672,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: stop after this batch (or compiled call)
     try:
         result = run_sweep(
-            base,
-            info,
-            args.points,
-            not args.no_scratch,
-            RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-            progress=progress,
-            stop=stop,
-            on_point=on_point,
+            base, info, args.points, not args.no_scratch, store, progress=progress, stop=stop, on_point=on_point
         )
     finally:
         signal.signal(signal.SIGINT, previous)
