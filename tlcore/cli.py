@@ -49,14 +49,14 @@ from tlcore.lr_finder import (
     format_rate,
     relevant_config,
 )
-from tlcore.modelfile import ModelLoadError
+from tlcore.modelfile import ModelLoadError, check_model_file
 from tlcore.presets import PRESETS, apply_preset
 from tlcore.probe import PROBE_CLASSIFIER, format_accuracy
 from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, StepProgress
 from tlcore.quiet import quiet_tensorflow
-from tlcore.runs import RUN_FILE, RunFolderError, RunStore, load_record
+from tlcore.runs import MODEL_FILE, RUN_FILE, RunFolderError, RunStore, load_record
 from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, plan, sweep_config
-from tlcore.weight_changes import ChangesUnavailable, WeightChanges
+from tlcore.weight_changes import ChangesUnavailable, WeightChanges, measurable_record
 
 EXIT_DATA, EXIT_USAGE = 1, 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for a command ended by Ctrl-C
@@ -737,9 +737,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.tf.inference import predict  # the TensorFlow side: this command loads a model
-    from tlcore.tf.model import load_run_model
-
     run_dir = Path(args.run)
     if not (run_dir / RUN_FILE).is_file():
         raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
@@ -751,6 +748,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if class_names is None:
         _err(f"{run_dir / RUN_FILE} names no classes (it has no class_names list)")
         return EXIT_DATA
+    try:
+        if (run_dir / MODEL_FILE).is_file():
+            check_model_file(run_dir / MODEL_FILE)  # a file that is no model is refused before TensorFlow loads
+    except ModelLoadError as err:
+        _err(f"{run_dir}: {err}")
+        return EXIT_DATA
+
+    from tlcore.tf.inference import predict  # the TensorFlow side: this command loads a model
+    from tlcore.tf.model import load_run_model
+
     try:
         model = load_run_model(run_dir)
     except ModelLoadError as err:
@@ -904,6 +911,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
+    measurable_record(run_dir)  # a run that cannot be measured is refused before TensorFlow loads (seconds)
     from tlcore.tf.weight_changes import weight_changes  # the TensorFlow side: this command rebuilds VGG16
 
     changes = weight_changes(run_dir)
