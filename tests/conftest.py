@@ -18,7 +18,7 @@ os.environ.pop("TLLAB_RUNS_DIR", None)
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
 
-from tests.helpers import make_dataset_folder  # noqa: E402
+from tests.helpers import TINY_CONFIG, make_dataset_folder  # noqa: E402
 
 # --- no network: only loopback and Unix sockets may connect -------------------
 
@@ -78,6 +78,24 @@ def shared_tiny_dataset(tmp_path_factory) -> Path:
     return make_dataset_folder(
         tmp_path_factory.mktemp("shared") / "data", classes=("cats", "dogs"), n_train=16, n_val=8
     )
+
+
+@pytest.fixture(scope="session")
+def runs_at_10_and_14(tmp_path_factory) -> tuple[Path, Path]:
+    """Two finished tiny runs in one runs folder, oldest first, trained once for the whole session:
+    TINY_CONFIG for 2 epochs on cats/dogs (8 + 4 images each) at freeze point 10 (blocks 4-5 and the head
+    train), then at 14 (block 5 and the head). Read-only: a test that changes a run changes a copy."""
+    from tlcore.data import scan
+    from tlcore.runs import RunStore
+    from tlcore.tf.training import train_and_record
+
+    tmp = tmp_path_factory.mktemp("runs-at-10-and-14")
+    info = scan(make_dataset_folder(tmp / "data", n_train=8, n_val=4))
+    at_10, at_14 = (
+        train_and_record(TINY_CONFIG.replace(freeze_at=k, epochs=2), info, RunStore(tmp / "runs"))[1].run_dir
+        for k in (10, 14)
+    )
+    return at_10, at_14
 
 
 @pytest.fixture

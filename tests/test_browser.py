@@ -293,7 +293,11 @@ def test_a_camera_snapshot_is_predicted_and_explained_and_not_stored(server, pag
 
 def test_see_inside_shows_feature_maps_the_probe_and_the_map(server, page):
     """Last in this file: its background pass through VGG16 must not share the machine with the run above."""
-    page.goto(f"{server.url}/inside")
+    # At 32 px, as a learner on a CPU would set it: the page's pass over every sample image through VGG16 is
+    # then a sixteenth of the default 128 px one. The sidebar's page link keeps the session (and its size).
+    open_page(page, server.url, "", "Dataset")
+    until_shown(page, lambda: press_slider(page, ".st-key-image_size", "Home"), "at 32 × 32 px", 120, "32 px images")
+    page.locator('[data-testid="stSidebarNav"] a', has_text="See inside").first.click()
     page.get_by_role("heading", name="See inside", exact=True).first.wait_for(timeout=120_000)
     # No weights file on this server: the random side shows alone, and the page says why.
     page.get_by_text("No pretrained side").first.wait_for(timeout=60_000)

@@ -107,6 +107,44 @@ def test_unusable_weights_exit_1(tiny_dataset, tmp_path):
     assert_one_line_error(proc, 1, "not a readable HDF5")
 
 
+def test_what_the_arguments_and_files_refuse_is_refused_before_tensorflow_loads(tiny_dataset, tmp_path):
+    # A typo should cost the user well under a second, not TensorFlow's start (seconds): a weights file that
+    # is no weights, a runs folder that cannot be made, a bad sweep point, a model file that is no model, a
+    # run that is still training.
+    from tests.helpers import TINY_CONFIG
+    from tlcore.data import scan
+
+    bad = tmp_path / "weights.h5"
+    bad.write_text("not weights")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    run = RunStore(tmp_path / "made").create(TINY_CONFIG, scan(tiny_dataset))  # "running": this process lives
+    (run.run_dir / "model.keras").write_text("not a model")
+    image = next((tiny_dataset / "validation" / "cats").iterdir())
+    data = ["--data", str(tiny_dataset), "--image-size", "32"]
+    refused = [
+        ["train", *data, "--weights", str(bad), "--runs-dir", str(tmp_path / "runs")],
+        ["train", *data, "--weights", "none", "--runs-dir", str(blocker / "runs")],
+        ["sweep", *data, "--weights", str(bad), "--runs-dir", str(tmp_path / "runs")],
+        ["sweep", *data, "--weights", "none", "--runs-dir", str(blocker / "runs")],
+        ["sweep", *data, "--weights", "none", "--points", "0,30"],
+        ["predict", "--run", str(run.run_dir), str(image)],
+        ["changes", str(run.run_dir)],
+    ]
+    code = (
+        "import json, sys\n"
+        "from tlcore.cli import main\n"
+        f"codes = [main(args) for args in {refused!r}]\n"
+        "print(json.dumps([codes, 'tensorflow' in sys.modules]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == [[1, 1, 1, 1, 2, 1, 1], False]
+    assert done.stderr.count("not a readable HDF5") == 2 and done.stderr.count("Not a directory") == 2
+    assert "not a .keras model file" in done.stderr and f"Run {run.run_id} is still training" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_imagenet_offline_exit_1_with_the_ways_out(tiny_dataset, tmp_path, monkeypatch, capsys):
     # In-process, where the test suite blocks the network: no cached weights,
     # no way to download them, so it must fail fast and say what to do.

@@ -7,23 +7,16 @@ import shutil
 
 import pytest
 
-from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tests.test_cli import assert_one_line_error, run_cli
 from tlcore.backbone_facts import VGG16_CONVS
 from tlcore.cli import change_bar
-from tlcore.data import scan
-from tlcore.runs import RUN_FILE, RunStore
+from tlcore.runs import RUN_FILE
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+@pytest.fixture
+def run_dir(runs_at_10_and_14):
     """A finished run that trained block 5 and the head (freeze point 14) from random weights."""
-    from tlcore.tf.training import train_and_record
-
-    tmp = tmp_path_factory.mktemp("cli-changes")
-    info = scan(make_dataset_folder(tmp / "data", n_train=8, n_val=4))
-    _, run = train_and_record(TINY_CONFIG.replace(freeze_at=14, epochs=2), info, RunStore(tmp / "runs"))
-    return run.run_dir
+    return runs_at_10_and_14[1]
 
 
 def test_changes_prints_a_line_per_layer_frozen_ones_at_zero(run_dir):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -143,26 +144,38 @@ def test_the_default_store_lives_in_the_runs_folder_unless_told_otherwise(tmp_pa
 # --- reuse by runs -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def two_runs(tmp_path):
-    """Two runs on the same data and freeze point, the second with another head: (records, results, runs dir)."""
+@pytest.fixture(scope="module")
+def trained_pair(tmp_path_factory):
+    """Two runs on the same data and freeze point, the second with another head, trained once for the module:
+    (records, results, progress events, runs dir, run folder names). Tests that change the runs dir take
+    `two_runs`, a copy."""
     from tlcore.tf.training import prepare_data, train_and_record
 
-    info = scan(make_dataset_folder(tmp_path / "data", n_train=6, n_val=3))
-    runs = RunStore(tmp_path / "runs")
+    root = tmp_path_factory.mktemp("two-runs")
+    info = scan(make_dataset_folder(root / "data", n_train=6, n_val=3))
+    runs = RunStore(root / "runs")
     data = prepare_data(info, 32)
     events: list[list[object]] = [[], []]
     first, run1 = train_and_record(TINY_CONFIG, info, runs, data=data, progress=events[0].append)
     second, run2 = train_and_record(
         TINY_CONFIG.replace(head=HeadConfig(dense=(16,), dropout=0.3)), info, runs, data=data, progress=events[1].append
     )
-    return (load_record(run1.run_dir), load_record(run2.run_dir)), (first, second), events, tmp_path / "runs"
+    records = (load_record(run1.run_dir), load_record(run2.run_dir))
+    return records, (first, second), events, root / "runs", (run1.run_dir.name, run2.run_dir.name)
 
 
-def test_the_second_run_reuses_the_first_runs_features_and_says_so(two_runs):
+@pytest.fixture
+def two_runs(trained_pair, tmp_path):
+    """`trained_pair` with a runs dir (runs and feature store) of this test's own to change."""
+    _, results, events, shared_runs, names = trained_pair
+    runs_dir = shutil.copytree(shared_runs, tmp_path / "runs")
+    return tuple(load_record(runs_dir / name) for name in names), results, events, runs_dir
+
+
+def test_the_second_run_reuses_the_first_runs_features_and_says_so(trained_pair):
     from tlcore.progress import FeaturesReused, StepProgress
 
-    (record1, record2), (first, second), events, _ = two_runs
+    (record1, record2), (first, second), events, *_ = trained_pair
     assert record1.features == [
         {"phase": 1, "freeze_at": 18, "reused": False, "created": record1.features[0]["created"]}
     ]
@@ -177,15 +190,11 @@ def test_the_second_run_reuses_the_first_runs_features_and_says_so(two_runs):
     ]
 
 
-def test_reused_features_train_exactly_as_freshly_extracted_ones(tmp_path):
-    from tlcore.tf.training import prepare_data, train_and_record
+def test_reused_features_train_exactly_as_freshly_extracted_ones(two_runs):
+    from tlcore.tf.training import train_and_record
 
-    info = scan(make_dataset_folder(tmp_path / "data", n_train=6, n_val=3))
-    data = prepare_data(info, 32)
-    fresh, _ = train_and_record(TINY_CONFIG, info, RunStore(tmp_path / "a"), data=data)
-    store = RunStore(tmp_path / "b")
-    train_and_record(TINY_CONFIG, info, store, data=data)
-    reused, _ = train_and_record(TINY_CONFIG, info, store, data=data)
+    (record1, _), (fresh, _), _, runs_dir = two_runs  # the first run extracted its features afresh
+    reused, _ = train_and_record(TINY_CONFIG, scan(Path(record1.dataset.root)), RunStore(runs_dir))
     assert reused.features[0]["reused"] and not fresh.features[0]["reused"]
     for a, b in zip(fresh.history, reused.history):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["val_accuracy"] == b["val_accuracy"]

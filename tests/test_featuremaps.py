@@ -133,12 +133,25 @@ def test_shape_text():
     assert shape_text((32, 32, 256)) == "32 × 32 × 256"
 
 
-def test_featuremaps_command_writes_the_png_and_prints_the_top_channels(tmp_path):
+def _featuremaps(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
+    """`tllab featuremaps ARGS` in this process (TensorFlow is loaded here already; a subprocess would load it
+    again for seconds), as run_cli runs it: no TLLAB_WEIGHTS. (exit code, stdout, stderr)."""
+    from tlcore.cli import main
+
+    monkeypatch.delenv("TLLAB_WEIGHTS", raising=False)
+    capsys.readouterr()
+    code = main(["featuremaps", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_featuremaps_command_writes_the_png_and_prints_the_top_channels(tmp_path, capsys, monkeypatch):
     image = tmp_path / "cat.png"
     make_image((30, 160, 200), size=48, seed=1).save(image)
     out = tmp_path / "maps.png"
-    proc = run_cli(
-        "featuremaps",
+    code, stdout, stderr = _featuremaps(
+        capsys,
+        monkeypatch,
         "--image",
         str(image),
         "--weights",
@@ -154,8 +167,8 @@ def test_featuremaps_command_writes_the_png_and_prints_the_top_channels(tmp_path
         "--out",
         str(out),
     )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    assert code == 0, stderr
+    lines = stdout.splitlines()
     assert lines[0] == "block2_pool · 8 × 8 × 128 (height × width × channels)"
     assert lines[1] == default_layer_note(6)
     assert lines[2].startswith("ImageNet weights: most active channels (mean activation): ")
@@ -168,11 +181,12 @@ def test_featuremaps_command_writes_the_png_and_prints_the_top_channels(tmp_path
         assert png.format == "PNG" and png.width > 2 * png.height  # the image and two mosaics side by side
 
 
-def test_featuremaps_command_json_without_pretrained_weights(tmp_path):
+def test_featuremaps_command_json_without_pretrained_weights(tmp_path, capsys, monkeypatch):
     image = tmp_path / "cat.png"
     make_image((30, 160, 200), size=48, seed=1).save(image)
-    proc = run_cli(
-        "featuremaps",
+    code, stdout, stderr = _featuremaps(
+        capsys,
+        monkeypatch,
         "--image",
         str(image),
         "--weights",
@@ -187,12 +201,12 @@ def test_featuremaps_command_json_without_pretrained_weights(tmp_path):
         str(tmp_path / "maps.png"),
         "--json",
     )
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    assert code == 0, stderr
+    report = json.loads(stdout)  # JSON only on stdout
     assert report["layer"] == "block1_conv2" and report["shape"] == [SIZE, SIZE, 64]
     assert [side["side"] for side in report["sides"]] == [RANDOM]  # no ImageNet weights in this Keras cache
     assert len(report["sides"][0]["channels"]) == 3 and report["reason"].startswith("No pretrained side")
-    assert "Showing random weights alone" in proc.stderr
+    assert "Showing random weights alone" in stderr
     assert (tmp_path / "maps.png").stat().st_size > 0
 
 

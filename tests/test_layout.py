@@ -27,3 +27,15 @@ def test_every_tensorflow_free_module_imports_without_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.splitlines()[-1]) == []
+
+
+def test_the_command_line_starts_without_the_heavy_libraries():
+    # Every `python -m tlcore` command (a scan, --version, a refusal) pays for what tlcore.cli imports:
+    # scikit-learn and matplotlib are loaded where a command uses them, not at start.
+    code = (
+        "import json, sys\n"
+        "import tlcore.cli\n"
+        "print(json.dumps(sorted(m for m in ('sklearn', 'matplotlib', 'tensorflow') if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == []

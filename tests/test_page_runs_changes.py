@@ -11,26 +11,17 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.weight_change_panel import CHANGES_PICKS, CHANGES_SHOW
 from tests.conftest import ROOT
-from tests.helpers import TINY_CONFIG, chart_title, make_dataset_folder, vega_specs
+from tests.helpers import chart_title, vega_specs
 from tlcore.backbone_facts import VGG16_CONVS
-from tlcore.data import scan
 from tlcore.runs import RUN_FILE, RunStore
 
 CONVS = [layer.name for layer in VGG16_CONVS]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture
+def trained(runs_at_10_and_14):
     """Two real tiny runs, oldest first: freeze point 10 (blocks 4-5 and the head train), then 14 (block 5)."""
-    from tlcore.tf.training import train_and_record
-
-    tmp = tmp_path_factory.mktemp("runs-changes")
-    info = scan(make_dataset_folder(tmp / "data", n_train=8, n_val=4))
-    runs = [
-        train_and_record(TINY_CONFIG.replace(freeze_at=k, epochs=2), info, RunStore(tmp / "runs"))[1].run_dir
-        for k in (10, 14)
-    ]
-    return runs
+    return list(runs_at_10_and_14)
 
 
 @pytest.fixture

@@ -229,29 +229,34 @@ def test_a_sweep_is_the_sessions_one_job(info, tmp_path, monkeypatch):
     assert _wait(job).status == "stopped"
 
 
-def test_cli_sweep_json_one_line_per_point_then_a_summary(tmp_path):
+def test_cli_sweep_json_one_line_per_point_then_a_summary(tmp_path, capsys):
     from tests.helpers import make_dataset_folder
-    from tests.test_cli import run_cli
+    from tlcore.cli import main
 
+    # In this process, as the table test below (TensorFlow is loaded here already: a subprocess loads it again).
     data = make_dataset_folder(tmp_path / "d", n_train=8, n_val=4)
-    proc = run_cli(
-        "sweep",
-        "--data",
-        str(data),
-        "--image-size",
-        "32",
-        "--epochs",
-        "1",
-        "--points",
-        "18,14",
-        "--weights",
-        "none",
-        "--runs-dir",
-        str(tmp_path / "runs"),
-        "--json",
+    capsys.readouterr()
+    code = main(
+        [
+            "sweep",
+            "--data",
+            str(data),
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--points",
+            "18,14",
+            "--weights",
+            "none",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--json",
+        ]
     )
-    assert proc.returncode == 0, proc.stderr
-    lines = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    proc = capsys.readouterr()
+    assert code == 0, proc.err
+    lines = [json.loads(line) for line in proc.out.strip().splitlines()]  # JSON only on stdout
     assert len(lines) == 3 + 1
     *points, summary = lines
     assert [p["label"] for p in points] == ["k=18", "k=14", "scratch"]
@@ -262,7 +267,7 @@ def test_cli_sweep_json_one_line_per_point_then_a_summary(tmp_path):
             "point": p["label"],
         }
     assert summary["points"] == 3 and summary["status"] == "completed" and summary["seconds"] > 0
-    assert "[1/3] k=18" in proc.stderr and "[3/3] scratch" in proc.stderr
+    assert "[1/3] k=18" in proc.err and "[3/3] scratch" in proc.err
 
 
 def test_cli_sweep_table_and_bad_points(info, tmp_path, capsys):

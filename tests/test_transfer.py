@@ -28,16 +28,24 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_imagenet_weights_clearly_beat_random_weights_at_freeze_18():
+def test_imagenet_weights_clearly_beat_random_weights_at_freeze_18(tmp_path):
     from tlcore.config import TrainConfig
     from tlcore.data import scan
+    from tlcore.feature_store import FeatureStore
     from tlcore.tf.training import prepare_data, train
 
     data = prepare_data(scan(SAMPLE_DATA), 64)
+    # The ImageNet features do not depend on the seed: the second ImageNet run reads the first one's from the
+    # store (as the lab's runs do); each random-weights run draws and extracts its own.
+    store = FeatureStore(tmp_path / "features")
     accuracy = {}
     for weights in (WEIGHTS, "none"):
-        runs = [train(TrainConfig(weights=weights, image_size=64, epochs=5, seed=seed), data) for seed in (0, 1)]
+        runs = [
+            train(TrainConfig(weights=weights, image_size=64, epochs=5, seed=seed), data, features=store)
+            for seed in (0, 1)
+        ]
         assert all(r.status == "completed" and r.paths == ["cached"] for r in runs)
+        assert [r.features[0]["reused"] for r in runs] == ([False, True] if weights == WEIGHTS else [False, False])
         accuracy[weights] = float(np.mean([r.final["val_accuracy"] for r in runs]))
     print(f"val accuracy: imagenet {accuracy[WEIGHTS]:.3f}, random {accuracy['none']:.3f}")
     assert accuracy[WEIGHTS] >= 0.75

@@ -38,10 +38,10 @@ def _train(config, info, root):
     return run.run_dir
 
 
-@pytest.fixture(scope="module")
-def fine_tuned(info, tmp_path_factory):
-    """A run that trained blocks 4 and 5 and the head (freeze point 10), from random weights."""
-    return _train(TINY.replace(freeze_at=10), info, tmp_path_factory.mktemp("runs"))
+@pytest.fixture
+def fine_tuned(runs_at_10_and_14):
+    """A run that trained blocks 4 and 5 and the head (freeze point 10), from random weights: TINY's config."""
+    return runs_at_10_and_14[0]
 
 
 def _copy(run_dir, tmp_path):

@@ -229,6 +229,22 @@ def check_weights_file(path: Path, spec: BackboneSpec) -> str:
     return layout
 
 
+def check_weights_to_load(path: Path, spec: BackboneSpec) -> str:
+    """`check_weights_file` with the ways out in its message: what loading a weights file checks first.
+
+    The command line calls it before TensorFlow loads, so a wrong file is refused at once.
+
+    Raises:
+        WeightsError: what is wrong with the file, then which files fit.
+    """
+    try:
+        return check_weights_file(path, spec)
+    except WeightsError as err:
+        raise WeightsError(
+            f"{err} Use {spec.imagenet_file} or a .weights.h5 saved from {spec.name}(include_top=False)."
+        ) from None
+
+
 @functools.lru_cache(maxsize=64)
 def _weights_file_verdict(path: str, size: int, mtime_ns: int, backbone: str) -> tuple[str, str | None]:
     """(layout, None) for a fitting file, ("", why not) otherwise; size and mtime_ns are only the cache key."""

@@ -21,7 +21,15 @@ from typing import Any
 
 from tlcore.architecture import counts_at, with_freeze_point
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
-from tlcore.backbones import WeightsError, default_weights, normalize_weights
+from tlcore.backbones import (
+    IMAGENET,
+    NO_WEIGHTS,
+    WeightsError,
+    check_weights_to_load,
+    default_weights,
+    get_backbone,
+    normalize_weights,
+)
 from tlcore.cluster import ClusterError
 from tlcore.codegen import DataFolder, training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
@@ -43,14 +51,14 @@ from tlcore.lr_finder import (
     format_rate,
     relevant_config,
 )
-from tlcore.modelfile import ModelLoadError
+from tlcore.modelfile import ModelLoadError, check_model_file
 from tlcore.presets import PRESETS, apply_preset
 from tlcore.probe import PROBE_CLASSIFIER, format_accuracy
 from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, StepProgress
 from tlcore.quiet import quiet_tensorflow
-from tlcore.runs import RUN_FILE, RunFolderError, RunStore, load_record
+from tlcore.runs import MODEL_FILE, RUN_FILE, RunFolderError, RunStore, load_record
 from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, plan, sweep_config
-from tlcore.weight_changes import ChangesUnavailable, WeightChanges
+from tlcore.weight_changes import ChangesUnavailable, WeightChanges, measurable_record
 
 EXIT_DATA, EXIT_USAGE, EXIT_CLUSTER = 1, 2, 3
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, what a shell reports for a command ended by Ctrl-C
@@ -490,6 +498,14 @@ class _TerminalProgress:
         sys.stderr.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {extra}   ")
 
 
+def _refuse_before_tensorflow(weights: str, backbone: str, store: RunStore) -> None:
+    """Refuse a weights file that cannot be used or a runs folder that cannot be made now, in well under a
+    second, rather than after TensorFlow has loaded and the model is built (seconds)."""
+    if weights not in (NO_WEIGHTS, IMAGENET):
+        check_weights_to_load(Path(weights), get_backbone(backbone))
+    store.make_root()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
@@ -506,16 +522,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if info.skipped:
         print(f"warning: {len(info.skipped)} file(s) skipped (see `python -m tlcore scan`)", file=sys.stderr)
+    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    _refuse_before_tensorflow(config.weights, config.backbone, store)
 
     from tlcore.jobs import start_training, wait  # the job interface the app uses: threads here, or Ray
 
-    job = start_training(
-        "command line",
-        config,
-        info,
-        RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-        listener=_TerminalProgress(config.total_epochs()),
-    )
+    job = start_training("command line", config, info, store, listener=_TerminalProgress(config.total_epochs()))
     result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
     summary = {
         "run_dir": result.run_dir,
@@ -661,17 +673,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     info = scan(args.data, validation_split=base.validation_split, seed=base.seed)
     for warning in info.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
+    _refuse_before_tensorflow(base.weights, base.backbone, store)
 
     progress = _SweepProgress(base.epochs, json_lines=args.json)
-    job = start_sweep(
-        "command line",
-        base,
-        info,
-        args.points,
-        not args.no_scratch,
-        RunStore(args.runs_dir) if args.runs_dir else RunStore(),
-        listener=progress,
-    )
+    job = start_sweep("command line", base, info, args.points, not args.no_scratch, store, listener=progress)
     result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
     if args.json:
         print(json.dumps(result.summary()))
@@ -734,9 +740,6 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from tlcore.tf.inference import predict  # the TensorFlow side: this command loads a model
-    from tlcore.tf.model import load_run_model
-
     run_dir = Path(args.run)
     if not (run_dir / RUN_FILE).is_file():
         raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
@@ -748,6 +751,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if class_names is None:
         _err(f"{run_dir / RUN_FILE} names no classes (it has no class_names list)")
         return EXIT_DATA
+    try:
+        if (run_dir / MODEL_FILE).is_file():
+            check_model_file(run_dir / MODEL_FILE)  # a file that is no model is refused before TensorFlow loads
+    except ModelLoadError as err:
+        _err(f"{run_dir}: {err}")
+        return EXIT_DATA
+
+    from tlcore.tf.inference import predict  # the TensorFlow side: this command loads a model
+    from tlcore.tf.model import load_run_model
+
     try:
         model = load_run_model(run_dir)
     except ModelLoadError as err:
@@ -901,6 +914,7 @@ def cmd_changes(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / RUN_FILE).is_file():
         raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
+    measurable_record(run_dir)  # a run that cannot be measured is refused before TensorFlow loads (seconds)
     from tlcore.tf.weight_changes import weight_changes  # the TensorFlow side: this command rebuilds VGG16
 
     changes = weight_changes(run_dir)

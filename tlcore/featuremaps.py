@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from tlcore.backbone_facts import VGG16_CHAIN, VGG16_CONVS
 
@@ -107,6 +109,9 @@ def mosaic(
     image = np.full(
         (rows * cell_h + (rows - 1) * gap, columns * cell_w + (columns - 1) * gap, 3), GAP_COLOUR, dtype=np.uint8
     )
+    # matplotlib is imported where it is used: it takes half a second, and every CLI command imports this module.
+    from matplotlib import colormaps
+
     colour = colormaps[colormap]
     for i, feature_map in enumerate(maps):
         row, column = divmod(i, columns)
@@ -121,6 +126,8 @@ def panels_figure(image: np.ndarray, panels: Sequence[tuple[str, np.ndarray]], h
 
     A bare matplotlib Figure (no pyplot state): save it with `figure.savefig(path)`.
     """
+    from matplotlib.figure import Figure
+
     widths = [1.0] + [mosaic.shape[1] / mosaic.shape[0] for _, mosaic in panels]
     figure = Figure(figsize=(1.2 + 4.2 * sum(widths), 5.2), layout="constrained")
     axes = figure.subplots(1, len(widths), width_ratios=widths)

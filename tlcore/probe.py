@@ -20,10 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from tlcore.backbone_facts import VGG16_BLOCK_BOUNDARIES, VGG16_CHAIN
 from tlcore.inside import PRETRAINED, RANDOM
@@ -55,6 +51,12 @@ def probe_accuracy(
         raise ValueError("A probe needs training images of at least two classes.")
     if len(val_y) == 0:
         raise ValueError("A probe needs validation images to score it on.")
+    # Imported here, not at the top: scikit-learn takes over a second to import, and every CLI command
+    # (`tllab scan`, `--version`) imports this module through tlcore.cli.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=PROBE_MAX_ITER, random_state=seed))
     probe.fit(_finite(train_x), train_y)
     return float(probe.score(_finite(val_x), val_y))
@@ -69,6 +71,9 @@ def project_2d(train_x: np.ndarray, val_x: np.ndarray, method: str = "pca") -> t
     """2-D coordinates of training and validation features, the projection fitted on training features."""
     if method not in PROJECTIONS:
         raise ValueError(f"method must be one of {PROJECTIONS}. Received: method={method!r}")
+    from sklearn.decomposition import PCA  # here, not at the top: see probe_accuracy
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler().fit(_finite(train_x))
     with np.errstate(invalid="ignore", divide="ignore"):  # features that never vary (a dead layer) map to 0
         pca = PCA(n_components=2, svd_solver="full").fit(scaler.transform(_finite(train_x)))

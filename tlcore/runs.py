@@ -316,6 +316,17 @@ class RunStore:
             raise self._cannot_write(err) from None
         return run
 
+    def make_root(self) -> None:
+        """Make the runs folder if it is missing: a folder that cannot be made is refused before a run is built.
+
+        Raises:
+            RunFolderError: the folder cannot be made (a file in its path, no permission, no space).
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise self._cannot_write(err) from None
+
     def _cannot_write(self, err: OSError) -> RunFolderError:
         return RunFolderError(
             f"The runs folder {self.root} cannot take a new run: {err.strerror or err}. "

@@ -12,11 +12,14 @@ TensorFlow by the command line and the dashboard.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tlcore.backbones import WeightsError, weights_file, weights_identity
 from tlcore.records import RunRecord, StartRecord
+from tlcore.runs import MODEL_FILE, RUNNING, load_record
 
 BACKBONE, HEAD = "backbone", "head"  # LayerChange.part
 
@@ -122,6 +125,28 @@ def _sizes(layers: list[LayerChange]) -> list[float]:
 def _percent(value: float) -> str:
     """A share in percent with two significant digits: 0.012%, 3.4%, 120%."""
     return f"{value * 100:.2g}%" if value * 100 < 100 else f"{value * 100:.0f}%"
+
+
+def measurable_record(run_dir: str | os.PathLike) -> RunRecord:
+    """A run's record, once its files say its changes can be measured: finished, with a saved model and the
+    start it was recorded with (its weights file, if any, unchanged). TensorFlow-free: the command line
+    refuses a run that cannot be measured before TensorFlow loads.
+
+    Raises:
+        FileNotFoundError: not a run folder.
+        ChangesUnavailable: still training, no saved model, no start record, or a missing or changed weights file.
+    """
+    run_dir = Path(run_dir)
+    try:
+        record = load_record(run_dir)
+    except ValueError as err:
+        raise ChangesUnavailable(str(err)) from None
+    if record.status == RUNNING:
+        raise ChangesUnavailable(f"Run {record.run_id} is still training: its weights are not final yet.")
+    if not (run_dir / MODEL_FILE).is_file():
+        raise ChangesUnavailable(f"Run {record.run_id} saved no model ({MODEL_FILE}), so there is nothing to compare.")
+    check_start_weights(start_of(record))
+    return record
 
 
 def start_of(record: RunRecord) -> StartRecord:

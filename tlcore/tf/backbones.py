@@ -26,7 +26,7 @@ from tlcore.backbones import (
     BackboneSpec,
     WeightsError,
     can_reach,
-    check_weights_file,
+    check_weights_to_load,
     get_backbone,
     imagenet_cached_path,
     normalize_weights,
@@ -137,12 +137,7 @@ def load_weights_file(model: keras.Model, path: Path, spec: BackboneSpec) -> Non
         WeightsError: the file is missing, unreadable, or does not fit the model.
     """
     path = Path(path)
-    try:
-        legacy = check_weights_file(path, spec) == LEGACY_LAYOUT
-    except WeightsError as err:
-        raise WeightsError(
-            f"{err} Use {spec.imagenet_file} or a .weights.h5 saved from {spec.name}(include_top=False)."
-        ) from None
+    legacy = check_weights_to_load(path, spec) == LEGACY_LAYOUT
     # Keras picks the reader by file name; give it the name that matches the content.
     suffix = ".h5" if legacy else ".weights.h5"
     try:

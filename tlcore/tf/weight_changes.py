@@ -18,7 +18,6 @@ from tlcore.backbones import get_backbone
 from tlcore.config import TrainConfig
 from tlcore.modelfile import ModelLoadError
 from tlcore.records import RunRecord
-from tlcore.runs import MODEL_FILE, RUNNING, load_record
 from tlcore.tf.model import backbone_layers, layer_weight_norms, layers_with_weights, load_run_model, weights_norm
 from tlcore.tf.training import build_for
 from tlcore.weight_changes import (
@@ -28,6 +27,7 @@ from tlcore.weight_changes import (
     LayerChange,
     WeightChanges,
     check_start_weights,
+    measurable_record,
     norms_mismatch,
     start_of,
     trained_from,
@@ -80,14 +80,7 @@ def weight_changes(run_dir: str | os.PathLike) -> WeightChanges:
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    try:
-        record = load_record(run_dir)
-    except ValueError as err:
-        raise ChangesUnavailable(str(err)) from None
-    if record.status == RUNNING:
-        raise ChangesUnavailable(f"Run {record.run_id} is still training: its weights are not final yet.")
-    if not (run_dir / MODEL_FILE).is_file():
-        raise ChangesUnavailable(f"Run {record.run_id} saved no model ({MODEL_FILE}), so there is nothing to compare.")
+    record = measurable_record(run_dir)
     boundary = trained_from(record)
     initial = starting_model(record)
     try:
