@@ -503,7 +503,7 @@ def _refuse_before_tensorflow(weights: str, backbone: str, store: RunStore) -> N
     second, rather than after TensorFlow has loaded and the model is built (seconds)."""
     if weights not in (NO_WEIGHTS, IMAGENET):
         check_weights_to_load(Path(weights), get_backbone(backbone))
-    store.make_root()
+    store.check_writable()
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ and a heartbeat: a run whose process is gone reads as "interrupted", not
 from __future__ import annotations
 
 import builtins  # RunStore.list shadows the built-in inside the class
+import errno
 import os
 import platform
 import secrets
@@ -316,16 +317,19 @@ class RunStore:
             raise self._cannot_write(err) from None
         return run
 
-    def make_root(self) -> None:
-        """Make the runs folder if it is missing: a folder that cannot be made is refused before a run is built.
+    def check_writable(self) -> None:
+        """Refuse now a runs folder that could not take a run, without making anything (a refusal leaves no trace).
 
         Raises:
-            RunFolderError: the folder cannot be made (a file in its path, no permission, no space).
+            RunFolderError: the folder, or the nearest folder above it that exists, is a file or not writable.
         """
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise self._cannot_write(err) from None
+        existing = self.root
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise self._cannot_write(NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing)))
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise self._cannot_write(PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing)))
 
     def _cannot_write(self, err: OSError) -> RunFolderError:
         return RunFolderError(
