@@ -265,6 +265,16 @@ def test_the_train_page_runs_a_job_on_the_cluster_without_knowing_it(cluster, mo
         and f"Trained by the Ray worker **{worker}** on **{device}**." in [c.value for c in at.caption]
     )
     assert Path(at.session_state[K.last_run_dir]).parent == store.root
+    # A reloaded tab (a new session; the URL carries the owner and the job) finds the job again.
+    reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    reloaded.query_params["owner"] = at.query_params["owner"]
+    reloaded.query_params["job"] = job.id
+    for key in (K.source, K.folder, K.weights_choice, K.image_size):
+        reloaded.session_state[key] = at.session_state[key]
+    reloaded.run()
+    reloaded.switch_page("pages/train.py").run()
+    assert not reloaded.exception and reloaded.session_state[K.job_id] == job.id
+    assert f"Trained by the Ray worker **{worker}** on **{device}**." in [c.value for c in reloaded.caption]
 
 
 def _ray_processes(dispatcher_pid: int) -> list[int]:
