@@ -105,6 +105,16 @@ def library_versions() -> dict[str, str]:
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
+def run_facts(load_before: list[float]) -> dict[str, Any]:
+    """What every result ends with: the CPU, the library versions and the load average before and after."""
+    return {
+        "cpu": cpu_info(),
+        "versions": library_versions(),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+    }
+
+
 def repeated_image_set(n: int, image_size: int, data_dir: Path = SAMPLE_DATA) -> ImageSet:
     """The sample training images, decoded once at image_size and repeated to n, in memory."""
     import numpy as np

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _common
-from bench._common import cpu_info, default_weights, emit, library_versions, load_average, note, rounded
+from bench._common import default_weights, emit, load_average, note, rounded, run_facts
 
 _common.setup()
 
@@ -105,10 +105,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "warm_ray_over_in_process": rounded(on_ray_warm["seconds"] / here["seconds"], 3),
         "notes": "seconds = start_sweep to its result; the Ray side's first jobs also start their worker "
         "processes and TensorFlow (connecting, timed apart, starts the local Ray itself)",
-        "cpu": cpu_info(),
-        "versions": library_versions(),
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
+        **run_facts(load_before),
     }
 
 

@@ -25,7 +25,7 @@ from bench import _common
 
 _common.setup()
 
-from bench._common import cpu_info, default_weights, emit, library_versions, load_average, note, rounded  # noqa: E402
+from bench._common import default_weights, emit, load_average, note, rounded, run_facts  # noqa: E402
 
 EXTRACT_GOAL, TOTAL_GOAL = 0.05, 0.25
 
@@ -86,10 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "meets_goals": extract_ratio <= EXTRACT_GOAL and total_ratio <= TOTAL_GOAL,
         "notes": "seconds = train_and_record wall time (building the model, decoding, extracting or reading "
         "the features, training, saving); the second run changes only the head",
-        "cpu": cpu_info(),
-        "versions": library_versions(),
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
+        **run_facts(load_before),
     }
 
 

@@ -36,11 +36,11 @@ from bench._common import (  # noqa: E402
     cpu_info,
     default_weights,
     emit,
-    library_versions,
     load_average,
     note,
     repeated_image_set,
     rounded,
+    run_facts,
 )
 
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -139,10 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "notes": "extract_img_per_s: best pass of the conv base (freeze point 18) over in-memory images, batch 32; "
         "head_only: the cached route (features extracted once, then the head trains); block5_epoch: one epoch "
         "end to end at freeze point 14 (training batches and validation)",
-        "cpu": cpu,
-        "versions": library_versions(),
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
+        **run_facts(load_before),
     }
 
 

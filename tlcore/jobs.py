@@ -687,10 +687,9 @@ def start_sweep(
             extra={"sweep_id": sweep_id, "total_points": len(planned), "current": None, "points": [], "skipped": []}
         )
         try:
-            if registry.backend.parallel:
-                result = _sweep_side_by_side(job, registry, view, base_config, info, points, scratch, store, sweep_id)
-            else:
-                result = _sweep_in_turn(job, registry, view, base_config, info, points, scratch, store, sweep_id)
+            request = _SweepRequest(base_config, info, points, scratch, store, sweep_id)
+            run = _sweep_side_by_side if registry.backend.parallel else _sweep_in_turn
+            result = run(view, request)
         except WorkerLost as err:
             raise WorkerLost(_interrupted(job, store, err)) from None
         job.update(
@@ -719,18 +718,21 @@ def start_sweep(
     )
 
 
-def _sweep_in_turn(
-    job: Job,
-    registry: JobRegistry,
-    view: _SweepView,
-    base_config: Any,
-    info: Any,
-    points: Any,
-    scratch: bool,
-    store: Any,
-    sweep_id: str,
-) -> SweepResult:
+@dataclass(frozen=True)
+class _SweepRequest:
+    """What a sweep job runs: the arguments of its job functions, passed on together."""
+
+    base_config: Any
+    info: Any
+    points: Any
+    scratch: bool
+    store: RunStore
+    sweep_id: str
+
+
+def _sweep_in_turn(view: _SweepView, request: _SweepRequest) -> SweepResult:
     """The whole sweep as one job: point after point."""
+    r = request
     index = [0]
 
     def report(event: object) -> None:
@@ -741,34 +743,25 @@ def _sweep_in_turn(
         else:
             view.report(index[0], event)
 
-    result: SweepResult = registry.backend.call(
-        sweep_job, (base_config, info, points, scratch, store, sweep_id), report, job.stop_flag
+    result: SweepResult = view.registry.backend.call(
+        sweep_job, (r.base_config, r.info, r.points, r.scratch, r.store, r.sweep_id), report, view.job.stop_flag
     )
     return result
 
 
-def _sweep_side_by_side(
-    job: Job,
-    registry: JobRegistry,
-    view: _SweepView,
-    base_config: Any,
-    info: Any,
-    points: Any,
-    scratch: bool,
-    store: Any,
-    sweep_id: str,
-) -> SweepResult:
+def _sweep_side_by_side(view: _SweepView, request: _SweepRequest) -> SweepResult:
     """The shared work once (decoding, the shared features), then each point as its own task.
 
     The job's own slot runs one point; more run at once only on slots that are free while
     nobody waits, so a sweep never jumps the queue of other sessions' jobs.
     """
+    job, registry, r = view.job, view.registry, request
     started = time.perf_counter()
-    planned = plan(base_config, points, scratch)
+    planned = plan(r.base_config, r.points, r.scratch)
     result: SweepResult = registry.backend.call(
-        sweep_prepare_job, (base_config, info, points, scratch, store), job.on_progress, job.stop_flag
+        sweep_prepare_job, (r.base_config, r.info, r.points, r.scratch, r.store), job.on_progress, job.stop_flag
     )
-    result.sweep_id = sweep_id
+    result.sweep_id = r.sweep_id
     outcomes: dict[int, SweepPoint | BaseException] = {}
     running: dict[int, threading.Thread] = {}
     waiting = list(enumerate(planned, start=1))
@@ -779,7 +772,7 @@ def _sweep_side_by_side(
         try:
             point = registry.backend.call(
                 sweep_point_job,
-                (label, config, info, store, sweep_id),
+                (label, config, r.info, r.store, r.sweep_id),
                 lambda event: view.report(index, event),
                 job.stop_flag,
             )
