@@ -128,3 +128,20 @@ def long_cli_train_args(data: Path, runs_dir: Path) -> list[str]:
         "--runs-dir",
         str(runs_dir),
     ]
+
+
+def open_on_tiny_folder(page: str, folder: Path, timeout: float = 120, **state: object):
+    """A new session of the app at pages/<page>.py, on `folder` with tiny settings (32 px, random weights, a dense
+    layer of 8, batches of 8) and then `state`; app.py runs first, as in a browser: it initialises the session
+    state every page relies on."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=timeout)
+    tiny = {K.source: SOURCE_FOLDER, K.folder: str(folder), K.weights_choice: WEIGHTS_SCRATCH, K.image_size: 32}
+    for key, value in {**tiny, K.batch_size: 8, K.dense: "8", **state}.items():
+        at.session_state[key] = value
+    at.run()
+    at.switch_page(f"pages/{page}.py")
+    return at.run()

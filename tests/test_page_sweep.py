@@ -7,27 +7,15 @@ import time
 from streamlit.testing.v1 import AppTest
 
 from dashboard.charts import PLOT_HEIGHT
-from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
+from dashboard.state import K
 from dashboard.tables import saved_sweep_frame
-from tests.conftest import ROOT
-from tests.helpers import chart_title, make_dataset_folder, vega_specs
+from tests.helpers import chart_title, make_dataset_folder, open_on_tiny_folder, vega_specs
 from tlcore.jobs import JOBS
 from tlcore.runs import RunStore
 
 
 def _runs_page(dataset) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    for key, value in {
-        K.source: SOURCE_FOLDER,
-        K.folder: str(dataset),
-        K.weights_choice: WEIGHTS_SCRATCH,
-        K.image_size: 32,
-        K.batch_size: 8,
-        K.dense: "8",
-    }.items():
-        at.session_state[key] = value
-    at.run()  # app.py first: it initialises the session state every page relies on
-    at.switch_page("pages/runs.py").run()
+    at = open_on_tiny_folder("runs", dataset)
     assert not at.exception, at.exception
     return at
 

@@ -8,25 +8,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
+from dashboard.state import K
 from tests.conftest import ROOT
+from tests.helpers import open_on_tiny_folder
 from tlcore.jobs import JOBS
 
 
 def _app(dataset: Path, **state) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    at.session_state[K.source] = SOURCE_FOLDER
-    at.session_state[K.folder] = str(dataset)
-    at.session_state[K.weights_choice] = WEIGHTS_SCRATCH
-    at.session_state[K.image_size] = 32
-    at.session_state[K.epochs] = 2
-    at.session_state[K.batch_size] = 8
-    at.session_state[K.dense] = "8"
-    for key, value in state.items():
-        at.session_state[key] = value
-    at.run()  # app.py first: it initialises the session state every page relies on
-    at.switch_page("pages/train.py")
-    return at.run()
+    return open_on_tiny_folder("train", dataset, **{K.epochs: 2, **state})
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.helpers import TINY_CONFIG, make_dataset_folder
+from tests.helpers import TINY_CONFIG, make_dataset_folder, open_on_tiny_folder
 from tlcore.cluster import LOCAL, ClusterError, RayBackend, StorageNotShared, backend_from_env
 from tlcore.data import scan
 from tlcore.jobs import FAILED, JobRegistry, start_sweep, start_training, train_job
@@ -229,27 +229,14 @@ def test_the_train_page_runs_a_job_on_the_cluster_without_knowing_it(cluster, mo
     """The page is the same page: it starts the job, follows it and says which worker trained it."""
     from streamlit.testing.v1 import AppTest
 
-    from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
+    from dashboard.state import K
     from tlcore.jobs import JOBS
 
     backend, store, folder = cluster
     monkeypatch.setattr(JOBS, "backend", backend)
     monkeypatch.setenv("TLLAB_RUNS_DIR", str(store.root))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    for key, value in {
-        K.source: SOURCE_FOLDER,
-        K.folder: str(folder),
-        K.weights_choice: WEIGHTS_SCRATCH,
-        K.image_size: 32,
-        K.epochs: 1,
-        K.batch_size: 8,
-        K.dense: "8",
-    }.items():
-        at.session_state[key] = value
-    at.run()
+    at = open_on_tiny_folder("train", folder, **{K.epochs: 1})
     assert "Jobs run on a local Ray: 1 node, 2 CPUs; 2 jobs at a time." in [c.value for c in at.sidebar.caption]
-    at.switch_page("pages/train.py")
-    at.run()
     at.button(key="start_training").click().run()
     job = JOBS.get(at.session_state[K.job_id])
     assert job is not None
