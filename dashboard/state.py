@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import streamlit as st
 
 from tlcore.backbones import IMAGENET, NO_WEIGHTS, WEIGHTS_ENV, weights_status
-from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
+from tlcore.config import PATIENCE, AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import DatasetError, DatasetInfo, display_path, scan, tree_stamp
 from tlcore.estimate import measure_in_background
 from tlcore.paths import (
@@ -60,6 +60,7 @@ class K:
     dense = "head_dense"
     dropout = "head_dropout"
     output = "head_output"
+    normalize = "head_normalize"
     optimizer = "optimizer"
     learning_rate = "learning_rate"
     epochs = "epochs"
@@ -80,6 +81,7 @@ class K:
     patience = "early_stopping_patience"
     reduce_lr = "reduce_lr_on_plateau"
     precision = "precision"
+    min_steps = "min_steps"
     job_id = "job_id"
     last_run_dir = "last_run_dir"
     grid_seed = "grid_seed"
@@ -97,7 +99,7 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "optimizer": (K.optimizer,),
     "learning_rate": (K.learning_rate,),
     "freeze_at": (K.freeze_at,),
-    "head": (K.pooling, K.dense, K.dropout, K.output),
+    "head": (K.pooling, K.dense, K.dropout, K.output, K.normalize),
     "augment": (K.augment, K.flip, K.rotation, K.zoom, K.translation, K.contrast),
     "fine_tune": (K.fine_tune, K.ft_freeze_at, K.ft_epochs, K.ft_lr),
     "seed": (K.seed,),
@@ -105,9 +107,8 @@ FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "early_stopping_patience": (K.early_stopping, K.patience),
     "reduce_lr_on_plateau": (K.reduce_lr,),
     "precision": (K.precision,),
+    "min_steps": (K.min_steps,),
 }
-# The patience shown behind the early-stopping toggle while it is off.
-DEFAULT_PATIENCE = 3
 # A preset or shortcut leaves the weights alone: the sidebar's weights are the user's situation
 # (offline, a local file), not part of an experiment's recipe.
 # The precision likewise: it is what this machine's device runs.
@@ -119,7 +120,7 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
 
     The image size snaps to the nearest offered size; dense sizes become comma text; a config without a
     second phase turns the phase-2 toggle off and shows FineTuneConfig's defaults behind it (early stopping
-    likewise: its toggle off, DEFAULT_PATIENCE behind it). A weights
+    likewise: its toggle off, the default PATIENCE behind it). A weights
     file sets the file choice and its path; "imagenet" and "none" leave the typed path as it is.
     """
     fine_tune = config.fine_tune or FineTuneConfig()
@@ -130,6 +131,7 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
         K.dense: ",".join(str(units) for units in config.head.dense),
         K.dropout: float(config.head.dropout),
         K.output: config.head.output,
+        K.normalize: config.head.normalize,
         K.optimizer: config.optimizer,
         K.learning_rate: float(config.learning_rate),
         K.epochs: config.epochs,
@@ -147,9 +149,10 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
         K.seed: config.seed,
         K.balance_classes: config.balance_classes,
         K.early_stopping: config.early_stopping_patience is not None,
-        K.patience: config.early_stopping_patience or DEFAULT_PATIENCE,
+        K.patience: config.early_stopping_patience or PATIENCE,
         K.reduce_lr: config.reduce_lr_on_plateau,
         K.precision: config.precision,
+        K.min_steps: config.min_steps,
     }
     if config.weights == NO_WEIGHTS:
         state[K.weights_choice] = WEIGHTS_SCRATCH
@@ -167,6 +170,7 @@ def head_from_state(state: StateView) -> HeadConfig:
         dense=parse_dense(state[K.dense]),
         dropout=float(state[K.dropout]),
         output=state[K.output],
+        normalize=bool(state[K.normalize]),
     )
 
 
@@ -203,6 +207,7 @@ def state_to_config(state: StateView) -> TrainConfig:
         early_stopping_patience=int(state[K.patience]) if state[K.early_stopping] else None,
         reduce_lr_on_plateau=bool(state[K.reduce_lr]),
         precision=str(state[K.precision]),
+        min_steps=int(state[K.min_steps]),
     )
 
 

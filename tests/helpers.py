@@ -12,9 +12,11 @@ from PIL import Image
 from tlcore.config import HeadConfig, TrainConfig
 
 CLASS_COLOURS = [(210, 60, 50), (50, 80, 210), (60, 190, 70), (220, 200, 40)]
+# Exactly the epochs and batch size set (min_steps=0) and no early stopping, so tests count epochs and batches.
+EXACT_LENGTH: dict = {"min_steps": 0, "early_stopping_patience": None}
 # The smallest real run: random weights, 32 px, a tiny head, one epoch (seconds on a CPU).
 TINY_CONFIG = TrainConfig(
-    weights="none", image_size=32, batch_size=8, epochs=1, head=HeadConfig(dense=(8,), dropout=0.0)
+    weights="none", image_size=32, batch_size=8, epochs=1, head=HeadConfig(dense=(8,), dropout=0.0), **EXACT_LENGTH
 )
 
 
@@ -130,17 +132,24 @@ def long_cli_train_args(data: Path, runs_dir: Path) -> list[str]:
     ]
 
 
+def tiny_length() -> dict[str, object]:
+    """The widget state of TINY_CONFIG's length: exactly the epochs and batch size set, no early stopping."""
+    from dashboard.state import K
+
+    return {K.min_steps: 0, K.early_stopping: False}
+
+
 def open_on_tiny_folder(page: str, folder: Path, timeout: float = 120, **state: object):
     """A new session of the app at pages/<page>.py, on `folder` with tiny settings (32 px, random weights, a dense
-    layer of 8, batches of 8) and then `state`; app.py runs first, as in a browser: it initialises the session
-    state every page relies on."""
+    layer of 8, batches of 8, exactly the epochs set: TINY_LENGTH) and then `state`; app.py runs first, as in a
+    browser: it initialises the session state every page relies on."""
     from streamlit.testing.v1 import AppTest
 
     from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=timeout)
     tiny = {K.source: SOURCE_FOLDER, K.folder: str(folder), K.weights_choice: WEIGHTS_SCRATCH, K.image_size: 32}
-    for key, value in {**tiny, K.batch_size: 8, K.dense: "8", **state}.items():
+    for key, value in {**tiny, K.batch_size: 8, K.dense: "8", **tiny_length(), **state}.items():
         at.session_state[key] = value
     at.run()
     at.switch_page(f"pages/{page}.py")

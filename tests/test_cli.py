@@ -248,7 +248,7 @@ def test_layers_table():
     names = [row["name"] for row in table["layers"]]
     assert names[2] == "block1_conv1" and names[19] == "block5_pool"
     assert table["frozen_params"] == 7_635_264  # blocks 1-4 of VGG16
-    assert table["trainable_params"] == 14_714_688 - 7_635_264 + 512 * 256 + 256 + 256 * 2 + 2
+    assert table["trainable_params"] == 14_714_688 - 7_635_264 + 2 * 512 + 512 * 256 + 256 + 256 * 2 + 2
 
 
 def test_no_tensorflow_log_lines_on_stderr():

@@ -161,13 +161,38 @@ def test_a_run_that_trained_on_a_folder_now_gone(tmp_path):
     root = make_dataset_folder(tmp_path / "data", n_train=2, n_val=1, split_names=("train", "val"))
     run = RunStore(tmp_path / "runs").create(TINY_CONFIG, scan(root))
     assert DataFolder.from_run(run.record) == DataFolder(
-        str(root), ("cats", "dogs"), train_folder="train", validation_folder="val"
+        str(root),
+        ("cats", "dogs"),
+        train_folder="train",
+        validation_folder="val",
+        train_images=4,  # the counts the run recorded: what the script's training length follows
+        validation_per_class=(1, 1),
     )
     for path in sorted(root.rglob("*"), reverse=True):
         path.unlink() if path.is_file() else path.rmdir()
     root.rmdir()
     gone = DataFolder.from_run(run.record)
     assert (gone.found, gone.train_folder, gone.validation_folder) == (False, "", "")
+
+
+def test_the_script_trains_as_long_as_the_lab_would_on_the_folders_counts():
+    small = DataFolder("/d", ("cats", "dogs"), train_images=32, validation_per_class=(4, 4))
+    script = training_script(TrainConfig(weights="none"), small)
+    # 32 images in batches of 8 make 4 steps an epoch; the head takes at least 100 steps: 25 epochs. With 4
+    # validation images a class early stopping is off, and the script says why.
+    assert "\nBATCH_SIZE = 8  #" in script and "\nEPOCHS = 25\n" in script and "PATIENCE" not in script
+    comment = " ".join(line[2:] for line in script.splitlines() if line.startswith("# "))
+    assert "for 32 training images: batches of 8 instead of 32" in comment
+    assert "25 epochs instead of 5 for the head, so it takes at least 100 steps" in comment
+    assert "early stopping is off: a class has 4 validation image(s)" in comment
+    # Enough data: the settings as they are, early stopping on.
+    large = DataFolder("/d", ("cats", "dogs"), train_images=4000, validation_per_class=(500, 500))
+    script = training_script(TrainConfig(weights="none"), large)
+    assert "\nBATCH_SIZE = 32  #" in script and "\nEPOCHS = 5\n" in script and "\nPATIENCE = 5  #" in script
+    # An exact length (min_steps=0) or unknown counts: the settings as set.
+    exact = training_script(TrainConfig(weights="none", min_steps=0), small)
+    assert "\nBATCH_SIZE = 32  #" in exact and "\nEPOCHS = 5\n" in exact
+    assert "\nEPOCHS = 5\n" in training_script(TrainConfig(weights="none"), DataFolder("/d", ("a", "b")))
 
 
 def test_settings_that_cannot_train_on_the_folder_are_refused():
@@ -210,7 +235,7 @@ def test_the_scripts_augmentation_and_callbacks_are_the_labs():
     def described(callbacks) -> list[tuple[str, dict]]:
         return [(type(c).__name__, {k: v for k, v in vars(c).items() if k in settings}) for c in callbacks]
 
-    lab, _ = _option_callbacks(config, 3e-4)
+    lab, _ = _option_callbacks(config, 3e-4, config.early_stopping_patience)
     assert described(parts["callbacks"](3e-4)) == described(lab)
     assert [type(c).__name__ for c in lab] == ["EarlyStopping", "ReduceLROnPlateau"]
 

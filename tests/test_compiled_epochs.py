@@ -359,11 +359,12 @@ def test_stop_in_a_multi_batch_call_ends_the_run_after_that_call(data):
 )
 def test_the_heads_pooling_is_computed_once_with_the_features(freeze_at, fixed):
     keras.utils.set_random_seed(1)
-    model = build_model(2, 32, "none", HeadConfig(dense=(8,), dropout=0.0), freeze_at)
+    model = build_model(2, 32, "none", HeadConfig(pooling="avg", dense=(8,), dropout=0.0), freeze_at)
     _, suffix = cut(model, freeze_at)
     pooling, rest = split_fixed(suffix)
     assert ([] if pooling is None else [type(layer).__name__ for layer in pooling.layers[1:]]) == fixed
-    assert type(rest.layers[1]).__name__ == ("Conv2D" if freeze_at == 14 else "Dense")
+    # The normalisation has weights (a scale and an offset per feature): it trains with the layers above.
+    assert type(rest.layers[1]).__name__ == ("Conv2D" if freeze_at == 14 else "LayerNormalization")
     features = np.random.default_rng(0).normal(size=(5, *suffix.input.shape[1:])).astype("float32")
     np.testing.assert_allclose(
         np.asarray(rest(apply_fixed(pooling, features, chunk=2))), np.asarray(suffix(features)), rtol=1e-5, atol=1e-6

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 import tlcore.runs as runs
 from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
-from tests.helpers import TINY_CONFIG, long_cli_train_args, make_dataset_folder
+from tests.helpers import TINY_CONFIG, long_cli_train_args, make_dataset_folder, tiny_length
 from tlcore.data import scan
 from tlcore.jobs import JOBS, QUEUED
 from tlcore.runs import INTERRUPTED, Run, RunStore, read_history
@@ -170,6 +170,7 @@ def _train_page(dataset: Path, epochs: int = 2) -> AppTest:
         K.epochs: epochs,
         K.batch_size: 8,
         K.dense: "8",
+        **tiny_length(),
     }
     for key, value in state.items():
         at.session_state[key] = value

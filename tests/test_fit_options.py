@@ -20,7 +20,7 @@ from tlcore.tf.training import TENSORBOARD_DIR, balanced_class_weights, prepare_
 
 TINY = TINY_CONFIG.replace(seed=7)
 # So small a step that val_loss moves by far less than training.MIN_IMPROVEMENT: it never "improves".
-STILL = 1e-7
+STILL = 1e-8
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ def test_vgg16_parameter_counts_are_the_published_ones(model):
     set_freeze_point(model, 18)
     trainable, frozen = param_counts(model)
     assert frozen == 14_714_688  # VGG16 convolutional base, include_top=False
-    assert trainable == 512 * 16 + 16 + 16 * 3 + 3
+    assert trainable == 2 * 512 + 512 * 16 + 16 + 16 * 3 + 3  # the head: normalisation, dense, output
 
 
 def test_layer_table_columns_and_blocks(model):
@@ -135,14 +135,19 @@ def test_freeze_point_out_of_range_is_refused(model):
         (
             HeadConfig(pooling="flatten", dense=(512,), dropout=0.5),
             (None, 2),
-            ["head_flatten", "head_dense_1", "head_dropout_1"],
+            ["head_flatten", "head_norm", "head_dense_1", "head_dropout_1"],
         ),
         (
             HeadConfig(pooling="max", dense=(1024, 1024, 512), dropout=0.0),
             (None, 2),
-            ["head_max_pool", "head_dense_1", "head_dense_2", "head_dense_3"],
+            ["head_max_pool", "head_norm", "head_dense_1", "head_dense_2", "head_dense_3"],
         ),
-        (HeadConfig(pooling="avg", dense=(), dropout=0.0, output="sigmoid"), (None, 1), ["head_avg_pool"]),
+        (HeadConfig(pooling="avg", dense=(), dropout=0.0, output="sigmoid"), (None, 1), ["head_avg_pool", "head_norm"]),
+        (  # a head as the lab built it before normalising its input (an older run.json's)
+            HeadConfig(pooling="avg", dense=(8,), dropout=0.0, normalize=False),
+            (None, 2),
+            ["head_avg_pool", "head_dense_1"],
+        ),
     ],
 )
 def test_head_options(head, output_shape, head_layers):

@@ -24,15 +24,18 @@ def _app(page: str | None = None, **state) -> AppTest:
 def test_model_page_controls_set_the_options_in_the_config():
     at = _app("pages/model.py")
     config = state_to_config(at.session_state)
-    assert (config.balance_classes, config.early_stopping_patience, config.reduce_lr_on_plateau) == (False, None, False)
+    # Early stopping is on by default (where the validation split can judge it: tlcore.schedule).
+    assert (config.balance_classes, config.early_stopping_patience, config.reduce_lr_on_plateau) == (False, 5, False)
+    at.toggle(key=K.early_stopping).set_value(False).run()
     assert not [n for n in at.number_input if n.key == K.patience]  # patience shows only with early stopping on
+    assert state_to_config(at.session_state).early_stopping_patience is None
     at.toggle(key=K.balance_classes).set_value(True)
     at.toggle(key=K.early_stopping).set_value(True)
     at.toggle(key=K.reduce_lr).set_value(True).run()
     assert not at.exception, at.exception
-    at.number_input(key=K.patience).set_value(5).run()
+    at.number_input(key=K.patience).set_value(7).run()
     config = state_to_config(at.session_state)
-    assert (config.balance_classes, config.early_stopping_patience, config.reduce_lr_on_plateau) == (True, 5, True)
+    assert (config.balance_classes, config.early_stopping_patience, config.reduce_lr_on_plateau) == (True, 7, True)
     assert any("Ready to train" in s.value for s in at.success)
 
 

@@ -13,15 +13,14 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder, make_image, shown_predictions, vega_specs
+from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image, shown_predictions, vega_specs
 from tests.test_inference import png_claiming
-from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.runs import MODEL_FILE, RUN_FILE, RunStore
 from tlcore.uploads import UPLOAD_DIR_ENV
 
 N_VAL = 4  # per class
-TINY = TrainConfig(weights="none", image_size=32, epochs=2, batch_size=8, head=HeadConfig(dense=(8,), dropout=0.0))
+TINY = TINY_CONFIG.replace(epochs=2)
 
 
 @pytest.fixture(scope="module")

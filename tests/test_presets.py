@@ -1,4 +1,4 @@
-"""Presets of the two seed articles: every setting, the notes on what changed, the seed-000 layer count."""
+"""Presets of the two seed articles: every setting, the notes on what changed, the big head's layer count."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tlcore.config import TrainConfig
 from tlcore.estimate import estimate
-from tlcore.presets import PRESETS, Preset, apply_preset
+from tlcore.presets import PRESETS, Preset, apply_preset, get_preset
 from tlcore.tf.model import param_counts
 from tlcore.tf.training import build_for
 
@@ -20,17 +20,21 @@ DEFAULTS = {
     "cache_features": True,
     "fine_tune": None,
     "balance_classes": False,
-    "early_stopping_patience": None,
+    "early_stopping_patience": None,  # the articles' own training: no early stopping...
+    "min_steps": 0,  # ...and exactly their epochs and batch size
     "reduce_lr_on_plateau": False,
     "precision": "float32",  # a preset leaves it to the device
 }
 
 
-def test_the_presets_are_the_two_seeds():
-    assert sorted(PRESETS) == ["seed-000", "seed-004"]
+def test_the_presets_are_named_for_what_they_teach_and_the_old_names_still_work():
+    assert sorted(PRESETS) == ["augment-224", "big-head-64"]
     for name, preset in PRESETS.items():
         assert isinstance(preset, Preset) and preset.name == name and preset.title and preset.notes
         assert TrainConfig.from_dict(json.loads(preset.config.to_json())) == preset.config  # round-trips
+        assert "Seed" not in preset.label and "seed" not in preset.label
+    assert get_preset("seed-004") is PRESETS["augment-224"] and get_preset("seed-000") is PRESETS["big-head-64"]
+    assert apply_preset("seed-000", epochs=2) == PRESETS["big-head-64"].config.replace(epochs=2)
 
 
 def test_seed_004_fills_every_setting():
@@ -43,7 +47,7 @@ def test_seed_004_fills_every_setting():
         "optimizer": "rmsprop",
         "learning_rate": 1e-4,
         "freeze_at": 18,
-        "head": {"pooling": "flatten", "dense": [512], "dropout": 0.5, "output": "sigmoid"},
+        "head": {"pooling": "flatten", "dense": [512], "dropout": 0.5, "output": "sigmoid", "normalize": False},
         "augment": {
             "enabled": True,
             "flip": True,
@@ -65,13 +69,19 @@ def test_seed_000_fills_every_setting():
         "optimizer": "adam",
         "learning_rate": 1e-4,
         "freeze_at": 18,
-        "head": {"pooling": "flatten", "dense": [1024, 1024, 512], "dropout": 0.0, "output": "softmax"},
+        "head": {
+            "pooling": "flatten",
+            "dense": [1024, 1024, 512],
+            "dropout": 0.0,
+            "output": "softmax",
+            "normalize": False,
+        },
         "augment": {"enabled": False, "flip": True, "rotation": 0.1, "zoom": 0.1, "translation": 0.1, "contrast": 0.1},
     }
 
 
 def test_the_notes_say_what_changed_and_why():
-    notes_004 = " ".join(PRESETS["seed-004"].notes)
+    notes_004 = " ".join(PRESETS["augment-224"].notes)
     for fragment in (
         "1/255",
         "preprocess_input",
@@ -83,7 +93,7 @@ def test_the_notes_say_what_changed_and_why():
         "over an hour",
     ):
         assert fragment in notes_004
-    notes_000 = " ".join(PRESETS["seed-000"].notes)
+    notes_000 = " ".join(PRESETS["big-head-64"].notes)
     for fragment in (
         "Flatten",
         "model.layers[:20]",
@@ -93,15 +103,18 @@ def test_the_notes_say_what_changed_and_why():
         "not 'the last 5'",
         "3,673,602",
         "preprocess_input",
+        "unscaled",
     ):
         assert fragment in notes_000
 
 
 def test_apply_preset_changes_and_unknown_names():
-    assert apply_preset("seed-000", weights="none", epochs=1) == PRESETS["seed-000"].config.replace(
+    assert apply_preset("big-head-64", weights="none", epochs=1) == PRESETS["big-head-64"].config.replace(
         weights="none", epochs=1
     )
-    with pytest.raises(ValueError, match=r"Expected one of \['seed-000', 'seed-004'\]. Received: preset='seed-999'"):
+    with pytest.raises(
+        ValueError, match=r"Expected one of \['augment-224', 'big-head-64'\]. Received: preset='seed-999'"
+    ):
         apply_preset("seed-999")
 
 
@@ -181,7 +194,13 @@ def test_cli_train_with_a_preset(tiny_dataset, tmp_path, capsys):
     summary = json.loads(out.out)
     assert summary["status"] == "completed" and summary["path"] == "cached"
     config = json.loads((runs / summary["run_dir"].rsplit("/", 1)[-1] / "run.json").read_text())["config"]
-    assert config["head"] == {"pooling": "flatten", "dense": [1024, 1024, 512], "dropout": 0.0, "output": "softmax"}
+    assert config["head"] == {
+        "pooling": "flatten",
+        "dense": [1024, 1024, 512],
+        "dropout": 0.0,
+        "output": "softmax",
+        "normalize": False,
+    }
     assert (
         config["optimizer"],
         config["learning_rate"],

@@ -197,8 +197,11 @@ def test_an_old_run_json_reads_into_typed_fields():
         epochs=1,
         head=record.config.head,
         fine_tune=FineTuneConfig(17, 1, 1e-4),
+        # Written before training length followed the data: it re-runs with exactly its epochs, no early stopping.
+        min_steps=0,
+        early_stopping_patience=None,
     )
-    assert record.config.head.dense == (8,)
+    assert record.config.head.dense == (8,) and record.config.head.normalize is False  # its head, unnormalised
     assert record.class_names == ["cats", "dogs"]
     assert record.dataset.fingerprint == "fe8268a4206d4041" and record.dataset.skipped == 0
     assert record.dataset.counts == {"train": {"cats": 8, "dogs": 8}, "validation": {"cats": 4, "dogs": 4}}
@@ -214,10 +217,17 @@ def test_an_old_run_json_reads_into_typed_fields():
 def test_an_old_run_json_is_written_back_with_nothing_lost():
     old, written = json.loads(OLD_RUN_JSON), RunRecord.from_json(OLD_RUN_JSON).to_json()
     assert list(json.loads(written)) == list(old)  # the same keys, in the same order
-    # Settings added since (fit's options) are written with their defaults; everything else as it was.
-    added = {key: value for key, value in TrainConfig().to_dict().items() if key not in old["config"]}
-    assert set(added) == {"balance_classes", "early_stopping_patience", "reduce_lr_on_plateau", "precision"}
-    assert json.loads(written) == {**old, "config": {**old["config"], **added}}
+    # Settings added since are written with what the old run meant by leaving them out; everything else as it was.
+    added = {
+        "balance_classes": False,
+        "early_stopping_patience": None,
+        "reduce_lr_on_plateau": False,
+        "precision": "float32",
+        "min_steps": 0,
+    }
+    assert set(added) == {key for key in TrainConfig().to_dict() if key not in old["config"]}
+    head = {**old["config"]["head"], "normalize": False}
+    assert json.loads(written) == {**old, "config": {**old["config"], **added, "head": head}}
 
 
 def test_an_old_history_csv_reads_and_is_written_back_byte_for_byte():

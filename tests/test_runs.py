@@ -12,18 +12,15 @@ import threading
 import numpy as np
 import pytest
 
-from tests.helpers import history_row
+from tests.helpers import TINY_CONFIG, history_row
 from tlcore import runs as runs_module
-from tlcore.config import HeadConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.progress import BatchEnd
 from tlcore.runs import HISTORY_FILE, MODEL_FILE, RUN_FILE, Run, RunRecord, RunStore, atomic_write, read_history
 from tlcore.tf.model import load_run_model
 from tlcore.tf.training import TENSORBOARD_DIR, prepare_data, train_and_record
 
-TINY = TrainConfig(
-    weights="none", image_size=32, batch_size=8, epochs=2, seed=3, head=HeadConfig(dense=(8,), dropout=0.0)
-)
+TINY = TINY_CONFIG.replace(epochs=2, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import tlcore.tf.pipeline
+from tests.helpers import EXACT_LENGTH
 from tlcore.config import FineTuneConfig, HeadConfig
 from tlcore.data import scan
 from tlcore.jobs import JobBusy, JobRegistry, start_sweep, start_training
@@ -20,10 +21,12 @@ from tlcore.tf.sweep import run_sweep
 from tlcore.tf.training import prepare_data, train_and_record
 
 # VGG16's conv base (14,714,688 params) + avg pooling -> Dense(8) -> Dense(2).
-HEAD_PARAMS = 512 * 8 + 8 + 8 * 2 + 2
+HEAD_PARAMS = 2 * 512 + 512 * 8 + 8 + 8 * 2 + 2  # normalisation, dense, output
 TOTAL_PARAMS = 14_714_688 + HEAD_PARAMS
 FROZEN_AT = {18: 14_714_688, 14: 7_635_264, 0: 0}  # conv params of blocks 1-5, 1-4, none
-BASE = sweep_config("none", image_size=32, epochs=2, batch_size=8, seed=3, head=HeadConfig(dense=(8,), dropout=0.0))
+BASE = sweep_config(
+    "none", image_size=32, epochs=2, batch_size=8, seed=3, head=HeadConfig(dense=(8,), dropout=0.0), **EXACT_LENGTH
+)
 POINT_FIELDS = {
     "label",
     "freeze_at",
@@ -295,7 +298,7 @@ def test_cli_sweep_table_and_bad_points(info, tmp_path, capsys):
     assert code == 0
     header, row = [line for line in out.splitlines() if line.strip()][:2]
     assert header.split()[:4] == ["point", "trainable", "s/epoch", "extract"]
-    assert row.split()[:2] == ["k=18", f"{512 * 256 + 256 + 256 * 2 + 2:,}"]  # the default head's params
+    assert row.split()[:2] == ["k=18", f"{2 * 512 + 512 * 256 + 256 + 256 * 2 + 2:,}"]  # the default head's params
     assert "1/1 point(s)" in out
     assert main(["sweep", "--data", str(info.root), "--points", "18,25", "--weights", "none"]) == 2
     assert "Received: points=[18, 25]" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import TINY_CONFIG
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
@@ -16,9 +17,7 @@ from tlcore.route import CACHED, END_TO_END
 from tlcore.tf.model import backbone_layers, build_model
 from tlcore.tf.training import build_augmenter, prepare_data, train
 
-TINY = TrainConfig(
-    weights="none", image_size=32, batch_size=8, epochs=1, seed=7, head=HeadConfig(dense=(8,), dropout=0.0)
-)
+TINY = TINY_CONFIG.replace(seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,7 @@ def test_cached_and_end_to_end_give_the_same_weights(data, freeze_at):
         trained[cache] = (result.paths[0], _weights(model.layers), result.history[0])
     assert trained[True][0] == CACHED and trained[False][0] == END_TO_END
     for cached, end_to_end in zip(trained[True][1], trained[False][1]):
-        np.testing.assert_allclose(cached, end_to_end, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(cached, end_to_end, rtol=1e-4, atol=2e-5)  # float32 sums in another order
     assert trained[True][2]["loss"] == pytest.approx(trained[False][2]["loss"], rel=1e-4)
     assert trained[True][2]["val_accuracy"] == pytest.approx(trained[False][2]["val_accuracy"])
 

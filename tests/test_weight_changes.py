@@ -23,7 +23,7 @@ from tlcore.weight_changes import BACKBONE, HEAD, ChangesUnavailable, LayerChang
 
 TINY = TINY_CONFIG.replace(epochs=2)
 CONVS = [layer.name for layer in VGG16_CONVS]  # 13, input side first
-HEAD_LAYERS = ["head_dense_1", "predictions"]  # TINY's head: one Dense layer of 8, then the output
+HEAD_LAYERS = ["head_norm", "head_dense_1", "predictions"]  # TINY's head: its normalisation, a Dense of 8, the output
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_frozen_layers_come_out_exactly_zero_and_trained_ones_moved(fine_tuned):
 
     changes = weight_changes(fine_tuned)
     assert [layer.name for layer in changes.layers] == CONVS + HEAD_LAYERS
-    assert [layer.part for layer in changes.layers] == [BACKBONE] * 13 + [HEAD] * 2
+    assert [layer.part for layer in changes.layers] == [BACKBONE] * 13 + [HEAD] * len(HEAD_LAYERS)
     assert [layer.block for layer in changes.layers][:3] == ["block1", "block1", "block2"]
     frozen = [layer for layer in changes.layers if not layer.trained]
     assert [layer.name for layer in frozen] == CONVS[:7]  # blocks 1-3: the first 10 layers with their poolings
@@ -199,7 +199,8 @@ def test_a_weights_file_run_is_measured_and_a_changed_or_missing_file_is_refused
     assert start.layer_norms["block1_conv1"] == pytest.approx(math.sqrt(27 * 64 / 27**2 + 64 * 0.1**2), rel=1e-6)
     changes = weight_changes(run_dir)
     assert changes.weights == str(path.resolve())
-    assert [layer.relative_change == 0.0 for layer in changes.layers] == [True] * 10 + [False] * 5
+    # Blocks 1-4 frozen (10 convolutions), block 5 and the head trained.
+    assert [layer.relative_change == 0.0 for layer in changes.layers] == [True] * 10 + [False] * (3 + len(HEAD_LAYERS))
 
     write_filled(path, bias=0.2)  # the same name and size, other numbers
     with pytest.raises(ChangesUnavailable, match="has changed since the run") as raised:

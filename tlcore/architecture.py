@@ -21,6 +21,7 @@ from tlcore.config import HeadConfig
 INPUT_LAYER = "image"
 PREPROCESS_LAYER = "preprocess"
 OUTPUT_LAYER = "predictions"
+HEAD_NORM_LAYER = "head_norm"  # LayerNormalization of the pooled features (HeadConfig.normalize)
 PREPROCESS_TYPE = "CaffePreprocess"  # tlcore.tf.layers.CaffePreprocess
 # The package a script written by `tlcore code` registers its own copy of that layer under; the lab reads
 # the name as its own layer (the same arithmetic), so a model such a script saved opens in the lab too.
@@ -71,9 +72,12 @@ class HeadLayer:
 
 
 def head_layers(head: HeadConfig, num_classes: int) -> list[HeadLayer]:
-    """The head's layers in order: pooling, (dense [+ dropout]) per size, dropout without dense, output."""
+    """The head's layers in order: pooling, normalisation, (dense [+ dropout]) per size, dropout without dense,
+    output."""
     name, kind = HEAD_POOLING[head.pooling]
     layers = [HeadLayer(name, kind)]
+    if head.normalize:
+        layers.append(HeadLayer(HEAD_NORM_LAYER, "LayerNormalization"))
     for i, units in enumerate(head.dense, start=1):
         layers.append(HeadLayer(f"head_dense_{i}", "Dense", units=units, activation="relu"))
         if head.dropout > 0:
@@ -124,6 +128,8 @@ def layer_table(
         params = 0
         if head_layer.type == "Dense":
             params, width = width * head_layer.units + head_layer.units, head_layer.units
+        elif head_layer.type == "LayerNormalization":
+            params = 2 * width  # a scale and an offset per feature
         rows.append(_row(None, head_layer.name, head_layer.type, str(width), params, True, "head", "head"))
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table["freeze_index"] = table["freeze_index"].astype("Int64")

@@ -52,11 +52,12 @@ from tlcore.lr_finder import (
     relevant_config,
 )
 from tlcore.modelfile import ModelLoadError, check_model_file
-from tlcore.presets import PRESETS, apply_preset
+from tlcore.presets import PRESETS, apply_preset, get_preset
 from tlcore.probe import PROBE_CLASSIFIER, format_accuracy
 from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, StepProgress
 from tlcore.quiet import quiet_tensorflow
 from tlcore.runs import MODEL_FILE, RUN_FILE, RunFolderError, RunStore, load_record
+from tlcore.schedule import MIN_VALIDATION_PER_CLASS
 from tlcore.sweep import DEFAULT_POINTS, SweepPointStart, plan, sweep_config
 from tlcore.weight_changes import ChangesUnavailable, WeightChanges, measurable_record
 
@@ -104,11 +105,44 @@ def _prog() -> str:
     return "tllab" if Path(sys.argv[0]).name == "tllab" else "python -m tlcore"
 
 
+def add_length_options(p: argparse.ArgumentParser) -> None:
+    """How long training runs on the data (tlcore.schedule): train's, code's and sweep's."""
+    d = TrainConfig()
+    p.add_argument(
+        "--min-steps",
+        type=int,
+        help="a head trained on cached features takes at least this many steps, and the batch shrinks to make "
+        f"several steps an epoch (0: exactly --epochs and --batch-size; default {d.min_steps})",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=int,
+        metavar="PATIENCE",
+        help="end a phase after PATIENCE epochs without val_loss improvement, keeping the best epoch's weights, "
+        f"when every class has {MIN_VALIDATION_PER_CLASS}+ validation images "
+        f"(0: off; default {d.early_stopping_patience})",
+    )
+
+
+def length_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields `add_length_options` set, where given."""
+    changes: dict[str, Any] = {}
+    if args.min_steps is not None:
+        changes["min_steps"] = args.min_steps
+    if args.early_stopping is not None:
+        changes["early_stopping_patience"] = args.early_stopping or None
+    return changes
+
+
 def add_config_options(p: argparse.ArgumentParser) -> None:
     """The options that make a TrainConfig (`config_from_args` reads them): train's, and code's, said once."""
     d = TrainConfig()  # the defaults an option falls back to, shown in its help
     p.add_argument("--config", help="a run folder or its run.json: reuse that run's configuration")
-    p.add_argument("--preset", help=f"start from a preset: {', '.join(sorted(PRESETS))} (explicit flags override it)")
+    p.add_argument(
+        "--preset",
+        help=f"start from a preset: {', '.join(sorted(PRESETS))} (explicit flags override it; the old names "
+        f"{', '.join(sorted(p.alias for p in PRESETS.values()))} still work)",
+    )
     p.add_argument("--freeze-at", type=int, help=f"VGG16 layers frozen, 0..{VGG16_LAYERS} (default {d.freeze_at})")
     p.add_argument("--epochs", type=int, help=f"epochs of the first phase (default {d.epochs})")
     p.add_argument("--image-size", type=int, help=f"square input size in pixels (default {d.image_size})")
@@ -133,6 +167,12 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         help=f"the head's last activation; sigmoid for 2 classes only (default {d.head.output})",
     )
     p.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="layer-normalise the pooled features before the head's dense layers (default on)",
+    )
+    p.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -150,13 +190,7 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="weight each class inversely to its training images (for imbalanced datasets)",
     )
-    p.add_argument(
-        "--early-stopping",
-        type=int,
-        metavar="PATIENCE",
-        help="end a phase after PATIENCE epochs without val_loss improvement, keeping the best "
-        "epoch's weights (0: off, the default)",
-    )
+    add_length_options(p)
     p.add_argument(
         "--reduce-lr-on-plateau",
         action=argparse.BooleanOptionalAction,
@@ -248,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="weight each class inversely to its training images at every point",
     )
+    add_length_options(p)
     p.add_argument("--runs-dir", help="runs folder (default: $TLLAB_RUNS_DIR or ./runs)")
     p.add_argument("--json", action="store_true", help="one JSON object per point per line, then a summary line")
 
@@ -430,6 +465,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
             ("dense", args.dense),
             ("dropout", args.dropout),
             ("output", args.output),
+            ("normalize", args.normalize),
         )
         if v is not None
     }
@@ -450,8 +486,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         }.items()
         if v is not None
     }
-    if args.early_stopping is not None:
-        changes["early_stopping_patience"] = args.early_stopping or None
+    changes.update(length_changes(args))
     if head_changes:
         changes["head"] = HeadConfig(**{**base.head.__dict__, **head_changes})
     if args.augment is not None:
@@ -514,8 +549,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.data:
         raise UsageError("train needs --data DIR")
     if getattr(args, "preset", None):
-        print(f"preset {args.preset}: {PRESETS[args.preset].title}", file=sys.stderr)
-        for note in PRESETS[args.preset].notes:
+        print(f"preset {args.preset}: {get_preset(args.preset).title}", file=sys.stderr)
+        for note in get_preset(args.preset).notes:
             print(f"  - {note}", file=sys.stderr)
     info = scan(args.data, validation_split=config.validation_split, seed=config.seed)
     for warning in info.warnings:
@@ -666,6 +701,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         changes: dict[str, Any] = {"learning_rate": args.learning_rate} if args.learning_rate is not None else {}
         if args.balance_classes:
             changes["balance_classes"] = True
+        changes.update(length_changes(args))
         base = sweep_config(normalize_weights(args.weights), args.image_size, args.epochs, **changes)
         planned = plan(base, args.points, not args.no_scratch)
     except ValueError as err:

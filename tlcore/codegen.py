@@ -48,7 +48,9 @@ from tlcore.data import TRAIN, VALIDATION, DatasetInfo, display_path, split_fold
 from tlcore.devices import FLOAT32, MIXED_FLOAT16
 from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.records import RunRecord
+from tlcore.route import choose_route
 from tlcore.runs import MODEL_FILE
+from tlcore.schedule import Schedule, schedule
 from tlcore.uploads import EXTRACTION_PREFIX
 
 SCRIPT_NAME = "train.py"  # what the dashboard's download is called
@@ -56,10 +58,13 @@ TEXT_WIDTH = 72  # the docstring's lines (PEP 8: 72 for docstrings; the page's c
 # The file types image_dataset_from_directory reads (keras.src.utils.image_dataset_utils.ALLOWLIST_FORMATS).
 KERAS_IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 IMAGENET_DOWNLOAD = "58 MB"
-_POOLING_WHY = {
+# What each head layer without units does, as the script's comment says it.
+_LAYER_WHY = {
     "GlobalAveragePooling2D": "One number per feature map: its average (global average pooling).",
     "GlobalMaxPooling2D": "One number per feature map: its largest value (global max pooling).",
     "Flatten": "Every value of the last feature maps, side by side in one long vector.",
+    "LayerNormalization": "Each image's features scaled to mean 0 and spread 1: VGG16's come in the "
+    "hundreds, and a new layer learns best from numbers near 1.",
 }
 _AUGMENT_WORDS = (
     ("flips", "flip"),
@@ -93,6 +98,9 @@ class DataFolder:
     skipped: int = 0
     skipped_example: str = ""
     found: bool = True
+    # As the lab counted them: what the training length follows (tlcore.schedule); 0 / () when unknown.
+    train_images: int = 0
+    validation_per_class: tuple[int, ...] = ()
 
     @classmethod
     def from_info(cls, info: DatasetInfo) -> DataFolder:
@@ -106,6 +114,8 @@ class DataFolder:
             validation_folder=splits.get(VALIDATION, ""),
             skipped=len(info.skipped),
             skipped_example=f"{display_path(example.path.name)}: {example.reason}" if example else "",
+            train_images=info.num_images(TRAIN),
+            validation_per_class=tuple(len(info.files.get(VALIDATION, {}).get(c, [])) for c in info.class_names),
         )
 
     @classmethod
@@ -126,6 +136,8 @@ class DataFolder:
             validation_folder=splits.get(VALIDATION, ""),
             skipped=record.dataset.skipped,
             found=Path(root).is_dir(),
+            train_images=sum(record.dataset.counts.get(TRAIN, {}).values()),
+            validation_per_class=tuple(record.dataset.counts.get(VALIDATION, {}).get(c, 0) for c in record.class_names),
         )
 
     @property
@@ -168,27 +180,30 @@ def training_script(config: TrainConfig, data: DataFolder, made_for: str = "thes
     mixed = config.precision != FLOAT32
     if binary and len(data.class_names) != 2:
         raise ValueError(f"A sigmoid output needs exactly 2 classes. Received: class_names={list(data.class_names)}")
+    length = _length(config, data)
+    patience = length.patience if length else config.early_stopping_patience
     context: dict[str, Any] = {
         "made_for": made_for,
         "title": _title(config.weights),
         "model_file": MODEL_FILE,
         "model_file_repr": _literal(MODEL_FILE),
-        "recipe": _wrap("What it does, as the lab does: " + _recipe(config, len(data.class_names)), indent=""),
+        "recipe": _wrap("What it does, as the lab does: " + _recipe(config, len(data.class_names), length), indent=""),
         "differences": [_wrap(text, indent="  ")[2:] for text in _differences(config, data)],
         "data_dir": _literal(data.root),
         "weights": _weights_literal(config.weights),
         "weights_comment": textwrap.wrap(_weights_comment(config.weights), TEXT_WIDTH - 2),
         "class_names": _literal(list(data.class_names)),
         "image_size": config.image_size,
-        "batch_size": config.batch_size,
-        "epochs": config.epochs,
+        "batch_size": length.batch_size if length else config.batch_size,
+        "epochs": length.phases[0].epochs if length else config.epochs,
+        "length_comment": _length_comment(config, data, length),
         "learning_rate": repr(config.learning_rate),
         "freeze_at": config.freeze_at,
         "freeze_comment": _freeze_comment(config.freeze_at),
         "fine_tune": config.fine_tune,
-        "early_stopping_patience": config.early_stopping_patience,
+        "early_stopping_patience": patience,
         "reduce_lr_on_plateau": config.reduce_lr_on_plateau,
-        "callbacks": bool(config.early_stopping_patience or config.reduce_lr_on_plateau),
+        "callbacks": bool(patience or config.reduce_lr_on_plateau),
         "validation_split": repr(config.validation_split),
         "seed": config.seed,
         "layout": {
@@ -299,7 +314,7 @@ def _head_line(layer: HeadLayer, mixed: bool = False) -> _Line:
             f"Against overfitting: in training, zero a random {layer.rate:.0%} of the values.",
         )
     if layer.type != "Dense":
-        return _Line(f"x = keras.layers.{layer.type}(name={name})(x)", _POOLING_WHY[layer.type])
+        return _Line(f"x = keras.layers.{layer.type}(name={name})(x)", _LAYER_WHY[layer.type])
     if layer.name != OUTPUT_LAYER:
         return _Line(
             f"x = keras.layers.Dense({layer.units}, activation={_literal(layer.activation)}, name={name})(x)",
@@ -354,8 +369,27 @@ def _augment_lines(augment: AugmentConfig) -> list[_Line]:
     return lines
 
 
-def _recipe(config: TrainConfig, num_classes: int) -> str:
-    """What the script does, in one paragraph."""
+def _length(config: TrainConfig, data: DataFolder) -> Schedule | None:
+    """The lab's training length for this folder's counts (None when the counts are not known)."""
+    if not data.train_images:
+        return None
+    first_route, _ = choose_route(config, config.freeze_at)
+    return schedule(config, data.train_images, data.validation_per_class, first_route)
+
+
+def _length_comment(config: TrainConfig, data: DataFolder, length: Schedule | None) -> list[str]:
+    """Comment lines above BATCH_SIZE that say how the lab's length rule set it and EPOCHS (none: as set)."""
+    said = length.changes(config, data.train_images) if length else []
+    if length and length.patience_off_reason:
+        said.append(length.patience_off_reason)
+    if not said:
+        return []
+    text = f"As the lab plans it for {data.train_images} training images: " + "; ".join(said) + "."
+    return textwrap.wrap(text, TEXT_WIDTH - 2)
+
+
+def _recipe(config: TrainConfig, num_classes: int, length: Schedule | None = None) -> str:
+    """What the script does, in one paragraph (its epochs, batch size and patience as `length` plans them)."""
     head = config.head
     parts = [{"avg": "global average pooling", "max": "global max pooling", "flatten": "flatten"}[head.pooling]]
     parts += [f"dense {units}" + (f" + dropout {head.dropout:g}" if head.dropout else "") for units in head.dense]
@@ -372,8 +406,9 @@ def _recipe(config: TrainConfig, num_classes: int) -> str:
     text = (
         f"it loads the images at {config.image_size} px, builds VGG16 with {weights} and its own preprocessing "
         f"inside the model, {frozen}, puts a new head on top ({', '.join(parts)}), and trains it with "
-        f"{optimizer} at a learning rate of {config.learning_rate:g} for {config.epochs} epoch(s) of "
-        f"{config.batch_size} images a step"
+        f"{optimizer} at a learning rate of {config.learning_rate:g} for "
+        f"{length.phases[0].epochs if length else config.epochs} epoch(s) of "
+        f"{length.batch_size if length else config.batch_size} images a step"
     )
     changes = [word for word, on in _AUGMENT_WORDS if getattr(config.augment, on)]
     if config.augment.enabled and changes:
@@ -389,8 +424,9 @@ def _recipe(config: TrainConfig, num_classes: int) -> str:
             f"epoch(s) at {ft.learning_rate:g}"
         )
     options = []
-    if config.early_stopping_patience:
-        options.append(f"stops a phase after {config.early_stopping_patience} epoch(s) without a better val_loss")
+    patience = length.patience if length else config.early_stopping_patience
+    if patience:
+        options.append(f"stops a phase after {patience} epoch(s) without a better val_loss")
     if config.reduce_lr_on_plateau:
         options.append("halves the learning rate when val_loss stops improving")
     if options:

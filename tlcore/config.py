@@ -21,6 +21,14 @@ SGD_MOMENTUM = 0.9  # the "sgd" optimizer is SGD with momentum
 # (early stopping and plateau alike).
 PLATEAU_FACTOR, PLATEAU_PATIENCE, PLATEAU_MIN_LR_FRACTION = 0.5, 2, 0.01
 MIN_IMPROVEMENT = 1e-4
+# Training length that follows the data (tlcore.schedule applies it): a head trained on cached features
+# takes at least this many optimiser steps, and early stopping watches val_loss for this many epochs.
+MIN_STEPS = 100
+PATIENCE = 5
+# What a config written before these defaults meant by the settings it lacks: an older run.json re-runs
+# with its own head and length (TrainConfig.from_dict fills a missing key from here, not from today's default).
+LEGACY_VALUES: dict[str, Any] = {"min_steps": 0, "early_stopping_patience": None}
+LEGACY_HEAD_VALUES: dict[str, Any] = {"normalize": False}
 
 
 # Settings in words, for people comparing two configs (dotted names as flatten_config gives them).
@@ -36,6 +44,7 @@ SETTING_NAMES = {
     "head.dense": "dense layers",
     "head.dropout": "dropout",
     "head.output": "output",
+    "head.normalize": "normalised head input",
     "augment.enabled": "augmentation",
     "fine_tune": "second phase",
     "fine_tune.freeze_at": "phase 2 freeze point",
@@ -44,6 +53,7 @@ SETTING_NAMES = {
     "seed": "seed",
     "balance_classes": "balance classes",
     "early_stopping_patience": "early stopping patience",
+    "min_steps": "minimum steps",
     "reduce_lr_on_plateau": "reduce learning rate on plateau",
     "precision": "precision",
 }
@@ -69,13 +79,17 @@ def _check(condition: bool, message: str) -> None:
 class HeadConfig:
     """The classifier put on top of the convolutional base."""
 
-    pooling: str = "avg"  # flatten | avg | max
+    pooling: str = "max"  # flatten | avg | max
     dense: tuple[int, ...] = (256,)
     dropout: float = 0.5
     output: str = "softmax"  # softmax (any number of classes) | sigmoid (2 classes)
+    # A LayerNormalization after the pooling: VGG16's pooled features reach the head in the hundreds, which
+    # made a new head's first loss 6-11 on two classes; normalised, it starts near ln(classes).
+    normalize: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dense", tuple(int(n) for n in self.dense))
+        _check(isinstance(self.normalize, bool), f"normalize must be true or false. Received: {self.normalize!r}")
         _check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}. Received: pooling={self.pooling!r}")
         _check(self.output in OUTPUTS, f"output must be one of {OUTPUTS}. Received: output={self.output!r}")
         _check(all(n > 0 for n in self.dense), f"dense sizes must be positive. Received: dense={list(self.dense)}")
@@ -136,11 +150,16 @@ class TrainConfig:
     cache_features: bool = True
     # Options Keras' fit offers (tlcore.tf.training explains each); older run.json files lack them.
     balance_classes: bool = False  # class weights inversely proportional to training class counts
-    early_stopping_patience: int | None = None  # epochs without val_loss improvement before a phase ends
+    # Epochs without a val_loss improvement before a phase ends (None: off); used where the validation split
+    # allows it (tlcore.schedule).
+    early_stopping_patience: int | None = PATIENCE
     reduce_lr_on_plateau: bool = False  # halve the learning rate when val_loss stops improving
     # The Keras dtype policy of the model's layers (its output layer and the loss stay float32); which ones a
     # device supports: tlcore.devices.
     precision: str = FLOAT32
+    # Training length that follows the data (tlcore.schedule): the batch shrinks so an epoch has several steps,
+    # and a head on cached features trains at least this many steps. 0: exactly the epochs and batch size set.
+    min_steps: int = MIN_STEPS
 
     def __post_init__(self) -> None:
         _check(
@@ -167,6 +186,10 @@ class TrainConfig:
         _check(
             self.precision in PRECISIONS,
             f"precision must be one of {PRECISIONS}. Received: precision={self.precision!r}",
+        )
+        _check(
+            isinstance(self.min_steps, int) and not isinstance(self.min_steps, bool) and self.min_steps >= 0,
+            f"min_steps must be a whole number, 0 or more. Received: min_steps={self.min_steps!r}",
         )
         patience = self.early_stopping_patience
         _check(
@@ -215,12 +238,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The config a dict describes; a key it lacks takes its LEGACY_VALUES value (an older run.json's)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - known
         _check(not unknown, f"Unknown config keys: {sorted(unknown)}")
-        data = dict(data)
+        data = {**LEGACY_VALUES, **data}
         if "head" in data:
-            data["head"] = HeadConfig(**data["head"])
+            data["head"] = HeadConfig(**{**LEGACY_HEAD_VALUES, **data["head"]})
         if "augment" in data:
             data["augment"] = AugmentConfig(**data["augment"])
         if data.get("fine_tune") is not None:

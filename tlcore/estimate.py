@@ -19,6 +19,7 @@ from tlcore import background
 from tlcore.architecture import layer_flops  # per-layer FLOPs from VGG16's one table of facts
 from tlcore.config import TrainConfig
 from tlcore.route import CACHED, END_TO_END, choose_route
+from tlcore.schedule import schedule
 from tlcore.sweep import plan
 
 TRAIN_COST = 3.0  # training a layer ~ 3 forward passes
@@ -129,14 +130,18 @@ def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float, store
         return choose_route(config, freeze_at)[0] == CACHED
 
     first_cached = cached_at(config.freeze_at)
+    # The epochs the run will take on this many images (early stopping may end it sooner).
+    phases = schedule(config, n_train, (), CACHED if first_cached else END_TO_END).phases
     extract, epoch, total = _phase_seconds(
-        config, config.freeze_at, config.epochs, n_train, n_val, gflops, first_cached
+        config, config.freeze_at, phases[0].epochs, n_train, n_val, gflops, first_cached
     )
     if stored and first_cached:
         total, extract = total - extract, 0.0
     if config.fine_tune:
         ft = config.fine_tune
-        total += _phase_seconds(config, ft.freeze_at, ft.epochs, n_train, n_val, gflops, cached_at(ft.freeze_at))[2]
+        total += _phase_seconds(
+            config, ft.freeze_at, phases[1].epochs, n_train, n_val, gflops, cached_at(ft.freeze_at)
+        )[2]
     route = CACHED if first_cached else END_TO_END
     return Estimate(extract, epoch, total + FIXED_OVERHEAD_S, route, stored and first_cached)
 

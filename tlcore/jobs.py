@@ -36,6 +36,7 @@ from tlcore.progress import (
     EpochEnd,
     FeaturesReused,
     PhaseStart,
+    Planned,
     ProgressFn,
     RunCreated,
     StepProgress,
@@ -44,6 +45,7 @@ from tlcore.progress import (
 )
 from tlcore.records import COMPLETED, FAILED, INTERRUPTED, RUNNING, STOPPED, History
 from tlcore.runs import RunStore, mark_interrupted
+from tlcore.schedule import Schedule
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
 
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
@@ -86,6 +88,7 @@ class Snapshot:
     features_reused: dict[int, str] = field(default_factory=dict)
     worker: str = ""  # "host (pid N)" when a cluster's worker runs it; "" in this process
     device: str = ""  # what trains it, in words ("CPU: AMD EPYC ...", "GPU: NVIDIA H200 ...")
+    schedule: Schedule | None = None  # how long it trains on its data, once training has planned it
 
     @property
     def elapsed(self) -> float:
@@ -169,6 +172,8 @@ class Job:
                 s.stage = "train" if event.route != "cached" else "extract"
             elif isinstance(event, FeaturesReused):
                 s.features_reused = {**s.features_reused, event.phase: event.created}
+            elif isinstance(event, Planned):
+                s.schedule, s.epochs_total = event.schedule, event.schedule.total_epochs
             elif isinstance(event, BatchEnd):
                 s.stage, s.epoch, s.batch, s.batches = "train", event.epoch, event.batch, event.batches
             elif isinstance(event, EpochEnd):
@@ -646,6 +651,7 @@ class _SweepView:
                 history=[],
                 stages={},
                 features_reused={},
+                schedule=None,
                 extra=self.extra(current={"index": event.index, "label": event.label, "freeze_at": event.freeze_at}),
             )
             if self.job.listener is not None:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tlcore.schedule import Schedule
+
 
 class StopFlag(Protocol):
     def is_set(self) -> bool: ...
@@ -57,6 +59,13 @@ class BatchEnd:
 @dataclass(frozen=True)
 class EpochEnd:
     row: dict[str, Any]  # one history row: see TrainResult.history
+
+
+@dataclass(frozen=True)
+class Planned:
+    """Before the first epoch: how long the run trains on its data (batch size, epochs, early stopping)."""
+
+    schedule: Schedule
 
 
 @dataclass(frozen=True)

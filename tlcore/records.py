@@ -103,11 +103,20 @@ class History(Sequence[EpochRow]):
     """A run's epochs in order, with the figures people read off them."""
 
     rows: tuple[EpochRow, ...] = ()
+    # The epoch whose weights the model holds when early stopping restored an earlier epoch's at the end;
+    # None: the last epoch's (run.json keeps it as "kept_epoch", history.csv has every epoch).
+    kept_epoch: int | None = None
 
     @classmethod
-    def of(cls, rows: Iterable[EpochRow | Mapping[str, Any]]) -> History:
+    def of(cls, rows: Iterable[EpochRow | Mapping[str, Any]], kept_epoch: int | None = None) -> History:
         """A history from rows: EpochRows, or mappings such as training events' rows."""
-        return rows if isinstance(rows, History) else cls(tuple(EpochRow.of(r) for r in rows))
+        if isinstance(rows, History):
+            return rows if kept_epoch is None else rows.keeping(kept_epoch)
+        return cls(tuple(EpochRow.of(r) for r in rows), kept_epoch)
+
+    def keeping(self, epoch: int | None) -> History:
+        """This history with the model's weights from `epoch` (None: from the last epoch)."""
+        return dataclasses.replace(self, kept_epoch=epoch)
 
     @classmethod
     def from_csv(cls, text: str, source: str = "history.csv") -> History:
@@ -140,7 +149,7 @@ class History(Sequence[EpochRow]):
         return [row.as_dict() for row in self.rows]
 
     def plus(self, row: EpochRow | Mapping[str, Any]) -> History:
-        return History((*self.rows, EpochRow.of(row)))
+        return History((*self.rows, EpochRow.of(row)), self.kept_epoch)
 
     @overload
     def __getitem__(self, index: int) -> EpochRow: ...
@@ -158,8 +167,10 @@ class History(Sequence[EpochRow]):
 
     @property
     def final(self) -> EpochRow | None:
-        """The last epoch, partial or not; None before the first."""
-        return self.rows[-1] if self.rows else None
+        """The epoch whose weights the model holds: the last one, partial or not, unless early stopping kept
+        an earlier one (`kept_epoch`); None before the first."""
+        kept = [r for r in self.rows if r.epoch == self.kept_epoch]
+        return kept[-1] if kept else (self.rows[-1] if self.rows else None)
 
     @property
     def final_val_accuracy(self) -> float | None:
@@ -186,7 +197,8 @@ class History(Sequence[EpochRow]):
         return sum(complete) / len(complete) if complete else None
 
     def final_metrics(self) -> dict[str, float]:
-        """The last epoch's metrics and the best validation accuracy (run.json's "final"); {} when empty."""
+        """The final epoch's metrics (see `final`) and the best validation accuracy (run.json's "final"); {} when
+        empty."""
         if self.final is None:
             return {}
         last = self.final
@@ -295,6 +307,7 @@ class RunRecord:
     paths: list[str] | None = None  # the route of each phase so far
     last_epoch: EpochRow | None = None
     final: dict[str, float] | None = None  # History.final_metrics() when the run ended
+    kept_epoch: int | None = None  # the epoch early stopping restored at the end (History.kept_epoch)
     seconds: float | None = None  # the whole run's wall time
     extract_seconds: float | None = None
     # Per cached phase: {"phase", "freeze_at", "reused" (from the feature store), "created" (when computed)}
@@ -364,7 +377,7 @@ class RunRecord:
     def updated(self, **fields: Any) -> RunRecord:
         """A copy with some of run.json's keys changed (values as run.json holds them); unknown keys go to extra."""
         changed = RunRecord.from_dict({**self.to_dict(), **fields})
-        changed.run_dir, changed.history = self.run_dir, self.history
+        changed.run_dir, changed.history = self.run_dir, self.history.keeping(changed.kept_epoch)
         return changed
 
 
@@ -392,6 +405,7 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
         "paths": list,
         "last_epoch": dict,
         "final": dict,
+        "kept_epoch": int,
         "seconds": _NUMBER,
         "extract_seconds": _NUMBER,
         "features": list,

@@ -403,7 +403,8 @@ def load_record(run_dir: Path) -> RunRecord:
     except ValueError as err:
         raise ValueError(f"{path} is not a readable run record: {err}") from None
     record.status = effective_status(record)
-    record.run_id, record.run_dir, record.history = run_dir.name, run_dir, read_history(run_dir)
+    record.run_id, record.run_dir = run_dir.name, run_dir
+    record.history = read_history(run_dir).keeping(record.kept_epoch)
     return record
 
 

@@ -62,10 +62,11 @@ from tlcore.config import (
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.devices import MIXED_FLOAT16, DeviceReport, check_precision, training_device
 from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures, format_time
-from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, ProgressFn, StepProgress, StopFlag
+from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, Planned, ProgressFn, StepProgress, StopFlag
 from tlcore.records import COMPLETED, FAILED, STOPPED, History, StartRecord
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, END_TO_END, choose_route
 from tlcore.runs import Run, RunStore
+from tlcore.schedule import Schedule, schedule
 from tlcore.tf.backbones import SEEDED_BUILD
 from tlcore.tf.compiled_epochs import fit_arrays
 from tlcore.tf.devices import choose_strategy, device_report, replicas
@@ -111,11 +112,13 @@ class TrainResult:
     train_seconds: float = 0.0
     seconds: float = 0.0
     save_error: str = ""  # set when the run store could not save the model
+    schedule: Schedule | None = None  # how long it trained on this data (batch size, epochs, early stopping)
+    kept_epoch: int | None = None  # early stopping ended the last phase and restored this epoch's weights
 
     @property
     def final(self) -> dict[str, float]:
-        """Last epoch's metrics, plus the best validation accuracy (see History.final_metrics)."""
-        return History.of(self.history).final_metrics()
+        """The kept epoch's metrics, plus the best validation accuracy (see History.final_metrics)."""
+        return History.of(self.history, self.kept_epoch).final_metrics()
 
 
 def build_for(config: TrainConfig, num_classes: int) -> keras.Model:
@@ -213,14 +216,32 @@ def route_for(
     freeze_at: int,
     data: PreparedData,
     feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[str, str]:
     """The route a phase at `freeze_at` takes on this data (`tlcore.route.choose_route`), and why.
 
     The features' size is that of the model's layer at the freeze point, for every image of both splits.
+    Several replicas train end to end (SEVERAL_REPLICAS).
     """
     boundary = backbone_layers(model, get_backbone(config.backbone))[freeze_at - 1] if freeze_at else None
     floats = int(np.prod(boundary.output.shape[1:])) if boundary is not None else 0
-    return choose_route(config, freeze_at, floats, len(data.train) + len(data.validation), feature_budget_bytes)
+    route, why = choose_route(config, freeze_at, floats, len(data.train) + len(data.validation), feature_budget_bytes)
+    if route == CACHED and replicas(strategy) > 1:
+        return END_TO_END, SEVERAL_REPLICAS.format(replicas(strategy))
+    return route, why
+
+
+def plan_for(
+    config: TrainConfig,
+    model: keras.Model,
+    data: PreparedData,
+    feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES,
+    strategy: tf.distribute.Strategy | None = None,
+) -> Schedule:
+    """How long `config` trains on this data (`tlcore.schedule`), from the route its first phase takes."""
+    first_route, _ = route_for(config, model, config.freeze_at, data, feature_budget_bytes, strategy)
+    per_class = np.bincount(data.validation.labels.astype(np.int64), minlength=len(data.class_names))
+    return schedule(config, len(data.train), [int(n) for n in per_class], first_route)
 
 
 # Layers without weights that compute the same in training as in inference: on cached features
@@ -498,16 +519,15 @@ class TensorBoardScalars(keras.callbacks.Callback):
             self.error = f"The TensorBoard logs could not be written to {self.log_dir}: {err}"
 
 
-def _option_callbacks(config: TrainConfig, learning_rate: float) -> tuple[list[keras.callbacks.Callback], Any]:
-    """Early stopping and reduce-on-plateau as the config asks: (callbacks, the early stopper or None)."""
+def _option_callbacks(
+    config: TrainConfig, learning_rate: float, patience: int | None
+) -> tuple[list[keras.callbacks.Callback], Any]:
+    """Early stopping (at the plan's patience) and reduce-on-plateau: (callbacks, the early stopper or None)."""
     callbacks: list[keras.callbacks.Callback] = []
     early = None
-    if config.early_stopping_patience:
+    if patience:
         early = keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            patience=config.early_stopping_patience,
-            min_delta=MIN_IMPROVEMENT,
-            restore_best_weights=True,
+            monitor="val_loss", patience=patience, min_delta=MIN_IMPROVEMENT, restore_best_weights=True
         )
         callbacks.append(early)
     if config.reduce_lr_on_plateau:
@@ -563,21 +583,20 @@ def train(
         with _scope(strategy):
             model = build_for(config, len(data.class_names))
     result = TrainResult(model=model, config=config, class_names=list(data.class_names), status=COMPLETED)
-    phases = [(config.freeze_at, config.epochs, config.learning_rate)]
-    if config.fine_tune:
-        phases.append((config.fine_tune.freeze_at, config.fine_tune.epochs, config.fine_tune.learning_rate))
+    plan = result.schedule = plan_for(config, model, data, feature_budget_bytes, strategy)
+    report(Planned(plan))
+    rates = [config.learning_rate] + ([config.fine_tune.learning_rate] if config.fine_tune else [])
+    phases = [(p.freeze_at, p.epochs, rate) for p, rate in zip(plan.phases, rates)]
     augmenter = build_augmenter(config.augment, config.seed) if config.augment.enabled else None
     class_weight = balanced_class_weights(data.train.labels, len(data.class_names)) if config.balance_classes else None
-    batches_per_epoch = math.ceil(len(data.train) / config.batch_size)
+    batch_size, batches_per_epoch = plan.batch_size, plan.steps_per_epoch
     notes: list[str] = []
 
     epoch_offset = 0
     for phase, (freeze_at, epochs, learning_rate) in enumerate(phases, start=1):
         set_freeze_point(model, freeze_at, spec)
         trainable, frozen = param_counts(model)
-        route, why = route_for(config, model, freeze_at, data, feature_budget_bytes)
-        if route == CACHED and replicas(strategy) > 1:
-            route, why = END_TO_END, SEVERAL_REPLICAS.format(replicas(strategy))
+        route, why = route_for(config, model, freeze_at, data, feature_budget_bytes, strategy)
         result.paths.append(route)
         report(PhaseStart(phase, freeze_at, epochs, learning_rate, route, why, trainable, frozen))
 
@@ -597,7 +616,7 @@ def train(
 
         with _scope(strategy):
             compile_for(trained, config, learning_rate, fused=route == CACHED)  # the suffix is never saved
-        options, early = _option_callbacks(config, learning_rate)
+        options, early = _option_callbacks(config, learning_rate, plan.patience)
         monitor = TrainingMonitor(
             _Phase(phase, freeze_at, route, batches_per_epoch, epoch_offset + epochs, phase == len(phases)),
             result,
@@ -613,7 +632,7 @@ def train(
                 x_train,
                 _targets(data.train.labels, config),
                 epoch_orders(len(data.train), config.seed, epoch_offset + 1, epochs),
-                config.batch_size,
+                batch_size,
                 epochs=epoch_offset + epochs,
                 initial_epoch=epoch_offset,
                 sample_weight=None if class_weight is None else _sample_weights(data.train.labels, class_weight),
@@ -622,11 +641,11 @@ def train(
             )
         else:
             train_set = make_dataset(
-                data.train, config.batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
+                data.train, batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
             )
             if augmenter is not None:
                 train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
-            val_set = make_dataset(data.validation, config.batch_size)
+            val_set = make_dataset(data.validation, batch_size)
             if config.head.output == "sigmoid":  # BinaryCrossentropy wants float targets shaped like the output
                 train_set, val_set = (
                     d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32))) for d in (train_set, val_set)
@@ -644,11 +663,15 @@ def train(
             )
         result.train_seconds += time.perf_counter() - t0
         epoch_offset += epochs
+        # Keras 3 restores the best epoch's weights at the end of fit, stopped early or not; a later phase
+        # trains on from them.
+        restored = early is not None and early.best_weights is not None
+        result.kept_epoch = early.best_epoch + 1 if restored else None
         if result.status != COMPLETED:
             break
         if early is not None and early.stopped_epoch:
             notes.append(
-                f"early stopping: no val_loss improvement for {config.early_stopping_patience} epochs "
+                f"early stopping: no val_loss improvement for {plan.patience} epochs "
                 f"(phase {phase} ended after epoch {early.stopped_epoch + 1}; "
                 f"the weights of epoch {early.best_epoch + 1} were kept)"
             )
@@ -819,6 +842,7 @@ def train_and_record(
             result.status,
             result.reason or model_error or next(iter(write_errors), ""),
             final=result.final,
+            kept_epoch=result.kept_epoch,
             paths=result.paths,
             seconds=time.perf_counter() - started,
             extract_seconds=result.extract_seconds,
