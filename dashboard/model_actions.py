@@ -24,7 +24,10 @@ from dashboard.state import (
 )
 from tlcore.advisor import Advice, apply_advice, learning_rate_warning, train_down_to
 from tlcore.config import OPTIMIZERS, OUTPUTS, POOLINGS, HeadConfig, TrainConfig
+from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.presets import PRESETS
+from tlcore.route import choose_route
+from tlcore.schedule import schedule
 
 PRESET_APPLIED = "preset_applied"
 
@@ -113,24 +116,23 @@ def nearest_rate(value: float, options: list[float]) -> float:
     return min(options, key=lambda o: abs(math.log(o / value)) if value > 0 else o)
 
 
-def _snap(key: str, options: list[float]) -> None:
-    # A select_slider refuses a value outside its options (e.g. from a loaded run): take the nearest.
+def snap_rate(key: str, options: list[float]) -> None:
+    """Set a rate to the nearest offered one: a select_slider refuses a value outside its options (a loaded run's)."""
     value = float(st.session_state[key])
     if value not in options:
         st.session_state[key] = nearest_rate(value, options)
 
 
-def head_and_training_panel(freeze_at: int, head_problem: str | None) -> None:
-    """The Model page's head, optimizer, epochs, fit options and second-phase settings."""
+def head_and_training_panel(head_problem: str | None, info: DatasetInfo) -> None:
+    """The Model page's head, optimizer, epochs, training length and fit options."""
     s = st.session_state
     st.subheader("Head and training")
     st.caption(
-        "The head is new: pooling turns VGG16's feature maps into one vector, dense layers combine it, "
-        "and the output layer gives the class probabilities."
+        "The head is new: pooling turns VGG16's feature maps into one vector, normalising scales it, dense "
+        "layers combine it, and the output layer gives the class probabilities."
     )
-    _snap(K.learning_rate, LEARNING_RATES)
-    _snap(K.ft_lr, FINE_TUNE_RATES)
-    head_col, train_col, tune_col = st.columns(3, gap="large")
+    snap_rate(K.learning_rate, LEARNING_RATES)
+    head_col, train_col = st.columns(2, gap="large")
     with head_col:
         st.radio(
             "Pooling",
@@ -160,28 +162,43 @@ def head_and_training_panel(freeze_at: int, head_problem: str | None) -> None:
             help="softmax: one probability per class; "
             "sigmoid: one probability (of the second class), for 2 classes only, with binary cross-entropy.",
         )
+        st.toggle(
+            "Normalise the pooled features",
+            key=K.normalize,
+            help="A LayerNormalization before the dense layers: VGG16's features come in the hundreds, so a new "
+            "head would start far from chance (a first loss of 6-11 on two classes instead of about 0.7).",
+        )
     with train_col:
         st.selectbox("Optimizer", OPTIMIZERS, key=K.optimizer)
         st.select_slider("Learning rate", LEARNING_RATES, key=K.learning_rate, format_func=lambda v: f"{v:g}")
         if warning := learning_rate_warning(s[K.freeze_at], s[K.learning_rate], weights_value() != "none"):
             st.warning(warning)
-        st.number_input("Epochs", 1, 500, step=1, key=K.epochs)
-        st.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
+        epochs, batch = st.columns(2)
+        epochs.number_input("Epochs", 1, 500, step=1, key=K.epochs)
+        batch.number_input("Batch size", 1, 1024, step=1, key=K.batch_size)
+        st.number_input(
+            "At least this many steps for the head",
+            0,
+            100_000,
+            step=10,
+            key=K.min_steps,
+            help="On a small dataset a few epochs are very few optimiser steps. Above 0, the batch shrinks so an "
+            "epoch has several steps, and a head on cached features trains until it took this many. "
+            "0: exactly the epochs and batch size above.",
+        )
+        if plan := plan_on(info):
+            st.caption(f"On this dataset: {plan}")
         precision_control()
         fit_options_panel()
-    with tune_col:
-        st.toggle(
-            "Second phase: fine-tune deeper",
-            key=K.fine_tune,
-            help="After training at the freeze point above, unfreeze more layers and train on at a lower rate.",
-        )
-        if s[K.fine_tune] and freeze_at > 0:
-            s[K.ft_freeze_at] = min(int(s[K.ft_freeze_at]), freeze_at - 1)  # must unfreeze more than phase 1
-            if freeze_at > 1:
-                st.slider("Phase 2: layers frozen", 0, freeze_at - 1, key=K.ft_freeze_at)
-            else:
-                st.caption("Phase 2 unfreezes every layer.")
-            st.number_input("Phase 2 epochs", 1, 500, step=1, key=K.ft_epochs)
-            st.select_slider("Phase 2 learning rate", FINE_TUNE_RATES, key=K.ft_lr, format_func=lambda v: f"{v:g}")
-        elif s[K.fine_tune]:
-            st.caption("Phase 1 already trains every layer: a second phase has nothing left to unfreeze.")
+
+
+def plan_on(info: DatasetInfo) -> str:
+    """How long the current settings train on this dataset, in one sentence ("" while they are not valid)."""
+    try:
+        config = current_config()
+    except ValueError:
+        return ""
+    route, _ = choose_route(config, config.freeze_at)
+    return schedule(config, info.num_images(TRAIN), info.class_counts(VALIDATION), route).describe(
+        info.num_images(TRAIN)
+    )

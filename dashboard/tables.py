@@ -234,32 +234,43 @@ def sweep_points_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 # --- the layer table at a freeze point ---------------------------------------------
 
-FROZEN, TRAINABLE, NEW, INPUT = "frozen", "trainable", "new (head)", "input"
+FROZEN, TRAINABLE, PHASE_2, NEW, INPUT = "frozen", "trainable", "phase 2", "new", "input"
 # Two shades per state, alternating by VGG block, so block boundaries show in the table.
 STATE_COLOURS = {
     FROZEN: ("#dbeafe", "#bfdbfe"),
     TRAINABLE: ("#ffedd5", "#fed7aa"),
+    PHASE_2: ("#f3e8ff", "#e9d5ff"),
     NEW: ("#dcfce7",) * 2,
     INPUT: ("#f3f4f6",) * 2,
 }
+# The legend under the table: each state in its colour, in the words a learner reads.
+STATE_LEGEND = (
+    ":blue-background[frozen] pretrained, kept as is · :orange-background[trainable] pretrained, fine-tuned · "
+    ":violet-background[phase 2] frozen while the head learns, fine-tuned after · "
+    ":green-background[new] the head: random start, always trained · shades alternate by VGG block."
+)
 
 
-def freeze_display(table: pd.DataFrame, freeze_at: int) -> pd.DataFrame:
-    """The layer table as a learner reads it at a freeze point.
+def freeze_display(table: pd.DataFrame, freeze_at: int, phase_2_at: int | None = None) -> pd.DataFrame:
+    """The layer table as a learner reads it at a freeze point, and after a second phase.
 
     Args:
         table: `tlcore.tf.model.layer_table` of a model (any freeze point).
-        freeze_at: backbone layers frozen from the input side.
+        freeze_at: backbone layers frozen from the input side (phase 1).
+        phase_2_at: the second phase's freeze point (smaller), or None for one phase.
 
     Returns:
         Columns '#', 'layer', 'type', 'output shape', 'params', 'block' and
-        'state': frozen / trainable (pretrained backbone layers), new (head)
-        for the head trained from scratch, input for the layers without weights
-        before the backbone.
+        'state': frozen / trainable (pretrained backbone layers), trains in
+        phase 2 (frozen in phase 1, trained after), new for the head
+        trained from scratch, input for the layers without weights before the
+        backbone.
     """
     index = table["freeze_index"]
+    frozen_until = freeze_at if phase_2_at is None else phase_2_at
     state = np.where(table["part"] == "head", NEW, np.where(table["part"] == "input", INPUT, TRAINABLE))
-    state = np.where(index.notna() & (index.fillna(0) <= freeze_at), FROZEN, state)
+    state = np.where(index.notna() & (index.fillna(0) > frozen_until) & (index.fillna(0) <= freeze_at), PHASE_2, state)
+    state = np.where(index.notna() & (index.fillna(0) <= frozen_until), FROZEN, state)
     return pd.DataFrame(
         {
             "#": index,
@@ -283,15 +294,22 @@ def styled_freeze_display(display: pd.DataFrame) -> Styler:
     return display.style.apply(colour, axis=1).format("{:,}", subset=["params"])
 
 
-def freeze_summary(table: pd.DataFrame, freeze_at: int) -> str:
-    """Where the cut falls, in words: which layers stay fixed and which learn."""
-    backbone = table[table["freeze_index"].notna()]
-    names = list(backbone["name"])
+def freeze_summary(table: pd.DataFrame, freeze_at: int, phase_2_at: int | None = None) -> str:
+    """Where the cut falls, in words: which layers stay fixed and which learn (in each phase)."""
+    names = list(table[table["freeze_index"].notna()]["name"])
     if freeze_at <= 0:
-        return f"Nothing is frozen: all {len(names)} VGG16 layers and the head learn."
-    if freeze_at >= len(names):
-        return f"All {len(names)} VGG16 layers are frozen ({names[0]} … {names[-1]}): only the head learns."
+        first = f"Nothing is frozen: all {len(names)} VGG16 layers and the head learn."
+    elif freeze_at >= len(names):
+        first = f"All {len(names)} VGG16 layers are frozen ({names[0]} … {names[-1]}): only the head learns."
+    else:
+        first = (
+            f"Frozen: {names[0]} … {names[freeze_at - 1]} ({freeze_at} layers). "
+            f"Learning: {names[freeze_at]} … {names[-1]} ({len(names) - freeze_at} layers) and the head."
+        )
+    if phase_2_at is None:
+        return first
+    unfrozen = names[phase_2_at : min(freeze_at, len(names))]
     return (
-        f"Frozen: {names[0]} … {names[freeze_at - 1]} ({freeze_at} layers). "
-        f"Learning: {names[freeze_at]} … {names[-1]} ({len(names) - freeze_at} layers) and the head."
+        f"Phase 1 — {first} Phase 2 — {unfrozen[0]} … {unfrozen[-1]} ({len(unfrozen)} layers) unfreeze too, "
+        f"{'every layer' if phase_2_at == 0 else f'{phase_2_at} stay frozen'}."
     )

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 import tlcore.tf.model
 from dashboard.state import WEIGHTS_SCRATCH, K, state_to_config
-from dashboard.tables import FROZEN, INPUT, NEW, TRAINABLE, freeze_display, freeze_summary
+from dashboard.tables import FROZEN, INPUT, NEW, PHASE_2, TRAINABLE, freeze_display, freeze_summary
 from tests.conftest import ROOT
 from tlcore.config import FineTuneConfig
 
@@ -17,7 +17,7 @@ SHORTCUTS = {"freeze_18": 18, "freeze_14": 14, "freeze_10": 10, "freeze_0": 0}
 
 @pytest.fixture(scope="module")
 def vgg_model():
-    """The page's default model (128 px, 2 classes, avg -> 256 -> dropout .5 -> softmax), built here."""
+    """The page's default model (128 px, 2 classes, max -> norm -> 256 -> dropout .5 -> softmax), built here."""
     return tlcore.tf.model.build_model(2, 128, weights="none")
 
 
@@ -68,9 +68,9 @@ def test_layer_table_lists_vgg16_and_the_head():
     assert len(backbone) == 18
     assert list(backbone["layer"][:3]) == ["block1_conv1", "block1_conv2", "block1_pool"]
     assert set(backbone["state"]) == {FROZEN}  # default: train only the head
-    assert list(table["layer"][-4:]) == ["head_avg_pool", "head_dense_1", "head_dropout_1", "predictions"]
+    assert list(table["layer"][-5:]) == ["head_max_pool", "head_norm", "head_dense_1", "head_dropout_1", "predictions"]
     assert set(table[table["block"] == "head"]["state"]) == {NEW}
-    assert table["params"].sum() == 14_714_688 + 131_328 + 514
+    assert table["params"].sum() == 14_714_688 + 1_024 + 131_328 + 514
 
 
 def test_slider_moves_the_counts_without_rebuilding(builds, vgg_model):
@@ -92,7 +92,7 @@ def test_block_5_counts_match_keras(vgg_model):
     at = _model_page()
     at.slider(key=K.freeze_at).set_value(14).run()
     assert _metric(at, "Frozen parameters") == 7_635_264  # blocks 1-4
-    assert _metric(at, "Trainable parameters") == 7_079_424 + 131_328 + 514  # block 5 + head
+    assert _metric(at, "Trainable parameters") == 7_079_424 + 1_024 + 131_328 + 514  # block 5 + head
     assert (_metric(at, "Trainable parameters"), _metric(at, "Frozen parameters")) == expected_counts(vgg_model, 14)
 
 
@@ -100,24 +100,36 @@ def _config(at: AppTest):
     return state_to_config(at.session_state)
 
 
-def test_block_shortcuts_train_the_head_first_with_pretrained_weights():
+@pytest.mark.parametrize("key, freeze_at", SHORTCUTS.items())
+def test_a_block_shortcut_shows_both_phases_where_it_was_clicked(vgg_model, key, freeze_at):
     at = _model_page(**{K.freeze_at: 5, K.learning_rate: 1e-3})
     assert any("wreck the pretrained filters" in c.value for c in at.caption)  # the one-sentence why
-    for key, freeze_at in SHORTCUTS.items():
-        at.button(key=key).click().run()
-        assert not at.exception
-        config = _config(at)
-        # The keras.io recipe: the head alone at 1e-3, then down to the block at 1e-5 (measured: 0.96 for
-        # block 5 on the sample data, against 0.50 for block 5 straight away at 1e-3).
-        phase_2 = None if freeze_at == 18 else FineTuneConfig(freeze_at, 3, 1e-5)
-        assert (config.freeze_at, config.learning_rate, config.fine_tune) == (18, 1e-3, phase_2), key
-        assert at.button(key=key).proto.type == "primary"  # the active shortcut stands out
-        assert any(
-            "Ready to train: 5 epoch(s) at freeze point 18" + (f", then 3 at {freeze_at}." if phase_2 else ".")
-            == s.value
-            for s in at.main.success
-        )
-        assert not any("overwrite what ImageNet taught them" in w.value for w in at.warning)
+    at.button(key=key).click().run()
+    assert not at.exception
+    config = _config(at)
+    # The keras.io recipe: the head alone at 1e-3, then down to the block at 1e-5 (measured: 0.96 for
+    # block 5 on the sample data, against 0.50 for block 5 straight away at 1e-3).
+    phase_2 = None if freeze_at == 18 else FineTuneConfig(freeze_at, 3, 1e-5)
+    assert (config.freeze_at, config.learning_rate, config.fine_tune) == (18, 1e-3, phase_2), key
+    assert at.button(key=key).proto.type == "primary"  # the active shortcut stands out
+    # What the screen shows is what trains: phase 1's slider, phase 2's slider right below it, the table's
+    # layers that train only in phase 2, and each phase's counts as Keras counts them.
+    assert at.slider(key=K.freeze_at).value == 18
+    table = _table(at)
+    backbone = list(table[table["#"].notna()]["state"])
+    assert backbone == [FROZEN] * freeze_at + [PHASE_2] * (18 - freeze_at)
+    assert TRAINABLE not in set(table["state"]) and set(table[table["block"] == "head"]["state"]) == {NEW}
+    assert _metric(at, "Trains in phase 1" if phase_2 else "Trainable parameters") == expected_counts(vgg_model, 18)[0]
+    if phase_2:
+        assert at.toggle(key=K.fine_tune).value is True
+        assert freeze_at == 0 or at.slider(key=K.ft_freeze_at).value == freeze_at
+        trainable, frozen = expected_counts(vgg_model, freeze_at)
+        assert (_metric(at, "Trains in phase 2"), _metric(at, "Frozen throughout")) == (trainable, frozen)
+    else:
+        assert not [t for t in at.slider if t.key == K.ft_freeze_at]
+    (ready,) = [s.value for s in at.main.success if s.value.startswith("Ready to train")]
+    assert ready.startswith(f"Ready to train at freeze point 18{f', then {freeze_at}' if phase_2 else ''}. ")
+    assert not any("overwrite what ImageNet taught them" in w.value for w in at.warning)
 
 
 def test_with_random_weights_a_shortcut_trains_down_to_its_block_in_one_phase(vgg_model):
@@ -161,7 +173,7 @@ def test_bad_dense_sizes_show_an_error_and_keep_the_table():
     assert not at.exception
     assert any("Received: '256,abc'" in e.value for e in at.error)
     assert any("default head" in w.value for w in at.warning)
-    assert len(_table(at)) == 24
+    assert len(_table(at)) == 25  # the default head: pooling, normalisation, dense, dropout, output
 
 
 def test_advisor_apply_sets_freeze_point_and_augmentation():
@@ -179,6 +191,9 @@ def test_advisor_apply_sets_freeze_point_and_augmentation():
     config = _config(at)
     assert (config.freeze_at, config.learning_rate, config.fine_tune) == (18, 1e-3, FineTuneConfig(10, 3, 1e-5))
     assert config.augment.enabled is True
+    # The table above shows it: blocks 4 and 5 train in phase 2.
+    table = _table(at)
+    assert list(table[table["#"].notna()]["state"]) == [FROZEN] * 10 + [PHASE_2] * 8
 
 
 def test_with_random_weights_the_advisor_says_train_everything():
@@ -195,7 +210,7 @@ def test_fine_tune_slider_stays_below_the_freeze_point():
     at = _model_page(**{K.freeze_at: 10, K.fine_tune: True, K.ft_freeze_at: 14})
     slider = at.slider(key=K.ft_freeze_at)
     assert slider.max == 9 and slider.value == 9
-    assert any("then 3 at 9" in s.value for s in at.main.success)
+    assert any("at freeze point 10, then 9." in s.value for s in at.main.success)
 
 
 def test_fine_tune_with_nothing_frozen_is_a_clear_error():
@@ -232,6 +247,8 @@ def test_freeze_display_states(vgg_model):
     assert list(display["state"][12:20]) == [TRAINABLE] * 8
     assert set(display["state"][20:]) == {NEW}
     assert display["#"].dropna().tolist() == list(range(1, 19))
+    two_phases = freeze_display(table, 18, phase_2_at=14)
+    assert list(two_phases["state"][2:20]) == [FROZEN] * 14 + [PHASE_2] * 4
 
 
 def test_freeze_summary_names_the_cut(vgg_model):
@@ -241,6 +258,9 @@ def test_freeze_summary_names_the_cut(vgg_model):
     )
     assert freeze_summary(table, 0).startswith("Nothing is frozen")
     assert "only the head learns" in freeze_summary(table, 18)
+    assert freeze_summary(table, 18, 14).endswith(
+        "Phase 2 — block5_conv1 … block5_pool (4 layers) unfreeze too, 14 stay frozen."
+    )
 
 
 def test_fast_learning_rate_with_unfrozen_pretrained_layers_is_warned():

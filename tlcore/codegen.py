@@ -115,7 +115,7 @@ class DataFolder:
             skipped=len(info.skipped),
             skipped_example=f"{display_path(example.path.name)}: {example.reason}" if example else "",
             train_images=info.num_images(TRAIN),
-            validation_per_class=tuple(len(info.files.get(VALIDATION, {}).get(c, [])) for c in info.class_names),
+            validation_per_class=tuple(info.class_counts(VALIDATION)),
         )
 
     @classmethod

@@ -85,6 +85,10 @@ class DatasetInfo:
             if split in self.files
         }
 
+    def class_counts(self, split: str) -> list[int]:
+        """Usable images of each class in a split, in class order (zeros for a split not present)."""
+        return [len(self.files.get(split, {}).get(name, [])) for name in self.class_names]
+
     def items(self, split: str) -> tuple[list[Path], list[int]]:
         """Paths and integer labels of a split, in class order then file order."""
         paths, labels = [], []

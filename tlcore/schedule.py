@@ -53,6 +53,17 @@ class Schedule:
     def total_epochs(self) -> int:
         return sum(p.epochs for p in self.phases)
 
+    def describe(self, n_train: int) -> str:
+        """The plan in one sentence: batches, epochs (with steps) of each phase, early stopping."""
+        phases = [f"{p.epochs} epoch(s) ({p.epochs * self.steps_per_epoch} steps)" for p in self.phases]
+        text = (
+            f"{n_train} training images in batches of {self.batch_size} ({self.steps_per_epoch} step(s) an epoch): "
+            + ", then ".join(phases)
+        )
+        if self.patience:
+            return text + f"; a phase ends after {self.patience} epochs without a better validation loss."
+        return text + (f"; {self.patience_off_reason}." if self.patience_off_reason else ".")
+
     def changes(self, config: TrainConfig, n_train: int) -> list[str]:
         """How this plan differs from the settings, in words (empty when it runs them as set)."""
         said = []
