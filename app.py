@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import housekeeping
+from dashboard import housekeeping, kept_settings
 from dashboard.sidebar import sidebar
-from dashboard.state import init_session_state, keep_keras_state, measure_machine_speed
+from dashboard.state import init_session_state, is_new_session, keep_keras_state, measure_machine_speed, owner
 from tlcore.quiet import quiet_tensorflow
 
 quiet_tensorflow()  # before any page imports TensorFlow: no CUDA / oneDNN lines in the server log
@@ -21,15 +21,24 @@ PAGES = [
 ]
 
 
+# Streamlit leaves 6rem above every page for its toolbar: on a projector at 1024 x 768 that pushed the Train
+# page's curves below the fold. Half of it keeps the title clear of the toolbar's menu button.
+COMPACT_TOP = "<style>[data-testid='stMainBlockContainer'] { padding-top: 3rem; }</style>"
+
+
 def run() -> None:
     st.set_page_config(page_title="Transfer Learning Lab", page_icon=":material/school:", layout="wide")
+    st.html(COMPACT_TOP)
     keep_keras_state()
     measure_machine_speed()
+    if is_new_session():  # a new or reloaded tab: its owner's settings come back first
+        kept_settings.restore(owner())
     init_session_state()
     navigation = st.navigation(
         [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
     )
     sidebar()
+    kept_settings.remember(owner())  # after the sidebar, which may have just taken an uploaded .zip
     housekeeping.sweep()  # at most once a minute: the .zip extractions of ended sessions
     navigation.run()
 

@@ -4,7 +4,8 @@ Every chart is sized for a projector: the sizes and font sizes below are
 defined once and used by every chart, so the Train, Inference, Runs and
 Dataset pages look alike. Charts set no text or background colours of their
 own (except counts written on heatmap cells, which must contrast with the
-cell, and a rule's label, in its rule's colour), so Streamlit's light and
+cell, a rule's label in its rule's colour, and the grey of the accuracy reached without learning), so
+Streamlit's light and
 dark themes both apply. Loss is drawn on a log scale (one diverging epoch
 does not flatten the rest) and accuracy and probability on a fixed 0..1
 axis (0.45 vs 0.55 stays the coin toss it is).
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.baselines import Baseline
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.lr_finder import format_rate
 from tlcore.weight_changes import HEAD, WeightChanges
@@ -40,6 +42,7 @@ TITLE_FONT_SIZE = 18  # a chart's own title
 CATEGORY_SCHEME = "tableau10"
 PREDICTED_COLOUR = "#f58518"  # tableau10's orange: the predicted class's bar
 LINE_WIDTH = 3  # px; thinner lines fade on a projector
+BASELINE_COLOUR = "#8c8c8c"  # accuracy without learning: a grey that reads on light and dark backgrounds
 
 METRIC_LABELS = {
     "val_accuracy": "validation accuracy",
@@ -111,12 +114,15 @@ def _curves(
     y_title: str,
     title: str | None,
     legend_direction: Literal["horizontal", "vertical"],
+    baselines: Sequence[Baseline] = (),
 ) -> AltairChart:
     """Lines per `series` over epochs, a filled point per epoch, a hollow one for a partial epoch,
-    and a dashed rule where a series' fine-tuning phase began.
+    a dashed rule where a series' fine-tuning phase began, and on accuracy the levels reached without
+    learning (`tlcore.baselines`) as dotted grey lines with their labels.
 
-    points: {series, "epoch", "value", "partial"}; rules: {"epoch" (the rule's x), "note"} and
-    optionally {series}. legend_direction: "horizontal" for short labels, "vertical" for one per line.
+    points: {series, "epoch", "value", "partial"} and optionally "running" (the epoch in progress: on the
+    line, no marker); rules: {"epoch" (the rule's x), "note"} and optionally {series}. legend_direction:
+    "horizontal" for short labels, "vertical" for one per line.
     """
     epochs = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
     ticks = (log_ticks([p["value"] for p in points]) if metric.endswith("loss") else None) or alt.Undefined
@@ -125,11 +131,13 @@ def _curves(
     )
     colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction=legend_direction))
     tooltip: list[Any] = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
-    frame = pd.DataFrame(points, columns=[series, "epoch", "value", "partial"])
+    frame = pd.DataFrame(
+        [{"running": False, **point} for point in points], columns=[series, "epoch", "value", "partial", "running"]
+    )
     base = alt.Chart(frame).encode(x=epochs, y=value, color=colour, tooltip=tooltip)
     layers = [
         base.mark_line(strokeWidth=LINE_WIDTH),
-        base.mark_point(filled=True, size=80).transform_filter("!datum.partial"),
+        base.mark_point(filled=True, size=80).transform_filter("!datum.partial && !datum.running"),
         # Hollow and bigger: an epoch cut short by Stop is not comparable to a full one.
         base.mark_point(filled=False, size=200, strokeWidth=LINE_WIDTH).transform_filter("datum.partial"),
     ]
@@ -143,10 +151,37 @@ def _curves(
                 **({"color": alt.Color(f"{series}:N")} if per_series else {}),
             )
         )
+    if baselines and metric.endswith("accuracy"):
+        layers += _baseline_layers(baselines)
     chart = alt.layer(*layers).properties(height=PLOT_HEIGHT)
     if title:
         chart = chart.properties(title=title)
     return _projector(chart)
+
+
+def _baseline_layers(baselines: Sequence[Baseline]) -> list[alt.Chart]:
+    """Dotted grey lines at the accuracies reached without learning, each labelled at the left edge.
+
+    Grey reads on both themes; the labels sit just above their lines, inside the plot.
+    """
+    levels = alt.Chart(pd.DataFrame([{"level": b.accuracy, "label": b.label} for b in baselines]))
+    rule = levels.mark_rule(strokeDash=[2, 4], strokeWidth=2, color=BASELINE_COLOUR)
+    text = levels.mark_text(align="left", baseline="bottom", dx=4, dy=-3, color=BASELINE_COLOUR, fontSize=13)
+    return [
+        rule.encode(y="level:Q", tooltip=[alt.Tooltip("label:N", title="without learning")]),
+        text.encode(y="level:Q", x=alt.value(0), text="label:N"),
+    ]
+
+
+def with_running_point(spec: dict[str, Any], epoch: float, value: float) -> dict[str, Any]:
+    """A copy of a curves spec whose training line reaches on to the epoch in progress (x: fractional epoch).
+
+    Only the main dataset's list is copied and extended, so a live redraw costs no chart building. The main
+    dataset is the chart's own, or its first layer's when other layers (rules, baselines) bring data of theirs.
+    """
+    name = (spec.get("data") or spec["layer"][0]["data"])["name"]
+    row = {"series": "train", "epoch": epoch, "value": value, "partial": False, "running": True}
+    return {**spec, "datasets": {**spec["datasets"], name: [*spec["datasets"][name], row]}}
 
 
 def _phase_2_start(rows: Sequence[Mapping[str, Any]]) -> int | None:
@@ -157,7 +192,9 @@ def _phase_2_start(rows: Sequence[Mapping[str, Any]]) -> int | None:
     return None
 
 
-def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: str) -> AltairChart:
+def live_curves_chart(
+    history: Sequence[Mapping[str, Any]], metric: str, title: str, baselines: Sequence[Baseline] = ()
+) -> AltairChart:
     """A metric and its validation twin per epoch, for live training ("loss" or "accuracy").
 
     Points mark every epoch (a run's first epoch is visible before there is a
@@ -173,11 +210,14 @@ def live_curves_chart(history: Sequence[Mapping[str, Any]], metric: str, title: 
     start = _phase_2_start(history)
     rules = [{"epoch": start - 0.5, "note": PHASE_2_NOTE}] if start else []
     y_title = f"{title.lower()} (log scale)" if metric.endswith("loss") else title.lower()
-    return _curves(points, rules, "series", metric, y_title, title, legend_direction="horizontal")
+    return _curves(points, rules, "series", metric, y_title, title, "horizontal", baselines)
 
 
 def curves_chart(
-    histories: Mapping[str, Sequence[Mapping[str, Any]]], metric: str = "val_accuracy", title: str | None = None
+    histories: Mapping[str, Sequence[Mapping[str, Any]]],
+    metric: str = "val_accuracy",
+    title: str | None = None,
+    baselines: Sequence[Baseline] = (),
 ) -> AltairChart:
     """One line per run: `metric` against epoch, for overlaying several runs.
 
@@ -201,7 +241,7 @@ def curves_chart(
     label = METRIC_LABELS.get(metric, metric)
     y_title = f"{label} (log scale)" if metric.endswith("loss") else label
     # Run labels are long: one per line.
-    return _curves(points, rules, "run", metric, y_title, title or label.capitalize(), legend_direction="vertical")
+    return _curves(points, rules, "run", metric, y_title, title or label.capitalize(), "vertical", baselines)
 
 
 def probabilities_chart(probabilities: Mapping[str, float], highlight: str | None = None) -> AltairChart:

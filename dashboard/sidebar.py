@@ -5,17 +5,20 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.devices import device_sidebar
+from dashboard.kept_settings import RESTORE_NOTICE
 from dashboard.state import (
     IMAGE_SIZES,
     SOURCE_FOLDER,
-    SOURCE_SAMPLE,
     SOURCE_ZIP,
+    SOURCES,
+    WEIGHTS_CHOICES,
     WEIGHTS_FILE,
     WEIGHTS_IMAGENET,
     WEIGHTS_SCRATCH,
     K,
     weights_ready,
 )
+from dashboard.state import owner as current_owner
 from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import WeightsError, get_backbone
 from tlcore.jobs import JOBS
@@ -26,7 +29,9 @@ def sidebar() -> None:
     """Dataset, image size and weights: shared by every page."""
     with st.sidebar:
         st.header("Data")
-        st.radio("Dataset", [SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP], key=K.source)
+        st.radio("Dataset", SOURCES, key=K.source)
+        if notice := st.session_state.pop(RESTORE_NOTICE, None):
+            st.warning(notice)
         fence = _fence_name()
         if st.session_state[K.source] == SOURCE_FOLDER:
             placeholder = f"e.g. pets (inside {fence}/)" if fence else "/path/to/images (one sub-folder per class)"
@@ -44,7 +49,7 @@ def sidebar() -> None:
         st.header("Weights")
         st.radio(
             "Start from",
-            [WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH],
+            WEIGHTS_CHOICES,
             key=K.weights_choice,
             help="ImageNet weights are what makes this *transfer* learning. Random weights start "
             "every layer at random, for comparison: frozen random layers carry no knowledge, so "
@@ -116,12 +121,16 @@ def _zip_upload() -> None:
 
     upload = st.file_uploader("Zip of class folders", type=["zip"], key=K.zip_upload)
     if upload is None:
+        if st.session_state[K.zip_dir]:  # extracted earlier in this tab or a reloaded one: still in use
+            name = st.session_state.get(K.zip_name) or "the .zip uploaded earlier"
+            st.caption(f"Using **{name}**. Upload another to replace it.")
         return
     marker = f"{getattr(upload, 'file_id', '')}:{upload.name}:{upload.size}"
     if st.session_state.get("data_zip_marker") != marker:  # each upload is extracted (or refused) once
-        previous, owner = st.session_state[K.zip_dir], st.session_state[K.owner]
+        previous, owner = st.session_state[K.zip_dir], current_owner()
         try:
             st.session_state[K.zip_dir] = str(extract_zip(upload, name_hint=upload.name))
+            st.session_state[K.zip_name] = upload.name
             st.session_state["data_zip_error"] = ""
             housekeeping.tracker().track(st.session_state[K.zip_dir], housekeeping.session_id(), owner)
         except UploadError as err:

@@ -30,9 +30,11 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224]
 SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP = "Bundled sample", "Folder on this computer", "Upload a .zip"
+SOURCES = (SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP)
 # "Random weights" starts every layer at random; "from scratch" is kept for the sweep's baseline, where
 # every layer also trains (random weights with frozen layers are a different, weaker experiment).
 WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH = "ImageNet", "Weights file", "Random weights (no transfer)"
+WEIGHTS_CHOICES = (WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH)
 # What weights_value() gives for a refused weights path: never the refused path itself (it would be
 # loaded, and its status would tell whether it exists), but a file that cannot exist, so every
 # page's weights check fails and asks for other weights.
@@ -52,6 +54,7 @@ class K:
     folder = "data_folder"
     zip_upload = "data_zip"
     zip_dir = "data_zip_dir"
+    zip_name = "data_zip_name"  # the uploaded .zip's file name, for people
     image_size = "image_size"
     weights_choice = "weights_choice"
     weights_path = "weights_path"
@@ -221,6 +224,24 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def is_new_session() -> bool:
+    """True on a session's first script run (a new tab, or a reloaded one), before `owner` is first read."""
+    return K.owner not in st.session_state
+
+
+def owner() -> str:
+    """Who this session acts for: jobs, runs, kept settings and uploads are all keyed by it.
+
+    The one place identity is read: today the tab's `?owner=` (so a reload finds its jobs and settings),
+    or a new random id.
+    """
+    if K.owner not in st.session_state:
+        st.session_state[K.owner] = st.query_params.get("owner") or os.urandom(6).hex()
+    if st.query_params.get("owner") != st.session_state[K.owner]:
+        st.query_params["owner"] = st.session_state[K.owner]
+    return str(st.session_state[K.owner])
+
+
 def init_session_state() -> None:
     """Fill defaults, and keep widget values alive across pages.
 
@@ -234,9 +255,7 @@ def init_session_state() -> None:
             st.session_state[key] = value
         else:
             st.session_state[key] = st.session_state[key]
-    if K.owner not in st.session_state:
-        st.session_state[K.owner] = st.query_params.get("owner") or os.urandom(6).hex()
-    st.query_params["owner"] = st.session_state[K.owner]
+    owner()
 
 
 # --- dataset ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.charts import curves_chart, sweep_charts
 from dashboard.live_view import STAGE_LABELS
-from dashboard.state import K, current_config, current_dataset, weights_ready
+from dashboard.state import K, current_config, current_dataset, owner, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.cluster import ClusterError
@@ -25,7 +25,7 @@ def _start_sweep() -> None:
     s = st.session_state
     try:
         job = start_sweep(
-            s[K.owner],
+            owner(),
             current_config().replace(epochs=int(s["sweep_epochs"])),
             current_dataset(),
             s["sweep_points"],

@@ -13,7 +13,9 @@ import pytest
 # Before TensorFlow/Keras are imported by any test module.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_HOME", tempfile.mkdtemp(prefix="tllab-keras-home-"))
-os.environ.pop("TLLAB_RUNS_DIR", None)
+# Runs, the feature store and each session's kept settings go to a folder of this test session, never ./runs
+# (the runs_dir fixture gives a test its own).
+os.environ["TLLAB_RUNS_DIR"] = tempfile.mkdtemp(prefix="tllab-test-runs-")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"

@@ -154,3 +154,10 @@ def open_on_tiny_folder(page: str, folder: Path, timeout: float = 120, **state: 
     at.run()
     at.switch_page(f"pages/{page}.py")
     return at.run()
+
+
+def train_status(at) -> str:
+    """The Train page's status line ("Run: running · epoch 3 of 5 ..."), or "" when it shows none."""
+    from dashboard.live_view import STATUS_PREFIX
+
+    return next((m.value for m in at.markdown if m.value.startswith(STATUS_PREFIX)), "")

@@ -117,7 +117,7 @@ def test_live_accuracy_has_a_fixed_0_to_1_axis_and_marks_the_fine_tuning_boundar
     assert line["encoding"]["y"]["axis"] == {"format": "%"}
     assert filled["mark"] == {"type": "point", "filled": True, "size": 80}
     assert hollow["mark"]["filled"] is False and hollow["transform"] == [{"filter": "datum.partial"}]
-    assert filled["transform"] == [{"filter": "!datum.partial"}]
+    assert filled["transform"] == [{"filter": "!datum.partial && !datum.running"}]  # no marker mid-epoch
     assert rule["mark"]["type"] == "rule" and rule["mark"]["strokeDash"] == [6, 4]
     assert rule["data"]["name"] in spec["datasets"]
     assert spec["datasets"][rule["data"]["name"]] == [{"epoch": 2.5, "note": "fine-tuning starts"}]

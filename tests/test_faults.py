@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 import tlcore.runs as runs
 from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
-from tests.helpers import TINY_CONFIG, long_cli_train_args, make_dataset_folder, tiny_length
+from tests.helpers import TINY_CONFIG, long_cli_train_args, make_dataset_folder, tiny_length, train_status
 from tlcore.data import scan
 from tlcore.jobs import JOBS, QUEUED
 from tlcore.runs import INTERRUPTED, Run, RunStore, read_history
@@ -71,7 +71,7 @@ def test_the_train_page_offers_the_model_from_memory_when_the_disk_refuses_it(ru
     at = _train_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4, size=32))
     at.button(key="start_training").click().run()
     job = JOBS.get(at.session_state[K.job_id])
-    _rerun_until(at, lambda: not job.running and any("completed" in h.value for h in at.subheader))
+    _rerun_until(at, lambda: not job.running and "completed" in train_status(at))
 
     assert job.snapshot().status == "completed"
     warnings = [w.value for w in at.main.warning]
@@ -147,8 +147,8 @@ def test_two_sessions_training_at_once_both_finish_the_second_after_waiting(runs
         assert first_job is not second_job and first_job.running
         _rerun_until(second, lambda: second_job.snapshot().stage == QUEUED or not first_job.running)
         assert first_job.running, "the first run ended before the second could be seen waiting"
-        assert any("waiting" in h.value for h in second.main.subheader)
-        assert any("Waiting for 1 run from other sessions" in i.value for i in second.main.info)
+        assert "waiting" in train_status(second)
+        assert "Waiting for 1 run from other sessions" in train_status(second)
         _rerun_until(second, lambda: not second_job.running, deadline_s=240)
         _rerun_until(first, lambda: not first_job.running)
     finally:

@@ -131,11 +131,13 @@ def test_early_stopping_ends_each_phase_with_its_reason(data):
     )
     result = train(config, data)
     assert result.status == "completed"
-    # Epoch 1 sets the best val_loss; after 2 epochs without improvement the phase ends; phase 2 still runs.
-    assert [(r["phase"], r["epoch"]) for r in result.history] == [(1, 1), (1, 2), (1, 3), (2, 7), (2, 8), (2, 9)]
+    # Epoch 1 sets the best val_loss; after 2 epochs without improvement the phase ends; phase 2 still runs,
+    # numbered on from the epochs phase 1 ran (no gap in the curves).
+    assert [(r["phase"], r["epoch"]) for r in result.history] == [(1, 1), (1, 2), (1, 3), (2, 4), (2, 5), (2, 6)]
     assert not any(r["partial"] for r in result.history)
     assert result.reason.count("early stopping: no val_loss improvement for 2 epochs") == 2
-    assert "phase 1 ended after epoch 3" in result.reason and "phase 2 ended after epoch 9" in result.reason
+    assert "phase 1 ended after epoch 3" in result.reason and "phase 2 ended after epoch 6" in result.reason
+    assert result.kept_epoch == 4  # phase 2's best epoch: its weights are the model's
 
 
 def test_reduce_on_plateau_lowers_the_recorded_rate(data):

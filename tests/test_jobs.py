@@ -226,6 +226,8 @@ def test_each_stage_has_its_own_progress_that_never_moves_back():
         job.on_progress(StepProgress("extract", done, 140))
     job.on_progress(StepProgress("extract", 32, 140))  # a late, older report changes nothing
     job.on_progress(BatchEnd(1, 2, 3, 3, 0.5))
+    job.on_progress(EpochEnd({"epoch": 1, "phase": 1}))
+    job.on_progress(EpochEnd({"epoch": 2, "phase": 1}))
     job.on_progress(PhaseStart(2, 14, 2, 1e-5, "cached", "why", 30, 5))
     job.on_progress(StepProgress("extract", 64, 140))
     snap = job.snapshot()
@@ -233,10 +235,19 @@ def test_each_stage_has_its_own_progress_that_never_moves_back():
     assert list(snap.stages) == ["decode", "extract", "extract-2"]  # in the order the stages began
 
     before = snap.fraction()
-    job.on_progress(EpochEnd({"epoch": 2, "phase": 1}))
     job.on_progress(BatchEnd(2, 3, 1, 3, 0.4))
     after = job.snapshot().fraction()
     assert after == pytest.approx((2 + 1 / 3) / 4) and after > before
+
+
+def test_a_phase_that_stopped_early_leaves_no_epochs_to_wait_for():
+    from tlcore.progress import EpochEnd, PhaseStart
+
+    job = Job("alice", "training", epochs_total=28)  # planned: 25 epochs of the head, then 3
+    for epoch in range(1, 15):  # early stopping ended phase 1 after epoch 14
+        job.on_progress(EpochEnd({"epoch": epoch, "phase": 1, "seconds": 0.01, "partial": False}))
+    job.on_progress(PhaseStart(2, 14, 3, 1e-5, "cached", "why", 30, 5))
+    assert job.snapshot().epochs_total == 17
 
 
 def test_a_job_keeps_the_config_and_dataset_it_was_started_with(tmp_path):

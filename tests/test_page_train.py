@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state import K
 from tests.conftest import ROOT
-from tests.helpers import open_on_tiny_folder
+from tests.helpers import open_on_tiny_folder, train_status
 from tlcore.jobs import JOBS
 
 
@@ -49,7 +49,8 @@ def test_train_page_shows_the_estimate_and_path(tiny_dataset, runs_dir):
     assert not at.exception
     assert at.title[0].value == "Train"
     text = " ".join(m.value for m in at.markdown)
-    assert "24 training / 12 validation images" in text and "path: **cached**" in text
+    assert "24 training / 12 validation images" in text and "route: **cached features**" in text
+    assert "2 epoch(s) in batches of 8" in text  # TINY_LENGTH: exactly the epochs and batch size set
     assert any("Estimated time on this machine" in c.value for c in at.caption)
 
 
@@ -59,14 +60,14 @@ def test_a_tiny_run_started_from_the_page_completes(tiny_dataset, runs_dir):
     assert not at.exception
     job = JOBS.get(at.session_state[K.job_id])
     assert job is not None
-    _wait_for(at, lambda: not job.running and any("completed" in h.value for h in at.subheader))
+    _wait_for(at, lambda: not job.running and "completed" in train_status(at))
     history = job.snapshot().history  # what the page's curves are drawn from
     assert [row["epoch"] for row in history] == [1, 2]
-    assert next(m.value for m in at.metric if m.label == "Epochs done") == "2/2"
+    assert "completed" in train_status(at) and "epoch 2 of 2" in train_status(at)
     assert all(0.0 <= row["val_accuracy"] <= 1.0 for row in history)
     run_dir = Path(at.session_state[K.last_run_dir])
     assert run_dir.parent == runs_dir and (run_dir / "model.keras").is_file()
-    assert any("completed" in h.value for h in at.subheader)
+    assert "completed" in train_status(at)
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download model (.keras)", "Download history (CSV)"]
 
@@ -77,7 +78,7 @@ def test_a_second_run_with_another_head_says_its_features_were_reused(tiny_datas
         at.session_state[K.dense] = dense
         at.button(key="start_training").click().run()
         job = JOBS.get(at.session_state[K.job_id])
-        _wait_for(at, lambda j=job: not j.running and any("completed" in h.value for h in at.subheader))
+        _wait_for(at, lambda j=job: not j.running and "completed" in train_status(at))
     captions = [c.value for c in at.caption if "reused" in c.value]
     assert len(captions) == 1 and "Frozen features **reused** from the feature store (computed 20" in captions[0]
     # Another session's estimate knows these features are stored.
@@ -109,30 +110,33 @@ def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset,
         job.stop()
 
 
-def test_a_reloaded_tab_finds_its_running_job_and_can_stop_it(tiny_dataset, runs_dir, slow_epochs):
+def test_a_reloaded_tab_gets_its_settings_back_and_finds_its_running_job(tiny_dataset, runs_dir, slow_epochs):
     first = _app(tiny_dataset, **{K.epochs: 30})
     first.button(key="start_training").click().run()
     job = JOBS.get(first.session_state[K.job_id])
     try:
         assert job.running
-        # A reload is a new session; the URL still carries the owner and the job.
+        # A reload is a new session with nothing in it; the URL still carries the owner.
         reloaded = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         reloaded.query_params["owner"] = first.query_params["owner"]
-        reloaded.query_params["job"] = job.id
-        for key in (K.source, K.folder, K.weights_choice, K.image_size, K.batch_size, K.dense):
-            reloaded.session_state[key] = first.session_state[key]
         reloaded.run()
+        # The dataset, image size and every setting come back from the server, not from the URL.
+        for key in (K.source, K.folder, K.weights_choice, K.image_size, K.batch_size, K.dense, K.epochs, K.min_steps):
+            assert reloaded.session_state[key] == first.session_state[key], key
         reloaded.switch_page("pages/train.py").run()
         assert not reloaded.exception
         assert reloaded.session_state[K.job_id] == job.id
-        assert any("running" in h.value for h in reloaded.subheader)
+        assert not [i for i in reloaded.info if "current settings differ" in i.value]  # the same settings
+        assert "running" in train_status(reloaded)
         # The header describes the run it re-attached to, from the job's own config ...
         header = next(m.value for m in reloaded.markdown if m.value.startswith("This run:"))
         assert "at 32 px" in header and "freeze point **18**" in header and "30 epoch(s)" in header
-        assert "weights **random weights" in header and "path: **cached**" in header
-        # ... and says how this session's settings (epochs back at the default) differ from it.
+        assert "weights **random weights" in header and "route: **cached features**" in header
+        # ... and says in the page's words how this session's settings (epochs changed since) differ from it.
+        reloaded.session_state[K.epochs] = 4
+        reloaded.run()
         differ = next(i.value for i in reloaded.info if "current settings differ" in i.value)
-        assert "epochs: 5 (this run: 30)" in differ and "5 epoch(s)" in differ and "about" in differ
+        assert "epochs: 4 (this run: 30)" in differ and "4 epoch(s)" in differ and "about" in differ
         reloaded.button(key="stop_training").click().run()
         _wait_for(reloaded, lambda: not job.running)
         assert job.snapshot().status == "stopped"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.helpers import TINY_CONFIG, make_dataset_folder, open_on_tiny_folder
+from tests.helpers import TINY_CONFIG, make_dataset_folder, open_on_tiny_folder, train_status
 from tlcore.cluster import LOCAL, ClusterError, RayBackend, StorageNotShared, backend_from_env
 from tlcore.data import scan
 from tlcore.jobs import FAILED, JobRegistry, start_sweep, start_training, train_job
@@ -243,7 +243,7 @@ def test_the_train_page_runs_a_job_on_the_cluster_without_knowing_it(cluster, mo
     wait_until(lambda: not job.running, "end of the page's job")
     at.run()
     assert not at.exception
-    assert any("completed" in h.value for h in at.subheader), job.snapshot().error
+    assert "completed" in train_status(at), job.snapshot().error
     worker = job.snapshot().worker
     device = load_record(Path(job.snapshot().run_dir)).device
     assert (

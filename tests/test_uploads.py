@@ -611,3 +611,34 @@ def test_session_liveness_is_asked_of_the_runtime_and_unknown_when_it_cannot_say
     assert housekeeping.session_alive("connected") is None  # the internal API changed: unknown, never "ended"
     monkeypatch.setattr(runtime, "exists", lambda: False)
     assert housekeeping.session_alive("connected") is None
+
+
+def test_a_reload_keeps_the_uploaded_zip_and_says_so_when_it_is_gone(tmp_path, monkeypatch):
+    from tlcore.uploads import remove_extracted
+
+    folder = make_dataset_folder(tmp_path / "src", n_train=4, n_val=2, size=24)
+    first = _zip_app(tmp_path, monkeypatch)
+    first.file_uploader(key=K.zip_upload).set_value(("pets.zip", _zip_folder(folder, "pets/"), "application/zip"))
+    first = first.run()
+    root = first.session_state[K.zip_dir]
+
+    def reload() -> AppTest:  # a new session of the same owner: nothing in it but the URL's owner
+        again = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+        again.query_params["owner"] = first.query_params["owner"]
+        return again.run()
+
+    again = reload()
+    assert not again.exception
+    assert (again.session_state[K.source], again.session_state[K.zip_dir]) == (SOURCE_ZIP, root)
+    assert any("Using **pets.zip**" in c.value for c in again.sidebar.caption)
+    assert "cats, dogs" in " ".join(m.value for m in again.main.markdown)  # the dataset page shows the upload
+    # The new session holds the extraction too, so the first session's end does not remove it.
+    from dashboard import housekeeping
+    from tlcore.uploads import extraction_folder
+
+    assert extraction_folder(root) in housekeeping.tracker().folders()
+    # The server restarted (its extractions are gone): the tab says so instead of showing the sample silently.
+    remove_extracted(root)
+    gone = reload()
+    assert gone.session_state[K.source] != SOURCE_ZIP and not gone.session_state[K.zip_dir]
+    assert any("pets.zip are no longer on the server" in w.value for w in gone.sidebar.warning)

@@ -31,31 +31,40 @@ LEGACY_VALUES: dict[str, Any] = {"min_steps": 0, "early_stopping_patience": None
 LEGACY_HEAD_VALUES: dict[str, Any] = {"normalize": False}
 
 
-# Settings in words, for people comparing two configs (dotted names as flatten_config gives them).
+# Settings in words, for people comparing two configs (dotted names as flatten_config gives them): the labels
+# of the dashboard's widgets, lower-cased.
 SETTING_NAMES = {
     "weights": "weights",
-    "image_size": "image size (px)",
+    "image_size": "image size",
     "batch_size": "batch size",
     "epochs": "epochs",
     "optimizer": "optimizer",
     "learning_rate": "learning rate",
-    "freeze_at": "freeze point",
+    "freeze_at": "phase 1: layers frozen",
     "head.pooling": "pooling",
-    "head.dense": "dense layers",
+    "head.dense": "dense layer sizes",
     "head.dropout": "dropout",
     "head.output": "output",
-    "head.normalize": "normalised head input",
+    "head.normalize": "normalise the pooled features",
     "augment.enabled": "augmentation",
-    "fine_tune": "second phase",
-    "fine_tune.freeze_at": "phase 2 freeze point",
+    "augment.flip": "horizontal flip",
+    "augment.rotation": "rotation",
+    "augment.zoom": "zoom",
+    "augment.translation": "translation",
+    "augment.contrast": "contrast",
+    "fine_tune": "phase 2",
+    "fine_tune.freeze_at": "phase 2: layers frozen",
     "fine_tune.epochs": "phase 2 epochs",
     "fine_tune.learning_rate": "phase 2 learning rate",
     "seed": "seed",
     "balance_classes": "balance classes",
-    "early_stopping_patience": "early stopping patience",
-    "min_steps": "minimum steps",
+    "early_stopping_patience": "early stopping (epochs without improvement)",
     "reduce_lr_on_plateau": "reduce learning rate on plateau",
     "precision": "precision",
+    "min_steps": "at least this many steps for the head",
+    "validation_split": "validation share",
+    "cache_features": "cache frozen features",
+    "backbone": "backbone",
 }
 
 

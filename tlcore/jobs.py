@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import math
 import secrets
 import signal
 import sys
@@ -89,6 +90,11 @@ class Snapshot:
     worker: str = ""  # "host (pid N)" when a cluster's worker runs it; "" in this process
     device: str = ""  # what trains it, in words ("CPU: AMD EPYC ...", "GPU: NVIDIA H200 ...")
     schedule: Schedule | None = None  # how long it trains on its data, once training has planned it
+    class_names: tuple[str, ...] = ()  # and its classes and validation images per class (tlcore.baselines)
+    validation_per_class: tuple[int, ...] = ()
+    batch_loss: float = math.nan  # the running epoch's loss and accuracy so far (the curves' last stretch)
+    batch_accuracy: float = math.nan
+    kept_epoch: int | None = None  # once done: the epoch early stopping restored (its metrics are `final`)
 
     @property
     def elapsed(self) -> float:
@@ -106,8 +112,9 @@ class Snapshot:
         return min(1.0, (max(self.epoch - 1, 0) + within) / self.epochs_total)
 
     def seconds_left(self) -> float | None:
-        """Time left from the pace of the epochs so far (None until there is one)."""
-        per_epoch = History.of(self.history).mean_epoch_seconds
+        """Time left from the pace of this phase's epochs so far (None until there is one: a phase that trains
+        convolutions runs at another pace than the head before it)."""
+        per_epoch = History.of([r for r in self.history if r["phase"] == self.phase]).mean_epoch_seconds
         if self.done or per_epoch is None:
             return None
         remaining = self.epochs_total - self.epoch + (1 - self.batch / self.batches if self.batches else 1)
@@ -169,13 +176,17 @@ class Job:
                 s.stages = {**s.stages, key: (max(done_before, event.done), event.total)}
             elif isinstance(event, PhaseStart):
                 s.phase, s.route, s.route_reason = event.phase, event.route, event.route_reason
+                if event.phase > 1:  # the phase before may have ended early: count from the epochs it ran
+                    s.epochs_total = len(s.history) + event.epochs
                 s.stage = "train" if event.route != "cached" else "extract"
             elif isinstance(event, FeaturesReused):
                 s.features_reused = {**s.features_reused, event.phase: event.created}
             elif isinstance(event, Planned):
                 s.schedule, s.epochs_total = event.schedule, event.schedule.total_epochs
+                s.class_names, s.validation_per_class = event.class_names, event.validation_per_class
             elif isinstance(event, BatchEnd):
                 s.stage, s.epoch, s.batch, s.batches = "train", event.epoch, event.batch, event.batches
+                s.batch_loss, s.batch_accuracy = event.loss, event.accuracy
             elif isinstance(event, EpochEnd):
                 s.history = s.history + [dict(event.row)]
             elif isinstance(event, RunCreated):
@@ -419,6 +430,7 @@ class TrainingOutcome:
     extract_seconds: float
     save_error: str
     model_bytes: bytes | None = None  # the trained model, only when the run store could not save it
+    kept_epoch: int | None = None  # early stopping restored this epoch's weights (TrainResult.kept_epoch)
 
 
 def _created(report: ProgressFn) -> Callable[[Any], None]:
@@ -446,6 +458,7 @@ def train_job(config: Any, info: Any, store: RunStore | None, *, report: Progres
         extract_seconds=result.extract_seconds,
         save_error=result.save_error,
         model_bytes=model_to_bytes(result.model) if result.save_error else None,
+        kept_epoch=result.kept_epoch,
     )
 
 
@@ -571,6 +584,7 @@ def start_training(
             status=outcome.status,
             reason=outcome.reason or outcome.save_error,
             final=outcome.final,
+            kept_epoch=outcome.kept_epoch,
             run_dir=outcome.run_dir,
             stage="done",
             finished=time.time(),

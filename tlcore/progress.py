@@ -6,6 +6,7 @@ a notebook read them without importing TensorFlow.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -54,6 +55,7 @@ class BatchEnd:
     batch: int  # 1-based
     batches: int
     loss: float  # the epoch's mean loss so far (as Keras' progress bar shows it)
+    accuracy: float = math.nan  # the epoch's training accuracy so far
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,12 @@ class EpochEnd:
 
 @dataclass(frozen=True)
 class Planned:
-    """Before the first epoch: how long the run trains on its data (batch size, epochs, early stopping)."""
+    """Before the first epoch: how long the run trains on its data (batch size, epochs, early stopping), and
+    the validation split its accuracy is read on (`tlcore.baselines`)."""
 
     schedule: Schedule
+    class_names: tuple[str, ...] = ()
+    validation_per_class: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -240,8 +240,12 @@ def plan_for(
 ) -> Schedule:
     """How long `config` trains on this data (`tlcore.schedule`), from the route its first phase takes."""
     first_route, _ = route_for(config, model, config.freeze_at, data, feature_budget_bytes, strategy)
-    per_class = np.bincount(data.validation.labels.astype(np.int64), minlength=len(data.class_names))
-    return schedule(config, len(data.train), [int(n) for n in per_class], first_route)
+    return schedule(config, len(data.train), _per_class(data.validation.labels, len(data.class_names)), first_route)
+
+
+def _per_class(labels: np.ndarray, num_classes: int) -> tuple[int, ...]:
+    """Images of each class among `labels`, in class order."""
+    return tuple(int(n) for n in np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes))
 
 
 # Layers without weights that compute the same in training as in inference: on cached features
@@ -421,7 +425,8 @@ class TrainingMonitor(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.batches = batch + 1  # batch: the last one a call ran (a compiled cached call runs several)
         loss = float((logs or {}).get("loss", math.nan))
-        self.report(BatchEnd(self.phase.phase, self.epoch, self.batches, self.phase.batches_per_epoch, loss))
+        accuracy = float((logs or {}).get("accuracy", math.nan))
+        self.report(BatchEnd(self.phase.phase, self.epoch, self.batches, self.phase.batches_per_epoch, loss, accuracy))
         if not math.isfinite(loss):
             self.result.status = FAILED
             self.result.reason = (
@@ -584,7 +589,7 @@ def train(
             model = build_for(config, len(data.class_names))
     result = TrainResult(model=model, config=config, class_names=list(data.class_names), status=COMPLETED)
     plan = result.schedule = plan_for(config, model, data, feature_budget_bytes, strategy)
-    report(Planned(plan))
+    report(Planned(plan, tuple(data.class_names), _per_class(data.validation.labels, len(data.class_names))))
     rates = [config.learning_rate] + ([config.fine_tune.learning_rate] if config.fine_tune else [])
     phases = [(p.freeze_at, p.epochs, rate) for p, rate in zip(plan.phases, rates)]
     augmenter = build_augmenter(config.augment, config.seed) if config.augment.enabled else None
@@ -662,7 +667,7 @@ def train(
                 verbose=0,
             )
         result.train_seconds += time.perf_counter() - t0
-        epoch_offset += epochs
+        epoch_offset = len(result.history)  # a phase early stopping ended leaves no gap before the next
         # Keras 3 restores the best epoch's weights at the end of fit, stopped early or not; a later phase
         # trains on from them.
         restored = early is not None and early.best_weights is not None
