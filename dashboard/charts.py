@@ -42,7 +42,8 @@ TITLE_FONT_SIZE = 18  # a chart's own title
 CATEGORY_SCHEME = "tableau10"
 PREDICTED_COLOUR = "#f58518"  # tableau10's orange: the predicted class's bar
 LINE_WIDTH = 3  # px; thinner lines fade on a projector
-BASELINE_COLOUR = "#8c8c8c"  # accuracy without learning: a grey that reads on light and dark backgrounds
+# A grey that reads on light and dark backgrounds: accuracy without learning, and text Streamlit's themes leave out.
+BASELINE_COLOUR = "#8c8c8c"
 
 METRIC_LABELS = {
     "val_accuracy": "validation accuracy",
@@ -129,7 +130,10 @@ def _curves(
     value = alt.Y(
         "value:Q", title=y_title, scale=metric_scale(metric), axis=alt.Axis(values=ticks, format=metric_format(metric))
     )
-    colour = alt.Color(f"{series}:N", title=None, legend=alt.Legend(orient="bottom", direction=legend_direction))
+    order = list(dict.fromkeys(p[series] for p in points))  # the legend in the order given (k=0, k=3, ... k=18)
+    colour = alt.Color(
+        f"{series}:N", title=None, sort=order, legend=alt.Legend(orient="bottom", direction=legend_direction)
+    )
     tooltip: list[Any] = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
     frame = pd.DataFrame(
         [{"running": False, **point} for point in points], columns=[series, "epoch", "value", "partial", "running"]
@@ -350,43 +354,51 @@ def class_counts_chart(counts: Mapping[str, Mapping[str, int]]) -> AltairChart:
     return _projector(chart)
 
 
-def sweep_charts(points_df: pd.DataFrame) -> tuple[AltairChart, AltairChart]:
-    """Best validation accuracy, and seconds per epoch, against trainable VGG16 layers (VGG16_LAYERS - freeze point).
+def sweep_charts(points_df: pd.DataFrame, baselines: Sequence[Baseline] = ()) -> tuple[AltairChart, AltairChart]:
+    """Validation accuracy (of each point's model), and seconds per epoch, against the freeze point.
 
-    points_df: dashboard.tables.saved_sweep_frame's frame. Pretrained points are joined by a line; the
-    from-scratch baseline (point "scratch") is a dashed horizontal rule on the accuracy chart.
-    Two charts, not one concatenated: each fills its own column like every other chart.
+    points_df: dashboard.tables.saved_sweep_frame's frame. The freeze point runs left to right from 0 to 18,
+    as the Model page's slider does. Pretrained points are joined by a line; the from-scratch baseline
+    (point "scratch") is a dashed horizontal rule on the accuracy chart, beside the accuracies reached
+    without learning. Two charts, not one concatenated: each fills its own column like every other chart.
     """
     points_df = pd.DataFrame(points_df)
     scratch = points_df[points_df["point"] == "scratch"]
     pretrained = points_df[points_df["point"] != "scratch"]
     x = alt.X(
-        "trainable layers:Q",
-        title=f"trainable VGG16 layers ({VGG16_LAYERS} − freeze point)",
+        "freeze_at:Q",
+        title="freeze point (VGG16 layers frozen)",
         scale=alt.Scale(domain=[0, VGG16_LAYERS]),
         axis=alt.Axis(tickMinStep=1, format="d"),
     )
-    tooltip = ["point:N", alt.Tooltip("best val acc:Q", format=".1%"), alt.Tooltip("s/epoch:Q", format=".2f")]
-    accuracy = (
+    tooltip = [
+        "point:N",
+        alt.Tooltip("final val acc:Q", format=".1%", title="val acc"),
+        alt.Tooltip("best val acc:Q", format=".1%"),
+        alt.Tooltip("s/epoch:Q", format=".2f"),
+    ]
+    accuracy: Any = (
         alt.Chart(pretrained)
         .mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80))
         .encode(
             x=x,
             y=alt.Y(
-                "best val acc:Q",
-                title="best validation accuracy",
+                "final val acc:Q",
+                title="validation accuracy",
                 scale=metric_scale("val_accuracy"),
                 axis=alt.Axis(format=metric_format("val_accuracy")),
             ),
             tooltip=tooltip,
         )
     )
-    scratch_acc = scratch["best val acc"].dropna()
+    scratch_acc = scratch["final val acc"].dropna()
     if not scratch_acc.empty:
-        rule = pd.DataFrame({"best val acc": [float(scratch_acc.iloc[0])], "label": ["from scratch"]})
+        rule = pd.DataFrame({"final val acc": [float(scratch_acc.iloc[0])], "label": ["from scratch"]})
         accuracy = accuracy + alt.Chart(rule).mark_rule(strokeDash=[6, 4], strokeWidth=2, color="crimson").encode(
-            y="best val acc:Q", tooltip=["label:N", alt.Tooltip("best val acc:Q", format=".1%")]
+            y="final val acc:Q", tooltip=["label:N", alt.Tooltip("final val acc:Q", format=".1%")]
         )
+    if baselines:
+        accuracy = alt.layer(accuracy, *_baseline_layers(baselines))
     speed = (
         alt.Chart(pretrained)
         .mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80), color="darkorange")
@@ -480,7 +492,12 @@ def feature_map_chart(
         tooltip=["image:N", "class:N", "split:N"],
     )
     chart = base.mark_point(size=90, filled=True, opacity=0.85, strokeWidth=2).properties(
-        title=alt.TitleParams(title, subtitle=list(subtitle) or alt.Undefined, subtitleFontSize=LABEL_FONT_SIZE),
+        title=alt.TitleParams(
+            title,
+            subtitle=list(subtitle) or alt.Undefined,
+            subtitleFontSize=LABEL_FONT_SIZE,
+            subtitleColor=BASELINE_COLOUR,  # Streamlit's themes colour the title, not the subtitle
+        ),
         height=PLOT_HEIGHT,
     )
     return _projector(chart)
@@ -546,14 +563,16 @@ def weight_changes_chart(
             color=alt.Color("part:N", title=None, sort=list(CHANGE_PARTS.values()), legend=alt.Legend(orient="bottom")),
         )
     )
+    # Text marks get no colour from Streamlit's themes (Vega's default black vanished on the dark one): the
+    # values in their bar's colour, "frozen: unchanged" in a grey that reads on both.
     values = (
         base.transform_filter("datum.change != null")
         .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE)
-        .encode(x="change:Q", text="note:N")
+        .encode(x="change:Q", text="note:N", color=alt.Color("part:N", sort=list(CHANGE_PARTS.values()), legend=None))
     )
     unchanged = (
         base.transform_filter("datum.change == null")
-        .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE, fontStyle="italic")
+        .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE, fontStyle="italic", color=BASELINE_COLOUR)
         .encode(x="start:Q", text="note:N")
     )
     chart = alt.layer(bars, values, unchanged).properties(height=alt.Step(BAR_STEP))

@@ -60,9 +60,9 @@ def augmentation_section(samples: Sequence[tuple[Path, str]], size: int) -> None
     )
     for key in (K.rotation, K.zoom, K.translation, K.contrast):  # a loaded config may exceed the sliders' range
         st.session_state[key] = min(float(st.session_state[key]), AUGMENT_MAX)
+    st.toggle("Use augmentation when training", key=K.augment)
     controls, preview = st.columns([1, 2], gap="large")
     with controls:
-        st.toggle("Use augmentation when training", key=K.augment)
         st.checkbox("Horizontal flip", key=K.flip)
         st.slider("Rotation (fraction of a full turn)", 0.0, AUGMENT_MAX, step=0.05, key=K.rotation)
         st.slider("Zoom", 0.0, AUGMENT_MAX, step=0.05, key=K.zoom)

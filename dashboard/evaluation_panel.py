@@ -63,9 +63,9 @@ def evaluation_section(
         return
     ev = cached[1]
     st.metric("Validation accuracy", f"{ev.accuracy:.1%}", help=f"{int(ev.confusion.sum())} images")
-    matrix, table = st.columns([2, 3])
-    matrix.altair_chart(confusion_matrix_chart(ev.confusion, names), width="content", theme="streamlit")
-    table.dataframe(
+    # One above the other: side by side, the matrix's own width ran under the table at 1024 and 1280 px.
+    st.altair_chart(confusion_matrix_chart(ev.confusion, names), width="content", theme="streamlit")
+    st.dataframe(
         ev.per_class_table(),
         hide_index=True,
         column_config={"accuracy": st.column_config.ProgressColumn(format="percent", max_value=1.0)},

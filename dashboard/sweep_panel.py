@@ -11,12 +11,13 @@ from dashboard.live_view import STAGE_LABELS
 from dashboard.state import K, current_config, current_dataset, owner, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
 from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.baselines import run_baselines
 from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.estimate import describe_sweep, machine_gflops
 from tlcore.jobs import JOBS, Job, JobBusy, start_sweep
 from tlcore.runs import RunSummary
-from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, point_label
+from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, SCRATCH, point_label
 
 PERCENT = st.column_config.NumberColumn(format="percent")
 
@@ -57,32 +58,36 @@ def _estimate_caption(info: DatasetInfo) -> str:
 
 
 def sweep_section(summaries: Sequence[RunSummary]) -> None:
+    """The saved sweeps' results first (what a teacher shows), then the controls that start a new one."""
     st.subheader("Sweep: how much of VGG16 should stay frozen?")
+    if ids := sweep_ids(summaries):
+        saved_sweep(summaries, st.selectbox("Saved sweep", ids, key="sweep_pick"))
+    st.markdown("**A new sweep**")
     st.caption(
         f"The same head at several freeze points, plus the same model from random weights, at the sidebar's "
         f"{st.session_state[K.image_size]} px (a sweep's default: {DEFAULT_IMAGE_SIZE} px). One run per point."
     )
     for key, default in (("sweep_points", list(DEFAULT_POINTS)), ("sweep_epochs", 5), ("sweep_scratch", True)):
         st.session_state[key] = st.session_state.get(key, default)  # kept while other pages run
-    left, middle, right = st.columns([3, 1, 1])
-    left.multiselect("Freeze points", list(range(VGG16_LAYERS, -1, -1)), key="sweep_points", format_func=point_label)
-    middle.number_input("Epochs per point", 1, 100, key="sweep_epochs")
-    right.checkbox(
+    left, right = st.columns([3, 1])
+    left.multiselect("Freeze points", list(range(VGG16_LAYERS + 1)), key="sweep_points", format_func=point_label)
+    right.number_input("Epochs per point", 1, 100, key="sweep_epochs")
+    st.checkbox(
         "Include from scratch",
         key="sweep_scratch",
         help="From scratch: random weights, every layer trains (freeze 0): the no-transfer baseline.",
     )
     info, (weights_ok, message) = current_dataset(), weights_ready()
     running = (job := JOBS.get(st.session_state.get("sweep_job_id"))) is not None and job.running
-    left, right = st.columns(2)
-    left.button(
-        "Start sweep",
-        key="start_sweep",
-        type="primary",
-        on_click=_start_sweep,
-        disabled=running or not weights_ok or info is None or isinstance(info, Exception),
-    )
-    right.button("Stop sweep", key="stop_sweep", on_click=job.stop if job else None, disabled=not running)
+    with st.container(horizontal=True):
+        st.button(
+            "Start sweep",
+            key="start_sweep",
+            type="primary",
+            on_click=_start_sweep,
+            disabled=running or not weights_ok or info is None or isinstance(info, Exception),
+        )
+        st.button("Stop sweep", key="stop_sweep", on_click=job.stop if job else None, disabled=not running)
     if notice := st.session_state.pop("sweep_notice", None):
         st.warning(notice)
     if not running and info is not None and not isinstance(info, Exception):
@@ -93,31 +98,40 @@ def sweep_section(summaries: Sequence[RunSummary]) -> None:
         sweep_progress(job)
     elif job is not None and job.snapshot().error:
         st.error(f"The sweep failed: {job.snapshot().error}")
-    if ids := sweep_ids(summaries):
-        table = saved_sweep_frame(summaries, st.selectbox("Saved sweep", ids, key="sweep_pick"))
-        for column, chart in zip(st.columns(2), sweep_charts(table)):
-            column.altair_chart(chart, width="stretch", theme="streamlit")
-        st.caption(
-            "Notice: freezing more layers makes each epoch much cheaper; with few images the pretrained "
-            "features (few trainable layers) tend to beat training more of the network, and every "
-            "pretrained point should beat the dashed from-scratch line."
-        )
-        st.dataframe(
-            table,
-            hide_index=True,
-            column_config={
-                "best val acc": PERCENT,
-                "final val acc": PERCENT,
-                "s/epoch": st.column_config.NumberColumn(format="%.2f"),
-            },
-        )
-        curves = {s.tags["point"]: s.history.as_rows() for s in summaries if s.run_id in set(table["run"])}
-        for column, metric, title in zip(
-            st.columns(2),
-            ("val_accuracy", "val_loss"),
-            ("Validation accuracy of every point", "Validation loss of every point"),
-        ):
-            column.altair_chart(curves_chart(curves, metric, title), width="stretch", theme="streamlit")
+
+
+def saved_sweep(summaries: Sequence[RunSummary], sweep_id: str) -> None:
+    """A saved sweep: accuracy and time per epoch against the freeze point, its table, every point's curves."""
+    table = saved_sweep_frame(summaries, sweep_id)
+    points = [s for s in summaries if s.run_id in set(table["run"])]
+    baselines = run_baselines(points[0].record) if points else []
+    for column, chart in zip(st.columns(2), sweep_charts(table, baselines)):
+        column.altair_chart(chart, width="stretch", theme="streamlit")
+    st.caption(
+        "Notice: freezing more layers makes each epoch much cheaper; with few images the pretrained "
+        "features (few trainable layers) tend to beat training more of the network, and every "
+        "pretrained point should beat the dashed from-scratch line and the dotted chance line."
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={
+            "best val acc": PERCENT,
+            "final val acc": PERCENT,
+            "s/epoch": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    # The legend in numeric order, as on the freeze slider: k=0, k=3, ... k=18, then from scratch.
+    by_point = {s.tags["point"]: s for s in points}
+    pretrained = table[table["point"] != SCRATCH].sort_values("freeze_at")["point"]
+    ordered = [*pretrained, *table[table["point"] == SCRATCH]["point"]]
+    curves = {point: by_point[point].history.as_rows() for point in ordered if point in by_point}
+    for column, metric, title in zip(
+        st.columns(2),
+        ("val_accuracy", "val_loss"),
+        ("Validation accuracy of every point", "Validation loss of every point"),
+    ):
+        column.altair_chart(curves_chart(curves, metric, title, baselines), width="stretch", theme="streamlit")
 
 
 SWEEP_STAGES = {"decode": STAGE_LABELS["decode"], "extract": "Frozen features of every point, in one pass"}

@@ -12,6 +12,7 @@ from dashboard.sweep_panel import PERCENT, sweep_section
 from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
 from dashboard.weight_change_panel import weight_change_section
 from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
+from tlcore.baselines import run_baselines
 from tlcore.runs import RUNNING, RunStore
 
 page_intro(
@@ -72,9 +73,11 @@ chosen = st.multiselect(
 )
 if chosen:
     histories = {curve_label(by_id[r]): by_id[r].history.as_rows() for r in chosen}
+    levels = [run_baselines(by_id[r].record) for r in chosen]
+    baselines = levels[0] if all(level == levels[0] for level in levels) else []  # one validation split: its lines
     left, right = st.columns(2)
     for column, metric in ((left, "val_accuracy"), (right, "val_loss")):
-        column.altair_chart(curves_chart(histories, metric), width="stretch", theme="streamlit")
+        column.altair_chart(curves_chart(histories, metric, baselines=baselines), width="stretch", theme="streamlit")
     st.caption(
         "Dashed line: where a run's fine-tuning phase began. Hollow marker: an epoch cut short by Stop. "
         "Loss is on a log scale, so one bad epoch does not flatten the others."
@@ -87,11 +90,11 @@ if len(chosen) >= 2:
         st.write("Settings that differ between these runs:")
         st.dataframe(differences)
 
+sweep_section(summaries)
+
 weight_change_section(summaries)
 
 run_code_section(summaries)
 
 delete_section(list(by_id), label)
 feature_store_section()
-
-sweep_section(summaries)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tlcore.records import RunRecord
+
 # Below either, the Train page says that accuracy moves in big steps.
 FEW_VALIDATION_IMAGES = 20
 FEW_IN_A_CLASS = 5
@@ -51,3 +53,10 @@ def few_images_warning(class_names: Sequence[str], validation_per_class: Sequenc
         f"Few validation images ({total}; “{smallest}” has {fewest}): one image moves validation accuracy by "
         f"{1 / total:.1%}, so small differences between runs are luck. More photos per class make it sharper."
     )
+
+
+def run_baselines(record: RunRecord) -> list[Baseline]:
+    """The baselines of a saved run's validation split, as its record counted it when it started."""
+    names = record.class_names or []
+    counts = record.dataset.counts.get("validation", {}) if record.dataset else {}
+    return accuracy_baselines(names, [counts.get(name, 0) for name in names])
