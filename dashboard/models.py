@@ -7,9 +7,11 @@ from typing import Any
 
 import streamlit as st
 
+from dashboard import housekeeping
 from dashboard.release import collect_released
+from dashboard.state import owner
 from dashboard.tables import describe_run
-from tlcore.modelfile import ModelLoadError
+from tlcore.modelfile import ModelLoadError, model_labels
 from tlcore.runs import MODEL_FILE, RunRecord, read_run_json
 from tlcore.uploads import save_uploaded_model
 
@@ -87,20 +89,25 @@ def class_names_or_stop(record: RunRecord, outputs: int, model_path: str) -> lis
 
 
 def uploaded_model() -> tuple[str, RunRecord]:
-    """The uploaded model's path (named after its content, so reruns reuse the loaded copy) and its run.json."""
+    """The uploaded model's path (named after its content, so reruns reuse the loaded copy) and its record.
+
+    A model downloaded from this lab names its classes itself (`tlcore.modelfile.model_labels`); for another
+    one, its run.json or the names typed below. The copy goes when the session ends, like an uploaded .zip.
+    """
     upload = st.file_uploader("A .keras model exported from this app", type=["keras"], key="inference_model_upload")
     record = st.file_uploader(
         "Its run.json (optional)",
         type=["json"],
         key="inference_record_upload",
-        help="A .keras file holds weights but not class names; run.json from the same "
-        "run folder does. Without it, name the classes below.",
+        help="Models downloaded from this lab carry their class names. For an older one, run.json from the "
+        "same run folder has them; without it, name the classes below.",
     )
     if upload is None:
         st.stop()
     path = str(save_uploaded_model(upload.getvalue()))
+    housekeeping.tracker().track_model(path, housekeeping.session_id(), owner())
     if record is None:
-        return path, RunRecord()
+        return path, RunRecord(class_names=model_labels(path))
     try:
         return path, read_run_json(record.getvalue())
     except ValueError:

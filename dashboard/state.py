@@ -13,9 +13,11 @@ from typing import Any, Protocol
 
 import streamlit as st
 
-from tlcore.backbones import IMAGENET, NO_WEIGHTS, WEIGHTS_ENV, weights_status
+from dashboard.skipped import skipped_files
+from tlcore.backbone_facts import DEFAULT_BACKBONE
+from tlcore.backbones import IMAGENET, NO_WEIGHTS, WEIGHTS_ENV, get_backbone, imagenet_cached_path, weights_status
 from tlcore.config import PATIENCE, AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
-from tlcore.data import DatasetError, DatasetInfo, display_path, scan, tree_stamp
+from tlcore.data import DatasetError, DatasetInfo, scan, tree_stamp
 from tlcore.estimate import measure_in_background
 from tlcore.paths import (
     DataRootError,
@@ -317,9 +319,7 @@ def require_dataset() -> DatasetInfo:
     if isinstance(info, DatasetError):
         st.error(f"This dataset cannot be used: {info}")
         if info.info is not None and info.info.skipped:
-            st.dataframe(
-                [{"file": display_path(s.path), "reason": s.reason} for s in info.info.skipped], hide_index=True
-            )
+            skipped_files(info.info.skipped, info.info.root)
         st.stop()
     return info
 
@@ -341,6 +341,18 @@ def _weights_from(state: StateView) -> str:
         return NO_WEIGHTS
     if choice == WEIGHTS_FILE:
         return _weights_file(state)[0]
+    return _imagenet_source()
+
+
+def _imagenet_source() -> str:
+    """ "imagenet" (Keras' download), or the administrator's TLLAB_WEIGHTS file when Keras has none cached.
+
+    On an offline server the administrator's file is the ImageNet weights: choosing "ImageNet" must work
+    there, not ask for a download that cannot happen.
+    """
+    server_file = os.environ.get(WEIGHTS_ENV, "")
+    if server_file and imagenet_cached_path(get_backbone(DEFAULT_BACKBONE)) is None:
+        return server_file
     return IMAGENET
 
 
@@ -351,11 +363,15 @@ def weights_value() -> str:
 
 def weights_ready() -> tuple[bool, str]:
     """Whether the chosen weights can be used now, in plain words; a refused path says why."""
-    if st.session_state[K.weights_choice] == WEIGHTS_FILE:
+    choice = st.session_state[K.weights_choice]
+    if choice == WEIGHTS_FILE:
         _, refusal = _weights_file(st.session_state)
         if refusal:
             return False, refusal
-    return weights_status(weights_value())
+    ok, message = weights_status(weights_value())
+    if choice == WEIGHTS_IMAGENET and weights_value() != IMAGENET:
+        return ok, f"ImageNet weights from the server's file: {message}"
+    return ok, message
 
 
 def parse_dense(text: str) -> tuple[int, ...]:

@@ -7,17 +7,16 @@ when the learner asks for it.
 from __future__ import annotations
 
 import inspect
-import os
 
-import pandas as pd
 import streamlit as st
 
 import tlcore.data
 from dashboard.charts import class_counts_chart
 from dashboard.dataset_panels import augmentation_section, load_tile, show_tile
+from dashboard.skipped import skipped_files
 from dashboard.state import K, balance_classes_toggle, page_intro, require_dataset
 from tlcore.advisor import imbalance_warnings
-from tlcore.data import TRAIN, VALIDATION, display_path, sample_grid
+from tlcore.data import TRAIN, VALIDATION, sample_grid
 
 
 def _next_sample() -> None:
@@ -67,9 +66,7 @@ with stats_col:
         balance_classes_toggle()
     st.subheader("Files left out")
     if info.skipped:
-        # display_path: a name that is not UTF-8 would stop the whole page
-        files = [display_path(os.path.relpath(f.path, info.root)) for f in info.skipped]
-        st.dataframe(pd.DataFrame({"file": files, "reason": [f.reason for f in info.skipped]}), hide_index=True)
+        skipped_files(info.skipped, info.root)
     else:
         st.success("Every image file could be read.")
     st.caption(

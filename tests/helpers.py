@@ -161,3 +161,8 @@ def train_status(at) -> str:
     from dashboard.live_view import STATUS_PREFIX
 
     return next((m.value for m in at.markdown if m.value.startswith(STATUS_PREFIX)), "")
+
+
+def skipped_table(at):
+    """The files a page lists as left out, with their reasons (columns "file" and "reason")."""
+    return next(t.value for t in at.table if "reason" in t.value.columns).reset_index()

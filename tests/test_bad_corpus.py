@@ -20,7 +20,8 @@ from streamlit.testing.v1 import AppTest
 from dashboard.state import SOURCE_FOLDER, K
 from tests.badcorpus import BAD_FILES, CONVERTED, IGNORED, BadFile, Corpus, build_bad_corpus, deny_reads, files_on_disk
 from tests.conftest import ROOT
-from tlcore.config import HeadConfig, TrainConfig
+from tests.helpers import TINY_CONFIG, skipped_table
+from tlcore.config import HeadConfig
 from tlcore.data import DatasetInfo, display_path, scan
 from tlcore.imageio import open_rgb
 
@@ -115,7 +116,7 @@ def test_dataset_page_lists_every_skipped_file_with_its_reason(denied):
     assert not at.exception
     assert at.title[0].value == "Dataset"
     assert not at.main.error
-    table = next(df.value for df in at.main.dataframe if "reason" in df.value.columns)
+    table = skipped_table(at)
     shown = dict(zip(table["file"], table["reason"]))
     expected = denied.select(skipped=True)
     assert len(shown) == len(table) == len(expected)
@@ -134,7 +135,7 @@ def test_training_on_the_rest_completes_with_every_usable_image(denied, info, ru
     from tlcore.runs import RunStore
     from tlcore.tf.training import prepare_data, train_and_record
 
-    config = TrainConfig(weights="none", image_size=32, epochs=1, batch_size=8, head=HeadConfig(dense=(8,)))
+    config = TINY_CONFIG.replace(head=HeadConfig(dense=(8,)))  # its dropout: the default
     with caplog.at_level(logging.WARNING, logger="tlcore.tf.pipeline"):
         data = prepare_data(info, config.image_size)
         result, run = train_and_record(config, info, RunStore(), data=data)

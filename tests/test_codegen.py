@@ -146,7 +146,13 @@ def test_the_header_says_what_the_script_does_not_do(tmp_path):
 
 def test_an_uploaded_zip_a_missing_folder_and_skipped_files_are_said(tmp_path):
     upload = DataFolder(f"/tmp/{EXTRACTION_PREFIX}abcd1234/pets", ("cats", "dogs"))
-    assert "temporary folder the lab unpacked your .zip into" in _flat(_header(training_script(TINY_CONFIG, upload)))
+    script = training_script(TINY_CONFIG, upload)
+    assert "a temporary copy that goes when your session ends" in _flat(_header(script))
+    # DATA_DIR survives the session: the folder the .zip makes beside the script, never the lab's temporary copy.
+    assert '\nDATA_DIR = Path(__file__).resolve().parent / "pets"\n' in script and EXTRACTION_PREFIX not in script
+    assert "# Unzip your .zip beside this script: DATA_DIR is the pets/ folder it makes." in script
+    loose = training_script(TINY_CONFIG, DataFolder(f"/tmp/{EXTRACTION_PREFIX}abcd1234", ("cats", "dogs")))
+    assert 'parent / "dataset"' in loose and EXTRACTION_PREFIX not in loose
     gone = DataFolder("/nowhere/pets", ("cats", "dogs"), found=False)
     assert "DATA_DIR was not found when this script was written" in _flat(_header(training_script(TINY_CONFIG, gone)))
     # A file name that would end a docstring or start an escape stays inside the header.

@@ -725,3 +725,14 @@ def test_importing_tlcore_data_does_not_import_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_tree_too_large_to_list_in_time_is_refused_with_the_reason(tmp_path):
+    # A system folder (/proc, /usr) or a whole disk: refused in seconds, saying what to choose instead.
+    root = tmp_path / "disk"
+    for i in range(60):
+        (root / f"dir{i}" / "sub").mkdir(parents=True)
+    with pytest.raises(DatasetError) as refused:
+        scan(root, max_walk_seconds=0.0)
+    assert "is too large to be an image folder" in str(refused.value)
+    assert "Choose the folder that holds one sub-folder per class" in str(refused.value)

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT, SAMPLE_DATA
-from tests.helpers import make_dataset_folder, make_image
+from tests.helpers import make_dataset_folder, make_image, skipped_table
 from tlcore.config import AugmentConfig
 from tlcore.imageio import load_array
 from tlcore.preview import augmentation_is_identity, describe_augmentation
@@ -70,7 +70,7 @@ def test_skipped_files_are_listed_with_their_reason(tmp_path):
     (root / "notes.txt").write_text("ignored")
     at = _app(**_folder_state(root))
     assert not at.exception
-    table = next(df.value for df in at.dataframe if "reason" in df.value.columns)
+    table = skipped_table(at)
     assert list(table["file"]) == [os.path.join("train", "cats", "bad.jpg")]
     assert "not an image" in table["reason"][0]
     assert "1 other file(s) ignored" in " ".join(c.value for c in at.caption)

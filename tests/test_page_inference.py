@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image, shown_predictions, vega_specs
 from tests.test_inference import png_claiming
 from tlcore.data import scan
+from tlcore.modelfile import LABELS_ENTRY
 from tlcore.runs import MODEL_FILE, RUN_FILE, RunStore
 from tlcore.uploads import UPLOAD_DIR_ENV
 
@@ -173,20 +175,40 @@ def upload_dir(tmp_path, monkeypatch) -> Path:
     return tmp_path / "uploads"
 
 
-def test_an_uploaded_keras_model_gets_class_names_from_run_json_or_generic_ones(trained, upload_dir):
-    folder, _, run_dir = trained
-    at = _app(folder, None)
+def _without_labels(model_bytes: bytes) -> bytes:
+    """The same model as a .keras file saved before the lab wrote class names into it."""
+    source, out = zipfile.ZipFile(io.BytesIO(model_bytes)), io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for info in source.infolist():
+            if info.filename != LABELS_ENTRY:
+                archive.writestr(info, source.read(info))
+    return out.getvalue()
+
+
+def _upload_model(at: AppTest, model_bytes: bytes) -> AppTest:
     at = at.selectbox(key="inference_model").set_value("upload").run()
     assert not at.exception
-    model_bytes = (run_dir / MODEL_FILE).read_bytes()
-    at = (
-        at.file_uploader(key="inference_model_upload")
-        .set_value(("exported.keras", model_bytes, "application/octet-stream"))
-        .run()
+    at.file_uploader(key="inference_model_upload").set_value(
+        ("exported.keras", model_bytes, "application/octet-stream")
     )
-    assert at.text_input(key=f"inference_names_{_upload_stem(model_bytes)}").value == "class 0, class 1"
-    at.file_uploader(key="inference_images").set_value([("x.png", _png(make_image((50, 80, 210))), "image/png")])
     at = at.run()
+    at.file_uploader(key="inference_images").set_value([("x.png", _png(make_image((50, 80, 210))), "image/png")])
+    return at.run()
+
+
+def test_a_downloaded_model_uploaded_back_names_its_classes(trained, upload_dir):
+    folder, _, run_dir = trained
+    at = _upload_model(_app(folder, None), (run_dir / MODEL_FILE).read_bytes())  # what Download model gives
+    assert not at.exception
+    assert list(shown_predictions(at)[0]["probabilities"]) == ["cats", "dogs"]
+    assert not [t for t in at.text_input if t.key and t.key.startswith("inference_names_")]  # nothing to type
+
+
+def test_an_older_uploaded_model_gets_class_names_from_run_json_or_generic_ones(trained, upload_dir):
+    folder, _, run_dir = trained
+    model_bytes = _without_labels((run_dir / MODEL_FILE).read_bytes())
+    at = _upload_model(_app(folder, None), model_bytes)
+    assert at.text_input(key=f"inference_names_{_upload_stem(model_bytes)}").value == "class 0, class 1"
     assert not at.exception
     (result,) = shown_predictions(at)
     assert list(result["probabilities"]) == ["class 0", "class 1"]
@@ -206,6 +228,18 @@ def test_an_uploaded_keras_model_gets_class_names_from_run_json_or_generic_ones(
     assert list(shown_predictions(at)[0]["probabilities"]) == ["cats", "dogs"]
     assert at.selectbox(key="inference_pick").options  # the dataset now matches: validation picks are offered
     assert [p.name for p in upload_dir.iterdir()] == [f"{_upload_stem(model_bytes)}.keras"]  # saved once
+
+
+def test_an_uploaded_models_copy_goes_when_its_session_has_ended(trained, upload_dir):
+    from dashboard import housekeeping
+
+    folder, _, run_dir = trained
+    model_bytes = (run_dir / MODEL_FILE).read_bytes()
+    _upload_model(_app(folder, None), model_bytes)
+    copy = upload_dir / f"{_upload_stem(model_bytes)}.keras"
+    assert copy.is_file() and copy in housekeeping.tracker().folders()
+    removed = housekeeping.tracker().sweep(lambda session: False, lambda owner: False)  # every session ended
+    assert copy in removed and not copy.exists()
 
 
 def test_a_chosen_run_deleted_meanwhile_falls_back_to_another(trained, tmp_path, monkeypatch):

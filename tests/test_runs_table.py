@@ -22,13 +22,13 @@ from dashboard.tables import (
     weights_text,
 )
 from tests.conftest import ROOT
-from tests.helpers import make_dataset_folder
-from tlcore.config import FineTuneConfig, HeadConfig, TrainConfig, flatten_config
+from tests.helpers import TINY_CONFIG, make_dataset_folder
+from tlcore.config import FineTuneConfig, TrainConfig, flatten_config
 from tlcore.data import scan
 from tlcore.records import DatasetFacts, EpochRow, History, RunRecord
 from tlcore.runs import MODEL_FILE, RUN_FILE, RunStore, RunSummary, read_run_json, runs_with_models
 
-TINY = TrainConfig(weights="none", image_size=32, epochs=2, batch_size=8, head=HeadConfig(dense=(8,), dropout=0.0))
+TINY = TINY_CONFIG.replace(epochs=2)
 TUNED = TINY.replace(weights="/data/my.weights.h5", freeze_at=14, epochs=3, fine_tune=FineTuneConfig(10, 1))
 
 

@@ -211,8 +211,19 @@ def test_keras_zips_with_unexpected_contents_are_refused(plain_model_file, tmp_p
     with pytest.raises(ModelLoadError, match=r"holds 'assets/\.\./\.\./evil\.txt'; a model saved by Keras holds only"):
         load_model(extra)
     no_config = _zip_with(plain_model_file, tmp_path / "noconfig.keras", {"config.json": None})
-    with pytest.raises(ModelLoadError, match="holds no config.json"):
+    with pytest.raises(ModelLoadError, match="not a Keras model: a zip archive of 2 file.s. with no config.json"):
         load_model(no_config)
+    # A zip of something else renamed .keras: a short answer, a few of its names, never the whole list.
+    names = {f"photos/img_{i:03d}.jpg": b"x" for i in range(200)}
+    renamed = tmp_path / "holiday.keras"
+    with zipfile.ZipFile(renamed, "w") as archive:
+        for name, data in names.items():
+            archive.writestr(name, data)
+    with pytest.raises(ModelLoadError) as refused:
+        load_model(renamed)
+    message = str(refused.value)
+    assert "200 file(s), 'photos/img_000.jpg', 'photos/img_001.jpg', 'photos/img_002.jpg' and 197 more" in message
+    assert len(message) < 300
     bad_json = _zip_with(plain_model_file, tmp_path / "badjson.keras", {"config.json": b"{not json"})
     with pytest.raises(ModelLoadError, match="config.json is not valid JSON"):
         load_model(bad_json)

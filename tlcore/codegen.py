@@ -146,6 +146,26 @@ class DataFolder:
         path = Path(self.root)
         return any(p.name.startswith(EXTRACTION_PREFIX) for p in (path, path.parent))
 
+    @property
+    def unzipped_name(self) -> str:
+        """For an upload: the folder the .zip unpacks to beside the script (its one top folder, else "dataset")."""
+        name = Path(self.root).name
+        return "dataset" if name.startswith(EXTRACTION_PREFIX) else name
+
+
+def _data_dir(data: DataFolder) -> str:
+    """DATA_DIR's expression: the folder's path, or for an upload (the lab's temporary copy goes when the session
+    ends) the folder the .zip unpacks to beside the script."""
+    if data.from_upload:
+        return f"Path(__file__).resolve().parent / {_literal(data.unzipped_name)}"
+    return f"Path({_literal(data.root)})"
+
+
+def _data_dir_comment(data: DataFolder) -> str:
+    if data.from_upload:
+        return f"Unzip your .zip beside this script: DATA_DIR is the {data.unzipped_name}/ folder it makes."
+    return ""
+
 
 def _literal(value: Any) -> str:
     """Python source for a str, a list of str or a number, strings in double quotes as the template writes them."""
@@ -189,7 +209,8 @@ def training_script(config: TrainConfig, data: DataFolder, made_for: str = "thes
         "model_file_repr": _literal(MODEL_FILE),
         "recipe": _wrap("What it does, as the lab does: " + _recipe(config, len(data.class_names), length), indent=""),
         "differences": [_wrap(text, indent="  ")[2:] for text in _differences(config, data)],
-        "data_dir": _literal(data.root),
+        "data_dir": _data_dir(data),
+        "data_dir_comment": _data_dir_comment(data),
         "weights": _weights_literal(config.weights),
         "weights_comment": textwrap.wrap(_weights_comment(config.weights), TEXT_WIDTH - 2),
         "class_names": _literal(list(data.class_names)),
@@ -439,8 +460,8 @@ def _differences(config: TrainConfig, data: DataFolder) -> list[str]:
     lines = []
     if data.from_upload:
         lines.append(
-            "DATA_DIR is the temporary folder the lab unpacked your .zip into: it is deleted when your session "
-            "ends. Unzip the archive somewhere yourself and set DATA_DIR to that folder."
+            f"The lab read your .zip from a temporary copy that goes when your session ends: DATA_DIR is the "
+            f"{data.unzipped_name}/ folder your .zip makes when you unzip it beside this script."
         )
     if not data.found:
         lines.append(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ _SPLIT_ALIASES = {
 }
 _ALWAYS_IGNORED_DIRS = {"__macosx", "__pycache__", ".ipynb_checkpoints"}
 _VERIFY_SIZE = 64  # decode scale used to check an image while scanning
+# Listing a dataset's folders takes milliseconds; a system folder (/proc, /usr) or a whole disk takes minutes.
+MAX_WALK_SECONDS = 5.0
 NAME_NOT_UTF8 = "file or folder name is not valid UTF-8 (rename it)"
 
 
@@ -136,6 +139,7 @@ def scan(
     seed: int = 1337,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     verify: bool = True,
+    max_walk_seconds: float = MAX_WALK_SECONDS,
 ) -> DatasetInfo:
     """Scan an image folder into a `DatasetInfo`.
 
@@ -153,9 +157,10 @@ def scan(
         max_pixels: images above this many pixels are skipped.
         verify: decode every image while scanning (turn off only for
             folders already known to be clean).
+        max_walk_seconds: listing the folders takes at most this long; a larger tree is refused.
 
     Raises:
-        DatasetError: the folder is missing or cannot train (fewer than two
+        DatasetError: the folder is missing, too large to list in time, or cannot train (fewer than two
             usable classes, or a class without any usable image).
     """
     root = Path(root).expanduser()
@@ -166,7 +171,7 @@ def scan(
     if not 0.0 < validation_split < 1.0:
         raise ValueError(f"validation_split must be between 0 and 1. Received: {validation_split}")
 
-    walker = _Walker()
+    walker = _Walker(root, max_walk_seconds)
     top_dirs = walker.subdirs(root)
     split_dirs = _match_splits(top_dirs)
     if not split_dirs and _match_splits(top_dirs, need_train=False):
@@ -265,7 +270,7 @@ def _test_serves_as_validation(split_dirs: Mapping[str, Path]) -> bool:
 def split_folder_names(root: str | os.PathLike) -> dict[str, str]:
     """The split folders `scan` uses in root, by split: {"train": "training", "validation": "val"}; {} for
     class folders directly in root (or a folder that cannot be read). Lists root only: no image is opened."""
-    split_dirs = _match_splits(_Walker().subdirs(Path(root)))
+    split_dirs = _match_splits(_Walker(Path(root)).subdirs(Path(root)))
     names = {split: folder.name for split, folder in split_dirs.items()}
     if _test_serves_as_validation(split_dirs):
         names[VALIDATION] = names.pop(TEST)
@@ -283,12 +288,24 @@ def _match_splits(dirs: list[Path], need_train: bool = True) -> dict[str, Path]:
 
 
 class _Walker:
-    """Directory walking that follows links once, never loops, and keeps score."""
+    """Directory walking that follows links once, never loops, keeps score and gives up at a deadline."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path, seconds: float = MAX_WALK_SECONDS) -> None:
         self._seen_dirs: set[tuple[int, int]] = set()
+        self.root, self._deadline, self._seconds = root, time.monotonic() + seconds, seconds
+        self._listed = 0
+
+    def _in_time(self) -> None:
+        """Refuse a tree too large to be a dataset (a system folder, a whole disk) instead of walking it for minutes."""
+        if time.monotonic() > self._deadline:
+            raise DatasetError(
+                f"{display_path(self.root)} is too large to be an image folder: after {self._seconds:.0f} s "
+                f"{self._listed:,} folders were listed and the scan was not done. Choose the folder that holds "
+                "one sub-folder per class (or train/ and validation/)."
+            )
 
     def subdirs(self, folder: Path) -> list[Path]:
+        self._in_time()
         return sorted(p for p in _entries(folder) if _is_dir(p) and not _hidden(p))
 
     def images_under(self, class_dir: Path, info: DatasetInfo) -> list[Path]:
@@ -310,6 +327,8 @@ class _Walker:
                 self.ignore_tree(d, info)
 
     def _walk(self, folder: Path, info: DatasetInfo, found: list[Path]) -> None:
+        self._in_time()
+        self._listed += 1
         try:
             st = folder.stat()
         except OSError as err:

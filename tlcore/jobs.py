@@ -457,7 +457,7 @@ def train_job(config: Any, info: Any, store: RunStore | None, *, report: Progres
         seconds=result.seconds,
         extract_seconds=result.extract_seconds,
         save_error=result.save_error,
-        model_bytes=model_to_bytes(result.model) if result.save_error else None,
+        model_bytes=model_to_bytes(result.model, result.class_names) if result.save_error else None,
         kept_epoch=result.kept_epoch,
     )
 

@@ -10,10 +10,16 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 MAX_MODEL_BYTES = 4 << 30  # uncompressed, all entries: VGG16 with a large Flatten head is well below
-_MODEL_ENTRIES = {"metadata.json", "config.json", "model.weights.h5"}  # what `model.save("x.keras")` writes
+# The lab's own entry beside Keras' (which Keras ignores when loading): what the model's outputs mean, so a
+# downloaded model predicts named classes wherever it is opened.
+LABELS_ENTRY = "tllab.json"
+_KERAS_ENTRIES = {"metadata.json", "config.json", "model.weights.h5"}  # what `model.save("x.keras")` writes
+_MODEL_ENTRIES = _KERAS_ENTRIES | {LABELS_ENTRY}
+MAX_LABELS_BYTES = 1 << 20
+_NAMED = 3  # entries a refusal names before it says how many more
 # Classes whose deserialization runs Python code or loads other files; none is in a model this app builds.
 _UNSAFE_CLASSES = {  # class_name -> (what it is, why it is refused)
     "Lambda": ("a Lambda layer", "arbitrary Python code"),
@@ -54,10 +60,16 @@ def check_model_file(path: str | os.PathLike) -> None:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
             unexpected = sorted({i.filename for i in infos} - _MODEL_ENTRIES)
-            if unexpected or "config.json" not in archive.namelist():
+            if "config.json" not in archive.namelist():
                 raise ModelLoadError(
-                    f"This .keras file holds {', '.join(map(repr, unexpected)) or 'no config.json'}; "
-                    f"a model saved by Keras holds only {', '.join(sorted(_MODEL_ENTRIES))}."
+                    f"This is not a Keras model: a zip archive of {len(infos)} file(s)"
+                    f"{_named(unexpected)} with no config.json (a model saved by Keras holds "
+                    f"{', '.join(sorted(_KERAS_ENTRIES))})."
+                )
+            if unexpected:
+                raise ModelLoadError(
+                    f"This .keras file holds {_named(unexpected)[2:]}; "
+                    f"a model saved by Keras holds only {', '.join(sorted(_KERAS_ENTRIES))}."
                 )
             # Declared sizes bound what zipfile yields (it stops there and checks the CRC).
             if sum(i.file_size for i in infos) > MAX_MODEL_BYTES:
@@ -70,6 +82,33 @@ def check_model_file(path: str | os.PathLike) -> None:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelLoadError(f"This .keras file's config.json is not valid JSON ({err}).") from None
     _check_config(config)
+
+
+def _named(entries: list[str]) -> str:
+    """ ", e.g. 'a', 'b', 'c' and 7 more": a few names of a long list, never all of them."""
+    if not entries:
+        return ""
+    more = f" and {len(entries) - _NAMED} more" if len(entries) > _NAMED else ""
+    return ", " + ", ".join(map(repr, entries[:_NAMED])) + more
+
+
+def add_labels(path: str | os.PathLike | BinaryIO, class_names: list[str], image_size: int) -> None:
+    """Write what the model's outputs mean into its .keras file (`LABELS_ENTRY`), replacing none."""
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(LABELS_ENTRY, json.dumps({"class_names": list(class_names), "image_size": image_size}))
+
+
+def model_labels(path: str | os.PathLike) -> list[str] | None:
+    """The class names a .keras file of this lab carries (None for another model, or one saved before)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(LABELS_ENTRY)
+            if info.file_size > MAX_LABELS_BYTES:
+                return None
+            names = json.loads(archive.read(info)).get("class_names")
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile, AttributeError):
+        return None
+    return [str(n) for n in names] if isinstance(names, list) and names else None
 
 
 def _check_config(config: Any) -> None:

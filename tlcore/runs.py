@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tlcore.config import TrainConfig
+from tlcore.modelfile import add_labels
 from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
     COMPLETED,
     FAILED,
@@ -242,11 +243,14 @@ class Run:
         self._write_record()
 
     def save_model(self, model: keras.Model) -> Path:
-        """Save model.keras atomically (Keras needs the .keras suffix on the temp name too)."""
+        """Save model.keras atomically (Keras needs the .keras suffix on the temp name too), with the run's
+        class names inside it (`tlcore.modelfile.add_labels`): a downloaded copy predicts named classes."""
         final = self.run_dir / MODEL_FILE
         tmp = self.run_dir / f".model.{os.getpid()}.tmp.keras"
         try:
             model.save(tmp)
+            config = self.record.config
+            add_labels(tmp, self.record.class_names or [], config.image_size if config else 0)
             os.replace(tmp, final)
         finally:
             if tmp.exists():

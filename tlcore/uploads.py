@@ -44,6 +44,8 @@ UPLOAD_DIR_ENV = "TLLAB_UPLOAD_DIR"
 EXTRACTION_PREFIX = "tllab-upload-"
 # The whole name of a folder extract_zip made: the prefix, then tempfile.mkdtemp's 8 random characters.
 _EXTRACTION_NAME = re.compile(re.escape(EXTRACTION_PREFIX) + r"[a-z0-9_]{8}")
+# An uploaded model's copy (save_uploaded_model): named by its content, removed like an extraction.
+_UPLOADED_MODEL_NAME = re.compile(re.escape(EXTRACTION_PREFIX) + r"[0-9a-f]{16}\.keras")
 LEFTOVER_AGE_S = 24 * 3600  # an extraction folder no session of this server owns is removed after a day
 _CHUNK = 1 << 16
 # What zipfile and its decompressors raise for corrupt, encrypted or exotic entries.
@@ -125,12 +127,29 @@ def is_app_extraction(folder: str | os.PathLike) -> bool:
     )
 
 
-def _remove(folder: Path) -> bool:
-    """Remove an extraction folder; links inside it are removed, never followed (shutil.rmtree)."""
-    if not is_app_extraction(folder):
+def is_uploaded_model(path: str | os.PathLike) -> bool:
+    """Whether `path` is a copy save_uploaded_model made: a plain file of its name pattern, owned by this user."""
+    path = Path(path)
+    try:
+        info = os.lstat(path)
+    except OSError:
         return False
-    shutil.rmtree(folder, ignore_errors=True)
-    return not folder.exists()
+    return (
+        stat.S_ISREG(info.st_mode)
+        and _UPLOADED_MODEL_NAME.fullmatch(path.name) is not None
+        and (info.st_uid == os.geteuid())
+    )
+
+
+def _remove(upload: Path) -> bool:
+    """Remove an extraction folder (links inside it removed, never followed) or an uploaded model's copy."""
+    if is_uploaded_model(upload):
+        upload.unlink(missing_ok=True)
+        return not upload.exists()
+    if not is_app_extraction(upload):
+        return False
+    shutil.rmtree(upload, ignore_errors=True)
+    return not upload.exists()
 
 
 def remove_leftovers(
@@ -139,10 +158,11 @@ def remove_leftovers(
     keep: Callable[[Path], bool] = lambda folder: False,
     now: float | None = None,
 ) -> list[Path]:
-    """Remove extraction folders in the upload folder last modified more than max_age_s ago (server start).
+    """Remove extraction folders and uploaded models' copies in the upload folder last modified more than
+    max_age_s ago (server start).
 
     Only the upload folder's own entries are looked at (never below them,
-    never through a link), and only extract_zip's folders are removed.
+    never through a link), and only what extract_zip and save_uploaded_model made is removed.
 
     Returns:
         The folders removed.
@@ -151,7 +171,11 @@ def remove_leftovers(
     removed = []
     try:
         with os.scandir(upload_root(dest_root)) as entries:
-            candidates = [Path(e.path) for e in entries if _EXTRACTION_NAME.fullmatch(e.name)]
+            candidates = [
+                Path(e.path)
+                for e in entries
+                if _EXTRACTION_NAME.fullmatch(e.name) or _UPLOADED_MODEL_NAME.fullmatch(e.name)
+            ]
     except OSError:  # no upload folder yet: nothing left over
         return []
     for folder in sorted(candidates):
@@ -192,6 +216,12 @@ class ExtractionTracker:
         if folder is not None:
             with self._lock:
                 self._folders[folder] = _Tracked(session, owner, time.time())
+
+    def track_model(self, path: str | os.PathLike, session: str, owner: str) -> None:
+        """Record an uploaded model's copy (save_uploaded_model), removed like an extraction once unused."""
+        if is_uploaded_model(path):
+            with self._lock:
+                self._folders[Path(path)] = _Tracked(session, owner, time.time())
 
     def release(self, dataset_root: str | os.PathLike) -> None:
         """The session no longer shows this dataset: remove it at the next sweep its jobs allow."""

@@ -29,7 +29,7 @@ from tlcore.backbone_facts import DEFAULT_BACKBONE, IMAGE_CHANNELS
 from tlcore.backbones import BackboneSpec, get_backbone
 from tlcore.config import HeadConfig
 from tlcore.devices import FLOAT32
-from tlcore.modelfile import ModelLoadError, check_model_file
+from tlcore.modelfile import ModelLoadError, add_labels, check_model_file
 from tlcore.runs import MODEL_FILE
 from tlcore.tf.backbones import load_backbone, preprocess_layer
 
@@ -203,10 +203,11 @@ def load_run_model(run_dir: str | os.PathLike) -> keras.Model:
     return load_model(str(path))
 
 
-def model_to_bytes(model: keras.Model) -> bytes:
-    """A model as the bytes of a .keras file, built in memory (for when the disk cannot take it)."""
+def model_to_bytes(model: keras.Model, class_names: list[str]) -> bytes:
+    """A model as the bytes of a .keras file with its class names, built in memory (when the disk cannot take it)."""
     # keras.saving.save_model accepts only paths; saving_lib writes the same
     # zip archive to any file object.
     buffer = io.BytesIO()
     saving_lib.save_model(model, buffer)
+    add_labels(buffer, class_names, int(model.input_shape[1]))
     return buffer.getvalue()
