@@ -74,7 +74,7 @@ def set_epochs(page, epochs: int) -> None:
     box.fill(str(epochs))
     box.press("Enter")
     wait_for(
-        lambda: page.get_by_text(f"Ready to train: {epochs} epoch(s)").count() >= 1,
+        lambda: box.input_value() == str(epochs) and page.get_by_text("Ready to train").count() >= 1,
         60,
         f"the Model page to take {epochs} epochs",
     )

@@ -405,7 +405,7 @@ def sweep_charts(points_df: pd.DataFrame, baselines: Sequence[Baseline] = ()) ->
         .encode(x=x, y=alt.Y("s/epoch:Q", title="seconds per epoch"), tooltip=tooltip)
     )
     return (
-        _projector(accuracy.properties(title="Validation accuracy (best)", height=PLOT_HEIGHT)),
+        _projector(accuracy.properties(title="Validation accuracy (the model kept)", height=PLOT_HEIGHT)),
         _projector(speed.properties(title="Time per epoch", height=PLOT_HEIGHT)),
     )
 

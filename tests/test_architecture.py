@@ -50,8 +50,9 @@ def test_table_at_128_px_reads_as_vgg16():
     table = architecture.layer_table(2, 128, HeadConfig(dense=(256,), dropout=0.5))
     row = table.set_index("name").loc["block3_conv1"]
     assert (row.type, row.output_shape, row.params, row.block) == ("Conv2D", "32x32x256", 295_168, "block3")
-    assert architecture.counts_at(table, 18) == (131_328 + 514, 14_714_688)
-    assert architecture.counts_at(table, 0) == (14_714_688 + 131_328 + 514, 0)
+    head = 1_024 + 131_328 + 514  # normalisation (a scale and an offset per feature), dense 256, output
+    assert architecture.counts_at(table, 18) == (head, 14_714_688)
+    assert architecture.counts_at(table, 0) == (14_714_688 + head, 0)
     assert architecture.feature_side(128) == 4 and architecture.feature_side(100) == 3
     with pytest.raises(ValueError, match="freeze_at=19"):
         architecture.layer_table(2, 128, freeze_at=19)
@@ -100,7 +101,7 @@ def test_table_counts_estimate_and_weights_check_import_no_tensorflow():
         "print(json.dumps({'counts': counts, 'ok': ok, 'tf': sorted(m for m in ('tensorflow', 'keras')\n"
         "                                                             if m in sys.modules)}))\n"
     )
-    assert report == {"counts": [7_079_424 + 131_842, 14_714_688 - 7_079_424], "ok": False, "tf": []}
+    assert report == {"counts": [7_079_424 + 1_024 + 131_842, 14_714_688 - 7_079_424], "ok": False, "tf": []}
 
 
 @pytest.mark.parametrize("page", ["pages/model.py", "pages/train.py", "pages/runs.py", "pages/inference.py"])

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
+from dashboard.state import K
 from tests.helpers import TINY_CONFIG, make_dataset_folder
+from tlcore.owner_settings import SETTINGS_DIR
 from tlcore.runs import RunStore
 
 pytestmark = pytest.mark.browser
@@ -135,16 +137,14 @@ def press_slider(page, container: str, *keys: str) -> None:
 
 
 def train_status(page) -> str:
-    heading = page.locator("h3", has_text="Run status").first
-    return heading.inner_text() if heading.count() else ""
+    """The Train page's one status line ("Run: running · epoch 3 of 500 …"); "" before it shows."""
+    line = page.locator(".st-key-train_status").first
+    return line.inner_text() if line.count() else ""
 
 
 def epochs(page) -> tuple[int, int]:
-    """(done, total) from the Train page's "Epochs done" metric; (0, 0) before it shows."""
-    metric = page.locator('[data-testid="stMetric"]', has_text="Epochs done").first
-    if not metric.count():
-        return 0, 0
-    match = re.search(r"(\d+)/(\d+)", metric.inner_text())
+    """(epoch, of total) from the Train page's status line; (0, 0) before it says."""
+    match = re.search(r"epoch (\d+) of (\d+)", train_status(page))
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
 
 
@@ -169,6 +169,20 @@ def fill_number(page, key: str, value: int) -> None:
     box.press("Enter")
 
 
+def runs_files(runs: Path) -> list[Path]:
+    """The runs folder's files, less each tab's kept settings (a small JSON of widget values, no images)."""
+    return sorted(p for p in runs.rglob("*") if SETTINGS_DIR not in p.relative_to(runs).parts)
+
+
+def early_stopping_off(page) -> bool:
+    """True once the plan no longer ends a phase early; otherwise flips the early-stopping toggle once."""
+    if page.get_by_text("a phase ends after").count() == 0:
+        return True
+    page.locator(f".st-key-{K.early_stopping} label").click()
+    settle(page)
+    return False
+
+
 EPOCHS = 500  # far more than the test lasts, even on a quiet machine: it ends the run with Stop
 
 
@@ -191,14 +205,17 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     )
 
     nav(page, "Model & freeze")
-    # Everything trains, end to end; the server's own summary says when both settings are in.
+    # Everything trains, end to end, for all its epochs (no early stopping); the server's own summary says
+    # when every setting is in.
     until_shown(
         page,
-        lambda: (page.locator(".st-key-freeze_0 button").click(), fill_number(page, "epochs", EPOCHS)),
-        f"Ready to train: {EPOCHS} epoch(s) at freeze point 0.",
+        lambda: (page.get_by_role("button", name="Everything").click(), fill_number(page, "epochs", EPOCHS)),
+        f"{EPOCHS} epoch(s) (",
         120,
         f"{EPOCHS} epochs at freeze point 0",
     )
+    page.get_by_text("Ready to train at freeze point 0.").first.wait_for(timeout=60_000)
+    wait_until(lambda: early_stopping_off(page), 120, "early stopping off")
 
     nav(page, "Train")
     page.get_by_text("at 32 px · freeze point 0 · weights random weights, every layer trains").first.wait_for(
@@ -257,7 +274,7 @@ def test_a_camera_snapshot_is_predicted_and_explained_and_not_stored(server, pag
     # A model of the sample data's classes, trained in seconds: the newest run, so the page picks it.
     data = make_dataset_folder(tmp_path / "data", classes=("animals", "vehicles"), n_train=4, n_val=1)
     train_and_record(TINY_CONFIG, scan(data), RunStore(server.runs))
-    stored = sorted(server.runs.rglob("*"))
+    stored = runs_files(server.runs)
     page.goto(f"{server.url}/inference")
     page.get_by_role("heading", name="Try it on images").wait_for(timeout=120_000)
     settle(page)
@@ -287,7 +304,7 @@ def test_a_camera_snapshot_is_predicted_and_explained_and_not_stored(server, pag
     prediction = page.locator('[data-testid="stMetric"]', has_text="Prediction").first.inner_text()
     assert "animals" in prediction or "vehicles" in prediction
     assert "probability" in prediction
-    assert sorted(server.runs.rglob("*")) == stored  # nothing written for the snapshot
+    assert runs_files(server.runs) == stored  # nothing written for the snapshot
     page.screenshot(path=str(SCREENSHOTS / "inference-camera.png"))
 
 

@@ -205,17 +205,25 @@ def test_class_counts_are_bars_per_class_and_split():
 def test_sweep_charts_are_two_charts_of_the_shared_height():
     table = {
         "point": ["18", "14", "scratch"],
+        "freeze_at": [18, 14, 0],
         "trainable layers": [0, 4, 18],
-        "best val acc": [0.9, 0.8, 0.5],
+        "best val acc": [0.9, 0.8, 0.6],
+        "final val acc": [0.85, 0.8, 0.5],
         "s/epoch": [0.1, 2.0, 9.0],
     }
     accuracy, speed = (chart.to_dict() for chart in sweep_charts(table))
     for spec in (accuracy, speed):
         _projector_ready(spec)
         assert spec["height"] == PLOT_HEIGHT
+        # The freeze point runs 0 -> 18 as the Model page's slider does.
+        x = (spec["layer"][0] if "layer" in spec else spec)["encoding"]["x"]
+        assert x["field"] == "freeze_at" and x["scale"] == {"domain": [0, 18]}
     line, scratch = accuracy["layer"]
+    assert line["encoding"]["y"]["field"] == "final val acc"  # the accuracy of the model each point kept
     assert line["encoding"]["y"]["scale"] == {"domain": [0, 1]}
-    assert scratch["mark"]["type"] == "rule" and accuracy["datasets"][scratch["data"]["name"]][0]["best val acc"] == 0.5
+    assert [row["final val acc"] for row in accuracy["datasets"][line["data"]["name"]]] == [0.85, 0.8]
+    assert scratch["mark"]["type"] == "rule"
+    assert accuracy["datasets"][scratch["data"]["name"]][0]["final val acc"] == 0.5
 
 
 def test_gradcam_colorbar_draws_the_given_colours_from_low_to_high():

@@ -26,6 +26,7 @@ def test_changes_prints_a_line_per_layer_frozen_ones_at_zero(run_dir):
     assert header == f"run {run_dir.name}: started from weights none; deepest freeze point 14"
     assert columns.split()[:4] == ["layer", "block", "status", "||W-W0||/||W0||"]
     assert [line.split()[0] for line in layers] == [layer.name for layer in VGG16_CONVS] + [
+        "head_norm",
         "head_dense_1",
         "predictions",
     ]
@@ -45,8 +46,8 @@ def test_changes_json_is_one_object_with_a_layers_list(run_dir):
     assert (result["weights"], result["trained_from"], result["conv_layers_trained"]) == ("none", 14, 3)
     assert result["head_only"] is False and result["seconds"] > 0
     layers = result["layers"]
-    assert [layer["name"] for layer in layers][-2:] == ["head_dense_1", "predictions"]
-    assert [layer["trained"] for layer in layers] == [False] * 10 + [True] * 5
+    assert [layer["name"] for layer in layers][-3:] == ["head_norm", "head_dense_1", "predictions"]
+    assert [layer["trained"] for layer in layers] == [False] * 10 + [True] * 6
     assert all(layer["relative_change"] == 0.0 and layer["change_norm"] == 0.0 for layer in layers[:10])
     assert all(layer["relative_change"] > 0 for layer in layers[10:])
     assert all(layer["start_norm"] > 0 for layer in layers)

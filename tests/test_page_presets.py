@@ -17,6 +17,7 @@ from dashboard.state import (
     state_to_config,
 )
 from tests.conftest import ROOT
+from tlcore.backbones import IMAGENET, WEIGHTS_ENV
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.presets import PRESETS
 
@@ -110,13 +111,30 @@ def _round_trip(config: TrainConfig) -> TrainConfig:
     return state_to_config({**DEFAULTS, **config_to_state(config)})
 
 
+@pytest.fixture
+def keras_download_only(monkeypatch):
+    """No administrator's weights file: the "ImageNet" choice means Keras' own download, as in the presets."""
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
-def test_every_preset_round_trips_through_the_widget_state(name):
+def test_every_preset_round_trips_through_the_widget_state(name, keras_download_only):
     assert _round_trip(PRESETS[name].config) == PRESETS[name].config
     assert _round_trip(PRESETS["augment-224"].config).head.output == "sigmoid"
 
 
-def test_the_defaults_round_trip_and_are_the_dashboards_starting_config():
+def test_the_imagenet_choice_reads_the_servers_file_when_keras_has_none(monkeypatch, tmp_path):
+    """Offline, the administrator's TLLAB_WEIGHTS file is the ImageNet weights: choosing "ImageNet" uses it."""
+    server_file = tmp_path / "vgg16_notop.weights.h5"
+    server_file.write_bytes(b"x")
+    monkeypatch.setenv(WEIGHTS_ENV, str(server_file))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty-keras-home"))
+    assert _round_trip(DEFAULT_CONFIG).weights == str(server_file)
+    monkeypatch.delenv(WEIGHTS_ENV)
+    assert _round_trip(DEFAULT_CONFIG).weights == IMAGENET
+
+
+def test_the_defaults_round_trip_and_are_the_dashboards_starting_config(keras_download_only):
     assert state_to_config(DEFAULTS) == DEFAULT_CONFIG
     assert _round_trip(DEFAULT_CONFIG) == DEFAULT_CONFIG
 

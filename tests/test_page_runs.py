@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from tests.helpers import TINY_CONFIG, chart_title, history_row, make_dataset_folder, vega_specs
+from tests.helpers import TINY_CONFIG, chart_rows, chart_title, history_row, make_dataset_folder, vega_specs
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.runs import RUN_FILE, RunStore
@@ -103,8 +103,12 @@ def test_two_selected_runs_show_curves_and_only_the_settings_that_differ(store, 
     assert specs[0]["layer"][0]["encoding"]["y"]["scale"] == {"domain": [0, 1]}
     assert specs[1]["layer"][0]["encoding"]["y"]["scale"] == {"type": "log"}
     assert all(spec["height"] >= 250 for spec in specs) and not at.image  # no matplotlib pictures
-    # Run two's fine-tuning phase never ran (stopped in phase 1): no dashed rule; no partial epoch recorded.
-    assert [layer["mark"]["type"] for layer in specs[0]["layer"]] == ["line", "point", "point"]
+    # Run two's fine-tuning phase never ran (stopped in phase 1): no dashed phase rule; no partial epoch
+    # recorded. The one rule is the accuracy reached without learning, labelled.
+    layers = specs[0]["layer"]
+    assert [layer["mark"]["type"] for layer in layers] == ["line", "point", "point", "rule", "text"]
+    levels = [row for row in chart_rows(at)[0] if "level" in row]
+    assert [row["level"] for row in levels] == [0.5] and "chance" in levels[0]["label"]
     differences = at.dataframe[1].value
     assert sorted(differences.index) == [
         "epochs",

@@ -114,7 +114,8 @@ class Snapshot:
     def seconds_left(self) -> float | None:
         """Time left from the pace of this phase's epochs so far (None until there is one: a phase that trains
         convolutions runs at another pace than the head before it)."""
-        per_epoch = History.of([r for r in self.history if r["phase"] == self.phase]).mean_epoch_seconds
+        phase = self.phase or max((r["phase"] for r in self.history), default=0)
+        per_epoch = History.of([r for r in self.history if r["phase"] == phase]).mean_epoch_seconds
         if self.done or per_epoch is None:
             return None
         remaining = self.epochs_total - self.epoch + (1 - self.batch / self.batches if self.batches else 1)
