@@ -89,6 +89,8 @@ def probe_section(info: DatasetInfo, comparison: Comparison, image_size: int, fr
         f"at {image_size} px; {PROBE_CLASSIFIER}. Features took {task.seconds:.0f} s; "
         f"`python -m tlcore probe --data DIR` prints the same figures."
     )
+    if note := probe.random_ahead_note():
+        st.info(note)
     _map_section(info, comparison, inside, freeze_at, seed)
 
 

@@ -83,6 +83,19 @@ def test_the_json_has_a_boundaries_list_and_a_reason_when_imagenet_is_missing():
     assert "LogisticRegression" in out["classifier"]
 
 
+def test_random_weights_ahead_of_imagenet_are_explained_where_they_are():
+    imagenet = {3: 0.70, 6: 0.75, 10: 0.85, 14: 0.95, 18: 0.97}
+    random = {3: 0.80, 6: 0.75, 10: 0.70, 14: 0.60, 18: 0.55}
+    scores = scores_table({PRETRAINED: imagenet, RANDOM: random}, PROBE_BOUNDARIES)
+    note = ProbeResult(scores, image_size=32, num_train=10, num_validation=4).random_ahead_note()
+    assert "at block1_pool (80% against 70%), block2_pool (75% against 75%)." in note
+    assert "block3_pool" not in note and "grows with depth" in note
+    behind = scores_table({PRETRAINED: imagenet, RANDOM: {k: 0.5 for k in imagenet}}, PROBE_BOUNDARIES)
+    assert ProbeResult(behind, image_size=32, num_train=10, num_validation=4).random_ahead_note() == ""
+    alone = scores_table({RANDOM: random}, PROBE_BOUNDARIES)  # no ImageNet side: nothing to compare
+    assert ProbeResult(alone, image_size=32, num_train=10, num_validation=4).random_ahead_note() == ""
+
+
 def test_random_weights_still_compare_against_the_default_pretrained_weights(monkeypatch, tmp_path):
     from tests.weights_files import write_keras3
 

@@ -112,6 +112,22 @@ class ProbeResult:
         """The scores at block boundaries (the probe's chart and JSON)."""
         return tuple(s for s in self.scores if s.freeze_at in PROBE_BOUNDARIES)
 
+    def random_ahead_note(self) -> str:
+        """Why random weights may match or beat ImageNet's at a boundary, in words ("" when they never do)."""
+        ahead = [
+            s for s in self.boundaries if s.imagenet is not None and s.random is not None and s.random >= s.imagenet
+        ]
+        if not ahead:
+            return ""
+        where = ", ".join(f"{s.layer} ({s.random:.0%} against {s.imagenet:.0%})" for s in ahead)
+        return (
+            f"Random weights score as well as ImageNet's or better at {where}. Early layers pass on edges and "
+            "colours, and random filters pass those on too: a simple classifier on many random features can "
+            "separate classes that differ in colour or texture. What ImageNet adds grows with depth, where its "
+            "filters combine parts into objects and random ones only scramble; with few validation images, a "
+            "few points either way are luck."
+        )
+
     def to_json(self) -> dict[str, Any]:
         """What `python -m tlcore probe --json` prints."""
         out: dict[str, Any] = {
