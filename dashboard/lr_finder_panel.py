@@ -8,7 +8,6 @@ the page, and any session asking for the same sweep shares it.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +19,6 @@ from dashboard.model_actions import FINE_TUNE_RATES, LEARNING_RATES, nearest_rat
 from dashboard.state import K, current_config, weights_ready
 from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
-from tlcore.jobs import JOBS, forget_traced_gradients
 from tlcore.lr_finder import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MAX_STEPS,
@@ -69,31 +67,11 @@ def _start(info: DatasetInfo, config: TrainConfig, phase: int) -> None:
             elif isinstance(event, FinderStep):
                 progress(*((event.step, event.steps, "sweep steps") if event.steps else (event.step, WARMUP_STEPS)))
 
-        with _SWEEPING:
-            _sweeping.add(key)
-        try:
-            data = prepare_data(info, config.image_size, on_event)
-            return find_learning_rate(config, data, phase=phase, progress=on_event)
-        finally:
-            _forget_the_sweeps_model(key)
+        data = prepare_data(info, config.image_size, on_event)
+        return find_learning_rate(config, data, phase=phase, progress=on_event)
 
     key = _task_key(info, config, phase)
     tasks.start(key, "Sweeping the learning rate", compute)
-
-
-# The sweeps running now (their task keys): TensorFlow's gradient registry may be freed only when none is.
-_SWEEPING = threading.Lock()
-_sweeping: set[str] = set()
-
-
-def _forget_the_sweeps_model(key: str) -> None:
-    """Let a finished sweep's model go: what its traced training steps left in TensorFlow is dropped
-    (`tlcore.jobs.forget_traced_gradients`; each sweep would otherwise keep a VGG16 in memory), unless
-    another sweep or a training job may be tracing now and still needs its entry."""
-    with _SWEEPING:
-        _sweeping.discard(key)
-        if not _sweeping and not JOBS.running():
-            forget_traced_gradients()
 
 
 def _use_rate(rate: float, phase: int) -> None:

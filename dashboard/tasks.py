@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import streamlit as st
 
 from tlcore import background
+from tlcore.traced import TRACING
 
 
 class ProgressFn(Protocol):
@@ -75,7 +76,8 @@ class _Registry:
 
 def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
     try:
-        task.result = compute(task.report)
+        with TRACING.inside():  # a pass or a sweep may trace TensorFlow steps, like a training job
+            task.result = compute(task.report)
     except Exception as err:  # shown on the page, which offers to try again; the app goes on
         task.error = f"{type(err).__name__}: {err}"
     finally:

@@ -62,7 +62,7 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
     assert saved_sweep_frame(summaries, sweep_id)["run"].tolist() == table["run"].tolist()
     specs = vega_specs(at)  # the sweep's two charts and the overlaid curves, all Altair of one height
     assert [chart_title(spec) for spec in specs] == [
-        "Validation accuracy (best)",
+        "Validation accuracy (the model kept)",
         "Time per epoch",
         "Validation accuracy of every point",
         "Validation loss of every point",

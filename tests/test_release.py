@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from dashboard import release
-from tlcore.jobs import forget_traced_gradients
+from tlcore.traced import forget_traced_gradients
 
 
 class Layer:

@@ -220,6 +220,8 @@ class RayBackend:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._to_dispatcher: Connection | None = None
+        self._owner_pid = os.getpid()  # the process whose child the dispatcher is
+        self._swap_lock = threading.Lock()  # taking the dispatcher away is one step
         self._send_lock = threading.Lock()
         self._calls: dict[int, _Call] = {}
         self._ids = itertools.count(1)
@@ -261,6 +263,7 @@ class RayBackend:
         prefix = _loopback_namespace_command() if local else []
         self.isolated = bool(prefix)
         command = [*prefix, sys.executable, "-m", "tlcore.ray_dispatcher", str(dispatcher_in), str(dispatcher_out)]
+        self._owner_pid = os.getpid()
         self._process = subprocess.Popen(
             command,
             pass_fds=(dispatcher_in, dispatcher_out),
@@ -366,8 +369,7 @@ class RayBackend:
                 elif kind == "lost":
                     raise WorkerLost(payload)
                 elif kind == "gone":
-                    self._end_dispatcher()
-                    raise ClusterGone(payload)
+                    raise ClusterGone(self._gone(*payload))
         finally:
             self._calls.pop(call_id, None)
 
@@ -408,11 +410,24 @@ class RayBackend:
             "Finished epochs are kept in the run store; the next job reconnects."
         )
         for call in list(self._calls.values()):
-            call.inbox.put(("gone", message))
+            call.inbox.put(("gone", (process, message)))
 
-    def _end_dispatcher(self) -> None:
-        process, self._process = self._process, None
-        connection, self._to_dispatcher = self._to_dispatcher, None
+    def _gone(self, process: subprocess.Popen[bytes], message: str) -> str:
+        """A dispatcher ended: forget it if it is still the current one (a newer one is left running)."""
+        self._end_dispatcher(only=process)
+        return message
+
+    def _end_dispatcher(self, only: subprocess.Popen[bytes] | None = None) -> None:
+        """End the current dispatcher (only when it is `only`, when given), from the process that started it.
+
+        A stale "gone" must not end the fresh dispatcher a later job started, and a forked child (which
+        inherits this object and its exit handler) must not end its parent's.
+        """
+        with self._swap_lock:
+            if (only is not None and self._process is not only) or os.getpid() != self._owner_pid:
+                return
+            process, self._process = self._process, None
+            connection, self._to_dispatcher = self._to_dispatcher, None
         if connection is not None:
             connection.close()
         if process is not None and process.poll() is None:
@@ -423,7 +438,9 @@ class RayBackend:
                 process.kill()
 
     def close(self) -> None:
-        """Shut the dispatcher down (it shuts a local Ray down with it)."""
+        """Shut the dispatcher down (it shuts a local Ray down with it); only its own process may."""
+        if os.getpid() != self._owner_pid:
+            return
         if self._process is not None and self._process.poll() is None:
             try:
                 self._send(("close", None))

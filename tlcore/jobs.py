@@ -17,11 +17,9 @@ run on either backend and report the same events.
 from __future__ import annotations
 
 import copy
-import gc
 import math
 import secrets
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +46,7 @@ from tlcore.records import COMPLETED, FAILED, INTERRUPTED, RUNNING, STOPPED, His
 from tlcore.runs import RunStore, mark_interrupted
 from tlcore.schedule import Schedule
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
+from tlcore.traced import TRACING
 
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
 FINISHED_JOBS_KEPT = 20  # other sessions' finished jobs, for their reloaded tabs
@@ -207,7 +206,7 @@ class JobRegistry:
 
     def __init__(self, max_active: int | None = None, backend: Backend | None = None) -> None:
         self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # start() asks running_for() while it holds it
         self.backend: Backend = backend or backend_from_env()
         self._max_active = max_active
         self._slots = threading.Condition()
@@ -322,15 +321,7 @@ class JobRegistry:
         with self._slots:
             self._active.discard(job.id)
             self._borrowed.pop(job.id, None)
-            self.forget_traced_gradients(alone=job)
             self._slots.notify_all()
-
-    def forget_traced_gradients(self, alone: Job) -> int:
-        """Free what finished training steps left in TensorFlow, unless another job may be tracing."""
-        with self._slots:
-            if self._active - {alone.id}:
-                return 0  # another job may be mid-trace: it needs its entry until its gradients exist
-            return forget_traced_gradients()
 
     def _run(self, job: Job, work: Callable[[Job], Any]) -> None:
         if not self._wait_for_slot(job):
@@ -340,7 +331,8 @@ class JobRegistry:
             return
         job.update(stage="starting", message="", started=time.time())
         try:
-            job.result = work(job)
+            with TRACING.inside():  # the last tracing work to end frees what the traces left
+                job.result = work(job)
         except Exception as err:  # the job's error must reach the UI, not kill the process
             job.exception = err
             # tlcore's own errors are written for people; anything else needs its type to make sense.
@@ -358,13 +350,12 @@ class JobRegistry:
 
     def running_for(self, owner: str, kind: str | None = None) -> Job | None:
         """The owner's running job (of this kind, when given), if any."""
-        return next(
-            (j for j in self._jobs.values() if j.running and j._state.owner == owner and kind in (None, j._state.kind)),
-            None,
-        )
+        return next((j for j in self.running() if j._state.owner == owner and kind in (None, j._state.kind)), None)
 
     def running(self) -> list[Job]:
-        return [j for j in self._jobs.values() if j.running]
+        """The jobs running or waiting now (read under the lock: other sessions add and drop jobs meanwhile)."""
+        with self._lock:
+            return [j for j in self._jobs.values() if j.running]
 
     def _forget_finished(self, owner: str, keep_others: int) -> None:
         """Drop the owner's finished jobs, and other owners' beyond the newest `keep_others` (caller holds the lock).
@@ -380,31 +371,6 @@ class JobRegistry:
 
 
 JOBS = JobRegistry()
-
-
-def forget_traced_gradients() -> int:
-    """Drop the custom gradients TensorFlow registered while tracing; returns how many.
-
-    TensorFlow 2.21 keeps every custom gradient registered in graph mode for
-    ever (tensorflow/tensorflow#97697). Keras' optimizer registers one in each
-    trace of a training step, and it holds that trace's graph, which captures
-    every variable of the model: each finished run would keep its whole model
-    in memory (about 100 MB per tiny run, measured by bench/repeated_runs.py).
-    An entry is needed only while its trace computes its gradients.
-    """
-    ops = sys.modules.get("tensorflow.python.framework.ops")  # no TensorFlow loaded: nothing to free
-    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    if not isinstance(registry, dict):
-        return 0
-    stale = [name for name in list(registry) if name.startswith("CustomGradient-")]
-    for name in stale:
-        registry.pop(name, None)
-    # Now the run's model is only garbage in reference cycles (layers, traced functions), which only a full
-    # collection frees; with TensorFlow's millions of long-lived objects Python hardly ever runs one by itself,
-    # and Streamlit's after each script run is off (.streamlit/config.toml). Without this every run in the
-    # app kept about 200 MB (bench/classroom_load.py).
-    gc.collect()
-    return len(stale)
 
 
 def _dataset_of(info: Any) -> tuple[str, int, int]:
@@ -653,7 +619,7 @@ class _SweepView:
 
     def _apply(self, event: object) -> None:
         if isinstance(event, SweepPointStart):
-            self.registry.forget_traced_gradients(alone=self.job)  # the last point's model can go
+            TRACING.between()  # the last point's model can go, unless other work is tracing
             self.job.update(
                 stage="starting",
                 message=f"point {event.index}/{event.total}: {event.label}",
@@ -791,12 +757,13 @@ def _sweep_side_by_side(view: _SweepView, request: _SweepRequest) -> SweepResult
     def run(index: int, label: str, config: Any) -> None:
         view.report(index, SweepPointStart(index, len(planned), label, config.freeze_at, config.weights))
         try:
-            point = registry.backend.call(
-                sweep_point_job,
-                (label, config, r.info, r.store, r.sweep_id),
-                lambda event: view.report(index, event),
-                job.stop_flag,
-            )
+            with TRACING.inside():  # points side by side: one's start must not free another's traces
+                point = registry.backend.call(
+                    sweep_point_job,
+                    (label, config, r.info, r.store, r.sweep_id),
+                    lambda event: view.report(index, event),
+                    job.stop_flag,
+                )
             view.done(index, point)
             outcome: SweepPoint | BaseException = point
         except BaseException as err:  # noqa: BLE001 - handed to the sweep's thread, which raises it
