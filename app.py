@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import housekeeping, kept_settings
+from dashboard.identity import is_new_session, owner
 from dashboard.sidebar import sidebar
-from dashboard.state import init_session_state, is_new_session, keep_keras_state, measure_machine_speed, owner
+from dashboard.state import init_session_state, keep_keras_state, measure_machine_speed
 from tlcore.quiet import quiet_tensorflow
 
 quiet_tensorflow()  # before any page imports TensorFlow: no CUDA / oneDNN lines in the server log

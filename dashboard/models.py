@@ -8,8 +8,8 @@ from typing import Any
 import streamlit as st
 
 from dashboard import housekeeping
+from dashboard.identity import owner
 from dashboard.release import collect_released
-from dashboard.state import owner
 from dashboard.tables import describe_run
 from tlcore.modelfile import ModelLoadError, model_labels
 from tlcore.runs import MODEL_FILE, RunRecord, read_run_json

@@ -17,13 +17,14 @@ import streamlit as st
 
 from dashboard import tasks
 from dashboard.charts import feature_map_chart, probe_chart
+from dashboard.identity import run_store
 from dashboard.state import K
 from dashboard.tables import describe_run
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo, display_path
 from tlcore.inside import SIDE_TITLES, Comparison
 from tlcore.probe import PROBE_BOUNDARIES, PROBE_CLASSIFIER, ProbeResult, layer_at, probe_accuracy, project_2d
-from tlcore.runs import MODEL_FILE, RunStore, runs_with_models
+from tlcore.runs import MODEL_FILE, runs_with_models
 
 EVERY_DEPTH = tuple(range(1, VGG16_LAYERS + 1))  # one pass gives them all: the map follows the freeze slider
 NO_RUN = "(none)"
@@ -141,7 +142,7 @@ def _head_map(info: DatasetInfo, seed: int) -> None:
     """The map of a finished run's last hidden head layer, for a run trained on these classes."""
     records = {
         run_dir: record
-        for run_dir, record in runs_with_models(RunStore()).items()
+        for run_dir, record in runs_with_models(run_store()).items()
         if record.class_names == info.class_names
     }
     st.markdown("**After training: the head's last hidden layer**")

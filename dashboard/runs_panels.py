@@ -7,17 +7,18 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.identity import actor, run_store
 from dashboard.state import K
 from dashboard.tables import runs_dataframe
 from tlcore.feature_store import MB, FeatureStore
-from tlcore.runs import RUNNING, RunStore
+from tlcore.runs import RUNNING
 
 
 @st.fragment(run_every=2.0)
 def training_now(shown: tuple[str, ...]) -> None:
     """The runs still training, redrawn every 2 s; the whole page reruns when one of them ends."""
     try:  # only these runs' records: listing the whole runs folder every 2 s would grow with it
-        running = [RunStore().summary(run_id) for run_id in shown]
+        running = [run_store().summary(run_id) for run_id in shown]
     except FileNotFoundError:
         running = []
     if any(s.status != RUNNING for s in running) or len(running) != len(shown):
@@ -29,7 +30,7 @@ def training_now(shown: tuple[str, ...]) -> None:
 
 def _delete_selected() -> None:
     # A callback runs before the page, so it may reset the widgets that list the deleted runs.
-    deleted, kept = RunStore().delete_finished(st.session_state.get("delete_select", []))
+    deleted, kept = run_store().delete_finished(st.session_state.get("delete_select", []))
     st.session_state["delete_select"] = kept
     st.session_state["delete_confirm"] = False
     if st.session_state.get(K.last_run_dir) and Path(st.session_state[K.last_run_dir]).name in deleted:
@@ -61,14 +62,16 @@ def delete_section(run_ids: list[str], label: Callable[[str], str]) -> None:
 
 
 def _clear_feature_store() -> None:
-    count, freed = FeatureStore.default(RunStore().root).clear()
+    if not actor().teacher:  # every student's features are in it: only the teacher may empty it
+        return
+    count, freed = FeatureStore.default(run_store().root).clear()
     st.session_state["feature_store_cleared"] = (count, freed)
 
 
 def feature_store_section() -> None:
     """What the feature store holds, and a button to empty it."""
     st.subheader("Feature store")
-    store = FeatureStore.default(RunStore().root)
+    store = FeatureStore.default(run_store().root)
     entries = store.entries()
     total = sum(e.bytes for e in entries)
     st.write(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.devices import device_sidebar
+from dashboard.identity import owner as current_owner
 from dashboard.kept_settings import RESTORE_NOTICE
 from dashboard.state import (
     IMAGE_SIZES,
@@ -18,7 +19,6 @@ from dashboard.state import (
     K,
     weights_ready,
 )
-from dashboard.state import owner as current_owner
 from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import WeightsError, get_backbone
 from tlcore.jobs import JOBS

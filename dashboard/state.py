@@ -91,6 +91,7 @@ class K:
     last_run_dir = "last_run_dir"
     grid_seed = "grid_seed"
     owner = "owner"
+    actor = "actor"  # tlcore.access.Actor: set when a session joins a class
 
 
 # Where the dashboard starts: TrainConfig's own defaults (ImageNet weights, head only, 128 px).
@@ -226,24 +227,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def is_new_session() -> bool:
-    """True on a session's first script run (a new tab, or a reloaded one), before `owner` is first read."""
-    return K.owner not in st.session_state
-
-
-def owner() -> str:
-    """Who this session acts for: jobs, runs, kept settings and uploads are all keyed by it.
-
-    The one place identity is read: today the tab's `?owner=` (so a reload finds its jobs and settings),
-    or a new random id.
-    """
-    if K.owner not in st.session_state:
-        st.session_state[K.owner] = st.query_params.get("owner") or os.urandom(6).hex()
-    if st.query_params.get("owner") != st.session_state[K.owner]:
-        st.query_params["owner"] = st.session_state[K.owner]
-    return str(st.session_state[K.owner])
-
-
 def init_session_state() -> None:
     """Fill defaults, and keep widget values alive across pages.
 
@@ -257,7 +240,6 @@ def init_session_state() -> None:
             st.session_state[key] = value
         else:
             st.session_state[key] = st.session_state[key]
-    owner()
 
 
 # --- dataset ---------------------------------------------------------------------------

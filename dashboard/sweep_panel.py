@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import streamlit as st
 
 from dashboard.charts import curves_chart, sweep_charts
+from dashboard.identity import actor, owner, run_store
 from dashboard.live_view import STAGE_LABELS
-from dashboard.state import K, current_config, current_dataset, owner, weights_ready
+from dashboard.state import K, current_config, current_dataset, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.baselines import run_baselines
@@ -31,6 +32,7 @@ def _start_sweep() -> None:
             current_dataset(),
             s["sweep_points"],
             scratch=bool(s["sweep_scratch"]),
+            store=run_store(),
         )
         s["sweep_job_id"] = job.id
     except (JobBusy, ClusterError, ValueError) as err:
@@ -78,7 +80,7 @@ def sweep_section(summaries: Sequence[RunSummary]) -> None:
         help="From scratch: random weights, every layer trains (freeze 0): the no-transfer baseline.",
     )
     info, (weights_ok, message) = current_dataset(), weights_ready()
-    running = (job := JOBS.get(st.session_state.get("sweep_job_id"))) is not None and job.running
+    running = (job := JOBS.get(st.session_state.get("sweep_job_id"), actor())) is not None and job.running
     with st.container(horizontal=True):
         st.button(
             "Start sweep",

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.identity import run_store
 from dashboard.inference_panel import explained_class_picker, image_sources
 from dashboard.models import choose_model, class_names_or_stop, load_or_stop
 from dashboard.state import K, current_dataset, page_intro
 from tlcore.data import DatasetInfo
-from tlcore.runs import RunStore, runs_with_models
+from tlcore.runs import runs_with_models
 
 page_intro(
     "Inference",
@@ -20,7 +21,7 @@ page_intro(
     "trained on.",
 )
 last = str(Path(st.session_state[K.last_run_dir]).resolve()) if st.session_state.get(K.last_run_dir) else None
-records = runs_with_models(RunStore(), last)  # the run just trained may sit in another runs folder
+records = runs_with_models(run_store(), last)  # the run just trained may sit in another runs folder
 if not records:
     st.info("No trained model yet. Train one first, or upload a .keras model exported from this app.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboard.charts import curves_chart
 from dashboard.code_panel import run_code_section
+from dashboard.identity import run_store
 from dashboard.runs_panels import delete_section, deletion_report, feature_store_section, training_now
 from dashboard.state import page_intro
 from dashboard.sweep_panel import PERCENT, sweep_section
@@ -13,7 +14,7 @@ from dashboard.tables import config_differences, curve_label, describe_run, runs
 from dashboard.weight_change_panel import weight_change_section
 from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from tlcore.baselines import run_baselines
-from tlcore.runs import RUNNING, RunStore
+from tlcore.runs import RUNNING
 
 page_intro(
     "Runs",
@@ -21,7 +22,7 @@ page_intro(
     "Compare runs to see what a change in freeze point, weights or head actually did to validation "
     "accuracy: that is the experiment transfer learning is about.",
 )
-store = RunStore()
+store = run_store()
 summaries = store.list()
 if not summaries:
     st.info(f"No runs yet in `{store.root}`. Train a model and it appears here.")

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.identity import actor, owner, run_store
 from dashboard.live_view import REFRESH_S, describe_setup, plan_for_info, show
 from dashboard.setting_words import setting_changes
-from dashboard.state import K, current_config, owner, page_intro, require_dataset, weights_ready
+from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
 from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate, machine_gflops
@@ -26,7 +27,7 @@ except ValueError as err:
     st.page_link("pages/model.py", label="Fix them on the Model & freeze page", icon=":material/layers:")
     st.stop()
 
-job = JOBS.get(st.session_state.get(K.job_id) or st.query_params.get("job"))
+job = JOBS.get(st.session_state.get(K.job_id) or st.query_params.get("job"), actor())
 if job is None or job.snapshot().kind != "training":  # a reloaded tab: find this browser's run again
     job = JOBS.running_for(owner(), kind="training")
 if job is not None:
@@ -36,12 +37,12 @@ weights_ok, weights_message = weights_ready()
 
 def _start() -> None:
     # A callback, so the click survives any rerun of the script that follows it.
-    current = JOBS.get(st.session_state.get(K.job_id))
+    current = JOBS.get(st.session_state.get(K.job_id), actor())
     if current is not None and current.running:
         st.session_state["train_notice"] = "A run is already in progress in this session: stop it or wait for it."
         return
     try:
-        started = start_training(owner(), config, info)
+        started = start_training(owner(), config, info, run_store())
     except (JobBusy, ClusterError) as err:
         st.session_state["train_notice"] = str(err)
         return
@@ -50,7 +51,7 @@ def _start() -> None:
 
 
 def _stop() -> None:
-    current = JOBS.get(st.session_state.get(K.job_id))
+    current = JOBS.get(st.session_state.get(K.job_id), actor())
     if current is not None:
         current.stop()
         st.toast("Stopping after the current batch (a fraction of a second); what was learned so far is kept.")

@@ -19,6 +19,7 @@ import tlcore.runs as runs
 from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, long_cli_train_args, make_dataset_folder, tiny_length, train_status
+from tlcore.access import ADMIN
 from tlcore.data import scan
 from tlcore.jobs import JOBS, QUEUED
 from tlcore.runs import INTERRUPTED, Run, RunStore, read_history
@@ -70,7 +71,7 @@ def test_the_train_page_offers_the_model_from_memory_when_the_disk_refuses_it(ru
     monkeypatch.setattr(Run, "save_model", _disk_full)
     at = _train_page(make_dataset_folder(tmp_path / "data", n_train=8, n_val=4, size=32))
     at.button(key="start_training").click().run()
-    job = JOBS.get(at.session_state[K.job_id])
+    job = JOBS.get(at.session_state[K.job_id], ADMIN)
     _rerun_until(at, lambda: not job.running and "completed" in train_status(at))
 
     assert job.snapshot().status == "completed"
@@ -140,9 +141,9 @@ def test_two_sessions_training_at_once_both_finish_the_second_after_waiting(runs
     first, second = _train_page(dataset, epochs=4), _train_page(dataset, epochs=2)
     assert first.session_state[K.owner] != second.session_state[K.owner]
     first.button(key="start_training").click().run()
-    first_job = JOBS.get(first.session_state[K.job_id])
+    first_job = JOBS.get(first.session_state[K.job_id], ADMIN)
     second.button(key="start_training").click().run()
-    second_job = JOBS.get(second.session_state[K.job_id])
+    second_job = JOBS.get(second.session_state[K.job_id], ADMIN)
     try:
         assert first_job is not second_job and first_job.running
         _rerun_until(second, lambda: second_job.snapshot().stage == QUEUED or not first_job.running)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TINY_CONFIG
+from tlcore.access import ADMIN
 from tlcore.data import scan
 from tlcore.jobs import COMPLETED, FAILED, QUEUED, STOPPED, Job, JobRegistry, start_training
 
@@ -114,8 +115,8 @@ def test_a_new_job_forgets_only_its_owners_finished_jobs():
     other.thread.join(10)
     new = registry.start("alice", "training", lambda job: "new")
     new.thread.join(10)
-    assert registry.get(old.id) is None
-    assert registry.get(other.id) is other and registry.get(new.id) is new
+    assert registry.get(old.id, ADMIN) is None
+    assert registry.get(other.id, ADMIN) is other and registry.get(new.id, ADMIN) is new
 
 
 def test_an_error_in_a_job_is_reported_without_its_type_when_it_is_ours():
@@ -172,7 +173,7 @@ def test_models_of_finished_runs_are_freed(info, tmp_path, monkeypatch):
     assert [g.name for g in _tensorflow_graphs() if g not in graphs_before] == []
     # Freed, yet nothing was lost: every run is on disk with its model.
     assert all((Path(job.snapshot().run_dir) / "model.keras").is_file() for job in jobs)
-    assert registry.get(jobs[0].id) is None and registry.get(jobs[2].id) is jobs[2]
+    assert registry.get(jobs[0].id, ADMIN) is None and registry.get(jobs[2].id, ADMIN) is jobs[2]
 
 
 def _tensorflow_graphs() -> list:
@@ -211,8 +212,8 @@ def test_only_the_newest_finished_jobs_of_other_sessions_are_kept(monkeypatch):
         finished.append(job)
     latest = registry.start("o4", "training", lambda job: None)
     latest.thread.join(10)
-    assert [registry.get(job.id) is not None for job in finished] == [False, True, True]
-    assert registry.get(latest.id) is latest
+    assert [registry.get(job.id, ADMIN) is not None for job in finished] == [False, True, True]
+    assert registry.get(latest.id, ADMIN) is latest
 
 
 def test_each_stage_has_its_own_progress_that_never_moves_back():

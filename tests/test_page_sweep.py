@@ -10,6 +10,7 @@ from dashboard.charts import PLOT_HEIGHT
 from dashboard.state import K
 from dashboard.tables import saved_sweep_frame
 from tests.helpers import chart_title, make_dataset_folder, open_on_tiny_folder, vega_specs
+from tlcore.access import ADMIN
 from tlcore.jobs import JOBS
 from tlcore.runs import RunStore
 
@@ -34,7 +35,7 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
         "No transfer: random weights. Frozen layers compute random features; train every layer (freeze point 0) "
         "to train from scratch."
     ]
-    job = JOBS.get(at.session_state["sweep_job_id"])
+    job = JOBS.get(at.session_state["sweep_job_id"], ADMIN)
     assert job is not None and job.snapshot().kind == "sweep"
 
     deadline, seen = time.monotonic() + 80, set()

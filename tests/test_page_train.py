@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.state import K
 from tests.conftest import ROOT
 from tests.helpers import chart_rows, open_on_tiny_folder, train_status
+from tlcore.access import ADMIN
 from tlcore.jobs import JOBS
 
 
@@ -58,7 +59,7 @@ def test_a_tiny_run_started_from_the_page_completes(tiny_dataset, runs_dir):
     at = _app(tiny_dataset)
     at.button(key="start_training").click().run()
     assert not at.exception
-    job = JOBS.get(at.session_state[K.job_id])
+    job = JOBS.get(at.session_state[K.job_id], ADMIN)
     assert job is not None
     _wait_for(at, lambda: not job.running and "completed" in train_status(at))
     history = job.snapshot().history  # what the page's curves are drawn from
@@ -80,7 +81,7 @@ def test_a_second_run_with_another_head_says_its_features_were_reused(tiny_datas
     for dense in ("8", "16"):  # the second run changes only the head
         at.session_state[K.dense] = dense
         at.button(key="start_training").click().run()
-        job = JOBS.get(at.session_state[K.job_id])
+        job = JOBS.get(at.session_state[K.job_id], ADMIN)
         _wait_for(at, lambda j=job: not j.running and "completed" in train_status(at))
     captions = [c.value for c in at.caption if "reused" in c.value]
     assert len(captions) == 1 and "Frozen features **reused** from the feature store (computed 20" in captions[0]
@@ -93,7 +94,7 @@ def test_a_second_run_with_another_head_says_its_features_were_reused(tiny_datas
 def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset, runs_dir, slow_epochs):
     at = _app(tiny_dataset, **{K.epochs: 30})
     at.button(key="start_training").click().run()
-    job = JOBS.get(at.session_state[K.job_id])
+    job = JOBS.get(at.session_state[K.job_id], ADMIN)
     try:
         assert job.running
         assert at.button(key="start_training").disabled  # one run at a time: Start waits for Stop or the end
@@ -116,7 +117,7 @@ def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset,
 def test_a_reloaded_tab_gets_its_settings_back_and_finds_its_running_job(tiny_dataset, runs_dir, slow_epochs):
     first = _app(tiny_dataset, **{K.epochs: 30})
     first.button(key="start_training").click().run()
-    job = JOBS.get(first.session_state[K.job_id])
+    job = JOBS.get(first.session_state[K.job_id], ADMIN)
     try:
         assert job.running
         # A reload is a new session with nothing in it; the URL still carries the owner.

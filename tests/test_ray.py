@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder, open_on_tiny_folder, train_status
+from tlcore.access import ADMIN
 from tlcore.cluster import LOCAL, ClusterError, RayBackend, StorageNotShared, backend_from_env
 from tlcore.data import scan
 from tlcore.jobs import FAILED, JobRegistry, start_sweep, start_training, train_job
@@ -238,7 +239,7 @@ def test_the_train_page_runs_a_job_on_the_cluster_without_knowing_it(cluster, mo
     at = open_on_tiny_folder("train", folder, **{K.epochs: 1})
     assert "Jobs run on a local Ray: 1 node, 2 CPUs; 2 jobs at a time." in [c.value for c in at.sidebar.caption]
     at.button(key="start_training").click().run()
-    job = JOBS.get(at.session_state[K.job_id])
+    job = JOBS.get(at.session_state[K.job_id], ADMIN)
     assert job is not None
     wait_until(lambda: not job.running, "end of the page's job")
     at.run()

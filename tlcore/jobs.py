@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tlcore import background
+from tlcore.access import Actor
 from tlcore.cluster import Backend, ClusterError, WorkerLost, backend_from_env
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.progress import (
@@ -345,8 +346,10 @@ class JobRegistry:
         if snap.status == RUNNING:
             job.update(status=COMPLETED, stage="done", finished=time.time())
 
-    def get(self, job_id: str | None) -> Job | None:
-        return self._jobs.get(job_id) if job_id else None
+    def get(self, job_id: str | None, actor: Actor) -> Job | None:
+        """The job with this id, if `actor` may follow and stop it (None for another's job, as for none)."""
+        job = self._jobs.get(job_id) if job_id else None
+        return job if job is not None and actor.may_use(job._state.owner) else None
 
     def running_for(self, owner: str, kind: str | None = None) -> Job | None:
         """The owner's running job (of this kind, when given), if any."""
@@ -510,7 +513,8 @@ def wait(job: Job) -> Any:
 
 def _absolute(store: RunStore | None) -> RunStore:
     """This process's run store by its absolute path: a worker elsewhere has another working folder and environment."""
-    return RunStore((store or RunStore()).root.resolve())
+    store = store or RunStore()
+    return RunStore(store.root.resolve(), store.actor)  # the runs it makes keep their owner
 
 
 def _interrupted(job: Job, store: RunStore | None, err: WorkerLost) -> str:

@@ -301,6 +301,7 @@ class RunRecord:
     validation_files: list[str] | None = None  # relative to the dataset root: the held-out split
     versions: dict[str, str] = field(default_factory=dict)  # python and library versions
     tags: dict[str, Any] = field(default_factory=dict)  # e.g. the sweep and point a run belongs to
+    owner: str | None = None  # who made it (tlcore.access): an opaque id; None for the teacher or administrator
     start: StartRecord | None = None  # where it started; None in runs saved before the lab recorded it
     epochs_done: int = 0
     heartbeat: float = 0.0  # time.time() of the last write
@@ -399,6 +400,7 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
         "validation_files": list,
         "versions": dict,
         "tags": dict,
+        "owner": str,
         "start": dict,
         "epochs_done": int,
         "heartbeat": _NUMBER,

@@ -19,12 +19,13 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tlcore.access import ADMIN, Actor, plain_name
 from tlcore.config import TrainConfig
 from tlcore.modelfile import add_labels
 from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
@@ -264,10 +265,19 @@ class Run:
 
 
 class RunStore:
-    """The runs folder: create, list, load and delete runs."""
+    """The runs folder as one person sees it: create, list, load and delete runs.
 
-    def __init__(self, root: str | os.PathLike | None = None):
+    `actor` is who acts (tlcore.access): the runs it creates record its owner id, and it lists, opens and
+    deletes only the runs it may use. A run it may not use is "not there", exactly as a missing one.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, actor: Actor = ADMIN):
         self.root = Path(root) if root is not None else default_runs_dir()
+        self.actor = actor
+
+    def as_actor(self, actor: Actor) -> RunStore:
+        """The same folder, seen by `actor`."""
+        return RunStore(self.root, actor)
 
     def create(
         self,
@@ -308,6 +318,7 @@ class RunStore:
             validation_files=[os.path.relpath(p, info.root) for p in validation_files],
             versions=library_versions(),
             tags=dict(tags or {}),
+            owner=self.actor.owner or None,
             start=start,
             run_dir=run_dir,
         )
@@ -342,36 +353,50 @@ class RunStore:
         )
 
     def run_dir(self, run_id: str) -> Path:
-        path = self.root / run_id
-        if not (path / RUN_FILE).is_file():
-            raise FileNotFoundError(f"No run {run_id!r} in {self.root}")
-        return path
+        """The run's folder (FileNotFoundError when there is none, or none this actor may use)."""
+        self.load(run_id)
+        return self.root / run_id
 
     def load(self, run_id: str) -> RunRecord:
-        """The run's record (with its effective status) and its history."""
-        return load_record(self.run_dir(run_id))
+        """The run's record (with its effective status) and its history.
+
+        Raises:
+            FileNotFoundError: no such run here, or one the actor may not use (the same message).
+        """
+        path = self.root / run_id if plain_name(run_id) else None
+        if path is None or not (path / RUN_FILE).is_file():
+            raise self._no_run(run_id)
+        record = load_record(path)
+        if not self.actor.may_use(record.owner):
+            raise self._no_run(run_id)
+        return record
+
+    def _no_run(self, run_id: str) -> FileNotFoundError:
+        return FileNotFoundError(f"No run {run_id!r} in {self.root}")
 
     def summary(self, run_id: str) -> RunSummary:
         """One run's line of the runs table, read afresh (raises FileNotFoundError when it is gone)."""
-        run_dir = self.run_dir(run_id)
-        return _summary(run_dir, load_record(run_dir))
+        record = self.load(run_id)
+        return _summary(self.root / run_id, record)
 
     def list(self) -> list[RunSummary]:
-        """All readable runs, newest first. Unreadable folders are left out."""
+        """The readable runs this actor may use, newest first. Unreadable folders are left out."""
+        return [_summary(run_dir, record) for run_dir, record in self._records() if self.actor.may_use(record.owner)]
+
+    def _records(self) -> Iterator[tuple[Path, RunRecord]]:
+        """Every readable run of the folder, newest first, whoever owns it (for this module only)."""
         if not self.root.is_dir():
-            return []
-        summaries = []
+            return
         for run_dir in sorted(self.root.iterdir(), reverse=True):
-            if not (run_dir / RUN_FILE).is_file():
+            if not plain_name(run_dir.name) or not (run_dir / RUN_FILE).is_file():
                 continue
             try:
-                record = load_record(run_dir)
+                yield run_dir, load_record(run_dir)
             except (OSError, ValueError):
                 continue
-            summaries.append(_summary(run_dir, record))
-        return summaries
 
     def delete(self, run_id: str) -> None:
+        """Delete a run this actor may use (FileNotFoundError, as for a missing run, otherwise)."""
         shutil.rmtree(self.run_dir(run_id))
 
     def delete_finished(self, run_ids: Sequence[str]) -> tuple[builtins.list[str], builtins.list[str]]:
@@ -421,20 +446,23 @@ def _summary(run_dir: Path, record: RunRecord) -> RunSummary:
 
 
 def runs_with_models(store: RunStore, extra: str | os.PathLike | None = None) -> dict[str, RunRecord]:
-    """Records of the runs that saved a model, keyed by resolved run folder, newest first.
+    """Records of the runs (that the store's actor may use) that saved a model, keyed by resolved run folder,
+    newest first.
 
     Args:
         extra: a run folder to include even if it lies outside `store` (the run
-            just trained into another runs folder); it comes first.
+            just trained into another runs folder); it comes first, when its owner is the actor's too.
     """
     records = {str(s.run_dir.resolve()): s.record for s in store.list() if (s.run_dir / MODEL_FILE).is_file()}
     if extra is not None:
         extra_dir = Path(extra).resolve()
         if str(extra_dir) not in records and (extra_dir / MODEL_FILE).is_file():
             try:
-                records = {str(extra_dir): load_record(extra_dir), **records}
+                record = load_record(extra_dir)
             except (OSError, ValueError):  # an unreadable record: left out, as RunStore.list does
-                pass
+                return records
+            if store.actor.may_use(record.owner):
+                records = {str(extra_dir): record, **records}
     return records
 
 
