@@ -107,6 +107,9 @@ def _plottable(metric: str, value: Any) -> bool:
     return math.isfinite(value) and (value > 0 or not metric.endswith("loss"))
 
 
+WHOLE_EPOCH_LABELS = "datum.value % 1 ? '' : datum.label"  # Vega: label whole epochs only
+
+
 def _curves(
     points: list[dict],
     rules: list[dict],
@@ -125,7 +128,9 @@ def _curves(
     line, no marker); rules: {"epoch" (the rule's x), "note"} and optionally {series}. legend_direction:
     "horizontal" for short labels, "vertical" for one per line.
     """
-    epochs = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d"))
+    # A running point at a fraction of an epoch can bring a tick between two epochs: it gets no label, so
+    # no axis reads "1, 1".
+    epochs = alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d", labelExpr=WHOLE_EPOCH_LABELS))
     ticks = (log_ticks([p["value"] for p in points]) if metric.endswith("loss") else None) or alt.Undefined
     value = alt.Y(
         "value:Q", title=y_title, scale=metric_scale(metric), axis=alt.Axis(values=ticks, format=metric_format(metric))

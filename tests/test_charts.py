@@ -70,6 +70,8 @@ def test_live_loss_is_on_a_log_scale_with_a_plot_at_least_250_px_high():
     assert line["encoding"]["y"]["scale"] == {"type": "log"}
     assert line["encoding"]["y"]["axis"]["values"] == log_ticks([0.1, 65.0])  # 0.1 .. 100, in 1-2-5 steps
     assert line["encoding"]["y"]["title"] == "loss (log scale)"
+    # Whole epochs only on the x-axis, even when a running point at epoch 1.25 brings a tick between two.
+    assert line["encoding"]["x"]["axis"]["labelExpr"] == "datum.value % 1 ? '' : datum.label"
     assert spec["title"] == "Loss"
     values = _data(spec)
     assert [(v["series"], v["epoch"], v["value"]) for v in values][:4] == [
