@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import housekeeping, kept_settings
-from dashboard.identity import is_new_session, owner
+from dashboard.class_views import account_box, class_gate
+from dashboard.identity import is_new_session, owner, person
 from dashboard.sidebar import sidebar
 from dashboard.state import init_session_state, keep_keras_state, measure_machine_speed
 from tlcore.quiet import quiet_tensorflow
@@ -20,6 +21,7 @@ PAGES = [
     ("pages/inference.py", "Inference", ":material/image_search:"),
     ("pages/runs.py", "Runs", ":material/folder_open:"),
 ]
+TEACHER_PAGES = [("pages/class_board.py", "Class", ":material/groups:")]
 
 
 # Streamlit leaves 6rem above every page for its toolbar: on a projector at 1024 x 768 that pushed the Train
@@ -31,13 +33,19 @@ def run() -> None:
     st.set_page_config(page_title="Transfer Learning Lab", page_icon=":material/school:", layout="wide")
     st.html(COMPACT_TOP)
     keep_keras_state()
+    if gate := class_gate():  # a class: nothing but the join form until this browser has joined
+        st.navigation([st.Page(gate, title="Join the class", icon=":material/login:")], position="hidden").run()
+        return
     measure_machine_speed()
     if is_new_session():  # a new or reloaded tab: its owner's settings come back first
         kept_settings.restore(owner())
     init_session_state()
+    member = person()
+    pages = PAGES + (TEACHER_PAGES if member is not None and member.teacher else [])
     navigation = st.navigation(
-        [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(PAGES)]
+        [st.Page(path, title=title, icon=icon, default=(i == 0)) for i, (path, title, icon) in enumerate(pages)]
     )
+    account_box()
     sidebar()
     kept_settings.remember(owner())  # after the sidebar, which may have just taken an uploaded .zip
     housekeeping.sweep()  # at most once a minute: the .zip extractions of ended sessions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -34,18 +35,30 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str] | None = None, log_path: Path | None = None) -> Iterator[str]:
+def streamlit_server(
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    script: str = "app.py",
+    tls: tuple[Path, Path] | None = None,
+) -> Iterator[str]:
     """Yield the base URL of a fresh app server; stop it afterwards."""
-    with streamlit_process(env, log_path) as (url, _proc):
+    with streamlit_process(env, log_path, script, tls) as (url, _proc):
         yield url
 
 
 @contextmanager
 def streamlit_process(
-    env: dict[str, str] | None = None, log_path: Path | None = None
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
+    script: str = "app.py",
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Yield (base URL, server process) of a fresh app server; stop it afterwards."""
+    """Yield (base URL, server process) of a fresh app server; stop it afterwards.
+
+    script: "app.py", or "classroom.py" for the class server; tls: (certificate, key) files to serve HTTPS.
+    """
     port = free_port()
+    https = ["--server.sslCertFile", str(tls[0]), "--server.sslKeyFile", str(tls[1])] if tls else []
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(
         [
@@ -53,7 +66,7 @@ def streamlit_process(
             "-m",
             "streamlit",
             "run",
-            "app.py",
+            script,
             "--server.port",
             str(port),
             "--server.address",
@@ -64,18 +77,21 @@ def streamlit_process(
             "false",
             "--server.fileWatcherType",
             "none",
+            *https,
         ],
         cwd=ROOT,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    # The test's own self-signed certificate: the health check trusts it (browsers are told to, too).
+    unverified = ssl._create_unverified_context() if tls else None
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2, context=unverified) as response:
                     if response.status == 200:
                         break
             except OSError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import identity
 from dashboard.devices import device_sidebar
 from dashboard.identity import owner as current_owner
 from dashboard.kept_settings import RESTORE_NOTICE
@@ -25,14 +26,28 @@ from tlcore.jobs import JOBS
 from tlcore.paths import DataRootError, data_root
 
 
+def _offered(choices: tuple[str, ...], withheld: set[str], key: str) -> list[str]:
+    """The choices this session may make; a withheld value it holds (kept from before) falls back to the first."""
+    offered = [c for c in choices if c not in withheld]
+    if st.session_state.get(key) not in offered:
+        st.session_state[key] = offered[0]
+    return offered
+
+
 def sidebar() -> None:
-    """Dataset, image size and weights: shared by every page."""
+    """Dataset, image size and weights: shared by every page.
+
+    A student in a class gets no path on the server: no folder outside the teacher's TLLAB_DATA_ROOT (none
+    without one), and no weights file but the server's own (through "ImageNet").
+    """
+    fence = _fence_name()
+    student = identity.in_class() and not identity.actor().teacher
     with st.sidebar:
         st.header("Data")
-        st.radio("Dataset", SOURCES, key=K.source)
+        no_folders = {SOURCE_FOLDER} if student and fence is None else set()
+        st.radio("Dataset", _offered(SOURCES, no_folders, K.source), key=K.source)
         if notice := st.session_state.pop(RESTORE_NOTICE, None):
             st.warning(notice)
-        fence = _fence_name()
         if st.session_state[K.source] == SOURCE_FOLDER:
             placeholder = f"e.g. pets (inside {fence}/)" if fence else "/path/to/images (one sub-folder per class)"
             st.text_input("Folder path", key=K.folder, placeholder=placeholder)
@@ -49,7 +64,7 @@ def sidebar() -> None:
         st.header("Weights")
         st.radio(
             "Start from",
-            WEIGHTS_CHOICES,
+            _offered(WEIGHTS_CHOICES, {WEIGHTS_FILE} if student else set(), K.weights_choice),
             key=K.weights_choice,
             help="ImageNet weights are what makes this *transfer* learning. Random weights start "
             "every layer at random, for comparison: frozen random layers carry no knowledge, so "

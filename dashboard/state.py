@@ -91,7 +91,6 @@ class K:
     last_run_dir = "last_run_dir"
     grid_seed = "grid_seed"
     owner = "owner"
-    actor = "actor"  # tlcore.access.Actor: set when a session joins a class
 
 
 # Where the dashboard starts: TrainConfig's own defaults (ImageNet weights, head only, 128 px).

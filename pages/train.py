@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.identity import actor, owner, run_store
+from dashboard.identity import actor, job_in_url, owner, put_job_in_url, run_store
 from dashboard.live_view import REFRESH_S, describe_setup, plan_for_info, show
 from dashboard.setting_words import setting_changes
 from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
@@ -27,7 +27,7 @@ except ValueError as err:
     st.page_link("pages/model.py", label="Fix them on the Model & freeze page", icon=":material/layers:")
     st.stop()
 
-job = JOBS.get(st.session_state.get(K.job_id) or st.query_params.get("job"), actor())
+job = JOBS.get(st.session_state.get(K.job_id) or job_in_url(), actor())
 if job is None or job.snapshot().kind != "training":  # a reloaded tab: find this browser's run again
     job = JOBS.running_for(owner(), kind="training")
 if job is not None:
@@ -47,7 +47,7 @@ def _start() -> None:
         st.session_state["train_notice"] = str(err)
         return
     st.session_state[K.job_id] = started.id
-    st.query_params["job"] = started.id
+    put_job_in_url(started.id)
 
 
 def _stop() -> None:

@@ -1,0 +1,273 @@
+"""A class: the teacher's key, the students' names, and which browser is whom.
+
+Class mode is on when TLLAB_CLASS_KEY (the teacher's secret, 16 characters or
+more) is set. Each browser carries a random 128-bit token in an HttpOnly
+cookie (set by `classroom.py`, the class server's entry point); the roster
+keeps only its SHA-256, beside each student's display name and opaque owner
+id. Names are compared after NFKC normalisation, case-folding and collapsing
+spaces. A short PIN lets a student continue on a second device; the key and
+PINs are compared in constant time, at most TRIES_PER_MINUTE a minute per
+session. Nothing here ever goes into a URL or a log.
+
+The roster is one JSON file under the runs folder (`.class/roster.json`),
+written atomically under a process-wide lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+import time
+import unicodedata
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tlcore.access import Actor
+from tlcore.runs import atomic_write, default_runs_dir
+
+CLASS_KEY_ENV = "TLLAB_CLASS_KEY"
+MIN_KEY_LENGTH = 16
+CLASS_DIR = ".class"
+COOKIE_NAME = "tllab_browser"
+NAME_MAX = 32
+PIN_LENGTHS = (4, 8)
+TRIES_PER_MINUTE = 5
+PRIVACY_NOTICE = (
+    "The lab keeps your name, your photos and your runs on this server for this class only: the teacher sees "
+    "them, other students see your name and results on the class board, and the teacher deletes them all at "
+    "the end of the class."
+)
+_NAME_CHARS = re.compile(r"^[\w\- ]+$")  # \w: Unicode letters, digits and "_"
+
+
+class ClassError(ValueError):
+    """A request the class refuses; the message says why, in words for the person who asked."""
+
+
+def class_key() -> str | None:
+    """The teacher's key when class mode is on, else None.
+
+    Raises:
+        ClassError: the key is set but too short to be a secret.
+    """
+    key = os.environ.get(CLASS_KEY_ENV)
+    if not key:
+        return None
+    if len(key) < MIN_KEY_LENGTH:
+        raise ClassError(
+            f"{CLASS_KEY_ENV} is set but has {len(key)} characters: a class key needs at least {MIN_KEY_LENGTH}. "
+            "Choose a longer one and start the server again."
+        )
+    return key
+
+
+def name_key(name: str) -> str:
+    """What two names are compared by: NFKC, case-folded, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+def checked_name(name: str) -> str:
+    """The display name as it will be shown (spaces collapsed), or ClassError saying what is wrong."""
+    shown = " ".join(unicodedata.normalize("NFKC", name or "").split())
+    if not shown:
+        raise ClassError("Type your name to join.")
+    if len(shown) > NAME_MAX:
+        raise ClassError(f"A name has at most {NAME_MAX} characters; this one has {len(shown)}.")
+    if not _NAME_CHARS.match(shown):
+        raise ClassError("A name may hold letters, digits, spaces, - and _ only.")
+    return shown
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _pin_hash(pin: str, salt: str) -> str:
+    return hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), 100_000).hex()
+
+
+def keys_match(given: str, key: str) -> bool:
+    """The teacher's key, compared in constant time."""
+    return hmac.compare_digest(given.encode(), key.encode())
+
+
+class TryLimit:
+    """At most `tries` attempts in any `per_s` seconds (one per session: a key or PIN guesser waits)."""
+
+    def __init__(self, tries: int = TRIES_PER_MINUTE, per_s: float = 60.0) -> None:
+        self.tries, self.per_s = tries, per_s
+        self._times: deque[float] = deque()
+
+    def wait_s(self, now: float | None = None) -> float:
+        """0 when a try is allowed now (and counts it), else the seconds until the next one is."""
+        now = time.monotonic() if now is None else now
+        while self._times and now - self._times[0] >= self.per_s:
+            self._times.popleft()
+        if len(self._times) >= self.tries:
+            return self.per_s - (now - self._times[0])
+        self._times.append(now)
+        return 0.0
+
+
+@dataclass
+class Student:
+    """One person of the class as the roster keeps them."""
+
+    owner: str  # opaque id: the folder names and run records use it, never the name
+    name: str
+    joined: float
+    teacher: bool = False
+    browsers: list[str] = field(default_factory=list)  # SHA-256 of each browser's token
+    pin_salt: str = ""
+    pin_hash: str = ""
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.owner, teacher=self.teacher)
+
+
+_LOCK = threading.Lock()  # one roster file per runs folder; writes from every session go through this
+
+
+class Roster:
+    """The class's people, in `<runs folder>/.class/roster.json`."""
+
+    def __init__(self, runs_root: str | Path | None = None) -> None:
+        self.path = Path(runs_root if runs_root is not None else default_runs_dir()) / CLASS_DIR / "roster.json"
+
+    # -- reading and writing --
+
+    def _read(self) -> list[Student]:
+        try:
+            rows = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return []
+        return [Student(**row) for row in rows if isinstance(row, dict)]
+
+    def _write(self, people: list[Student]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, json.dumps([asdict(p) for p in people], indent=1))
+
+    def people(self) -> list[Student]:
+        """Everyone who joined, in the order they joined."""
+        with _LOCK:
+            return self._read()
+
+    def who(self, token: str | None) -> Student | None:
+        """The person this browser joined as, if any."""
+        if not token:
+            return None
+        digest = token_hash(token)
+        return next((p for p in self.people() if digest in p.browsers), None)
+
+    def by_owner(self, owner: str) -> Student | None:
+        return next((p for p in self.people() if p.owner == owner), None)
+
+    # -- a student's own actions --
+
+    def join(self, name: str, token: str) -> Student:
+        """A new person with this name, on this browser (ClassError when the name is taken or not valid)."""
+        shown = checked_name(name)
+        with _LOCK:
+            people = self._read()
+            if any(name_key(p.name) == name_key(shown) for p in people):
+                raise ClassError(
+                    f"“{shown}” is already in this class. Choose another name, or, if it is you on another "
+                    "device, continue with your PIN."
+                )
+            person = Student(secrets.token_hex(8), shown, time.time(), browsers=[token_hash(token)])
+            self._write(self._without_browser(people, token) + [person])
+        return person
+
+    def leave(self, token: str) -> None:
+        """This browser is nobody's any more (a shared computer); the person and their work stay."""
+        with _LOCK:
+            self._write(self._without_browser(self._read(), token))
+
+    def set_pin(self, owner: str, pin: str) -> None:
+        if not (pin.isdigit() and PIN_LENGTHS[0] <= len(pin) <= PIN_LENGTHS[1]):
+            raise ClassError(f"A PIN is {PIN_LENGTHS[0]} to {PIN_LENGTHS[1]} digits.")
+        salt = secrets.token_hex(16)
+        self._change(owner, pin_salt=salt, pin_hash=_pin_hash(pin, salt))
+
+    def continue_as(self, name: str, pin: str, token: str) -> Student:
+        """This browser joins the person with this name and PIN (ClassError, the same for any wrong pair)."""
+        refused = ClassError("That name and PIN do not match anyone in this class.")
+        with _LOCK:
+            people = self._without_browser(self._read(), token)
+            person = next((p for p in people if name_key(p.name) == name_key(name or "")), None)
+            expected = person.pin_hash if person and person.pin_hash else _pin_hash("", "00")
+            given = _pin_hash(pin or "", person.pin_salt if person and person.pin_salt else "00")
+            if person is None or not person.pin_hash or not hmac.compare_digest(given, expected):
+                raise refused
+            person.browsers.append(token_hash(token))
+            self._write(people)
+        return person
+
+    def make_teacher(self, owner: str) -> None:
+        """Teacher's rights for this person (after the key was given)."""
+        self._change(owner, teacher=True)
+
+    # -- the teacher's actions --
+
+    def rename(self, owner: str, name: str) -> None:
+        shown = checked_name(name)
+        with _LOCK:
+            people = self._read()
+            if any(name_key(p.name) == name_key(shown) and p.owner != owner for p in people):
+                raise ClassError(f"“{shown}” is already in this class.")
+            for person in people:
+                if person.owner == owner:
+                    person.name = shown
+            self._write(people)
+
+    def reset(self, owner: str) -> None:
+        """Sign the person out of every browser and forget their PIN; their work stays."""
+        self._change(owner, browsers=[], pin_salt="", pin_hash="")
+
+    def remove(self, owner: str) -> None:
+        """Take the person off the roster (their data is deleted by the caller: tlcore.class_data)."""
+        with _LOCK:
+            self._write([p for p in self._read() if p.owner != owner])
+
+    def clear(self) -> None:
+        with _LOCK:
+            self.path.unlink(missing_ok=True)
+
+    # -- helpers --
+
+    def _change(self, owner: str, **fields: Any) -> None:
+        with _LOCK:
+            people = self._read()
+            for person in people:
+                if person.owner == owner:
+                    for key, value in fields.items():
+                        setattr(person, key, value)
+            self._write(people)
+
+    @staticmethod
+    def _without_browser(people: list[Student], token: str) -> list[Student]:
+        digest = token_hash(token)
+        for person in people:
+            person.browsers = [b for b in person.browsers if b != digest]
+        return people
+
+
+def delete_owner_data(runs_root: str | Path, owner: str) -> list[str]:
+    """Delete everything the lab keeps for `owner` under the runs folder: runs (not one still training),
+    kept settings. Returns the ids of the runs left because they are still training."""
+    from tlcore.owner_settings import OwnerSettings
+    from tlcore.runs import RunStore
+
+    store = RunStore(runs_root)
+    mine = [s.run_id for s in store.list() if s.record.owner == owner]
+    _, still_training = store.delete_finished(mine)
+    OwnerSettings(runs_root).delete(owner)
+    return still_training
