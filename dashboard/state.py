@@ -27,12 +27,14 @@ from tlcore.paths import (
     resolve_user_path,
     typed_weights_path,
 )
+from tlcore.photos import PhotoStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224]
 SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP = "Bundled sample", "Folder on this computer", "Upload a .zip"
-SOURCES = (SOURCE_SAMPLE, SOURCE_FOLDER, SOURCE_ZIP)
+SOURCE_PHOTOS = "My photos (made here)"
+SOURCES = (SOURCE_SAMPLE, SOURCE_PHOTOS, SOURCE_FOLDER, SOURCE_ZIP)
 # "Random weights" starts every layer at random; "from scratch" is kept for the sweep's baseline, where
 # every layer also trains (random weights with frozen layers are a different, weaker experiment).
 WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH = "ImageNet", "Weights file", "Random weights (no transfer)"
@@ -274,8 +276,15 @@ def dataset_root() -> Path | None:
     if source == SOURCE_FOLDER:
         folder = st.session_state[K.folder].strip()
         return resolve_user_path(folder, data_root(), "Folder path") if folder else None
+    if source == SOURCE_PHOTOS:  # this session's own photos, made on the Dataset page
+        return my_photos().root
     # The app extracted the .zip into its own temporary folder: no user-typed path to fence.
     return Path(st.session_state[K.zip_dir]) if st.session_state[K.zip_dir] else None
+
+
+def my_photos() -> PhotoStore:
+    """The photo store of this session's owner (dashboard.identity.owner has set it for this run)."""
+    return PhotoStore(str(st.session_state[K.owner]))
 
 
 def current_dataset() -> DatasetInfo | DatasetError | None:
@@ -284,8 +293,8 @@ def current_dataset() -> DatasetInfo | DatasetError | None:
         root = dataset_root()
     except (PathNotAllowed, DataRootError) as err:
         return DatasetError(str(err))
-    if root is None:
-        return None
+    if root is None or (st.session_state[K.source] == SOURCE_PHOTOS and not my_photos().photos()):
+        return None  # no photos yet: the Dataset page's maker is where to start
     fence = data_root() if st.session_state[K.source] == SOURCE_FOLDER else None
     stamp = tree_stamp(root, within=fence) if root.exists() else ""
     return _scan_cached(str(root), stamp, str(fence or ""))
@@ -295,7 +304,10 @@ def require_dataset() -> DatasetInfo:
     """The dataset, or a message with what to do and st.stop()."""
     info = current_dataset()
     if info is None:
-        st.info("Choose a dataset in the sidebar: the bundled sample, a folder path, or a .zip of class folders.")
+        if st.session_state[K.source] == SOURCE_PHOTOS:
+            st.info("Your dataset has no photos yet: add some on the Dataset page.")
+        else:
+            st.info("Choose a dataset in the sidebar: the bundled sample, a folder path, or a .zip of class folders.")
         st.stop()
     if isinstance(info, DatasetError):
         st.error(f"This dataset cannot be used: {info}")

@@ -13,8 +13,9 @@ import streamlit as st
 import tlcore.data
 from dashboard.charts import class_counts_chart
 from dashboard.dataset_panels import augmentation_section, load_tile, show_tile
+from dashboard.photo_maker import photo_maker
 from dashboard.skipped import skipped_files
-from dashboard.state import K, balance_classes_toggle, page_intro, require_dataset
+from dashboard.state import SOURCE_PHOTOS, K, balance_classes_toggle, page_intro, require_dataset
 from tlcore.advisor import imbalance_warnings
 from tlcore.data import TRAIN, VALIDATION, sample_grid
 
@@ -29,12 +30,15 @@ page_intro(
     "training: the model can only learn what the pictures show, and problems found here (a lopsided "
     "class, broken files, too few images) turn up later as poor accuracy.",
 )
+if st.session_state[K.source] == SOURCE_PHOTOS:
+    photo_maker()
 info = require_dataset()
 size = int(st.session_state[K.image_size])
 counts = info.counts()
 st.markdown(
     f"**{len(info.class_names)} classes:** {', '.join(info.class_names)} — {info.num_images(TRAIN):,} "
-    f"training and {info.num_images(VALIDATION):,} validation images in `{info.root}`."
+    f"training and {info.num_images(VALIDATION):,} validation images in "
+    + ("your photos." if st.session_state[K.source] == SOURCE_PHOTOS else f"`{info.root}`.")
 )
 
 grid_col, stats_col = st.columns([3, 2], gap="large")

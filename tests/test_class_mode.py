@@ -170,3 +170,21 @@ def _everything_shown(at: AppTest) -> str:
     ]
     parts += [e.value.to_string() for e in at.get("arrow_data_frame")]
     return " ".join(parts)
+
+
+def test_a_student_sees_only_their_own_photos(browser, runs_dir):
+    from tests.test_page_photos import _jpeg
+    from tlcore.photos import PhotoStore
+
+    _join("Ada")
+    ada = Roster().who("browser-of-ada")
+    adas = PhotoStore(ada.owner)
+    adas.add_class("cups")
+    adas.add("cups", _jpeg(1), "ada.jpg")
+    browser.token = "browser-of-grace"
+    at = _join("Grace")
+    at.session_state[K.source] = "My photos (made here)"
+    at.run()
+    assert not at.exception and not at.tabs  # no class, no photo of Ada's
+    assert any("Name 2 or more classes" in i.value for i in at.info)
+    assert ada.owner not in _everything_shown(at)

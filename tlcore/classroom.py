@@ -262,10 +262,12 @@ class Roster:
 
 def delete_owner_data(runs_root: str | Path, owner: str) -> list[str]:
     """Delete everything the lab keeps for `owner` under the runs folder: runs (not one still training),
-    kept settings. Returns the ids of the runs left because they are still training."""
+    photos, kept settings. Returns the ids of the runs left because they are still training."""
     from tlcore.owner_settings import OwnerSettings
+    from tlcore.photos import PhotoStore
     from tlcore.runs import RunStore
 
+    PhotoStore(owner, runs_root).delete_all()
     store = RunStore(runs_root)
     mine = [s.run_id for s in store.list() if s.record.owner == owner]
     _, still_training = store.delete_finished(mine)

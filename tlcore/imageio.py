@@ -84,6 +84,11 @@ def open_rgb(
         # header it cannot parse; the signature tells a broken PNG (say) from
         # a web page saved as .jpg, which need different fixes.
         claimed = _signature_format(source)
+        if claimed == HEIF:
+            raise ImageProblem(
+                "a HEIC/HEIF photo (an iPhone's default), which this lab cannot read: set the camera to "
+                "“Most Compatible” (JPEG), or export or share the photo as JPEG"
+            ) from None
         if claimed:
             raise ImageProblem(
                 f"truncated or corrupt {claimed} header (starts like a {claimed} but cannot be decoded)"
@@ -116,6 +121,10 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
 )
 
 
+HEIF = "HEIF"
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"mif1", b"msf1", b"heim", b"heis"}
+
+
 def _signature_format(source: str | os.PathLike | BinaryIO) -> str | None:
     """The allowed format whose signature the data starts with, if any."""
     try:
@@ -129,6 +138,8 @@ def _signature_format(source: str | os.PathLike | BinaryIO) -> str | None:
         return None
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return HEIF
     return next((fmt for magic, fmt in _SIGNATURES if head.startswith(magic)), None)
 
 
