@@ -14,6 +14,7 @@ from tlcore.photos import PhotoError, PhotoStore
 
 MIN_CLASSES = 2
 THUMBS_SHOWN = 12
+THUMB_PX = 96
 _CAMERA_ROUND = "photo_camera_round"  # session key: {class: n}; a new n is a fresh camera, ready for the next shot
 _UPLOAD_ROUND = "photo_upload_round"  # session key: {class: n}; a new n is an empty uploader
 _NOTICE = "photo_notice"
@@ -98,12 +99,14 @@ def _class_panel(store: PhotoStore, class_name: str, camera_note: str) -> None:
     shown = photos[-THUMBS_SHOWN:]
     if shown:
         st.caption(f"The newest {len(shown)} of {len(photos)}; ✕ deletes one.")
-    for start in range(0, len(shown), 4):
-        for column, photo in zip(st.columns(4), shown[start : start + 4]):
-            column.image(str(photo.path), width="stretch")
-            column.button(
-                "✕", key=f"photo_del_{photo.name}", on_click=_delete, args=(class_name, photo.name), help="Delete"
-            )
+    # Small tiles that wrap: four columns would stack into full-width photos on a phone.
+    with st.container(horizontal=True, gap="small"):
+        for photo in shown:
+            with st.container(width=THUMB_PX + 8, gap=None):
+                st.image(str(photo.path), width=THUMB_PX)
+                st.button(
+                    "✕", key=f"photo_del_{photo.name}", on_click=_delete, args=(class_name, photo.name), help="Delete"
+                )
     st.button(
         f"Delete the class “{class_name}”", key=f"photo_rm_{class_name}", on_click=_remove_class, args=(class_name,)
     )

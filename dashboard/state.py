@@ -282,6 +282,23 @@ def dataset_root() -> Path | None:
     return Path(st.session_state[K.zip_dir]) if st.session_state[K.zip_dir] else None
 
 
+def _my_photos_dataset() -> DatasetInfo | DatasetError | None:
+    """The session's own photos as a dataset: None before the first photo; what is missing in words (never
+    the server's path) until every class has photos."""
+    store = my_photos()
+    counts = store.counts()
+    if not any(counts.values()):
+        return None  # the Dataset page's maker is where to start
+    if empty := [name for name, count in counts.items() if not count]:
+        return DatasetError(f"add photos to every class: {', '.join(f'“{n}”' for n in empty)} has none yet.")
+    if len(counts) < 2:
+        return DatasetError("name a second class on the Dataset page: training tells classes apart.")
+    info = _scan_cached(str(store.root), tree_stamp(store.root))
+    if isinstance(info, DatasetError):
+        return DatasetError(str(info).replace(str(store.root), "your photos"))
+    return info
+
+
 def my_photos() -> PhotoStore:
     """The photo store of this session's owner (dashboard.identity.owner has set it for this run)."""
     return PhotoStore(str(st.session_state[K.owner]))
@@ -293,8 +310,10 @@ def current_dataset() -> DatasetInfo | DatasetError | None:
         root = dataset_root()
     except (PathNotAllowed, DataRootError) as err:
         return DatasetError(str(err))
-    if root is None or (st.session_state[K.source] == SOURCE_PHOTOS and not my_photos().photos()):
-        return None  # no photos yet: the Dataset page's maker is where to start
+    if st.session_state[K.source] == SOURCE_PHOTOS:
+        return _my_photos_dataset()
+    if root is None:
+        return None
     fence = data_root() if st.session_state[K.source] == SOURCE_FOLDER else None
     stamp = tree_stamp(root, within=fence) if root.exists() else ""
     return _scan_cached(str(root), stamp, str(fence or ""))

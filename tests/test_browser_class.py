@@ -4,15 +4,18 @@ browser's identity is an HttpOnly cookie, never the URL; a reload keeps it; Leav
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from dashboard.certificate import write_certificate
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 from tlcore.classroom import CLASS_KEY_ENV, COOKIE_NAME, Roster
 
 pytestmark = pytest.mark.browser
+SHOTS = Path(tempfile.gettempdir()) / "tllab-screenshots" / "class"
 
 
 @pytest.fixture(scope="module")
@@ -67,4 +70,62 @@ def test_a_student_joins_with_enter_and_a_reload_keeps_them(class_server):
         while Roster(runs).people()[0].browsers and time.monotonic() < deadline:
             time.sleep(0.2)
         assert Roster(runs).people()[0].browsers == []  # Ada's work stays; this browser is nobody's
+        browser.close()
+
+
+def _wait(condition, deadline_s: float, what: str):
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {deadline_s:.0f} s waiting for {what}")
+
+
+def test_a_student_on_a_phone_makes_a_dataset_with_the_webcam(class_server):
+    """Over loopback HTTPS, chromium's fake camera, at a 390 x 844 phone viewport: snapshot after snapshot."""
+    from playwright.sync_api import sync_playwright
+
+    url, runs = class_server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA_ARGS, headless=True)
+        context = browser.new_context(
+            ignore_https_errors=True, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        )
+        context.grant_permissions(["camera"])
+        page = context.new_page()
+        page.goto(url)
+        page.get_by_role("heading", name="Join the class").wait_for(timeout=120_000)
+        box = page.get_by_label("Your name").first
+        box.fill("Grace")
+        box.press("Enter")
+        page.get_by_role("heading", name="Dataset").first.wait_for(timeout=120_000)
+        page.locator(
+            '[data-testid="stSidebarCollapsedControl"] button, [data-testid="stExpandSidebarButton"]'
+        ).first.click()
+        page.get_by_text("My photos (made here)").click()
+        page.get_by_role("heading", name="Make your dataset").wait_for(timeout=60_000)
+        # The sidebar covers a phone's screen: close it as a student would.
+        page.locator('[data-testid="stSidebarCollapseButton"] button').first.click()
+        for name in ("cups", "keys"):
+            field = page.get_by_label("New class")
+            field.fill(name)
+            field.press("Enter")
+            page.get_by_role("tab", name=f"{name} (0)").wait_for(timeout=60_000)
+        page.locator(".st-key-photo_camera_on_cups label").click()
+        taken = 0
+        video = page.locator('[data-testid="stCameraInput"] video')
+        for _ in range(3):
+            _wait(lambda: video.count() and video.evaluate("v => v.readyState >= 2 && v.videoWidth > 0"), 60, "camera")
+            page.get_by_role("button", name="Take Photo").click()
+            taken += 1
+            page.get_by_role("tab", name=f"cups ({taken})").wait_for(timeout=60_000)
+        page.screenshot(path=str(SHOTS / "maker-phone.png"), full_page=True)
+        grace = Roster(runs).people()[-1]
+        stored = sorted((runs / ".photos" / grace.owner).rglob("*.jpg"))
+        assert len(stored) == 3 and all(p.parent.name == "cups" for p in stored)
+        assert grace.name not in str(stored[0])  # folders are named by the opaque id, never the name
+        overflow = page.evaluate("() => document.documentElement.scrollWidth > window.innerWidth + 1")
+        assert not overflow, "the maker scrolls sideways on a phone"
         browser.close()

@@ -80,7 +80,7 @@ def test_a_student_gets_no_path_on_the_server(browser, monkeypatch):
     OwnerSettings().save(ada.owner, {K.source: "Folder on this computer", K.folder: "/etc"})
     at = _open()
     assert not at.exception
-    assert list(at.sidebar.radio(key=K.source).options) == ["Bundled sample", "Upload a .zip"]
+    assert list(at.sidebar.radio(key=K.source).options) == ["Bundled sample", "My photos (made here)", "Upload a .zip"]
     assert at.session_state[K.folder] == "/etc"  # the kept setting came back, and is not offered:
     assert at.sidebar.radio(key=K.source).value == "Bundled sample"
     assert "Weights file" not in at.sidebar.radio(key=K.weights_choice).options
