@@ -475,6 +475,42 @@ def probe_chart(scores: pd.DataFrame, chance: float) -> AltairChart:
     return _projector(chart.properties(title="Linear probe accuracy by depth", height=PLOT_HEIGHT))
 
 
+def class_results_chart(results: pd.DataFrame) -> AltairChart:
+    """The class's experiment: each finished run a point, validation accuracy against the freeze point,
+    ImageNet and random weights in two colours (a line through each side's mean per freeze point), and
+    chance as a dotted grey line.
+
+    results: columns "name", "freeze point", "weights" ("ImageNet" / "random"), "val accuracy", "chance".
+    """
+    results = pd.DataFrame(results)
+    x = alt.X(
+        "freeze point:Q",
+        title="freeze point (VGG16 layers frozen)",
+        scale=alt.Scale(domain=[0, VGG16_LAYERS]),
+        axis=alt.Axis(tickMinStep=1, format="d"),
+    )
+    y = alt.Y(
+        "val accuracy:Q",
+        title="validation accuracy",
+        scale=metric_scale("val_accuracy"),
+        axis=alt.Axis(format=metric_format("val_accuracy")),
+    )
+    colour = alt.Color(
+        "weights:N",
+        title=None,
+        scale=alt.Scale(domain=["ImageNet", "random"], range=["#1f77b4", "#d62728"]),
+        legend=alt.Legend(orient="bottom"),
+    )
+    tooltip = ["name:N", "weights:N", "freeze point:Q", alt.Tooltip("val accuracy:Q", format=".1%")]
+    base = alt.Chart(results)
+    points = base.mark_circle(size=120, opacity=0.8).encode(x=x, y=y, color=colour, tooltip=tooltip)
+    means = base.mark_line(strokeWidth=LINE_WIDTH).encode(x=x, y="mean(val accuracy):Q", color=colour)
+    chance = float(results["chance"].max()) if len(results) else 0.5
+    levels = _baseline_layers([Baseline(f"chance {chance:.0%}", chance)])
+    chart = alt.layer(points, means, *levels)
+    return _projector(chart.properties(title="The class's transfer curve", height=PLOT_HEIGHT))
+
+
 def feature_map_chart(
     points: pd.DataFrame, title: str, class_names: Sequence[str], subtitle: Sequence[str] = ()
 ) -> AltairChart:

@@ -14,6 +14,7 @@ from tlcore.classroom import (
     PIN_LENGTHS,
     PRIVACY_NOTICE,
     ClassError,
+    ClassSettings,
     Roster,
     TryLimit,
     class_key,
@@ -158,15 +159,21 @@ def _end_class() -> None:
     for member in Roster().people():
         if not member.teacher:
             _remove(member.owner)
+    ClassSettings().clear()
     st.session_state["class_notice"] = "The class has ended: every student's data is deleted."
+
+
+def require_teacher() -> None:
+    """Stop the page unless this session holds the teacher's rights now (read afresh from the roster)."""
+    member = identity.person()
+    if member is None or not member.teacher:
+        st.error("This page is the teacher's.")
+        st.stop()
 
 
 def roster_panel() -> None:
     """The teacher's roster: rename, reset (sign out everywhere, forget the PIN), remove, end the class."""
-    member = identity.person()
-    if member is None or not member.teacher:  # checked again here, whoever reached the page
-        st.error("This page is the teacher's.")
-        st.stop()
+    require_teacher()
     roster = Roster()
     people = [p for p in roster.people() if not p.teacher]
     st.subheader(f"Students ({len(people)})")

@@ -69,7 +69,10 @@ def _clear_feature_store() -> None:
 
 
 def feature_store_section() -> None:
-    """What the feature store holds, and a button to empty it."""
+    """What the feature store holds, and a button to empty it (the teacher's alone in a class: it holds
+    every student's features)."""
+    if not actor().teacher:
+        return
     st.subheader("Feature store")
     store = FeatureStore.default(run_store().root)
     entries = store.entries()

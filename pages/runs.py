@@ -5,8 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.charts import curves_chart
+from dashboard.class_board_view import results_section
 from dashboard.code_panel import run_code_section
-from dashboard.identity import run_store
+from dashboard.identity import in_class, run_store
 from dashboard.runs_panels import delete_section, deletion_report, feature_store_section, training_now
 from dashboard.state import page_intro
 from dashboard.sweep_panel import PERCENT, sweep_section
@@ -14,6 +15,7 @@ from dashboard.tables import config_differences, curve_label, describe_run, runs
 from dashboard.weight_change_panel import weight_change_section
 from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from tlcore.baselines import run_baselines
+from tlcore.classroom import ClassSettings
 from tlcore.runs import RUNNING
 
 page_intro(
@@ -22,6 +24,9 @@ page_intro(
     "Compare runs to see what a change in freeze point, weights or head actually did to validation "
     "accuracy: that is the experiment transfer learning is about.",
 )
+if in_class():  # what the whole class found, names as the teacher chose
+    with st.expander("Class results: every finished run of the class", expanded=True):
+        results_section(show_names=bool(ClassSettings().load().get("show_names")), csv=False)
 store = run_store()
 summaries = store.list()
 if not summaries:

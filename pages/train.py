@@ -41,8 +41,12 @@ def _start() -> None:
     if current is not None and current.running:
         st.session_state["train_notice"] = "A run is already in progress in this session: stop it or wait for it."
         return
+    store = run_store()
+    if problem := store.quota_problem():
+        st.session_state["train_notice"] = problem
+        return
     try:
-        started = start_training(owner(), config, info, run_store())
+        started = start_training(owner(), config, info, store)
     except (JobBusy, ClusterError) as err:
         st.session_state["train_notice"] = str(err)
         return

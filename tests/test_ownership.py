@@ -100,3 +100,17 @@ def test_a_student_cannot_follow_or_stop_anothers_job():
     finally:
         started.stop()
         started.thread.join(30)
+
+
+def test_a_student_keeps_at_most_the_runs_quota(runs, monkeypatch):
+    from tlcore.runs import RunFolderError
+
+    root = runs[0]
+    monkeypatch.setenv("TLLAB_MAX_RUNS", "1")
+    bob = RunStore(root, BOB)  # Bob has one run already
+    assert "You have 1 run, the most one student may keep" in bob.quota_problem()
+    with pytest.raises(RunFolderError, match="delete some on the Runs page"):
+        bob.create(TINY_CONFIG, scan(make_dataset_folder(root.parent / "quota-data", n_train=2, n_val=1)))
+    assert RunStore(root, TEACHER).quota_problem() is None
+    monkeypatch.setenv("TLLAB_MAX_RUNS", "2")
+    assert bob.quota_problem() is None

@@ -260,6 +260,30 @@ class Roster:
         return people
 
 
+class ClassSettings:
+    """The teacher's choices for the whole class (`.class/settings.json`): names shown on the results,
+    the assignment, the limits. A file that cannot be read counts as none chosen."""
+
+    def __init__(self, runs_root: str | Path | None = None) -> None:
+        self.path = Path(runs_root if runs_root is not None else default_runs_dir()) / CLASS_DIR / "settings.json"
+
+    def load(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def update(self, **values: Any) -> None:
+        with _LOCK:
+            merged = {**self.load(), **values}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(merged, indent=1, sort_keys=True))
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def delete_owner_data(runs_root: str | Path, owner: str) -> list[str]:
     """Delete everything the lab keeps for `owner` under the runs folder: runs (not one still training),
     photos, kept settings. Returns the ids of the runs left because they are still training."""

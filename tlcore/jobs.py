@@ -351,6 +351,12 @@ class JobRegistry:
         job = self._jobs.get(job_id) if job_id else None
         return job if job is not None and actor.may_use(job._state.owner) else None
 
+    def queue(self) -> list[Job]:
+        """The jobs waiting for a slot, first come first served (the teacher's view of the queue)."""
+        with self._slots:
+            waiting = list(self._waiting)
+        return [job for job_id in waiting if (job := self._jobs.get(job_id)) is not None]
+
     def running_for(self, owner: str, kind: str | None = None) -> Job | None:
         """The owner's running job (of this kind, when given), if any."""
         return next((j for j in self.running() if j._state.owner == owner and kind in (None, j._state.kind)), None)

@@ -44,6 +44,11 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+def max_photo_bytes() -> int:
+    """The bytes of photos one person may keep (TLLAB_MAX_PHOTO_MB)."""
+    return _env_int(MAX_MB_ENV, DEFAULT_MAX_MB) * 1024 * 1024
+
+
 def checked_class_name(name: str) -> str:
     """A class name that is one plain folder name (PhotoError otherwise)."""
     shown = " ".join((name or "").split())
@@ -80,7 +85,7 @@ class PhotoStore:
         base = Path(runs_root if runs_root is not None else default_runs_dir())
         self.root = base / PHOTOS_DIR / owner
         self.max_images = _env_int(MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES)
-        self.max_bytes = _env_int(MAX_MB_ENV, DEFAULT_MAX_MB) * 1024 * 1024
+        self.max_bytes = max_photo_bytes()
 
     # -- classes --
 

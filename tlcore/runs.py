@@ -264,6 +264,17 @@ class Run:
         self._write_record()
 
 
+MAX_RUNS_ENV, DEFAULT_MAX_RUNS = "TLLAB_MAX_RUNS", 10  # a student's runs kept at once (a model is ~59 MB)
+
+
+def max_runs() -> int:
+    """The runs one student may keep at once (TLLAB_MAX_RUNS)."""
+    try:
+        return max(1, int(os.environ.get(MAX_RUNS_ENV, DEFAULT_MAX_RUNS)))
+    except ValueError:
+        return DEFAULT_MAX_RUNS
+
+
 class RunStore:
     """The runs folder as one person sees it: create, list, load and delete runs.
 
@@ -294,8 +305,11 @@ class RunStore:
             device: what trains it, in words (`tlcore.devices.training_device`).
 
         Raises:
-            RunFolderError: the folder cannot be written; nothing has started yet.
+            RunFolderError: the folder cannot be written, or a student has as many runs as they may keep;
+                nothing has started yet.
         """
+        if (problem := self.quota_problem()) is not None:
+            raise RunFolderError(problem)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         run_dir = self.root / f"{stamp}-{secrets.token_hex(3)}"
         try:
@@ -331,6 +345,18 @@ class RunStore:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise self._cannot_write(err) from None
         return run
+
+    def quota_problem(self) -> str | None:
+        """Why this actor may not start another run (a student at TLLAB_MAX_RUNS), or None."""
+        if self.actor.teacher:
+            return None
+        most, kept = max_runs(), len(self.list())
+        if kept < most:
+            return None
+        return (
+            f"You have {kept} run{'s' if kept != 1 else ''}, the most one student may keep here (each model is "
+            "about 59 MB): delete some on the Runs page, then start again."
+        )
 
     def check_writable(self) -> None:
         """Refuse now a runs folder that could not take a run, without making anything (a refusal leaves no trace).

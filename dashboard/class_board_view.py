@@ -1,0 +1,94 @@
+"""The teacher's class board: who is doing what (live), the class's transfer curve, and a pre-lesson check.
+
+View code over tlcore.class_board; the Class page calls it for teachers, the Runs page's "Class results"
+for students (names hidden unless the teacher shows them).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.charts import class_results_chart
+from tlcore.backbones import default_weights, weights_status
+from tlcore.class_board import class_results, disk_check, results_csv, student_rows
+from tlcore.classroom import Roster
+from tlcore.estimate import machine_gflops
+from tlcore.jobs import JOBS
+from tlcore.photos import max_photo_bytes
+from tlcore.runs import RunStore, max_runs
+
+BOARD_REFRESH_S = 3.0
+MODEL_BYTES = 59 * 2**20
+
+
+@st.fragment(run_every=BOARD_REFRESH_S)
+def students_table() -> None:
+    """Every student's photos, job and newest run; redrawn every few seconds from files and the registry
+    (no model, no chart rebuilt for a row that did not change)."""
+    rows = student_rows(Roster().people(), RunStore(), JOBS)
+    st.subheader(f"Students ({len(rows)})")
+    if not rows:
+        st.caption("Nobody has joined yet: students open this server's address and type their name.")
+        return
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        column_config={
+            "val accuracy": st.column_config.NumberColumn(format="percent"),
+            "queue": st.column_config.NumberColumn("place in queue"),
+        },
+    )
+
+
+def results_section(show_names: bool, csv: bool) -> None:
+    """The class's finished runs as one chart (and, for the teacher, the CSV)."""
+    results = class_results(Roster().people(), RunStore(), show_names)
+    if not results:
+        st.caption("No finished run yet: the chart fills as students' runs end.")
+        return
+    frame = pd.DataFrame(
+        {
+            "name": [r.name for r in results],
+            "freeze point": [r.freeze_at for r in results],
+            "weights": ["ImageNet" if r.pretrained else "random" for r in results],
+            "val accuracy": [r.val_accuracy for r in results],
+            "chance": [r.chance for r in results],
+        }
+    )
+    st.altair_chart(class_results_chart(frame), width="stretch")
+    st.caption(
+        f"{len(results)} finished runs. Each point is one student's run; the lines join each side's mean at "
+        "each freeze point. Where ImageNet stays high while random weights fall, the frozen layers carried "
+        "what ImageNet taught them."
+    )
+    if csv:
+        st.download_button(
+            "Download the class's results (CSV)",
+            results_csv(results),
+            file_name="class-results.csv",
+            mime="text/csv",
+            key="class_results_csv",
+            on_click="ignore",
+        )
+
+
+def pre_lesson_check() -> None:
+    """Weights loadable, HTTPS on, disk for the quotas, the machine's speed: each a line, good or not."""
+    people = max(30, len([p for p in Roster().people() if not p.teacher]))
+    ok, weights = weights_status(default_weights())
+    https = (st.context.url or "").startswith("https://")
+    disk_ok, disk = disk_check(RunStore().root, people, max_photo_bytes(), MODEL_BYTES, max_runs())
+    checks = [
+        (ok, f"Weights: {weights}"),
+        (
+            https,
+            "HTTPS: on, so browsers give the webcam."
+            if https
+            else "HTTPS: off; webcams work only on this computer. README, Teaching a class, shows the HTTPS command.",
+        ),
+        (disk_ok, f"Disk: {disk}."),
+        (True, f"Speed: about {machine_gflops():.0f} GFLOP/s on VGG16's convolutions (measured at start)."),
+    ]
+    for good, line in checks:
+        (st.success if good else st.warning)(line)
