@@ -9,14 +9,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from dashboard import identity
 from dashboard.charts import class_results_chart
 from tlcore.backbones import default_weights, weights_status
 from tlcore.class_board import class_results, disk_check, results_csv, student_rows
-from tlcore.classroom import Roster
-from tlcore.estimate import machine_gflops
+from tlcore.classroom import ClassSettings, Roster
+from tlcore.estimate import human_seconds, machine_gflops
 from tlcore.jobs import JOBS
 from tlcore.photos import max_photo_bytes
 from tlcore.runs import RunStore, max_runs
+from tlcore.waits import OVERRUN, seconds_left, waits
 
 BOARD_REFRESH_S = 3.0
 MODEL_BYTES = 59 * 2**20
@@ -92,3 +94,68 @@ def pre_lesson_check() -> None:
     ]
     for good, line in checks:
         (st.success if good else st.warning)(line)
+
+
+def _stop_job(job_id: str) -> None:
+    if (job := JOBS.get(job_id, identity.actor())) is not None:  # the teacher's rights, read afresh
+        job.stop()
+
+
+@st.fragment(run_every=BOARD_REFRESH_S)
+def queue_section() -> None:
+    """Every running and waiting job, whose it is, how long it has (or waits), and a Stop for each."""
+    names = {p.owner: p.name for p in Roster().people()}
+    jobs = JOBS.running()
+    st.subheader(f"Jobs now ({len(jobs)})")
+    if not jobs:
+        st.caption("No job is running or waiting.")
+        return
+    gflops, waiting = machine_gflops(), waits(JOBS, machine_gflops())
+    for job in jobs:
+        snap = job.snapshot()
+        who = names.get(snap.owner, "someone")
+        if job.id in waiting:
+            state = f"waiting, about {human_seconds(waiting[job.id])} to start"
+        else:
+            state = f"{snap.stage}, about {human_seconds(seconds_left(job, gflops))} left"
+        line, stop = st.columns([5, 1], vertical_alignment="center")
+        line.markdown(f"**{who}** · {snap.kind} · {state}")
+        stop.button("Stop", key=f"class_stop_{job.id}", on_click=_stop_job, args=(job.id,), width="stretch")
+
+
+def limits_form() -> None:
+    """The class's limits that a student's Start respects (0: none)."""
+    settings = ClassSettings()
+    limits = settings.load().get("limits") or {}
+    with st.form("class_limits", border=False):
+        size, epochs, minutes = st.columns(3)
+        size.number_input(
+            "Largest image size (px)", 0, 512, int(limits.get("max_image_size") or 0), step=16, key="limit_size"
+        )
+        epochs.number_input("Most epochs", 0, 500, int(limits.get("max_epochs") or 0), key="limit_epochs")
+        minutes.number_input(
+            "Longest run (estimated minutes)",
+            0.0,
+            120.0,
+            float(limits.get("max_minutes") or 0),
+            step=0.5,
+            key="limit_minutes",
+        )
+        st.caption(
+            f"0 means no limit. A run that goes {OVERRUN:g} x past the time limit stops and keeps what it learned."
+        )
+        st.form_submit_button("Save limits", on_click=_save_limits)
+    if st.session_state.pop("limits_saved", False):
+        st.success("Saved: students' next Start respects them.")
+
+
+def _save_limits() -> None:
+    s = st.session_state
+    ClassSettings().update(
+        limits={
+            "max_image_size": int(s["limit_size"]) or None,
+            "max_epochs": int(s["limit_epochs"]) or None,
+            "max_minutes": float(s["limit_minutes"]) or None,
+        }
+    )
+    s["limits_saved"] = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.class_board_view import pre_lesson_check, results_section, students_table
+from dashboard.class_board_view import limits_form, pre_lesson_check, queue_section, results_section, students_table
 from dashboard.class_views import require_teacher, roster_panel
 from dashboard.state import page_intro
 from tlcore.classroom import ClassSettings
@@ -13,6 +13,7 @@ from tlcore.classroom import ClassSettings
 require_teacher()  # the rights are checked again here, whoever reached the page
 page_intro("Class", "Who is doing what, what the class found, and the teacher's controls.")
 students_table()
+queue_section()
 st.subheader("What the class found")
 settings = ClassSettings()
 show_names = st.toggle(
@@ -24,6 +25,8 @@ show_names = st.toggle(
 if show_names != bool(settings.load().get("show_names")):
     settings.update(show_names=show_names)
 results_section(show_names=show_names, csv=True)
+with st.expander("Limits for every student's run"):
+    limits_form()
 with st.expander("Before the lesson: is the server ready?"):
     pre_lesson_check()
 with st.expander("Roster: rename, sign out, remove; end the class"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard.identity import actor, job_in_url, owner, put_job_in_url, run_store
+from dashboard.identity import actor, class_limits, job_in_url, owner, put_job_in_url, run_store
 from dashboard.live_view import REFRESH_S, describe_setup, plan_for_info, show
 from dashboard.setting_words import setting_changes
 from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
@@ -17,6 +17,7 @@ from tlcore.feature_store import FeatureStore, features_stored
 from tlcore.jobs import JOBS, JobBusy, start_training
 from tlcore.runs import history_csv
 from tlcore.schedule import schedule
+from tlcore.waits import limit_problem, stop_past_cap
 
 page_intro("Train", "Training runs in the background: watch it learn here, or explore the other pages meanwhile.")
 info = require_dataset()
@@ -41,8 +42,11 @@ def _start() -> None:
     if current is not None and current.running:
         st.session_state["train_notice"] = "A run is already in progress in this session: stop it or wait for it."
         return
-    store = run_store()
-    if problem := store.quota_problem():
+    store, limits = run_store(), class_limits()
+    problem = store.quota_problem() or limit_problem(
+        config, info.num_images(TRAIN), info.num_images(VALIDATION), limits, machine_gflops()
+    )
+    if problem:
         st.session_state["train_notice"] = problem
         return
     try:
@@ -50,6 +54,8 @@ def _start() -> None:
     except (JobBusy, ClusterError) as err:
         st.session_state["train_notice"] = str(err)
         return
+    if cap := limits.get("max_minutes"):
+        stop_past_cap(started, cap * 60)
     st.session_state[K.job_id] = started.id
     put_job_in_url(started.id)
 

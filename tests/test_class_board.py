@@ -87,3 +87,43 @@ def test_a_student_sees_the_class_results_without_names_and_no_feature_store(cla
     ClassSettings().update(show_names=True)  # the teacher shows the names
     at.run()
     assert {row["name"] for rows in chart_rows(at) for row in rows if "val accuracy" in row} == {"Ada"}
+
+
+def test_the_teacher_sets_limits_that_a_students_start_respects(class_with_runs, browser):  # noqa: F811
+    from dashboard.state import WEIGHTS_SCRATCH, K
+    from tlcore.jobs import JOBS
+
+    at = _open()
+    at.switch_page("pages/class_board.py").run()
+    at.number_input(key="limit_size").set_value(64)
+    at.button[[b.label for b in at.button].index("Save limits")].click().run()
+    assert not at.exception
+    from tlcore.classroom import ClassSettings
+
+    assert ClassSettings().load()["limits"] == {"max_image_size": 64, "max_epochs": None, "max_minutes": None}
+    browser.token = "browser-of-grace"
+    grace = _open()  # the bundled sample
+    grace.session_state[K.weights_choice] = WEIGHTS_SCRATCH
+    grace.session_state[K.image_size] = 128
+    grace.run()
+    grace.switch_page("pages/train.py").run()
+    grace.button(key="start_training").click().run()
+    shown = [w.value for w in [*grace.warning, *grace.error]]
+    assert any("largest image size is 64 px; these settings use 128 px" in w for w in shown), shown
+    assert JOBS.running_for(Roster().who("browser-of-grace").owner) is None
+
+
+def test_the_teacher_stops_a_students_job_from_the_board(class_with_runs, browser):  # noqa: F811
+    from tlcore.jobs import JOBS
+
+    ada = Roster().who("browser-of-ada")
+    job = JOBS.start(ada.owner, "training", lambda job: job.stop_flag.wait(60))
+    try:
+        at = _open()
+        at.switch_page("pages/class_board.py").run()
+        assert any("**Ada** · training" in m.value for m in at.markdown)
+        at.button(key=f"class_stop_{job.id}").click().run()
+        job.thread.join(30)
+        assert job.stop_flag.is_set() and not job.running
+    finally:
+        job.stop()

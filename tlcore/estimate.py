@@ -85,16 +85,17 @@ class Estimate:
     stored: bool = False  # the frozen features come from the feature store
 
     def describe(self) -> str:
-        parts = [f"about {_human(self.total_seconds)} in all"]
+        parts = [f"about {human_seconds(self.total_seconds)} in all"]
         if self.stored:
             parts.append("the frozen features are already in the feature store")
         elif self.extract_seconds:
-            parts.append(f"{_human(self.extract_seconds)} to compute the frozen features once")
-        parts.append(f"{_human(self.epoch_seconds)} per epoch")
+            parts.append(f"{human_seconds(self.extract_seconds)} to compute the frozen features once")
+        parts.append(f"{human_seconds(self.epoch_seconds)} per epoch")
         return ", ".join(parts)
 
 
-def _human(seconds: float) -> str:
+def human_seconds(seconds: float) -> str:
+    """A duration as people say it: "under a second", "40 s", "2.5 min"."""
     if seconds < 1:
         return "under a second"
     if seconds < 90:
@@ -161,4 +162,4 @@ def describe_sweep(
     """
     planned = plan(base_config, list(points), scratch=scratch)
     total = estimate_many((config for _, config in planned), n_train, n_val, gflops)
-    return f"about {_human(total)} for {len(planned)} run(s) on this machine"
+    return f"about {human_seconds(total)} for {len(planned)} run(s) on this machine"

@@ -31,6 +31,7 @@ from tlcore import background
 from tlcore.access import Actor
 from tlcore.cluster import Backend, ClusterError, WorkerLost, backend_from_env
 from tlcore.data import TRAIN, VALIDATION
+from tlcore.estimate import human_seconds
 from tlcore.progress import (
     BatchEnd,
     EpochEnd,
@@ -278,8 +279,8 @@ class JobRegistry:
 
     def _wait_for_slot(self, job: Job) -> bool:
         """Block until the job may start (True) or was stopped while waiting (False)."""
-        with self._slots:
-            while True:
+        while True:
+            with self._slots:
                 if job.stop_flag.is_set():
                     self._waiting.remove(job.id)
                     self._slots.notify_all()
@@ -291,14 +292,25 @@ class JobRegistry:
                     self._slots.notify_all()
                     return True
                 ahead = len(self._active) + place
-                job.update(
-                    stage=QUEUED,
-                    message=(
-                        f"Waiting for {ahead} run{'s' if ahead != 1 else ''} from other sessions to finish "
-                        f"(place {place + 1} in the queue): {self.places}. It starts by itself."
-                    ),
-                )
+            # Outside the slots lock: the estimate reads the registry, whose lock start() takes first.
+            wait = self.wait_seconds(job)
+            about = f", about {human_seconds(wait)} to wait" if wait else ""
+            job.update(
+                stage=QUEUED,
+                message=(
+                    f"Waiting for {ahead} run{'s' if ahead != 1 else ''} from other sessions to finish "
+                    f"(place {place + 1} in the queue{about}): {self.places}. It starts by itself."
+                ),
+            )
+            with self._slots:
                 self._slots.wait(timeout=0.5)
+
+    def wait_seconds(self, job: Job) -> float | None:
+        """The estimated seconds until a waiting job starts (None when it does not wait)."""
+        from tlcore.estimate import machine_gflops
+        from tlcore.waits import waits
+
+        return waits(self, machine_gflops()).get(job.id)
 
     def _in_use(self) -> int:
         return len(self._active) + sum(self._borrowed.values())
