@@ -6,6 +6,8 @@ for students (names hidden unless the teacher shows them).
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 
@@ -13,7 +15,7 @@ from dashboard import identity
 from dashboard.charts import class_results_chart
 from tlcore.backbones import default_weights, weights_status
 from tlcore.class_board import class_results, disk_check, results_csv, student_rows
-from tlcore.classroom import ClassSettings, Roster
+from tlcore.classroom import ClassError, ClassSettings, Roster, assignment_of, spread_assignments
 from tlcore.estimate import human_seconds, machine_gflops
 from tlcore.jobs import JOBS
 from tlcore.photos import max_photo_bytes
@@ -159,3 +161,33 @@ def _save_limits() -> None:
         }
     )
     s["limits_saved"] = True
+
+
+ASSIGNABLE_POINTS = [18, 14, 10, 6, 3, 0]
+
+
+def assignment_form() -> None:
+    """Spread freeze points and weights over the students: each student's Model page then offers theirs."""
+    people = [p for p in Roster().people() if not p.teacher]
+    st.multiselect("Freeze points", ASSIGNABLE_POINTS, default=[18, 10, 0], key="assign_points")
+    st.multiselect("Weights", ["ImageNet", "random"], default=["ImageNet", "random"], key="assign_weights")
+    st.button("Spread over the students", key="assign_spread", disabled=not people, on_click=_spread)
+    if notice := st.session_state.pop("assign_notice", None):
+        st.warning(notice)
+    settings = ClassSettings()
+    rows = [{"name": p.name, "experiment": a.describe()} for p in people if (a := assignment_of(settings, p.owner))]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def _spread() -> None:
+    s = st.session_state
+    owners = [p.owner for p in Roster().people() if not p.teacher]
+    try:
+        spread = spread_assignments(
+            owners, sorted(s["assign_points"], reverse=True), [w == "ImageNet" for w in s["assign_weights"]]
+        )
+    except ClassError as err:
+        s["assign_notice"] = str(err)
+        return
+    ClassSettings().update(assignment={owner: asdict(a) for owner, a in spread.items()})

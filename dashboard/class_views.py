@@ -17,6 +17,7 @@ from tlcore.classroom import (
     ClassSettings,
     Roster,
     TryLimit,
+    assignment_of,
     class_key,
     delete_owner_data,
     keys_match,
@@ -197,3 +198,31 @@ def _rename(owner: str) -> None:
         Roster().rename(owner, st.session_state.get(f"rename_{owner}", ""))
     except ClassError as err:
         st.session_state["class_notice"] = str(err)
+
+
+def _apply_assignment(freeze_at: int, pretrained: bool) -> None:
+    """Button callback: the Model page's widgets set to the student's part of the class experiment."""
+    from dashboard.state import WEIGHTS_IMAGENET, WEIGHTS_SCRATCH, K
+
+    s = st.session_state
+    s[K.freeze_at], s[K.fine_tune] = freeze_at, False
+    s[K.weights_choice] = WEIGHTS_IMAGENET if pretrained else WEIGHTS_SCRATCH
+
+
+def assignment_banner() -> None:
+    """A student's part of the class experiment, with a button that applies it (nothing outside a class)."""
+    member = identity.person()
+    if member is None or member.teacher:
+        return
+    if (assignment := assignment_of(ClassSettings(), member.owner)) is None:
+        return
+    text, button = st.columns([4, 1], vertical_alignment="center")
+    text.info(f"Your class experiment: **{assignment.describe()}**.")
+    button.button(
+        "Apply",
+        key="assignment_apply",
+        on_click=_apply_assignment,
+        args=(assignment.freeze_at, assignment.pretrained),
+        width="stretch",
+        help="Set the freeze point and the weights to your part of the class's experiment.",
+    )

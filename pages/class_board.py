@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.class_board_view import limits_form, pre_lesson_check, queue_section, results_section, students_table
+from dashboard.class_board_view import (
+    assignment_form,
+    limits_form,
+    pre_lesson_check,
+    queue_section,
+    results_section,
+    students_table,
+)
 from dashboard.class_views import require_teacher, roster_panel
 from dashboard.state import page_intro
 from tlcore.classroom import ClassSettings
@@ -25,6 +32,8 @@ show_names = st.toggle(
 if show_names != bool(settings.load().get("show_names")):
     settings.update(show_names=show_names)
 results_section(show_names=show_names, csv=True)
+with st.expander("The class experiment: spread freeze points and weights over the students"):
+    assignment_form()
 with st.expander("Limits for every student's run"):
     limits_form()
 with st.expander("Before the lesson: is the server ready?"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import tlcore.architecture
+from dashboard.class_views import assignment_banner
 from dashboard.code_panel import settings_code_section
 from dashboard.freeze_panel import counts_and_table, phase_controls, shortcut_buttons
 from dashboard.lr_finder_panel import lr_finder_section
@@ -30,6 +31,7 @@ page_intro(
     "what it learned; the layers after the freeze point adapt to your classes. Freeze more when you have "
     "few images or ImageNet-like ones; train more when you have many, or very different ones.",
 )
+assignment_banner()
 info = require_dataset()
 s = st.session_state
 pretrained = weights_value() != NO_WEIGHTS

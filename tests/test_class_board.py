@@ -127,3 +127,32 @@ def test_the_teacher_stops_a_students_job_from_the_board(class_with_runs, browse
         assert job.stop_flag.is_set() and not job.running
     finally:
         job.stop()
+
+
+def test_the_teacher_spreads_the_experiment_and_a_student_applies_theirs(class_with_runs, browser):  # noqa: F811
+    from dashboard.state import WEIGHTS_SCRATCH, K
+    from tlcore.classroom import Assignment, ClassSettings, assignment_of, spread_assignments
+
+    spread = spread_assignments(["a", "b", "c", "d", "e"], [18, 0], [True, False])
+    assert list(spread.values()) == [
+        Assignment(18, True),
+        Assignment(0, True),
+        Assignment(18, False),
+        Assignment(0, False),
+        Assignment(18, True),
+    ]
+    at = _open()
+    at.switch_page("pages/class_board.py").run()
+    at.multiselect(key="assign_points").set_value([10])
+    at.multiselect(key="assign_weights").set_value(["random"])
+    at.button(key="assign_spread").click().run()
+    assert not at.exception
+    grace = Roster().who("browser-of-grace")
+    assert assignment_of(ClassSettings(), grace.owner) == Assignment(10, False)
+    browser.token = "browser-of-grace"
+    model = _open()
+    model.switch_page("pages/model.py").run()
+    assert any("Your class experiment: **freeze at 10, random weights**" in i.value for i in model.info)
+    model.button(key="assignment_apply").click().run()
+    assert (model.session_state[K.freeze_at], model.session_state[K.weights_choice]) == (10, WEIGHTS_SCRATCH)
+    assert model.slider(key=K.freeze_at).value == 10

@@ -284,6 +284,33 @@ class ClassSettings:
         self.path.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """One student's part of the class experiment: a freeze point and where the weights start."""
+
+    freeze_at: int
+    pretrained: bool
+
+    def describe(self) -> str:
+        return f"freeze at {self.freeze_at}, {'ImageNet' if self.pretrained else 'random'} weights"
+
+
+def spread_assignments(owners: list[str], freeze_points: list[int], pretrained: list[bool]) -> dict[str, Assignment]:
+    """Every (weights, freeze point) pair in turn over the students, so each pair gets as many as can be."""
+    pairs = [(p, k) for p in pretrained for k in freeze_points]
+    if not pairs:
+        raise ClassError("Choose at least one freeze point and one kind of weights.")
+    return {owner: Assignment(pairs[i % len(pairs)][1], pairs[i % len(pairs)][0]) for i, owner in enumerate(owners)}
+
+
+def assignment_of(settings: ClassSettings, owner: str) -> Assignment | None:
+    """This student's assignment, if the teacher spread one."""
+    row = (settings.load().get("assignment") or {}).get(owner)
+    if not isinstance(row, dict):
+        return None
+    return Assignment(int(row.get("freeze_at", 18)), bool(row.get("pretrained", True)))
+
+
 def delete_owner_data(runs_root: str | Path, owner: str) -> list[str]:
     """Delete everything the lab keeps for `owner` under the runs folder: runs (not one still training),
     photos, kept settings. Returns the ids of the runs left because they are still training."""
