@@ -40,7 +40,8 @@ def students_table() -> None:
         hide_index=True,
         column_config={
             "val accuracy": st.column_config.NumberColumn(format="percent"),
-            "queue": st.column_config.NumberColumn("place in queue"),
+            "queue": st.column_config.TextColumn("in queue"),
+            "freeze point": st.column_config.NumberColumn("freeze"),
         },
     )
 

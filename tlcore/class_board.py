@@ -55,17 +55,18 @@ def student_rows(people: Sequence[Student], store: RunStore, jobs: JobRegistry) 
             progress = f"epoch {max(snap.epoch, len(snap.history))} of {snap.epochs_total}" if snap.epochs_total else ""
         else:
             state, progress = (latest.status if latest is not None else "no run yet"), ""
+        # The columns a projector shows first: who, how far, what they tried and got; then the rest.
         rows.append(
             {
                 "name": person.name,
-                "photos": " · ".join(f"{name} {count}" for name, count in photos.items()) or "—",
                 "state": state,
                 "progress": progress,
-                "queue": places.get(person.owner),
-                "runs": len(runs_by_owner.get(person.owner, [])),
                 "freeze point": config.freeze_at if config else None,
                 "weights": ("ImageNet" if config.weights != "none" else "random") if config else "",
                 "val accuracy": latest.record.history.final_val_accuracy if latest is not None else None,
+                "queue": str(places[person.owner]) if person.owner in places else "",
+                "photos": " · ".join(f"{name} {count}" for name, count in photos.items()) or "—",
+                "runs": len(runs_by_owner.get(person.owner, [])),
             }
         )
     return rows
