@@ -4,7 +4,8 @@ A view asks for a result by a key that names everything it depends on. The
 first request starts a thread; every session asking for the same key shares
 it, and a click elsewhere on the page (a rerun) neither stops nor restarts it.
 While it runs, a fragment redraws its progress once a second and reruns the
-page when it ends. Finished results are kept, the newest few, for everyone.
+page when it ends. Finished results are kept, the newest few, for everyone; in a class, for their
+owner only (the key includes the owner, and a student runs one pass at a time).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Task:
     """One background computation and where it stands."""
 
     label: str
+    owner: str = ""  # in a class, whose it is (keys include the owner: no result is shared between students)
     done: int = 0
     total: int = 0
     unit: str = IMAGES
@@ -56,13 +58,19 @@ class _Registry:
         self.lock = threading.Lock()
         self.tasks: OrderedDict[str, Task] = OrderedDict()
 
-    def start(self, key: str, label: str, compute: Callable[[ProgressFn], Any]) -> Task:
+    def start(self, key: str, label: str, compute: Callable[[ProgressFn], Any], owner: str = "") -> Task:
         with self.lock:
             task = self.tasks.get(key)
             if task is not None and not (task.finished.is_set() and task.error):
                 self.tasks.move_to_end(key)
                 return task
-            task = self.tasks[key] = Task(label)  # a failed task is tried again
+            if owner and (busy := self._running_of(owner)) is not None:
+                return _refused(
+                    label,
+                    f"“{busy.label}” is still running for you; one at a time in a class. Ask again "
+                    "when it has finished.",
+                )
+            task = self.tasks[key] = Task(label, owner)  # a failed task is tried again
             finished = [k for k, t in self.tasks.items() if t.finished.is_set()]
             for old in finished[: max(0, len(finished) - KEEP_FINISHED)]:
                 del self.tasks[old]
@@ -72,6 +80,17 @@ class _Registry:
     def find(self, key: str) -> Task | None:
         with self.lock:
             return self.tasks.get(key)
+
+    def _running_of(self, owner: str) -> Task | None:
+        """The owner's unfinished task, if any (the caller holds the lock)."""
+        return next((t for t in self.tasks.values() if t.owner == owner and not t.finished.is_set()), None)
+
+
+def _refused(label: str, reason: str) -> Task:
+    """A task that never ran, finished with the reason (not kept: asking again tries again)."""
+    task = Task(label, error=reason)
+    task.finished.set()
+    return task
 
 
 def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
@@ -90,14 +109,27 @@ def _registry() -> _Registry:
     return _Registry()
 
 
+def _scope() -> str:
+    """Whose tasks these are: the joined person in a class (one task at a time each), nobody's otherwise."""
+    from dashboard import identity
+
+    return identity.owner() if identity.in_class() else ""
+
+
 def start(key: str, label: str, compute: Callable[[ProgressFn], Any]) -> Task:
-    """The task for `key`: started now unless it is running or has finished (a failed one starts again)."""
-    return _registry().start(key, label, compute)
+    """The task for `key`: started now unless it is running or has finished (a failed one starts again).
+
+    In a class the key is the person's own, and a person runs one task at a time: a second is refused
+    (a finished task whose error says why). These passes run outside the training queue.
+    """
+    owner = _scope()
+    return _registry().start(f"{owner}|{key}" if owner else key, label, compute, owner)
 
 
 def find(key: str) -> Task | None:
     """The task for `key` if one was started (running or finished), without starting one."""
-    return _registry().find(key)
+    owner = _scope()
+    return _registry().find(f"{owner}|{key}" if owner else key)
 
 
 def result_when_ready(task: Task) -> Any | None:

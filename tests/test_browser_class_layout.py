@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from dashboard.browser_cookie import new_token
-from dashboard.state import SOURCE_PHOTOS, K
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from dashboard.state import SOURCE_PHOTOS, K
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tests.test_browser_layout import CUT_OFF, PAGE_WIDER_THAN_SCREEN, SIZES
 from tests.test_page_photos import _jpeg

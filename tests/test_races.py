@@ -180,3 +180,19 @@ def test_a_forked_child_does_not_end_its_parents_dispatcher():
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert backend._process is current and not current.terminated
+
+
+def test_in_a_class_each_student_runs_one_background_pass_at_a_time():
+    """The LR finder and See inside's passes run outside the queue: one at a time per student, keys their own."""
+    registry = tasks._Registry()
+    release = threading.Event()
+    adas = registry.start("ada|lrfind|sample", "Sweeping the learning rate", lambda p: release.wait(30), "ada")
+    refused = registry.start("ada|inside|sample", "Putting every image through VGG16", lambda p: 1, "ada")
+    assert refused.finished.is_set() and "“Sweeping the learning rate” is still running for you" in refused.error
+    assert registry.find("ada|inside|sample") is None  # not kept: asking again later tries again
+    graces = registry.start("grace|lrfind|sample", "Sweeping the learning rate", lambda p: 2, "grace")
+    assert graces is not adas and graces.finished.wait(30) and graces.result == 2  # her own, not Ada's
+    release.set()
+    assert adas.finished.wait(30)
+    again = registry.start("ada|inside|sample", "Putting every image through VGG16", lambda p: 1, "ada")
+    assert again.finished.wait(30) and again.result == 1
