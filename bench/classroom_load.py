@@ -51,7 +51,9 @@ from bench import _common
 
 _common.setup()
 from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, note, rounded  # noqa: E402
+from dashboard.browser_cookie import new_token  # noqa: E402
 from dashboard.devserver import streamlit_process  # noqa: E402
+from tlcore.classroom import CLASS_KEY_ENV, COOKIE_NAME  # noqa: E402
 from tlcore.feature_store import CACHE_DIR_ENV  # noqa: E402
 from tlcore.runs import RUNS_ENV, RunStore  # noqa: E402
 
@@ -66,6 +68,9 @@ GOAL_P95_S = 5.0
 RAY_ADDRESS_ENV, RAY_CPUS_ENV = "TLLAB_RAY_ADDRESS", "TLLAB_RAY_CPUS"
 # Widget keys (dashboard.state.K) the trainers set: a widget's id ends with "-" + its key.
 EPOCHS_KEY, FREEZE_KEY, IMAGE_SIZE_KEY, START_KEY = "epochs", "freeze_at", "image_size", "start_training"
+JOIN_NAME_KEY, JOIN_SUBMIT_KEY = "join_name", "join_submit"
+TEACHER_AT = 1  # in class mode, the session that unlocks the teacher's rights
+CLASS_KEY = "the-benchmark-class-key"  # the teacher's key of the benchmark's class (--own-data)
 PAGE_MB = 1 << 20
 
 
@@ -206,8 +211,18 @@ class Clock:
 class Session:
     """One browser tab, as a websocket client of the app speaking Streamlit's protobuf protocol."""
 
-    def __init__(self, name: str, url: str, rng: random.Random, render_timeout_s: float, tick_timeout_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        rng: random.Random,
+        render_timeout_s: float,
+        tick_timeout_s: float,
+        cookie: str | None = None,
+    ) -> None:
         self.name, self.rng = name, rng
+        self.cookie = cookie  # the class server's browser token this tab sends (class mode)
+        self.owner = ""  # the owner id it joined as (class mode)
         self.render_timeout_s, self.tick_timeout_s = render_timeout_s, tick_timeout_s
         self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
         self.pages: dict[str, str] = {}  # page title -> page_script_hash, from the navigation message
@@ -227,8 +242,14 @@ class Session:
         from websockets.typing import Subprotocol
 
         # No pings: a server busy with 30 scripts may answer late, which must show as render time, not a drop.
+        headers = {"Cookie": f"{COOKIE_NAME}={self.cookie}"} if self.cookie else None
         self._ws = await connect(
-            self.ws_url, subprotocols=[Subprotocol("streamlit")], max_size=None, ping_interval=None, open_timeout=60
+            self.ws_url,
+            subprotocols=[Subprotocol("streamlit")],
+            max_size=None,
+            ping_interval=None,
+            open_timeout=60,
+            additional_headers=headers,
         )
         self._reader = asyncio.create_task(self._read(), name=f"{self.name}-reader")
 
@@ -369,13 +390,92 @@ class Plan:
     freeze_at: int
     epochs: int
     warmup_epochs: int
+    own_data: int = 0  # class mode: each trainer makes its own dataset of this many photos, trains at the defaults
+    runs_dir: Path | None = None
 
 
-async def start_run(session: Session, plan: Plan, epochs: int) -> float:
-    """Model page: set the small run; Train page: press Start. Returns when Start was pressed (monotonic)."""
+async def join(session: Session, name: str) -> None:
+    """Class mode: the join form, a name, Enter; the session then sees the lab."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    await session.rerun(NEW_SESSION)
+    widgets = [
+        WidgetState(id=session.widget_id(JOIN_NAME_KEY), string_value=name),
+        WidgetState(id=session.widget_id(JOIN_SUBMIT_KEY), trigger_value=True),
+    ]
+    await session.rerun("Join the class", widgets=widgets)
+    if "Dataset" not in session.pages:
+        raise RuntimeError(f"{session.name}: did not join: {session.texts[-3:]}")
+
+
+def own_photos(runs_dir: Path, owner: str, count: int, seed: int) -> None:
+    """A student's own dataset, made as the maker does (PhotoStore.add): two classes of `count` photos in
+    all, textures of this student's own (no two students' images, so no two share features)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from tlcore.photos import PhotoStore
+
+    store = PhotoStore(owner, runs_dir)
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(("mine", "theirs")):
+        store.add_class(name)
+        base = rng.integers(0, 255, 3)
+        for i in range(count // 2):
+            noise = rng.integers(0, 255, (96, 128, 3))
+            tint = (base + 90 * label) % 255
+            pixels = (noise * 0.5 + tint * 0.5).astype(np.uint8)
+            out = io.BytesIO()
+            Image.fromarray(pixels).save(out, format="JPEG", quality=90)
+            store.add(name, out.getvalue(), f"{name}{i}.jpg")
+
+
+async def use_own_photos(session: Session, plan: Plan, index: int) -> None:
+    """Make the student's photos (in a worker thread: Pillow's work), then pick them in the sidebar."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    from dashboard.state import SOURCE_PHOTOS, K
+    from tlcore.classroom import Roster
+
+    assert plan.runs_dir is not None
+    session.owner = Roster(plan.runs_dir).who(session.cookie).owner
+    await asyncio.to_thread(own_photos, plan.runs_dir, session.owner, plan.own_data, 1000 + index)
+    await session.visit("Dataset")
+    await session.rerun(  # a radio's state is its option's text
+        "Dataset: my photos", widgets=[WidgetState(id=session.widget_id(K.source), string_value=SOURCE_PHOTOS)]
+    )
+    if not any("your photos" in text for text in session.texts):
+        raise RuntimeError(f"{session.name}: the Dataset page did not show the photos: {session.texts[-3:]}")
+
+
+async def unlock_teacher(session: Session, key: str) -> None:
+    """The teacher's rights for this session (its navigation then has the Class page)."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    widgets = [
+        WidgetState(id=session.widget_id("teacher_key"), string_value=key),
+        WidgetState(id=session.widget_id("class_unlock"), trigger_value=True),
+    ]
+    await session.rerun("Unlock teacher rights", widgets=widgets)
+    if "Class" not in session.pages:
+        raise RuntimeError(f"{session.name}: the key did not unlock the Class page")
+
+
+async def start_run(session: Session, plan: Plan, epochs: int, defaults: bool = False) -> float:
+    """Model page: set the small run (unless `defaults`); Train page: press Start. Returns when Start was
+    pressed (monotonic)."""
     from streamlit.proto.Common_pb2 import DoubleArray, StringArray
     from streamlit.proto.WidgetStates_pb2 import WidgetState
 
+    if defaults:
+        await session.visit("Train")
+        pressed = time.monotonic()
+        await session.rerun(
+            "Train: Start pressed", widgets=[WidgetState(id=session.widget_id(START_KEY), trigger_value=True)]
+        )
+        return pressed
     await session.visit("Model & freeze")
     settings = [
         WidgetState(id=session.widget_id(EPOCHS_KEY), double_value=epochs),
@@ -383,7 +483,7 @@ async def start_run(session: Session, plan: Plan, epochs: int) -> float:
         WidgetState(id=session.widget_id(IMAGE_SIZE_KEY), string_array_value=StringArray(data=[str(plan.image_size)])),
     ]
     await session.rerun("Model & freeze: settings", widgets=settings)
-    ready = f"Ready to train: {epochs} epoch(s) at freeze point {plan.freeze_at}"
+    ready = f"Ready to train at freeze point {plan.freeze_at}."
     if not any(ready in text for text in session.texts):
         raise RuntimeError(f"{session.name}: the Model page did not take the settings: {session.texts[-3:]}")
     await session.visit("Train")
@@ -396,9 +496,15 @@ async def start_run(session: Session, plan: Plan, epochs: int) -> float:
 
 async def train(session: Session, plan: Plan, clock: Clock, started: list[dict[str, Any]]) -> None:
     """A student's run: start it, then watch the live view for a while."""
-    pressed = await start_run(session, plan, plan.epochs)
+    pressed = await start_run(session, plan, plan.epochs, defaults=bool(plan.own_data))
     started.append(
-        {"session": session.name, "pressed_at": pressed, "notes": [t for t in session.texts if "queue" in t]}
+        {
+            "session": session.name,
+            "owner": session.owner,
+            "pressed_at": pressed,
+            "pressed_wall": time.time(),
+            "notes": [t for t in session.texts if "queue" in t],
+        }
     )
     await session.dwell(plan.watch_s, clock.stop)
 
@@ -455,10 +561,13 @@ def check_runs(store: RunStore, plan: Plan, warm_up_run: str, server_pid: int) -
         epochs = config.epochs if config else None
         asked = plan.warmup_epochs if summary.run_id == warm_up_run else plan.epochs
         model_file = summary.run_dir / "model.keras"
+        # At the defaults the schedule sets the epochs from each student's data (and early stopping may end
+        # sooner): every epoch it ran is a history row.
+        ran = len(summary.history) if plan.own_data and summary.run_id != warm_up_run else asked
         whole = (
             summary.status == "completed"
-            and epochs == asked
-            and summary.epochs_done == epochs
+            and (plan.own_data and summary.run_id != warm_up_run or epochs == asked)
+            and summary.epochs_done == ran
             and bool(summary.record.model_saved)
             and model_file.is_file()
         )
@@ -479,6 +588,71 @@ def check_runs(store: RunStore, plan: Plan, warm_up_run: str, server_pid: int) -
     return checked
 
 
+def _seconds_said(text: str) -> float | None:
+    """The wait a queue message estimated ("about 40 s to wait", "about 2.5 min to wait"), if it says one."""
+    import re
+
+    match = re.search(r"about (under a second|[\d.]+ s|[\d.]+ min) to wait", text)
+    if not match:
+        return None
+    said = match.group(1)
+    if said == "under a second":
+        return 0.5
+    number = float(said.split()[0])
+    return number * 60 if said.endswith("min") else number
+
+
+def class_summary(
+    store: RunStore,
+    started: list[dict[str, Any]],
+    renders: list[tuple[str, str, float]],
+    rss: list[tuple[float, float, float, int]],
+    errors: int,
+) -> dict[str, Any]:
+    """The class's figures: complete records, time from the first Start to the last result, queue waits and
+    how far their estimates were, render p95 (all and per page), the server's peak memory, errors."""
+    from datetime import datetime
+
+    def wall(iso: str | None) -> float | None:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+
+    by_owner = {s.record.owner: s for s in store.list() if s.record.owner}
+    waits_s, errors_rel, finished = [], [], []
+    complete = 0
+    for start in started:
+        summary = by_owner.get(start["owner"])
+        if summary is None:
+            continue
+        record = summary.record
+        complete += summary.status == "completed" and bool(record.model_saved)
+        began, ended = wall(record.created), wall(record.finished)
+        if ended:
+            finished.append(ended)
+        if began is None:
+            continue
+        waited = max(0.0, began - start["pressed_wall"])
+        waits_s.append(waited)
+        said = next((v for note_text in start["notes"] if (v := _seconds_said(note_text)) is not None), 0.0)
+        errors_rel.append(abs(said - waited) / max(waited, 10.0))  # under 10 s, any estimate is as good
+    per_page: dict[str, list[float]] = {}
+    for page, _, seconds in renders:
+        per_page.setdefault(page, []).append(seconds)
+    first = min((s["pressed_wall"] for s in started), default=None)
+    return {
+        "students": len(started),
+        "completed": complete,
+        "first_start_to_last_result_s": rounded(max(finished) - first, 1) if finished and first else None,
+        "wait_p50_s": rounded(percentile(waits_s, 50), 1),
+        "wait_p95_s": rounded(percentile(waits_s, 95), 1),
+        "wait_estimate_error_p50": rounded(percentile(errors_rel, 50), 2),
+        "wait_estimate_error_p95": rounded(percentile(errors_rel, 95), 2),
+        "render_p95_s": rounded(percentile([r for _, _, r in renders], 95), 2),
+        "render_p95_s_per_page": {page: rounded(percentile(v, 95), 2) for page, v in sorted(per_page.items())},
+        "rss_peak_mb": rounded(max((sample[2] for sample in rss), default=0.0), 1),
+        "errors": errors,
+    }
+
+
 async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
     clock = Clock()
     rss: list[tuple[float, float, float, int]] = []
@@ -487,9 +661,20 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     t0 = time.monotonic()
 
     note("warm-up: the teacher opens every page once")
-    warm = Session("teacher", url, random.Random(0), args.render_timeout_s, args.tick_timeout_s)
+    class_mode = bool(plan.own_data)
+    warm = Session(
+        "teacher",
+        url,
+        random.Random(0),
+        args.render_timeout_s,
+        args.tick_timeout_s,
+        new_token() if class_mode else None,
+    )
     await warm.connect()
-    await warm.rerun(NEW_SESSION)
+    if class_mode:
+        await join(warm, "Teacher")
+    else:
+        await warm.rerun(NEW_SESSION)
     for page in list(warm.pages):
         await warm.visit(page)
     first_renders = {r.page: rounded(r.seconds, 2) for r in warm.renders}
@@ -511,7 +696,14 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     warm_mb = rss[-1][2] if rss else None
 
     sessions = [
-        Session(f"s{i:02d}", url, random.Random(i), args.render_timeout_s, args.tick_timeout_s)
+        Session(
+            f"s{i:02d}",
+            url,
+            random.Random(i),
+            args.render_timeout_s,
+            args.tick_timeout_s,
+            new_token() if class_mode else None,
+        )
         for i in range(plan.sessions)
     ]
     spacing = plan.sessions // max(plan.trainers, 1)
@@ -521,7 +713,14 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     async def arrive(i: int, session: Session) -> None:
         await asyncio.sleep(args.arrive_s * i / plan.sessions)  # a class does not arrive in one millisecond
         await session.connect()
-        await session.rerun(NEW_SESSION)
+        if not class_mode:
+            await session.rerun(NEW_SESSION)
+        else:
+            await join(session, f"Student {i:02d}")
+            if i == TEACHER_AT:  # one session is the teacher's: the board is browsed with every page
+                await unlock_teacher(session, CLASS_KEY)
+            if i in trainer_ids:
+                await use_own_photos(session, plan, i)
         await browse(session, plan, clock, i in trainer_ids, started)
 
     tasks = [asyncio.create_task(arrive(i, s), name=s.name) for i, s in enumerate(sessions)]
@@ -598,7 +797,10 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     table = render_table(renders)
     checked = check_runs(store, plan, warm_up_run, server_pid)
     goal_p95 = {page: table.get(page, {}).get(JOBS, {}).get("p95") for page in GOAL_PAGES}
+    errors = len(not_ok) + len(failures) + len({e for s in sessions + [warm] for e in s.exceptions})
+    summary = class_summary(store, started, renders, rss, errors) if class_mode else None
     return {
+        "summary": summary,
         "first_renders_s": first_renders,
         "renders": table,
         "renders_not_ok": not_ok,
@@ -653,6 +855,13 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=720.0, help="the whole benchmark's limit (720)")
     parser.add_argument("--series-every", type=int, default=5, help="print every n-th RSS sample (5)")
     parser.add_argument(
+        "--own-data",
+        action="store_true",
+        help="class mode (classroom.py, TLLAB_CLASS_KEY): each session joins with a name; each trainer makes its "
+        "own dataset of --photos photos and trains at the defaults (128 px, head only)",
+    )
+    parser.add_argument("--photos", type=int, default=100, help="each trainer's photos with --own-data (100)")
+    parser.add_argument(
         "--ray",
         metavar="ADDRESS",
         help=f"run the jobs on Ray: sets {RAY_ADDRESS_ENV}=ADDRESS (and {RAY_CPUS_ENV}=2 for 'local') for the server",
@@ -671,7 +880,11 @@ def main() -> None:
         args.warmup_epochs,
     )
     runs_dir = Path(tempfile.mkdtemp(prefix="tllab-bench-class-"))
+    if args.own_data:
+        plan.own_data, plan.runs_dir = args.photos, runs_dir
     env = {RUNS_ENV: str(runs_dir), CACHE_DIR_ENV: str(runs_dir / ".features"), "TLLAB_WEIGHTS": str(SHARED_WEIGHTS)}
+    if args.own_data:
+        env[CLASS_KEY_ENV] = CLASS_KEY
     if args.ray:
         env[RAY_ADDRESS_ENV] = args.ray
         if args.ray == "local":
@@ -681,7 +894,8 @@ def main() -> None:
     note(f"CPU: {cpu['model_name']} ({cpu['cpu_count']} cores); runs folder {runs_dir}")
     load_before = load_average()
     client_cpu0, wall0 = time.process_time(), time.monotonic()
-    with streamlit_process(env, log_path) as (url, proc):
+    script = "classroom.py" if args.own_data else "app.py"
+    with streamlit_process(env, log_path, script) as (url, proc):
         server_cpu0 = cpu_seconds(process_tree(proc.pid))
         result = asyncio.run(asyncio.wait_for(classroom(url, proc.pid, RunStore(runs_dir), plan, args), args.timeout_s))
         server_cpu = cpu_seconds(process_tree(proc.pid)) - server_cpu0
@@ -702,8 +916,12 @@ def main() -> None:
             "runs_trained_outside_the_server_process": outside,
             "sessions": plan.sessions,
             "trainers": plan.trainers,
-            "run": f"sample data, ImageNet weights file, {plan.image_size} px, freeze point {plan.freeze_at}, "
-            f"{plan.epochs} epochs",
+            "run": (
+                f"class mode: each trainer's own {plan.own_data} photos, the defaults (128 px, head only)"
+                if plan.own_data
+                else f"sample data, ImageNet weights file, {plan.image_size} px, freeze point {plan.freeze_at}, "
+                f"{plan.epochs} epochs"
+            ),
             "think_s": list(plan.think_s),
             "load_average_before": load_before,
             "load_average_after": load_average(),

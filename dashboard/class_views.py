@@ -89,7 +89,7 @@ def join_form() -> None:
     with st.form("join", border=False, enter_to_submit=True):
         st.text_input("Your name", key="join_name", max_chars=32, placeholder="e.g. Ada")
         st.caption(PRIVACY_NOTICE)
-        st.form_submit_button("Join", type="primary", on_click=_join)
+        st.form_submit_button("Join", type="primary", on_click=_join, key="join_submit")
     if notice := st.session_state.pop("class_notice", None):
         st.error(notice)
     with st.expander("Joined already on another device? Continue with your PIN"):
