@@ -229,6 +229,9 @@ class Session:
         self.page_hash = ""  # the page the server ran last
         self.query_string = ""  # the URL's query, as the browser keeps it (the app puts owner= and job= there)
         self.widget_ids: set[str] = set()
+        # Widgets on every page (the sidebar's) whose value this tab set: sent with every rerun, as a browser
+        # sends the state of every widget it shows.
+        self.sticky: dict[str, Any] = {}
         self.auto_rerun: tuple[float, str] | None = None  # (interval s, fragment id) of the live view
         self.texts: list[str] = []  # markdown, alerts and headings of the current script run
         self.exceptions: list[str] = []
@@ -332,7 +335,8 @@ class Session:
         state = back.rerun_script
         state.query_string = self.query_string
         state.page_script_hash = self.pages[page] if page else self.page_hash
-        state.widget_states.widgets.extend(widgets)
+        given = {w.id for w in widgets}
+        state.widget_states.widgets.extend([w for wid, w in self.sticky.items() if wid not in given] + list(widgets))
         if fragment_id:
             state.fragment_id, state.is_auto_rerun = fragment_id, True
         else:
@@ -443,9 +447,9 @@ async def use_own_photos(session: Session, plan: Plan, index: int) -> None:
     session.owner = Roster(plan.runs_dir).who(session.cookie).owner
     await asyncio.to_thread(own_photos, plan.runs_dir, session.owner, plan.own_data, 1000 + index)
     await session.visit("Dataset")
-    await session.rerun(  # a radio's state is its option's text
-        "Dataset: my photos", widgets=[WidgetState(id=session.widget_id(K.source), string_value=SOURCE_PHOTOS)]
-    )
+    source = WidgetState(id=session.widget_id(K.source), string_value=SOURCE_PHOTOS)  # a radio's state: its text
+    session.sticky[source.id] = source
+    await session.rerun("Dataset: my photos", widgets=[source])
     if not any("your photos" in text for text in session.texts):
         raise RuntimeError(f"{session.name}: the Dataset page did not show the photos: {session.texts[-3:]}")
 

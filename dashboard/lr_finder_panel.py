@@ -16,7 +16,7 @@ import streamlit as st
 from dashboard import tasks
 from dashboard.charts import lr_finder_chart
 from dashboard.model_actions import FINE_TUNE_RATES, LEARNING_RATES, nearest_rate
-from dashboard.state import K, current_config, weights_ready
+from dashboard.state import K, current_config, dataset_is_shared, weights_ready
 from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
 from tlcore.lr_finder import (
@@ -71,7 +71,7 @@ def _start(info: DatasetInfo, config: TrainConfig, phase: int) -> None:
         return find_learning_rate(config, data, phase=phase, progress=on_event)
 
     key = _task_key(info, config, phase)
-    tasks.start(key, "Sweeping the learning rate", compute)
+    tasks.start(key, "Sweeping the learning rate", compute, shared=dataset_is_shared())
 
 
 def _use_rate(rate: float, phase: int) -> None:
@@ -119,7 +119,7 @@ def lr_finder_section(info: DatasetInfo) -> None:
     key = _task_key(info, config, phase)
     # A callback, so the click survives any rerun of the script that follows it.
     st.button("Sweep the learning rate", key=RUN_BUTTON, type="primary", on_click=_start, args=(info, config, phase))
-    task = tasks.find(key)
+    task = tasks.find(key, shared=dataset_is_shared())
     if task is None:
         return
     result = tasks.result_when_ready(task)

@@ -18,7 +18,7 @@ import streamlit as st
 from dashboard import tasks
 from dashboard.charts import feature_map_chart, probe_chart
 from dashboard.identity import run_store
-from dashboard.state import K
+from dashboard.state import K, dataset_is_shared
 from dashboard.tables import describe_run
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo, display_path
@@ -57,7 +57,8 @@ def _inside_features(info: DatasetInfo, comparison: Comparison, image_size: int,
         feature_set = extract_inside_features(data, comparison, EVERY_DEPTH, progress)
         return InsideFeatures(probe_features(feature_set, comparison, seed, PROBE_BOUNDARIES), feature_set)
 
-    return tasks.start(_task_key(info, comparison, image_size), "Putting every image through VGG16", compute)
+    key = _task_key(info, comparison, image_size)
+    return tasks.start(key, "Putting every image through VGG16", compute, shared=dataset_is_shared())
 
 
 def probe_section(info: DatasetInfo, comparison: Comparison, image_size: int, freeze_at: int) -> None:

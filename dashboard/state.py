@@ -299,6 +299,12 @@ def _my_photos_dataset() -> DatasetInfo | DatasetError | None:
     return info
 
 
+def dataset_is_shared() -> bool:
+    """Whether the dataset is the class's common data (the sample, the teacher's folders), not a person's own
+    (their photos, their uploaded .zip): passes over it may serve everyone."""
+    return st.session_state[K.source] in (SOURCE_SAMPLE, SOURCE_FOLDER)
+
+
 def my_photos() -> PhotoStore:
     """The photo store of this session's owner (dashboard.identity.owner has set it for this run)."""
     return PhotoStore(str(st.session_state[K.owner]))

@@ -4,8 +4,8 @@ A view asks for a result by a key that names everything it depends on. The
 first request starts a thread; every session asking for the same key shares
 it, and a click elsewhere on the page (a rerun) neither stops nor restarts it.
 While it runs, a fragment redraws its progress once a second and reruns the
-page when it ends. Finished results are kept, the newest few, for everyone; in a class, for their
-owner only (the key includes the owner, and a student runs one pass at a time).
+page when it ends. Finished results are kept, the newest few, for everyone; in a class, a pass over a
+student's own data is theirs alone (its key includes the owner), and a student runs one pass at a time.
 """
 
 from __future__ import annotations
@@ -109,27 +109,28 @@ def _registry() -> _Registry:
     return _Registry()
 
 
-def _scope() -> str:
-    """Whose tasks these are: the joined person in a class (one task at a time each), nobody's otherwise."""
+def _scoped(key: str, shared: bool) -> tuple[str, str]:
+    """(the registry's key, whose task it is). In a class a key is the person's own unless `shared` (a pass
+    over the class's common data, the sample or the teacher's folders: one pass serves everyone)."""
     from dashboard import identity
 
-    return identity.owner() if identity.in_class() else ""
+    person = identity.owner() if identity.in_class() else ""
+    return (key if shared or not person else f"{person}|{key}"), person
 
 
-def start(key: str, label: str, compute: Callable[[ProgressFn], Any]) -> Task:
+def start(key: str, label: str, compute: Callable[[ProgressFn], Any], shared: bool = False) -> Task:
     """The task for `key`: started now unless it is running or has finished (a failed one starts again).
 
-    In a class the key is the person's own, and a person runs one task at a time: a second is refused
-    (a finished task whose error says why). These passes run outside the training queue.
+    In a class a person runs one task at a time: a second is refused (a finished task whose error says
+    why). These passes run outside the training queue.
     """
-    owner = _scope()
-    return _registry().start(f"{owner}|{key}" if owner else key, label, compute, owner)
+    scoped, person = _scoped(key, shared)
+    return _registry().start(scoped, label, compute, person)
 
 
-def find(key: str) -> Task | None:
+def find(key: str, shared: bool = False) -> Task | None:
     """The task for `key` if one was started (running or finished), without starting one."""
-    owner = _scope()
-    return _registry().find(f"{owner}|{key}" if owner else key)
+    return _registry().find(_scoped(key, shared)[0])
 
 
 def result_when_ready(task: Task) -> Any | None:
