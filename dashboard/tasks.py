@@ -10,6 +10,7 @@ student's own data is theirs alone (its key includes the owner), and a student r
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +31,10 @@ class ProgressFn(Protocol):
 
 
 IMAGES = "images"
+# Passes at once in this process: each puts a dataset through VGG16 on every core it gets, so thirty at once
+# (a class opening See inside on their own photos) only slow each other and the training jobs down.
+MAX_PASSES_ENV = "TLLAB_MAX_PASSES"
+_PASS_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get(MAX_PASSES_ENV, "1") or 1)))
 KEEP_FINISHED = 8  # results kept for reuse; the oldest goes first
 REFRESH_S = 1.0
 
@@ -47,6 +52,7 @@ class Task:
     error: str = ""
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0  # how long it took, once finished
+    waiting: bool = True  # for its turn: MAX_PASSES_ENV passes run at once
     finished: threading.Event = field(default_factory=threading.Event)
 
     def report(self, done: int, total: int, unit: str = IMAGES) -> None:
@@ -95,8 +101,10 @@ def _refused(label: str, reason: str) -> Task:
 
 def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
     try:
-        with TRACING.inside():  # a pass or a sweep may trace TensorFlow steps, like a training job
-            task.result = compute(task.report)
+        with _PASS_SLOTS:  # waits its turn behind the passes already running
+            task.started, task.waiting = time.perf_counter(), False
+            with TRACING.inside():  # a pass or a sweep may trace TensorFlow steps, like a training job
+                task.result = compute(task.report)
     except Exception as err:  # shown on the page, which offers to try again; the app goes on
         task.error = f"{type(err).__name__}: {err}"
     finally:
@@ -151,6 +159,9 @@ def result_when_ready(task: Task) -> Any | None:
 def _progress(task: Task) -> None:
     if task.finished.is_set():
         st.rerun()
+    if task.waiting:
+        st.progress(0.0, text=f"{task.label}: waiting for another pass to finish (one at a time on this server)")
+        return
     fraction = task.done / task.total if task.total else 0.0
     counts = f" {task.done}/{task.total} {task.unit}" if task.total else ""
     st.progress(fraction, text=f"{task.label}:{counts} ({time.perf_counter() - task.started:.0f} s)")

@@ -191,8 +191,34 @@ def test_in_a_class_each_student_runs_one_background_pass_at_a_time():
     assert refused.finished.is_set() and "“Sweeping the learning rate” is still running for you" in refused.error
     assert registry.find("ada|inside|sample") is None  # not kept: asking again later tries again
     graces = registry.start("grace|lrfind|sample", "Sweeping the learning rate", lambda p: 2, "grace")
-    assert graces is not adas and graces.finished.wait(30) and graces.result == 2  # her own, not Ada's
+    assert graces is not adas and not graces.error  # her own, not Ada's (it waits its turn: passes take turns)
     release.set()
-    assert adas.finished.wait(30)
+    assert adas.finished.wait(30) and graces.finished.wait(30) and graces.result == 2
     again = registry.start("ada|inside|sample", "Putting every image through VGG16", lambda p: 1, "ada")
     assert again.finished.wait(30) and again.result == 1
+
+
+def test_a_pass_over_the_classs_common_data_is_shared_and_over_ones_own_is_not(monkeypatch):
+    from dashboard import identity
+
+    monkeypatch.setattr(identity, "in_class", lambda: True)
+    monkeypatch.setattr(identity, "owner", lambda: "ada")
+    assert tasks._scoped("inside|sample", shared=True) == ("inside|sample", "ada")  # one pass serves the class
+    assert tasks._scoped("inside|photos", shared=False) == ("ada|inside|photos", "ada")  # hers alone
+    monkeypatch.setattr(identity, "in_class", lambda: False)
+    assert tasks._scoped("inside|photos", shared=False) == ("inside|photos", "")  # the single-user lab
+
+
+def test_background_passes_take_turns():
+    """Thirty See inside passes at once only slow each other down: one runs, the others wait their turn."""
+    registry = tasks._Registry()
+    release = threading.Event()
+    first = registry.start("ada|inside", "Putting every image through VGG16", lambda p: release.wait(30), "ada")
+    second = registry.start("grace|inside", "Putting every image through VGG16", lambda p: "done", "grace")
+    deadline = time.monotonic() + 10
+    while first.waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert not first.waiting and second.waiting and not second.finished.is_set()
+    release.set()
+    assert second.finished.wait(30) and second.result == "done" and not second.waiting
