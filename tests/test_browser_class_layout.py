@@ -15,10 +15,16 @@ from pathlib import Path
 import pytest
 
 from dashboard.browser_cookie import new_token
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from dashboard.devserver import streamlit_server
 from dashboard.state import SOURCE_PHOTOS, K
 from tests.helpers import TINY_CONFIG, make_dataset_folder
-from tests.test_browser_layout import CUT_OFF, PAGE_WIDER_THAN_SCREEN, SIZES
+from tests.test_browser_layout import (
+    CUT_OFF,
+    PAGE_WIDER_THAN_SCREEN,
+    SIZES,
+    _settled,
+    browser,  # noqa: F401  (the module's chromium, a fixture)
+)
 from tests.test_page_photos import _jpeg
 from tlcore.access import student
 from tlcore.classroom import CLASS_KEY_ENV, COOKIE_NAME, ClassSettings, Roster
@@ -58,22 +64,6 @@ def server(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-def _settled(page) -> None:
-    deadline = time.monotonic() + 120
-    while page.locator('[data-testid="stStatusWidget"]').count() and time.monotonic() < deadline:
-        time.sleep(0.25)
-
-
 # (who, page path, its heading, size): the teacher's board on the projector, the student's maker on a phone.
 VIEWS = [
     (TEACHER, "class_board", "Class", "projector"),
@@ -84,7 +74,7 @@ VIEWS = [
 
 
 @pytest.mark.parametrize("token, path, title, size", VIEWS, ids=[f"{v[1] or 'dataset'}-{v[3]}" for v in VIEWS])
-def test_class_screens_fit(server, browser, token, path, title, size):
+def test_class_screens_fit(server, browser, token, path, title, size):  # noqa: F811
     width, height = SIZES[size]
     SHOTS.mkdir(parents=True, exist_ok=True)
     problems = []

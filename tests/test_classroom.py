@@ -160,3 +160,13 @@ def test_a_browser_with_its_cookie_keeps_it():
     token = cookie_token(_set_cookie(_request(None)).split(";")[0])
     assert _set_cookie(_request(f"a=b; {COOKIE_NAME}={token}")) is None
     assert cookie_token(f"{COOKIE_NAME}={token}") == token and cookie_token("garbage;;==") is None
+
+
+def test_the_roster_is_read_afresh_after_each_change(tmp_path):
+    roster = Roster(tmp_path)
+    ada = roster.join("Ada", "b1")
+    first = roster.who("b1")
+    first.name = "changed by a caller"  # a copy: the parsed file is not changed with it
+    assert roster.who("b1").name == "Ada"
+    Roster(tmp_path).rename(ada.owner, "Ada L")  # another session's change
+    assert roster.who("b1").name == "Ada L"

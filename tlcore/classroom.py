@@ -133,6 +133,7 @@ class Student:
         return Actor(self.owner, teacher=self.teacher)
 
 
+_PARSED: dict[str, tuple[tuple[str, int, int], list[dict[str, Any]]]] = {}  # path -> (version, rows)
 _LOCK = threading.Lock()  # one roster file per runs folder; writes from every session go through this
 
 
@@ -145,11 +146,20 @@ class Roster:
     # -- reading and writing --
 
     def _read(self) -> list[Student]:
+        """The roster as on disk, parsed once per version of the file: every script run of every session
+        asks who its browser is, and the file changes only when someone joins or the teacher acts."""
         try:
-            rows = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            stat = self.path.stat()
+        except OSError:
             return []
-        return [Student(**row) for row in rows if isinstance(row, dict)]
+        version = (str(self.path), stat.st_mtime_ns, stat.st_size)
+        if _PARSED.get(version[0], (None,))[0] != version:
+            try:
+                rows = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                return []
+            _PARSED[version[0]] = (version, [asdict(Student(**row)) for row in rows if isinstance(row, dict)])
+        return [Student(**row) for row in _PARSED[version[0]][1]]  # fresh objects: callers change them
 
     def _write(self, people: list[Student]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
