@@ -10,9 +10,10 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from dashboard.identity import actor
 from dashboard.state import REFUSED_WEIGHTS
 from dashboard.tables import describe_run
-from tlcore.codegen import SCRIPT_NAME, DataFolder, training_script
+from tlcore.codegen import SCRIPT_NAME, DataFolder, student_script, training_script
 from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
 from tlcore.runs import RunSummary
@@ -30,6 +31,12 @@ WHY_RUN = (
     "A run's settings as the same plain Keras script, to train it again without the lab or to read how it was "
     "made. It reads the folder the run trained on and saves `model.keras` where you run it."
 )
+
+
+def _script(config: TrainConfig, data: DataFolder, made_for: str) -> str:
+    """The script for this session: a student's names no path on the server (the teacher's and the
+    single-user lab's name the folder and weights file as they are)."""
+    return (training_script if actor().teacher else student_script)(config, data, made_for)
 
 
 def _script_view(script: str, download_key: str) -> None:
@@ -57,8 +64,7 @@ def settings_code_section(info: DatasetInfo, config: TrainConfig) -> None:
         st.info("The weights file in the sidebar is refused here: choose other weights to see the code.")
         return
     _script_view(
-        training_script(config, DataFolder.from_info(info), "the settings on the Model & freeze page"),
-        SETTINGS_DOWNLOAD,
+        _script(config, DataFolder.from_info(info), "the settings on the Model & freeze page"), SETTINGS_DOWNLOAD
     )
 
 
@@ -76,7 +82,7 @@ def run_code_section(summaries: Sequence[RunSummary]) -> None:
     record = runs[run_id].record
     assert record.config is not None  # the runs offered all have one
     try:
-        script = training_script(record.config, DataFolder.from_run(record), f"run {run_id}")
+        script = _script(record.config, DataFolder.from_run(record), f"run {run_id}")
     except ValueError as err:
         st.warning(f"No script for this run: {err}")
         return

@@ -278,8 +278,13 @@ def dataset_root() -> Path | None:
         return resolve_user_path(folder, data_root(), "Folder path") if folder else None
     if source == SOURCE_PHOTOS:  # this session's own photos, made on the Dataset page
         return my_photos().root
-    # The app extracted the .zip into its own temporary folder: no user-typed path to fence.
-    return Path(st.session_state[K.zip_dir]) if st.session_state[K.zip_dir] else None
+    # The app extracted the .zip into its own temporary folder: no user-typed path to fence. In a class it is
+    # its uploader's alone: another's folder reads as no upload (the single-user lab's administrator reads all).
+    from dashboard import housekeeping
+    from dashboard.identity import actor  # imports this module
+
+    folder = st.session_state[K.zip_dir]
+    return Path(folder) if folder and housekeeping.tracker().may_read(folder, actor()) else None
 
 
 def _my_photos_dataset() -> DatasetInfo | DatasetError | None:

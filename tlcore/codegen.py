@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from tlcore.config import (
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo, display_path, split_folder_names
 from tlcore.devices import FLOAT32, MIXED_FLOAT16
 from tlcore.imageio import IMAGE_EXTENSIONS
+from tlcore.photos import PHOTOS_DIR
 from tlcore.records import RunRecord
 from tlcore.route import choose_route
 from tlcore.runs import MODEL_FILE
@@ -58,6 +59,8 @@ TEXT_WIDTH = 72  # the docstring's lines (PEP 8: 72 for docstrings; the page's c
 # The file types image_dataset_from_directory reads (keras.src.utils.image_dataset_utils.ALLOWLIST_FORMATS).
 KERAS_IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 IMAGENET_DOWNLOAD = "58 MB"
+# The folder the Dataset page's "Download as .zip" (my-photos.zip, dashboard/photo_maker.py) is unzipped to.
+PHOTOS_FOLDER = "my-photos"
 # What each head layer without units does, as the script's comment says it.
 _LAYER_WHY = {
     "GlobalAveragePooling2D": "One number per feature map: its average (global average pooling).",
@@ -101,6 +104,10 @@ class DataFolder:
     # As the lab counted them: what the training length follows (tlcore.schedule); 0 / () when unknown.
     train_images: int = 0
     validation_per_class: tuple[int, ...] = ()
+    # A student's script (student_script): the folder beside the script that DATA_DIR names instead of
+    # `root`, and the comment above it ("": `root` itself).
+    beside: str = ""
+    beside_note: str = ""
 
     @classmethod
     def from_info(cls, info: DatasetInfo) -> DataFolder:
@@ -158,13 +165,26 @@ def _data_dir(data: DataFolder) -> str:
     ends) the folder the .zip unpacks to beside the script."""
     if data.from_upload:
         return f"Path(__file__).resolve().parent / {_literal(data.unzipped_name)}"
+    if data.beside:
+        return f"Path(__file__).resolve().parent / {_literal(data.beside)}"
     return f"Path({_literal(data.root)})"
 
 
 def _data_dir_comment(data: DataFolder) -> str:
     if data.from_upload:
         return f"Unzip your .zip beside this script: DATA_DIR is the {data.unzipped_name}/ folder it makes."
-    return ""
+    return data.beside_note
+
+
+def _beside_script(data: DataFolder) -> DataFolder:
+    """The folder as a student's script names it: one beside the script, never where it is on the server."""
+    if data.from_upload:  # already the folder the student's own .zip unzips to
+        return data
+    if Path(data.root).parent.name == PHOTOS_DIR:  # their photos: the .zip holds class folders, unsplit
+        note = f"Unzip my-photos.zip (Dataset page) into {PHOTOS_FOLDER}/ beside this script."
+        return replace(data, beside=PHOTOS_FOLDER, beside_note=note, train_folder="", validation_folder="")
+    name = Path(data.root).name
+    return replace(data, beside=name, beside_note=f"A copy of the lab's {name}/ folder, beside this script.")
 
 
 def _literal(value: Any) -> str:
@@ -255,6 +275,17 @@ def training_script(config: TrainConfig, data: DataFolder, made_for: str = "thes
         "plateau_min_lr_fraction": repr(PLATEAU_MIN_LR_FRACTION),
     }
     return _template().render(context)
+
+
+def student_script(config: TrainConfig, data: DataFolder, made_for: str = "these settings") -> str:
+    """training_script for a student of a class: no path on the server in it (README: Teaching a class).
+
+    DATA_DIR is a folder beside the script: for the photos made in the lab, the my-photos/ folder their
+    .zip unzips to (class folders only: the script draws its validation split); for a folder, a copy of it
+    under its own name. A weights file (the server's own ImageNet weights) is written "imagenet".
+    """
+    weights = config.weights if normalize_weights(config.weights) in (NO_WEIGHTS, IMAGENET) else IMAGENET
+    return training_script(config.replace(weights=weights), _beside_script(data), made_for)
 
 
 @functools.cache
@@ -510,6 +541,12 @@ def _differences(config: TrainConfig, data: DataFolder) -> list[str]:
 
 
 def _split_difference(config: TrainConfig, data: DataFolder) -> str:
+    if data.beside == PHOTOS_FOLDER:
+        return (
+            "A different validation split: the lab kept one photo in five apart for validation; the .zip has "
+            f"class folders only, so Keras holds out {config.validation_split:.0%} of all the photos together "
+            f"after one shuffle with seed {config.seed}. Compare accuracies with that in mind."
+        )
     if data.validation_folder:
         return (
             f"The same split as the lab: {data.train_folder}/ trains, {data.validation_folder}/ validates "

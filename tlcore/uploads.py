@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from tlcore.access import Actor
 from tlcore.runs import atomic_write
 
 MAX_TOTAL_BYTES = 1 << 30
@@ -222,6 +223,14 @@ class ExtractionTracker:
         if is_uploaded_model(path):
             with self._lock:
                 self._folders[Path(path)] = _Tracked(session, owner, time.time())
+
+    def may_read(self, dataset_root: str | os.PathLike, actor: Actor) -> bool:
+        """Whether `actor` may read this uploaded dataset: its uploader's (tlcore.access; a folder not
+        tracked is no student's). A refusal reads as no upload at all."""
+        folder = extraction_folder(dataset_root)
+        with self._lock:
+            entry = self._folders.get(folder) if folder is not None else None
+        return actor.may_use(entry.owner if entry is not None else None)
 
     def release(self, dataset_root: str | os.PathLike) -> None:
         """The session no longer shows this dataset: remove it at the next sweep its jobs allow."""
