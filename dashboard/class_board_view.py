@@ -16,10 +16,11 @@ from dashboard.charts import class_results_chart
 from tlcore.backbones import default_weights, weights_status
 from tlcore.class_board import class_results, disk_check, results_csv, student_rows
 from tlcore.classroom import ClassError, ClassSettings, Roster, assignment_of, spread_assignments
-from tlcore.estimate import human_seconds, machine_gflops
+from tlcore.estimate import human_seconds
 from tlcore.jobs import JOBS
 from tlcore.photos import max_photo_bytes
 from tlcore.runs import RunStore, max_runs
+from tlcore.speed import machine_speed
 from tlcore.waits import OVERRUN, seconds_left, waits
 
 BOARD_REFRESH_S = 3.0
@@ -93,7 +94,7 @@ def pre_lesson_check() -> None:
             else "HTTPS: off; webcams work only on this computer. README, Teaching a class, shows the HTTPS command.",
         ),
         (disk_ok, f"Disk: {disk}."),
-        (True, f"Speed: about {machine_gflops():.0f} GFLOP/s on VGG16's convolutions (measured at start)."),
+        (True, f"Speed: {machine_speed(identity.run_store().root).describe()}."),
     ]
     for good, line in checks:
         (st.success if good else st.warning)(line)
@@ -113,14 +114,15 @@ def queue_section() -> None:
     if not jobs:
         st.caption("No job is running or waiting.")
         return
-    gflops, waiting = machine_gflops(), waits(JOBS, machine_gflops())
+    speed = machine_speed(identity.run_store().root)
+    waiting = waits(JOBS, speed)
     for job in jobs:
         snap = job.snapshot()
         who = names.get(snap.owner, "someone")
         if job.id in waiting:
             state = f"waiting, about {human_seconds(waiting[job.id])} to start"
         else:
-            state = f"{snap.stage}, about {human_seconds(seconds_left(job, gflops))} left"
+            state = f"{snap.stage}, about {human_seconds(seconds_left(job, speed))} left"
         line, stop = st.columns([5, 1], vertical_alignment="center")
         line.markdown(f"**{who}** · {snap.kind} · {state}")
         stop.button("Stop", key=f"class_stop_{job.id}", on_click=_stop_job, args=(job.id,), width="stretch")

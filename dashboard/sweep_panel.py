@@ -15,9 +15,10 @@ from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.baselines import run_baselines
 from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
-from tlcore.estimate import describe_sweep, machine_gflops
+from tlcore.estimate import describe_sweep
 from tlcore.jobs import JOBS, Job, JobBusy, start_sweep
 from tlcore.runs import RunSummary
+from tlcore.speed import machine_speed
 from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, SCRATCH, point_label
 
 PERCENT = st.column_config.NumberColumn(format="percent")
@@ -51,7 +52,7 @@ def _estimate_caption(info: DatasetInfo) -> str:
                 bool(s["sweep_scratch"]),
                 info.num_images(TRAIN),
                 info.num_images(VALIDATION),
-                machine_gflops(),
+                machine_speed(run_store().root),
             )
             + "."
         )

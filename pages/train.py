@@ -12,11 +12,12 @@ from dashboard.setting_words import setting_changes
 from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
 from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION
-from tlcore.estimate import estimate, machine_gflops
+from tlcore.estimate import estimate
 from tlcore.feature_store import FeatureStore, features_stored
 from tlcore.jobs import JOBS, JobBusy, start_training
 from tlcore.runs import history_csv
 from tlcore.schedule import schedule
+from tlcore.speed import machine_speed
 from tlcore.waits import limit_problem, stop_past_cap
 
 page_intro("Train", "Training runs in the background: watch it learn here, or explore the other pages meanwhile.")
@@ -44,7 +45,7 @@ def _start() -> None:
         return
     store, limits = run_store(), class_limits()
     problem = store.quota_problem() or limit_problem(
-        config, info.num_images(TRAIN), info.num_images(VALIDATION), limits, machine_gflops()
+        config, info.num_images(TRAIN), info.num_images(VALIDATION), limits, machine_speed(store.root)
     )
     if problem:
         st.session_state["train_notice"] = problem
@@ -94,7 +95,8 @@ def live_progress() -> None:
 
 n_train, n_val = info.num_images(TRAIN), info.num_images(VALIDATION)
 stored = features_stored(FeatureStore.default(), config, info.fingerprint())
-guess = estimate(config, n_train, n_val, machine_gflops(), stored)
+speed = machine_speed(run_store().root)
+guess = estimate(config, n_train, n_val, speed, stored)
 next_run = describe_setup(config, n_train, n_val, guess.route, plan_for_info(config, info, guess.route))
 if running:
     live_progress()
@@ -108,7 +110,7 @@ if job is None or job.config is None:
     st.caption(f"Estimated time on this machine: {guess.describe()}.")
 else:  # describe the run itself (a reloaded tab's session may hold other settings)
     n_job, snap = (job.train_images, job.validation_images), job.snapshot()
-    route = snap.route or estimate(job.config, *n_job, machine_gflops()).route
+    route = snap.route or estimate(job.config, *n_job, speed).route
     plan = snap.schedule or schedule(job.config, job.train_images, (), route)
     st.markdown("This run: " + describe_setup(job.config, *n_job, route, plan))
     if changes := setting_changes(job.config, job.dataset_root, config, info):

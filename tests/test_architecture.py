@@ -16,9 +16,10 @@ import pytest
 from tests.conftest import ROOT
 from tests.weights_files import VGG, write_keras3, write_legacy
 from tlcore import architecture
+from tlcore.architecture import layer_flops
 from tlcore.backbones import check_weights_file, weights_status
 from tlcore.config import HeadConfig, TrainConfig
-from tlcore.estimate import describe_sweep, estimate, layer_flops, machine_gflops
+from tlcore.estimate import describe_sweep, estimate, machine_gflops
 
 SHARED_WEIGHTS = Path("/work/shared/weights/vgg16_imagenet_notop.weights.h5")
 # (image size, classes, head): every pooling, with and without dense layers and dropout, both outputs.
@@ -72,12 +73,12 @@ def test_machine_speed_and_estimates_need_no_tensorflow():
     gflops = machine_gflops()
     assert gflops > 0 and machine_gflops() == gflops  # measured once per process
     config = TrainConfig(freeze_at=14, image_size=64, epochs=3)
-    one = estimate(config, 100, 20, gflops=100.0)
-    sweep = describe_sweep(config, [18, 14], True, 100, 20, gflops=100.0)
+    one = estimate(config, 100, 20, speed=100.0)
+    sweep = describe_sweep(config, [18, 14], True, 100, 20, speed=100.0)
     assert sweep.startswith("about ") and sweep.endswith("for 3 run(s) on this machine")
     assert one.total_seconds > 0
     with pytest.raises(ValueError, match="must not repeat"):
-        describe_sweep(config, [14, 14], True, 100, 20, gflops=100.0)
+        describe_sweep(config, [14, 14], True, 100, 20, speed=100.0)
 
 
 def _run_fresh(code: str, **env_vars: str) -> dict:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.cli import main
-from tlcore.config import HeadConfig
+from tlcore.config import FineTuneConfig, HeadConfig
 from tlcore.data import scan
 from tlcore.feature_store import MB, FeatureKey, FeatureStore, max_bytes_from_env
 from tlcore.runs import RunStore, load_record
@@ -287,9 +287,16 @@ def test_a_sweep_reads_every_cached_point_from_the_one_pass(tmp_path):
 def test_the_estimate_leaves_out_extraction_when_the_features_are_stored():
     from tlcore.estimate import estimate
 
-    fresh, stored = (estimate(TINY_CONFIG, 100, 20, 100.0, stored=s) for s in (False, True))
+    point = TINY_CONFIG.freeze_at
+    fresh, stored = (estimate(TINY_CONFIG, 100, 20, 100.0, stored=s) for s in ((), {point}))
     assert fresh.extract_seconds > 0 and stored.extract_seconds == 0
     assert stored.total_seconds == pytest.approx(fresh.total_seconds - fresh.extract_seconds)
     assert "already in the feature store" in stored.describe() and "once" in fresh.describe()
     # End to end there is nothing stored to use.
-    assert not estimate(TINY_CONFIG.replace(freeze_at=0), 100, 20, 100.0, stored=True).stored
+    assert not estimate(TINY_CONFIG.replace(freeze_at=0), 100, 20, 100.0, stored={0}).stored
+    # A second phase's stored features save its extraction too.
+    two = TINY_CONFIG.replace(fine_tune=FineTuneConfig(freeze_at=14, epochs=1))
+    first_only, both = (estimate(two, 100, 20, 100.0, stored=s) for s in ({point}, {point, 14}))
+    assert both.total_seconds < first_only.total_seconds
+    second_extract = estimate(two.replace(freeze_at=14, fine_tune=None), 100, 20, 100.0).extract_seconds
+    assert first_only.total_seconds - both.total_seconds == pytest.approx(second_extract)

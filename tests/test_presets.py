@@ -154,10 +154,10 @@ def test_what_seed_000s_layers_20_froze():
 
 def test_seed_004_at_224_px_on_a_cpu_takes_an_hour():
     config = apply_preset("seed-004")
-    slow = estimate(config, n_train=2000, n_val=1000, gflops=230.0)  # the article's data, a 2-core CPU
+    slow = estimate(config, n_train=2000, n_val=1000, speed=230.0)  # the article's data, a 2-core CPU
     assert slow.route == "end_to_end"  # augmentation: the frozen base runs again every epoch
     assert 5 * 60 < slow.epoch_seconds < 8 * 60 and slow.total_seconds > 3600
-    fast = estimate(config.replace(augment=config.augment.__class__(enabled=False)), 2000, 1000, gflops=230.0)
+    fast = estimate(config.replace(augment=config.augment.__class__(enabled=False)), 2000, 1000, speed=230.0)
     assert fast.route == "cached" and fast.epoch_seconds < 1 and fast.total_seconds < slow.total_seconds / 8
 
 

@@ -2,7 +2,8 @@
 
 The convolutions dominate, so time ~ FLOPs / (this machine's GFLOP/s). The
 FLOPs come from VGG16's arithmetic (`tlcore.architecture`) and the speed from
-timing one NumPy matrix product (`machine_gflops`): neither imports
+this machine's last runs (`tlcore.speed.machine_speed`) or, before the first,
+from timing one NumPy matrix product (`machine_gflops`): neither imports
 TensorFlow, so a page can show an estimate at once. Training a layer costs
 about 3x its forward pass (forward, gradient with respect to inputs, gradient
 with respect to weights).
@@ -12,21 +13,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from tlcore import background
-from tlcore.architecture import layer_flops  # per-layer FLOPs from VGG16's one table of facts
 from tlcore.config import TrainConfig
 from tlcore.route import CACHED, END_TO_END, choose_route
 from tlcore.schedule import schedule
+from tlcore.speed import Speed, as_speed, epoch_work, extraction_flops
 from tlcore.sweep import plan
 
-TRAIN_COST = 3.0  # training a layer ~ 3 forward passes
-FIXED_OVERHEAD_S = 3.0  # building the model, compiling, first-call tracing
-# What an epoch costs beyond its convolutions: end to end, fit's per-batch calls and validation; cached, the
-# head's compiled calls (bench/feature_cache.py: about 0.004 s for 256 images at 128 px).
-EPOCH_OVERHEAD_S = {END_TO_END: 0.05, CACHED: 0.005}
 MATMUL_SIZE = 1536  # square float32 matrices: 7.2 GFLOP a product, about 0.1-0.2 s on a 2-core laptop
 # TensorFlow's VGG16 convolutions per NumPy matmul FLOP/s (tlcore.tf.backbones.measure_gflops over matmul_gflops).
 # Measured side by side on the 2-core Zen 4 development machine (AVX-512), shared with other jobs: VGG16
@@ -104,28 +100,34 @@ def human_seconds(seconds: float) -> str:
 
 
 def _phase_seconds(
-    config: TrainConfig, freeze_at: int, epochs: int, n_train: int, n_val: int, gflops: float, cached: bool
+    config: TrainConfig, freeze_at: int, epochs: int, n_train: int, n_val: int, speed: Speed, cached: bool
 ) -> tuple[float, float, float]:
     """(extraction, per-epoch, total) seconds of one phase."""
-    flops = layer_flops(config.image_size)
-    frozen, trainable = sum(flops[:freeze_at]), sum(flops[freeze_at:])
-    speed = gflops * 1e9
-    if cached:
-        extract = (n_train + n_val) * frozen / speed
-        epoch = (n_train * TRAIN_COST * trainable + n_val * trainable) / speed
-    else:
-        extract = 0.0
-        epoch = (n_train * (frozen + TRAIN_COST * trainable) + n_val * (frozen + trainable)) / speed
-    epoch += EPOCH_OVERHEAD_S[CACHED if cached else END_TO_END]
+    route = CACHED if cached else END_TO_END
+    extract = (
+        extraction_flops(config.image_size, freeze_at, n_train + n_val) / (speed.extract_gflops * 1e9)
+        if cached
+        else 0.0
+    )
+    work = epoch_work(config.image_size, freeze_at, route, n_train, n_val)
+    epoch = (
+        work.frozen_flops / (speed.extract_gflops * 1e9)
+        + work.train_flops / (speed.train_gflops * 1e9)
+        + speed.epoch_overhead_s[route]
+    )
     return extract, epoch, extract + epochs * epoch
 
 
-def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float, stored: bool = False) -> Estimate:
-    """Estimated time of a run (both phases) on a machine doing `gflops` GFLOP/s.
+def estimate(
+    config: TrainConfig, n_train: int, n_val: int, speed: Speed | float, stored: Collection[int] = ()
+) -> Estimate:
+    """Estimated time of a run (both phases) on a machine of this speed (a Speed, or a bare GFLOP/s).
 
     Args:
-        stored: the first phase's frozen features are in the feature store (no extraction).
+        stored: freeze points whose frozen features are in the feature store (no extraction there):
+            `tlcore.feature_store.features_stored`.
     """
+    speed = as_speed(speed)
 
     def cached_at(freeze_at: int) -> bool:
         return choose_route(config, freeze_at)[0] == CACHED
@@ -134,26 +136,29 @@ def estimate(config: TrainConfig, n_train: int, n_val: int, gflops: float, store
     # The epochs the run will take on this many images (early stopping may end it sooner).
     phases = schedule(config, n_train, (), CACHED if first_cached else END_TO_END).phases
     extract, epoch, total = _phase_seconds(
-        config, config.freeze_at, phases[0].epochs, n_train, n_val, gflops, first_cached
+        config, config.freeze_at, phases[0].epochs, n_train, n_val, speed, first_cached
     )
-    if stored and first_cached:
+    first_stored = first_cached and config.freeze_at in stored
+    if first_stored:
         total, extract = total - extract, 0.0
     if config.fine_tune:
         ft = config.fine_tune
-        total += _phase_seconds(
-            config, ft.freeze_at, phases[1].epochs, n_train, n_val, gflops, cached_at(ft.freeze_at)
-        )[2]
+        ft_cached = cached_at(ft.freeze_at)
+        ft_extract, _, ft_total = _phase_seconds(
+            config, ft.freeze_at, phases[1].epochs, n_train, n_val, speed, ft_cached
+        )
+        total += ft_total - (ft_extract if ft_cached and ft.freeze_at in stored else 0.0)
     route = CACHED if first_cached else END_TO_END
-    return Estimate(extract, epoch, total + FIXED_OVERHEAD_S, route, stored and first_cached)
+    return Estimate(extract, epoch, total + speed.run_overhead_s, route, first_stored)
 
 
-def estimate_many(configs: Iterable[TrainConfig], n_train: int, n_val: int, gflops: float) -> float:
+def estimate_many(configs: Iterable[TrainConfig], n_train: int, n_val: int, speed: Speed | float) -> float:
     """Estimated seconds of several runs one after the other (a sweep's points, from `tlcore.sweep.plan`)."""
-    return sum(estimate(config, n_train, n_val, gflops).total_seconds for config in configs)
+    return sum(estimate(config, n_train, n_val, speed).total_seconds for config in configs)
 
 
 def describe_sweep(
-    base_config: TrainConfig, points: Iterable[int], scratch: bool, n_train: int, n_val: int, gflops: float
+    base_config: TrainConfig, points: Iterable[int], scratch: bool, n_train: int, n_val: int, speed: Speed | float
 ) -> str:
     """The time a sweep would take, in words, each point estimated as a run of its own (before it starts).
 
@@ -161,5 +166,5 @@ def describe_sweep(
         ValueError: a plan `tlcore.sweep.plan` refuses (bad or repeated points, nothing to run).
     """
     planned = plan(base_config, list(points), scratch=scratch)
-    total = estimate_many((config for _, config in planned), n_train, n_val, gflops)
+    total = estimate_many((config for _, config in planned), n_train, n_val, speed)
     return f"about {human_seconds(total)} for {len(planned)} run(s) on this machine"

@@ -244,12 +244,17 @@ def format_time(seconds: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
 
 
-def features_stored(store: FeatureStore, config: TrainConfig, dataset: str) -> bool:
-    """Whether the store holds `config`'s first-phase features (float32) for a dataset fingerprint."""
+def features_stored(store: FeatureStore, config: TrainConfig, dataset: str) -> frozenset[int]:
+    """The freeze points of `config`'s phases whose features (float32) the store holds for a dataset fingerprint.
+
+    A second phase's frozen layers still hold the starting weights (the first phase trains above them), so its
+    features have the same key as a first phase's at that point.
+    """
+    points = {config.freeze_at} | ({config.fine_tune.freeze_at} if config.fine_tune else set())
     try:
-        return store.has(FeatureKey.of(config, dataset, config.freeze_at))
+        return frozenset(p for p in points if store.has(FeatureKey.of(config, dataset, p)))
     except WeightsError:
-        return False
+        return frozenset()
 
 
 def max_bytes_from_env(env: Mapping[str, str] = os.environ) -> int:

@@ -307,10 +307,10 @@ class JobRegistry:
 
     def wait_seconds(self, job: Job) -> float | None:
         """The estimated seconds until a waiting job starts (None when it does not wait)."""
-        from tlcore.estimate import machine_gflops
+        from tlcore.speed import machine_speed
         from tlcore.waits import waits
 
-        return waits(self, machine_gflops()).get(job.id)
+        return waits(self, machine_speed()).get(job.id)
 
     def _in_use(self) -> int:
         return len(self._active) + sum(self._borrowed.values())

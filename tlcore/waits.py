@@ -1,7 +1,7 @@
 """How long a queued job waits, and how long a job has left: the numbers a class's queue shows.
 
 A running job's time left comes from its own epochs so far (Snapshot.seconds_left) or, before its first
-epoch, from the arithmetic estimate of its settings on this machine less the time it has run. A waiting
+epoch, from the estimate of its settings at this machine's speed (tlcore.speed) less the time it has run. A waiting
 job starts when a slot frees: the slots are filled in queue order with each job's estimated time.
 """
 
@@ -16,21 +16,22 @@ from tlcore import background
 from tlcore.config import TrainConfig
 from tlcore.estimate import estimate
 from tlcore.jobs import QUEUED
+from tlcore.speed import Speed
 
 
-def estimated_seconds(job: Any, gflops: float) -> float:
+def estimated_seconds(job: Any, speed: Speed | float) -> float:
     """A job's whole estimated time from its settings and dataset (0 when it holds no TrainConfig)."""
     if not isinstance(job.config, TrainConfig) or not job.train_images:
         return 0.0
-    return estimate(job.config, job.train_images, job.validation_images, gflops).total_seconds
+    return estimate(job.config, job.train_images, job.validation_images, speed).total_seconds
 
 
-def seconds_left(job: Any, gflops: float) -> float:
+def seconds_left(job: Any, speed: Speed | float) -> float:
     """What a running job has left; a waiting job's whole estimate."""
     snap = job.snapshot()
     if snap.done:
         return 0.0
-    whole = estimated_seconds(job, gflops)
+    whole = estimated_seconds(job, speed)
     if snap.stage == QUEUED:
         return whole
     if (left := snap.seconds_left()) is not None:
@@ -38,19 +39,19 @@ def seconds_left(job: Any, gflops: float) -> float:
     return max(0.0, whole - snap.elapsed)
 
 
-def waits(registry: Any, gflops: float) -> dict[str, float]:
+def waits(registry: Any, speed: Speed | float) -> dict[str, float]:
     """{job id: estimated seconds until it starts} for every waiting job, in queue order."""
     queued = registry.queue()
     waiting_ids = {job.id for job in queued}
     running = [job for job in registry.running() if job.id not in waiting_ids]
-    free_at = [seconds_left(job, gflops) for job in running][: registry.max_active]
+    free_at = [seconds_left(job, speed) for job in running][: registry.max_active]
     free_at += [0.0] * (registry.max_active - len(free_at))
     heapq.heapify(free_at)
     out = {}
     for job in queued:
         start = heapq.heappop(free_at)
         out[job.id] = start
-        heapq.heappush(free_at, start + estimated_seconds(job, gflops))
+        heapq.heappush(free_at, start + estimated_seconds(job, speed))
     return out
 
 
@@ -59,7 +60,9 @@ def waits(registry: Any, gflops: float) -> dict[str, float]:
 OVERRUN = 1.5  # a run stops at this multiple of the class's time cap, keeping what it learned
 
 
-def limit_problem(config: TrainConfig, n_train: int, n_val: int, limits: dict[str, Any], gflops: float) -> str | None:
+def limit_problem(
+    config: TrainConfig, n_train: int, n_val: int, limits: dict[str, Any], speed: Speed | float
+) -> str | None:
     """Which of the teacher's limits these settings break, in words for the student (None: within them).
 
     limits: "max_image_size" (px), "max_epochs" (both phases), "max_minutes" (the estimated time); a
@@ -70,7 +73,7 @@ def limit_problem(config: TrainConfig, n_train: int, n_val: int, limits: dict[st
     if (epochs := limits.get("max_epochs")) and config.total_epochs() > epochs:
         return f"The class's limit is {epochs} epochs; these settings train {config.total_epochs()}."
     if minutes := limits.get("max_minutes"):
-        guess = estimate(config, n_train, n_val, gflops).total_seconds
+        guess = estimate(config, n_train, n_val, speed).total_seconds
         if guess > minutes * 60:
             return (
                 f"These settings would take about {guess / 60:.1f} min, and the class's limit is {minutes:g} min: "

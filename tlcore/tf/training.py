@@ -784,6 +784,8 @@ def train_and_record(
     `features`: where frozen features are read from and kept (default: the
     feature store of the run store's folder, or TLLAB_CACHE_DIR).
     """
+    # The run's wall time counts building the model too: tlcore.speed measures what a run costs from it.
+    started = time.perf_counter()
     # A precision this device cannot run, and weights problems (offline, bad file), surface here: before any run
     # folder or decoding.
     devices = device_report()
@@ -798,7 +800,6 @@ def train_and_record(
     features = features or FeatureStore.default(store.root)
     if on_run_created:
         on_run_created(run)
-    started = time.perf_counter()
     write_errors: list[str] = []
 
     def record(write: Callable[[], object], what: str) -> str:
