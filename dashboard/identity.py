@@ -91,6 +91,12 @@ def class_limits() -> dict[str, Any]:
     return limits if isinstance(limits, dict) else {}
 
 
+def where(path: str | os.PathLike, in_words: str) -> str:
+    """A server folder as this session may see it: its path for the teacher and the single-user lab; for a
+    student `in_words` (a class server's folders are the teacher's machine)."""
+    return f"`{path}`" if actor().teacher else in_words
+
+
 def run_store() -> RunStore:
     """The runs folder as this session may see it: its runs, or every run with the teacher's rights."""
     return RunStore(actor=actor())

@@ -10,11 +10,13 @@ a copy of their data). Nothing here reads the disk.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from dashboard.charts import live_curves_chart, with_running_point
+from dashboard.identity import where
 from dashboard.setting_words import value_words
 from tlcore.backbones import NO_WEIGHTS
 from tlcore.baselines import Baseline, accuracy_baselines, few_images_warning
@@ -154,10 +156,10 @@ def notes(snap: Snapshot) -> None:
             "weights and freeze point, so no image went through the frozen layers again."
         )
     if snap.run_dir:
-        st.caption(f"Run folder: `{snap.run_dir}`")
+        st.caption(f"Run folder: {where(snap.run_dir, f'`{Path(snap.run_dir).name}`')}")
     if snap.device or snap.worker:
-        where = f" by the Ray worker **{snap.worker}**" if snap.worker else ""
-        st.caption(f"Trained{where} on **{snap.device or 'its device'}**.")
+        by_worker = f" by the Ray worker **{snap.worker}**" if snap.worker else ""
+        st.caption(f"Trained{by_worker} on **{snap.device or 'its device'}**.")
     if any(r["phase"] > 1 for r in snap.history):
         boundary = next(r["epoch"] for r in snap.history if r["phase"] > 1)
         st.caption(

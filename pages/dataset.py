@@ -13,6 +13,7 @@ import streamlit as st
 import tlcore.data
 from dashboard.charts import class_counts_chart
 from dashboard.dataset_panels import augmentation_section, load_tile, show_tile
+from dashboard.identity import where
 from dashboard.photo_maker import photo_maker
 from dashboard.skipped import skipped_files
 from dashboard.state import SOURCE_PHOTOS, K, balance_classes_toggle, page_intro, require_dataset
@@ -38,7 +39,7 @@ counts = info.counts()
 st.markdown(
     f"**{len(info.class_names)} classes:** {', '.join(info.class_names)} — {info.num_images(TRAIN):,} "
     f"training and {info.num_images(VALIDATION):,} validation images in "
-    + ("your photos." if st.session_state[K.source] == SOURCE_PHOTOS else f"`{info.root}`.")
+    + ("your photos." if st.session_state[K.source] == SOURCE_PHOTOS else where(info.root, f"`{info.root.name}`") + ".")
 )
 
 grid_col, stats_col = st.columns([3, 2], gap="large")

@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard.charts import curves_chart
 from dashboard.class_board_view import results_section
 from dashboard.code_panel import run_code_section
-from dashboard.identity import in_class, run_store
+from dashboard.identity import in_class, run_store, where
 from dashboard.runs_panels import delete_section, deletion_report, feature_store_section, training_now
 from dashboard.state import page_intro
 from dashboard.sweep_panel import PERCENT, sweep_section
@@ -30,7 +30,7 @@ if in_class():  # what the whole class found, names as the teacher chose
 store = run_store()
 summaries = store.list()
 if not summaries:
-    st.info(f"No runs yet in `{store.root}`. Train a model and it appears here.")
+    st.info(f"No runs yet in {where(store.root, 'your runs')}. Train a model and it appears here.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")
     sweep_section(summaries)
     feature_store_section()
@@ -39,7 +39,7 @@ if not summaries:
 deletion_report()
 
 st.caption(
-    f"{len(summaries)} run(s) in `{store.root.resolve()}`. ⚠ interrupted = the process that trained "
+    f"{len(summaries)} run(s) in {where(store.root.resolve(), 'your runs')}. ⚠ interrupted = the process that trained "
     "it ended without finishing (its history and the epochs it completed are kept)."
 )
 tenths = st.column_config.NumberColumn(format="%.1f")

@@ -318,3 +318,23 @@ def test_student_script_moves_every_folder_beside_the_script(tmp_path):
     # An uploaded .zip was already the folder it unzips to, for everyone.
     upload = DataFolder(str(tmp_path / f"{EXTRACTION_PREFIX}abcd1234" / "pets"), ("cats", "dogs"))
     assert student_script(TINY_CONFIG, upload) == training_script(TINY_CONFIG, upload)
+
+
+def test_a_student_is_shown_no_folder_of_the_server(browser, runs_dir, monkeypatch):
+    """Runs, Dataset and a finished run on Train say "your runs", the folder's name, the run's id: no path."""
+    _, grace = _ada_and_grace(browser)
+    run = _finished_run(grace)
+    job = JOBS.start(grace.owner, "training", lambda job: job.update(run_dir=str(run.run_dir)))
+    job.thread.join(30)
+    for page, state in (("runs", {}), ("dataset", {}), ("train", {K.job_id: job.id})):
+        at = _open(page, **state)
+        assert not at.exception
+        shown = _shown(at)
+        assert str(runs_dir) not in shown and str(ROOT) not in shown, page
+    assert "1 run(s) in your runs" in _shown(_open("runs"))
+    assert f"Run folder: `{run.run_id}`" in _shown(_open("train", **{K.job_id: job.id}))
+
+    assert "training and 50 validation images in `sample_data`." in _shown(_open("dataset"))
+
+    monkeypatch.delenv(CLASS_KEY_ENV)  # the single-user lab, for comparison, says where
+    assert f"run(s) in `{runs_dir.resolve()}`" in _shown(_open("runs"))
