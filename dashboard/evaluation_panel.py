@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -13,12 +14,9 @@ from streamlit.delta_generator import DeltaGenerator
 from dashboard.charts import confusion_matrix_chart
 from tlcore.data import DatasetInfo, same_held_out_split, split_files
 from tlcore.records import RunRecord
-from tlcore.tf.inference import ExplainedLoss, evaluate_split, explain_top_losses
 
 if TYPE_CHECKING:
-    import keras
-
-    from tlcore.tf.gradcam import Explainer
+    from tlcore.tf.inference import ExplainedLoss
 
 TOP_LOSS_KEY = "inference_top_loss_cams"  # (evaluation key, the hardest images explained)
 TOP_LOSSES, THUMB = 8, 160
@@ -31,14 +29,12 @@ def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
 
 
 def evaluation_section(
-    model: keras.Model,
-    explainer: Explainer | None,
-    model_path: str,
-    record: RunRecord,
-    info: DatasetInfo | None,
-    names: list[str],
+    load: Callable[[], tuple[Any, Any]], model_path: str, record: RunRecord, info: DatasetInfo | None, names: list[str]
 ) -> None:
-    """Evaluate on request (a button), then show the results until the model or the dataset changes."""
+    """Evaluate on request (a button), then show the results until the model or the dataset changes.
+
+    `load` gives (model, explainer): called only once the evaluation is asked for or shown.
+    """
     st.subheader("Evaluate on the validation split")
     if info is None:
         st.caption("Needs the dataset this model was trained on (see above).")
@@ -51,7 +47,9 @@ def evaluation_section(
     key, cached = evaluation_key(model_path, info), st.session_state.get("inference_eval")
     if (cached is None or cached[0] != key) and st.session_state.get("inference_eval_wanted") == key:
         with st.spinner("Predicting every validation image..."):
-            cached = st.session_state["inference_eval"] = (key, evaluate_split(model, info, names))
+            from tlcore.tf.inference import evaluate_split  # TensorFlow: only once an evaluation is asked for
+
+            cached = st.session_state["inference_eval"] = (key, evaluate_split(load()[0], info, names))
     if cached is None or cached[0] != key:
         # A callback, not `if st.button(...)`: the request survives a rerun that happens before this line.
         st.button(
@@ -78,7 +76,9 @@ def evaluation_section(
     cams = st.session_state.get(TOP_LOSS_KEY)
     if cams is None or cams[0] != key:
         with st.spinner("Grad-CAM of the hardest images..."):
-            cams = st.session_state[TOP_LOSS_KEY] = (key, explain_top_losses(model, explainer, ev, TOP_LOSSES, THUMB))
+            from tlcore.tf.inference import explain_top_losses
+
+            cams = st.session_state[TOP_LOSS_KEY] = (key, explain_top_losses(*load(), ev, TOP_LOSSES, THUMB))
     for hard in cams[1]:
         _show_hard_image(list(st.columns(3)), hard)
 

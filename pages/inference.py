@@ -4,12 +4,15 @@ on one image, evaluate it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
+from dashboard.compare_panel import compare_section
+from dashboard.evaluation_panel import evaluation_section
 from dashboard.identity import run_store
-from dashboard.inference_panel import explained_class_picker, image_sources
-from dashboard.models import choose_model, class_names_or_stop, load_or_stop
+from dashboard.inference_panel import explained_class_picker, image_sources, predictions_section
+from dashboard.models import UPLOAD, choose_model, class_names_or_stop, load_or_stop
 from dashboard.state import K, current_dataset, page_intro
 from tlcore.data import DatasetInfo
 from tlcore.runs import runs_with_models
@@ -26,14 +29,20 @@ if not records:
     st.info("No trained model yet. Train one first, or upload a .keras model exported from this app.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")
 choice, model_path, record = choose_model(records, last)
-model, explainer = load_or_stop(choice, model_path)
-# TensorFlow is imported only now that there is a model: the page's first screen comes without it.
-from dashboard.compare_panel import compare_section  # noqa: E402
-from dashboard.evaluation_panel import evaluation_section  # noqa: E402
-from dashboard.inference_panel import predictions_section  # noqa: E402
-from tlcore.tf.inference import num_classes_of  # noqa: E402
 
-names = class_names_or_stop(record, num_classes_of(model), model_path)
+
+def load() -> tuple[Any, Any]:
+    """The chosen model and its explainer, loaded (and TensorFlow imported) only once something needs them:
+    a class of thirty opening this page must not load thirty models to show a picker."""
+    return load_or_stop(choice, model_path)
+
+
+if choice != UPLOAD and record.class_names is not None:  # the lab's own run names its classes
+    names = list(record.class_names)
+else:  # only the model itself says how many classes an upload has
+    from tlcore.tf.inference import num_classes_of
+
+    names = class_names_or_stop(record, num_classes_of(load()[0]), model_path)
 info = current_dataset()
 usable = info if isinstance(info, DatasetInfo) and list(info.class_names) == names else None
 
@@ -44,7 +53,7 @@ st.write(
 )
 items = image_sources(usable, names, record)
 explained = explained_class_picker(names) if items else None  # the picker comes with images
-shown = predictions_section(model, explainer, items, names, explained, record)
+shown = predictions_section(*load(), items, names, explained, record) if items else []
 
 compare_section(records, choice, shown, names, explained)
-evaluation_section(model, explainer, model_path, record, usable, names)
+evaluation_section(load, model_path, record, usable, names)

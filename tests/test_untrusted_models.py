@@ -309,6 +309,8 @@ def test_the_inference_page_refuses_a_run_with_a_lambda_model(lambda_run, marker
     at = _inference_page(folder, tmp_path, monkeypatch)
     assert not at.exception
     assert at.selectbox(key="inference_model").value == str(run_dir.resolve())
+    assert not at.main.error  # nothing loads a model before an image asks for it
+    at = at.file_uploader(key="inference_images").set_value([("cat.png", _png(), "image/png")]).run()
     (error,) = at.main.error
     assert "cannot be loaded" in error.value and "Lambda layer" in error.value
     assert not marker.exists()
