@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import identity
+from dashboard.chart_cache import show_chart
 from dashboard.charts import class_results_chart
 from tlcore.backbones import default_weights, weights_status
 from tlcore.class_board import class_results, disk_check, results_csv, student_rows
@@ -62,7 +63,7 @@ def results_section(show_names: bool, csv: bool) -> None:
             "chance": [r.chance for r in results],
         }
     )
-    st.altair_chart(class_results_chart(frame), width="stretch")
+    show_chart(class_results_chart, frame)
     st.caption(
         f"{len(results)} finished runs. Each point is one student's run; the lines join each side's mean at "
         "each freeze point. Where ImageNet stays high while random weights fall, the frozen layers carried "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from dashboard.state import K, augment_from_state
 from tlcore.imageio import ImageProblem, load_array
@@ -37,12 +39,28 @@ def load_tile(path: str | os.PathLike[str], image_size: int) -> np.ndarray | str
     return _pixels(str(path), image_size, os.path.getmtime(path) if os.path.exists(path) else 0.0)
 
 
-def show_tile(pixels: np.ndarray | str, caption: str) -> None:
-    """One labelled image of a grid, or the reason it cannot be shown."""
+@st.cache_data(max_entries=256, show_spinner=False)
+def _tile_png(path: str, image_size: int, mtime: float) -> bytes | str:
+    pixels = _pixels(path, image_size, mtime)
     if isinstance(pixels, str):
-        st.warning(pixels)
+        return pixels
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def grid_tile(path: str | os.PathLike[str], image_size: int) -> bytes | str:
+    """A grid's tile as PNG bytes, encoded once per file version (the grid is redrawn on every rerun of
+    every session), or why it cannot be read."""
+    return _tile_png(str(path), image_size, os.path.getmtime(path) if os.path.exists(path) else 0.0)
+
+
+def show_tile(png: bytes | str, caption: str) -> None:
+    """One labelled image of a grid (grid_tile's bytes), or the reason it cannot be shown."""
+    if isinstance(png, str):
+        st.warning(png)
     else:
-        st.image(pixels, caption=caption, width="stretch")
+        st.image(png, caption=caption, width="stretch")
 
 
 def _remember_preview() -> None:

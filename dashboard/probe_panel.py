@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import tasks
+from dashboard.chart_cache import show_chart
 from dashboard.charts import feature_map_chart, probe_chart
 from dashboard.identity import run_store
 from dashboard.state import K, dataset_is_shared
@@ -85,7 +86,7 @@ def probe_section(info: DatasetInfo, comparison: Comparison, image_size: int, fr
             for w in comparison.weightings
         ]
     )
-    st.altair_chart(probe_chart(frame, chance=1 / len(info.class_names)), width="stretch")
+    show_chart(probe_chart, frame, chance=1 / len(info.class_names))
     st.caption(
         f"Fitted on {probe.num_train} training images, scored on {probe.num_validation} validation images "
         f"at {image_size} px; {PROBE_CLASSIFIER}. Features took {task.seconds:.0f} s; "
@@ -109,9 +110,7 @@ def _map_section(info: DatasetInfo, comparison: Comparison, inside: InsideFeatur
     for column, weighting in zip(columns, comparison.weightings):
         accuracy, points = _backbone_map(inside, weighting.side, depth, info, seed)
         lines = [f"probe accuracy {accuracy:.0%}", f"{layer_at(depth)}, freeze point {depth}"]
-        column.altair_chart(
-            feature_map_chart(points, SIDE_TITLES[weighting.side], info.class_names, lines), width="stretch"
-        )
+        show_chart(feature_map_chart, points, SIDE_TITLES[weighting.side], info.class_names, lines, where=column)
     _head_map(info, seed)
 
 

@@ -11,8 +11,9 @@ import inspect
 import streamlit as st
 
 import tlcore.data
+from dashboard.chart_cache import show_chart
 from dashboard.charts import class_counts_chart
-from dashboard.dataset_panels import augmentation_section, load_tile, show_tile
+from dashboard.dataset_panels import augmentation_section, grid_tile, show_tile
 from dashboard.identity import where
 from dashboard.photo_maker import photo_maker
 from dashboard.skipped import skipped_files
@@ -54,11 +55,11 @@ with grid_col:
     for row in range(0, len(samples), 4):
         for column, (path, name) in zip(st.columns(4), samples[row : row + 4]):
             with column:
-                show_tile(load_tile(path, size), name)
+                show_tile(grid_tile(path, size), name)
 
 with stats_col:
     st.subheader("Images per class")
-    st.altair_chart(class_counts_chart(counts), width="stretch", theme="streamlit")
+    show_chart(class_counts_chart, counts)
     imbalances = imbalance_warnings(counts)
     for message in imbalances:
         st.warning(f"Imbalanced classes: {message}")
