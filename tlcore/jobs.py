@@ -52,6 +52,7 @@ from tlcore.traced import TRACING
 
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
 FINISHED_JOBS_KEPT = 20  # other sessions' finished jobs, for their reloaded tabs
+WAITS_FRESH_S = 2.0  # how long the queue's estimated waits are reused before they are worked out again
 
 
 class JobBusy(Exception):
@@ -216,6 +217,8 @@ class JobRegistry:
         self._active: set[str] = set()
         self._borrowed: dict[str, int] = {}  # extra slots a job holds (a sweep's points side by side)
         self._connecting: threading.Thread | None = None
+        # The whole queue's waits, worked out once for every waiting job that asks within WAITS_FRESH_S.
+        self._waits: tuple[float, dict[str, float]] = (-math.inf, {})
 
     @property
     def max_active(self) -> int:
@@ -306,11 +309,18 @@ class JobRegistry:
                 self._slots.wait(timeout=0.5)
 
     def wait_seconds(self, job: Job) -> float | None:
-        """The estimated seconds until a waiting job starts (None when it does not wait)."""
+        """The estimated seconds until a waiting job starts (None when it does not wait).
+
+        Thirty waiting jobs each ask twice a second: the queue's waits are worked out once per WAITS_FRESH_S.
+        """
         from tlcore.speed import machine_speed
         from tlcore.waits import waits
 
-        return waits(self, machine_speed()).get(job.id)
+        made, known = self._waits
+        if time.monotonic() - made > WAITS_FRESH_S or job.id not in known:
+            known = waits(self, machine_speed())
+            self._waits = (time.monotonic(), known)
+        return known.get(job.id)
 
     def _in_use(self) -> int:
         return len(self._active) + sum(self._borrowed.values())
