@@ -5,9 +5,11 @@ View code over tlcore.photos (where photos are checked, re-encoded, stored per o
 
 from __future__ import annotations
 
+import io
 from urllib.parse import urlparse
 
 import streamlit as st
+from PIL import Image
 
 from dashboard.state import my_photos
 from tlcore.photos import PhotoError, PhotoStore
@@ -18,6 +20,14 @@ THUMB_PX = 96
 _CAMERA_ROUND = "photo_camera_round"  # session key: {class: n}; a new n is a fresh camera, ready for the next shot
 _UPLOAD_ROUND = "photo_upload_round"  # session key: {class: n}; a new n is an empty uploader
 _NOTICE = "photo_notice"
+# session key: the class whose tab stays open. A count in a tab's label changes with each photo, and tabs
+# with new labels open at their default: without this, every snapshot of the second class jumped back to the first.
+_OPEN_CLASS = "photo_open_class"
+# Each snapshot replaces the camera with a fresh one, whose box shrinks and grows as its video starts. The
+# browser's scroll anchoring keeps what is below it in place by scrolling the page: after a few snapshots the
+# camera had left the screen (and an off-screen video pauses). Without anchoring the camera stays put.
+_CAMERA_STAYS_PUT = "<style>[data-testid='stMain'] { overflow-anchor: none; }</style>"
+BLANK_SPREAD = 4  # grey levels: a snapshot whose darkest and brightest pixels are this close is all one colour
 
 
 def camera_refusal(url: str) -> str:
@@ -30,6 +40,18 @@ def camera_refusal(url: str) -> str:
         f"{parsed.scheme}://{parsed.hostname}: add photos from files instead, or ask the teacher to start the "
         "class server with HTTPS (README: Teaching a class)."
     )
+
+
+def blank_picture(data: bytes) -> bool:
+    """Whether a snapshot is all one colour (a camera still starting gives black frames, a covered one too)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("L", (64, 64))  # a JPEG decodes at 1/8 scale: a few ms for a webcam frame
+            grey = image.convert("L")
+    except (OSError, ValueError):
+        return False  # not a picture at all: the store refuses it and says why
+    darkest, brightest = min(grey.getdata()), max(grey.getdata())
+    return brightest - darkest <= BLANK_SPREAD
 
 
 def _round(key: str, class_name: str) -> int:
@@ -50,6 +72,7 @@ def _add_class() -> None:
 
 
 def _delete(class_name: str, file_name: str) -> None:
+    st.session_state[_OPEN_CLASS] = class_name
     try:
         my_photos().delete(class_name, file_name)
     except PhotoError as err:
@@ -76,12 +99,19 @@ def _class_panel(store: PhotoStore, class_name: str, camera_note: str) -> None:
     if camera_note:
         st.caption(camera_note)
     elif st.toggle("Use the camera", key=f"photo_camera_on_{class_name}"):
+        st.html(_CAMERA_STAYS_PUT)
         shot = st.camera_input(
             f"Snapshot for {class_name}", key=f"photo_camera_{class_name}_{_round(_CAMERA_ROUND, class_name)}"
         )
         if shot is not None:  # kept at once; a fresh camera takes the next one
-            if refused := _store_all(store, class_name, [(f"snapshot {len(photos) + 1}", shot.getvalue())]):
+            if blank_picture(shot.getvalue()):  # kept, it would train on nothing (and a second would be the same file)
+                st.session_state[_NOTICE] = (
+                    "The camera's picture was all one colour (a camera still starting, or covered): nothing was "
+                    "added. Take it again once you see the picture."
+                )
+            elif refused := _store_all(store, class_name, [(f"snapshot {len(photos) + 1}", shot.getvalue())]):
                 st.session_state[_NOTICE] = refused[0]
+            st.session_state[_OPEN_CLASS] = class_name
             _next_round(_CAMERA_ROUND, class_name)
             st.rerun()
     files = st.file_uploader(
@@ -94,6 +124,7 @@ def _class_panel(store: PhotoStore, class_name: str, camera_note: str) -> None:
     if files:
         refused = _store_all(store, class_name, [(f.name, f.getvalue()) for f in files])
         st.session_state[_NOTICE] = "\n\n".join(refused) if refused else ""
+        st.session_state[_OPEN_CLASS] = class_name
         _next_round(_UPLOAD_ROUND, class_name)
         st.rerun()
     shown = photos[-THUMBS_SHOWN:]
@@ -127,7 +158,8 @@ def photo_maker() -> None:
     if not counts:
         return
     camera_note = camera_refusal(st.context.url or "")
-    tabs = st.tabs([f"{name} ({count})" for name, count in counts.items()])
+    labels = {name: f"{name} ({count})" for name, count in counts.items()}
+    tabs = st.tabs(list(labels.values()), default=labels.get(st.session_state.get(_OPEN_CLASS, "")))
     for tab, class_name in zip(tabs, counts):
         with tab:
             _class_panel(store, class_name, camera_note)

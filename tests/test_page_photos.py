@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.proto.Block_pb2 import Block as BlockProto
 from streamlit.testing.v1 import AppTest
 
 from dashboard.state import SOURCE_PHOTOS, K
@@ -75,3 +76,40 @@ def test_deleting_a_photo_and_a_refused_class_name(at):
     assert [t.label for t in at.tabs] == ["cups (1)"]
     _add_class(at, "../runs")
     assert any("cannot be a class name" in w.value for w in at.warning)
+
+
+def _open_tab(at: AppTest) -> str:
+    """The label of the tab the maker's tabs open at (the browser keeps a clicked tab until the labels change)."""
+
+    def containers(node):
+        if isinstance(node.proto, BlockProto) and node.proto.HasField("tab_container"):
+            yield node
+        for child in getattr(node, "children", {}).values():
+            yield from containers(child)
+
+    (tabs,) = containers(at.main)
+    return list(tabs.children.values())[tabs.proto.tab_container.default_tab_index].label
+
+
+def test_the_tab_that_got_the_photo_stays_open_when_its_count_changes(at):
+    _add_class(at, "cups")
+    _add_class(at, "keys")
+    assert _open_tab(at) == "cups (0)"
+    at.file_uploader(key="photo_files_keys_0").set_value([("k.jpg", _jpeg(3), "image/jpeg")]).run()
+    assert _open_tab(at) == "keys (1)"  # not back at the first class: its next photo would go there
+    at.file_uploader(key="photo_files_cups_0").set_value([("c.jpg", _jpeg(4), "image/jpeg")]).run()
+    assert _open_tab(at) == "cups (1)"
+
+
+def test_a_snapshot_of_one_colour_is_blank_and_a_real_one_is_not():
+    from dashboard.photo_maker import blank_picture
+
+    def jpeg(pixels: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(out, format="JPEG")
+        return out.getvalue()
+
+    assert blank_picture(jpeg(np.zeros((90, 160, 3), np.uint8)))  # a camera's first frame can be black
+    assert blank_picture(jpeg(np.full((90, 160, 3), 200, np.uint8)))
+    assert not blank_picture(_jpeg(1))
+    assert not blank_picture(b"not a picture")  # the store refuses it, naming why
