@@ -454,8 +454,16 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         path = path / "run.json" if path.is_dir() else path
         if not path.is_file():
             raise UsageError(f"--config: no such file: {path}")
-        data = json.loads(path.read_text())
-        base = TrainConfig.from_dict(data.get("config", data))
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as err:
+            raise UsageError(f"--config: {path} is not JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"--config: {path} holds a JSON {type(data).__name__}, not a run.json object")
+        try:
+            base = TrainConfig.from_dict(data.get("config", data))
+        except (TypeError, ValueError) as err:
+            raise UsageError(f"--config: {path}: {err}") from None
     else:
         base = TrainConfig(weights=default_weights())
     head_changes = {

@@ -84,6 +84,14 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _check_keys(cls: type, data: Any, name: str) -> dict[str, Any]:
+    """`data` if it is an object whose keys are all fields of `cls` (ValueError naming `name` otherwise)."""
+    _check(isinstance(data, dict), f"{name} must be a JSON object, not {type(data).__name__}")
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+    _check(not unknown, f"Unknown {name} keys: {sorted(unknown)}")
+    return dict(data)
+
+
 @dataclass(frozen=True)
 class HeadConfig:
     """The classifier put on top of the convolutional base."""
@@ -248,16 +256,14 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """The config a dict describes; a key it lacks takes its LEGACY_VALUES value (an older run.json's)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        _check(not unknown, f"Unknown config keys: {sorted(unknown)}")
+        _check_keys(cls, data, "config")
         data = {**LEGACY_VALUES, **data}
         if "head" in data:
-            data["head"] = HeadConfig(**{**LEGACY_HEAD_VALUES, **data["head"]})
+            data["head"] = HeadConfig(**{**LEGACY_HEAD_VALUES, **_check_keys(HeadConfig, data["head"], "head")})
         if "augment" in data:
-            data["augment"] = AugmentConfig(**data["augment"])
+            data["augment"] = AugmentConfig(**_check_keys(AugmentConfig, data["augment"], "augment"))
         if data.get("fine_tune") is not None:
-            data["fine_tune"] = FineTuneConfig(**data["fine_tune"])
+            data["fine_tune"] = FineTuneConfig(**_check_keys(FineTuneConfig, data["fine_tune"], "fine_tune"))
         return cls(**data)
 
     @classmethod
