@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tlcore.architecture import counts_at, with_freeze_point
+from tlcore.architecture import counts_at, layer_table, with_freeze_point
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backbones import (
     IMAGENET,
@@ -416,10 +416,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_layers(args: argparse.Namespace) -> int:
     if not 0 <= args.freeze_at <= VGG16_LAYERS:
         raise UsageError(f"--freeze-at must be between 0 and {VGG16_LAYERS}. Received: {args.freeze_at}")
-    from tlcore.tf.model import build_model, layer_table  # the TensorFlow side: this command builds a model
-
-    model = build_model(2, args.image_size, weights="none")
-    table = with_freeze_point(layer_table(model), args.freeze_at)
+    # From VGG16's table of facts, as the Model page does: the same table a built model gives (tested), no TensorFlow.
+    table = with_freeze_point(layer_table(2, args.image_size), args.freeze_at)
     trainable, frozen = counts_at(table, args.freeze_at)
     if args.json:
         print(
