@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tlcore.backbones import WEIGHTS_ENV
 from tlcore.devices import read_cpu
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO_ROOT / "sample_data"
-SHARED_WEIGHTS = Path("/work/shared/weights/vgg16_imagenet_notop.weights.h5")
 BENCH_DATE = "2026-11-23"
 
 if TYPE_CHECKING:
@@ -37,8 +37,20 @@ def setup() -> None:
 
 
 def default_weights() -> str:
-    """The shared offline ImageNet file when present, else random weights (same speed)."""
-    return str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "none"
+    """The weights the app would start from (TLLAB_WEIGHTS: the offline ImageNet file), else random weights
+    (the same speed; a benchmark cannot download ImageNet's)."""
+    return os.environ.get(WEIGHTS_ENV) or "none"
+
+
+def weights_file() -> Path:
+    """The ImageNet weights file, found as the app finds it (TLLAB_WEIGHTS); exits saying how when missing."""
+    path = Path(os.environ.get(WEIGHTS_ENV, ""))
+    if not os.environ.get(WEIGHTS_ENV) or not path.is_file():
+        raise SystemExit(
+            f"This benchmark needs the ImageNet weights file: set {WEIGHTS_ENV} to it "
+            "(offline machines: ../shared/weights/, see its README)."
+        )
+    return path
 
 
 def note(message: str) -> None:
@@ -194,8 +206,7 @@ def browser_bench_folder(path: str | Path) -> Path:
 
     The browser benchmarks time the pages on real ImageNet features, which random weights would not show.
     """
-    if not SHARED_WEIGHTS.is_file():
-        raise SystemExit(f"needs the ImageNet weights file {SHARED_WEIGHTS}")
+    weights_file()
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     return folder

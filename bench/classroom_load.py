@@ -50,7 +50,7 @@ from typing import Any
 from bench import _common
 
 _common.setup()
-from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, note, rounded  # noqa: E402
+from bench._common import cpu_info, emit, load_average, note, rounded, weights_file  # noqa: E402
 from dashboard.browser_cookie import new_token  # noqa: E402
 from dashboard.devserver import streamlit_process  # noqa: E402
 from tlcore.classroom import CLASS_KEY_ENV, COOKIE_NAME  # noqa: E402
@@ -871,8 +871,7 @@ def main() -> None:
         help=f"run the jobs on Ray: sets {RAY_ADDRESS_ENV}=ADDRESS (and {RAY_CPUS_ENV}=2 for 'local') for the server",
     )
     args = parser.parse_args()
-    if not SHARED_WEIGHTS.is_file():
-        raise SystemExit(f"needs the ImageNet weights file {SHARED_WEIGHTS}")
+    weights = weights_file()
     plan = Plan(
         args.sessions,
         args.trainers,
@@ -886,7 +885,7 @@ def main() -> None:
     runs_dir = Path(tempfile.mkdtemp(prefix="tllab-bench-class-"))
     if args.own_data:
         plan.own_data, plan.runs_dir = args.photos, runs_dir
-    env = {RUNS_ENV: str(runs_dir), CACHE_DIR_ENV: str(runs_dir / ".features"), "TLLAB_WEIGHTS": str(SHARED_WEIGHTS)}
+    env = {RUNS_ENV: str(runs_dir), CACHE_DIR_ENV: str(runs_dir / ".features"), "TLLAB_WEIGHTS": str(weights)}
     if args.own_data:
         env[CLASS_KEY_ENV] = CLASS_KEY
     if args.ray:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench import _common
-from bench._common import SAMPLE_DATA, SHARED_WEIGHTS, cpu_info, emit, load_average, note
+from bench._common import SAMPLE_DATA, cpu_info, emit, load_average, note, weights_file
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 DEADLINE_S = 120
@@ -41,7 +41,7 @@ def write_ms() -> float:
     from tlcore.config import TrainConfig
     from tlcore.data import scan
 
-    info, config = scan(SAMPLE_DATA), TrainConfig(weights=str(SHARED_WEIGHTS))
+    info, config = scan(SAMPLE_DATA), TrainConfig(weights=str(weights_file()))
     training_script(config, DataFolder.from_info(info))
     times = []
     for _ in range(20):
@@ -91,7 +91,7 @@ def a_run(runs_dir: Path) -> None:
     from tlcore.records import COMPLETED
     from tlcore.runs import RunStore
 
-    config = TrainConfig(weights=str(SHARED_WEIGHTS), fine_tune=FineTuneConfig())
+    config = TrainConfig(weights=str(weights_file()), fine_tune=FineTuneConfig())
     RunStore(runs_dir).create(config, scan(SAMPLE_DATA)).finish(COMPLETED)
 
 
@@ -106,7 +106,7 @@ def main() -> None:
     runs_dir = Path(tempfile.mkdtemp(prefix="tllab-bench-code-"))
     a_run(runs_dir)
     shots: dict[str, str] = {}
-    env = {"TLLAB_WEIGHTS": str(SHARED_WEIGHTS), "TLLAB_RUNS_DIR": str(runs_dir)}
+    env = {"TLLAB_WEIGHTS": str(weights_file()), "TLLAB_RUNS_DIR": str(runs_dir)}
     with sync_playwright() as p, streamlit_server(env) as url:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         note("the Model page on a fresh server")

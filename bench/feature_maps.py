@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench import _common
-from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, note, wait_for
+from bench._common import cpu_info, emit, load_average, note, wait_for, weights_file
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 DEADLINE_S = 180
@@ -86,7 +86,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     result: dict[str, object] = {"load_average_before": load_average()}
-    env = {"TLLAB_WEIGHTS": str(SHARED_WEIGHTS), "TLLAB_RUNS_DIR": tempfile.mkdtemp(prefix="tllab-bench-maps-")}
+    env = {"TLLAB_WEIGHTS": str(weights_file()), "TLLAB_RUNS_DIR": tempfile.mkdtemp(prefix="tllab-bench-maps-")}
     with sync_playwright() as p, streamlit_server(env) as url:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         note("first opening (fresh server)")

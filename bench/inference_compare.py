@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import _common
-from bench._common import SAMPLE_DATA, SHARED_WEIGHTS, cpu_info, emit, load_average, median, note, setup, wait_for
+from bench._common import SAMPLE_DATA, cpu_info, emit, load_average, median, note, setup, wait_for, weights_file
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 
 DEADLINE_S = 300
 VIEWPORTS = {"1280x900": (1280, 900), "1024x768": (1024, 768)}
-RUNS = {  # name -> the train command's options
-    "pretrained": ["--weights", str(SHARED_WEIGHTS), "--freeze-at", "18", "--epochs", "5"],
+RUNS = {  # name -> the train command's options ("{weights}": the ImageNet weights file)
+    "pretrained": ["--weights", "{weights}", "--freeze-at", "18", "--epochs", "5"],
     "fine-tuned": [
-        *("--weights", str(SHARED_WEIGHTS), "--freeze-at", "18", "--epochs", "3"),
+        *("--weights", "{weights}", "--freeze-at", "18", "--epochs", "3"),
         *("--fine-tune-at", "14", "--fine-tune-epochs", "2", "--fine-tune-lr", "1e-5"),
     ],
     "scratch": ["--weights", "none", "--freeze-at", "0", "--epochs", "2", "--learning-rate", "1e-4"],
@@ -53,7 +53,9 @@ RUNS = {  # name -> the train command's options
 def train_runs(runs_dir: Path) -> dict[str, Any]:
     """The three runs, trained with the CLI at 128 px: name -> (run folder, seconds, val accuracy)."""
     made = {}
-    for name, options in RUNS.items():
+    weights = str(weights_file())
+    for name, template in RUNS.items():
+        options = [weights if o == "{weights}" else o for o in template]
         note(f"training {name}")
         command = [sys.executable, "-m", "tlcore", "train", "--data", str(SAMPLE_DATA), "--image-size", "128"]
         out = subprocess.run(
@@ -235,7 +237,7 @@ def main() -> None:
     load_before = load_average()
     note("the core functions")
     core = core_timings([run["run_dir"] for run in made.values()])
-    env = {"TLLAB_WEIGHTS": str(SHARED_WEIGHTS), "TLLAB_RUNS_DIR": str(runs_dir)}
+    env = {"TLLAB_WEIGHTS": str(weights_file()), "TLLAB_RUNS_DIR": str(runs_dir)}
     with streamlit_server(env) as url:
         browser, shots = browser_timings(url, made, out)
     emit(

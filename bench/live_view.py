@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 from bench import _common  # noqa: E402
 
 _common.setup()
-from bench._common import SHARED_WEIGHTS, cpu_info, emit, load_average, median, note, rounded, wait_for  # noqa: E402
+from bench._common import cpu_info, emit, load_average, median, note, rounded, wait_for, weights_file  # noqa: E402
 from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
 
@@ -112,13 +111,12 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2, help="interleaved watched/away pairs (default 2)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs per run (default 5)")
     args = parser.parse_args()
-    if not SHARED_WEIGHTS.is_file():
-        sys.exit(f"This benchmark runs the default ImageNet run: {SHARED_WEIGHTS} is missing.")
+    weights = weights_file()  # this benchmark runs the default ImageNet run
     from playwright.sync_api import sync_playwright
 
     runs_dir = Path(tempfile.mkdtemp(prefix="tllab-bench-live-"))
     store = RunStore(runs_dir)
-    env = {"TLLAB_RUNS_DIR": str(runs_dir), "TLLAB_WEIGHTS": str(SHARED_WEIGHTS)}
+    env = {"TLLAB_RUNS_DIR": str(runs_dir), "TLLAB_WEIGHTS": str(weights)}
     order = [True]  # warm-up, watched
     for i in range(args.pairs):
         order += [True, False] if i % 2 == 0 else [False, True]
