@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import streamlit as st
 
 from tlcore import background
+from tlcore.classroom import class_key
+from tlcore.jobs import JOBS
 from tlcore.traced import TRACING
 
 
@@ -53,6 +55,7 @@ class Task:
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0  # how long it took, once finished
     waiting: bool = True  # for its turn: MAX_PASSES_ENV passes run at once
+    waiting_for: str = "another pass to finish (one at a time on this server)"
     finished: threading.Event = field(default_factory=threading.Event)
 
     def report(self, done: int, total: int, unit: str = IMAGES) -> None:
@@ -102,6 +105,7 @@ def _refused(label: str, reason: str) -> Task:
 def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
     try:
         with _PASS_SLOTS:  # waits its turn behind the passes already running
+            _after_the_class_runs(task)
             task.started, task.waiting = time.perf_counter(), False
             with TRACING.inside():  # a pass or a sweep may trace TensorFlow steps, like a training job
                 task.result = compute(task.report)
@@ -110,6 +114,19 @@ def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
     finally:
         task.seconds = time.perf_counter() - task.started
         task.finished.set()
+
+
+def _after_the_class_runs(task: Task, poll_s: float = 1.0) -> None:
+    """In a class, a pass waits while training runs wait or run: the lesson's runs come first.
+
+    Thirty students' passes over their own photos cost twice the class's training (ImageNet and random
+    weights), and run beside it they halved its speed (bench/classroom_load.py --own-data).
+    """
+    if class_key() is None:
+        return
+    while jobs := JOBS.running():
+        task.waiting_for = f"the class's training runs go first ({len(jobs)} running or waiting)"
+        time.sleep(poll_s)
 
 
 @st.cache_resource
@@ -160,7 +177,7 @@ def _progress(task: Task) -> None:
     if task.finished.is_set():
         st.rerun()
     if task.waiting:
-        st.progress(0.0, text=f"{task.label}: waiting for another pass to finish (one at a time on this server)")
+        st.progress(0.0, text=f"{task.label}: waiting for {task.waiting_for}")
         return
     fraction = task.done / task.total if task.total else 0.0
     counts = f" {task.done}/{task.total} {task.unit}" if task.total else ""
