@@ -18,7 +18,7 @@ from dashboard.charts import lr_finder_chart
 from dashboard.model_actions import FINE_TUNE_RATES, LEARNING_RATES, nearest_rate
 from dashboard.state import K, current_config, dataset_is_shared, weights_ready
 from tlcore.config import TrainConfig
-from tlcore.data import DatasetInfo
+from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.lr_finder import (
     DEFAULT_MAX_SECONDS,
     DEFAULT_MAX_STEPS,
@@ -34,7 +34,7 @@ from tlcore.lr_finder import (
     sweep_freeze_at,
 )
 from tlcore.progress import BatchEnd, StepProgress
-from tlcore.route import ROUTE_NAMES, choose_route
+from tlcore.route import ROUTE_NAMES, planned_route
 
 PHASE = "lr_find_phase"  # the phase picker's key (two-phase settings only)
 USED = "lr_find_used"  # what "Use this rate" set, said once after the click
@@ -110,7 +110,7 @@ def lr_finder_section(info: DatasetInfo) -> None:
             key=PHASE,
         )
     freeze_at = sweep_freeze_at(config, phase)
-    route, _ = choose_route(config, freeze_at)
+    route, _ = planned_route(config, freeze_at, info.num_images(TRAIN) + info.num_images(VALIDATION))
     st.caption(
         f"From {format_rate(START_RATE)} to {format_rate(END_RATE)} at freeze point {freeze_at} "
         f"({ROUTE_NAMES[route]}), at most {DEFAULT_MAX_STEPS} steps and {DEFAULT_MAX_SECONDS:.0f} s; "

@@ -50,6 +50,15 @@ def input_sides(image_size: int) -> list[int]:
     return sides
 
 
+def boundary_floats(image_size: int, freeze_at: int) -> int:
+    """Floats per image that VGG16's first `freeze_at` layers put out (0 at freeze point 0): cached features."""
+    if freeze_at == 0:
+        return 0
+    layer = VGG16_CHAIN[freeze_at - 1]
+    side = layer.output_side(input_sides(image_size)[freeze_at - 1])
+    return side * side * layer.out_channels
+
+
 def feature_side(image_size: int) -> int:
     """Side of VGG16's last feature map (block5_pool), e.g. 4 at 128 px."""
     return VGG16_CHAIN[-1].output_side(input_sides(image_size)[-1])

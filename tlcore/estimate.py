@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tlcore import background
 from tlcore.config import TrainConfig
-from tlcore.route import CACHED, END_TO_END, choose_route
+from tlcore.route import CACHED, END_TO_END, planned_route
 from tlcore.schedule import schedule
 from tlcore.speed import Speed, as_speed, epoch_work, extraction_flops
 from tlcore.sweep import plan
@@ -130,7 +130,7 @@ def estimate(
     speed = as_speed(speed)
 
     def cached_at(freeze_at: int) -> bool:
-        return choose_route(config, freeze_at)[0] == CACHED
+        return planned_route(config, freeze_at, n_train + n_val)[0] == CACHED
 
     first_cached = cached_at(config.freeze_at)
     # The epochs the run will take on this many images (early stopping may end it sooner).

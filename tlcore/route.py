@@ -14,6 +14,17 @@ ROUTE_NAMES = {CACHED: "cached features", END_TO_END: "end to end"}  # in words,
 DEFAULT_FEATURE_BUDGET_BYTES = 1 << 30
 
 
+def planned_route(
+    config: TrainConfig, freeze_at: int, num_images: int, feature_budget_bytes: int = DEFAULT_FEATURE_BUDGET_BYTES
+) -> tuple[str, str]:
+    """The route training will choose for `num_images` images (both splits), from VGG16's arithmetic: what
+    the estimate, the sweep's shared pass, the device strategy and the LR finder's caption must agree on."""
+    from tlcore.architecture import boundary_floats
+
+    floats = boundary_floats(config.image_size, freeze_at)
+    return choose_route(config, freeze_at, floats, num_images, feature_budget_bytes)
+
+
 def choose_route(
     config: TrainConfig,
     freeze_at: int,
@@ -23,8 +34,8 @@ def choose_route(
 ) -> tuple[str, str]:
     """("cached" | "end_to_end", why): the route a phase with this freeze point takes.
 
-    Training and the time estimate both ask here. Without the features' size (floats per image at the
-    freeze point, and images) the memory budget is not checked: the estimate, before anything is built.
+    Training asks here with the built model's sizes, everything else through `planned_route`. Without the
+    features' size (floats per image at the freeze point, and images) the memory budget is not checked.
     """
     if not config.cache_features:
         return END_TO_END, "feature caching is turned off"

@@ -18,7 +18,7 @@ from tlcore.devices import check_precision
 from tlcore.feature_store import FeatureKey, FeatureStore
 from tlcore.progress import StepProgress
 from tlcore.records import COMPLETED, STOPPED, History
-from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, choose_route
+from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, planned_route
 from tlcore.runs import Run, RunStore
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
 from tlcore.tf.backbones import load_backbone
@@ -175,7 +175,10 @@ def extract_sweep_features(
     """
     wanted: dict[int, tuple[TrainConfig, FeatureKey]] = {}
     for _, config in planned:
-        if config.freeze_at == 0 or choose_route(config, config.freeze_at)[0] != CACHED:
+        if (
+            config.freeze_at == 0
+            or planned_route(config, config.freeze_at, len(data.train) + len(data.validation))[0] != CACHED
+        ):
             continue
         key = feature_key(config, data, config.freeze_at)
         if not features.has(key):

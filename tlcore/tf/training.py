@@ -64,7 +64,7 @@ from tlcore.devices import MIXED_FLOAT16, DeviceReport, check_precision, trainin
 from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures, format_time
 from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, Planned, ProgressFn, StepProgress, StopFlag
 from tlcore.records import COMPLETED, FAILED, STOPPED, History, StartRecord
-from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, END_TO_END, choose_route
+from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, END_TO_END, choose_route, planned_route
 from tlcore.runs import Run, RunStore
 from tlcore.schedule import Schedule, schedule
 from tlcore.tf.backbones import SEEDED_BUILD
@@ -748,14 +748,14 @@ def _stored_features(
     return stored if stored.validation.shape == (len(data.validation), *shape) else None
 
 
-def strategy_for(config: TrainConfig, devices: DeviceReport) -> tf.distribute.Strategy | None:
+def strategy_for(config: TrainConfig, devices: DeviceReport, num_images: int) -> tf.distribute.Strategy | None:
     """MirroredStrategy when several devices are there (`choose_strategy`) and a phase of `config` trains end to end.
 
     A run whose every phase takes the cached route trains only its head, milliseconds an epoch on one device:
     it runs without the strategy, on TensorFlow's default device (see SEVERAL_REPLICAS).
     """
     phases = [config.freeze_at] + ([config.fine_tune.freeze_at] if config.fine_tune else [])
-    if all(choose_route(config, freeze_at)[0] == CACHED for freeze_at in phases):
+    if all(planned_route(config, freeze_at, num_images)[0] == CACHED for freeze_at in phases):
         return None
     return choose_strategy(devices)
 
@@ -790,7 +790,7 @@ def train_and_record(
     # folder or decoding.
     devices = device_report()
     check_precision(config.precision, devices)
-    strategy = strategy_for(config, devices)
+    strategy = strategy_for(config, devices, info.num_images(TRAIN) + info.num_images(VALIDATION))
     with _scope(strategy):
         model = build_for(config, len(info.class_names))
     store = store or RunStore()
