@@ -30,6 +30,17 @@ _CAMERA_STAYS_PUT = "<style>[data-testid='stMain'] { overflow-anchor: none; }</s
 BLANK_SPREAD = 4  # grey levels: a snapshot whose darkest and brightest pixels are this close is all one colour
 
 
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _thumbnail(path: str, mtime: float) -> bytes:
+    """A photo's tile, THUMB_PX wide, made once per file version: given the 512 px file, Streamlit decoded,
+    shrank and re-encoded every tile on every rerun of the Dataset page (30 students, 12 tiles a class)."""
+    with Image.open(path) as image:
+        image.thumbnail((THUMB_PX, THUMB_PX * 4))
+        out = io.BytesIO()
+        image.convert("RGB").save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
 def camera_refusal(url: str) -> str:
     """Why a browser will not give this page the camera ("" when it will: HTTPS or this computer)."""
     parsed = urlparse(url or "")
@@ -133,8 +144,12 @@ def _class_panel(store: PhotoStore, class_name: str, camera_note: str) -> None:
     # Small tiles that wrap: four columns would stack into full-width photos on a phone.
     with st.container(horizontal=True, gap="small"):
         for photo in shown:
+            try:
+                tile = _thumbnail(str(photo.path), photo.path.stat().st_mtime)
+            except OSError:  # deleted since it was listed (the same student in another tab)
+                continue
             with st.container(width=THUMB_PX + 8, gap=None):
-                st.image(str(photo.path), width=THUMB_PX)
+                st.image(tile, width=THUMB_PX)
                 st.button(
                     "✕", key=f"photo_del_{photo.name}", on_click=_delete, args=(class_name, photo.name), help="Delete"
                 )
