@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh machine, check the code (ruff, mypy), then run the tests.
-# Usage: bash scripts/test.sh [pytest args...]
+# Usage: bash scripts/test.sh [--fast] [pytest args...]
+#   --fast: only the tests that need no TensorFlow, Ray, browser or other process (tests/lanes.py);
+#           a test that imports TensorFlow there fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +23,9 @@ python -m ruff check .
 python -m ruff format --check .
 python -m mypy
 
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  export TLLAB_FAST_LANE=1
+  exec python -m pytest -m "not tensorflow and not ray and not browser and not subprocess" "$@"
+fi
 exec python -m pytest "$@"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -105,3 +106,28 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "runs"
     monkeypatch.setenv("TLLAB_RUNS_DIR", str(path))
     return path
+
+
+# --- lanes: what a test module needs (tests/lanes.py), so `scripts/test.sh --fast` can leave it out ------
+
+FAST_LANE_ENV = "TLLAB_FAST_LANE"  # set by scripts/test.sh --fast: a test that imports TensorFlow fails
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.lanes import lanes_of
+
+    for item in items:
+        for lane in lanes_of(item.module.__name__ if item.module else ""):
+            item.add_marker(lane)
+
+
+@pytest.fixture(autouse=True)
+def _fast_lane_stays_without_tensorflow(request: pytest.FixtureRequest):
+    """In the fast lane, the test that brings TensorFlow in fails, naming the module to move to its lane."""
+    already = "tensorflow" in sys.modules
+    yield
+    if os.environ.get(FAST_LANE_ENV) and not already and "tensorflow" in sys.modules:
+        pytest.fail(
+            f"{request.node.nodeid} imported TensorFlow in the fast lane: add "
+            f"{request.module.__name__.split('.')[-1]} to TENSORFLOW in tests/lanes.py"
+        )

@@ -146,7 +146,7 @@ def test_a_student_sees_and_stops_only_their_own_runs_and_jobs(browser, tmp_path
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.query_params["job"] = adas_job.id
         at.run()
-        for page in ("runs", "train", "inference"):
+        for page in ("runs", "train", "inference", "inside"):  # See inside: the map of a run's head
             at.switch_page(f"pages/{page}.py").run()
             assert not at.exception, page
             shown = _everything_shown(at)
