@@ -37,14 +37,40 @@ def students_table() -> None:
     if not rows:
         st.caption("Nobody has joined yet: students open this server's address and type their name.")
         return
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        column_config={
-            "val accuracy": st.column_config.NumberColumn(format="percent"),
-            "queue": st.column_config.TextColumn("in queue"),
-            "freeze point": st.column_config.NumberColumn("freeze"),
-        },
+    st.dataframe(_board_frame(rows), hide_index=True, column_config=_BOARD_COLUMNS)
+
+
+# Seven narrow columns fit a projector's 1024 px beside the sidebar (nine, with state, progress and place
+# apart, scrolled sideways there).
+_BOARD_COLUMNS = {
+    "name": st.column_config.TextColumn(width=150),
+    "status": st.column_config.TextColumn(width=92, help="the run's stage and epoch, or its place in the queue"),
+    "freeze": st.column_config.NumberColumn(width=48),
+    "weights": st.column_config.TextColumn(width=64),
+    "val acc": st.column_config.NumberColumn(format="percent", width=56, help="validation accuracy of the newest run"),
+    "photos": st.column_config.TextColumn(width=92, help="photos per class"),
+    "runs": st.column_config.NumberColumn(width=40),
+}
+
+
+def _board_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """The board's columns: a job's state, progress and place in the queue read as one status."""
+
+    def status(row: dict[str, object]) -> str:
+        if row["queue"]:
+            return f"queue {row['queue']}"
+        return str(row["progress"] or row["state"])
+
+    return pd.DataFrame(
+        {
+            "name": [r["name"] for r in rows],
+            "status": [status(r) for r in rows],
+            "freeze": [r["freeze point"] for r in rows],
+            "weights": [r["weights"] for r in rows],
+            "val acc": [r["val accuracy"] for r in rows],
+            "photos": [r["photos"] for r in rows],
+            "runs": [r["runs"] for r in rows],
+        }
     )
 
 
