@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import altair as alt
 import streamlit as st
 
 _CACHED: dict[str, Callable[..., dict[str, Any]]] = {}
@@ -18,7 +19,7 @@ _CACHED: dict[str, Callable[..., dict[str, Any]]] = {}
 ALTAIR_DEFAULT_VIEW = ("continuousWidth", "continuousHeight")
 
 
-def vega_lite_spec(chart: Any) -> dict[str, Any]:
+def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     """The chart's Vega-Lite spec as Streamlit would draw it (without Altair's default view size)."""
     spec: dict[str, Any] = chart.to_dict()
     view = spec.get("config", {}).get("view", {})
