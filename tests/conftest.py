@@ -131,3 +131,23 @@ def _fast_lane_stays_without_tensorflow(request: pytest.FixtureRequest):
             f"{request.node.nodeid} imported TensorFlow in the fast lane: add "
             f"{request.module.__name__.split('.')[-1]} to TENSORFLOW in tests/lanes.py"
         )
+
+
+# --- class mode in AppTest ---------------------------------------------------------------------------
+
+CLASS_TEST_KEY = "the-teachers-own-class-key"
+
+
+@pytest.fixture
+def class_browser(monkeypatch, runs_dir):
+    """Class mode on; `.token` is the cookie the app sees (set it to play another browser)."""
+    from dashboard import identity
+    from tlcore.classroom import CLASS_KEY_ENV
+
+    monkeypatch.setenv(CLASS_KEY_ENV, CLASS_TEST_KEY)
+
+    class Browser:
+        token: str | None = "browser-of-ada"
+
+    monkeypatch.setattr(identity, "browser_token", lambda: Browser.token)
+    return Browser

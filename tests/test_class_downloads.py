@@ -22,7 +22,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
 
-from dashboard import housekeeping, identity
+from dashboard import housekeeping
 from dashboard.code_panel import RUN_DOWNLOAD, RUN_PICK, SETTINGS_DOWNLOAD
 from dashboard.skipped import SKIPPED_SHOWN
 from dashboard.state import SAMPLE_DATA, SOURCE_FOLDER, SOURCE_PHOTOS, SOURCE_ZIP, WEIGHTS_IMAGENET, K
@@ -40,20 +40,13 @@ from tlcore.records import COMPLETED
 from tlcore.runs import MODEL_FILE, RunStore
 from tlcore.uploads import EXTRACTION_PREFIX, UPLOAD_DIR_ENV, extract_zip
 
-KEY = "the-teachers-own-class-key"
 LIST_DOWNLOAD = "Download the whole list (CSV)"  # the skipped files' (dashboard/skipped.py: no key)
 
 
 @pytest.fixture
-def browser(monkeypatch, runs_dir):
-    """Class mode on; `browser.token` is the cookie the app sees (set it to play another browser)."""
-    monkeypatch.setenv(CLASS_KEY_ENV, KEY)
-
-    class Browser:
-        token: str | None = "browser-of-ada"
-
-    monkeypatch.setattr(identity, "browser_token", lambda: Browser.token)
-    return Browser
+def browser(class_browser):
+    """Class mode on; `browser.token` is the cookie the app sees (tests/conftest.py)."""
+    return class_browser
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import identity
 from dashboard.state import K
-from tests.conftest import ROOT
+from tests.conftest import CLASS_TEST_KEY, ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.access import student
 from tlcore.classroom import CLASS_KEY_ENV, PRIVACY_NOTICE, Roster
@@ -22,19 +21,13 @@ from tlcore.jobs import JOBS
 from tlcore.owner_settings import OwnerSettings
 from tlcore.runs import RunStore
 
-KEY = "the-teachers-own-class-key"
+KEY = CLASS_TEST_KEY
 
 
 @pytest.fixture
-def browser(monkeypatch, runs_dir):
-    """Class mode on; `browser.token` is the cookie the app sees (set it to play another browser)."""
-    monkeypatch.setenv(CLASS_KEY_ENV, KEY)
-
-    class Browser:
-        token: str | None = "browser-of-ada"
-
-    monkeypatch.setattr(identity, "browser_token", lambda: Browser.token)
-    return Browser
+def browser(class_browser):
+    """Class mode on; `browser.token` is the cookie the app sees (tests/conftest.py)."""
+    return class_browser
 
 
 def _open(page: str = "") -> AppTest:

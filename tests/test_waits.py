@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -65,9 +66,25 @@ def test_the_class_limits_say_which_one_a_run_breaks():
 def test_a_run_past_one_and_a_half_times_the_cap_stops():
     from tlcore.waits import stop_past_cap
 
-    registry = JobRegistry(max_active=1)
-    job = registry.start("student", "training", lambda job: job.stop_flag.wait(60), config=TINY_CONFIG)
-    stop_past_cap(job, cap_s=0.2, poll_s=0.05)
-    job.thread.join(30)
-    assert job.stop_flag.is_set() and job.snapshot().elapsed >= 0.3
-    assert "1.5 x the class's time cap" in job.snapshot().message
+    class Run:
+        """A job whose training seconds are read from a list (each poll reads a snapshot twice), no clock."""
+
+        id = "capped"
+
+        def __init__(self, seconds: list[float]) -> None:
+            self.readings, self.last, self.stopped_at, self.message = iter(seconds), 0.0, None, ""
+
+        def snapshot(self) -> SimpleNamespace:
+            self.last = next(self.readings, self.last)
+            return SimpleNamespace(done=False, stage="train", elapsed=self.last)
+
+        def update(self, message: str) -> None:
+            self.message = message
+
+        def stop(self) -> None:
+            self.stopped_at = self.last
+
+    run = Run([s for s in (0.1, 0.25, 0.30, 0.31, 0.5) for _ in (1, 2)])
+    stop_past_cap(run, cap_s=0.2, poll_s=0.001).join(30)
+    assert run.stopped_at == 0.31  # the first reading past 1.5 x 0.2 s, none before
+    assert "Stopped at 1.5 x the class's time cap" in run.message
