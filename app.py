@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import housekeeping, kept_settings
+from dashboard import foreground, housekeeping, kept_settings
 from dashboard.class_views import account_box, class_gate
 from dashboard.identity import is_new_session, owner, person
 from dashboard.sidebar import sidebar
@@ -30,6 +30,11 @@ COMPACT_TOP = "<style>[data-testid='stMainBlockContainer'] { padding-top: 3rem; 
 
 
 def run() -> None:
+    with foreground.drawing():  # background passes pause between batches meanwhile
+        _draw()
+
+
+def _draw() -> None:
     st.set_page_config(page_title="Transfer Learning Lab", page_icon=":material/school:", layout="wide")
     st.html(COMPACT_TOP)
     keep_keras_state()

@@ -412,20 +412,21 @@ async def join(session: Session, name: str) -> None:
         raise RuntimeError(f"{session.name}: did not join: {session.texts[-3:]}")
 
 
-def own_photos(runs_dir: Path, owner: str, count: int, seed: int) -> None:
-    """A student's own dataset, made as the maker does (PhotoStore.add): two classes of `count` photos in
-    all, textures of this student's own (no two students' images, so no two share features)."""
+Photo = tuple[str, str, bytes]  # (class, file name, the JPEG a camera or phone sends)
+
+
+def camera_photos(count: int, seed: int) -> list[Photo]:
+    """A student's own photos as their camera makes them: two classes of `count` photos in all, textures of
+    this student's own (no two students' images, so no two share features). Made before the class
+    arrives: in a lesson the phone encodes them, not the server (this process shares its two cores)."""
     import io
 
     import numpy as np
     from PIL import Image
 
-    from tlcore.photos import PhotoStore
-
-    store = PhotoStore(owner, runs_dir)
     rng = np.random.default_rng(seed)
+    photos: list[Photo] = []
     for label, name in enumerate(("mine", "theirs")):
-        store.add_class(name)
         base = rng.integers(0, 255, 3)
         for i in range(count // 2):
             noise = rng.integers(0, 255, (96, 128, 3))
@@ -433,19 +434,34 @@ def own_photos(runs_dir: Path, owner: str, count: int, seed: int) -> None:
             pixels = (noise * 0.5 + tint * 0.5).astype(np.uint8)
             out = io.BytesIO()
             Image.fromarray(pixels).save(out, format="JPEG", quality=90)
-            store.add(name, out.getvalue(), f"{name}{i}.jpg")
+            photos.append((name, f"{name}{i}.jpg", out.getvalue()))
+    return photos
 
 
-async def use_own_photos(session: Session, plan: Plan, index: int) -> None:
-    """Make the student's photos (in a worker thread: Pillow's work), then pick them in the sidebar."""
+def store_photos(runs_dir: Path, owner: str, photos: Sequence[Photo]) -> None:
+    """The server's part, as the maker does it (PhotoStore.add: decoded, turned upright, re-encoded)."""
+    from tlcore.photos import PhotoStore
+
+    store = PhotoStore(owner, runs_dir)
+    for name in dict.fromkeys(label for label, _, _ in photos):
+        store.add_class(name)
+    for label, file_name, data in photos:
+        store.add(label, data, file_name)
+
+
+async def use_own_photos(session: Session, plan: Plan, photos: Sequence[Photo]) -> None:
+    """Store the student's photos (in a worker thread: Pillow's work), then pick them in the sidebar."""
     from streamlit.proto.WidgetStates_pb2 import WidgetState
 
     from dashboard.state import SOURCE_PHOTOS, K
     from tlcore.classroom import Roster
 
     assert plan.runs_dir is not None
-    session.owner = Roster(plan.runs_dir).who(session.cookie).owner
-    await asyncio.to_thread(own_photos, plan.runs_dir, session.owner, plan.own_data, 1000 + index)
+    student = Roster(plan.runs_dir).who(session.cookie)
+    if student is None:
+        raise RuntimeError(f"{session.name}: joined, yet the roster does not know its cookie")
+    session.owner = student.owner
+    await asyncio.to_thread(store_photos, plan.runs_dir, session.owner, photos)
     await session.visit("Dataset")
     source = WidgetState(id=session.widget_id(K.source), string_value=SOURCE_PHOTOS)  # a radio's state: its text
     session.sticky[source.id] = source
@@ -713,6 +729,7 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     spacing = plan.sessions // max(plan.trainers, 1)
     trainer_ids = {i * spacing for i in range(plan.trainers)}
     started: list[dict[str, Any]] = []
+    photos = {i: camera_photos(plan.own_data, 1000 + i) for i in trainer_ids} if class_mode else {}
 
     async def arrive(i: int, session: Session) -> None:
         await asyncio.sleep(args.arrive_s * i / plan.sessions)  # a class does not arrive in one millisecond
@@ -724,7 +741,7 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
             if i == TEACHER_AT:  # one session is the teacher's: the board is browsed with every page
                 await unlock_teacher(session, CLASS_KEY)
             if i in trainer_ids:
-                await use_own_photos(session, plan, i)
+                await use_own_photos(session, plan, photos[i])
         await browse(session, plan, clock, i in trainer_ids, started)
 
     tasks = [asyncio.create_task(arrive(i, s), name=s.name) for i, s in enumerate(sessions)]

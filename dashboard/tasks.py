@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import streamlit as st
 
+from dashboard import foreground
 from tlcore import background
 from tlcore.classroom import class_key
 from tlcore.jobs import JOBS
@@ -60,6 +61,7 @@ class Task:
 
     def report(self, done: int, total: int, unit: str = IMAGES) -> None:
         self.done, self.total, self.unit = done, total, unit
+        foreground.pause_for_pages()  # between batches: a page being drawn goes first
 
 
 class _Registry:
