@@ -1,12 +1,14 @@
-"""Pages before passes: background passes pause between batches while a page is being drawn.
+"""Pages before passes, and a few pages at a time: how one server stays quick for a class arriving at once.
 
-A class arriving at once opens thirty first pages while See inside's passes put images through VGG16 on
-both cores; the pages took up to 4.8 s (bench/classroom_load.py --own-data). A pass that waits a moment
-between batches costs it little and gives a page the whole machine.
+Thirty first pages drawn at once took up to 4.8 s (bench/classroom_load.py --own-data): thirty threads took
+turns on the interpreter's lock, each holding Streamlit's media lock while it waited for its turn, and See
+inside's passes ran VGG16 on both cores meanwhile. Pages now take turns, a few at a time, and a pass waits a
+moment between batches while any page is being drawn.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -15,18 +17,23 @@ from contextlib import contextmanager
 MAX_PAUSE_S = 0.5  # per batch: under a class's constant browsing a pass still moves on
 POLL_S = 0.02
 
+MAX_PAGE_RUNS_ENV = "TLLAB_MAX_PAGE_RUNS"
+# Script runs at once: a few keep both cores busy (a page also waits on disk and the network); more only queue
+# on the interpreter's lock, where a thread holding any other lock makes every other thread wait too.
+_TURNS = threading.BoundedSemaphore(max(1, int(os.environ.get(MAX_PAGE_RUNS_ENV, "4") or 4)))
 _lock = threading.Lock()
 _drawing = 0
 
 
 @contextmanager
 def drawing() -> Iterator[None]:
-    """Around one script run of a page (app.py): passes pause while any is in progress."""
+    """Around one script run of a page (app.py): it waits its turn; passes pause while any is in progress."""
     global _drawing
     with _lock:
         _drawing += 1
     try:
-        yield
+        with _TURNS:
+            yield
     finally:
         with _lock:
             _drawing -= 1

@@ -46,3 +46,32 @@ def test_the_pause_is_bounded_and_the_count_survives_errors() -> None:
     except RuntimeError:
         pass
     assert foreground.pages_drawing() == 0  # a failed page does not hold the passes back forever
+
+
+def test_pages_take_turns_a_few_at_a_time(monkeypatch) -> None:
+    monkeypatch.setattr(foreground, "_TURNS", threading.BoundedSemaphore(2))
+    inside, most, lock = [0], [0], threading.Lock()
+    release = threading.Event()
+
+    def draw_page() -> None:
+        with foreground.drawing():
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            release.wait(30)
+            with lock:
+                inside[0] -= 1
+
+    pages = [threading.Thread(target=draw_page) for _ in range(5)]
+    for page in pages:
+        page.start()
+    deadline = time.monotonic() + 30
+    while foreground.pages_drawing() < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert foreground.pages_drawing() == 5  # all five count as drawn (passes pause for waiting pages too)
+    time.sleep(0.2)
+    assert most[0] == 2  # two draw; three wait their turn
+    release.set()
+    for page in pages:
+        page.join(30)
+    assert most[0] == 2 and inside[0] == 0 and foreground.pages_drawing() == 0
