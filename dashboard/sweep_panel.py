@@ -16,7 +16,7 @@ from tlcore.baselines import run_baselines
 from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.estimate import describe_sweep
-from tlcore.jobs import JOBS, Job, JobBusy, start_sweep
+from tlcore.jobs import JOBS, Job, JobBusy, SweepProgress, start_sweep
 from tlcore.runs import RunSummary
 from tlcore.speed import machine_speed
 from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, SCRATCH, point_label
@@ -26,11 +26,13 @@ PERCENT = st.column_config.NumberColumn(format="percent")
 
 def _start_sweep() -> None:
     s = st.session_state
+    if not isinstance(info := current_dataset(), DatasetInfo):
+        return  # the button is disabled until a dataset is scanned
     try:
         job = start_sweep(
             owner(),
             current_config().replace(epochs=int(s["sweep_epochs"])),
-            current_dataset(),
+            info,
             s["sweep_points"],
             scratch=bool(s["sweep_scratch"]),
             store=run_store(),
@@ -143,16 +145,17 @@ SWEEP_STAGES = {"decode": STAGE_LABELS["decode"], "extract": "Frozen features of
 @st.fragment(run_every=1.0)
 def sweep_progress(job: Job) -> None:
     snap = job.snapshot()
-    current, total = snap.extra.get("current"), max(snap.extra.get("total_points", 1), 1)
+    sweep = snap.sweep or SweepProgress(sweep_id="", total_points=1)  # none yet while the job waits for a slot
+    current, total = sweep.current, max(sweep.total_points, 1)
     if current:
-        st.progress((current["index"] - 1) / total, text=f"Point {current['index']}/{total}: {current['label']}")
+        st.progress((current.index - 1) / total, text=f"Point {current.index}/{total}: {current.label}")
     else:  # before the first point: decoding, then every cached point's features in one pass
         for stage, (done, count) in snap.stages.items():
             if count:
                 st.progress(min(done / count, 1.0), text=f"{SWEEP_STAGES.get(stage, stage)}: {done}/{count} images")
     if snap.batches:
         st.progress(snap.fraction(), text=f"Epoch {snap.epoch}/{snap.epochs_total}: batch {snap.batch}/{snap.batches}")
-    if finished := snap.extra.get("points"):
-        st.dataframe(sweep_points_frame(finished), hide_index=True)
+    if sweep.points:
+        st.dataframe(sweep_points_frame([point.to_dict() for point in sweep.points]), hide_index=True)
     if snap.done:
         st.rerun()  # the whole page: the finished sweep appears among the saved ones

@@ -201,9 +201,9 @@ def test_an_unwritable_runs_folder_fails_the_job_with_a_clear_message(info, tmp_
 
 
 def test_only_the_newest_finished_jobs_of_other_sessions_are_kept(monkeypatch):
-    import tlcore.jobs as jobs
+    import tlcore.jobs.registry as registry_module
 
-    monkeypatch.setattr(jobs, "FINISHED_JOBS_KEPT", 2)
+    monkeypatch.setattr(registry_module, "FINISHED_JOBS_KEPT", 2)
     registry = JobRegistry(max_active=1)
     finished = []
     for owner in ("o1", "o2", "o3"):

@@ -179,7 +179,7 @@ def test_a_sweep_spreads_its_points_over_the_workers_with_the_in_process_result(
         return [(p.label, p.freeze_at, p.status, p.trainable_params, p.epochs_done, p.path) for p in points]
 
     assert shape(ray_result.points) == shape(here_result.points)
-    assert [p["label"] for p in ray_snap.extra["points"]] == ["k=18", "k=14"] and ray_snap.extra["total_points"] == 2
+    assert [p.label for p in ray_snap.sweep.points] == ["k=18", "k=14"] and ray_snap.sweep.total_points == 2
     assert ray_result.shared_points == here_result.shared_points == [14, 18]
     records = [load_record(Path(p.run_dir)) for p in ray_result.points]
     assert {r.tags["sweep"] for r in records} == {ray_result.sweep_id}

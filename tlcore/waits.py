@@ -15,18 +15,18 @@ from typing import Any
 from tlcore import background
 from tlcore.config import TrainConfig
 from tlcore.estimate import estimate
-from tlcore.jobs import QUEUED
+from tlcore.jobs import QUEUED, Job, JobRegistry
 from tlcore.speed import Speed
 
 
-def estimated_seconds(job: Any, speed: Speed | float) -> float:
+def estimated_seconds(job: Job, speed: Speed | float) -> float:
     """A job's whole estimated time from its settings and dataset (0 when it holds no TrainConfig)."""
     if not isinstance(job.config, TrainConfig) or not job.train_images:
         return 0.0
     return estimate(job.config, job.train_images, job.validation_images, speed).total_seconds
 
 
-def seconds_left(job: Any, speed: Speed | float) -> float:
+def seconds_left(job: Job, speed: Speed | float) -> float:
     """What a running job has left; a waiting job's whole estimate."""
     snap = job.snapshot()
     if snap.done:
@@ -39,7 +39,7 @@ def seconds_left(job: Any, speed: Speed | float) -> float:
     return max(0.0, whole - snap.elapsed)
 
 
-def waits(registry: Any, speed: Speed | float) -> dict[str, float]:
+def waits(registry: JobRegistry, speed: Speed | float) -> dict[str, float]:
     """{job id: estimated seconds until it starts} for every waiting job, in queue order."""
     queued = registry.queue()
     waiting_ids = {job.id for job in queued}
@@ -82,7 +82,7 @@ def limit_problem(
     return None
 
 
-def stop_past_cap(job: Any, cap_s: float, poll_s: float = 1.0) -> threading.Thread:
+def stop_past_cap(job: Job, cap_s: float, poll_s: float = 1.0) -> threading.Thread:
     """Stop `job` once it has trained OVERRUN x `cap_s` (time waiting in the queue does not count); its run
     keeps the epochs it finished and its model, as any Stop does."""
 
