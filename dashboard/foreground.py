@@ -1,39 +1,38 @@
-"""Pages before passes, and a few pages at a time: how one server stays quick for a class arriving at once.
+"""Pages before passes: a background pass waits between batches while any page is being drawn.
 
-Thirty first pages drawn at once took up to 4.8 s (bench/classroom_load.py --own-data): thirty threads took
-turns on the interpreter's lock, each holding Streamlit's media lock while it waited for its turn, and See
-inside's passes ran VGG16 on both cores meanwhile. Pages now take turns, a few at a time, and a pass waits a
-moment between batches while any page is being drawn.
+A class arriving opened thirty first pages while See inside's passes ran VGG16 on both cores: See inside
+took 5.6 s p95 (bench/classroom_load.py --own-data). Waiting pages first costs a pass little (a class's
+pages are drawn a fraction of the time) and gives a page the whole machine.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-MAX_PAUSE_S = 0.5  # per batch: under a class's constant browsing a pass still moves on
+MAX_PAUSE_S = 5.0  # per batch (tlcore.tf.probe.PASS_BATCH images)
+# A pass waits at most this many times as long as it worked since its last report: under a class's constant
+# browsing it still gets a fifth of the machine, whether its steps are 0.3 s batches or 10 ms LR-finder steps.
+PAGES_SHARE = 4.0
 POLL_S = 0.02
 
-MAX_PAGE_RUNS_ENV = "TLLAB_MAX_PAGE_RUNS"
-# Script runs at once: a few keep both cores busy (a page also waits on disk and the network); more only queue
-# on the interpreter's lock, where a thread holding any other lock makes every other thread wait too.
-_TURNS = threading.BoundedSemaphore(max(1, int(os.environ.get(MAX_PAGE_RUNS_ENV, "4") or 4)))
 _lock = threading.Lock()
 _drawing = 0
 
 
 @contextmanager
 def drawing() -> Iterator[None]:
-    """Around one script run of a page (app.py): it waits its turn; passes pause while any is in progress."""
+    """Around one script run of a page (app.py): passes pause while any is in progress.
+
+    Not a limit on pages at once: four at a time made every page wait behind See inside's (measured).
+    """
     global _drawing
     with _lock:
         _drawing += 1
     try:
-        with _TURNS:
-            yield
+        yield
     finally:
         with _lock:
             _drawing -= 1
@@ -44,8 +43,10 @@ def pages_drawing() -> int:
     return _drawing
 
 
-def pause_for_pages(max_pause_s: float = MAX_PAUSE_S) -> float:
-    """Between a pass's batches: wait while pages are drawn, at most `max_pause_s`. Returns the seconds waited."""
+def pause_for_pages(worked_s: float, max_pause_s: float = MAX_PAUSE_S) -> float:
+    """Between a pass's batches: wait while pages are drawn, at most PAGES_SHARE x `worked_s` (the pass's time
+    since its last pause) and `max_pause_s`. Returns the seconds waited."""
+    max_pause_s = min(max_pause_s, PAGES_SHARE * worked_s)
     start = time.perf_counter()
     while _drawing and (waited := time.perf_counter() - start) < max_pause_s:
         time.sleep(min(POLL_S, max_pause_s - waited))

@@ -58,10 +58,13 @@ class Task:
     waiting: bool = True  # for its turn: MAX_PASSES_ENV passes run at once
     waiting_for: str = "another pass to finish (one at a time on this server)"
     finished: threading.Event = field(default_factory=threading.Event)
+    _last_report: float = field(default_factory=time.perf_counter)  # when it last paused for pages
 
     def report(self, done: int, total: int, unit: str = IMAGES) -> None:
         self.done, self.total, self.unit = done, total, unit
-        foreground.pause_for_pages()  # between batches: a page being drawn goes first
+        now = time.perf_counter()
+        foreground.pause_for_pages(now - self._last_report)  # between batches: a page being drawn goes first
+        self._last_report = time.perf_counter()
 
 
 class _Registry:
@@ -108,7 +111,8 @@ def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
     try:
         with _PASS_SLOTS:  # waits its turn behind the passes already running
             _after_the_class_runs(task)
-            task.started, task.waiting = time.perf_counter(), False
+            task.started = task._last_report = time.perf_counter()
+            task.waiting = False
             with TRACING.inside():  # a pass or a sweep may trace TensorFlow steps, like a training job
                 task.result = compute(task.report)
     except Exception as err:  # shown on the page, which offers to try again; the app goes on

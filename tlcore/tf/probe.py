@@ -18,8 +18,11 @@ from tlcore.architecture import OUTPUT_LAYER
 from tlcore.inside import Comparison, Weighting
 from tlcore.probe import PROBE_BOUNDARIES, ProbeResult, layer_at, probe_accuracy, scores_table
 from tlcore.tf.backbones import backbone_for, outputs_model
-from tlcore.tf.pipeline import ImageSet, predict_outputs
-from tlcore.tf.training import PreparedData
+from tlcore.tf.pipeline import ImageSet, PreparedData, predict_outputs
+
+# Images per batch of a pass: the dashboard's pages go first between batches (dashboard.foreground), and 8
+# images at 128 px are a few tenths of a second on 2 cores, where 32 held a page up for over a second.
+PASS_BATCH = 8
 
 FeatureProgressFn = Callable[[int, int], None]  # (images done, images in all)
 BackboneFn = Callable[[Weighting, int], keras.Model]  # (weighting, image size) -> convolutional base
@@ -119,7 +122,11 @@ def hidden_layer_name(model: keras.Model) -> str | None:
 
 
 def hidden_features(
-    model: keras.Model, images: ImageSet, name: str, batch_size: int = 32, progress: Callable[[int], None] | None = None
+    model: keras.Model,
+    images: ImageSet,
+    name: str,
+    batch_size: int = PASS_BATCH,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """The output of the model's layer `name` (e.g. `hidden_layer_name(model)`) for every image."""
     to_hidden = keras.Model(model.inputs, model.get_layer(name).output, name="to_hidden")
@@ -127,7 +134,7 @@ def hidden_features(
 
 
 def _forward(
-    model: keras.Model, images: ImageSet, batch_size: int = 32, progress: Callable[[int], None] | None = None
+    model: keras.Model, images: ImageSet, batch_size: int = PASS_BATCH, progress: Callable[[int], None] | None = None
 ) -> list[np.ndarray]:
     outputs = predict_outputs(model, images, batch_size, progress)
     assert outputs is not None  # no stop flag was given
