@@ -8,7 +8,8 @@ from dashboard import foreground, housekeeping, kept_settings
 from dashboard.class_views import account_box, class_gate
 from dashboard.identity import is_new_session, owner, person
 from dashboard.sidebar import sidebar
-from dashboard.state import init_session_state, keep_keras_state, measure_machine_speed
+from dashboard.state import init_session_state, measure_machine_speed
+from dashboard.streamlit_patches import keep_keras_state
 from tlcore.quiet import quiet_tensorflow
 
 quiet_tensorflow()  # before any page imports TensorFlow: no CUDA / oneDNN lines in the server log

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import streamlit as st
 from PIL import Image
 
-from dashboard.state import my_photos
+from dashboard.dataset_source import my_photos
 from tlcore.photos import PhotoError, PhotoStore
 
 MIN_CLASSES = 2

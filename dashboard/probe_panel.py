@@ -18,8 +18,9 @@ import streamlit as st
 from dashboard import tasks
 from dashboard.chart_cache import show_chart
 from dashboard.charts import feature_map_chart, probe_chart
+from dashboard.dataset_source import dataset_is_shared
 from dashboard.identity import run_store
-from dashboard.state import K, dataset_is_shared
+from dashboard.state import K
 from dashboard.tables import describe_run
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo, display_path

@@ -1,4 +1,4 @@
-"""The session state the pages share: every key (K), the defaults, the one widget <-> TrainConfig mapping, the dataset.
+"""The session state the pages share: every key (K), the defaults, the one widget <-> TrainConfig mapping.
 
 No ML logic here: every computation is a tlcore call. TensorFlow is imported
 only by the pages that need it (the Dataset page renders without it).
@@ -7,27 +7,17 @@ only by the pages that need it (the Dataset page renders without it).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any, Protocol
 
 import streamlit as st
 
-from dashboard.skipped import skipped_files
+from dashboard.streamlit_patches import run_through_app
 from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import IMAGENET, NO_WEIGHTS, WEIGHTS_ENV, get_backbone, imagenet_cached_path, weights_status
 from tlcore.config import PATIENCE, AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
-from tlcore.data import DatasetError, DatasetInfo, scan, tree_stamp
 from tlcore.estimate import measure_in_background
-from tlcore.paths import (
-    DataRootError,
-    PathNotAllowed,
-    data_root,
-    refuse_links_outside,
-    resolve_user_path,
-    typed_weights_path,
-)
-from tlcore.photos import PhotoStore
+from tlcore.paths import DataRootError, PathNotAllowed, typed_weights_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
@@ -243,112 +233,6 @@ def init_session_state() -> None:
             st.session_state[key] = st.session_state[key]
 
 
-# --- dataset ---------------------------------------------------------------------------
-
-
-# A class keeps 30 students' own photo folders in use at once, besides the sample and the teacher's folders.
-@st.cache_resource(show_spinner="Scanning the image folder...", max_entries=64)
-def _scan_cached(root: str, stamp: str, fence: str = "", verify: bool = True) -> DatasetInfo | DatasetError:
-    """Scan `root`; with a fence (the data root), first refuse a folder whose links lead outside it.
-
-    `stamp` (tree_stamp: the mtimes of every folder under root) makes an image added or removed in any
-    class folder a new cache entry, so the pages show the new counts. `verify=False` skips decoding each
-    image: only for the photo store, whose every file the lab decoded and re-encoded itself.
-    """
-    try:
-        if fence:
-            # The scan follows links; checked first so it never reads or lists files outside the fence.
-            refuse_links_outside(Path(root), Path(fence))
-        return scan(root, verify=verify)
-    except PathNotAllowed as err:
-        return DatasetError(str(err))
-    except DatasetError as err:
-        return err
-
-
-def dataset_root() -> Path | None:
-    """The folder the sidebar points at; a typed folder path stays inside the data root, when one is set.
-
-    Raises:
-        PathNotAllowed, DataRootError: the folder path is refused (the message is safe to show).
-    """
-    source = st.session_state[K.source]
-    if source == SOURCE_SAMPLE:
-        return SAMPLE_DATA
-    if source == SOURCE_FOLDER:
-        folder = st.session_state[K.folder].strip()
-        return resolve_user_path(folder, data_root(), "Folder path") if folder else None
-    if source == SOURCE_PHOTOS:  # this session's own photos, made on the Dataset page
-        return my_photos().root
-    # The app extracted the .zip into its own temporary folder: no user-typed path to fence. In a class it is
-    # its uploader's alone: another's folder reads as no upload (the single-user lab's administrator reads all).
-    from dashboard import housekeeping
-    from dashboard.identity import actor  # imports this module
-
-    folder = st.session_state[K.zip_dir]
-    return Path(folder) if folder and housekeeping.tracker().may_read(folder, actor()) else None
-
-
-def _my_photos_dataset() -> DatasetInfo | DatasetError | None:
-    """The session's own photos as a dataset: None before the first photo; what is missing in words (never
-    the server's path) until every class has photos."""
-    store = my_photos()
-    counts = store.counts()
-    if not any(counts.values()):
-        return None  # the Dataset page's maker is where to start
-    if empty := [name for name, count in counts.items() if not count]:
-        return DatasetError(f"add photos to every class: {', '.join(f'“{n}”' for n in empty)} has none yet.")
-    if len(counts) < 2:
-        return DatasetError("name a second class on the Dataset page: training tells classes apart.")
-    info = _scan_cached(str(store.root), tree_stamp(store.root), verify=False)
-    if isinstance(info, DatasetError):
-        return DatasetError(str(info).replace(str(store.root), "your photos"))
-    return info
-
-
-def dataset_is_shared() -> bool:
-    """Whether the dataset is the class's common data (the sample, the teacher's folders), not a person's own
-    (their photos, their uploaded .zip): passes over it may serve everyone."""
-    return st.session_state[K.source] in (SOURCE_SAMPLE, SOURCE_FOLDER)
-
-
-def my_photos() -> PhotoStore:
-    """The photo store of this session's owner (dashboard.identity.owner has set it for this run)."""
-    return PhotoStore(str(st.session_state[K.owner]))
-
-
-def current_dataset() -> DatasetInfo | DatasetError | None:
-    """The scanned dataset the sidebar points at (cached; rescanned when the folder changes)."""
-    try:
-        root = dataset_root()
-    except (PathNotAllowed, DataRootError) as err:
-        return DatasetError(str(err))
-    if st.session_state[K.source] == SOURCE_PHOTOS:
-        return _my_photos_dataset()
-    if root is None:
-        return None
-    fence = data_root() if st.session_state[K.source] == SOURCE_FOLDER else None
-    stamp = tree_stamp(root, within=fence) if root.exists() else ""
-    return _scan_cached(str(root), stamp, str(fence or ""))
-
-
-def require_dataset() -> DatasetInfo:
-    """The dataset, or a message with what to do and st.stop()."""
-    info = current_dataset()
-    if info is None:
-        if st.session_state[K.source] == SOURCE_PHOTOS:
-            st.info("Your dataset has no photos yet: add some on the Dataset page.")
-        else:
-            st.info("Choose a dataset in the sidebar: the bundled sample, a folder path, or a .zip of class folders.")
-        st.stop()
-    if isinstance(info, DatasetError):
-        st.error(f"This dataset cannot be used: {info}")
-        if info.info is not None and info.info.skipped:
-            skipped_files(info.info.skipped, info.info.root)
-        st.stop()
-    return info
-
-
 # --- weights and config ---------------------------------------------------------------------
 
 
@@ -435,44 +319,8 @@ def measure_machine_speed() -> None:
     measure_in_background()
 
 
-def keep_keras_state() -> None:
-    """Stop Streamlit from resetting Keras at the end of every script run.
-
-    Streamlit calls keras.backend.clear_session() whenever a script run ends
-    (`_clean_problem_modules` in streamlit.runtime.scriptrunner.script_runner).
-    With a run training in a background thread, every click and every tick of
-    the live view then replaced Keras' global state under it, emptied
-    TensorFlow's kernel cache and ran a full garbage collection: the reason
-    watching a run made it several times slower. Only the pyplot cleanup is
-    kept. Should a Streamlit version move that function, nothing breaks here;
-    bench/live_view.py would show the cost again.
-    """
-    from streamlit.runtime.scriptrunner import script_runner
-
-    if hasattr(script_runner, "_clean_problem_modules"):
-        script_runner._clean_problem_modules = _close_pyplot_figures
-
-
-def _close_pyplot_figures() -> None:
-    # A background thread may be importing pyplot right now: a half-initialised module has no close yet.
-    close = getattr(sys.modules.get("matplotlib.pyplot"), "close", None)
-    if close is not None:
-        close("all")
-
-
-def _run_through_app() -> None:
-    # A fresh server's first request for a page URL may run the page file
-    # without app.py: Streamlit's legacy pages/ mode, before st.navigation has
-    # switched it off. Switch it off as st.navigation does, and run app.py.
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if getattr(PagesManager, "uses_pages_directory", False):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
 def page_intro(title: str, text: str) -> None:
     """Every page opens with this: its title and a sentence or two for a learner."""
-    _run_through_app()
+    run_through_app()
     st.title(title)
     st.write(text)

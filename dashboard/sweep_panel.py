@@ -7,9 +7,10 @@ from collections.abc import Sequence
 import streamlit as st
 
 from dashboard.charts import curves_chart, sweep_charts
+from dashboard.dataset_source import current_dataset
 from dashboard.identity import actor, owner, run_store
 from dashboard.live_view import STAGE_LABELS
-from dashboard.state import K, current_config, current_dataset, weights_ready
+from dashboard.state import K, current_config, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.baselines import run_baselines

@@ -7,6 +7,7 @@ import streamlit as st
 import tlcore.architecture
 from dashboard.class_views import assignment_banner
 from dashboard.code_panel import settings_code_section
+from dashboard.dataset_source import require_dataset
 from dashboard.freeze_panel import counts_and_table, phase_controls, shortcut_buttons
 from dashboard.lr_finder_panel import lr_finder_section
 from dashboard.model_actions import (
@@ -16,7 +17,7 @@ from dashboard.model_actions import (
     plan_on,
     preset_panel,
 )
-from dashboard.state import K, current_config, page_intro, require_dataset, weights_value
+from dashboard.state import K, current_config, page_intro, weights_value
 from tlcore.advisor import HEAD_FIRST_WHY, advise
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS

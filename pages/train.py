@@ -6,10 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
+from dashboard.dataset_source import require_dataset
 from dashboard.identity import actor, class_limits, job_in_url, owner, put_job_in_url, run_store
 from dashboard.live_view import REFRESH_S, describe_setup, plan_for_info, show
 from dashboard.setting_words import setting_changes
-from dashboard.state import K, current_config, page_intro, require_dataset, weights_ready
+from dashboard.state import K, current_config, page_intro, weights_ready
 from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import dashboard.state
+import dashboard.dataset_source
 from dashboard.state import REFUSED_WEIGHTS, SOURCE_FOLDER, SOURCE_ZIP, WEIGHTS_FILE, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder
@@ -196,13 +196,13 @@ def served(tree, monkeypatch) -> dict[str, Path]:
     make_dataset_folder(tree["pets"], n_train=4, n_val=2, size=32)
     make_dataset_folder(tree["outside"], classes=OUTSIDE_CLASSES, n_train=4, n_val=2, size=32)
     scanned: list[Path] = []
-    real_scan = dashboard.state.scan
+    real_scan = dashboard.dataset_source.scan
 
     def recording_scan(root, *args, **kwargs):
         scanned.append(Path(root))
         return real_scan(root, *args, **kwargs)
 
-    monkeypatch.setattr(dashboard.state, "scan", recording_scan)
+    monkeypatch.setattr(dashboard.dataset_source, "scan", recording_scan)
     return {**tree, "scanned": scanned}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ from tests.helpers import TINY_CONFIG, history_row
 from tlcore import runs as runs_module
 from tlcore.data import scan
 from tlcore.progress import BatchEnd
-from tlcore.runs import HISTORY_FILE, MODEL_FILE, RUN_FILE, Run, RunRecord, RunStore, atomic_write, read_history
+from tlcore.runs import HISTORY_FILE, MODEL_FILE, RUN_FILE, Run, RunRecord, RunStore, read_history
 from tlcore.tf.model import load_run_model
 from tlcore.tf.training import TENSORBOARD_DIR, prepare_data, train_and_record
 
@@ -111,20 +110,6 @@ def test_stale_heartbeat_from_another_host_reads_interrupted(tmp_path, info):
     assert runs_module.effective_status(record) == "interrupted"
     record.heartbeat += 10
     assert runs_module.effective_status(record) == "running"
-
-
-def test_atomic_write_keeps_old_content_when_the_write_fails(tmp_path, monkeypatch):
-    target = tmp_path / "run.json"
-    atomic_write(target, '{"old": true}')
-
-    def failing_replace(src, dst):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError):
-        atomic_write(target, '{"new": true}')
-    assert json.loads(target.read_text()) == {"old": True}
-    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary left behind
 
 
 def test_model_save_failure_keeps_the_result(tmp_path, info, data, monkeypatch):

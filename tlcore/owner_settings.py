@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tlcore.runs import atomic_write, default_runs_dir
+from tlcore.fileio import atomic_write
+from tlcore.runs import default_runs_dir
 
 SETTINGS_DIR = ".settings"
 

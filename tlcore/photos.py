@@ -20,8 +20,9 @@ from pathlib import Path
 from PIL import Image
 
 from tlcore.data import TRAIN, VALIDATION
+from tlcore.fileio import atomic_write
 from tlcore.imageio import ImageProblem, open_rgb
-from tlcore.runs import atomic_write, default_runs_dir
+from tlcore.runs import default_runs_dir
 
 PHOTOS_DIR = ".photos"
 LONG_SIDE = 512

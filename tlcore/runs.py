@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tlcore.access import ADMIN, Actor, plain_name
 from tlcore.config import TrainConfig
+from tlcore.fileio import atomic_write
 from tlcore.modelfile import add_labels
 from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
     COMPLETED,
@@ -60,22 +61,6 @@ _RECORDING: set[str] = set()
 
 def default_runs_dir() -> Path:
     return Path(os.environ.get(RUNS_ENV) or "runs").expanduser()
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file so that readers see either the old or the new content, never a mix."""
-    path = Path(path)
-    raw = data.encode() if isinstance(data, str) else data
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def library_versions() -> dict[str, str]:

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from tlcore.access import Actor
-from tlcore.runs import atomic_write
+from tlcore.fileio import atomic_write
 
 MAX_TOTAL_BYTES = 1 << 30
 MAX_FILES = 20_000
