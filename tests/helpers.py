@@ -110,7 +110,7 @@ def history_row(**changes: object) -> dict:
 
 def long_cli_train_args(data: Path, runs_dir: Path) -> list[str]:
     """`python -m tlcore train` arguments for a 50-epoch end-to-end run on 32 px images: longer than any
-    test, which ends it itself (Ctrl-C, SIGKILL) once a batch of epoch 2 shows."""
+    test, which ends it itself (Ctrl-C, SIGKILL) once epoch 1's line shows."""
     return [
         "train",
         "--data",

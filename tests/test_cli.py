@@ -202,6 +202,9 @@ def test_train_json_then_predict_then_rerun_config(tiny_dataset, tmp_path):
     run_dir = Path(summary["run_dir"])
     assert run_dir.parent == runs and (run_dir / "model.keras").is_file()
     assert "epoch 2/2" in proc.stderr
+    # stderr is no terminal here: one plain line per epoch, no bar redrawn with carriage returns.
+    assert "\r" not in proc.stderr
+    assert len(re.findall(r"^epoch \d+/\d+: loss ", proc.stderr, re.MULTILINE)) == summary["epochs_done"]
 
     images = sorted((tiny_dataset / "validation" / "dogs").glob("*.png"))[:2]
     pred = run_cli("predict", "--run", str(run_dir), *map(str, images), "--json")
@@ -325,7 +328,8 @@ def test_an_unwritable_runs_folder_is_one_error_line_and_exit_1(tiny_dataset, tm
 
 
 def _interrupt_in_epoch_two(args: list[str], epochs: int) -> tuple[subprocess.Popen, str]:
-    """Run the CLI, press Ctrl-C (SIGINT) once a batch of epoch 2 was reported; returns it ended and its stderr."""
+    """Run the CLI, press Ctrl-C (SIGINT) once epoch 1's line was written (epoch 2 is under way); returns it
+    ended and its stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TLLAB_WEIGHTS")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tlcore", *args],
@@ -338,12 +342,12 @@ def _interrupt_in_epoch_two(args: list[str], epochs: int) -> tuple[subprocess.Po
     seen: list[str] = []
     reader = threading.Thread(target=lambda: seen.extend(iter(lambda: proc.stderr.read(64), "")), daemon=True)
     reader.start()
-    in_epoch_two = re.compile(rf"epoch 2/{epochs} \[[#.]+\] [1-9]\d*/\d+")
+    in_epoch_two = re.compile(rf"^epoch 1/{epochs}: loss .*\n", re.MULTILINE)  # no terminal: a line per epoch
     try:
         deadline = time.monotonic() + 180
         while not in_epoch_two.search("".join(seen)):
             assert proc.poll() is None, "".join(seen)[-2000:]
-            assert time.monotonic() < deadline, "no progress in epoch 2 within 180 s"
+            assert time.monotonic() < deadline, "epoch 1 did not end within 180 s"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         proc.wait(120)

@@ -11,7 +11,7 @@ from pathlib import Path
 from tlcore.architecture import counts_at, layer_table, with_freeze_point
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.cli.errors import UsageError
-from tlcore.cli.progress import TerminalProgress
+from tlcore.cli.progress import CommandProgress
 from tlcore.cli.tables import changes_table, probe_table
 from tlcore.data import VALIDATION, DatasetError, scan
 from tlcore.featuremaps import check_layer, default_layer, default_layer_note, mosaic, panels_figure
@@ -76,11 +76,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     comparison = compared_weightings(args.weights, args.seed, fall_back=False)
     data = prepare_data(info, args.image_size)
-    bar = TerminalProgress(total_epochs=0)
-    result = run_probe(
-        data, comparison, seed=args.seed, progress=lambda done, total: bar(StepProgress("features", done, total))
-    )
-    sys.stderr.write("\n")
+    with CommandProgress(total_epochs=0) as progress:
+        result = run_probe(
+            data,
+            comparison,
+            seed=args.seed,
+            progress=lambda done, total: progress(StepProgress("features", done, total)),
+        )
     if args.json:
         print(json.dumps(result.to_json()))
         return 0

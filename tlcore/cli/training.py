@@ -13,7 +13,7 @@ from pathlib import Path
 from tlcore.backbones import IMAGENET, NO_WEIGHTS, check_weights_to_load, get_backbone, normalize_weights
 from tlcore.cli.errors import EXIT_DATA, EXIT_INTERRUPTED, UsageError, print_error
 from tlcore.cli.options import config_from_args, length_settings
-from tlcore.cli.progress import FinderProgress, SweepProgress, TerminalProgress
+from tlcore.cli.progress import CommandProgress
 from tlcore.cli.tables import lr_table, sweep_table
 from tlcore.data import scan
 from tlcore.lr_finder import SUGGESTION_METHOD, format_rate, relevant_config
@@ -51,8 +51,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from tlcore.jobs import start_training, wait  # the job interface the app uses: threads here, or Ray
 
-    job = start_training("command line", config, info, store, listener=TerminalProgress(config.total_epochs()))
-    result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
+    with CommandProgress(config.total_epochs()) as progress:
+        job = start_training("command line", config, info, store, listener=progress)
+        result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
     summary = {
         "run_dir": result.run_dir,
         "status": result.status,
@@ -107,9 +108,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
     _refuse_before_tensorflow(base.weights, base.backbone, store)
 
-    progress = SweepProgress(base.epochs, json_lines=args.json)
-    job = start_sweep("command line", base, info, args.points, not args.no_scratch, store, listener=progress)
-    result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
+    with CommandProgress(base.epochs, json_lines=args.json) as progress:
+        job = start_sweep("command line", base, info, args.points, not args.no_scratch, store, listener=progress)
+        result = wait(job)  # Ctrl-C: stop after this batch (or compiled call)
     if args.json:
         print(json.dumps(result.summary()))
     else:
@@ -145,16 +146,15 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     from tlcore.tf.lr_finder import find_learning_rate  # the TensorFlow side: this command trains
     from tlcore.tf.training import prepare_data
 
-    progress = FinderProgress(config.epochs if args.phase == 2 else 0)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: the curve so far
     try:
-        data = prepare_data(info, config.image_size, progress)
-        caps = {"max_steps": args.max_steps, "max_seconds": args.max_seconds}
-        result = find_learning_rate(config, data, args.phase, progress=progress, stop=stop, **caps)
+        with CommandProgress(config.epochs if args.phase == 2 else 0) as progress:
+            data = prepare_data(info, config.image_size, progress)
+            caps = {"max_steps": args.max_steps, "max_seconds": args.max_seconds}
+            result = find_learning_rate(config, data, args.phase, progress=progress, stop=stop, **caps)
     finally:
         signal.signal(signal.SIGINT, previous)
-    sys.stderr.write("\n")
     if args.json:
         print(json.dumps(result.to_json()))
         return EXIT_INTERRUPTED if stop.is_set() else 0
