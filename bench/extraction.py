@@ -1,11 +1,11 @@
 """Feature-extraction throughput: the product's pipeline vs bare predict_on_batch.
 
-* pipeline: `tlcore.tf.training.extract_features(prefix, image_set)`, i.e. uint8
+* pipeline: `tlcore.tf.cached_route.extract_features(prefix, image_set)`, i.e. uint8
   images in memory -> `make_dataset` (gather + cast on tf.data) ->
   `predict_on_batch` -> NumPy, concatenated;
 * bare: `prefix.predict_on_batch` over float32 tensors already batched.
 
-Same prefix (`tlcore.tf.training.cut` at --freeze-at), same batch size. Both
+Same prefix (`tlcore.tf.cached_route.cut` at --freeze-at), same batch size. Both
 are warmed up once, then measured --repeats times, interleaved so that
 noise from other processes falls on both alike; the best pass of each is
 the figure (the median is reported too). Each pass also records its CPU
@@ -165,9 +165,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import tensorflow as tf
 
     from tlcore.config import HeadConfig
+    from tlcore.tf.cached_route import cut, extract_features
     from tlcore.tf.model import build_model
     from tlcore.tf.pipeline import ImageSet
-    from tlcore.tf.training import cut, extract_features
 
     note(f"building the model and its prefix at freeze_at={args.freeze_at}, {args.image_size} px")
     model = build_model(2, args.image_size, args.weights, HeadConfig(), args.freeze_at)

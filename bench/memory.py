@@ -86,8 +86,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from tlcore.config import TrainConfig
     from tlcore.data import scan
+    from tlcore.progress import BatchEnd, EpochEnd, PhaseStart
     from tlcore.runs import RUNS_ENV, RunStore
-    from tlcore.tf.training import BatchEnd, EpochEnd, PhaseStart, prepare_data, train_and_record
+    from tlcore.tf.pipeline import prepare_data
+    from tlcore.tf.training import train_and_record
 
     info = scan(args.data)
     data = prepare_data(info, args.image_size)

@@ -70,8 +70,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from tlcore.config import TrainConfig
     from tlcore.data import scan
+    from tlcore.tf.build import build_for
+    from tlcore.tf.cached_route import cut, extract_features
     from tlcore.tf.devices import device_report
-    from tlcore.tf.training import build_for, cut, extract_features, prepare_data, train
+    from tlcore.tf.pipeline import prepare_data
+    from tlcore.tf.training import train
 
     info = scan(args.data)
     data = prepare_data(info, args.image_size)

@@ -224,7 +224,8 @@ def _run_parts(script: str, names: set[str]) -> dict[str, object]:
 
 def test_the_scripts_augmentation_and_callbacks_are_the_labs():
     # Written out in the template, built by tlcore.tf.training in the lab: the same layers, seeds and settings.
-    from tlcore.tf.training import _option_callbacks, build_augmenter
+    from tlcore.tf.augment import build_augmenter
+    from tlcore.tf.callbacks import option_callbacks
 
     config = VARIANTS["everything on"].replace(
         augment=AugmentConfig(enabled=True, rotation=0.2, translation=0.15), seed=5
@@ -241,7 +242,7 @@ def test_the_scripts_augmentation_and_callbacks_are_the_labs():
     def described(callbacks) -> list[tuple[str, dict]]:
         return [(type(c).__name__, {k: v for k, v in vars(c).items() if k in settings}) for c in callbacks]
 
-    lab, _ = _option_callbacks(config, 3e-4, config.early_stopping_patience)
+    lab, _ = option_callbacks(config, 3e-4, config.early_stopping_patience)
     assert described(parts["callbacks"](3e-4)) == described(lab)
     assert [type(c).__name__ for c in lab] == ["EarlyStopping", "ReduceLROnPlateau"]
 

@@ -46,7 +46,8 @@ def test_what_is_put_comes_back_and_every_part_of_the_key_matters(tmp_path):
 
 
 def test_a_changed_file_size_or_weights_file_gives_another_key(tmp_path, monkeypatch):
-    from tlcore.tf.training import feature_key, prepare_data
+    from tlcore.tf.cached_route import feature_key
+    from tlcore.tf.pipeline import prepare_data
 
     folder = make_dataset_folder(tmp_path / "data", n_train=3, n_val=2)
     first = feature_key(TINY_CONFIG, prepare_data(scan(folder), 32), 18)
@@ -249,8 +250,10 @@ def test_the_runs_page_shows_the_store_and_clears_it(runs_dir):
 
 def test_a_sweeps_features_from_one_pass_equal_each_points_own_extraction(tmp_path):
     from tlcore.sweep import plan
+    from tlcore.tf.build import build_for
+    from tlcore.tf.cached_route import cut, extract_features, feature_key
+    from tlcore.tf.pipeline import prepare_data
     from tlcore.tf.sweep import extract_sweep_features
-    from tlcore.tf.training import build_for, cut, extract_features, feature_key, prepare_data
 
     data = prepare_data(scan(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2)), 32)
     planned = plan(TINY_CONFIG, [18, 14, 10, 6, 3, 0], scratch=True)

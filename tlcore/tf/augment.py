@@ -1,19 +1,37 @@
-"""Augmented versions of one image, drawn by the same Keras layers training uses (the Dataset page's preview)."""
+"""Random augmentation as Keras layers: training's augmenter, and the Dataset page's preview drawn by it."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from tlcore.config import AugmentConfig
 from tlcore.preview import augmentation_is_identity
-from tlcore.tf.training import build_augmenter
+
+
+def build_augmenter(augment: AugmentConfig, seed: int = 0) -> keras.Sequential:
+    """Keras preprocessing layers for the chosen augmentations (call with training=True)."""
+    layers: list[keras.layers.Layer] = []
+    if augment.flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if augment.rotation:
+        layers.append(keras.layers.RandomRotation(augment.rotation, fill_mode="reflect", seed=seed + 1))
+    if augment.zoom:
+        layers.append(keras.layers.RandomZoom(augment.zoom, fill_mode="reflect", seed=seed + 2))
+    if augment.translation:
+        layers.append(
+            keras.layers.RandomTranslation(augment.translation, augment.translation, fill_mode="reflect", seed=seed + 3)
+        )
+    if augment.contrast:
+        layers.append(keras.layers.RandomContrast(augment.contrast, value_range=(0, 255), seed=seed + 4))
+    return keras.Sequential(layers, name="augment")
 
 
 def augment_preview(pixels: np.ndarray, augment: AugmentConfig, n: int = 8, seed: int = 0) -> list[np.ndarray]:
     """n random augmentations of one image, drawn as training would draw them.
 
     Uses the same Keras preprocessing layers as training
-    (`tlcore.tf.training.build_augmenter`), run in training mode (in inference
+    (`build_augmenter`), run in training mode (in inference
     mode they pass images through unchanged). The n copies go through as one
     batch, so each gets its own random draw. `augment.enabled` is ignored:
     the preview shows what the settings would do.

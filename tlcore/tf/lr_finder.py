@@ -51,20 +51,13 @@ from tlcore.lr_finder import (
 from tlcore.progress import ProgressFn, StopFlag
 from tlcore.records import COMPLETED
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES
+from tlcore.tf.augment import build_augmenter
+from tlcore.tf.build import balanced_class_weights, build_for, compile_for
+from tlcore.tf.cached_route import cut, extract_features, route_for
 from tlcore.tf.devices import device_report
 from tlcore.tf.model import param_counts, set_freeze_point
-from tlcore.tf.pipeline import batches, epoch_order
-from tlcore.tf.training import (
-    PreparedData,
-    balanced_class_weights,
-    build_augmenter,
-    build_for,
-    compile_for,
-    cut,
-    extract_features,
-    route_for,
-    train,
-)
+from tlcore.tf.pipeline import PreparedData, batches, epoch_order
+from tlcore.tf.training import train
 
 BatchFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # indices -> (inputs, targets)
 

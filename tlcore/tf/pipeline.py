@@ -1,31 +1,27 @@
-"""Input pipeline: decoded images (raw RGB 0..255) as seeded, batched tf.data datasets.
+"""Data preparation: decoded images (raw RGB 0..255) held per split, served as seeded, batched tf.data datasets.
 
-Images are decoded once with Pillow (see `tlcore.imageio`) and held in memory
-when they fit a budget; otherwise they are decoded from disk batch by batch.
-Datasets are built over *indices* (`epoch_orders`) so every source (images in
-memory, images on disk, and cached features, which
-`tlcore.tf.compiled_epochs` gathers by the same indices) is visited in exactly
-the same order for the same seed and epoch.
-
-tf.data autotuning is switched off: on small CPUs its iterator teardown has
-been measured to leave both cores idle for seconds between epochs.
+Images are decoded once with Pillow (`tlcore.imageio`), in memory when they fit a budget, else batch by batch
+from disk. Datasets are built over indices (`epoch_orders`), so images in memory, images on disk and cached
+features (`tlcore.tf.compiled_epochs`) are visited in the same order for the same seed and epoch.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore.data import DatasetInfo
+from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, load_array
+from tlcore.progress import ProgressFn, StepProgress, StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +123,8 @@ def batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
 
 
 def _no_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    # On small CPUs tf.data autotuning's iterator teardown was measured to leave both cores idle for seconds
+    # between epochs.
     options = tf.data.Options()
     options.autotune.enabled = False
     options.deterministic = True
@@ -168,14 +166,18 @@ def make_dataset(
 
 
 def predict_outputs(
-    model: Any, images: ImageSet, batch_size: int = 32, progress: Callable[[int], None] | None = None, stop: Any = None
+    model: keras.Model,
+    images: ImageSet,
+    batch_size: int = 32,
+    progress: Callable[[int], None] | None = None,
+    stop: StopFlag | None = None,
 ) -> list[np.ndarray] | None:
     """One forward pass over the images: each of the model's outputs for every image, in order.
 
     Args:
         model: a Keras model taking raw pixels; one output or several (several depths in one pass).
         progress: called with the images done after each batch.
-        stop: a flag (`is_set()`) read before each batch; None comes back when it is set.
+        stop: read before each batch; None comes back when it is set.
     """
     per_output: list[list[np.ndarray]] = [[] for _ in model.outputs]
     done = 0
@@ -192,3 +194,40 @@ def predict_outputs(
         np.concatenate(chunks) if chunks else np.zeros((0, *out.shape[1:]), np.float32)
         for chunks, out in zip(per_output, model.outputs)
     ]
+
+
+@dataclass
+class PreparedData:
+    """Decoded train and validation images of a dataset at one image size."""
+
+    info: DatasetInfo
+    train: ImageSet
+    validation: ImageSet
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.info.class_names
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """The dataset's files (paths, sizes, modification times) as a short hash, read once."""
+        return self.info.fingerprint()
+
+
+def prepare_data(
+    info: DatasetInfo,
+    image_size: int,
+    progress: ProgressFn | None = None,
+    budget_bytes: int = DEFAULT_IMAGE_BUDGET_BYTES,
+) -> PreparedData:
+    """Decode both splits once (in memory when they fit budget_bytes)."""
+    total = info.num_images(TRAIN) + info.num_images(VALIDATION)
+    offset = 0
+
+    def report(split_offset: int) -> DecodeProgressFn:
+        return lambda done, _n: progress and progress(StepProgress("decode", split_offset + done, total))
+
+    train_set = load_split(info, TRAIN, image_size, budget_bytes, report(offset))
+    offset += len(train_set)
+    val_set = load_split(info, VALIDATION, image_size, budget_bytes, report(offset))
+    return PreparedData(info, train_set, val_set)

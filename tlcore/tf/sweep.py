@@ -16,25 +16,18 @@ from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
 from tlcore.devices import check_precision
 from tlcore.feature_store import FeatureKey, FeatureStore
-from tlcore.progress import StepProgress
+from tlcore.progress import PhaseStart, ProgressFn, StepProgress, StopFlag
 from tlcore.records import COMPLETED, STOPPED, History
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, planned_route
 from tlcore.runs import Run, RunStore
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
 from tlcore.tf.backbones import load_backbone
+from tlcore.tf.build import build_for
+from tlcore.tf.cached_route import feature_key
 from tlcore.tf.devices import device_report
 from tlcore.tf.model import backbone_layers
-from tlcore.tf.pipeline import predict_outputs
-from tlcore.tf.training import (
-    PhaseStart,
-    PreparedData,
-    ProgressFn,
-    StopFlag,
-    build_for,
-    feature_key,
-    prepare_data,
-    train_and_record,
-)
+from tlcore.tf.pipeline import PreparedData, predict_outputs, prepare_data
+from tlcore.tf.training import train_and_record
 
 
 def check_weights(config: TrainConfig) -> None:

@@ -18,8 +18,8 @@ from tlcore.backbones import get_backbone
 from tlcore.config import TrainConfig
 from tlcore.modelfile import ModelLoadError
 from tlcore.records import RunRecord
+from tlcore.tf.build import build_for
 from tlcore.tf.model import backbone_layers, layer_weight_norms, layers_with_weights, load_run_model, weights_norm
-from tlcore.tf.training import build_for
 from tlcore.weight_changes import (
     BACKBONE,
     HEAD,
