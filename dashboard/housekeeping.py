@@ -1,4 +1,4 @@
-"""Removing uploaded .zip extractions nobody needs: the Streamlit side of tlcore.uploads' cleanup.
+"""Removing uploaded .zip extractions nobody needs: the Streamlit side of tlcore.upload_cleanup.
 
 Streamlit has no public "session ended" hook, so each extraction is recorded
 with the session that made it, and a sweep (after each new extraction, and at
@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 from tlcore.jobs import JOBS
-from tlcore.uploads import ExtractionTracker, remove_leftovers
+from tlcore.upload_cleanup import ExtractionTracker, remove_leftovers
 
 SWEEP_EVERY_S = 60.0
 

@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import housekeeping
 from dashboard.state import DEFAULTS, IMAGE_SIZES, SOURCE_SAMPLE, SOURCE_ZIP, SOURCES, WEIGHTS_CHOICES, K
 from tlcore.owner_settings import OwnerSettings
-from tlcore.uploads import extraction_folder
+from tlcore.upload_cleanup import extraction_folder
 
 # What a reload gives back: every setting with a default, the weights choice, the uploaded .zip's name and
 # the run the Inference page opens.

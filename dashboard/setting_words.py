@@ -13,7 +13,7 @@ from typing import Any
 from tlcore.backbones import IMAGENET, NO_WEIGHTS
 from tlcore.config import SETTING_NAMES, TrainConfig, flatten_config
 from tlcore.data import DatasetInfo
-from tlcore.uploads import extraction_folder
+from tlcore.upload_cleanup import extraction_folder
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
 _RATES = ("learning_rate", "fine_tune.learning_rate")

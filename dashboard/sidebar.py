@@ -132,7 +132,8 @@ def _download_weights() -> None:
 
 def _zip_upload() -> None:
     from dashboard import housekeeping
-    from tlcore.uploads import UploadError, extract_zip, remove_extracted
+    from tlcore.upload_cleanup import remove_extracted
+    from tlcore.uploads import UploadError, extract_zip
 
     upload = st.file_uploader("Zip of class folders", type=["zip"], key=K.zip_upload)
     if upload is None:

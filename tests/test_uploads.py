@@ -27,14 +27,8 @@ from dashboard.state import SOURCE_ZIP, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.data import scan
-from tlcore.uploads import (
-    UPLOAD_DIR_ENV,
-    ExtractionTracker,
-    UploadError,
-    extract_zip,
-    remove_extracted,
-    remove_leftovers,
-)
+from tlcore.upload_cleanup import ExtractionTracker, remove_extracted, remove_leftovers
+from tlcore.uploads import UPLOAD_DIR_ENV, UploadError, extract_zip
 
 
 def _png(colour=(210, 60, 50), seed: int = 0) -> bytes:
@@ -614,7 +608,7 @@ def test_session_liveness_is_asked_of_the_runtime_and_unknown_when_it_cannot_say
 
 
 def test_a_reload_keeps_the_uploaded_zip_and_says_so_when_it_is_gone(tmp_path, monkeypatch):
-    from tlcore.uploads import remove_extracted
+    from tlcore.upload_cleanup import remove_extracted
 
     folder = make_dataset_folder(tmp_path / "src", n_train=4, n_val=2, size=24)
     first = _zip_app(tmp_path, monkeypatch)
@@ -634,7 +628,7 @@ def test_a_reload_keeps_the_uploaded_zip_and_says_so_when_it_is_gone(tmp_path, m
     assert "cats, dogs" in " ".join(m.value for m in again.main.markdown)  # the dataset page shows the upload
     # The new session holds the extraction too, so the first session's end does not remove it.
     from dashboard import housekeeping
-    from tlcore.uploads import extraction_folder
+    from tlcore.upload_cleanup import extraction_folder
 
     assert extraction_folder(root) in housekeeping.tracker().folders()
     # The server restarted (its extractions are gone): the tab says so instead of showing the sample silently.
