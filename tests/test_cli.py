@@ -198,6 +198,7 @@ def test_train_json_then_predict_then_rerun_config(tiny_dataset, tmp_path):
     assert len(lines) == 1  # stdout holds JSON only; progress went to stderr
     summary = json.loads(lines[0])
     assert summary["status"] == "completed" and summary["path"] == "cached"
+    assert (summary["route"], summary["routes"]) == (summary["path"], summary["paths"])  # the route's own name
     assert 0.0 <= summary["val_accuracy"] <= 1.0 and summary["seconds"] > 0
     run_dir = Path(summary["run_dir"])
     assert run_dir.parent == runs and (run_dir / "model.keras").is_file()

@@ -6,7 +6,7 @@ import io
 import json
 import math
 
-from tlcore.cli.progress import CommandProgress
+from tlcore.cli.progress import CommandProgress, point_json
 from tlcore.jobs import SweepPointDone
 from tlcore.lr_finder import FinderStart, FinderStep
 from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
@@ -93,3 +93,8 @@ def test_on_a_terminal_one_rich_display_with_the_lines_above_it(capsys):
     assert "phase 1: freeze_at=18" in shown and "epoch 1/2: loss 0.5000" in shown
     assert "decode" in shown and "2/3" in shown  # the bars, drawn by rich
     assert capsys.readouterr().err == ""  # the display's console took it all
+
+
+def test_a_sweep_points_json_line_has_its_route_under_path_and_route():
+    values = json.loads(point_json(_point()))
+    assert values["path"] == values["route"] == "cached"

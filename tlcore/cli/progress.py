@@ -31,8 +31,9 @@ def finite(values: Mapping[str, V]) -> dict[str, V | None]:
 
 
 def point_json(point: SweepPoint) -> str:
-    """A sweep point's JSON line: its fields."""
-    return json.dumps(finite(point.to_dict()))
+    """A sweep point's JSON line: its fields, its route under `path` (as README documents) and `route`."""
+    values = point.to_dict()
+    return json.dumps(finite({**values, "route": values["path"]}))
 
 
 @dataclass(frozen=True)
