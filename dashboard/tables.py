@@ -219,7 +219,7 @@ def saved_sweep_frame(summaries: Sequence[RunSummary], sweep_id: str) -> pd.Data
 
 
 def sweep_points_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """A live sweep's finished points (SweepPoint.to_dict()s, as in a sweep job's snapshot extra) as a table."""
+    """A live sweep's finished points (SweepPoint.to_dict()s of a sweep job's Snapshot.sweep) as a table."""
     columns = {
         "label": "point",
         "freeze_at": "freeze_at",
