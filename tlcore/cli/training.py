@@ -146,7 +146,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     for warning in info.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     from tlcore.tf.lr_finder import find_learning_rate  # the TensorFlow side: this command trains
-    from tlcore.tf.training import prepare_data
+    from tlcore.tf.pipeline import prepare_data
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: the curve so far
