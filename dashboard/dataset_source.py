@@ -13,7 +13,9 @@ from dashboard import housekeeping
 from dashboard.identity import actor
 from dashboard.skipped import skipped_files
 from dashboard.state import SAMPLE_DATA, SOURCE_FOLDER, SOURCE_PHOTOS, SOURCE_SAMPLE, K
-from tlcore.data import DatasetError, DatasetInfo, scan, tree_stamp
+from tlcore.data import DatasetInfo, scan
+from tlcore.data_problems import DatasetError
+from tlcore.folder_walk import tree_stamp
 from tlcore.paths import DataRootError, PathNotAllowed, data_root, refuse_links_outside, resolve_user_path
 from tlcore.photos import PhotoStore
 

@@ -23,7 +23,8 @@ from dashboard.identity import run_store
 from dashboard.state import K
 from dashboard.tables import describe_run
 from tlcore.backbone_facts import VGG16_LAYERS
-from tlcore.data import TRAIN, VALIDATION, DatasetInfo, display_path
+from tlcore.data import TRAIN, VALIDATION, DatasetInfo
+from tlcore.data_problems import display_path
 from tlcore.inside import SIDE_TITLES, Comparison
 from tlcore.probe import PROBE_BOUNDARIES, PROBE_CLASSIFIER, ProbeResult, layer_at, probe_accuracy, project_2d
 from tlcore.runs import MODEL_FILE, runs_with_models

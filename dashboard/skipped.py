@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from tlcore.data import SkippedFile, display_path
+from tlcore.data_problems import SkippedFile, display_path
 
 SKIPPED_SHOWN = 50  # files listed in full; more are counted and offered as a list to download
 

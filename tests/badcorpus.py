@@ -181,7 +181,7 @@ BAD_FILES: tuple[BadFile, ...] = (
     ),
     BadFile("symlink loop", f"{CATS}/loop.jpg", "symbolic link loop", link_to="loop.jpg"),
     BadFile("broken symlink", f"{CATS}/broken_link.png", "file not found", link_to="nowhere.png"),
-    # Valid images, refused for their name: no page could show it (see tlcore.data.display_path).
+    # Valid images, refused for their name: no page could show it (see tlcore.data_problems.display_path).
     BadFile("file name not valid UTF-8", f"{CATS}/{NOT_UTF8_NAME}", "name is not valid UTF-8", _flat(GREEN)),
     # A valid image: reading it is what fails (see deny_reads).
     BadFile(

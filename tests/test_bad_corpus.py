@@ -22,7 +22,8 @@ from tests.badcorpus import BAD_FILES, CONVERTED, IGNORED, BadFile, Corpus, buil
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, skipped_table
 from tlcore.config import HeadConfig
-from tlcore.data import DatasetInfo, display_path, scan
+from tlcore.data import DatasetInfo, scan
+from tlcore.data_problems import display_path
 from tlcore.imageio import open_rgb
 
 

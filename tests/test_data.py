@@ -20,7 +20,8 @@ from PIL import Image
 
 from tests.helpers import make_dataset_folder, make_image
 from tests.test_imageio import png_header_only
-from tlcore.data import NAME_NOT_UTF8, DatasetError, DatasetInfo, display_path, sample_grid, scan
+from tlcore.data import DatasetInfo, sample_grid, scan
+from tlcore.data_problems import NAME_NOT_UTF8, DatasetError, display_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RED, GREEN, BLUE = (210, 60, 50), (60, 190, 70), (50, 80, 210)

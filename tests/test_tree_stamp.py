@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from tests.helpers import make_dataset_folder, make_image
-from tlcore.data import tree_stamp
+from tlcore.folder_walk import tree_stamp
 
 
 def test_the_stamp_changes_when_an_image_is_added_removed_or_renamed_deep_down(tmp_path):

@@ -18,7 +18,8 @@ from dashboard.state import SOURCE_FOLDER, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder, make_image
 from tests.test_cli import assert_one_line_error, run_cli
-from tlcore.data import DatasetError, scan
+from tlcore.data import scan
+from tlcore.data_problems import DatasetError
 
 
 def _one_class(tmp: Path) -> tuple[Path, Path]:

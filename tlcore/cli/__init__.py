@@ -17,7 +17,7 @@ from tlcore.cli.inspection import cmd_changes, cmd_featuremaps, cmd_layers, cmd_
 from tlcore.cli.parser import build_parser
 from tlcore.cli.training import cmd_lr_find, cmd_sweep, cmd_train
 from tlcore.cluster import ClusterError
-from tlcore.data import DatasetError
+from tlcore.data_problems import DatasetError
 from tlcore.devices import PrecisionUnsupported
 from tlcore.imageio import ImageProblem
 from tlcore.quiet import quiet_tensorflow

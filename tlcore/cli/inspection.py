@@ -13,7 +13,8 @@ from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.cli.errors import UsageError
 from tlcore.cli.progress import CommandProgress
 from tlcore.cli.tables import changes_table, probe_table
-from tlcore.data import VALIDATION, DatasetError, scan
+from tlcore.data import VALIDATION, scan
+from tlcore.data_problems import DatasetError
 from tlcore.featuremaps import check_layer, default_layer, default_layer_note, mosaic, panels_figure
 from tlcore.imageio import load_array
 from tlcore.inside import compared_weightings
