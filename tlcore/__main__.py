@@ -1,3 +1,5 @@
+"""`python -m tlcore`: runs the `tllab` command line (`tlcore.cli`)."""
+
 import sys
 
 from tlcore.cli import main

@@ -3,14 +3,10 @@
 Class mode is on when TLLAB_CLASS_KEY (the teacher's secret, 16 characters or
 more) is set. Each browser carries a random 128-bit token in an HttpOnly
 cookie (set by `classroom.py`, the class server's entry point); the roster
-keeps only its SHA-256, beside each student's display name and opaque owner
-id. Names are compared after NFKC normalisation, case-folding and collapsing
-spaces. A short PIN lets a student continue on a second device; the key and
-PINs are compared in constant time, at most TRIES_PER_MINUTE a minute per
-session. Nothing here ever goes into a URL or a log.
-
-The roster is one JSON file under the runs folder (`.class/roster.json`),
-written atomically under a process-wide lock.
+(`<runs folder>/.class/roster.json`, written atomically under a process-wide
+lock) keeps only its SHA-256, beside each student's display name and opaque
+owner id. The key and PINs are compared in constant time, at most
+TRIES_PER_MINUTE a minute per session. Nothing here goes into a URL or a log.
 """
 
 from __future__ import annotations
@@ -206,6 +202,7 @@ class Roster:
             self._write(self._without_browser(self._read(), token))
 
     def set_pin(self, owner: str, pin: str) -> None:
+        """A short PIN (stored salted and hashed) with which this person continues on a second device."""
         if not (pin.isdigit() and PIN_LENGTHS[0] <= len(pin) <= PIN_LENGTHS[1]):
             raise ClassError(f"A PIN is {PIN_LENGTHS[0]} to {PIN_LENGTHS[1]} digits.")
         salt = secrets.token_hex(16)

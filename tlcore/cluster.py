@@ -5,20 +5,8 @@ back its return value; `report` gets the function's progress events (the same
 events wherever it runs) and setting `stop` asks it to end within one batch.
 `tlcore.jobs` keeps the queue of jobs (first come, first served) and asks the
 backend for how many may run at once; pages, the command line and notebooks
-never see which backend runs.
-
-Ray is chosen when TLLAB_RAY_ADDRESS is set: "auto" (the cluster this node
-belongs to), a cluster address ("ray://head:10001" or "head:6379"), or "local"
-(a Ray of TLLAB_RAY_CPUS workers on this machine, started by the lab). The Ray
-driver lives in a child process of its own (`tlcore.ray_dispatcher`), not in
-the web server: Ray ends a driver whose cluster has gone away, and the lab
-must keep serving. A local Ray runs in a network namespace with only a
-loopback device where Linux allows it, because Ray's servers listen on every
-interface.
-
-Runs are written by the workers, so the run store must be on storage every
-node sees: the backend checks it when it connects (a worker writes a probe
-file, this process reads it) and refuses with a clear message when it is not.
+never see which backend runs. Ray is chosen when TLLAB_RAY_ADDRESS is set
+(see `backend_from_env`); README's "A class on a Ray cluster" tells the rest.
 """
 
 from __future__ import annotations
@@ -190,7 +178,10 @@ class _Call:
 
 
 def _loopback_namespace_command() -> list[str]:
-    """A command prefix running a child in a network namespace of its own, only loopback in it ([] if not possible)."""
+    """A command prefix running a child in a network namespace of its own, only loopback in it ([] if not possible).
+
+    A local Ray runs in it where Linux allows, because Ray's servers listen on every interface.
+    """
     unshare = shutil.which("unshare")
     if unshare is None or not sys.platform.startswith("linux"):
         return []
@@ -206,8 +197,13 @@ class RayBackend:
     """Jobs run as Ray actors, one per job, each asking for its CPUs (and a GPU where the cluster has them).
 
     The Ray driver is a child process (`python -m tlcore.ray_dispatcher`) started on first use,
-    talking to this process over two pipes. When it ends (the cluster went away), the jobs it
+    talking to this process over two pipes; not the web server itself, because Ray ends a driver
+    whose cluster has gone away and the lab must keep serving. When it ends, the jobs it
     followed fail with one clear message and the next job starts a new one.
+
+    Runs are written by the workers, so the run store must be on storage every node sees:
+    `connect` checks it (a worker writes a probe file, this process reads it) and refuses
+    with a clear message when it is not.
     """
 
     name = "ray"
@@ -477,7 +473,12 @@ class RayBackend:
 
 
 def backend_from_env() -> Backend:
-    """Ray when TLLAB_RAY_ADDRESS is set, else threads of this process."""
+    """Ray when TLLAB_RAY_ADDRESS is set, else threads of this process.
+
+    TLLAB_RAY_ADDRESS is "auto" (the cluster this node belongs to), a cluster address
+    ("ray://head:10001" or "head:6379"), or "local" (a Ray of TLLAB_RAY_CPUS workers on this
+    machine, started by the lab).
+    """
     address = os.environ.get(ADDRESS_ENV, "").strip()
     if not address:
         return InProcessBackend()

@@ -2,19 +2,9 @@
 
 TensorFlow puts work on a GPU whenever it sees one; `tlcore.tf.devices`
 reads what it sees into a `DeviceReport`. This module holds the facts and the
-decisions that need no TensorFlow:
-
-- Precisions are Keras dtype policies. "float32" runs everywhere.
-  "mixed_float16" computes in float16 with float32 weights and loss scaling:
-  only on an NVIDIA GPU with tensor cores (compute capability 7.0 or more);
-  float16 on a CPU is emulated and slower than float32, and an older GPU gains
-  nothing. "mixed_bfloat16" computes in bfloat16 (float32's range, so no loss
-  scaling): on a GPU of compute capability 8.0 or more (Ampere, Hopper), or on
-  a CPU with bfloat16 instructions (AVX-512 BF16 or AMX), where oneDNN runs
-  VGG16's convolutions about twice as fast; a CPU without them would emulate it.
-- Several GPUs train one model together (tf.distribute.MirroredStrategy, one
-  replica per GPU); `TLLAB_DEVICES` names the devices to mirror over instead
-  (e.g. "CPU:0,CPU:1" for logical CPU devices in a test).
+decisions that need no TensorFlow: which Keras dtype policy each device runs
+at full speed (`DeviceReport.precisions`), and which devices several-GPU
+training mirrors over (`forced_devices`).
 """
 
 from __future__ import annotations
@@ -67,7 +57,7 @@ class GpuFacts:
     compute_capability: tuple[int, int] | None = None
 
     def supports(self, precision: str) -> bool:
-        """Whether this GPU runs `precision` at full speed (see the module's docstring)."""
+        """Whether this GPU runs `precision` at full speed (see `DeviceReport.precisions`)."""
         if precision == FLOAT32:
             return True
         need = BFLOAT16_MIN_CAPABILITY if precision == MIXED_BFLOAT16 else FLOAT16_MIN_CAPABILITY
@@ -94,7 +84,17 @@ class DeviceReport:
         return "GPU" if self.gpus else "CPU"
 
     def precisions(self) -> tuple[str, ...]:
-        """The precisions training may choose on this device, float32 first."""
+        """The precisions training may choose on this device, float32 first.
+
+        Precisions are Keras dtype policies. "float32" runs everywhere.
+        "mixed_float16" computes in float16 with float32 weights and loss scaling:
+        only on an NVIDIA GPU with tensor cores (compute capability 7.0 or more);
+        float16 on a CPU is emulated and slower than float32, and an older GPU gains
+        nothing. "mixed_bfloat16" computes in bfloat16 (float32's range, so no loss
+        scaling): on a GPU of compute capability 8.0 or more (Ampere, Hopper), or on
+        a CPU with bfloat16 instructions (AVX-512 BF16 or AMX), where oneDNN runs
+        VGG16's convolutions about twice as fast; a CPU without them would emulate it.
+        """
         if self.gpus:
             return tuple(p for p in PRECISIONS if all(gpu.supports(p) for gpu in self.gpus))
         return (FLOAT32, MIXED_BFLOAT16) if self.cpu.bfloat16 else (FLOAT32,)
@@ -224,7 +224,12 @@ def report_without_tensorflow() -> DeviceReport:
 
 
 def forced_devices(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
-    """The devices `TLLAB_DEVICES` asks MirroredStrategy to mirror over (empty: the lab chooses)."""
+    """The devices `TLLAB_DEVICES` asks MirroredStrategy to mirror over (empty: the lab chooses).
+
+    Several GPUs train one model together (tf.distribute.MirroredStrategy, one replica per GPU);
+    `TLLAB_DEVICES` names the devices to mirror over instead (e.g. "CPU:0,CPU:1" for logical CPU
+    devices in a test).
+    """
     return tuple(name.strip() for name in environ.get(DEVICES_ENV, "").split(",") if name.strip())
 
 

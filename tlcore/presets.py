@@ -2,13 +2,8 @@
 
 Each preset reproduces what its article trained, adapted only where the
 article is wrong or leaves something out; its notes say what changed and why.
-
-The articles (in the project's shared seeds):
-- seed 004, "Transfer Learning with Python – Tensorflow": cats vs dogs at
-  224 px on a frozen VGG16, Flatten-512-Dropout-sigmoid, RMSprop 1e-4,
-  ImageDataGenerator augmentation, 10 epochs.
-- seed 000, "Transfer Learning" (M. A. Abbasi, 2019): lung X-rays at 64 px,
-  Dense 1024-1024-512-softmax on VGG16, Adam 1e-4, 50 epochs.
+The articles are seeds 004 and 000 in the project's shared seeds (a comment
+above each preset says what it trained).
 """
 
 from __future__ import annotations
@@ -45,6 +40,8 @@ PREPROCESS_NOTE = (
     "and not centred, so the frozen layers would compute features unlike the ones ImageNet taught."
 )
 
+# Seed 004, "Transfer Learning with Python – Tensorflow": cats vs dogs at 224 px on a frozen VGG16,
+# Flatten-512-Dropout-sigmoid, RMSprop 1e-4, ImageDataGenerator augmentation, 10 epochs.
 AUGMENT_224 = Preset(
     name="augment-224",
     alias="seed-004",
@@ -95,6 +92,8 @@ AUGMENT_224 = Preset(
     ],
 )
 
+# Seed 000, "Transfer Learning" (M. A. Abbasi, 2019): lung X-rays at 64 px, Dense 1024-1024-512-softmax on
+# VGG16, Adam 1e-4, 50 epochs.
 BIG_HEAD_64 = Preset(
     name="big-head-64",
     alias="seed-000",

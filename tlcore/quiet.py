@@ -4,13 +4,9 @@ TensorFlow prints CUDA probing ("failed call to cuInit", "Could not find
 cuda drivers") and oneDNN notices on stderr even on a machine where all is
 well. TF_CPP_MIN_LOG_LEVEL=3 silences what its C++ side logs once running,
 but not the lines it logs through absl while `import tensorflow` loads its
-libraries (they are written before the level is read). So the import itself
-runs with file descriptor 2 redirected into a temporary file, and every line
-that is not such a log line is written back afterwards: nothing else printed
-meanwhile (by another thread, or an import error) is lost.
-
-A user who sets TF_CPP_MIN_LOG_LEVEL has asked for TensorFlow's logs at that
-level: then nothing here changes anything. GPUs stay visible either way.
+libraries (they are written before the level is read), so the import itself
+runs with stderr filtered (`_stderr_without_log_lines`). A user who sets
+TF_CPP_MIN_LOG_LEVEL changes nothing here. GPUs stay visible either way.
 """
 
 from __future__ import annotations
@@ -38,6 +34,9 @@ _LOG_LINE = re.compile(
 
 def quiet_tensorflow() -> None:
     """Keep TensorFlow's log lines off stderr from now on (unless the user set TF_CPP_MIN_LOG_LEVEL).
+
+    A user who sets TF_CPP_MIN_LOG_LEVEL has asked for TensorFlow's logs at that level: then
+    nothing here changes anything.
 
     Call before TensorFlow is imported; it does not import it (the commands
     and pages that never need it stay fast). Calling it again does nothing.
@@ -90,7 +89,11 @@ class _FilteredLoader(importlib.abc.Loader):
 
 
 class _stderr_without_log_lines:
-    """File descriptor 2 goes to a temporary file; on exit, its lines other than log lines go to stderr."""
+    """File descriptor 2 goes to a temporary file; on exit, its lines other than log lines go to stderr.
+
+    Every line that is not a log line is written back afterwards: nothing else printed meanwhile
+    (by another thread, or an import error) is lost.
+    """
 
     def __enter__(self) -> None:
         self.saved = None

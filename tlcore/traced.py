@@ -4,11 +4,8 @@ TensorFlow 2.21 keeps every custom gradient registered in graph mode for ever
 (tensorflow/tensorflow#97697). Keras' optimizer registers one in each trace of
 a training step, and it holds that trace's graph, which captures every variable
 of the model: each finished run would keep its whole model in memory (about
-100 MB per tiny run, measured by bench/repeated_runs.py). An entry is needed
-only while its trace computes its gradients, so entries may go only when no
-work in this process may be tracing: training jobs, the LR finder and the
-See inside passes all run inside `TRACING.inside()`, and the last one out
-drops the entries.
+100 MB per tiny run, measured by bench/repeated_runs.py). `TRACING` says when
+the entries may go.
 """
 
 from __future__ import annotations
@@ -48,7 +45,12 @@ def forget_traced_gradients() -> int:
 
 
 class TracingGuard:
-    """Counts the work that may be tracing TensorFlow steps; the last to leave frees what traces left."""
+    """Counts the work that may be tracing TensorFlow steps; the last to leave frees what traces left.
+
+    An entry is needed only while its trace computes its gradients, so entries may go only when no
+    work in this process may be tracing: training jobs, the LR finder and the See inside passes all
+    run inside `TRACING.inside()`, and the last one out drops the entries.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
