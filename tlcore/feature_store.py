@@ -5,15 +5,6 @@ backbone, its weights, the freeze point and the numeric precision; the head,
 dropout, learning rate and epochs do not touch them. A run that changes only
 those reads the features back in a fraction of a second instead of pushing
 every image through VGG16 again (tens of seconds on a CPU).
-
-An entry is one uncompressed `.npz` file named by the hash of its key: the
-training and validation features and the key itself (checked on reading).
-Writes go to a temporary file renamed into place, so a reader sees a whole
-entry or none, and two processes writing the same key both leave a whole
-file. A damaged or partial entry is reported once, removed and rebuilt.
-Reading an entry marks it used (its modification time); when the store
-grows past its cap, the least recently used entries go first.
-
 Where: `TLLAB_CACHE_DIR`, else a `.features` folder inside the runs folder;
 cap: `TLLAB_CACHE_MAX_MB` (default 2048). No TensorFlow here.
 """
@@ -114,7 +105,16 @@ class StoreEntry:
 
 
 class FeatureStore:
-    """Frozen features on disk under `root`, at most `max_bytes` in all (least recently used go first)."""
+    """Frozen features on disk under `root`, at most `max_bytes` in all (least recently used go first).
+
+    An entry is one uncompressed `.npz` file named by the hash of its key: the
+    training and validation features and the key itself (checked on reading).
+    Writes go to a temporary file renamed into place, so a reader sees a whole
+    entry or none, and two processes writing the same key both leave a whole
+    file. A damaged or partial entry is reported once, removed and rebuilt.
+    Reading an entry marks it used (its modification time); when the store
+    grows past its cap, the least recently used entries go first.
+    """
 
     def __init__(self, root: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES):
         self.root = Path(root)

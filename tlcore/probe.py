@@ -5,11 +5,6 @@ mean over the feature map), fitted on the training split and scored on the
 validation split. Run at every block boundary for ImageNet weights and for
 random weights, it shows where transferable knowledge lives: the pretrained
 features separate the classes better than random ones at the same depth, and more so deeper.
-
-The classifier is scikit-learn's `LogisticRegression` (lbfgs, L2, C = PROBE_C),
-after standardising each feature on the training split; lbfgs draws no random
-numbers, so a probe gives the same accuracy every time. Validation labels are
-used only to score it. The 2-D map of features is a PCA fitted on the training split alone.
 """
 
 from __future__ import annotations
@@ -44,6 +39,10 @@ def probe_accuracy(
 ) -> float:
     """Validation accuracy of a logistic regression fitted on the training features alone.
 
+    The classifier is scikit-learn's `LogisticRegression` (lbfgs, L2, C = PROBE_C), after
+    standardising each feature on the training split; lbfgs draws no random numbers, so a probe
+    gives the same accuracy every time. Validation labels are used only to score it.
+
     Raises:
         ValueError: fewer than two classes in the training labels, or no validation images.
     """
@@ -68,7 +67,8 @@ def _finite(x: np.ndarray) -> np.ndarray:
 
 
 def project_2d(train_x: np.ndarray, val_x: np.ndarray, method: str = "pca") -> tuple[np.ndarray, np.ndarray]:
-    """2-D coordinates of training and validation features, the projection fitted on training features."""
+    """2-D coordinates of training and validation features, the projection (a PCA) fitted on training features
+    alone."""
     if method not in PROJECTIONS:
         raise ValueError(f"method must be one of {PROJECTIONS}. Received: method={method!r}")
     from sklearn.decomposition import PCA  # here, not at the top: see probe_accuracy

@@ -1,23 +1,13 @@
 """Freeze sweep: the same head trained at a series of freeze points, plus a from-scratch baseline.
 
-A sweep answers "how much of the pretrained network should stay frozen?" by
-trying several freeze points k on the same data with the same head, and
-putting next to them the same model trained from random weights with every
-layer learning (no transfer at all).
-
-Work is shared where it can be: the images are decoded once per sweep and
-every point trains on the same decoded arrays; within a point, train()
-computes the frozen prefix's features once (the cached path) and each epoch
-trains only the layers above k. Each point is an ordinary run in the run
-store, tagged {"sweep": id, "point": label}, so the runs table lists,
+A sweep answers "how much of the pretrained network should stay frozen?" by trying several
+freeze points k on the same data with the same head, and putting next to them the same model
+trained from random weights with every layer learning (no transfer at all). Each point is an
+ordinary run in the run store, tagged {"sweep": id, "point": label}, so the runs table lists,
 compares and reloads it like any other run.
 
-Stop: the point running when the flag is seen ends as a stopped run (what it
-learned so far is kept), the points already finished stay as they are, and
-the points not started are skipped.
-
-This module plans a sweep and names its parts, without TensorFlow (a UI plans
-and estimates a sweep before it starts); `tlcore.tf.sweep.run_sweep` runs one.
+This module plans a sweep and names its parts, without TensorFlow (a UI plans and estimates a
+sweep before it starts); `tlcore.tf.sweep.run_sweep` runs one.
 """
 
 from __future__ import annotations
@@ -103,6 +93,16 @@ class SweepPoint:
 
 @dataclass
 class SweepResult:
+    """A whole sweep, finished or stopped.
+
+    Work is shared where it can be: the images are decoded once per sweep and every point trains
+    on the same decoded arrays; within a point, train() computes the frozen prefix's features once
+    (the cached path) and each epoch trains only the layers above k.
+
+    Stop: the point running when the flag is seen ends as a stopped run (what it learned so far is
+    kept), the points already finished stay as they are, and the points not started are skipped.
+    """
+
     sweep_id: str
     status: str  # completed | stopped
     points: list[SweepPoint] = field(default_factory=list)
