@@ -1,15 +1,12 @@
 """Charts for the dashboard and for notebooks (Altair).
 
-Every chart is sized for a projector: the sizes and font sizes below are
-defined once and used by every chart, so the Train, Inference, Runs and
-Dataset pages look alike. Charts set no text or background colours of their
-own (except counts written on heatmap cells, which must contrast with the
-cell, a rule's label in its rule's colour, and the grey of the accuracy reached without learning), so
-Streamlit's light and
-dark themes both apply. Loss is drawn on a log scale (one diverging epoch
-does not flatten the rest) and accuracy and probability on a fixed 0..1
-axis (0.45 vs 0.55 stays the coin toss it is).
-The Grad-CAM overlay and its colours are `tlcore.tf.gradcam`'s.
+Every chart is sized for a projector: the sizes and font sizes below are defined once and used by every
+chart, so the Train, Inference, Runs and Dataset pages look alike. Charts set no text or background colours
+of their own (except counts written on heatmap cells, which must contrast with the cell, a rule's label in
+its rule's colour, and the grey of the accuracy reached without learning), so Streamlit's light and dark
+themes both apply. Loss is drawn on a log scale (one diverging epoch does not flatten the rest) and accuracy
+and probability on a fixed 0..1 axis (0.45 vs 0.55 stays the coin toss it is). The Grad-CAM overlay and its
+colours are `tlcore.tf.gradcam`'s.
 """
 
 from __future__ import annotations

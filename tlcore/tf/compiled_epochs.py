@@ -4,27 +4,9 @@ A cached epoch trains only the layers above the freeze point: a few
 milliseconds of arithmetic for 256 images, which `fit` wraps in several
 times that of per-batch Python and dispatch (one `train_function` call, its
 callbacks and logs per batch, then `evaluate` with its own iterator). Here
-one `tf.function` per phase runs several batches per call: each batch is
-gathered by index from the in-memory arrays in the epoch's order and goes
-through the model's own `train_step` (so loss, sample weights, metrics and
-the optimizer are exactly fit's) inside a `tf.while_loop`; the call that
-ends an epoch then runs the whole validation set through `test_step` too.
-
-The callbacks see what fit (keras/src/backend/tensorflow/trainer.py) gives
-them: `on_train_begin`; per epoch `on_epoch_begin`, then per call
-`on_train_batch_begin(its first batch)` and `on_train_batch_end(its last
-batch, the epoch's running logs)` (as fit does with `steps_per_execution`),
-`model.stop_training` checked after every call, the partial epoch still
-validated (`on_test_begin`, `on_test_batch_begin/end` once for the whole set,
-`on_test_end`), and `on_epoch_end(epoch, logs)` with the epoch's
-sample-weighted means plus the `val_` ones; `on_train_end` last. Metrics are
-reset at each epoch's start and before validation, as fit and evaluate do.
-
-How many batches a call runs (`CallSizer`): one until a call has been timed
-(the first also pays for TensorFlow optimizing the graph), then as many as
-take about `TARGET_CALL_SECONDS`, so that Stop, read between calls, ends a
-run within a fraction of a second whatever a batch costs. A loss that is not finite ends
-its call after that batch, so the callbacks see it at the batch it happened.
+one `tf.function` per phase (`_PhaseFunction`) runs several batches per call
+through the model's own `train_step`, so loss, sample weights, metrics and the
+optimizer are exactly fit's; `fit_arrays` calls the callbacks in fit's order.
 """
 
 from __future__ import annotations
@@ -51,6 +33,9 @@ Logs = dict[str, float]
 class CallSizer:
     """How many batches the next compiled call runs, from how long earlier calls took per batch.
 
+    As many as take about `TARGET_CALL_SECONDS`, so that Stop, read between calls, ends a run
+    within a fraction of a second whatever a batch costs.
+
     The first call also pays for TensorFlow optimizing the graph, so its time
     says nothing about the next: until a later call has been timed, calls run
     one batch.
@@ -76,6 +61,11 @@ class CallSizer:
 
 class _PhaseFunction:
     """The phase's one compiled function: some training batches, then, when asked, the whole validation set.
+
+    Each batch is gathered by index from the in-memory arrays in the epoch's order and goes through
+    the model's own `train_step` inside a `tf.while_loop`; the call that ends an epoch then runs the
+    whole validation set through `test_step` too. A loss that is not finite ends its call after that
+    batch, so the callbacks see it at the batch it happened.
 
     A call takes the training indices of its batches (consecutive slices of
     batch_size) and returns how many batches ran (fewer when a loss stopped
@@ -181,9 +171,20 @@ def fit_arrays(
 ) -> keras.callbacks.History:
     """Train a compiled `model` on in-memory arrays like `model.fit`; epoch e's order is `orders[e - initial_epoch]`.
 
+    The callbacks see what fit (keras/src/backend/tensorflow/trainer.py) gives
+    them: `on_train_begin`; per epoch `on_epoch_begin`, then per call
+    `on_train_batch_begin(its first batch)` and `on_train_batch_end(its last
+    batch, the epoch's running logs)` (as fit does with `steps_per_execution`),
+    `model.stop_training` checked after every call, the partial epoch still
+    validated (`on_test_begin`, `on_test_batch_begin/end` once for the whole set,
+    `on_test_end`), and `on_epoch_end(epoch, logs)` with the epoch's
+    sample-weighted means plus the `val_` ones; `on_train_end` last. Metrics are
+    reset at each epoch's start and before validation, as fit and evaluate do.
+
     Args:
         y: targets as the model's loss wants them (int labels, or float (n, 1) for a sigmoid output).
-        orders: one row per epoch, each a permutation of range(len(x)); batches are consecutive slices of it.
+        orders: one row per epoch, the indices of x it visits in order (a permutation of range(len(x)), or
+            its whole batches only); batches are consecutive slices of it.
         sample_weight: per-image weights of the training loss and metrics (e.g. class weights); None = 1.
         validation: (x, y) validated after every epoch, the partial one after a stop included.
         sizer: batches per call (default: about TARGET_CALL_SECONDS per call).
@@ -192,7 +193,7 @@ def fit_arrays(
         The History callback, as fit returns it.
     """
     sizer = sizer or CallSizer()
-    batches_per_epoch = math.ceil(len(x) / batch_size)
+    batches_per_epoch = math.ceil(orders.shape[1] / batch_size)
     if validation is not None and not len(validation[0]):
         validation = None
     _build(model, x[:batch_size], y[:batch_size], None if sample_weight is None else sample_weight[:batch_size])

@@ -1,23 +1,13 @@
 """Keras' Adam and SGD with each variable's update as one fused TensorFlow kernel, for the cached route's epochs.
 
-Keras 3 writes an optimizer's update as a dozen element-wise ops per
-variable (Adam: subtract, multiply, square, add, sqrt, divide, three
-assigns...). On a head with a 512 x 256 kernel each op is a pass over
-128k floats plus its dispatch, and together they are most of a cached
-epoch's time. TensorFlow's training kernels (`ResourceApplyAdam`,
-`ResourceApplyKerasMomentum`) do the same arithmetic in one pass:
-
-* Adam: m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
-  var -= alpha m / (sqrt(v) + epsilon), alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t),
-  exactly `keras.optimizers.Adam.update_step` (amsgrad excepted);
-* SGD with momentum: m = momentum m - lr g; var += m (Nesterov:
-  var += momentum m - lr g), exactly `keras.optimizers.SGD.update_step`.
-
-Everything else (the step counter, learning rate and its changes by
-callbacks, loss scaling, gradient clipping, weight decay) is Keras' own, as
-are the optimizer variables, so a fused optimizer trains the same weights
-as its Keras twin. They are used only for the trainable suffix on the cached
-route, which is never saved: a saved model never names these classes.
+Keras 3 writes an optimizer's update as a dozen element-wise ops per variable
+(Adam: subtract, multiply, square, add, sqrt, divide, three assigns...); on a
+head with a 512 x 256 kernel they are most of a cached epoch's time.
+TensorFlow's training kernels do the same arithmetic in one pass. Everything
+else (step counter, learning rate and its changes by callbacks, loss scaling,
+clipping, weight decay, the optimizer variables) is Keras' own, so a fused
+optimizer trains the same weights as its Keras twin. Used only for the cached
+route's trainable suffix, never saved: a saved model never names these classes.
 """
 
 from __future__ import annotations
@@ -29,7 +19,12 @@ import tensorflow as tf
 
 
 class FusedAdam(keras.optimizers.Adam):
-    """keras.optimizers.Adam with each variable updated by one `ResourceApplyAdam`."""
+    """keras.optimizers.Adam with each variable updated by one `ResourceApplyAdam`.
+
+    m += (g - m)(1 - beta_1); v += (g^2 - v)(1 - beta_2);
+    var -= alpha m / (sqrt(v) + epsilon), alpha = lr sqrt(1 - beta_2^t) / (1 - beta_1^t),
+    exactly `keras.optimizers.Adam.update_step` (amsgrad excepted: Keras' own update runs).
+    """
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         if self.amsgrad:
@@ -54,7 +49,11 @@ class FusedAdam(keras.optimizers.Adam):
 
 
 class FusedSGD(keras.optimizers.SGD):
-    """keras.optimizers.SGD with momentum, each variable updated by one `ResourceApplyKerasMomentum`."""
+    """keras.optimizers.SGD with momentum, each variable updated by one `ResourceApplyKerasMomentum`.
+
+    m = momentum m - lr g; var += m (Nesterov: var += momentum m - lr g), exactly
+    `keras.optimizers.SGD.update_step` (without momentum Keras' own update runs).
+    """
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         if self.momentum == 0:

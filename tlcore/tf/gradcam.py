@@ -6,12 +6,7 @@ it, sums the weighted channels, and keeps the positive part. The score is the
 class's logit, taken *before* the final softmax or sigmoid, as in the paper
 and the keras-io example: a probability saturates, so with a confident model
 (p = 1.0 in float32) its gradient is exactly zero and the map would come out
-blank. A sigmoid head has one logit z for the positive class (index 1); the
-negative class's score is -z (its probability is sigmoid(-z)).
-
-The gradient model stops at the output layer's input; the logits are computed
-from the output Dense layer's own kernel and bias under the tape, so they use
-the model's live weights whether it is fresh from training or reloaded.
+blank (a sigmoid head's logits: see `class_score`).
 """
 
 from __future__ import annotations
@@ -39,7 +34,10 @@ SCORE_ACTIVATIONS = ("softmax", "sigmoid", "linear")
 class Explainer:
     """What Grad-CAM needs from a classifier: a model to (conv activations, the output layer's input), and that layer.
 
-    Build one with `explainer_for`, once per model, and reuse it for every image.
+    Build one with `explainer_for`, once per model, and reuse it for every image. The gradient model
+    stops at the output layer's input; the logits are computed from the output Dense layer's own
+    kernel and bias under the tape (`scores`), so they use the model's live weights whether it is
+    fresh from training or reloaded.
     """
 
     features: keras.Model
@@ -93,7 +91,8 @@ def predicted_class(scores: tf.Tensor | np.ndarray) -> int:
 
 
 def class_score(scores: tf.Tensor, class_index: int) -> tf.Tensor:
-    """The score of one class per image: its logit; with one sigmoid logit z, class 1 is z and class 0 is -z."""
+    """The score of one class per image: its logit; with one sigmoid logit z, class 1 is z and class 0 is -z
+    (its probability is sigmoid(-z))."""
     if scores.shape[-1] == 1:
         if class_index not in (0, 1):
             raise ValueError(f"A sigmoid head has classes 0 and 1. Received: class_index={class_index}")
