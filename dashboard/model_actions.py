@@ -12,6 +12,7 @@ import math
 import streamlit as st
 
 from dashboard.devices import precision_control
+from dashboard.setting_widgets import declared_widgets
 from dashboard.state import (
     DEFAULT_CONFIG,
     K,
@@ -90,7 +91,7 @@ def head_or_problem(num_classes: int) -> tuple[HeadConfig, str | None]:
 
 
 def fit_options_panel() -> None:
-    """Class weights, early stopping and reduce-on-plateau: TrainConfig fields, set through the state's mapping."""
+    """Class weights, early stopping and the declared options: TrainConfig fields, set through the state's mapping."""
     balance_classes_toggle()
     st.toggle(
         "Early stopping",
@@ -99,12 +100,7 @@ def fit_options_panel() -> None:
     )
     if st.session_state[K.early_stopping]:
         st.number_input("Epochs without improvement", 1, 100, step=1, key=K.patience)
-    st.toggle(
-        "Reduce learning rate on plateau",
-        key=K.reduce_lr,
-        help="Halve the learning rate after 2 epochs "
-        "without a val_loss improvement (down to a hundredth of the phase's rate).",
-    )
+    declared_widgets()  # reduce on plateau, and every option declared the same way
 
 
 LEARNING_RATES = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]

@@ -18,6 +18,7 @@ from tlcore.backbones import IMAGENET, NO_WEIGHTS, WEIGHTS_ENV, get_backbone, im
 from tlcore.config import PATIENCE, AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.estimate import measure_in_background
 from tlcore.paths import DataRootError, PathNotAllowed, typed_weights_path
+from tlcore.setting import NO_WIDGET, declared, value_type
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
@@ -91,21 +92,16 @@ DEFAULT_CONFIG = TrainConfig()
 FIELD_KEYS: dict[str, tuple[str, ...]] = {
     "weights": (K.weights_choice, K.weights_path),
     "image_size": (K.image_size,),
-    "batch_size": (K.batch_size,),
-    "epochs": (K.epochs,),
-    "optimizer": (K.optimizer,),
-    "learning_rate": (K.learning_rate,),
-    "freeze_at": (K.freeze_at,),
     "head": (K.pooling, K.dense, K.dropout, K.output, K.normalize),
     "augment": (K.augment, K.flip, K.rotation, K.zoom, K.translation, K.contrast),
     "fine_tune": (K.fine_tune, K.ft_freeze_at, K.ft_epochs, K.ft_lr),
-    "seed": (K.seed,),
-    "balance_classes": (K.balance_classes,),
     "early_stopping_patience": (K.early_stopping, K.patience),
-    "reduce_lr_on_plateau": (K.reduce_lr,),
-    "precision": (K.precision,),
-    "min_steps": (K.min_steps,),
 }
+# Every other field a widget sets is mapped from its declaration (tlcore.setting): its widget's key is its name.
+DECLARED_FIELDS = tuple(
+    name for name, info in declared(TrainConfig) if info.widget != NO_WIDGET and name not in FIELD_KEYS
+)
+FIELD_KEYS.update({name: (name,) for name in DECLARED_FIELDS})
 # A preset or shortcut leaves the weights alone: the sidebar's weights are the user's situation
 # (offline, a local file), not part of an experiment's recipe.
 # The precision likewise: it is what this machine's device runs.
@@ -123,16 +119,12 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
     fine_tune = config.fine_tune or FineTuneConfig()
     state = {
         K.image_size: min(image_sizes, key=lambda size: abs(size - config.image_size)),
-        K.freeze_at: config.freeze_at,
+        **{name: _widget_value(config, name) for name in DECLARED_FIELDS},
         K.pooling: config.head.pooling,
         K.dense: ",".join(str(units) for units in config.head.dense),
         K.dropout: float(config.head.dropout),
         K.output: config.head.output,
         K.normalize: config.head.normalize,
-        K.optimizer: config.optimizer,
-        K.learning_rate: float(config.learning_rate),
-        K.epochs: config.epochs,
-        K.batch_size: config.batch_size,
         K.augment: bool(config.augment.enabled),
         K.flip: bool(config.augment.flip),
         K.rotation: float(config.augment.rotation),
@@ -143,13 +135,8 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
         K.ft_freeze_at: fine_tune.freeze_at,
         K.ft_epochs: fine_tune.epochs,
         K.ft_lr: float(fine_tune.learning_rate),
-        K.seed: config.seed,
-        K.balance_classes: config.balance_classes,
         K.early_stopping: config.early_stopping_patience is not None,
         K.patience: config.early_stopping_patience or PATIENCE,
-        K.reduce_lr: config.reduce_lr_on_plateau,
-        K.precision: config.precision,
-        K.min_steps: config.min_steps,
     }
     if config.weights == NO_WEIGHTS:
         state[K.weights_choice] = WEIGHTS_SCRATCH
@@ -189,23 +176,20 @@ def state_to_config(state: StateView) -> TrainConfig:
     if state[K.fine_tune]:
         fine_tune = FineTuneConfig(int(state[K.ft_freeze_at]), int(state[K.ft_epochs]), float(state[K.ft_lr]))
     return TrainConfig(
+        **{name: value_type(TrainConfig, name)[0](state[name]) for name in DECLARED_FIELDS},
         weights=_weights_from(state),
         image_size=int(state[K.image_size]),
-        batch_size=int(state[K.batch_size]),
-        epochs=int(state[K.epochs]),
-        optimizer=state[K.optimizer],
-        learning_rate=float(state[K.learning_rate]),
-        freeze_at=int(state[K.freeze_at]),
         head=head_from_state(state),
         augment=augment_from_state(state),
         fine_tune=fine_tune,
-        seed=int(state[K.seed]),
-        balance_classes=bool(state[K.balance_classes]),
         early_stopping_patience=int(state[K.patience]) if state[K.early_stopping] else None,
-        reduce_lr_on_plateau=bool(state[K.reduce_lr]),
-        precision=str(state[K.precision]),
-        min_steps=int(state[K.min_steps]),
     )
+
+
+def _widget_value(config: TrainConfig, name: str) -> bool | int | float | str:
+    """A declared field's value as its widget holds it (a float widget holds a float, also for 1 or 0)."""
+    value: bool | int | float | str = getattr(config, name)
+    return float(value) if value_type(TrainConfig, name)[0] is float else value
 
 
 DEFAULTS: dict[str, Any] = {

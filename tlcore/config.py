@@ -10,6 +10,7 @@ from typing import Any
 
 from tlcore.backbone_facts import BLOCK5, DEFAULT_BACKBONE, VGG16_LAYERS
 from tlcore.devices import FLOAT32, PRECISIONS
+from tlcore.setting import DECLARED_WIDGET, NO_WIDGET, Setting, check_fields, setting, setting_names
 
 POOLINGS = ("flatten", "avg", "max")
 OUTPUTS = ("softmax", "sigmoid")
@@ -31,41 +32,8 @@ LEGACY_VALUES: dict[str, Any] = {"min_steps": 0, "early_stopping_patience": None
 LEGACY_HEAD_VALUES: dict[str, Any] = {"normalize": False}
 
 
-# Settings in words, for people comparing two configs (dotted names as flatten_config gives them): the labels
-# of the dashboard's widgets, lower-cased.
-SETTING_NAMES = {
-    "weights": "weights",
-    "image_size": "image size",
-    "batch_size": "batch size",
-    "epochs": "epochs",
-    "optimizer": "optimizer",
-    "learning_rate": "learning rate",
-    "freeze_at": "phase 1: layers frozen",
-    "head.pooling": "pooling",
-    "head.dense": "dense layer sizes",
-    "head.dropout": "dropout",
-    "head.output": "output",
-    "head.normalize": "normalise the pooled features",
-    "augment.enabled": "augmentation",
-    "augment.flip": "horizontal flip",
-    "augment.rotation": "rotation",
-    "augment.zoom": "zoom",
-    "augment.translation": "translation",
-    "augment.contrast": "contrast",
-    "fine_tune": "phase 2",
-    "fine_tune.freeze_at": "phase 2: layers frozen",
-    "fine_tune.epochs": "phase 2 epochs",
-    "fine_tune.learning_rate": "phase 2 learning rate",
-    "seed": "seed",
-    "balance_classes": "balance classes",
-    "early_stopping_patience": "early stopping (epochs without improvement)",
-    "reduce_lr_on_plateau": "reduce learning rate on plateau",
-    "precision": "precision",
-    "min_steps": "at least this many steps for the head",
-    "validation_split": "validation share",
-    "cache_features": "cache frozen features",
-    "backbone": "backbone",
-}
+# Settings in words, for people comparing two configs (dotted names as flatten_config gives them).
+SETTING_NAMES: dict[str, str] = {}  # filled below, from the fields' declarations
 
 
 def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -96,124 +64,154 @@ def _check_keys(cls: type, data: Any, name: str) -> dict[str, Any]:
 class HeadConfig:
     """The classifier put on top of the convolutional base."""
 
-    pooling: str = "max"  # flatten | avg | max
-    dense: tuple[int, ...] = (256,)
-    dropout: float = 0.5
-    output: str = "softmax"  # softmax (any number of classes) | sigmoid (2 classes)
+    pooling: str = setting("max", Setting("pooling", choices=POOLINGS))
+    dense: tuple[int, ...] = setting((256,), Setting("dense layer sizes"))
+    dropout: float = setting(0.5, Setting("dropout", low=0.0, high=1.0, high_open=True))
+    # softmax (any number of classes) | sigmoid (2 classes)
+    output: str = setting("softmax", Setting("output", choices=OUTPUTS))
     # A LayerNormalization after the pooling: VGG16's pooled features reach the head in the hundreds, which
     # made a new head's first loss 6-11 on two classes; normalised, it starts near ln(classes).
-    normalize: bool = True
+    normalize: bool = setting(True, Setting("normalise the pooled features"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dense", tuple(int(n) for n in self.dense))
-        _check(isinstance(self.normalize, bool), f"normalize must be true or false. Received: {self.normalize!r}")
-        _check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}. Received: pooling={self.pooling!r}")
-        _check(self.output in OUTPUTS, f"output must be one of {OUTPUTS}. Received: output={self.output!r}")
+        check_fields(self)
         _check(all(n > 0 for n in self.dense), f"dense sizes must be positive. Received: dense={list(self.dense)}")
-        _check(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1). Received: dropout={self.dropout}")
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     """Random augmentation applied to training batches only (never to validation)."""
 
-    enabled: bool = False
-    flip: bool = True  # horizontal
-    rotation: float = 0.1  # fraction of a full turn
-    zoom: float = 0.1
-    translation: float = 0.1
-    contrast: float = 0.1
+    enabled: bool = setting(False, Setting("augmentation"))
+    flip: bool = setting(True, Setting("horizontal flip"))
+    rotation: float = setting(0.1, Setting("rotation", low=0.0, high=1.0, high_open=True))  # of a full turn
+    zoom: float = setting(0.1, Setting("zoom", low=0.0, high=1.0, high_open=True))
+    translation: float = setting(0.1, Setting("translation", low=0.0, high=1.0, high_open=True))
+    contrast: float = setting(0.1, Setting("contrast", low=0.0, high=1.0, high_open=True))
 
     def __post_init__(self) -> None:
-        for name in ("rotation", "zoom", "translation", "contrast"):
-            value = getattr(self, name)
-            _check(0.0 <= value < 1.0, f"{name} must be in [0, 1). Received: {name}={value}")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class FineTuneConfig:
     """Optional second phase: unfreeze down to a deeper freeze point at a lower learning rate."""
 
-    freeze_at: int = BLOCK5
-    epochs: int = 3
-    learning_rate: float = 1e-5
+    freeze_at: int = setting(BLOCK5, Setting("phase 2: layers frozen", low=0, high=VGG16_LAYERS))
+    epochs: int = setting(3, Setting("phase 2 epochs", low=1))
+    learning_rate: float = setting(1e-5, Setting("phase 2 learning rate", low=0.0, low_open=True))
 
     def __post_init__(self) -> None:
-        _check(
-            0 <= self.freeze_at <= VGG16_LAYERS,
-            f"fine_tune.freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}",
-        )
-        _check(self.epochs >= 1, f"fine_tune.epochs must be at least 1. Received: epochs={self.epochs}")
-        _check(self.learning_rate > 0, f"fine_tune.learning_rate must be positive. Received: {self.learning_rate}")
+        check_fields(self, prefix="fine_tune.")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a run's result. `weights` is "imagenet", "none" or a file path."""
+    """Everything that decides a run's result. `weights` is "imagenet", "none" or a file path.
 
-    backbone: str = DEFAULT_BACKBONE
-    weights: str = "imagenet"
-    image_size: int = 128
-    batch_size: int = 32
-    epochs: int = 5
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    freeze_at: int = VGG16_LAYERS
+    Each field declares how people meet it (tlcore.setting): its words, bounds, command-line flag and widget.
+    """
+
+    backbone: str = setting(DEFAULT_BACKBONE, Setting("backbone", widget=NO_WIDGET))
+    weights: str = setting("imagenet", Setting("weights"))
+    image_size: int = setting(
+        128, Setting("image size", low=32, flag=True, order=30, help="square input size in pixels (default {default})")
+    )
+    batch_size: int = setting(
+        32, Setting("batch size", low=1, flag=True, order=50, help="images per training step (default {default})")
+    )
+    epochs: int = setting(
+        5, Setting("epochs", low=1, flag=True, order=20, help="epochs of the first phase (default {default})")
+    )
+    optimizer: str = setting(
+        "adam", Setting("optimizer", choices=OPTIMIZERS, flag=True, order=70, help="(default {default})")
+    )
+    learning_rate: float = setting(
+        1e-3,
+        Setting(
+            "learning rate",
+            low=0.0,
+            low_open=True,
+            flag=True,
+            order=60,
+            help="first phase's learning rate (default {default:g})",
+        ),
+    )
+    freeze_at: int = setting(
+        VGG16_LAYERS,
+        Setting(
+            "phase 1: layers frozen",
+            low=0,
+            high=VGG16_LAYERS,
+            flag=True,
+            order=10,
+            help=f"VGG16 layers frozen, 0..{VGG16_LAYERS} (default {{default}})",
+        ),
+    )
     head: HeadConfig = field(default_factory=HeadConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    fine_tune: FineTuneConfig | None = None
-    seed: int = 1337
-    validation_split: float = 0.2
-    cache_features: bool = True
+    fine_tune: FineTuneConfig | None = setting(None, Setting("phase 2"))
+    seed: int = setting(
+        1337,
+        Setting(
+            "seed",
+            flag=True,
+            order=110,
+            help="seed of the head's initial weights and the data order (default {default})",
+        ),
+    )
+    validation_split: float = setting(
+        0.2, Setting("validation share", low=0.0, low_open=True, high=1.0, high_open=True, widget=NO_WIDGET)
+    )
+    cache_features: bool = setting(True, Setting("cache frozen features", widget=NO_WIDGET))
     # Options Keras' fit offers (tlcore.tf.training explains each); older run.json files lack them.
-    balance_classes: bool = False  # class weights inversely proportional to training class counts
+    balance_classes: bool = setting(
+        False,  # class weights inversely proportional to training class counts
+        Setting(
+            "balance classes",
+            flag=True,
+            order=120,
+            help="weight each class inversely to its training images (for imbalanced datasets)",
+        ),
+    )
     # Epochs without a val_loss improvement before a phase ends (None: off); used where the validation split
     # allows it (tlcore.schedule).
-    early_stopping_patience: int | None = PATIENCE
-    reduce_lr_on_plateau: bool = False  # halve the learning rate when val_loss stops improving
+    early_stopping_patience: int | None = setting(
+        PATIENCE, Setting("early stopping (epochs without improvement)", low=1)
+    )
+    reduce_lr_on_plateau: bool = setting(
+        False,
+        Setting(
+            "reduce learning rate on plateau",
+            flag=True,
+            order=140,
+            widget=DECLARED_WIDGET,
+            help="halve the learning rate after 2 epochs without val_loss improvement (default off)",
+            tip="Halve the learning rate after 2 epochs without a val_loss improvement (down to a hundredth of "
+            "the phase's rate).",
+        ),
+    )
     # The Keras dtype policy of the model's layers (its output layer and the loss stay float32); which ones a
     # device supports: tlcore.devices.
-    precision: str = FLOAT32
+    precision: str = setting(
+        FLOAT32,
+        Setting(
+            "precision",
+            choices=PRECISIONS,
+            flag=True,
+            order=150,
+            help="numeric precision of the model's layers (default {default}): mixed_float16 on an NVIDIA GPU "
+            "(compute capability 7.0+), mixed_bfloat16 on a GPU of compute capability 8.0+ or a CPU with "
+            "AVX-512 BF16 or AMX; the output and the loss stay float32",
+        ),
+    )
     # Training length that follows the data (tlcore.schedule): the batch shrinks so an epoch has several steps,
     # and a head on cached features trains at least this many steps. 0: exactly the epochs and batch size set.
-    min_steps: int = MIN_STEPS
+    min_steps: int = setting(MIN_STEPS, Setting("at least this many steps for the head", low=0))
 
     def __post_init__(self) -> None:
-        _check(
-            self.image_size >= 32, f"image_size must be at least 32 for VGG16. Received: image_size={self.image_size}"
-        )
-        _check(self.batch_size >= 1, f"batch_size must be at least 1. Received: batch_size={self.batch_size}")
-        _check(self.epochs >= 1, f"epochs must be at least 1. Received: epochs={self.epochs}")
-        _check(
-            self.optimizer in OPTIMIZERS,
-            f"optimizer must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}",
-        )
-        _check(self.learning_rate > 0, f"learning_rate must be positive. Received: learning_rate={self.learning_rate}")
-        _check(
-            0 <= self.freeze_at <= VGG16_LAYERS,
-            f"freeze_at must be between 0 and {VGG16_LAYERS}. Received: freeze_at={self.freeze_at}",
-        )
-        _check(
-            0.0 < self.validation_split < 1.0,
-            f"validation_split must be between 0 and 1. Received: validation_split={self.validation_split}",
-        )
-        for name in ("balance_classes", "reduce_lr_on_plateau"):
-            value = getattr(self, name)
-            _check(isinstance(value, bool), f"{name} must be true or false. Received: {name}={value!r}")
-        _check(
-            self.precision in PRECISIONS,
-            f"precision must be one of {PRECISIONS}. Received: precision={self.precision!r}",
-        )
-        _check(
-            isinstance(self.min_steps, int) and not isinstance(self.min_steps, bool) and self.min_steps >= 0,
-            f"min_steps must be a whole number, 0 or more. Received: min_steps={self.min_steps!r}",
-        )
-        patience = self.early_stopping_patience
-        _check(
-            patience is None or (isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1),
-            f"early_stopping_patience must be a whole number of epochs, at least 1 (or None for off). "
-            f"Received: early_stopping_patience={patience!r}",
-        )
+        check_fields(self)
         if self.fine_tune is not None:
             _check(
                 self.fine_tune.freeze_at < self.freeze_at,
@@ -269,3 +267,6 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
         return cls.from_dict(json.loads(text))
+
+
+SETTING_NAMES.update(setting_names(TrainConfig))

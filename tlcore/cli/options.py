@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.backbones import default_weights
 from tlcore.cli.errors import UsageError
-from tlcore.config import FineTuneConfig, TrainConfig
-from tlcore.devices import PRECISIONS
+from tlcore.config import OUTPUTS, POOLINGS, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.presets import PRESETS, apply_preset
 from tlcore.schedule import MIN_VALIDATION_PER_CLASS
+from tlcore.setting import Setting, declared, value_type
 
 T = TypeVar("T")
 
@@ -54,36 +55,62 @@ def length_settings(args: argparse.Namespace, base: TrainConfig) -> tuple[int, i
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
-    """The options that make a TrainConfig (`config_from_args` reads them): train's, and code's, said once."""
-    d = TrainConfig()  # the defaults an option falls back to, shown in its help
+    """The options that make a TrainConfig (`config_from_args` reads them): train's, and code's, said once.
+
+    A field that declares `flag=True` (tlcore.setting) gets its option here without a line of its own; the
+    options made by hand stand among them by the `order` of the field they sit after.
+    """
     p.add_argument("--config", help="a run folder or its run.json: reuse that run's configuration")
     p.add_argument(
         "--preset",
         help=f"start from a preset: {', '.join(sorted(PRESETS))} (explicit flags override it; the old names "
         f"{', '.join(sorted(p.alias for p in PRESETS.values()))} still work)",
     )
-    p.add_argument("--freeze-at", type=int, help=f"VGG16 layers frozen, 0..{VGG16_LAYERS} (default {d.freeze_at})")
-    p.add_argument("--epochs", type=int, help=f"epochs of the first phase (default {d.epochs})")
-    p.add_argument("--image-size", type=int, help=f"square input size in pixels (default {d.image_size})")
+    adders: list[tuple[int, Callable[[argparse.ArgumentParser], None]]] = [
+        (40, _add_weights_option),
+        (80, _add_head_options),
+        (90, _add_augment_option),
+        (100, _add_fine_tune_options),
+        (130, add_length_options),
+    ]
+    adders += [(info.order, functools.partial(_add_declared, name, info)) for name, info in declared_flags()]
+    for _, add in sorted(adders, key=lambda pair: pair[0]):
+        add(p)
+
+
+def declared_flags() -> list[tuple[str, Setting]]:
+    """The TrainConfig fields whose command-line option comes from their declaration."""
+    return [(name, info) for name, info in declared(TrainConfig) if info.flag]
+
+
+def _add_declared(name: str, info: Setting, p: argparse.ArgumentParser) -> None:
+    kind, _ = value_type(TrainConfig, name)
+    flag, text = "--" + name.replace("_", "-"), info.help.format(default=getattr(TrainConfig(), name))
+    if kind is bool:
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+    elif info.choices:
+        p.add_argument(flag, choices=info.choices, help=text)
+    else:
+        p.add_argument(flag, type=kind, help=text)
+
+
+def _add_weights_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
-    p.add_argument("--batch-size", type=int, help=f"images per training step (default {d.batch_size})")
-    p.add_argument("--learning-rate", type=float, help=f"first phase's learning rate (default {d.learning_rate:g})")
-    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], help=f"(default {d.optimizer})")
+
+
+def _add_head_options(p: argparse.ArgumentParser) -> None:
+    d = HeadConfig()
     p.add_argument(
-        "--pooling",
-        choices=["flatten", "avg", "max"],
-        help=f"how the head turns feature maps into one vector (default {d.head.pooling})",
+        "--pooling", choices=POOLINGS, help=f"how the head turns feature maps into one vector (default {d.pooling})"
     )
     p.add_argument(
         "--dense",
         type=int_list,
-        help=f"hidden layer sizes, e.g. 1024,1024,512 (empty: none; default {','.join(map(str, d.head.dense))})",
+        help=f"hidden layer sizes, e.g. 1024,1024,512 (empty: none; default {','.join(map(str, d.dense))})",
     )
-    p.add_argument("--dropout", type=float, help=f"dropout before each dense layer (default {d.head.dropout})")
+    p.add_argument("--dropout", type=float, help=f"dropout before each dense layer (default {d.dropout})")
     p.add_argument(
-        "--output",
-        choices=["softmax", "sigmoid"],
-        help=f"the head's last activation; sigmoid for 2 classes only (default {d.head.output})",
+        "--output", choices=OUTPUTS, help=f"the head's last activation; sigmoid for 2 classes only (default {d.output})"
     )
     p.add_argument(
         "--normalize",
@@ -91,37 +118,22 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="layer-normalise the pooled features before the head's dense layers (default on)",
     )
+
+
+def _add_augment_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="random flips, rotations, zooms, shifts and contrast on training images (default off)",
     )
+
+
+def _add_fine_tune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fine-tune-at", type=int, help="second phase: unfreeze down to this freeze point")
     p.add_argument("--fine-tune-epochs", type=int, default=FineTuneConfig().epochs, help="epochs of the second phase")
     p.add_argument(
         "--fine-tune-lr", type=float, default=FineTuneConfig().learning_rate, help="learning rate of the second phase"
-    )
-    p.add_argument("--seed", type=int, help=f"seed of the head's initial weights and the data order (default {d.seed})")
-    p.add_argument(
-        "--balance-classes",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="weight each class inversely to its training images (for imbalanced datasets)",
-    )
-    add_length_options(p)
-    p.add_argument(
-        "--reduce-lr-on-plateau",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="halve the learning rate after 2 epochs without val_loss improvement (default off)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        help=f"numeric precision of the model's layers (default {d.precision}): mixed_float16 on an NVIDIA GPU "
-        "(compute capability 7.0+), mixed_bfloat16 on a GPU of compute capability 8.0+ or a CPU with "
-        "AVX-512 BF16 or AMX; the output and the loss stay float32",
     )
 
 
@@ -177,18 +189,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.fine_tune_at is not None:
         fine_tune = FineTuneConfig(args.fine_tune_at, args.fine_tune_epochs, args.fine_tune_lr)
     min_steps, patience = length_settings(args, base)
+    declared_values = {name: _given(getattr(args, name), getattr(base, name)) for name, _ in declared_flags()}
     return base.replace(
-        freeze_at=_given(args.freeze_at, base.freeze_at),
-        epochs=_given(args.epochs, base.epochs),
-        image_size=_given(args.image_size, base.image_size),
+        **declared_values,
         weights=_given(args.weights, base.weights),
-        batch_size=_given(args.batch_size, base.batch_size),
-        learning_rate=_given(args.learning_rate, base.learning_rate),
-        optimizer=_given(args.optimizer, base.optimizer),
-        seed=_given(args.seed, base.seed),
-        balance_classes=_given(args.balance_classes, base.balance_classes),
-        reduce_lr_on_plateau=_given(args.reduce_lr_on_plateau, base.reduce_lr_on_plateau),
-        precision=_given(args.precision, base.precision),
         min_steps=min_steps,
         early_stopping_patience=patience,
         head=head,
