@@ -37,9 +37,10 @@ VIEWPORTS = {"1280x900": (1280, 900), "1024x768": (1024, 768)}
 
 def write_ms() -> float:
     """Median milliseconds to write the default settings' script for the sample data (template loaded)."""
-    from tlcore.codegen import DataFolder, training_script
+    from tlcore.codegen import training_script
     from tlcore.config import TrainConfig
     from tlcore.data import scan
+    from tlcore.script_folder import DataFolder
 
     info, config = scan(SAMPLE_DATA), TrainConfig(weights=str(weights_file()))
     training_script(config, DataFolder.from_info(info))

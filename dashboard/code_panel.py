@@ -13,10 +13,11 @@ import streamlit as st
 from dashboard.identity import actor
 from dashboard.state import REFUSED_WEIGHTS
 from dashboard.tables import describe_run
-from tlcore.codegen import SCRIPT_NAME, DataFolder, student_script, training_script
+from tlcore.codegen import SCRIPT_NAME, student_script, training_script
 from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
 from tlcore.runs import RunSummary
+from tlcore.script_folder import DataFolder
 
 SETTINGS_DOWNLOAD = "code_download_settings"
 RUN_DOWNLOAD = "code_download_run"

@@ -31,13 +31,14 @@ from tests.helpers import TINY_CONFIG, history_row, make_dataset_folder
 from tests.test_page_photos import _jpeg
 from tlcore.backbones import WEIGHTS_ENV
 from tlcore.classroom import CLASS_KEY_ENV, Roster, Student
-from tlcore.codegen import PHOTOS_FOLDER, DataFolder, student_script, training_script
+from tlcore.codegen import student_script, training_script
 from tlcore.data import scan
 from tlcore.jobs import JOBS
 from tlcore.paths import DATA_ROOT_ENV
 from tlcore.photos import PhotoStore
 from tlcore.records import COMPLETED
 from tlcore.runs import MODEL_FILE, RunStore
+from tlcore.script_folder import PHOTOS_FOLDER, DataFolder
 from tlcore.uploads import EXTRACTION_PREFIX, UPLOAD_DIR_ENV, extract_zip
 
 LIST_DOWNLOAD = "Download the whole list (CSV)"  # the skipped files' (dashboard/skipped.py: no key)

@@ -21,10 +21,11 @@ import pytest
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.cli import main
-from tlcore.codegen import DataFolder, training_script
+from tlcore.codegen import training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.runs import MODEL_FILE, RunStore
+from tlcore.script_folder import DataFolder
 from tlcore.uploads import EXTRACTION_PREFIX
 
 WEIGHTS_FILE = "/somewhere/vgg16_imagenet_notop.weights.h5"

@@ -10,12 +10,13 @@ from pathlib import Path
 from tlcore.cli.errors import EXIT_DATA, UsageError, print_error
 from tlcore.cli.options import config_from_args
 from tlcore.cli.parser import prog
-from tlcore.codegen import DataFolder, training_script
+from tlcore.codegen import training_script
 from tlcore.data import scan
 from tlcore.feature_store import MB, FeatureStore
 from tlcore.imageio import ImageProblem
 from tlcore.modelfile import ModelLoadError, check_model_file
 from tlcore.runs import MODEL_FILE, RUN_FILE, load_record
+from tlcore.script_folder import DataFolder
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
