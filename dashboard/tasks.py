@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import streamlit as st
 
@@ -33,6 +33,7 @@ class ProgressFn(Protocol):
     def __call__(self, done: int, total: int, unit: str = ...) -> None: ...
 
 
+T = TypeVar("T")
 IMAGES = "images"
 # Passes at once in this process: each puts a dataset through VGG16 on every core it gets, so thirty at once
 # (a class opening See inside on their own photos) only slow each other and the training jobs down.
@@ -43,15 +44,15 @@ REFRESH_S = 1.0
 
 
 @dataclass
-class Task:
-    """One background computation and where it stands."""
+class Task(Generic[T]):
+    """One background computation and where it stands; `result` is what its computation returned."""
 
     label: str
     owner: str = ""  # in a class, whose it is (keys include the owner: no result is shared between students)
     done: int = 0
     total: int = 0
     unit: str = IMAGES
-    result: Any = None
+    result: T | None = None
     error: str = ""
     started: float = field(default_factory=time.perf_counter)
     seconds: float = 0.0  # how long it took, once finished
@@ -70,44 +71,45 @@ class Task:
 class _Registry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.tasks: OrderedDict[str, Task] = OrderedDict()
+        self.tasks: OrderedDict[str, Task[Any]] = OrderedDict()  # each key's own result type
 
-    def start(self, key: str, label: str, compute: Callable[[ProgressFn], Any], owner: str = "") -> Task:
+    def start(self, key: str, label: str, compute: Callable[[ProgressFn], T], owner: str = "") -> Task[T]:
         with self.lock:
-            task = self.tasks.get(key)
-            if task is not None and not (task.finished.is_set() and task.error):
+            existing = self.tasks.get(key)
+            if existing is not None and not (existing.finished.is_set() and existing.error):
                 self.tasks.move_to_end(key)
-                return task
+                return existing
             if owner and (busy := self._running_of(owner)) is not None:
                 return _refused(
                     label,
                     f"“{busy.label}” is still running for you; one at a time in a class. Ask again "
                     "when it has finished.",
                 )
-            task = self.tasks[key] = Task(label, owner)  # a failed task is tried again
+            task: Task[T] = Task(label, owner)  # a failed task is tried again
+            self.tasks[key] = task
             finished = [k for k, t in self.tasks.items() if t.finished.is_set()]
             for old in finished[: max(0, len(finished) - KEEP_FINISHED)]:
                 del self.tasks[old]
         background.start(_run, (task, compute), f"task-{label}")  # the interpreter's exit waits for it
         return task
 
-    def find(self, key: str) -> Task | None:
+    def find(self, key: str) -> Task[Any] | None:
         with self.lock:
             return self.tasks.get(key)
 
-    def _running_of(self, owner: str) -> Task | None:
+    def _running_of(self, owner: str) -> Task[Any] | None:
         """The owner's unfinished task, if any (the caller holds the lock)."""
         return next((t for t in self.tasks.values() if t.owner == owner and not t.finished.is_set()), None)
 
 
-def _refused(label: str, reason: str) -> Task:
+def _refused(label: str, reason: str) -> Task[T]:
     """A task that never ran, finished with the reason (not kept: asking again tries again)."""
-    task = Task(label, error=reason)
+    task: Task[T] = Task(label, error=reason)
     task.finished.set()
     return task
 
 
-def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
+def _run(task: Task[T], compute: Callable[[ProgressFn], T]) -> None:
     try:
         with _PASS_SLOTS:  # waits its turn behind the passes already running
             _after_the_class_runs(task)
@@ -122,7 +124,7 @@ def _run(task: Task, compute: Callable[[ProgressFn], Any]) -> None:
         task.finished.set()
 
 
-def _after_the_class_runs(task: Task, poll_s: float = 1.0) -> None:
+def _after_the_class_runs(task: Task[T], poll_s: float = 1.0) -> None:
     """In a class, a pass waits while training runs wait or run: the lesson's runs come first.
 
     Thirty students' passes over their own photos cost twice the class's training (ImageNet and random
@@ -149,7 +151,7 @@ def _scoped(key: str, shared: bool) -> tuple[str, str]:
     return (key if shared or not person else f"{person}|{key}"), person
 
 
-def start(key: str, label: str, compute: Callable[[ProgressFn], Any], shared: bool = False) -> Task:
+def start(key: str, label: str, compute: Callable[[ProgressFn], T], shared: bool = False) -> Task[T]:
     """The task for `key`: started now unless it is running or has finished (a failed one starts again).
 
     In a class a person runs one task at a time: a second is refused (a finished task whose error says
@@ -159,12 +161,13 @@ def start(key: str, label: str, compute: Callable[[ProgressFn], Any], shared: bo
     return _registry().start(scoped, label, compute, person)
 
 
-def find(key: str, shared: bool = False) -> Task | None:
-    """The task for `key` if one was started (running or finished), without starting one."""
+def find(key: str, shared: bool = False) -> Task[Any] | None:
+    """The task for `key` if one was started (running or finished), without starting one (its result's type is
+    what the caller's `start` gave it)."""
     return _registry().find(_scoped(key, shared)[0])
 
 
-def result_when_ready(task: Task) -> Any | None:
+def result_when_ready(task: Task[T]) -> T | None:
     """The task's result; until then a progress bar that reruns the page when the task ends (None).
 
     A failure is shown as an error with what went wrong (None); the next request tries again.
@@ -179,7 +182,7 @@ def result_when_ready(task: Task) -> Any | None:
 
 
 @st.fragment(run_every=REFRESH_S)
-def _progress(task: Task) -> None:
+def _progress(task: Task[T]) -> None:
     if task.finished.is_set():
         st.rerun()
     if task.waiting:
