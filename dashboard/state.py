@@ -6,13 +6,13 @@ only by the pages that need it (the Dataset page renders without it).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Protocol
 
 import streamlit as st
 
 from dashboard.streamlit_patches import run_through_app
+from tlcore import environment
 from tlcore.backbone_facts import DEFAULT_BACKBONE
 from tlcore.backbones import IMAGENET, NO_WEIGHTS, WEIGHTS_ENV, get_backbone, imagenet_cached_path, weights_status
 from tlcore.config import PATIENCE, AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
@@ -196,7 +196,7 @@ DEFAULTS: dict[str, Any] = {
     K.source: SOURCE_SAMPLE,
     K.folder: "",
     K.zip_dir: "",
-    K.weights_path: os.environ.get(WEIGHTS_ENV, ""),
+    K.weights_path: environment.text(WEIGHTS_ENV),
     **config_to_state(DEFAULT_CONFIG),
     K.grid_seed: 0,
 }
@@ -208,7 +208,7 @@ def init_session_state() -> None:
     Streamlit forgets a widget's value when a page without that widget runs;
     writing each value back as plain state keeps it.
     """
-    if os.environ.get(WEIGHTS_ENV) and K.weights_choice not in st.session_state:
+    if environment.text(WEIGHTS_ENV) and K.weights_choice not in st.session_state:
         st.session_state[K.weights_choice] = WEIGHTS_FILE
     for key, value in DEFAULTS.items():
         if key not in st.session_state:
@@ -223,7 +223,7 @@ def init_session_state() -> None:
 def _weights_file(state: StateView) -> tuple[str, str | None]:
     """The typed weights file (inside the data root, when one is set), or REFUSED_WEIGHTS and why."""
     try:
-        return typed_weights_path(state[K.weights_path], os.environ.get(WEIGHTS_ENV, "")) or NO_WEIGHTS, None
+        return typed_weights_path(state[K.weights_path], environment.text(WEIGHTS_ENV)) or NO_WEIGHTS, None
     except (PathNotAllowed, DataRootError) as err:
         return REFUSED_WEIGHTS, str(err)
 
@@ -243,7 +243,7 @@ def _imagenet_source() -> str:
     On an offline server the administrator's file is the ImageNet weights: choosing "ImageNet" must work
     there, not ask for a download that cannot happen.
     """
-    server_file = os.environ.get(WEIGHTS_ENV, "")
+    server_file = environment.text(WEIGHTS_ENV)
     if server_file and imagenet_cached_path(get_backbone(DEFAULT_BACKBONE)) is None:
         return server_file
     return IMAGENET

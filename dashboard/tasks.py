@@ -10,7 +10,6 @@ student's own data is theirs alone (its key includes the owner), and a student r
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -21,8 +20,9 @@ from typing import Any, Generic, Protocol, TypeVar
 import streamlit as st
 
 from dashboard import foreground
-from tlcore import background
+from tlcore import background, environment
 from tlcore.classroom import class_key
+from tlcore.environment import MAX_PASSES_ENV
 from tlcore.jobs import JOBS
 from tlcore.traced import TRACING
 
@@ -37,8 +37,7 @@ T = TypeVar("T")
 IMAGES = "images"
 # Passes at once in this process: each puts a dataset through VGG16 on every core it gets, so thirty at once
 # (a class opening See inside on their own photos) only slow each other and the training jobs down.
-MAX_PASSES_ENV = "TLLAB_MAX_PASSES"
-_PASS_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get(MAX_PASSES_ENV, "1") or 1)))
+_PASS_SLOTS = threading.BoundedSemaphore(environment.whole_number(MAX_PASSES_ENV, 1))
 KEEP_FINISHED = 8  # results kept for reuse; the oldest goes first
 REFRESH_S = 1.0
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from tlcore import environment
 from tlcore.backbone_facts import (
     DEFAULT_BACKBONE,
     VGG16,
@@ -25,11 +26,11 @@ from tlcore.backbone_facts import (
     VGG16_MIN_IMAGE_SIZE,
     block_boundaries,
 )
+from tlcore.environment import WEIGHTS_ENV
 
 if TYPE_CHECKING:
     pass
 
-WEIGHTS_ENV = "TLLAB_WEIGHTS"
 NO_WEIGHTS = "none"
 IMAGENET = "imagenet"
 _NO_WEIGHTS_ALIASES = {"none", "scratch", "random", ""}
@@ -97,7 +98,7 @@ def get_backbone(name: str) -> BackboneSpec:
 
 def default_weights() -> str:
     """TLLAB_WEIGHTS when set (a file for offline machines), else ImageNet."""
-    return os.environ.get(WEIGHTS_ENV) or IMAGENET
+    return environment.text(WEIGHTS_ENV) or IMAGENET
 
 
 def normalize_weights(choice: str | None) -> str:

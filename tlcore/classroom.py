@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import threading
@@ -25,11 +24,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlcore import environment
 from tlcore.access import Actor
+from tlcore.environment import CLASS_KEY_ENV
 from tlcore.fileio import atomic_write
 from tlcore.runs import default_runs_dir
 
-CLASS_KEY_ENV = "TLLAB_CLASS_KEY"
 MIN_KEY_LENGTH = 16
 CLASS_DIR = ".class"
 COOKIE_NAME = "tllab_browser"
@@ -54,7 +54,7 @@ def class_key() -> str | None:
     Raises:
         ClassError: the key is set but too short to be a secret.
     """
-    key = os.environ.get(CLASS_KEY_ENV)
+    key = environment.text(CLASS_KEY_ENV)
     if not key:
         return None
     if len(key) < MIN_KEY_LENGTH:

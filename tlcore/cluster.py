@@ -29,12 +29,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
+from tlcore import environment
+from tlcore.environment import MAX_JOBS_ENV, RAY_ADDRESS_ENV, RAY_CPUS_ENV, RAY_CPUS_PER_JOB_ENV
 from tlcore.progress import ProgressFn, StopFlag
 
-ADDRESS_ENV = "TLLAB_RAY_ADDRESS"
-CPUS_ENV = "TLLAB_RAY_CPUS"
-CPUS_PER_JOB_ENV = "TLLAB_RAY_CPUS_PER_JOB"
-MAX_JOBS_ENV = "TLLAB_MAX_JOBS"
 LOCAL = "local"
 # The jobs pass little through Ray's object store (events, results): images, features and runs live on disk.
 OBJECT_STORE_BYTES = 128 * 2**20
@@ -88,13 +86,6 @@ class Backend(Protocol):
         ...
 
 
-def _int_env(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, "") or default))
-    except ValueError:
-        return default
-
-
 class InProcessBackend:
     """Jobs run in threads of this process: TLLAB_MAX_JOBS (default 1) at a time.
 
@@ -112,7 +103,7 @@ class InProcessBackend:
         """Nothing to connect: the jobs run here and write where this process writes."""
 
     def slots(self) -> int:
-        return self.max_jobs or _int_env(MAX_JOBS_ENV, 1)
+        return self.max_jobs or environment.whole_number(MAX_JOBS_ENV, 1)
 
     def call(self, fn: Callable[..., Any], args: Sequence[Any], report: ProgressFn, stop: StopFlag) -> Any:
         return fn(*args, report=report, stop=stop)
@@ -212,7 +203,7 @@ class RayBackend:
     def __init__(self, address: str, cpus: int | None = None, cpus_per_job: int | None = None) -> None:
         self.address = address
         self.cpus = cpus
-        self.cpus_per_job = cpus_per_job or _int_env(CPUS_PER_JOB_ENV, 1)
+        self.cpus_per_job = cpus_per_job or environment.whole_number(RAY_CPUS_PER_JOB_ENV, 1)
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._to_dispatcher: Connection | None = None
@@ -229,8 +220,8 @@ class RayBackend:
 
     def _ray_missing(self) -> str:
         return (
-            f"{ADDRESS_ENV} is set ({self.address!r}), but Ray is not installed. Install it with "
-            f"`pip install -r {RAY_REQUIREMENTS}` (or the project's `ray` extra), or unset {ADDRESS_ENV} "
+            f"{RAY_ADDRESS_ENV} is set ({self.address!r}), but Ray is not installed. Install it with "
+            f"`pip install -r {RAY_REQUIREMENTS}` (or the project's `ray` extra), or unset {RAY_ADDRESS_ENV} "
             f"to train on this machine."
         )
 
@@ -273,7 +264,7 @@ class RayBackend:
         from_dispatcher = Connection(app_in, writable=False)
         settings = {
             "address": self.address,
-            "cpus": self.cpus or _int_env(CPUS_ENV, os.cpu_count() or 1),
+            "cpus": self.cpus or environment.whole_number(RAY_CPUS_ENV, os.cpu_count() or 1),
             "object_store_bytes": OBJECT_STORE_BYTES,
             "isolated": self.isolated,
         }
@@ -479,8 +470,8 @@ def backend_from_env() -> Backend:
     ("ray://head:10001" or "head:6379"), or "local" (a Ray of TLLAB_RAY_CPUS workers on this
     machine, started by the lab).
     """
-    address = os.environ.get(ADDRESS_ENV, "").strip()
+    address = environment.text(RAY_ADDRESS_ENV).strip()
     if not address:
         return InProcessBackend()
-    cpus = _int_env(CPUS_ENV, os.cpu_count() or 1) if os.environ.get(CPUS_ENV) else None
+    cpus = environment.whole_number(RAY_CPUS_ENV, os.cpu_count() or 1) if environment.text(RAY_CPUS_ENV) else None
     return RayBackend(address, cpus=cpus)

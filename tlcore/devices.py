@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlcore import environment
+from tlcore.environment import DEVICES_ENV
+
 FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16 = "float32", "mixed_float16", "mixed_bfloat16"
 PRECISIONS = (FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16)
 # In words, for people choosing one (short: a narrow select box shows them; its help says the rest).
@@ -30,7 +33,6 @@ BFLOAT16_MIN_CAPABILITY = (8, 0)  # bfloat16 tensor cores (Ampere)
 CPU_BFLOAT16_FLAGS = {"avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX"}
 # The vector features TensorFlow's kernels choose between (/proc/cpuinfo flag names).
 VECTOR_FLAG_PREFIXES = ("sse4", "avx", "fma", "f16c", "amx")
-DEVICES_ENV = "TLLAB_DEVICES"  # force MirroredStrategy onto these devices, e.g. "GPU:0,GPU:1" or "CPU:0,CPU:1"
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ def forced_devices(environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:
     `TLLAB_DEVICES` names the devices to mirror over instead (e.g. "CPU:0,CPU:1" for logical CPU
     devices in a test).
     """
-    return tuple(name.strip() for name in environ.get(DEVICES_ENV, "").split(",") if name.strip())
+    return tuple(name.strip() for name in environment.text(DEVICES_ENV, environ).split(",") if name.strip())
 
 
 class PrecisionUnsupported(ValueError):

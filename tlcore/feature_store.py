@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
+from tlcore import environment
 from tlcore.backbones import NO_WEIGHTS, WeightsError, weights_identity
 from tlcore.config import TrainConfig
+from tlcore.environment import CACHE_DIR_ENV, CACHE_MAX_ENV
 from tlcore.runs import default_runs_dir
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR_ENV = "TLLAB_CACHE_DIR"
-CACHE_MAX_ENV = "TLLAB_CACHE_MAX_MB"
 MB = 1 << 20  # how sizes are shown and TLLAB_CACHE_MAX_MB counts
 DEFAULT_MAX_BYTES = 2048 * MB
 STORE_FOLDER = ".features"  # inside the runs folder; RunStore lists only folders with a run.json
@@ -125,7 +125,7 @@ class FeatureStore:
     @classmethod
     def default(cls, runs_dir: str | os.PathLike | None = None) -> FeatureStore:
         """TLLAB_CACHE_DIR, else `.features` inside the runs folder; the cap from TLLAB_CACHE_MAX_MB."""
-        root = os.environ.get(CACHE_DIR_ENV) or Path(runs_dir or default_runs_dir()) / STORE_FOLDER
+        root = environment.text(CACHE_DIR_ENV) or Path(runs_dir or default_runs_dir()) / STORE_FOLDER
         return cls(Path(root).expanduser(), max_bytes_from_env())
 
     def path_of(self, key: FeatureKey) -> Path:
@@ -263,7 +263,7 @@ def max_bytes_from_env(env: Mapping[str, str] = os.environ) -> int:
     Raises:
         ValueError: the variable is set but is not a whole number of megabytes >= 0.
     """
-    text = env.get(CACHE_MAX_ENV, "").strip()
+    text = environment.text(CACHE_MAX_ENV, env).strip()
     if not text:
         return DEFAULT_MAX_BYTES
     try:

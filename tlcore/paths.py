@@ -16,7 +16,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-DATA_ROOT_ENV = "TLLAB_DATA_ROOT"
+from tlcore import environment
+from tlcore.environment import DATA_ROOT_ENV
 
 
 class PathNotAllowed(ValueError):
@@ -38,7 +39,7 @@ def data_root(environ: Mapping[str, str] | None = None) -> Path | None:
         DataRootError: the variable is set but is not an existing folder; a
             server with a broken root must refuse paths, not allow them all.
     """
-    value = (os.environ if environ is None else environ).get(DATA_ROOT_ENV, "").strip()
+    value = environment.text(DATA_ROOT_ENV, environ).strip()
     if not value:
         return None
     if "\0" in value:

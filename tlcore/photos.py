@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from tlcore import environment
 from tlcore.data import TRAIN, VALIDATION
+from tlcore.environment import MAX_IMAGES_ENV, MAX_PHOTO_MB_ENV
 from tlcore.fileio import atomic_write
 from tlcore.imageio import ImageProblem, open_rgb
 from tlcore.runs import default_runs_dir
@@ -28,7 +29,6 @@ PHOTOS_DIR = ".photos"
 LONG_SIDE = 512
 JPEG_QUALITY = 90
 VALIDATION_EVERY = 5  # one photo in five, by its hash: the usual 80/20
-MAX_IMAGES_ENV, MAX_MB_ENV = "TLLAB_MAX_IMAGES", "TLLAB_MAX_PHOTO_MB"
 DEFAULT_MAX_IMAGES, DEFAULT_MAX_MB = 500, 150
 CLASS_NAME_MAX = 40
 SPLITS = (TRAIN, VALIDATION)
@@ -38,16 +38,9 @@ class PhotoError(ValueError):
     """A photo or class the store refuses; the message names it and says why."""
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return max(1, int(os.environ.get(name, default)))
-    except ValueError:
-        return default
-
-
 def max_photo_bytes() -> int:
     """The bytes of photos one person may keep (TLLAB_MAX_PHOTO_MB)."""
-    return _env_int(MAX_MB_ENV, DEFAULT_MAX_MB) * 1024 * 1024
+    return environment.whole_number(MAX_PHOTO_MB_ENV, DEFAULT_MAX_MB) * 1024 * 1024
 
 
 def checked_class_name(name: str) -> str:
@@ -85,7 +78,7 @@ class PhotoStore:
             raise PhotoError("Photos need an owner.")
         base = Path(runs_root if runs_root is not None else default_runs_dir())
         self.root = base / PHOTOS_DIR / owner
-        self.max_images = _env_int(MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES)
+        self.max_images = environment.whole_number(MAX_IMAGES_ENV, DEFAULT_MAX_IMAGES)
         self.max_bytes = max_photo_bytes()
 
     # -- classes --

@@ -25,8 +25,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tlcore import environment
 from tlcore.access import ADMIN, Actor, plain_name
 from tlcore.config import TrainConfig
+from tlcore.environment import MAX_RUNS_ENV, RUNS_ENV
 from tlcore.fileio import atomic_write
 from tlcore.modelfile import add_labels
 from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 
     from tlcore.data import DatasetInfo
 
-RUNS_ENV = "TLLAB_RUNS_DIR"
 RUN_FILE, HISTORY_FILE, MODEL_FILE = "run.json", "history.csv", "model.keras"
 HEARTBEAT_EVERY_S = 10.0
 STALE_AFTER_S = 15 * 60.0  # a heartbeat this old means the run is dead, wherever it ran
@@ -60,7 +61,7 @@ _RECORDING: set[str] = set()
 
 
 def default_runs_dir() -> Path:
-    return Path(os.environ.get(RUNS_ENV) or "runs").expanduser()
+    return Path(environment.text(RUNS_ENV) or "runs").expanduser()
 
 
 def library_versions() -> dict[str, str]:
@@ -249,13 +250,13 @@ class Run:
         self._write_record()
 
 
-MAX_RUNS_ENV, DEFAULT_MAX_RUNS = "TLLAB_MAX_RUNS", 10  # a student's runs kept at once (a model is ~59 MB)
+DEFAULT_MAX_RUNS = 10  # a student's runs kept at once (a model is ~59 MB)
 
 
 def max_runs() -> int:
     """The runs one student may keep at once (TLLAB_MAX_RUNS)."""
     try:
-        return max(1, int(os.environ.get(MAX_RUNS_ENV, DEFAULT_MAX_RUNS)))
+        return environment.whole_number(MAX_RUNS_ENV, DEFAULT_MAX_RUNS)
     except ValueError:
         return DEFAULT_MAX_RUNS
 

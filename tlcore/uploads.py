@@ -21,6 +21,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from tlcore import environment
+from tlcore.environment import UPLOAD_DIR_ENV
 from tlcore.fileio import atomic_write
 
 MAX_TOTAL_BYTES = 1 << 30
@@ -29,7 +31,6 @@ MAX_RATIO = 200  # uncompressed / compressed, per entry and overall
 # Below this many bytes written the ratio is not checked: a small blank image
 # or text file may legitimately compress 1000x.
 RATIO_FREE_BYTES = 1 << 20
-UPLOAD_DIR_ENV = "TLLAB_UPLOAD_DIR"
 EXTRACTION_PREFIX = "tllab-upload-"
 _CHUNK = 1 << 16
 # What zipfile and its decompressors raise for corrupt, encrypted or exotic entries.
@@ -77,7 +78,7 @@ def extract_zip(
 
 def upload_root(dest_root: str | os.PathLike | None = None) -> Path:
     """Where extraction folders go: dest_root, else $TLLAB_UPLOAD_DIR, else the system temp folder."""
-    return Path(dest_root or os.environ.get(UPLOAD_DIR_ENV) or tempfile.gettempdir())
+    return Path(dest_root or environment.text(UPLOAD_DIR_ENV) or tempfile.gettempdir())
 
 
 def _safe_member_path(name: str) -> PurePosixPath:
