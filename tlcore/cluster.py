@@ -355,7 +355,9 @@ class RayBackend:
                     raise payload
                 elif kind == "lost":
                     raise WorkerLost(payload)
-                elif kind == "gone":
+                elif kind == "gone":  # the dispatcher lost the cluster (it keeps running; the next job reconnects)
+                    raise ClusterGone(payload)
+                elif kind == "ended":  # the dispatcher itself ended
                     raise ClusterGone(self._gone(*payload))
         finally:
             self._calls.pop(call_id, None)
@@ -397,7 +399,7 @@ class RayBackend:
             "Finished epochs are kept in the run store; the next job reconnects."
         )
         for call in list(self._calls.values()):
-            call.inbox.put(("gone", (process, message)))
+            call.inbox.put(("ended", (process, message)))
 
     def _gone(self, process: subprocess.Popen[bytes], message: str) -> str:
         """A dispatcher ended: forget it if it is still the current one (a newer one is left running)."""

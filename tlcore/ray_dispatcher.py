@@ -23,14 +23,18 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, RayError, RayTaskError
+from ray.actor import ActorHandle
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayError, RayTaskError
 
 from tlcore.cluster import LOCAL, POLL_S
 from tlcore.progress import WorkerStarted
 
 RESOURCES_EVERY_S = 10.0
 IDLE_WORKERS_KEPT = 2  # per shape of resources: enough for a class's next jobs, not a node's memory
-EVENTS_TIMEOUT_S = 15.0  # a worker that cannot hand over its events for this long is out of reach
+# A worker that cannot hand over its events for this long is out of reach. Not sooner: a worker training
+# on a loaded machine answered late now and then (tests/test_ray.py under a load of 5 on 2 cores).
+EVENTS_TIMEOUT_S = 15.0
+EVENTS_TRIES = 4
 
 
 class JobWorker:
@@ -147,6 +151,16 @@ class Dispatcher:
             except RayError:
                 return
 
+    @staticmethod
+    def _events(actor: ActorHandle, cursor: int) -> list[object]:
+        """The worker's events after `cursor`; GetTimeoutError only after EVENTS_TRIES waits of EVENTS_TIMEOUT_S."""
+        for _ in range(EVENTS_TRIES - 1):
+            try:
+                return list(ray.get(actor.events_since.remote(cursor), timeout=EVENTS_TIMEOUT_S))
+            except GetTimeoutError:
+                continue  # late, not gone: it is asked again
+        return list(ray.get(actor.events_since.remote(cursor), timeout=EVENTS_TIMEOUT_S))
+
     def _run(self, call_id: int, fn: Callable[..., Any], args: Sequence[Any], resources: dict[str, float]) -> None:
         stop = self._stops[call_id]
         worker: WorkerStarted | None = None
@@ -157,7 +171,7 @@ class Dispatcher:
             cursor, stop_sent = 0, False
             while True:
                 ready, _ = ray.wait([result], timeout=POLL_S)
-                events = ray.get(actor.events_since.remote(cursor), timeout=EVENTS_TIMEOUT_S)
+                events = self._events(actor, cursor)
                 cursor += len(events)
                 for event in events:
                     if isinstance(event, WorkerStarted):
