@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load_before = load_average()
     import keras  # noqa: F401  (import cost kept out of the timings)
 
-    from tlcore.cluster import LOCAL, InProcessBackend, RayBackend
+    from tlcore.backend import InProcessBackend
+    from tlcore.cluster import LOCAL, RayBackend
     from tlcore.jobs import JobRegistry
 
     here = one_sweep("in-process", JobRegistry(backend=InProcessBackend()), args)

@@ -13,8 +13,8 @@ from dashboard.live_view import STAGE_LABELS
 from dashboard.state import K, current_config, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
 from tlcore.backbone_facts import VGG16_LAYERS
+from tlcore.backend import ClusterError
 from tlcore.baselines import run_baselines
-from tlcore.cluster import ClusterError
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.estimate import describe_sweep
 from tlcore.jobs import JOBS, Job, JobBusy, SweepProgress, start_sweep

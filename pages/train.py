@@ -11,7 +11,7 @@ from dashboard.identity import actor, class_limits, job_in_url, owner, put_job_i
 from dashboard.live_view import REFRESH_S, describe_setup, plan_for_info, show
 from dashboard.setting_words import setting_changes
 from dashboard.state import K, current_config, page_intro, weights_ready
-from tlcore.cluster import ClusterError
+from tlcore.backend import ClusterError
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate
 from tlcore.feature_store import FeatureStore, features_stored

@@ -18,7 +18,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder, open_on_tiny_folder, train_status
 from tlcore.access import ADMIN
-from tlcore.cluster import LOCAL, ClusterError, RayBackend, StorageNotShared, backend_from_env
+from tlcore.backend import ClusterError, StorageNotShared
+from tlcore.cluster import LOCAL, RayBackend, backend_from_env
 from tlcore.data import scan
 from tlcore.jobs import FAILED, JobRegistry, start_sweep, start_training, train_job
 from tlcore.progress import WorkerStarted

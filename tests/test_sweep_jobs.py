@@ -9,7 +9,7 @@ import threading
 import time
 
 from tests.helpers import TINY_CONFIG, history_row, make_dataset_folder
-from tlcore.cluster import InProcessBackend
+from tlcore.backend import InProcessBackend
 from tlcore.data import scan
 from tlcore.jobs import COMPLETED, JobRegistry, SweepPointDone, start_sweep
 from tlcore.progress import BatchEnd, EpochEnd, RunCreated, StepProgress

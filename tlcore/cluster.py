@@ -1,12 +1,9 @@
-"""Where jobs run: threads of this process (the default), or the workers of a Ray cluster.
+"""Where jobs run: threads of this process (the default), or the workers of a Ray cluster (the app's side).
 
-A backend runs one job function, `fn(*args, report=..., stop=...)`, and hands
-back its return value; `report` gets the function's progress events (the same
-events wherever it runs) and setting `stop` asks it to end within one batch.
-`tlcore.jobs` keeps the queue of jobs (first come, first served) and asks the
-backend for how many may run at once; pages, the command line and notebooks
-never see which backend runs. Ray is chosen when TLLAB_RAY_ADDRESS is set
-(see `backend_from_env`); README's "A class on a Ray cluster" tells the rest.
+`backend_from_env` chooses: Ray when TLLAB_RAY_ADDRESS is set. `RayBackend` starts the lab's Ray
+driver (`tlcore.ray_dispatcher`) and follows each job through it. The Backend protocol, its errors
+and the in-process backend are in `tlcore.backend`; `tlcore.jobs` keeps the queue of jobs and pages,
+the command line and notebooks never see which backend runs. README's "A class on a Ray cluster" tells the rest.
 """
 
 from __future__ import annotations
@@ -18,19 +15,30 @@ import os
 import queue
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
 from tlcore import environment
-from tlcore.environment import MAX_JOBS_ENV, RAY_ADDRESS_ENV, RAY_CPUS_ENV, RAY_CPUS_PER_JOB_ENV
+from tlcore.backend import (
+    Backend,
+    ClusterError,
+    ClusterGone,
+    InProcessBackend,
+    JobArgs,
+    ProbeWriter,
+    StorageNotShared,
+    WorkerLost,
+    check_storage_probe,
+    write_storage_probe,
+)
+from tlcore.environment import RAY_ADDRESS_ENV, RAY_CPUS_ENV, RAY_CPUS_PER_JOB_ENV
 from tlcore.progress import ProgressFn, StopFlag
 
 LOCAL = "local"
@@ -42,117 +50,11 @@ CONNECT_TIMEOUT_S = 120.0
 # the dispatcher then ends, and the jobs it followed fail with one message instead of waiting a minute.
 GCS_RECONNECT_TIMEOUT_S = 20
 RAY_REQUIREMENTS = "requirements-ray.txt"
-STORAGE_PROBE_PREFIX = ".storage-probe-"
 
-
-class ClusterError(Exception):
-    """The cluster cannot run jobs; the message says why, for people."""
-
-
-class ClusterGone(ClusterError):
-    """The cluster went away (or could not be reached) while a job ran."""
-
-
-class WorkerLost(ClusterError):
-    """The worker process running a job died mid-run (killed, out of memory, its node lost)."""
-
-
-class StorageNotShared(ClusterError):
-    """The run store is not on storage the workers share with this process."""
-
-
-class Backend(Protocol):
-    name: str
-    parallel: bool  # whether a sweep's points may run at once, one job slot each
-
-    def connect(self, storage_root: str | os.PathLike[str] | None = None) -> None:
-        """Be ready to run jobs that write runs under storage_root (raises ClusterError when it cannot)."""
-        ...
-
-    def slots(self) -> int:
-        """How many jobs may run at once."""
-        ...
-
-    def call(self, fn: Callable[..., Any], args: Sequence[Any], report: ProgressFn, stop: StopFlag) -> Any:
-        """Run fn(*args, report=report, stop=stop) and return its value (raises what it raised)."""
-        ...
-
-    def describe(self) -> str:
-        """Where jobs run, in plain words (the sidebar shows it)."""
-        ...
-
-    def problem(self) -> str:
-        """Why jobs cannot run now ('' when they can)."""
-        ...
-
-
-class InProcessBackend:
-    """Jobs run in threads of this process: TLLAB_MAX_JOBS (default 1) at a time.
-
-    On a small shared machine two VGG16 runs side by side each take twice as
-    long and need twice the memory, so by default the second waits its turn.
-    """
-
-    name = "in-process"
-    parallel = False
-
-    def __init__(self, max_jobs: int | None = None) -> None:
-        self.max_jobs = max_jobs
-
-    def connect(self, storage_root: str | os.PathLike[str] | None = None) -> None:
-        """Nothing to connect: the jobs run here and write where this process writes."""
-
-    def slots(self) -> int:
-        return self.max_jobs or environment.whole_number(MAX_JOBS_ENV, 1)
-
-    def call(self, fn: Callable[..., Any], args: Sequence[Any], report: ProgressFn, stop: StopFlag) -> Any:
-        return fn(*args, report=report, stop=stop)
-
-    def describe(self) -> str:
-        n = self.slots()
-        return f"this machine, {n} job{'s' if n != 1 else ''} at a time"
-
-    def problem(self) -> str:
-        return ""
-
-
-# --- the storage probe: runs on a worker ------------------------------------------------------------
-
-
-def write_storage_probe(root: str, token: str, *, report: ProgressFn, stop: StopFlag) -> dict[str, Any]:
-    """Write `root/.storage-probe-<token>` where this (worker) process sees `root`; say who wrote it."""
-    where = {"host": socket.gethostname(), "pid": os.getpid()}
-    try:
-        Path(root).mkdir(parents=True, exist_ok=True)
-        (Path(root) / f"{STORAGE_PROBE_PREFIX}{token}").write_text(token)
-    except OSError as err:
-        return {**where, "error": f"{err.strerror or err}"}
-    return where
-
-
-def check_storage_probe(root: str, token: str, writer: dict[str, Any]) -> None:
-    """Read the probe a worker wrote (and remove it).
-
-    Raises:
-        StorageNotShared: this process cannot read what the worker wrote, so the runs
-            the workers write would not reach this app.
-    """
-    probe = Path(root) / f"{STORAGE_PROBE_PREFIX}{token}"
-    try:
-        seen = probe.read_text()
-    except OSError:
-        seen = ""
-    finally:
-        probe.unlink(missing_ok=True)
-    if seen == token:
-        return
-    why = f" (it could not write there: {writer['error']})" if writer.get("error") else ""
-    raise StorageNotShared(
-        f"The run store {root} is not shared with the Ray workers: a worker on {writer.get('host', '?')} "
-        f"(pid {writer.get('pid', '?')}) wrote a probe file there that this app on {socket.gethostname()} "
-        f"cannot read{why}. Runs are written by the workers, so put the run store on storage every node "
-        f"sees (an NFS mount, the same path everywhere) and point TLLAB_RUNS_DIR at it."
-    )
+R = TypeVar("R")  # what a job function returns
+# A message over the pipes to and from the dispatcher: its kind, and a payload of that kind's shape, pickled
+# (see tlcore.ray_dispatcher); a "done" carries the job function's return value, whatever it is.
+Message = tuple[str, Any]
 
 
 # --- Ray: the app's side of the dispatcher ------------------------------------------------------------
@@ -164,7 +66,7 @@ class _Call:
 
     report: ProgressFn
     stop: StopFlag
-    inbox: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
+    inbox: queue.Queue[Message] = field(default_factory=queue.Queue)
     stop_sent: bool = False
 
 
@@ -293,7 +195,7 @@ class RayBackend:
     def _where(self) -> str:
         return "started on this machine" if self.address == LOCAL else f"at {self.address}"
 
-    def check_storage(self, root: str, writer: Callable[..., dict[str, Any]] = write_storage_probe) -> None:
+    def check_storage(self, root: str, writer: Callable[..., ProbeWriter] = write_storage_probe) -> None:
         """A worker writes a probe under `root`; this process must read it (see check_storage_probe).
 
         Raises:
@@ -323,8 +225,8 @@ class RayBackend:
         return max(1, slots)
 
     def call(
-        self, fn: Callable[..., Any], args: Sequence[Any], report: ProgressFn, stop: StopFlag, cpus: float | None = None
-    ) -> Any:
+        self, fn: Callable[..., R], args: JobArgs, report: ProgressFn, stop: StopFlag, cpus: float | None = None
+    ) -> R:
         """Run fn on a worker; its events reach `report` in order; `stop` is passed on within POLL_S.
 
         Raises:
@@ -369,7 +271,7 @@ class RayBackend:
             resources["num_gpus"] = 1
         return resources
 
-    def _send(self, message: tuple[str, Any]) -> None:
+    def _send(self, message: Message) -> None:
         with self._send_lock:
             connection = self._to_dispatcher
             try:

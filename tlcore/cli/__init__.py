@@ -11,12 +11,12 @@ import sys
 from collections.abc import Callable, Sequence
 
 from tlcore.backbones import WeightsError
+from tlcore.backend import ClusterError
 from tlcore.cli.artifacts import cmd_cache, cmd_code, cmd_predict
 from tlcore.cli.errors import EXIT_CLUSTER, EXIT_DATA, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, print_error
 from tlcore.cli.inspection import cmd_changes, cmd_featuremaps, cmd_layers, cmd_probe, cmd_scan
 from tlcore.cli.parser import build_parser
 from tlcore.cli.training import cmd_lr_find, cmd_sweep, cmd_train
-from tlcore.cluster import ClusterError
 from tlcore.data_problems import DatasetError
 from tlcore.devices import PrecisionUnsupported
 from tlcore.imageio import ImageProblem

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tlcore.cluster import WorkerLost
+from tlcore.backend import WorkerLost
 from tlcore.config import TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.jobs.registry import JOBS, Job, JobRegistry
