@@ -13,10 +13,10 @@ import streamlit as st
 import tlcore.data
 from dashboard.chart_cache import show_chart
 from dashboard.charts import class_counts_chart
-from dashboard.dataset_panels import augmentation_section, grid_tile, show_tile
+from dashboard.dataset.panels import augmentation_section, grid_tile, show_tile
+from dashboard.dataset.photo_maker import photo_maker
 from dashboard.dataset_source import require_dataset
 from dashboard.identity import where
-from dashboard.photo_maker import photo_maker
 from dashboard.skipped import skipped_files
 from dashboard.state import SOURCE_PHOTOS, K, balance_classes_toggle, page_intro
 from tlcore.advisor import imbalance_warnings

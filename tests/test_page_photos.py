@@ -102,7 +102,7 @@ def test_the_tab_that_got_the_photo_stays_open_when_its_count_changes(at):
 
 
 def test_a_snapshot_of_one_colour_is_blank_and_a_real_one_is_not():
-    from dashboard.photo_maker import blank_picture
+    from dashboard.dataset.photo_maker import blank_picture
 
     def jpeg(pixels: np.ndarray) -> bytes:
         out = io.BytesIO()

@@ -15,7 +15,7 @@ from tlcore.photos import PHOTOS_DIR
 from tlcore.records import RunRecord
 from tlcore.uploads import EXTRACTION_PREFIX
 
-# The folder the Dataset page's "Download as .zip" (my-photos.zip, dashboard/photo_maker.py) is unzipped to.
+# The folder the Dataset page's "Download as .zip" (my-photos.zip, dashboard/dataset/photo_maker.py) is unzipped to.
 PHOTOS_FOLDER = "my-photos"
 
 

@@ -1,0 +1,1 @@
+"""The Dataset page's panels: the image grid, the augmentation preview and the photo maker."""
