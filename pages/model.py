@@ -8,15 +8,15 @@ import tlcore.architecture
 from dashboard.class_views import assignment_banner
 from dashboard.code_panel import settings_code_section
 from dashboard.dataset_source import require_dataset
-from dashboard.freeze_panel import counts_and_table, phase_controls, shortcut_buttons
-from dashboard.lr_finder_panel import lr_finder_section
-from dashboard.model_actions import (
+from dashboard.model.actions import (
     apply_advice_clicked,
     head_and_training_panel,
     head_or_problem,
     plan_on,
     preset_panel,
 )
+from dashboard.model.freeze import counts_and_table, phase_controls, shortcut_buttons
+from dashboard.model.lr_finder import lr_finder_section
 from dashboard.state import K, current_config, page_intro, weights_value
 from tlcore.advisor import HEAD_FIRST_WHY, advise
 from tlcore.backbone_facts import VGG16_LAYERS

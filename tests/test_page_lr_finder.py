@@ -10,8 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.charts import LR_FINDER_TITLE
-from dashboard.lr_finder_panel import PHASE, RUN_BUTTON, USE_BUTTON
-from dashboard.model_actions import FINE_TUNE_RATES, LEARNING_RATES, nearest_rate
+from dashboard.model.actions import FINE_TUNE_RATES, LEARNING_RATES, nearest_rate
+from dashboard.model.lr_finder import PHASE, RUN_BUTTON, USE_BUTTON
 from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
 from tests.helpers import chart_rows, chart_title, make_dataset_folder, vega_specs

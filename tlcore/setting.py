@@ -2,7 +2,7 @@
 
 `setting(default, label=...)` is a dataclass field whose metadata the rest derive from: validation
 (`check_fields`), the Runs page's names (`setting_names`), the command line's generic flags
-(tlcore.cli.options) and the Model page's generic training-option widgets (dashboard.setting_widgets).
+(tlcore.cli.options) and the Model page's generic training-option widgets (dashboard.model.setting_widgets).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TypeVar
 T = TypeVar("T")
 SETTING = "setting"  # the metadata key
 # Where the dashboard sets a field: a widget of its own (pages and panels draw it), one drawn from the
-# declaration (dashboard.setting_widgets), or nowhere (a record's fact, such as the backbone).
+# declaration (dashboard.model.setting_widgets), or nowhere (a record's fact, such as the backbone).
 OWN_WIDGET, DECLARED_WIDGET, NO_WIDGET = "own", "declared", "none"
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 import tlcore.architecture
-from dashboard.model_actions import FINE_TUNE_RATES, snap_rate, train_down_to_clicked
+from dashboard.model.actions import FINE_TUNE_RATES, snap_rate, train_down_to_clicked
 from dashboard.state import K
 from dashboard.tables import STATE_LEGEND, freeze_display, freeze_summary, styled_freeze_display
 from tlcore.advisor import HEAD_FIRST_WHY

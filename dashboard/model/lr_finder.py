@@ -16,7 +16,7 @@ import streamlit as st
 from dashboard import tasks
 from dashboard.charts import lr_finder_chart
 from dashboard.dataset_source import dataset_is_shared
-from dashboard.model_actions import FINE_TUNE_RATES, LEARNING_RATES, nearest_rate
+from dashboard.model.actions import FINE_TUNE_RATES, LEARNING_RATES, nearest_rate
 from dashboard.state import K, current_config, weights_ready
 from tlcore.config import TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo

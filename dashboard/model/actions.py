@@ -12,7 +12,7 @@ import math
 import streamlit as st
 
 from dashboard.devices import precision_control
-from dashboard.setting_widgets import declared_widgets
+from dashboard.model.setting_widgets import declared_widgets
 from dashboard.state import (
     DEFAULT_CONFIG,
     K,
