@@ -7,9 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.release import collect_released
 from tlcore.backbones import NO_WEIGHTS
 from tlcore.inside import Weighting
+from tlcore.process_memory import collect_garbage
 
 
 def _file_stamp(weights: str) -> float:
@@ -17,7 +17,7 @@ def _file_stamp(weights: str) -> float:
     return 0.0 if weights in (NO_WEIGHTS, "imagenet") else os.stat(weights).st_mtime
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading VGG16...", on_release=collect_released)
+@st.cache_resource(max_entries=4, show_spinner="Loading VGG16...", on_release=collect_garbage)
 def _cached_backbone(weighting: Weighting, image_size: int, stamp: float) -> Any:
     from tlcore.tf.backbones import backbone_for  # the TensorFlow side: only once a view asks
 

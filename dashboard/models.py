@@ -9,9 +9,9 @@ import streamlit as st
 
 from dashboard import housekeeping
 from dashboard.identity import owner
-from dashboard.release import collect_released
 from dashboard.tables import describe_run
 from tlcore.modelfile import ModelLoadError, model_labels
+from tlcore.process_memory import collect_garbage
 from tlcore.runs import MODEL_FILE, RunRecord, read_run_json
 from tlcore.uploads import save_uploaded_model
 
@@ -19,7 +19,7 @@ UPLOAD = "upload"  # the model picker's last option: a .keras file from the user
 MODEL_KEY, SEEN_LAST_KEY = "inference_model", "inference_seen_last"
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model...", on_release=collect_released)
+@st.cache_resource(max_entries=4, show_spinner="Loading the model...", on_release=collect_garbage)
 def cached_model(path: str, mtime: float) -> tuple[Any, Any]:
     """The model at path (checked, safe mode) and its Grad-CAM explainer, shared by every session."""
     # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each

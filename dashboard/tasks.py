@@ -24,7 +24,7 @@ from tlcore import background, environment
 from tlcore.classroom import class_key
 from tlcore.environment import MAX_PASSES_ENV
 from tlcore.jobs import JOBS
-from tlcore.traced import TRACING
+from tlcore.process_memory import TRACING
 
 
 class ProgressFn(Protocol):

@@ -1,4 +1,4 @@
-"""Races a class hits: many sessions' threads in one server process (tlcore.jobs, tlcore.traced, tlcore.cluster).
+"""Races a class hits: many sessions' threads in one server process (jobs, process memory, the cluster).
 
 Each test fails on the code before its fix: the registry read without its lock, a job's end freeing traces a
 background task still needed, a full collection under the queue's lock, a stale "gone" ending a fresh
@@ -18,8 +18,8 @@ import pytest
 from dashboard import tasks
 from tlcore.cluster import RayBackend, _Call
 from tlcore.jobs import JobRegistry
+from tlcore.process_memory import TRACING
 from tlcore.records import COMPLETED
-from tlcore.traced import TRACING
 
 STALE = "CustomGradient-left-by-a-trace"
 
@@ -151,14 +151,14 @@ class EndedPipe:
         pass
 
 
-def test_a_stale_gone_message_does_not_end_the_fresh_dispatcher():
+def test_a_stale_ended_message_does_not_end_the_fresh_dispatcher():
     backend = RayBackend("local")
     old = FakeDispatcher(code=1)
     call = _Call(lambda event: None, threading.Event())
     backend._calls[1] = call
     backend._read(EndedPipe(), old)  # the old dispatcher ended: its reader tells the calls that followed it
     kind, payload = call.inbox.get_nowait()
-    assert kind == "gone" and payload[0] is old and "went away" in payload[1]
+    assert kind == "ended" and payload[0] is old and "went away" in payload[1]
     fresh = FakeDispatcher()
     backend._process = fresh  # meanwhile a later job started a new one
     message = backend._gone(*payload)  # what the waiting call does with the stale message

@@ -1,4 +1,4 @@
-"""Models let go are collected: after a job ends (tlcore.jobs) and when a cache evicts one (dashboard.release).
+"""Models let go are collected: after a job ends (tlcore.jobs) and when a cache evicts one (collect_garbage).
 
 Python's automatic full collections are switched off in these tests, as TensorFlow's heap all but
 switches them off in the app: what frees the garbage is the code under test.
@@ -12,8 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dashboard import release
-from tlcore.traced import forget_traced_gradients
+from tlcore.process_memory import collect_garbage, forget_traced_gradients
 
 
 class Layer:
@@ -49,6 +48,6 @@ def test_the_end_of_a_job_collects_its_model(no_automatic_gc):
 def test_an_eviction_collects_the_models_evicted_before_it(no_automatic_gc):
     earlier = garbage_cycle()
     released_now = Layer()
-    release.collect_released(released_now)
+    collect_garbage(released_now)
     assert earlier() is None
     assert released_now.me is released_now  # still held by its caller: it goes at the next eviction

@@ -64,7 +64,7 @@ class JobWorker:
         try:
             return fn(*args, report=self._report, stop=self._stop)
         finally:
-            from tlcore.traced import forget_traced_gradients
+            from tlcore.process_memory import forget_traced_gradients
 
             forget_traced_gradients()  # this job's models can go before the next job comes
 

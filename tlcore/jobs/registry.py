@@ -24,11 +24,11 @@ from tlcore.cluster import Backend, ClusterError, backend_from_env
 from tlcore.config import TrainConfig
 from tlcore.estimate import human_seconds
 from tlcore.jobs.snapshot import Snapshot, SweepPointDone, apply_event, show_point
+from tlcore.process_memory import TRACING
 from tlcore.progress import ProgressFn
 from tlcore.records import COMPLETED, FAILED, RUNNING, STOPPED
 from tlcore.runs import RunStore
 from tlcore.sweep import SweepPointStart
-from tlcore.traced import TRACING
 
 QUEUED = "queued"  # a stage: the job is running but waits for a free slot
 FINISHED_JOBS_KEPT = 20  # other sessions' finished jobs, for their reloaded tabs

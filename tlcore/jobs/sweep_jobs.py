@@ -18,11 +18,11 @@ from tlcore.data import DatasetInfo
 from tlcore.jobs.registry import JOBS, Job, JobRegistry
 from tlcore.jobs.snapshot import Snapshot, SweepPointDone, SweepProgress, apply_event, point_start
 from tlcore.jobs.training_jobs import absolute_store, announce_run, dataset_of, interrupted_message
+from tlcore.process_memory import TRACING
 from tlcore.progress import ProgressFn, StopFlag
 from tlcore.records import COMPLETED, STOPPED
 from tlcore.runs import RunStore
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
-from tlcore.traced import TRACING
 
 
 def sweep_job(

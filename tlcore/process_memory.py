@@ -1,11 +1,13 @@
-"""What TensorFlow keeps after training steps are traced, and one process-wide rule for letting it go.
+"""The process's memory workarounds: what traced steps leave in TensorFlow, and models only a collection frees.
 
-TensorFlow 2.21 keeps every custom gradient registered in graph mode for ever
-(tensorflow/tensorflow#97697). Keras' optimizer registers one in each trace of
-a training step, and it holds that trace's graph, which captures every variable
-of the model: each finished run would keep its whole model in memory (about
-100 MB per tiny run, measured by bench/repeated_runs.py). `TRACING` says when
-the entries may go.
+1. TensorFlow 2.21 keeps every custom gradient registered in graph mode for ever (tensorflow/tensorflow#97697);
+   Keras' optimizer registers one per traced training step, holding the model: about 100 MB per tiny run.
+   `TRACING` drops them when no work may be tracing. It can go when bench/repeated_runs.py's RSS stays flat
+   with `_drop_custom_gradients` a no-op.
+2. A Keras model is garbage only in reference cycles, which Python's full collections free, and with
+   TensorFlow's heap Python hardly ever runs one (Streamlit's after each script run is off in
+   .streamlit/config.toml). `collect_garbage` runs one where a model was let go; it can go when
+   bench/classroom_load.py's RSS stays flat without it.
 """
 
 from __future__ import annotations
@@ -91,3 +93,14 @@ class TracingGuard:
 
 
 TRACING = TracingGuard()
+
+
+def collect_garbage(_released: object = None) -> None:
+    """A full collection, e.g. as `on_release` of the caches that hold models (Streamlit passes the model).
+
+    The model released now is still referenced (the argument, and a render that may be using it), so it
+    goes at the next eviction: at most one evicted model waits (about 60 MB each, bench/classroom_load.py).
+    It runs in the script run that loads a new model, not in a thread of its own: a collection in a daemon
+    thread could meet the interpreter's shutdown inside TensorFlow's C++ code and abort the process.
+    """
+    gc.collect()
