@@ -9,9 +9,9 @@ import streamlit as st
 from dashboard.charts import curves_chart, sweep_charts
 from dashboard.dataset_source import current_dataset
 from dashboard.identity import actor, owner, run_store
-from dashboard.live_view import STAGE_LABELS
 from dashboard.state import K, current_config, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
+from dashboard.train.live_view import STAGE_LABELS
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.backend import ClusterError
 from tlcore.baselines import run_baselines

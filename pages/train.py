@@ -8,9 +8,9 @@ import streamlit as st
 
 from dashboard.dataset_source import require_dataset
 from dashboard.identity import actor, class_limits, job_in_url, owner, put_job_in_url, run_store
-from dashboard.live_view import REFRESH_S, describe_setup, plan_for_info, show
-from dashboard.setting_words import setting_changes
 from dashboard.state import K, current_config, page_intro, weights_ready
+from dashboard.train.live_view import REFRESH_S, describe_setup, plan_for_info, show
+from dashboard.train.setting_words import setting_changes
 from tlcore.backend import ClusterError
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate

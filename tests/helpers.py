@@ -158,7 +158,7 @@ def open_on_tiny_folder(page: str, folder: Path, timeout: float = 120, **state: 
 
 def train_status(at) -> str:
     """The Train page's status line ("Run: running · epoch 3 of 5 ..."), or "" when it shows none."""
-    from dashboard.live_view import STATUS_PREFIX
+    from dashboard.train.live_view import STATUS_PREFIX
 
     return next((m.value for m in at.markdown if m.value.startswith(STATUS_PREFIX)), "")
 

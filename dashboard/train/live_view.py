@@ -17,7 +17,7 @@ import streamlit as st
 
 from dashboard.charts import live_curves_chart, with_running_point
 from dashboard.identity import where
-from dashboard.setting_words import value_words
+from dashboard.train.setting_words import value_words
 from tlcore.backbones import NO_WEIGHTS
 from tlcore.baselines import Baseline, accuracy_baselines, few_images_warning
 from tlcore.config import TrainConfig
