@@ -169,7 +169,7 @@ def _settings(record: RunRecord) -> dict[str, Any]:
 
 def sweep_ids(summaries: Sequence[RunSummary]) -> list[str]:
     """The sweep ids among runs' tags, newest first (ids sort by their start time)."""
-    return sorted({s.tags["sweep"] for s in summaries if (s.tags or {}).get("sweep")}, reverse=True)
+    return sorted({sweep for s in summaries if isinstance(sweep := s.tags.get("sweep"), str) and sweep}, reverse=True)
 
 
 def saved_sweep_frame(summaries: Sequence[RunSummary], sweep_id: str) -> pd.DataFrame:

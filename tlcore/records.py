@@ -24,8 +24,10 @@ from typing import Any, overload
 
 from tlcore.config import TrainConfig
 from tlcore.devices import FLOAT32
+from tlcore.jsontypes import JSONObject, JSONValue
 
 RUNNING, COMPLETED, STOPPED, FAILED, INTERRUPTED = "running", "completed", "stopped", "failed", "interrupted"
+Cell = str | int | float | bool  # one value of a history row
 
 
 # --- history: one row per epoch ------------------------------------------------------
@@ -49,7 +51,7 @@ class EpochRow:
     partial: bool  # cut short by Stop (or a failure) before its last batch
 
     @classmethod
-    def of(cls, row: EpochRow | Mapping[str, Any]) -> EpochRow:
+    def of(cls, row: EpochRow | Mapping[str, JSONValue]) -> EpochRow:
         """A row from a mapping (a training event's row, a CSV line of strings); keys it does not know are ignored.
 
         Raises:
@@ -64,7 +66,7 @@ class EpochRow:
             values[f.name] = _convert(f.name, row[f.name], _ROW_TYPES[f.name])
         return cls(**values)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Cell]:
         return dataclasses.asdict(self)
 
 
@@ -73,7 +75,7 @@ _ROW_TYPES = {"phase": int, "epoch": int, "freeze_at": int, "batches": int, "pat
 _ROW_TYPES.update({name: float for name in HISTORY_FIELDS if name not in _ROW_TYPES})
 
 
-def _convert(name: str, value: Any, kind: type) -> Any:
+def _convert(name: str, value: JSONValue, kind: type) -> Any:  # typed loosely: of the type of the field for `kind`
     """`value` as `kind`: a CSV's strings ("3", "0.5", "True") and Python values alike."""
     try:
         if kind is bool:
@@ -108,7 +110,7 @@ class History(Sequence[EpochRow]):
     kept_epoch: int | None = None
 
     @classmethod
-    def of(cls, rows: Iterable[EpochRow | Mapping[str, Any]], kept_epoch: int | None = None) -> History:
+    def of(cls, rows: Iterable[EpochRow | Mapping[str, JSONValue]], kept_epoch: int | None = None) -> History:
         """A history from rows: EpochRows, or mappings such as training events' rows."""
         if isinstance(rows, History):
             return rows if kept_epoch is None else rows.keeping(kept_epoch)
@@ -144,11 +146,11 @@ class History(Sequence[EpochRow]):
         writer.writerows(self.as_rows())
         return out.getvalue()
 
-    def as_rows(self) -> list[dict[str, Any]]:
+    def as_rows(self) -> list[dict[str, Cell]]:
         """The rows as dicts keyed by column, for charts and tables."""
         return [row.as_dict() for row in self.rows]
 
-    def plus(self, row: EpochRow | Mapping[str, Any]) -> History:
+    def plus(self, row: EpochRow | Mapping[str, JSONValue]) -> History:
         return History((*self.rows, EpochRow.of(row)), self.kept_epoch)
 
     @overload
@@ -224,14 +226,14 @@ class DatasetFacts:
     fingerprint: str = ""  # changes when the files (names, sizes, dates) change
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> images
     skipped: int = 0  # files left out as unusable
-    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as read
+    extra: JSONObject = field(default_factory=dict)  # keys this version does not know, kept as read
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DatasetFacts:
+    def from_dict(cls, data: Mapping[str, JSONValue]) -> DatasetFacts:
         known, extra = _split_known(cls, data, "dataset.")
         return cls(**known, extra=extra)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "root": self.root,
             "fingerprint": self.fingerprint,
@@ -257,14 +259,14 @@ class StartRecord:
     seed: int = 0
     keras: str = ""  # Keras' version: its random initialisation may differ between versions
     layer_norms: dict[str, float] = field(default_factory=dict)  # layer name -> ||W0||, every layer with weights
-    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as read
+    extra: JSONObject = field(default_factory=dict)  # keys this version does not know, kept as read
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StartRecord:
+    def from_dict(cls, data: Mapping[str, JSONValue]) -> StartRecord:
         known, extra = _split_known(cls, data, "start.")
         return cls(**known, extra=extra)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "weights": self.weights,
             "weights_file": self.weights_file,
@@ -300,7 +302,7 @@ class RunRecord:
     dataset: DatasetFacts | None = None
     validation_files: list[str] | None = None  # relative to the dataset root: the held-out split
     versions: dict[str, str] = field(default_factory=dict)  # python and library versions
-    tags: dict[str, Any] = field(default_factory=dict)  # e.g. the sweep and point a run belongs to
+    tags: JSONObject = field(default_factory=dict)  # e.g. the sweep and point a run belongs to
     owner: str | None = None  # who made it (tlcore.access): an opaque id; None for the teacher or administrator
     start: StartRecord | None = None  # where it started; None in runs saved before the lab recorded it
     epochs_done: int = 0
@@ -312,17 +314,17 @@ class RunRecord:
     seconds: float | None = None  # the whole run's wall time
     extract_seconds: float | None = None
     # Per cached phase: {"phase", "freeze_at", "reused" (from the feature store), "created" (when computed)}
-    features: list[dict[str, Any]] | None = None
+    features: list[JSONObject] | None = None
     train_seconds: float | None = None
     model_saved: bool | None = None
     finished: str | None = None  # UTC, ISO 8601
-    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as read
+    extra: JSONObject = field(default_factory=dict)  # keys this version does not know, kept as read
     # Not in run.json: where the record was read from, and history.csv.
     run_dir: Path | None = None
     history: History = field(default_factory=History)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+    def from_dict(cls, data: JSONValue) -> RunRecord:
         """A record from run.json's object, of this version or an earlier one.
 
         Raises:
@@ -358,9 +360,9 @@ class RunRecord:
         """The numeric precision it trained in; float32 for runs recorded before the config named one."""
         return self.config.precision if self.config is not None else FLOAT32
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """run.json's object: the same keys, in the same order, as earlier versions wrote."""
-        out: dict[str, Any] = {}
+        out: JSONObject = {}
         for name in _JSON_KINDS[RunRecord]:
             value = getattr(self, name)
             if value is None:
@@ -375,7 +377,7 @@ class RunRecord:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)
 
-    def updated(self, **fields: Any) -> RunRecord:
+    def updated(self, **fields: JSONValue) -> RunRecord:
         """A copy with some of run.json's keys changed (values as run.json holds them); unknown keys go to extra."""
         changed = RunRecord.from_dict({**self.to_dict(), **fields})
         changed.run_dir, changed.history = self.run_dir, self.history.keeping(changed.kept_epoch)
@@ -427,8 +429,8 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
 }
 
 
-def _split_known(cls: type, data: Mapping[str, Any], prefix: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The keys `cls` knows (their kinds checked, nulls dropped) and the others, kept as they are."""
+def _split_known(cls: type, data: Mapping[str, JSONValue], prefix: str) -> tuple[dict[str, Any], JSONObject]:
+    """The keys `cls` knows (kinds checked, nulls dropped; loosely typed, for `cls(**known)`) and the others as read."""
     kinds = _JSON_KINDS[cls]
     known, extra = {}, {}
     for key, value in data.items():

@@ -23,13 +23,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tlcore import environment
 from tlcore.access import ADMIN, Actor, plain_name
 from tlcore.config import TrainConfig
 from tlcore.environment import MAX_RUNS_ENV, RUNS_ENV
 from tlcore.fileio import atomic_write
+from tlcore.jsontypes import JSONObject, JSONValue
 from tlcore.modelfile import add_labels
 from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
     COMPLETED,
@@ -128,7 +129,7 @@ def read_history(run_dir: Path) -> History:
     return History.from_csv(path.read_text(), source=str(path))
 
 
-def history_csv(history: Iterable[EpochRow | Mapping[str, Any]]) -> str:
+def history_csv(history: Iterable[EpochRow | Mapping[str, JSONValue]]) -> str:
     """history.csv's text for rows (EpochRows, or training events' rows)."""
     return History.of(history).to_csv()
 
@@ -162,7 +163,7 @@ class RunSummary:
         return self.record.config
 
     @property
-    def tags(self) -> dict[str, Any]:
+    def tags(self) -> JSONObject:
         return self.record.tags
 
     @property
@@ -214,12 +215,12 @@ class Run:
             self._last_beat = now
             self._write_record()
 
-    def update(self, **fields: Any) -> None:
+    def update(self, **fields: JSONValue) -> None:
         """Change some of run.json's keys (values as run.json holds them) and write it."""
         self.record = self.record.updated(**fields)
         self._write_record()
 
-    def add_epoch(self, row: EpochRow | Mapping[str, Any]) -> None:
+    def add_epoch(self, row: EpochRow | Mapping[str, JSONValue]) -> None:
         """Append an epoch to history.csv (rewritten atomically) and refresh run.json."""
         row = EpochRow.of(row)
         # Kept in memory first: a failed write loses nothing the next write would not restore.
@@ -244,7 +245,7 @@ class Run:
                 tmp.unlink()
         return final
 
-    def finish(self, status: str, reason: str = "", **fields: Any) -> None:
+    def finish(self, status: str, reason: str = "", **fields: JSONValue) -> None:
         _RECORDING.discard(self.run_id)
         self.record = self.record.updated(**fields, status=status, reason=reason, finished=_now())
         self._write_record()
@@ -280,7 +281,7 @@ class RunStore:
         self,
         config: TrainConfig,
         info: DatasetInfo,
-        tags: dict[str, Any] | None = None,
+        tags: Mapping[str, JSONValue] | None = None,
         start: StartRecord | None = None,
         device: str = "",
     ) -> Run:

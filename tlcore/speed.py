@@ -109,9 +109,10 @@ def measure(records: Iterable[RunRecord], fallback: Speed) -> Speed:
         if not n_train:
             continue
         used += 1
-        made = [f for f in record.features or [] if not f.get("reused")]
+        # The depths whose features this run computed (not reused from the feature store).
+        made = [at for f in record.features or [] if not f.get("reused") and isinstance(at := f.get("freeze_at"), int)]
         if made and record.extract_seconds > 0:
-            extract_flops += sum(extraction_flops(config.image_size, f["freeze_at"], n_train + n_val) for f in made)
+            extract_flops += sum(extraction_flops(config.image_size, at, n_train + n_val) for at in made)
             extract_s += record.extract_seconds
         rows: list[EpochRow] = [row for row in record.history.rows if not row.partial]
         for row in rows:
