@@ -8,11 +8,11 @@ from dashboard.charts import curves_chart
 from dashboard.class_board_view import results_section
 from dashboard.code_panel import run_code_section
 from dashboard.identity import in_class, run_store, where
-from dashboard.runs_panels import delete_section, deletion_report, feature_store_section, training_now
+from dashboard.runs.panels import delete_section, deletion_report, feature_store_section, training_now
+from dashboard.runs.sweep import PERCENT, sweep_section
+from dashboard.runs.weight_changes import weight_change_section
 from dashboard.state import page_intro
-from dashboard.sweep_panel import PERCENT, sweep_section
 from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
-from dashboard.weight_change_panel import weight_change_section
 from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from tlcore.baselines import run_baselines
 from tlcore.classroom import ClassSettings

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.weight_change_panel import CHANGES_PICKS, CHANGES_SHOW
+from dashboard.runs.weight_changes import CHANGES_PICKS, CHANGES_SHOW
 from tests.conftest import ROOT
 from tests.helpers import chart_title, vega_specs
 from tlcore.backbone_facts import VGG16_CONVS
