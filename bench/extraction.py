@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import numpy as np
     import tensorflow as tf
 
+    from tlcore.backbone_facts import DEFAULT_BACKBONE
+    from tlcore.backbones import get_backbone
     from tlcore.config import HeadConfig
     from tlcore.tf.cached_route import cut, extract_features
     from tlcore.tf.model import build_model
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     note(f"building the model and its prefix at freeze_at={args.freeze_at}, {args.image_size} px")
     model = build_model(2, args.image_size, args.weights, HeadConfig(), args.freeze_at)
-    prefix, _ = cut(model, args.freeze_at)
+    prefix, _ = cut(model, args.freeze_at, get_backbone(DEFAULT_BACKBONE))
     images = repeated_image_set(args.images, args.image_size, args.data)
     pixels = images.images.astype(np.float32)
     batches = [tf.constant(pixels[i : i + args.batch_size]) for i in range(0, len(pixels), args.batch_size)]

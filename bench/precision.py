@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load_before = load_average()
     import keras  # noqa: F401  (import cost kept out of the timings)
 
+    from tlcore.backbones import get_backbone
     from tlcore.config import TrainConfig
     from tlcore.data import scan
     from tlcore.tf.build import build_for
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     configs = {p: base.replace(precision=p) for p in PRECISIONS}
     out: dict[str, dict[str, Any]] = {p: {} for p in PRECISIONS}
 
-    prefixes = {p: cut(build_for(c, len(info.class_names)), 18)[0] for p, c in configs.items()}
+    spec = get_backbone(base.backbone)
+    prefixes = {p: cut(build_for(c, len(info.class_names)), 18, spec)[0] for p, c in configs.items()}
     assert images.images is not None  # repeated_image_set holds them in memory
     for prefix in prefixes.values():
         prefix.predict_on_batch(images.images[:32])  # warm-up: tracing and oneDNN's first-call setup

@@ -12,6 +12,8 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image
+from tlcore.backbone_facts import VGG16
+from tlcore.backbones import get_backbone
 from tlcore.config import HeadConfig
 from tlcore.data import scan
 from tlcore.progress import BatchEnd
@@ -361,7 +363,7 @@ def test_stop_in_a_multi_batch_call_ends_the_run_after_that_call(data):
 def test_the_heads_pooling_is_computed_once_with_the_features(freeze_at, fixed):
     keras.utils.set_random_seed(1)
     model = build_model(2, 32, "none", HeadConfig(pooling="avg", dense=(8,), dropout=0.0), freeze_at)
-    _, suffix = cut(model, freeze_at)
+    _, suffix = cut(model, freeze_at, get_backbone(VGG16))
     pooling, rest = split_fixed(suffix)
     assert ([] if pooling is None else [type(layer).__name__ for layer in pooling.layers[1:]]) == fixed
     # The normalisation has weights (a scale and an offset per feature): it trains with the layers above.

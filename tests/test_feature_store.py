@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import TINY_CONFIG, make_dataset_folder
+from tlcore.backbones import get_backbone
 from tlcore.cli import main
 from tlcore.config import FineTuneConfig, HeadConfig
 from tlcore.data import scan
@@ -263,7 +264,7 @@ def test_a_sweeps_features_from_one_pass_equal_each_points_own_extraction(tmp_pa
     assert [e.done for e in events][-1] == 8 + 4  # one pass over every image, not one per point
     for k in (18, 10, 3):
         config = TINY_CONFIG.replace(freeze_at=k)
-        prefix, _ = cut(build_for(config, 2), k)
+        prefix, _ = cut(build_for(config, 2), k, get_backbone(config.backbone))
         stored = store.get(feature_key(config, data, k))
         np.testing.assert_allclose(stored.train, extract_features(prefix, data.train), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(stored.validation, extract_features(prefix, data.validation), rtol=1e-5, atol=1e-6)

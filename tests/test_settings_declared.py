@@ -104,3 +104,16 @@ def test_the_dashboard_maps_every_declared_field_through_its_name():
     state = {**DEFAULTS, **config_to_state(config)}
     assert state["learning_rate"] == 3e-4 and isinstance(state["learning_rate"], float)
     assert state_to_config(state) == config
+
+
+def test_the_freeze_point_and_image_size_follow_the_backbones_spec(monkeypatch):
+    from tlcore import backbones
+
+    vgg16 = backbones.get_backbone("vgg16")
+    tiny = dataclasses.replace(vgg16, name="tiny", min_image_size=16, layer_blocks=vgg16.layer_blocks[:5])
+    monkeypatch.setitem(backbones.BACKBONES, "tiny", tiny)
+    assert TrainConfig(backbone="tiny", image_size=16, freeze_at=5).freeze_at == 5  # VGG16 would refuse 16 px
+    with pytest.raises(ValueError, match=r"freeze_at must be between 0 and 5. Received: freeze_at=6"):
+        TrainConfig(backbone="tiny", freeze_at=6)
+    with pytest.raises(ValueError, match=r"Unknown backbone. Expected one of .*Received: backbone='resnet50'"):
+        TrainConfig(backbone="resnet50")

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tlcore.backbone_facts import BLOCK5, DEFAULT_BACKBONE, VGG16_LAYERS
+from tlcore.backbones import get_backbone
 from tlcore.devices import FLOAT32, PRECISIONS
+from tlcore.jsontypes import JSONObject, JSONValue
 from tlcore.setting import DECLARED_WIDGET, NO_WIDGET, Setting, check_fields, setting, setting_names
 
 POOLINGS = ("flatten", "avg", "max")
@@ -28,17 +30,17 @@ MIN_STEPS = 100
 PATIENCE = 5
 # What a config written before these defaults meant by the settings it lacks: an older run.json re-runs
 # with its own head and length (TrainConfig.from_dict fills a missing key from here, not from today's default).
-LEGACY_VALUES: dict[str, Any] = {"min_steps": 0, "early_stopping_patience": None}
-LEGACY_HEAD_VALUES: dict[str, Any] = {"normalize": False}
+LEGACY_VALUES: JSONObject = {"min_steps": 0, "early_stopping_patience": None}
+LEGACY_HEAD_VALUES: JSONObject = {"normalize": False}
 
 
 # Settings in words, for people comparing two configs (dotted names as flatten_config gives them).
 SETTING_NAMES: dict[str, str] = {}  # filled below, from the fields' declarations
 
 
-def flatten_config(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_config(data: Mapping[str, JSONValue], prefix: str = "") -> JSONObject:
     """Nested settings as dotted keys: {"head": {"dense": [8]}} -> {"head.dense": [8]}."""
-    out: dict[str, Any] = {}
+    out: JSONObject = {}
     for key, value in data.items():
         if isinstance(value, Mapping):
             out.update(flatten_config(value, f"{prefix}{key}."))
@@ -52,9 +54,13 @@ def _check(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
-def _check_keys(cls: type, data: Any, name: str) -> dict[str, Any]:
-    """`data` if it is an object whose keys are all fields of `cls` (ValueError naming `name` otherwise)."""
-    _check(isinstance(data, dict), f"{name} must be a JSON object, not {type(data).__name__}")
+def _check_keys(cls: type, data: JSONValue, name: str) -> dict[str, Any]:
+    """`data` if it is an object whose keys are all fields of `cls` (ValueError naming `name` otherwise).
+
+    Its values are typed loosely, for `cls(**fields)`: the dataclass checks each (setting.check_fields).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"{name} must be a JSON object, not {type(data).__name__}")
     unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
     _check(not unknown, f"Unknown {name} keys: {sorted(unknown)}")
     return dict(data)
@@ -98,7 +104,7 @@ class AugmentConfig:
 class FineTuneConfig:
     """Optional second phase: unfreeze down to a deeper freeze point at a lower learning rate."""
 
-    freeze_at: int = setting(BLOCK5, Setting("phase 2: layers frozen", low=0, high=VGG16_LAYERS))
+    freeze_at: int = setting(BLOCK5, Setting("phase 2: layers frozen", low=0))  # below phase 1's
     epochs: int = setting(3, Setting("phase 2 epochs", low=1))
     learning_rate: float = setting(1e-5, Setting("phase 2 learning rate", low=0.0, low_open=True))
 
@@ -116,7 +122,9 @@ class TrainConfig:
     backbone: str = setting(DEFAULT_BACKBONE, Setting("backbone", widget=NO_WIDGET))
     weights: str = setting("imagenet", Setting("weights"))
     image_size: int = setting(
-        128, Setting("image size", low=32, flag=True, order=30, help="square input size in pixels (default {default})")
+        # at least the backbone's smallest input (its spec, in __post_init__)
+        128,
+        Setting("image size", flag=True, order=30, help="square input size in pixels (default {default})"),
     )
     batch_size: int = setting(
         32, Setting("batch size", low=1, flag=True, order=50, help="images per training step (default {default})")
@@ -142,8 +150,7 @@ class TrainConfig:
         VGG16_LAYERS,
         Setting(
             "phase 1: layers frozen",
-            low=0,
-            high=VGG16_LAYERS,
+            low=0,  # at most the backbone's layer count (its spec, in __post_init__)
             flag=True,
             order=10,
             help=f"VGG16 layers frozen, 0..{VGG16_LAYERS} (default {{default}})",
@@ -212,6 +219,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        spec = get_backbone(self.backbone)  # ValueError naming an unknown backbone
+        _check(
+            self.image_size >= spec.min_image_size,
+            f"image_size must be at least {spec.min_image_size}. Received: image_size={self.image_size}",
+        )
+        _check(
+            self.freeze_at <= spec.num_layers,
+            f"freeze_at must be between 0 and {spec.num_layers}. Received: freeze_at={self.freeze_at}",
+        )
         if self.fine_tune is not None:
             _check(
                 self.fine_tune.freeze_at < self.freeze_at,
@@ -234,7 +250,7 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
-    def differences(self, other: TrainConfig) -> list[tuple[str, Any, Any]]:
+    def differences(self, other: TrainConfig) -> list[tuple[str, JSONValue, JSONValue]]:
         """(setting, this value, other's value) for each setting that differs; nested ones dotted ("head.dense")."""
         mine, theirs = flatten_config(self.to_dict()), flatten_config(other.to_dict())
         return [
@@ -243,7 +259,7 @@ class TrainConfig:
             if mine.get(key) != theirs.get(key)
         ]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         data = dataclasses.asdict(self)
         data["head"]["dense"] = list(self.head.dense)
         return data
@@ -252,17 +268,16 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """The config a dict describes; a key it lacks takes its LEGACY_VALUES value (an older run.json's)."""
-        _check_keys(cls, data, "config")
-        data = {**LEGACY_VALUES, **data}
-        if "head" in data:
-            data["head"] = HeadConfig(**{**LEGACY_HEAD_VALUES, **_check_keys(HeadConfig, data["head"], "head")})
-        if "augment" in data:
-            data["augment"] = AugmentConfig(**_check_keys(AugmentConfig, data["augment"], "augment"))
-        if data.get("fine_tune") is not None:
-            data["fine_tune"] = FineTuneConfig(**_check_keys(FineTuneConfig, data["fine_tune"], "fine_tune"))
-        return cls(**data)
+    def from_dict(cls, data: JSONValue) -> TrainConfig:
+        """The config a JSON object describes; a key it lacks takes its LEGACY_VALUES value (an older run.json's)."""
+        fields = {**LEGACY_VALUES, **_check_keys(cls, data, "config")}
+        if "head" in fields:
+            fields["head"] = HeadConfig(**{**LEGACY_HEAD_VALUES, **_check_keys(HeadConfig, fields["head"], "head")})
+        if "augment" in fields:
+            fields["augment"] = AugmentConfig(**_check_keys(AugmentConfig, fields["augment"], "augment"))
+        if fields.get("fine_tune") is not None:
+            fields["fine_tune"] = FineTuneConfig(**_check_keys(FineTuneConfig, fields["fine_tune"], "fine_tune"))
+        return cls(**fields)
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:

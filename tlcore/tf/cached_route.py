@@ -16,8 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlcore.backbone_facts import DEFAULT_BACKBONE
-from tlcore.backbones import get_backbone
+from tlcore.backbones import BackboneSpec, get_backbone
 from tlcore.config import TrainConfig
 from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures, format_time
 from tlcore.progress import FeaturesReused, ProgressFn, StepProgress, StopFlag
@@ -54,12 +53,11 @@ def route_for(
     return route, why
 
 
-def cut(model: keras.Model, freeze_at: int) -> tuple[keras.Model, keras.Model]:
-    """Split the chain after `freeze_at` backbone layers into (prefix, suffix).
+def cut(model: keras.Model, freeze_at: int, spec: BackboneSpec) -> tuple[keras.Model, keras.Model]:
+    """Split the chain after `freeze_at` layers of the model's backbone (`spec`) into (prefix, suffix).
 
     Both share the model's layer objects, so training the suffix trains the model.
     """
-    spec = get_backbone(DEFAULT_BACKBONE)
     if not 1 <= freeze_at <= spec.num_layers:
         raise ValueError(f"A cut needs 1 <= freeze_at <= {spec.num_layers}. Received: freeze_at={freeze_at}")
     boundary = backbone_layers(model, spec)[freeze_at - 1]
