@@ -32,10 +32,10 @@ from tlcore.tf.augment import build_augmenter
 from tlcore.tf.build import balanced_class_weights, build_for, compile_for, loss_targets, sample_weights, start_record
 from tlcore.tf.cached_route import FeatureLine, apply_fixed, cut, phase_features, route_for, split_fixed
 from tlcore.tf.callbacks import PhaseInfo, TensorBoardScalars, TrainingMonitor, option_callbacks
-from tlcore.tf.compiled_epochs import CallSizer, fit_arrays
+from tlcore.tf.compiled_epochs import fit_arrays
 from tlcore.tf.devices import choose_strategy, device_report, replicas
 from tlcore.tf.model import param_counts, set_freeze_point
-from tlcore.tf.pipeline import PreparedData, epoch_orders, make_dataset, prepare_data, whole_batches
+from tlcore.tf.pipeline import PreparedData, epoch_orders, make_dataset, prepare_data
 
 TENSORBOARD_DIR = "tensorboard"  # inside a run's folder
 
@@ -95,9 +95,6 @@ def train(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     features: FeatureStore | None = None,
     strategy: tf.distribute.Strategy | None = None,
-    *,
-    drop_remainder: bool = False,
-    batches_per_call: int | None = None,
 ) -> TrainResult:
     """Train `config` on prepared data; returns the model and its history.
 
@@ -120,11 +117,6 @@ def train(
 
     `strategy`: a tf.distribute strategy (`tlcore.tf.devices.choose_strategy`) the model was built in the
     scope of (None: TensorFlow's default device); every compile happens in its scope too.
-
-    `drop_remainder`: every epoch trains on whole batches only (`pipeline.whole_batches`).
-    `batches_per_call`: on the cached route, at most this many batches per compiled call (batch hooks run once
-    a call; None: as many as take about `compiled_epochs.TARGET_CALL_SECONDS`). End to end, fit runs one
-    batch a call. The learning-rate range test (`tlcore.tf.lr_finder`) sets both.
     """
     started = time.perf_counter()
     report = progress or (lambda _event: None)
@@ -137,7 +129,7 @@ def train(
     report(Planned(plan, tuple(data.class_names), _per_class(data.validation.labels, len(data.class_names))))
     rates = [config.learning_rate] + ([config.fine_tune.learning_rate] if config.fine_tune else [])
     phases = [(p.freeze_at, p.epochs, rate) for p, rate in zip(plan.phases, rates)]
-    fit = _Fit.of(config, data, plan, drop_remainder, batches_per_call)
+    fit = _Fit.of(config, data, plan)
     notes: list[str] = []
 
     epoch_offset = 0
@@ -170,7 +162,7 @@ def train(
         options, early = option_callbacks(config, learning_rate, plan.patience)
         last_epoch = epoch_offset + epochs
         monitor = TrainingMonitor(
-            PhaseInfo(phase, freeze_at, route, fit.batches_per_epoch, last_epoch, phase == len(phases)), report, stop
+            PhaseInfo(phase, freeze_at, route, plan.steps_per_epoch, last_epoch, phase == len(phases)), report, stop
         )
         t0 = time.perf_counter()
         # initial_epoch makes the epoch numbers (callbacks, TensorBoard steps) count over all phases.
@@ -211,28 +203,14 @@ class _Fit:
     plan: Schedule
     augmenter: keras.Sequential | None
     class_weight: dict[int, float] | None
-    drop_remainder: bool = False
-    batches_per_call: int | None = None
 
     @classmethod
-    def of(
-        cls, config: TrainConfig, data: PreparedData, plan: Schedule, drop_remainder: bool, batches_per_call: int | None
-    ) -> _Fit:
+    def of(cls, config: TrainConfig, data: PreparedData, plan: Schedule) -> _Fit:
         augmenter = build_augmenter(config.augment, config.seed) if config.augment.enabled else None
         labels, classes = data.train.labels, len(data.class_names)
-        weights = balanced_class_weights(labels, classes) if config.balance_classes else None
-        return cls(config, data, plan, augmenter, weights, drop_remainder, batches_per_call)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        if self.drop_remainder:
-            return max(1, len(self.data.train) // self.plan.batch_size)
-        return self.plan.steps_per_epoch
-
-    def orders(self, epoch_offset: int, epochs: int) -> np.ndarray:
-        """Each epoch's order of the training images, one row per epoch (whole batches with drop_remainder)."""
-        orders = epoch_orders(len(self.data.train), self.config.seed, epoch_offset + 1, epochs)
-        return whole_batches(orders, self.plan.batch_size) if self.drop_remainder else orders
+        return cls(
+            config, data, plan, augmenter, balanced_class_weights(labels, classes) if config.balance_classes else None
+        )
 
     def cached(
         self,
@@ -249,14 +227,13 @@ class _Fit:
             trained,
             x_train,
             loss_targets(labels, config),
-            self.orders(epoch_offset, epochs),
+            epoch_orders(len(labels), config.seed, epoch_offset + 1, epochs),
             self.plan.batch_size,
             epochs=epoch_offset + epochs,
             initial_epoch=epoch_offset,
             sample_weight=None if weights is None else sample_weights(labels, weights),
             validation=(x_val, loss_targets(self.data.validation.labels, config)) if len(x_val) else None,
             callbacks=callbacks,
-            sizer=CallSizer(max_batches=self.batches_per_call) if self.batches_per_call else None,
         )
 
     def end_to_end(
@@ -268,13 +245,7 @@ class _Fit:
         """
         config, data, batch_size, augmenter = self.config, self.data, self.plan.batch_size, self.augmenter
         train_set = make_dataset(
-            data.train,
-            batch_size,
-            shuffle=True,
-            seed=config.seed,
-            epoch=epoch_offset + 1,
-            epochs=epochs,
-            drop_remainder=self.drop_remainder,
+            data.train, batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
         )
         if augmenter is not None:
             train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
@@ -287,7 +258,7 @@ class _Fit:
             train_set,
             epochs=epoch_offset + epochs,
             initial_epoch=epoch_offset,
-            steps_per_epoch=self.batches_per_epoch,
+            steps_per_epoch=self.plan.steps_per_epoch,
             validation_data=val_set if len(data.validation) else None,
             class_weight=self.class_weight,
             shuffle=False,
