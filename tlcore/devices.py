@@ -20,6 +20,7 @@ from typing import Any
 
 from tlcore import environment
 from tlcore.environment import DEVICES_ENV
+from tlcore.jsontypes import JSONObject
 
 FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16 = "float32", "mixed_float16", "mixed_bfloat16"
 PRECISIONS = (FLOAT32, MIXED_FLOAT16, MIXED_BFLOAT16)
@@ -127,7 +128,7 @@ class DeviceReport:
         extras.append(f"bfloat16 instructions: {' and '.join(names)}" if names else "no bfloat16 instructions")
         return f"CPU: {cpu.model_name or 'unknown model'} ({', '.join(extras)}); no GPU found"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
     @classmethod

@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from tlcore.backbone_facts import VGG16_BLOCK_BOUNDARIES, VGG16_CHAIN
 from tlcore.inside import PRETRAINED, RANDOM
+from tlcore.jsontypes import JSONObject
 
 PROBE_C = 1.0  # inverse L2 strength: scikit-learn's default, fixed so probes compare across layers and weights
 PROBE_MAX_ITER = 2000  # enough for lbfgs to converge on a few thousand standardised features
@@ -128,9 +128,9 @@ class ProbeResult:
             "few points either way are luck."
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """What `python -m tlcore probe --json` prints."""
-        out: dict[str, Any] = {
+        out: JSONObject = {
             "boundaries": [
                 {"freeze_at": s.freeze_at, "layer": s.layer, PRETRAINED: s.imagenet, RANDOM: s.random}
                 for s in self.boundaries

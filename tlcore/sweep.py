@@ -22,6 +22,7 @@ from tlcore.advisor import FINE_TUNE_MAX_LEARNING_RATE
 from tlcore.backbone_facts import VGG16_BLOCK_BOUNDARIES, VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS
 from tlcore.config import TrainConfig
+from tlcore.jsontypes import JSONObject
 
 DEFAULT_POINTS: tuple[int, ...] = VGG16_BLOCK_BOUNDARIES[::-1]  # VGG16's block boundaries, head only first
 DEFAULT_IMAGE_SIZE, DEFAULT_EPOCHS = 96, 5
@@ -87,7 +88,7 @@ class SweepPoint:
     seconds: float = 0.0
     reason: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
 
@@ -112,7 +113,7 @@ class SweepResult:
     shared_points: list[int] = field(default_factory=list)  # freeze points whose features came from one pass
     shared_extract_seconds: float = 0.0  # that pass (and checking the store)
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> JSONObject:
         """The sweep in one JSON-ready object (the CLI's last line)."""
         return {
             "sweep": self.sweep_id,

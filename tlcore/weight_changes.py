@@ -15,9 +15,9 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tlcore.backbones import WeightsError, weights_file, weights_identity
+from tlcore.jsontypes import JSONObject
 from tlcore.records import RunRecord, StartRecord
 from tlcore.runs import MODEL_FILE, RUNNING, load_record
 
@@ -52,7 +52,7 @@ class LayerChange:
             return 0.0 if self.change_norm == 0 else None
         return self.change_norm / self.start_norm
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "name": self.name,
             "part": self.part,
@@ -101,7 +101,7 @@ class WeightChanges:
             text += f", the head {_percent(min(head))} to {_percent(max(head))}"
         return text + "."
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "run_id": self.run_id,
             "weights": self.weights,
