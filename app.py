@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import foreground, housekeeping, kept_settings
-from dashboard.class_views import account_box, class_gate
+from dashboard.classroom.views import account_box, class_gate
 from dashboard.identity import is_new_session, owner, person
 from dashboard.sidebar import sidebar
 from dashboard.state import init_session_state, measure_machine_speed

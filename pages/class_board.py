@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.class_board_view import (
+from dashboard.classroom.board import (
     assignment_form,
     limits_form,
     pre_lesson_check,
@@ -13,7 +13,7 @@ from dashboard.class_board_view import (
     results_section,
     students_table,
 )
-from dashboard.class_views import require_teacher, roster_panel
+from dashboard.classroom.views import require_teacher, roster_panel
 from dashboard.state import page_intro
 from tlcore.classroom import ClassSettings
 

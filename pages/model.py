@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import tlcore.architecture
-from dashboard.class_views import assignment_banner
+from dashboard.classroom.views import assignment_banner
 from dashboard.code_panel import settings_code_section
 from dashboard.dataset_source import require_dataset
 from dashboard.model.actions import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.charts import curves_chart
-from dashboard.class_board_view import results_section
+from dashboard.classroom.board import results_section
 from dashboard.code_panel import run_code_section
 from dashboard.identity import in_class, run_store, where
 from dashboard.runs.panels import delete_section, deletion_report, feature_store_section, training_now
