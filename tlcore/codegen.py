@@ -119,6 +119,7 @@ def training_script(config: TrainConfig, data: DataFolder, made_for: str = "thes
     length = _length(config, data)
     patience = length.patience if length else config.early_stopping_patience
     return _template().render(
+        config=config,  # every field, for a setting the template reads as it is (tlcore.setting declares it)
         made_for=made_for,
         title=title(config.weights),
         model_file=MODEL_FILE,
