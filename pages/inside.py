@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.dataset_source import require_dataset
-from dashboard.feature_maps_panel import feature_maps_section
-from dashboard.probe_panel import probe_section
+from dashboard.inside.feature_maps import feature_maps_section
+from dashboard.inside.probe import probe_section
 from dashboard.state import K, page_intro, weights_value
 from tlcore.inside import compared_weightings
 

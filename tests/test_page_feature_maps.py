@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from dashboard.feature_maps_panel import IMAGE_KEY, LAYER_KEY, TOP_KEY, UPLOAD_KEY
+from dashboard.inside.feature_maps import IMAGE_KEY, LAYER_KEY, TOP_KEY, UPLOAD_KEY
 from dashboard.state import SOURCE_FOLDER, WEIGHTS_FILE, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
 from tests.helpers import make_dataset_folder

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from dashboard.backbones import _file_stamp, backbone
+from dashboard.inside.backbones import _file_stamp, backbone
 from tlcore.backbones import WeightsError
 from tlcore.data import DatasetInfo
 from tlcore.featuremaps import DEFAULT_TOP, LAYER_NAMES, default_layer, default_layer_note, is_frozen, mosaic
