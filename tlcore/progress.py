@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from tlcore.schedule import Schedule
 
@@ -58,9 +58,13 @@ class BatchEnd:
     accuracy: float = math.nan  # the epoch's training accuracy so far
 
 
+# One epoch, keyed by history.csv's columns (tlcore.records.EpochRow reads it).
+HistoryRow = dict[str, str | int | float | bool]
+
+
 @dataclass(frozen=True)
 class EpochEnd:
-    row: dict[str, Any]  # one history row: see TrainResult.history
+    row: HistoryRow  # one history row: see TrainResult.history
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from typing import Any, Generic, TypeVar
 
 from tlcore import background
 from tlcore.access import Actor
-from tlcore.cluster import Backend, ClusterError, backend_from_env
+from tlcore.backend import Backend, ClusterError
+from tlcore.cluster import backend_from_env
 from tlcore.config import TrainConfig
 from tlcore.estimate import human_seconds
 from tlcore.jobs.snapshot import Snapshot, SweepPointDone, apply_event, show_point

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tlcore.backend import WorkerLost
 from tlcore.config import TrainConfig
@@ -33,7 +32,7 @@ class TrainingOutcome:
     history: History
     final: dict[str, float]
     paths: list[str]
-    features: list[dict[str, Any]]  # per cached phase, as run.json keeps them (tlcore.records.RunRecord)
+    features: list[dict[str, str | int | bool]]  # per cached phase, as run.json keeps them (tlcore.records.RunRecord)
     seconds: float
     extract_seconds: float
     save_error: str
