@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tlcore.cluster import ClusterGone, RayBackend
+from tlcore.backend import ClusterGone
+from tlcore.cluster import RayBackend
 
 
 def _backend_answering(monkeypatch: pytest.MonkeyPatch, kind: str, body: object) -> RayBackend:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from tlcore.cluster import WorkerLost
+from tlcore.backend import WorkerLost
 from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
 from tlcore.jobs.registry import JOBS, Job, JobRegistry
