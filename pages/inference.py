@@ -8,12 +8,12 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.compare_panel import compare_section
 from dashboard.dataset_source import current_dataset
-from dashboard.evaluation_panel import evaluation_section
 from dashboard.identity import run_store
-from dashboard.inference_panel import explained_class_picker, image_sources, predictions_section
-from dashboard.models import UPLOAD, choose_model, class_names_or_stop, load_or_stop
+from dashboard.inference.compare import compare_section
+from dashboard.inference.evaluation import evaluation_section
+from dashboard.inference.models import UPLOAD, choose_model, class_names_or_stop, load_or_stop
+from dashboard.inference.predictions import explained_class_picker, image_sources, predictions_section
 from dashboard.state import K, page_intro
 from tlcore.data import DatasetInfo
 from tlcore.runs import runs_with_models

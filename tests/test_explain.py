@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from dashboard.evaluation_panel import evaluation_key
+from dashboard.inference.evaluation import evaluation_key
 from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import HeadConfig
 from tlcore.data import same_held_out_split, scan, split_files

@@ -8,9 +8,9 @@ import io
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.compare_panel import IMAGE_KEY, RUNS_KEY
-from dashboard.evaluation_panel import TOP_LOSS_KEY
-from dashboard.inference_panel import CAMERA_KEY, CAMERA_NAME, CAMERA_ON_KEY, EXPLAINED_KEY, PICK_KEY
+from dashboard.inference.compare import IMAGE_KEY, RUNS_KEY
+from dashboard.inference.evaluation import TOP_LOSS_KEY
+from dashboard.inference.predictions import CAMERA_KEY, CAMERA_NAME, CAMERA_ON_KEY, EXPLAINED_KEY, PICK_KEY
 from dashboard.state import SOURCE_FOLDER, K
 from dashboard.tables import describe_run
 from tests.conftest import ROOT

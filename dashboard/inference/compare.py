@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from dashboard.inference_panel import THUMB, Source, overlay_caption
-from dashboard.models import run_model
+from dashboard.inference.models import run_model
+from dashboard.inference.predictions import THUMB, Source, overlay_caption
 from dashboard.tables import describe_run, setup_text
 from tlcore.imageio import ImageProblem
 from tlcore.modelfile import ModelLoadError
