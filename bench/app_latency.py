@@ -23,7 +23,7 @@ import tempfile
 import time
 
 from bench._common import wait_for
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from bench.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 # (url path, title, selectors that must be shown (with a minimum count) before the page counts as rendered)
 PAGES = [

@@ -51,8 +51,8 @@ from bench import _common
 
 _common.setup()
 from bench._common import cpu_info, emit, load_average, note, rounded, weights_file  # noqa: E402
+from bench.devserver import streamlit_process  # noqa: E402
 from dashboard.browser_cookie import new_token  # noqa: E402
-from dashboard.devserver import streamlit_process  # noqa: E402
 from tlcore.classroom import CLASS_KEY_ENV, COOKIE_NAME  # noqa: E402
 from tlcore.feature_store import CACHE_DIR_ENV  # noqa: E402
 from tlcore.runs import RUNS_ENV, RunStore  # noqa: E402

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import _common
 from bench._common import cpu_info, emit, load_average, note, wait_for, weights_file
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from bench.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 DEADLINE_S = 180
 SECTION = "What the frozen layers see"

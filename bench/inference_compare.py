@@ -36,7 +36,7 @@ from typing import Any
 
 from bench import _common
 from bench._common import SAMPLE_DATA, cpu_info, emit, load_average, median, note, setup, wait_for, weights_file
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
+from bench.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 
 DEADLINE_S = 300
 VIEWPORTS = {"1280x900": (1280, 900), "1024x768": (1024, 768)}

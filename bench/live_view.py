@@ -32,7 +32,7 @@ from bench import _common  # noqa: E402
 
 _common.setup()
 from bench._common import cpu_info, emit, load_average, median, note, rounded, wait_for, weights_file  # noqa: E402
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
+from bench.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -328,8 +328,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from playwright.sync_api import sync_playwright
 
+    from bench.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
     from dashboard.certificate import write_certificate
-    from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
     from tlcore.classroom import CLASS_KEY_ENV
     from tlcore.runs import RUNS_ENV
 

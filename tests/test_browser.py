@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
+from bench.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 from dashboard.state import K
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.owner_settings import SETTINGS_DIR

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 from dashboard.certificate import write_certificate
-from dashboard.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 from tlcore.classroom import CLASS_KEY_ENV, COOKIE_NAME, Roster
 
 pytestmark = pytest.mark.browser

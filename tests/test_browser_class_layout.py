@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.devserver import streamlit_server
 from dashboard.browser_cookie import new_token
-from dashboard.devserver import streamlit_server
 from dashboard.state import SOURCE_PHOTOS, K
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tests.test_browser_layout import (
