@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from tlcore import environment
 from tlcore.backend import (
@@ -52,9 +52,19 @@ GCS_RECONNECT_TIMEOUT_S = 20
 RAY_REQUIREMENTS = "requirements-ray.txt"
 
 R = TypeVar("R")  # what a job function returns
-# A message over the pipes to and from the dispatcher: its kind, and a payload of that kind's shape, pickled
-# (see tlcore.ray_dispatcher); a "done" carries the job function's return value, whatever it is.
-Message = tuple[str, Any]
+# A message over the pipes to and from the dispatcher is (kind, payload), pickled: the payload's shape depends
+# on the kind (see tlcore.ray_dispatcher), and a "done" carries the job function's return value, whatever it is.
+Payload = Any
+Message = tuple[str, Payload]
+
+
+class DispatcherSettings(TypedDict):
+    """What the dispatcher is started with (its "init" message)."""
+
+    address: str  # LOCAL, "auto" or a cluster's address
+    cpus: int  # a local Ray's CPUs
+    object_store_bytes: int
+    isolated: bool  # whether it runs in a loopback-only network namespace (it brings `lo` up)
 
 
 # --- Ray: the app's side of the dispatcher ------------------------------------------------------------
@@ -164,12 +174,12 @@ class RayBackend:
         os.close(dispatcher_out)
         self._to_dispatcher = Connection(app_out, readable=False)
         from_dispatcher = Connection(app_in, writable=False)
-        settings = {
-            "address": self.address,
-            "cpus": self.cpus or environment.whole_number(RAY_CPUS_ENV, os.cpu_count() or 1),
-            "object_store_bytes": OBJECT_STORE_BYTES,
-            "isolated": self.isolated,
-        }
+        settings = DispatcherSettings(
+            address=self.address,
+            cpus=self.cpus or environment.whole_number(RAY_CPUS_ENV, os.cpu_count() or 1),
+            object_store_bytes=OBJECT_STORE_BYTES,
+            isolated=self.isolated,
+        )
         self._send(("init", settings))
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while True:

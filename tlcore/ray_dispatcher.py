@@ -18,15 +18,15 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
-from ray.actor import ActorHandle
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayError, RayTaskError
 
-from tlcore.cluster import LOCAL, POLL_S
+from tlcore.backend import JobArgs
+from tlcore.cluster import LOCAL, POLL_S, DispatcherSettings, Payload
 from tlcore.progress import WorkerStarted
 
 RESOURCES_EVERY_S = 10.0
@@ -35,6 +35,11 @@ IDLE_WORKERS_KEPT = 2  # per shape of resources: enough for a class's next jobs,
 # on a loaded machine answered late now and then (tests/test_ray.py under a load of 5 on 2 cores).
 EVENTS_TIMEOUT_S = 15.0
 EVENTS_TRIES = 4
+
+R = TypeVar("R")  # what a job function returns
+# A JobActor's handle. Loosely typed: Ray types an actor's methods only where they are declared with
+# @ray.method, and an ActorHandle's other attributes read as Never (mypy would skip the code after them).
+WorkerHandle = Any
 
 
 class JobWorker:
@@ -57,7 +62,7 @@ class JobWorker:
         with self._lock:
             self._events.append(event)
 
-    def run(self, fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+    def run(self, fn: Callable[..., R], args: JobArgs) -> R:
         with self._lock:
             self._events, self._stop = [], threading.Event()
         self._report(WorkerStarted(socket.gethostname(), os.getpid()))
@@ -84,10 +89,10 @@ class Dispatcher:
         self.inbox, self.outbox = inbox, outbox
         self._send_lock = threading.Lock()
         self._stops: dict[int, threading.Event] = {}
-        self._idle: dict[tuple[tuple[str, float], ...], list[Any]] = {}
+        self._idle: dict[tuple[tuple[str, float], ...], list[WorkerHandle]] = {}
         self._idle_lock = threading.Lock()
 
-    def _take_worker(self, resources: dict[str, float]) -> Any:
+    def _take_worker(self, resources: dict[str, float]) -> WorkerHandle:
         """An idle worker with these resources, or a new one."""
         with self._idle_lock:
             idle = self._idle.get(tuple(sorted(resources.items())), [])
@@ -96,7 +101,7 @@ class Dispatcher:
         # Threaded, so its events and Stop are served while a job runs; never restarted: a lost job is reported.
         return JobActor.options(max_concurrency=4, max_restarts=0, **resources).remote(resources.get("num_cpus", 0))
 
-    def _keep_worker(self, resources: dict[str, float], actor: Any) -> None:
+    def _keep_worker(self, resources: dict[str, float], actor: WorkerHandle) -> None:
         with self._idle_lock:
             idle = self._idle.setdefault(tuple(sorted(resources.items())), [])
             if len(idle) < IDLE_WORKERS_KEPT:
@@ -104,7 +109,7 @@ class Dispatcher:
                 return
         ray.kill(actor)
 
-    def send(self, kind: str, payload: Any) -> None:
+    def send(self, kind: str, payload: Payload) -> None:
         with self._send_lock:
             try:
                 self.outbox.send((kind, payload))
@@ -152,7 +157,7 @@ class Dispatcher:
                 return
 
     @staticmethod
-    def _events(actor: ActorHandle, cursor: int) -> list[object]:
+    def _events(actor: WorkerHandle, cursor: int) -> list[object]:
         """The worker's events after `cursor`; GetTimeoutError only after EVENTS_TRIES waits of EVENTS_TIMEOUT_S."""
         for _ in range(EVENTS_TRIES - 1):
             try:
@@ -161,7 +166,7 @@ class Dispatcher:
                 continue  # late, not gone: it is asked again
         return list(ray.get(actor.events_since.remote(cursor), timeout=EVENTS_TIMEOUT_S))
 
-    def _run(self, call_id: int, fn: Callable[..., Any], args: Sequence[Any], resources: dict[str, float]) -> None:
+    def _run(self, call_id: int, fn: Callable[..., Payload], args: JobArgs, resources: dict[str, float]) -> None:
         stop = self._stops[call_id]
         worker: WorkerStarted | None = None
         actor = self._take_worker(resources)
@@ -207,7 +212,9 @@ def _end_with_the_local_ray() -> None:
     The app then fails the jobs it followed with one message at once. Reads Ray's record of
     the processes it started (a private attribute: without it, Ray's timeout still applies).
     """
-    node: Any = getattr(ray._private.worker, "_global_node", None)
+    node = getattr(ray._private.worker, "_global_node", None)  # Ray's private, untyped node object
+    if node is None:
+        return
     servers = [
         info.process
         for name, infos in (getattr(node, "all_processes", None) or {}).items()
@@ -247,7 +254,7 @@ def _loopback_up() -> None:
         fcntl.ioctl(s.fileno(), siocsifflags, struct.pack("16sH14s", b"lo", flags | iff_up, b""))
 
 
-def connect(settings: dict[str, Any]) -> None:
+def connect(settings: DispatcherSettings) -> None:
     """ray.init once: start a local Ray or join a cluster; no dashboard, a modest object store."""
     if settings["address"] == LOCAL:
         if settings.get("isolated"):
