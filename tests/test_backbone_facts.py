@@ -67,7 +67,7 @@ def test_no_vgg16_string_outside_the_facts_module():
     for path in sorted(
         [
             *(ROOT / "tlcore").rglob("*.py"),
-            *(ROOT / "dashboard").glob("*.py"),
+            *(ROOT / "dashboard").rglob("*.py"),
             *(ROOT / "pages").glob("*.py"),
             ROOT / "app.py",
         ]

@@ -101,7 +101,7 @@ def test_cpus_offer_bfloat16_only_with_its_instructions(monkeypatch):
 
 
 def test_nothing_in_the_lab_hides_a_gpu_from_tensorflow():
-    sources = [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("dashboard/*.py"), *ROOT.glob("tlcore/**/*.py")]
+    sources = [ROOT / "app.py", *ROOT.glob("pages/*.py"), *ROOT.glob("dashboard/**/*.py"), *ROOT.glob("tlcore/**/*.py")]
     hiding = [
         f"{path.relative_to(ROOT)}: {needle}"
         for path in sources
