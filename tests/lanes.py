@@ -29,6 +29,7 @@ TENSORFLOW = frozenset(
         "test_gradcam",
         "test_inference",
         "test_jobs",
+        "test_label_smoothing",
         "test_lr_finder",
         "test_model",
         "test_ownership",

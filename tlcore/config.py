@@ -213,6 +213,21 @@ class TrainConfig:
             "AVX-512 BF16 or AMX; the output and the loss stay float32",
         ),
     )
+    # Targets (1 - s) for the true class and s spread evenly over all classes (Szegedy et al. 2016): a head
+    # trained on few images is less sure of itself. 0: off, as runs before it were.
+    label_smoothing: float = setting(
+        0.0,
+        Setting(
+            "label smoothing",
+            low=0.0,
+            high=1.0,
+            high_open=True,
+            flag=True,
+            widget=DECLARED_WIDGET,
+            step=0.05,
+            help="move this share of each target onto all classes evenly (default {default:g}: off)",
+        ),
+    )
     # Training length that follows the data (tlcore.schedule): the batch shrinks so an epoch has several steps,
     # and a head on cached features trains at least this many steps. 0: exactly the epochs and batch size set.
     min_steps: int = setting(MIN_STEPS, Setting("at least this many steps for the head", low=0))

@@ -67,17 +67,40 @@ def compile_for(model: keras.Model, config: TrainConfig, learning_rate: float, f
     to zero. Keras wraps the optimizer itself only when the process-global policy is mixed_float16, which
     the lab never sets (its models carry per-layer policies), so every route's compile does it here.
     """
+    smoothing = config.label_smoothing
     if config.head.output == "sigmoid":
-        loss, accuracy = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryAccuracy(name="accuracy")
+        loss, accuracy = (
+            keras.losses.BinaryCrossentropy(label_smoothing=smoothing),
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+        )
     else:
         loss, accuracy = (
-            keras.losses.SparseCategoricalCrossentropy(),
+            SmoothedSparseCrossentropy(smoothing) if smoothing else keras.losses.SparseCategoricalCrossentropy(),
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         )
     optimizer = _make_optimizer(config.optimizer, learning_rate, fused)
     if config.precision == MIXED_FLOAT16:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+
+
+@keras.saving.register_keras_serializable(package="tlcore")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of class-number labels against smoothed targets (Keras' sparse loss has no smoothing)."""
+
+    def __init__(
+        self, label_smoothing: float, name: str = "smoothed_sparse_crossentropy", **kwargs: str | None
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true: keras.KerasTensor, y_pred: keras.KerasTensor) -> keras.KerasTensor:
+        classes = keras.ops.shape(y_pred)[-1]
+        targets = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), classes)
+        return keras.losses.categorical_crossentropy(targets, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict[str, float | str]:
+        return {"name": self.name, "label_smoothing": self.label_smoothing}
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
