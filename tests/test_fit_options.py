@@ -15,8 +15,9 @@ from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.runs import RunStore, load_record
+from tlcore.tf.build import balanced_class_weights
 from tlcore.tf.model import build_model
-from tlcore.tf.training import TENSORBOARD_DIR, balanced_class_weights, prepare_data, train, train_and_record
+from tlcore.tf.training import TENSORBOARD_DIR, prepare_data, train, train_and_record
 
 TINY = TINY_CONFIG.replace(seed=7)
 # So small a step that val_loss moves by far less than training.MIN_IMPROVEMENT: it never "improves".

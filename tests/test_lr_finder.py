@@ -269,3 +269,60 @@ def test_a_phase_the_config_does_not_have_is_refused(data):
 
     with pytest.raises(ValueError, match="no second phase"):
         find_learning_rate(TINY_CONFIG, data, phase=2)
+
+
+class _SeenBatches(keras.callbacks.Callback):
+    """Each batch fit runs: its index, the optimizer's rate while it trains, and its logged loss."""
+
+    def on_train_begin(self, logs=None):
+        self.batches, self.rates, self.losses = [], [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batches.append(batch)
+        self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(logs["loss"])
+
+
+@pytest.mark.parametrize("route", [CACHED, END_TO_END])
+def test_the_range_test_callback_raises_the_rate_each_batch_and_stops_training_when_the_loss_blows_up(data, route):
+    from tlcore.tf.lr_finder import LRRangeTest
+    from tlcore.tf.training import train
+
+    config = TINY_CONFIG.replace(epochs=20)  # more batches than the test takes
+    if route == END_TO_END:
+        config = config.replace(cache_features=False)
+    steps, rates = 30, (1e-4, 1e3)  # up to a rate no model survives
+    finder, seen = LRRangeTest(steps, max_seconds=600, rates=rates, floor=guess_loss(2)), _SeenBatches()
+    result = train(config, data, callbacks=[finder, seen], drop_remainder=True, batches_per_call=1)
+    test = finder.range_test
+    assert result.paths == [route] and test is not None and len(test.schedule) == steps
+    # One batch per call, on either route: the batch hooks saw every batch of every epoch.
+    per_epoch = len(data.train) // config.batch_size
+    assert per_epoch > 1 and seen.batches == [i % per_epoch for i in range(len(seen.batches))]
+    # The warm-up at the start rate, then each batch one step further along the schedule.
+    swept = len(seen.rates) - WARMUP_STEPS
+    assert seen.rates == pytest.approx([rates[0]] * WARMUP_STEPS + rate_schedule(steps, *rates)[:swept], rel=1e-6)
+    # Each point is its batch's own loss (the callback resets the metrics before every batch), as logged.
+    assert list(test.losses) == pytest.approx(seen.losses[WARMUP_STEPS : WARMUP_STEPS + len(test.losses)])
+    assert test.rates == pytest.approx(seen.rates[WARMUP_STEPS : WARMUP_STEPS + len(test.rates)], rel=1e-6)
+    # The loss blew up before the end rate, and no batch ran after the one that said so.
+    assert finder.stop_code in (DIVERGED, NOT_FINITE) and len(test.losses) < steps
+    assert swept == len(test.losses) + (finder.stop_code == NOT_FINITE)  # a NaN loss is no point of the curve
+    if finder.stop_code == DIVERGED:
+        assert test.smoothed[-1] > 4 * min(test.smoothed) and test.smoothed[-1] > guess_loss(2)
+
+
+def test_each_point_is_its_batch_s_own_loss_not_the_epoch_s_running_mean():
+    from tlcore.tf.lr_finder import LRRangeTest
+
+    # A zero weight and rates too small to move it: each batch's loss is the mean square of its targets.
+    x, y = np.ones((32, 1), "float32"), np.repeat([1.0, 2.0, 3.0, 4.0], 8)[:, None].astype("float32")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(optimizer=keras.optimizers.SGD(), loss="mse")
+    events: list[FinderStep] = []
+    finder = LRRangeTest(max_steps=2, max_seconds=600, rates=(1e-12, 1e-11), report=events.append)
+    model.fit(x, y, batch_size=8, shuffle=False, epochs=3, callbacks=[finder], verbose=0)
+    assert [e.loss for e in events] == pytest.approx([1.0, 4.0, 9.0, 16.0])  # running means: 1, 2.5, 4.7, 7.5
+    assert finder.stop_code == ENDED and finder.range_test is not None and finder.range_test.losses == [9.0, 16.0]

@@ -14,8 +14,9 @@ from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import scan
 from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
 from tlcore.route import CACHED, END_TO_END
+from tlcore.tf.augment import build_augmenter
 from tlcore.tf.model import backbone_layers, build_model
-from tlcore.tf.training import build_augmenter, prepare_data, train
+from tlcore.tf.training import prepare_data, train
 
 TINY = TINY_CONFIG.replace(seed=7)
 

@@ -1,40 +1,10 @@
-"""The learning-rate range test (Smith 2017; fastai's `lr_find`), without TensorFlow.
+"""The learning-rate range test (Smith 2017; fastai's `lr_find`) without TensorFlow: rates, smoothing, stop, suggestion.
 
-A short run of training steps in which the learning rate rises exponentially,
-from START_RATE to END_RATE, one step at a time. The loss of each batch is
-smoothed and drawn against the rate: at tiny rates nothing happens, then the
-loss falls, then it shoots up once the steps are too big. A good rate is well
-before the shoot-up, where the loss still falls steeply. On conv layers
-pretrained on ImageNet the shoot-up comes early, which is the 1e-3 vs 1e-4
-lesson: see it on a k=14 sweep.
-
-What is chosen here, and why:
-
-- **Schedule**: rate_i = start * (end / start) ** (i / (steps - 1)), i = 0..steps-1
-  (exponential, so every decade gets the same number of steps).
-- **Smoothing**: an exponential moving average of the batch losses, divided by
-  1 - beta ** n so the first values are not pulled towards zero (bias-corrected,
-  as Adam's moments). fastai's beta = 0.98 is made for 100 steps and remembers
-  ~50 of them, more than three decades of rate there: its minimum comes late.
-  Here beta is set per sweep so that the average's memory spans SMOOTHING_DECADES
-  of rate, whether the sweep has 20 steps or 100 (`smoothing_beta`).
-- **Stop rule** (fastai's, with a floor): stop once the smoothed loss exceeds
-  DIVERGENCE_FACTOR times its minimum so far *and* the loss of a guess
-  (ln(classes): every class equally likely), or a loss is not a number; else
-  at the end rate. Without the floor, a head already trained to a loss of
-  0.02 (phase 2 on the sample data) "diverged" at 0.08 on batch noise at
-  5e-7, long before the rates that matter; a loss worse than guessing is
-  blown up whatever the minimum was.
-- **Suggested rate**: fastai's "valley" (its default since 2.5): the longest
-  run of falling smoothed loss, and the rate about half-way down it. It reads
-  the whole descent rather than a difference between two neighbouring points,
-  so batch noise moves it little; "steepest descent" (the biggest drop per
-  step) jumps with a single noisy batch when a sweep has only a few dozen steps.
-  Also reported: the rate of the minimum loss divided by 10 (the older rule of
-  thumb: the minimum itself is already too fast).
-- The first tenth of the steps is left out of both suggestions (fastai does the
-  same): there the smoothed loss has seen only a few batches.
-
+A short run of training steps in which the rate rises exponentially from START_RATE to END_RATE, one step at a
+time; each batch's loss is smoothed and drawn against the rate: flat at tiny rates, then falling, then shooting
+up once the steps are too big. A good rate is well before the shoot-up, where the loss still falls steeply (on
+pretrained conv layers the shoot-up comes early: the 1e-3 vs 1e-4 lesson of a k=14 sweep). Each choice is argued
+where it is made: `smoothing_beta`, `RangeTest` (the stop rule), `valley_index` (the suggestion).
 `tlcore.tf.lr_finder.find_learning_rate` runs a sweep on a TrainConfig.
 """
 
@@ -56,7 +26,9 @@ MIN_STEPS = 10  # fewer points than this draw no curve worth reading, whatever t
 WARMUP_STEPS = 2
 DIVERGENCE_FACTOR = 4.0
 SMOOTHING_DECADES = 0.5  # the moving average's memory, in decades of rate
-LEFT_OUT_SHARE = 0.1  # of the planned steps, at the start, left out of the suggestions
+# Of the planned steps, at the start, left out of the suggestions (as fastai does): there the smoothed loss has
+# seen only a few batches.
+LEFT_OUT_SHARE = 0.1
 FELL_SHARE = 0.9  # a curve "falls" when its minimum is below this share of where it started
 # The rates marked on every curve: the default rate (good for a new head) and the most that pretrained conv
 # layers stand (tlcore.advisor).
@@ -76,7 +48,7 @@ def format_rate(rate: float) -> str:
 
 
 def rate_schedule(steps: int, start: float = START_RATE, end: float = END_RATE) -> list[float]:
-    """`steps` rates from `start` to `end`, the same factor apart: exponential, rising."""
+    """`steps` rates from `start` to `end`, the same factor apart (exponential, so every decade gets as many)."""
     if steps < 2:
         raise ValueError(f"A rate sweep needs at least 2 steps. Received: steps={steps}")
     if not 0 < start < end:
@@ -90,13 +62,17 @@ def guess_loss(num_classes: int) -> float:
 
 
 def smoothing_beta(steps: int, start: float = START_RATE, end: float = END_RATE) -> float:
-    """The moving average's beta for a sweep: its memory (1 / (1 - beta) steps, roughly) spans SMOOTHING_DECADES."""
+    """The moving average's beta for a sweep: its memory (1 / (1 - beta) steps, roughly) spans SMOOTHING_DECADES.
+
+    fastai's beta = 0.98 is made for 100 steps and remembers ~50 of them, more than three decades of rate there:
+    its minimum comes late. Set per sweep, the memory spans the same rates whether a sweep has 20 steps or 100.
+    """
     decades_per_step = math.log10(end / start) / (steps - 1)
     return math.exp(-decades_per_step / SMOOTHING_DECADES)
 
 
 class Smoother:
-    """A bias-corrected exponential moving average: add a loss, get the smoothed loss so far."""
+    """An exponential moving average divided by 1 - beta ** n, as Adam's moments, so early values are not low."""
 
     def __init__(self, beta: float) -> None:
         if not 0.0 <= beta < 1.0:
@@ -124,6 +100,9 @@ def planned_steps(max_steps: int, seconds_left: float, step_seconds: float) -> i
 
 def valley_index(losses: Sequence[float]) -> int | None:
     """fastai's `valley`: where the longest valley of `losses` is about half-way down (None for under 2 points).
+
+    fastai's default since 2.5. It reads the whole descent, so batch noise moves it little; "steepest descent"
+    (the biggest drop per step) jumps with a single noisy batch when a sweep has only a few dozen steps.
 
     The longest strictly falling subsequence ends at `end` with `length` points; as in fastai, the valley is
     taken to span [end - length, end], and the point a third plus a sixth of the way along it is chosen.
@@ -174,9 +153,6 @@ def sweep_freeze_at(config: TrainConfig, phase: int) -> int:
     return relevant.fine_tune.freeze_at if phase == 2 and relevant.fine_tune else relevant.freeze_at
 
 
-# --- events -------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class FinderStart:
     """The sweep is about to start (after decoding, and after phase 1 for a phase-2 sweep)."""
@@ -200,14 +176,13 @@ class FinderStep:
     smoothed: float | None  # None during warm-up
 
 
-# --- the sweep's bookkeeping ------------------------------------------------------------
-
-
 class RangeTest:
     """One sweep's rates, losses and stop rule: ask `next_rate()`, train a step at it, `record(loss)`.
 
-    `record` returns "" to go on, or why the sweep ends (ENDED, DIVERGED, NOT_FINITE).
-    floor: a smoothed loss at or below it never counts as blown up (`guess_loss`; 0: fastai's rule).
+    `record` returns "" to go on, or why the sweep ends (ENDED, DIVERGED, NOT_FINITE). The rule is fastai's
+    with a floor: the smoothed loss passed DIVERGENCE_FACTOR times its minimum so far *and* `floor` (a guess's
+    loss, `guess_loss`; 0: fastai's rule), or a loss is not a number. Without the floor, a head already trained
+    to a loss of 0.02 (phase 2 on the sample data) "diverged" at 0.08 on batch noise at 5e-7.
     """
 
     def __init__(
@@ -254,9 +229,6 @@ def stop_text(stop: str, rate: float | None = None, factor: float = DIVERGENCE_F
         TIME_CAP: f"the time cap was reached{at}",
         STOPPED: f"stopped by the user{at}",
     }.get(stop, stop)
-
-
-# --- the result ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -320,7 +292,7 @@ class LRFinderResult:
 
     @property
     def minimum_rate(self) -> float | None:
-        """The rate at the smoothed loss's minimum (already too fast to train at: see minimum_rate / 10)."""
+        """The rate at the smoothed loss's minimum: already too fast; its tenth is the older rule of thumb."""
         index = self.minimum_index
         return None if index is None else self.rates[index]
 

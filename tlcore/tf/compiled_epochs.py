@@ -183,7 +183,8 @@ def fit_arrays(
 
     Args:
         y: targets as the model's loss wants them (int labels, or float (n, 1) for a sigmoid output).
-        orders: one row per epoch, each a permutation of range(len(x)); batches are consecutive slices of it.
+        orders: one row per epoch, the indices of x it visits in order (a permutation of range(len(x)), or
+            its whole batches only); batches are consecutive slices of it.
         sample_weight: per-image weights of the training loss and metrics (e.g. class weights); None = 1.
         validation: (x, y) validated after every epoch, the partial one after a stop included.
         sizer: batches per call (default: about TARGET_CALL_SECONDS per call).
@@ -192,7 +193,7 @@ def fit_arrays(
         The History callback, as fit returns it.
     """
     sizer = sizer or CallSizer()
-    batches_per_epoch = math.ceil(len(x) / batch_size)
+    batches_per_epoch = math.ceil(orders.shape[1] / batch_size)
     if validation is not None and not len(validation[0]):
         validation = None
     _build(model, x[:batch_size], y[:batch_size], None if sample_weight is None else sample_weight[:batch_size])

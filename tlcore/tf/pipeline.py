@@ -118,8 +118,14 @@ def _index_batches(order: np.ndarray, batch_size: int) -> tf.data.Dataset:
     )
 
 
-def batches(n: int, batch_size: int, order: np.ndarray) -> list[np.ndarray]:
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+def whole_batches(orders: np.ndarray, batch_size: int) -> np.ndarray:
+    """Each epoch's order (the last axis) cut to whole batches; with fewer items than a batch, all of them.
+
+    What `drop_remainder` keeps: a short last batch has a noisier loss, and on the end-to-end route makes Keras
+    trace the step again.
+    """
+    n = orders.shape[-1]
+    return orders[..., : (n // batch_size) * batch_size or n]
 
 
 def _no_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -139,13 +145,16 @@ def make_dataset(
     epoch: int = 0,
     prefetch: int = 2,
     epochs: int = 1,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """A tf.data dataset of (float32 pixels 0..255, int32 labels) batches for `epochs` epochs from `epoch`.
 
     Each epoch's order is `epoch_order(n, seed, epoch, shuffle)`, so a dataset
     built for the same epoch and seed always yields the same batches.
+    `drop_remainder`: each epoch's whole batches only (`whole_batches`).
     """
-    index_batches = _index_batches(epoch_orders(len(image_set), seed, epoch, epochs, shuffle), batch_size)
+    orders = epoch_orders(len(image_set), seed, epoch, epochs, shuffle)
+    index_batches = _index_batches(whole_batches(orders, batch_size) if drop_remainder else orders, batch_size)
     labels = tf.constant(image_set.labels)
     if image_set.in_memory:
         pixels = tf.constant(image_set.images)

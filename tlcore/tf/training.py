@@ -28,14 +28,13 @@ from tlcore.records import COMPLETED, FAILED, STOPPED, History
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, planned_route
 from tlcore.runs import Run, RunStore
 from tlcore.schedule import Schedule, schedule
-from tlcore.tf.augment import build_augmenter
-from tlcore.tf.build import balanced_class_weights, build_for, compile_for, loss_targets, sample_weights, start_record
+from tlcore.tf.build import build_for, compile_for, start_record
 from tlcore.tf.cached_route import FeatureLine, apply_fixed, cut, phase_features, route_for, split_fixed
 from tlcore.tf.callbacks import PhaseInfo, TensorBoardScalars, TrainingMonitor, option_callbacks
-from tlcore.tf.compiled_epochs import fit_arrays
 from tlcore.tf.devices import choose_strategy, device_report, replicas
 from tlcore.tf.model import param_counts, set_freeze_point
-from tlcore.tf.pipeline import PreparedData, epoch_orders, make_dataset, prepare_data
+from tlcore.tf.phase_fit import PhaseFit
+from tlcore.tf.pipeline import PreparedData, prepare_data
 
 TENSORBOARD_DIR = "tensorboard"  # inside a run's folder
 
@@ -95,6 +94,9 @@ def train(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     features: FeatureStore | None = None,
     strategy: tf.distribute.Strategy | None = None,
+    *,
+    drop_remainder: bool = False,
+    batches_per_call: int | None = None,
 ) -> TrainResult:
     """Train `config` on prepared data; returns the model and its history.
 
@@ -117,6 +119,9 @@ def train(
 
     `strategy`: a tf.distribute strategy (`tlcore.tf.devices.choose_strategy`) the model was built in the
     scope of (None: TensorFlow's default device); every compile happens in its scope too.
+
+    `drop_remainder`, `batches_per_call`: whole batches only, and at most this many batches per compiled call
+    (batch hooks run once a call; see `PhaseFit`). The learning-rate range test (`tlcore.tf.lr_finder`) sets both.
     """
     started = time.perf_counter()
     report = progress or (lambda _event: None)
@@ -129,7 +134,7 @@ def train(
     report(Planned(plan, tuple(data.class_names), _per_class(data.validation.labels, len(data.class_names))))
     rates = [config.learning_rate] + ([config.fine_tune.learning_rate] if config.fine_tune else [])
     phases = [(p.freeze_at, p.epochs, rate) for p, rate in zip(plan.phases, rates)]
-    fit = _Fit.of(config, data, plan)
+    fit = PhaseFit.of(config, data, plan, drop_remainder, batches_per_call)
     notes: list[str] = []
 
     epoch_offset = 0
@@ -162,7 +167,7 @@ def train(
         options, early = option_callbacks(config, learning_rate, plan.patience)
         last_epoch = epoch_offset + epochs
         monitor = TrainingMonitor(
-            PhaseInfo(phase, freeze_at, route, plan.steps_per_epoch, last_epoch, phase == len(phases)), report, stop
+            PhaseInfo(phase, freeze_at, route, fit.batches_per_epoch, last_epoch, phase == len(phases)), report, stop
         )
         t0 = time.perf_counter()
         # initial_epoch makes the epoch numbers (callbacks, TensorBoard steps) count over all phases.
@@ -192,79 +197,6 @@ def train(
         result.reason = "; ".join(notes)
     result.seconds = time.perf_counter() - started
     return result
-
-
-@dataclass
-class _Fit:
-    """What every phase's fit reads: the data, the plan, the augmenter (one per run: its random state goes on)."""
-
-    config: TrainConfig
-    data: PreparedData
-    plan: Schedule
-    augmenter: keras.Sequential | None
-    class_weight: dict[int, float] | None
-
-    @classmethod
-    def of(cls, config: TrainConfig, data: PreparedData, plan: Schedule) -> _Fit:
-        augmenter = build_augmenter(config.augment, config.seed) if config.augment.enabled else None
-        labels, classes = data.train.labels, len(data.class_names)
-        return cls(
-            config, data, plan, augmenter, balanced_class_weights(labels, classes) if config.balance_classes else None
-        )
-
-    def cached(
-        self,
-        trained: keras.Model,
-        arrays: tuple[np.ndarray, np.ndarray],
-        epoch_offset: int,
-        epochs: int,
-        callbacks: list[keras.callbacks.Callback],
-    ) -> None:
-        """One cached phase: `fit_arrays` on the (training, validation) features, in each epoch's seeded order."""
-        config, labels, weights = self.config, self.data.train.labels, self.class_weight
-        x_train, x_val = arrays
-        fit_arrays(
-            trained,
-            x_train,
-            loss_targets(labels, config),
-            epoch_orders(len(labels), config.seed, epoch_offset + 1, epochs),
-            self.plan.batch_size,
-            epochs=epoch_offset + epochs,
-            initial_epoch=epoch_offset,
-            sample_weight=None if weights is None else sample_weights(labels, weights),
-            validation=(x_val, loss_targets(self.data.validation.labels, config)) if len(x_val) else None,
-            callbacks=callbacks,
-        )
-
-    def end_to_end(
-        self, trained: keras.Model, epoch_offset: int, epochs: int, callbacks: list[keras.callbacks.Callback]
-    ) -> None:
-        """One end-to-end phase: `fit` on one dataset holding every epoch, read with steps_per_epoch.
-
-        fit then keeps one iterator across epochs and epoch k gets exactly epoch k's batches.
-        """
-        config, data, batch_size, augmenter = self.config, self.data, self.plan.batch_size, self.augmenter
-        train_set = make_dataset(
-            data.train, batch_size, shuffle=True, seed=config.seed, epoch=epoch_offset + 1, epochs=epochs
-        )
-        if augmenter is not None:
-            train_set = train_set.map(lambda x, y: (augmenter(x, training=True), y))
-        val_set = make_dataset(data.validation, batch_size)
-        if config.head.output == "sigmoid":  # BinaryCrossentropy wants float targets shaped like the output
-            train_set, val_set = (
-                d.map(lambda x, y: (x, tf.cast(tf.reshape(y, (-1, 1)), tf.float32))) for d in (train_set, val_set)
-            )
-        trained.fit(
-            train_set,
-            epochs=epoch_offset + epochs,
-            initial_epoch=epoch_offset,
-            steps_per_epoch=self.plan.steps_per_epoch,
-            validation_data=val_set if len(data.validation) else None,
-            class_weight=self.class_weight,
-            shuffle=False,
-            callbacks=callbacks,
-            verbose=0,
-        )
 
 
 def strategy_for(config: TrainConfig, devices: DeviceReport, num_images: int) -> tf.distribute.Strategy | None:
