@@ -12,7 +12,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from tlcore import environment
@@ -29,7 +29,7 @@ from tlcore.backbone_facts import (
 from tlcore.environment import WEIGHTS_ENV
 
 if TYPE_CHECKING:
-    pass
+    import h5py
 
 NO_WEIGHTS = "none"
 IMAGENET = "imagenet"
@@ -261,7 +261,7 @@ def _weights_file_verdict(path: str, size: int, mtime_ns: int, backbone: str) ->
             if "layer_names" in f.attrs:
                 layout, found = LEGACY_LAYOUT, _legacy_layers(f)
             elif isinstance(f.get("layers"), h5py.Group):
-                layout, found = KERAS3_LAYOUT, _keras3_layers(f, h5py)
+                layout, found = KERAS3_LAYOUT, _keras3_layers(f)
             else:
                 return "", (
                     f"Weights file {name} is HDF5 but not a Keras weights file: it has neither the Keras 3 "
@@ -277,7 +277,7 @@ def _weights_file_verdict(path: str, size: int, mtime_ns: int, backbone: str) ->
     )
 
 
-def _legacy_layers(f: Any) -> list[tuple[str, list[tuple[int, ...]]]]:
+def _legacy_layers(f: h5py.File) -> list[tuple[str, list[tuple[int, ...]]]]:
     """(name, array shapes) of each layer with weights, in the order Keras' legacy loader assigns them."""
     found = []
     for layer in f.attrs["layer_names"]:
@@ -289,13 +289,15 @@ def _legacy_layers(f: Any) -> list[tuple[str, list[tuple[int, ...]]]]:
     return found
 
 
-def _keras3_layers(f: Any, h5py: Any) -> list[tuple[str, list[tuple[int, ...]]]]:
+def _keras3_layers(f: h5py.File) -> list[tuple[str, list[tuple[int, ...]]]]:
     """(name, array shapes) of each layer with weights, in the order Keras 3 assigns them.
 
     Keras 3 names a layer's path after its class with a counter (conv2d,
     conv2d_1, ... conv2d_12) and loads by that path; the layer's own name is
     the `vars` group's `name` attribute.
     """
+    import h5py  # loaded by the caller already; out of the module's imports, as in the caller
+
     found = []
     for key, group in f["layers"].items():
         arrays = group.get("vars") if isinstance(group, h5py.Group) else None

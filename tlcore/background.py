@@ -15,16 +15,19 @@ import atexit
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar, TypeVarTuple
 
 EXIT_GRACE_S = 30.0  # a stopped job ends within one batch; a probe's pass over a dataset takes seconds
+
+Ts = TypeVarTuple("Ts")  # the target's arguments
+R = TypeVar("R")  # what the target returns (nobody reads it)
 
 _lock = threading.Lock()
 _threads: list[tuple[threading.Thread, Callable[[], None] | None]] = []
 
 
 def start(
-    target: Callable[..., Any], args: tuple[Any, ...], name: str, on_exit: Callable[[], None] | None = None
+    target: Callable[[*Ts], R], args: tuple[*Ts], name: str, on_exit: Callable[[], None] | None = None
 ) -> threading.Thread:
     """Run target(*args) in a daemon thread that the interpreter's exit waits for (after calling on_exit)."""
     thread = threading.Thread(target=target, args=args, name=name, daemon=True)

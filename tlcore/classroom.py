@@ -20,7 +20,7 @@ import threading
 import time
 import unicodedata
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from tlcore import environment
 from tlcore.access import Actor
 from tlcore.environment import CLASS_KEY_ENV
 from tlcore.fileio import atomic_write
+from tlcore.jsontypes import JSONValue
 from tlcore.runs import default_runs_dir
 
 MIN_KEY_LENGTH = 16
@@ -130,7 +131,7 @@ class Student:
         return Actor(self.owner, teacher=self.teacher)
 
 
-_PARSED: dict[str, tuple[tuple[str, int, int], list[dict[str, Any]]]] = {}  # path -> (version, rows)
+_PARSED: dict[str, tuple[tuple[str, int, int], list[Student]]] = {}  # path -> (version, people)
 _LOCK = threading.Lock()  # one roster file per runs folder; writes from every session go through this
 
 
@@ -155,8 +156,8 @@ class Roster:
                 rows = json.loads(self.path.read_text())
             except (OSError, ValueError):
                 return []
-            _PARSED[version[0]] = (version, [asdict(Student(**row)) for row in rows if isinstance(row, dict)])
-        return [Student(**row) for row in _PARSED[version[0]][1]]  # fresh objects: callers change them
+            _PARSED[version[0]] = (version, [Student(**row) for row in rows if isinstance(row, dict)])
+        return [replace(p) for p in _PARSED[version[0]][1]]  # fresh objects: callers change them
 
     def _write(self, people: list[Student]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,7 +255,7 @@ class Roster:
 
     # -- helpers --
 
-    def _change(self, owner: str, **fields: Any) -> None:
+    def _change(self, owner: str, **fields: str | bool | list[str]) -> None:
         with _LOCK:
             people = self._read()
             for person in people:
@@ -285,7 +286,7 @@ class ClassSettings:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def update(self, **values: Any) -> None:
+    def update(self, **values: JSONValue) -> None:
         with _LOCK:
             merged = {**self.load(), **values}
             self.path.parent.mkdir(parents=True, exist_ok=True)

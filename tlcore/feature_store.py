@@ -22,7 +22,6 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -30,6 +29,7 @@ from tlcore import environment
 from tlcore.backbones import NO_WEIGHTS, WeightsError, weights_identity
 from tlcore.config import TrainConfig
 from tlcore.environment import CACHE_DIR_ENV, CACHE_MAX_ENV
+from tlcore.jsontypes import JSONObject
 from tlcore.runs import default_runs_dir
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class StoreEntry:
     path: Path
     bytes: int
     last_used: float
-    key: dict[str, Any]  # FeatureKey's fields; {} for an entry that cannot be read
+    key: JSONObject  # FeatureKey's fields; {} for an entry that cannot be read
 
     @property
     def summary(self) -> str:

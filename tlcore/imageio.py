@@ -166,7 +166,7 @@ def _to_rgb(img: Image.Image, max_pixels: int, draft_size: int | None) -> Image.
 
 
 def convert_to_rgb(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB (transparency composited on white, 16-bit scaled)."""
+    """A Pillow image of any mode -> 8-bit RGB (transparency composited on white, 16-bit scaled)."""
     mode = img.mode
     if mode == "RGB":
         return img

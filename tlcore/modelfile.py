@@ -9,8 +9,11 @@ import json
 import os
 import zipfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
+
+from tlcore.jsontypes import JSONValue
 
 MAX_MODEL_BYTES = 4 << 30  # uncompressed, all entries: VGG16 with a large Flatten head is well below
 # The lab's own entry beside Keras' (which Keras ignores when loading): what the model's outputs mean, so a
@@ -111,9 +114,9 @@ def model_labels(path: str | os.PathLike) -> list[str] | None:
     return [str(n) for n in names] if isinstance(names, list) and names else None
 
 
-def _check_config(config: Any) -> None:
+def _check_config(config: JSONValue) -> None:
     """Walk the whole config (layers, nested models, compile config) for classes that are not safe."""
-    pending = [config]  # a loop, not recursion: a crafted config may nest deeper than Python's stack
+    pending: list[JSONValue] = [config]  # a loop, not recursion: a crafted config may nest deeper than Python's stack
     while pending:
         node = pending.pop()
         if isinstance(node, list):
@@ -123,7 +126,7 @@ def _check_config(config: Any) -> None:
             pending.extend(node.values())
 
 
-def _check_node(node: dict[str, Any]) -> None:
+def _check_node(node: Mapping[str, JSONValue]) -> None:
     class_name, module = node.get("class_name"), node.get("module")
     inner = node.get("config")
     layer = f" {inner['name']!r}" if isinstance(inner, dict) and isinstance(inner.get("name"), str) else ""

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tlcore.fileio import atomic_write
+from tlcore.jsontypes import JSONValue
 from tlcore.runs import default_runs_dir
 
 SETTINGS_DIR = ".settings"
@@ -35,7 +37,7 @@ class OwnerSettings:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def save(self, owner: str, values: dict[str, Any]) -> None:
+    def save(self, owner: str, values: Mapping[str, JSONValue]) -> None:
         """Replace the owner's settings (raises OSError when the disk refuses; the caller decides)."""
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write(self._path(owner), json.dumps(values, sort_keys=True))

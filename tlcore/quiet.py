@@ -18,8 +18,9 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
 
 TF_LOG_LEVEL_ENV = "TF_CPP_MIN_LOG_LEVEL"
 # A C++ log line, absl's format ("I0000 00:00:1796081998.72 5582 port.cc:153] ...") or TensorFlow's
@@ -59,7 +60,9 @@ def is_tensorflow_log_line(line: str) -> bool:
 class _QuietImport(importlib.abc.MetaPathFinder):
     """Finds `tensorflow` once, and has it loaded with its start-up log lines filtered out."""
 
-    def find_spec(self, name: str, path: Any = None, target: ModuleType | None = None) -> Any:
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
         if name != "tensorflow":
             return None
         sys.meta_path.remove(self)  # once: every later import finds the loaded module
@@ -72,10 +75,10 @@ class _QuietImport(importlib.abc.MetaPathFinder):
 class _FilteredLoader(importlib.abc.Loader):
     """Runs the real loader with stderr filtered, then puts the real loader back on the module."""
 
-    def __init__(self, loader: Any):
+    def __init__(self, loader: importlib.abc.Loader):
         self.loader = loader
 
-    def create_module(self, spec: Any) -> ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:

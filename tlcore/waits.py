@@ -10,12 +10,13 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from typing import Any
+from collections.abc import Mapping
 
 from tlcore import background
 from tlcore.config import TrainConfig
 from tlcore.estimate import estimate
 from tlcore.jobs import QUEUED, Job, JobRegistry
+from tlcore.jsontypes import JSONValue
 from tlcore.speed import Speed
 
 
@@ -61,18 +62,18 @@ OVERRUN = 1.5  # a run stops at this multiple of the class's time cap, keeping w
 
 
 def limit_problem(
-    config: TrainConfig, n_train: int, n_val: int, limits: dict[str, Any], speed: Speed | float
+    config: TrainConfig, n_train: int, n_val: int, limits: Mapping[str, JSONValue], speed: Speed | float
 ) -> str | None:
     """Which of the teacher's limits these settings break, in words for the student (None: within them).
 
     limits: "max_image_size" (px), "max_epochs" (both phases), "max_minutes" (the estimated time); a
-    missing or 0 limit is none.
+    missing or 0 limit is none, and so is one that is not a number.
     """
-    if (size := limits.get("max_image_size")) and config.image_size > size:
+    if (size := _limit(limits, "max_image_size")) and config.image_size > size:
         return f"The class's largest image size is {size} px; these settings use {config.image_size} px."
-    if (epochs := limits.get("max_epochs")) and config.total_epochs() > epochs:
+    if (epochs := _limit(limits, "max_epochs")) and config.total_epochs() > epochs:
         return f"The class's limit is {epochs} epochs; these settings train {config.total_epochs()}."
-    if minutes := limits.get("max_minutes"):
+    if minutes := _limit(limits, "max_minutes"):
         guess = estimate(config, n_train, n_val, speed).total_seconds
         if guess > minutes * 60:
             return (
@@ -80,6 +81,12 @@ def limit_problem(
                 "choose a smaller image size, fewer epochs or a higher freeze point."
             )
     return None
+
+
+def _limit(limits: Mapping[str, JSONValue], name: str) -> float:
+    """The limit as the settings file holds it (an int stays an int, for the message), or 0 when it is no number."""
+    value = limits.get(name)
+    return value if isinstance(value, (int, float)) else 0
 
 
 def stop_past_cap(job: Job, cap_s: float, poll_s: float = 1.0) -> threading.Thread:
