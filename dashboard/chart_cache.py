@@ -9,19 +9,22 @@ st.vega_lite_chart, which takes the same spec Streamlit would have made from the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import ParamSpec
 
 import altair as alt
 import streamlit as st
 
-_CACHED: dict[str, Callable[..., dict[str, Any]]] = {}
+from dashboard.charts import AltairChart, VegaSpec
+
+P = ParamSpec("P")  # a chart function's parameters, which its cached spec and show_chart take as they are
+_CACHED: dict[str, Callable[..., VegaSpec]] = {}
 # What Altair's default theme adds to every chart, which Streamlit's own conversion leaves out (its "none" theme).
 ALTAIR_DEFAULT_VIEW = ("continuousWidth", "continuousHeight")
 
 
-def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+def vega_lite_spec(chart: alt.TopLevelMixin) -> VegaSpec:
     """The chart's Vega-Lite spec as Streamlit would draw it (without Altair's default view size)."""
-    spec: dict[str, Any] = chart.to_dict()
+    spec = chart.to_dict()
     view = spec.get("config", {}).get("view", {})
     for key in ALTAIR_DEFAULT_VIEW:
         view.pop(key, None)
@@ -32,12 +35,12 @@ def vega_lite_spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     return spec
 
 
-def cached_spec(make: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+def cached_spec(make: Callable[P, AltairChart]) -> Callable[P, VegaSpec]:
     """`make`'s chart as a spec, made once per argument values (arguments Streamlit can hash: frames, numbers)."""
     name = f"{make.__module__}.{make.__qualname__}"
     if name not in _CACHED:
 
-        def spec(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        def spec(*args: P.args, **kwargs: P.kwargs) -> VegaSpec:
             return vega_lite_spec(make(*args, **kwargs))
 
         # Streamlit keys a cache by the function's module and qualified name: one cache per chart function.
@@ -46,6 +49,6 @@ def cached_spec(make: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
     return _CACHED[name]
 
 
-def show_chart(make: Callable[..., Any], *args: Any, where: Any = st, width: str = "stretch", **kwargs: Any) -> None:
-    """Draw `make(*args, **kwargs)` in `where` (a column, default the page) from its cached spec."""
-    where.vega_lite_chart(cached_spec(make)(*args, **kwargs), width=width, theme="streamlit")
+def show_chart(make: Callable[P, AltairChart], *args: P.args, **kwargs: P.kwargs) -> None:
+    """Draw `make(*args, **kwargs)` from its cached spec, where the page draws (in a column: `with column:`)."""
+    st.vega_lite_chart(cached_spec(make)(*args, **kwargs), width="stretch", theme="streamlit")

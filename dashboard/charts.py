@@ -23,10 +23,14 @@ from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.baselines import Baseline
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.lr_finder import format_rate
+from tlcore.records import Cell
 from tlcore.weight_changes import HEAD, WeightChanges
 
-# What every chart function returns: the chart kinds st.altair_chart accepts.
-AltairChart = alt.Chart | alt.LayerChart | alt.HConcatChart | alt.VConcatChart
+# What every chart function returns: the chart kinds st.altair_chart accepts (alt.layer's type names a facet too).
+AltairChart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.HConcatChart | alt.VConcatChart
+# A Vega-Lite spec as Altair's to_dict makes it: JSON whose nested parts a chart reads and copies by key.
+VegaSpec = dict[str, Any]
+Tooltips = list[str | alt.Tooltip]  # a chart's tooltip fields: names, or alt.Tooltip where it formats one
 
 PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
 BAR_STEP = 36  # px per bar in horizontal bar charts
@@ -51,7 +55,7 @@ METRIC_LABELS = {
 PHASE_2_NOTE = "fine-tuning starts"
 
 
-def _projector(chart: Any, fit_width: bool = True) -> AltairChart:
+def _projector(chart: AltairChart, fit_width: bool = True) -> AltairChart:
     """The shared fonts, and a height that is the plot's own.
 
     Streamlit's default autosize ("fit") squeezes title, axes and legend into
@@ -95,8 +99,10 @@ def metric_format(metric: str) -> str:
     return "%" if metric.endswith("accuracy") else "~g"
 
 
-def _plottable(metric: str, value: Any) -> bool:
+def _plottable(metric: str, value: Cell | None) -> bool:
     """A value the metric's axis can show: finite, and above zero on a log axis."""
+    if value is None:
+        return False
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -136,7 +142,7 @@ def _curves(
     colour = alt.Color(
         f"{series}:N", title=None, sort=order, legend=alt.Legend(orient="bottom", direction=legend_direction)
     )
-    tooltip: list[Any] = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
+    tooltip: Tooltips = [f"{series}:N", "epoch:Q", alt.Tooltip("value:Q", format=".3f")]
     frame = pd.DataFrame(
         [{"running": False, **point} for point in points], columns=[series, "epoch", "value", "partial", "running"]
     )
@@ -179,7 +185,7 @@ def _baseline_layers(baselines: Sequence[Baseline]) -> list[alt.Chart]:
     ]
 
 
-def with_running_point(spec: dict[str, Any], epoch: float, value: float) -> dict[str, Any]:
+def with_running_point(spec: VegaSpec, epoch: float, value: float) -> VegaSpec:
     """A copy of a curves spec whose training line reaches on to the epoch in progress (x: fractional epoch).
 
     Only the main dataset's list is copied and extended, so a live redraw costs no chart building. The main
@@ -190,7 +196,7 @@ def with_running_point(spec: dict[str, Any], epoch: float, value: float) -> dict
     return {**spec, "datasets": {**spec["datasets"], name: [*spec["datasets"][name], row]}}
 
 
-def _phase_2_start(rows: Sequence[Mapping[str, Any]]) -> int | None:
+def _phase_2_start(rows: Sequence[Mapping[str, Cell]]) -> int | None:
     """The first epoch of a later phase than the one before it, if any."""
     for previous, row in zip(rows, rows[1:]):
         if row.get("phase", 1) != previous.get("phase", 1):
@@ -199,7 +205,7 @@ def _phase_2_start(rows: Sequence[Mapping[str, Any]]) -> int | None:
 
 
 def live_curves_chart(
-    history: Sequence[Mapping[str, Any]], metric: str, title: str, baselines: Sequence[Baseline] = ()
+    history: Sequence[Mapping[str, Cell]], metric: str, title: str, baselines: Sequence[Baseline] = ()
 ) -> AltairChart:
     """A metric and its validation twin per epoch, for live training ("loss" or "accuracy").
 
@@ -220,7 +226,7 @@ def live_curves_chart(
 
 
 def curves_chart(
-    histories: Mapping[str, Sequence[Mapping[str, Any]]],
+    histories: Mapping[str, Sequence[Mapping[str, Cell]]],
     metric: str = "val_accuracy",
     title: str | None = None,
     baselines: Sequence[Baseline] = (),
@@ -379,7 +385,7 @@ def sweep_charts(points_df: pd.DataFrame, baselines: Sequence[Baseline] = ()) ->
         alt.Tooltip("best val acc:Q", format=".1%"),
         alt.Tooltip("s/epoch:Q", format=".2f"),
     ]
-    accuracy: Any = (
+    accuracy: alt.Chart | alt.LayerChart | alt.FacetChart = (
         alt.Chart(pretrained)
         .mark_line(strokeWidth=LINE_WIDTH, point=alt.OverlayMarkDef(size=80))
         .encode(
@@ -587,7 +593,7 @@ def weight_changes_chart(
         )
     frame = pd.DataFrame(rows)
     y = alt.Y("layer:N", title=None, sort=list(frame["layer"]))  # the model's order: the input side on top
-    tooltip: list[Any] = ["layer:N", "block:N", "status:N", alt.Tooltip("relative change:Q", format=".3g")]
+    tooltip: Tooltips = ["layer:N", "block:N", "status:N", alt.Tooltip("relative change:Q", format=".3g")]
     scale = alt.Scale(type="log", domain=[low, high], nice=False)
     decades = [10.0**k for k in range(round(math.log10(low)), round(math.log10(high)) + 1)]
     x = alt.X("change:Q", title=CHANGE_AXIS_TITLE, scale=scale, axis=alt.Axis(values=decades, format="~g"))
@@ -660,7 +666,7 @@ def lr_finder_chart(
         .mark_text(align="center", baseline="bottom", dy=-4, fontSize=LABEL_FONT_SIZE, color="gray")
         .encode(x="rate:Q", y=alt.value(0), text="label:N")
     )
-    layers: list[Any] = [line, marked_rules, marked_labels]
+    layers: list[alt.Chart] = [line, marked_rules, marked_labels]
     if suggested is not None:
         pick = pd.DataFrame({"rate": [suggested], "label": [f"suggested {format_rate(suggested)}"]})
         # Right of its rule, or left of it in the plot's right part, so the words stay inside the plot.

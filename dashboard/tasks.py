@@ -34,6 +34,15 @@ class ProgressFn(Protocol):
 
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TaskKey(Generic[T]):
+    """A task's key: text that names everything its result depends on; T is the type of that result."""
+
+    text: str
+
+
 IMAGES = "images"
 # Passes at once in this process: each puts a dataset through VGG16 on every core it gets, so thirty at once
 # (a class opening See inside on their own photos) only slow each other and the training jobs down.
@@ -70,19 +79,18 @@ class Task(Generic[T]):
 class _Registry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.tasks: OrderedDict[str, Task[Any]] = OrderedDict()  # each key's own result type
+        self.tasks: OrderedDict[str, Task[Any]] = OrderedDict()  # each key's own result type (its TaskKey's)
 
     def start(self, key: str, label: str, compute: Callable[[ProgressFn], T], owner: str = "") -> Task[T]:
         with self.lock:
-            existing = self.tasks.get(key)
+            existing: Task[T] | None = self.tasks.get(key)
             if existing is not None and not (existing.finished.is_set() and existing.error):
                 self.tasks.move_to_end(key)
                 return existing
             if owner and (busy := self._running_of(owner)) is not None:
                 return _refused(
                     label,
-                    f"“{busy.label}” is still running for you; one at a time in a class. Ask again "
-                    "when it has finished.",
+                    f"“{busy}” is still running for you; one at a time in a class. Ask again when it has finished.",
                 )
             task: Task[T] = Task(label, owner)  # a failed task is tried again
             self.tasks[key] = task
@@ -96,9 +104,9 @@ class _Registry:
         with self.lock:
             return self.tasks.get(key)
 
-    def _running_of(self, owner: str) -> Task[Any] | None:
-        """The owner's unfinished task, if any (the caller holds the lock)."""
-        return next((t for t in self.tasks.values() if t.owner == owner and not t.finished.is_set()), None)
+    def _running_of(self, owner: str) -> str | None:
+        """The label of the owner's unfinished task, if any (the caller holds the lock)."""
+        return next((t.label for t in self.tasks.values() if t.owner == owner and not t.finished.is_set()), None)
 
 
 def _refused(label: str, reason: str) -> Task[T]:
@@ -150,20 +158,20 @@ def _scoped(key: str, shared: bool) -> tuple[str, str]:
     return (key if shared or not person else f"{person}|{key}"), person
 
 
-def start(key: str, label: str, compute: Callable[[ProgressFn], T], shared: bool = False) -> Task[T]:
+def start(key: TaskKey[T], label: str, compute: Callable[[ProgressFn], T], shared: bool = False) -> Task[T]:
     """The task for `key`: started now unless it is running or has finished (a failed one starts again).
 
     In a class a person runs one task at a time: a second is refused (a finished task whose error says
     why). These passes run outside the training queue.
     """
-    scoped, person = _scoped(key, shared)
+    scoped, person = _scoped(key.text, shared)
     return _registry().start(scoped, label, compute, person)
 
 
-def find(key: str, shared: bool = False) -> Task[Any] | None:
-    """The task for `key` if one was started (running or finished), without starting one (its result's type is
-    what the caller's `start` gave it)."""
-    return _registry().find(_scoped(key, shared)[0])
+def find(key: TaskKey[T], shared: bool = False) -> Task[T] | None:
+    """The task for `key` if one was started (running or finished), without starting one."""
+    task: Task[T] | None = _registry().find(_scoped(key.text, shared)[0])  # kept under its TaskKey's type
+    return task
 
 
 def result_when_ready(task: Task[T]) -> T | None:

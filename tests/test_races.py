@@ -86,7 +86,7 @@ def test_a_jobs_end_leaves_the_traces_of_a_background_task_still_running(stale_e
     """The LR finder and See inside's passes run outside the queue; a job ending meanwhile must not free
     what their traces need, and the last of them to end frees it."""
     release = threading.Event()
-    task = tasks.start(f"race-{time.monotonic()}", "holding a trace", lambda progress: release.wait(30))
+    task = tasks.start(tasks.TaskKey(f"race-{time.monotonic()}"), "holding a trace", lambda progress: release.wait(30))
     deadline = time.monotonic() + 10
     while TRACING.busy == 0 and time.monotonic() < deadline:
         time.sleep(0.01)

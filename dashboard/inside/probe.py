@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,13 @@ from tlcore.inside import SIDE_TITLES, Comparison
 from tlcore.probe import PROBE_BOUNDARIES, PROBE_CLASSIFIER, ProbeResult, layer_at, probe_accuracy, project_2d
 from tlcore.runs import MODEL_FILE, runs_with_models
 
+if TYPE_CHECKING:  # the TensorFlow side: imported only in the tasks
+    from tlcore.tf.pipeline import PreparedData
+    from tlcore.tf.probe import FeatureSet
+
 EVERY_DEPTH = tuple(range(1, VGG16_LAYERS + 1))  # one pass gives them all: the map follows the freeze slider
 NO_RUN = "(none)"
+HeadMap = tuple[str, float, pd.DataFrame] | None  # (layer, probe accuracy, points); None: no hidden layer
 
 
 @dataclass
@@ -38,20 +43,22 @@ class InsideFeatures:
     """What the background pass gives: the probe at block boundaries, pooled features at every depth."""
 
     probe: ProbeResult
-    features: Any  # tlcore.tf.probe.FeatureSet (TensorFlow side, imported only in the task)
+    features: FeatureSet
     maps: dict[tuple[str, int], tuple[float, pd.DataFrame]] = field(default_factory=dict)  # drawn maps, kept
 
 
-def _task_key(info: DatasetInfo, comparison: Comparison, image_size: int) -> str:
+def _task_key(info: DatasetInfo, comparison: Comparison, image_size: int) -> tasks.TaskKey[InsideFeatures]:
     sides = ";".join(f"{w.side}={w.weights}@{_mtime(w.weights)}/{w.seed}" for w in comparison.weightings)
-    return f"inside|{info.root}|{info.fingerprint()}|{image_size}|{sides}"
+    return tasks.TaskKey(f"inside|{info.root}|{info.fingerprint()}|{image_size}|{sides}")
 
 
 def _mtime(path: str) -> float:
     return Path(path).stat().st_mtime if Path(path).is_file() else 0.0
 
 
-def _inside_features(info: DatasetInfo, comparison: Comparison, image_size: int, seed: int) -> tasks.Task:
+def _inside_features(
+    info: DatasetInfo, comparison: Comparison, image_size: int, seed: int
+) -> tasks.Task[InsideFeatures]:
     def compute(progress: tasks.ProgressFn) -> InsideFeatures:
         from tlcore.tf.probe import extract_inside_features, probe_features
         from tlcore.tf.training import prepare_data
@@ -112,7 +119,8 @@ def _map_section(info: DatasetInfo, comparison: Comparison, inside: InsideFeatur
     for column, weighting in zip(columns, comparison.weightings):
         accuracy, points = _backbone_map(inside, weighting.side, depth, info, seed)
         lines = [f"probe accuracy {accuracy:.0%}", f"{layer_at(depth)}, freeze point {depth}"]
-        show_chart(feature_map_chart, points, SIDE_TITLES[weighting.side], info.class_names, lines, where=column)
+        with column:
+            show_chart(feature_map_chart, points, SIDE_TITLES[weighting.side], info.class_names, lines)
     _head_map(info, seed)
 
 
@@ -126,7 +134,9 @@ def _backbone_map(
     return inside.maps[key]
 
 
-def _map(train_x: np.ndarray, val_x: np.ndarray, data: Any, info: DatasetInfo, seed: int) -> tuple[float, pd.DataFrame]:
+def _map(
+    train_x: np.ndarray, val_x: np.ndarray, data: PreparedData, info: DatasetInfo, seed: int
+) -> tuple[float, pd.DataFrame]:
     """The probe accuracy on these features, and their 2-D map with each image's class, split and name."""
     accuracy = probe_accuracy(train_x, data.train.labels, val_x, data.validation.labels, seed)
     train_xy, val_xy = project_2d(train_x, val_x)
@@ -153,9 +163,9 @@ def _head_map(info: DatasetInfo, seed: int) -> None:
         return
     run_dir = st.selectbox("Run", list(records), format_func=lambda d: describe_run(records[d]), key="inside_head_run")
     model_path = Path(run_dir) / MODEL_FILE
-    key = f"head|{run_dir}|{model_path.stat().st_mtime}|{info.fingerprint()}"
+    key: tasks.TaskKey[HeadMap] = tasks.TaskKey(f"head|{run_dir}|{model_path.stat().st_mtime}|{info.fingerprint()}")
 
-    def compute(progress: tasks.ProgressFn) -> tuple[str, float, pd.DataFrame] | None:
+    def compute(progress: tasks.ProgressFn) -> HeadMap:
         from tlcore.tf.inference import image_size_of
         from tlcore.tf.model import load_model
         from tlcore.tf.probe import hidden_features, hidden_layer_name

@@ -49,10 +49,12 @@ WHY = (
 )
 
 
-def _task_key(info: DatasetInfo, config: TrainConfig, phase: int) -> str:
+def _task_key(info: DatasetInfo, config: TrainConfig, phase: int) -> tasks.TaskKey[LRFinderResult]:
     weights = Path(config.weights)
     stamp = weights.stat().st_mtime if weights.is_file() else 0.0  # a weights file rewritten is a new sweep
-    return f"lrfind|{info.root}|{info.fingerprint()}|{phase}|{stamp}|{relevant_config(config, phase).to_json()}"
+    return tasks.TaskKey(
+        f"lrfind|{info.root}|{info.fingerprint()}|{phase}|{stamp}|{relevant_config(config, phase).to_json()}"
+    )
 
 
 def _start(info: DatasetInfo, config: TrainConfig, phase: int) -> None:
