@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tlcore.jobs import SweepPointDone
 from tlcore.lr_finder import WARMUP_STEPS, FinderStart, FinderStep, format_rate
-from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, StepProgress
+from tlcore.progress import BatchEnd, EpochEnd, FeaturesReused, PhaseStart, Planned, StepProgress
 from tlcore.sweep import SweepPoint, SweepPointStart
 
 if TYPE_CHECKING:  # rich is imported when a terminal shows the display: a plain run does without it
@@ -109,7 +109,7 @@ class CommandProgress:
     """A command's progress listener (a ProgressFn): use it as a context manager, so the display ends.
 
     Args:
-        total_epochs: the epochs an epoch's line counts to: the config's (each sweep point's, phase 1's for lr-find).
+        total_epochs: the epochs an epoch's line counts to until the run's plan says (Planned): the config's.
         json_lines: a sweep under --json: each finished point's JSON line on stdout.
         console: where the rich display goes (tests); default: stderr's, when stderr is a terminal.
     """
@@ -142,6 +142,8 @@ class CommandProgress:
             self._progress = None
 
     def __call__(self, event: object) -> None:
+        if isinstance(event, Planned):  # the data may stretch the epochs set (tlcore.schedule): count to the plan
+            self.total_epochs = event.schedule.total_epochs
         if isinstance(event, SweepPointDone) and self.json_lines:
             print(point_json(event.point), flush=True)
         moved = event_bar(event, self.total_epochs)
