@@ -4,7 +4,7 @@ on one image, evaluate it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -17,6 +17,9 @@ from dashboard.inference.predictions import explained_class_picker, image_source
 from dashboard.state import K, page_intro
 from tlcore.data import DatasetInfo
 from tlcore.runs import runs_with_models
+
+if TYPE_CHECKING:
+    from dashboard.inference.models import LoadedModel
 
 page_intro(
     "Inference",
@@ -32,7 +35,7 @@ if not records:
 choice, model_path, record = choose_model(records, last)
 
 
-def load() -> tuple[Any, Any]:
+def load() -> LoadedModel:
     """The chosen model and its explainer, loaded (and TensorFlow imported) only once something needs them:
     a class of thirty opening this page must not load thirty models to show a picker."""
     return load_or_stop(choice, model_path)

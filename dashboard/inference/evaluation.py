@@ -6,7 +6,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -16,6 +16,7 @@ from tlcore.data import DatasetInfo, same_held_out_split, split_files
 from tlcore.records import RunRecord
 
 if TYPE_CHECKING:
+    from dashboard.inference.models import LoadedModel
     from tlcore.tf.inference import ExplainedLoss
 
 TOP_LOSS_KEY = "inference_top_loss_cams"  # (evaluation key, the hardest images explained)
@@ -29,7 +30,7 @@ def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
 
 
 def evaluation_section(
-    load: Callable[[], tuple[Any, Any]], model_path: str, record: RunRecord, info: DatasetInfo | None, names: list[str]
+    load: Callable[[], LoadedModel], model_path: str, record: RunRecord, info: DatasetInfo | None, names: list[str]
 ) -> None:
     """Evaluate on request (a button), then show the results until the model or the dataset changes.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import streamlit as st
 
@@ -15,12 +15,19 @@ from tlcore.process_memory import collect_garbage
 from tlcore.runs import MODEL_FILE, RunRecord, read_run_json
 from tlcore.uploads import save_uploaded_model
 
+if TYPE_CHECKING:  # the TensorFlow side: imported once a model is chosen
+    import keras
+
+    from tlcore.tf.gradcam import Explainer
+
+    LoadedModel: TypeAlias = tuple[keras.Model, Explainer | None]  # a model and its Grad-CAM explainer, if any
+
 UPLOAD = "upload"  # the model picker's last option: a .keras file from the user
 MODEL_KEY, SEEN_LAST_KEY = "inference_model", "inference_seen_last"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...", on_release=collect_garbage)
-def cached_model(path: str, mtime: float) -> tuple[Any, Any]:
+def cached_model(path: str, mtime: float) -> LoadedModel:
     """The model at path (checked, safe mode) and its Grad-CAM explainer, shared by every session."""
     # Keyed on mtime too, so a re-saved file is reloaded. Sharing is safe: each
     # run's model is its own file, and inference only reads the weights.
@@ -33,7 +40,7 @@ def cached_model(path: str, mtime: float) -> tuple[Any, Any]:
     return model, explainer_for(model)
 
 
-def run_model(run_dir: str) -> tuple[Any, Any]:
+def run_model(run_dir: str) -> LoadedModel:
     """`cached_model` of a run folder's model file.
 
     Raises:
@@ -61,7 +68,7 @@ def choose_model(records: dict[str, RunRecord], last: str | None) -> tuple[str, 
     return choice, str(Path(choice) / MODEL_FILE), records[choice]
 
 
-def load_or_stop(choice: str, model_path: str) -> tuple[Any, Any]:
+def load_or_stop(choice: str, model_path: str) -> LoadedModel:
     """`cached_model` of the chosen file; a file that cannot be loaded is said in words and the page stops."""
     try:
         return cached_model(model_path, Path(model_path).stat().st_mtime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -15,6 +15,9 @@ from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.records import RunRecord
 
 if TYPE_CHECKING:
+    import keras
+
+    from tlcore.tf.gradcam import Explainer
     from tlcore.tf.inference import Explanation
 
 UPLOAD_KEY, PICK_KEY, CAMERA_ON_KEY, CAMERA_KEY, EXPLAINED_KEY = (
@@ -114,7 +117,12 @@ def known_classes_note(names: Sequence[str], output: str = "softmax") -> str:
 
 
 def predictions_section(
-    model: Any, explainer: Any, items: list[Source], names: Sequence[str], explained: str | None, record: RunRecord
+    model: keras.Model,
+    explainer: Explainer | None,
+    items: list[Source],
+    names: Sequence[str],
+    explained: str | None,
+    record: RunRecord,
 ) -> list[Source]:
     """Predict and explain the images; returns the usable ones (the comparison below takes one of them)."""
     from tlcore.tf.gradcam import colorbar_colours  # TensorFlow: the page imports it once a model is loaded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -28,6 +28,17 @@ SAVED = "feature_maps_saved"
 TOP_CHOICES = (4, 8, 16, 32, 64)
 SPLITS = ("train", "validation")
 DISPLAY_SIZE = 256  # px of the copy of the input people see (the network sees image_size px)
+Saved = str | int | tuple[int, str]  # a pick kept in SAVED: an image, a count, (freeze point, layer)
+
+
+@dataclass(frozen=True)
+class ShownMaps:
+    """One weighting's maps of one image at one layer, as the page shows them (plain values: cached)."""
+
+    shape: tuple[int, int, int]  # the layer's output: height, width, channels
+    shape_text: str
+    channels: list[int]  # the channels shown, most active first
+    mosaic: np.ndarray  # their maps, row by row
 
 
 def feature_maps_section(info: DatasetInfo, comparison: Comparison, image_size: int, freeze_at: int) -> None:
@@ -61,12 +72,12 @@ def feature_maps_section(info: DatasetInfo, comparison: Comparison, image_size: 
     state = "is frozen: it keeps its weights while the head trains" if is_frozen(layer, freeze_at) else "trains"
     about, picture = st.columns([4, 1], gap="medium")
     with about:
-        st.markdown(f"#### {layer} · {first['shape_text']}")
+        st.markdown(f"#### {layer} · {first.shape_text}")
         st.caption(
-            f"Height × width × channels: {first['shape'][2]} maps of {first['shape'][0]} × {first['shape'][1]}; "
+            f"Height × width × channels: {first.shape[2]} maps of {first.shape[0]} × {first.shape[1]}; "
             f"this layer {state}."
             + (f" {default_layer_note(freeze_at)}" if layer == default_layer(freeze_at) else "")
-            + f" Below, its {len(first['channels'])} most active maps (by mean activation), row by row, each scaled "
+            + f" Below, its {len(first.channels)} most active maps (by mean activation), row by row, each scaled "
             "on its own: dark is its lowest value, yellow its highest."
         )
     picture.image(_display(source, stamp, image_size), caption=f"{name} · {image_size} px", width="stretch")
@@ -74,8 +85,8 @@ def feature_maps_section(info: DatasetInfo, comparison: Comparison, image_size: 
     for column, (weighting, maps) in zip(st.columns(2, gap="medium"), shown):
         with column:
             st.markdown(f"**{weighting.title}**")
-            st.image(maps["mosaic"], width="stretch")
-            st.caption(f"Channels {', '.join(map(str, maps['channels']))}")
+            st.image(maps.mosaic, width="stretch")
+            st.caption(f"Channels {', '.join(map(str, maps.channels))}")
 
 
 def _image_controls(info: DatasetInfo, column: DeltaGenerator) -> tuple[str | bytes | None, str, float]:
@@ -124,7 +135,7 @@ def _layer_controls(freeze_at: int, layer_column: DeltaGenerator, top_column: De
     return st.session_state[LAYER_KEY], int(st.session_state[TOP_KEY])
 
 
-def _restore(key: str, default: Any, options: Sequence[Any]) -> None:
+def _restore(key: str, default: Saved, options: Sequence[Saved]) -> None:
     saved = st.session_state.get(SAVED, {}).get(key, default)
     st.session_state[key] = saved if saved in options else default
 
@@ -133,15 +144,15 @@ def _save(key: str) -> None:
     _remember(key, st.session_state[key])
 
 
-def _remember(key: str, value: Any) -> None:
+def _remember(key: str, value: Saved) -> None:
     st.session_state[SAVED] = {**st.session_state.get(SAVED, {}), key: value}
 
 
 @st.cache_data(max_entries=64, show_spinner="Putting the image through VGG16...")
 def _maps(
     source: str | bytes, stamp: float, weighting: Weighting, weights_stamp: float, image_size: int, layer: str, top: int
-) -> dict[str, Any]:
-    """One weighting's maps of one image at one layer, as what the page shows (plain values, cached).
+) -> ShownMaps:
+    """One weighting's maps of one image at one layer.
 
     `stamp` (the image file's mtime) and `weights_stamp` (the weights file's) make an edited file a new entry;
     uploaded bytes are their own key.
@@ -149,12 +160,7 @@ def _maps(
     from tlcore.tf.activations import feature_maps  # the TensorFlow side: only once the section computes
 
     maps = feature_maps(backbone(weighting, image_size), source, layer, top)
-    return {
-        "shape": maps.shape,
-        "shape_text": maps.shape_text,
-        "channels": maps.top_channels,
-        "mosaic": mosaic(maps.maps),
-    }
+    return ShownMaps(maps.shape, maps.shape_text, maps.top_channels, mosaic(maps.maps))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
