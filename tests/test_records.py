@@ -224,6 +224,7 @@ def test_an_old_run_json_is_written_back_with_nothing_lost():
         "reduce_lr_on_plateau": False,
         "precision": "float32",
         "min_steps": 0,
+        "label_smoothing": 0.0,
     }
     assert set(added) == {key for key in TrainConfig().to_dict() if key not in old["config"]}
     head = {**old["config"]["head"], "normalize": False}
