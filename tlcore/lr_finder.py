@@ -17,6 +17,7 @@ from typing import Any
 
 from tlcore.advisor import FINE_TUNE_MAX_LEARNING_RATE
 from tlcore.config import FineTuneConfig, TrainConfig
+from tlcore.jsontypes import JSONObject
 
 START_RATE, END_RATE = 1e-7, 1.0
 DEFAULT_MAX_STEPS, DEFAULT_MAX_SECONDS = 100, 60.0
@@ -26,9 +27,7 @@ MIN_STEPS = 10  # fewer points than this draw no curve worth reading, whatever t
 WARMUP_STEPS = 2
 DIVERGENCE_FACTOR = 4.0
 SMOOTHING_DECADES = 0.5  # the moving average's memory, in decades of rate
-# Of the planned steps, at the start, left out of the suggestions (as fastai does): there the smoothed loss has
-# seen only a few batches.
-LEFT_OUT_SHARE = 0.1
+LEFT_OUT_SHARE = 0.1  # of the planned steps, the first, left out of the suggestions as fastai does: too few batches
 FELL_SHARE = 0.9  # a curve "falls" when its minimum is below this share of where it started
 # The rates marked on every curve: the default rate (good for a new head) and the most that pretrained conv
 # layers stand (tlcore.advisor).
@@ -335,7 +334,7 @@ class LRFinderResult:
             return f"{format_rate(rate)}: not reached ({self.stop_reason})"
         return f"{format_rate(rate)}: not swept"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         """What `python -m tlcore lr-find --json` prints: the settings, the suggestions and the curve."""
         suggested, minimum = self.suggested_rate, self.minimum_rate
         return {
