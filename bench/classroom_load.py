@@ -54,8 +54,9 @@ from bench._common import cpu_info, emit, load_average, note, rounded, weights_f
 from bench.devserver import streamlit_process  # noqa: E402
 from dashboard.browser_cookie import new_token  # noqa: E402
 from tlcore.classroom import CLASS_KEY_ENV, COOKIE_NAME  # noqa: E402
+from tlcore.environment import RUNS_ENV  # noqa: E402
 from tlcore.feature_store import CACHE_DIR_ENV  # noqa: E402
-from tlcore.runs import RUNS_ENV, RunStore  # noqa: E402
+from tlcore.runs import RunStore  # noqa: E402
 
 IDLE, JOBS, AFTER = "idle", "jobs", "after"
 PHASES = (IDLE, JOBS, AFTER)

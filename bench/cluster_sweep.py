@@ -39,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def one_sweep(name: str, registry: Any, args: argparse.Namespace) -> dict[str, Any]:
     from tlcore.data import scan
     from tlcore.jobs import start_sweep, wait
-    from tlcore.runs import RunStore, load_record
+    from tlcore.run_folder import load_record
+    from tlcore.runs import RunStore
     from tlcore.sweep import sweep_config
 
     base = sweep_config(args.weights, args.image_size, args.epochs)

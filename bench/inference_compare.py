@@ -70,7 +70,7 @@ def core_timings(run_dirs: list[str]) -> dict[str, float | None]:
     """The tlcore functions behind the page, timed in this process."""
     setup()
     from tlcore.data import scan
-    from tlcore.runs import MODEL_FILE
+    from tlcore.run_folder import MODEL_FILE
     from tlcore.tf.gradcam import explainer_for
     from tlcore.tf.inference import evaluate_split, explain, explain_top_losses, explain_with_each
     from tlcore.tf.model import load_model

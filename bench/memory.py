@@ -86,8 +86,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from tlcore.config import TrainConfig
     from tlcore.data import scan
+    from tlcore.environment import RUNS_ENV
     from tlcore.progress import BatchEnd, EpochEnd, PhaseStart
-    from tlcore.runs import RUNS_ENV, RunStore
+    from tlcore.runs import RunStore
     from tlcore.tf.pipeline import prepare_data
     from tlcore.tf.training import train_and_record
 

@@ -331,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from bench.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
     from dashboard.certificate import write_certificate
     from tlcore.classroom import CLASS_KEY_ENV
-    from tlcore.runs import RUNS_ENV
+    from tlcore.environment import RUNS_ENV
 
     args.out.mkdir(parents=True, exist_ok=True)
     runs_dir = Path(tempfile.mkdtemp(prefix="tllab-bench-webcam-"))

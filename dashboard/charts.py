@@ -22,8 +22,8 @@ import pandas as pd
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.baselines import Baseline
 from tlcore.data import TRAIN, VALIDATION
+from tlcore.history import Cell
 from tlcore.lr_finder import format_rate
-from tlcore.records import Cell
 from tlcore.weight_changes import HEAD, WeightChanges
 
 # What every chart function returns: the chart kinds st.altair_chart accepts (alt.layer's type names a facet too).

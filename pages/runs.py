@@ -16,7 +16,7 @@ from dashboard.tables import config_differences, curve_label, describe_run, runs
 from tlcore.backbone_facts import BLOCK5, HEAD_ONLY
 from tlcore.baselines import run_baselines
 from tlcore.classroom import ClassSettings
-from tlcore.runs import RUNNING
+from tlcore.records import RUNNING
 
 page_intro(
     "Runs",

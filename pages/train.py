@@ -16,7 +16,7 @@ from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate
 from tlcore.feature_store import FeatureStore, features_stored
 from tlcore.jobs import JOBS, JobBusy, start_training
-from tlcore.runs import history_csv
+from tlcore.run_folder import history_csv
 from tlcore.schedule import schedule
 from tlcore.speed import machine_speed
 from tlcore.waits import limit_problem, stop_past_cap

@@ -37,7 +37,8 @@ from tlcore.jobs import JOBS
 from tlcore.paths import DATA_ROOT_ENV
 from tlcore.photos import PhotoStore
 from tlcore.records import COMPLETED
-from tlcore.runs import MODEL_FILE, RunStore
+from tlcore.run_folder import MODEL_FILE
+from tlcore.runs import RunStore
 from tlcore.script_folder import PHOTOS_FOLDER, DataFolder
 from tlcore.uploads import EXTRACTION_PREFIX, UPLOAD_DIR_ENV, extract_zip
 

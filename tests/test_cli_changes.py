@@ -10,7 +10,7 @@ import pytest
 from tests.test_cli import assert_one_line_error, run_cli
 from tlcore.backbone_facts import VGG16_CONVS
 from tlcore.cli.tables import change_bar
-from tlcore.runs import RUN_FILE
+from tlcore.run_folder import RUN_FILE
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ from tlcore.cli import main
 from tlcore.codegen import training_script
 from tlcore.config import AugmentConfig, FineTuneConfig, HeadConfig, TrainConfig
 from tlcore.data import scan
-from tlcore.runs import MODEL_FILE, RunStore
+from tlcore.run_folder import MODEL_FILE
+from tlcore.runs import RunStore
 from tlcore.script_folder import DataFolder
 from tlcore.uploads import EXTRACTION_PREFIX
 

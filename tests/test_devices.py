@@ -36,7 +36,8 @@ from tlcore.devices import (
     training_device,
 )
 from tlcore.feature_store import FeatureKey, FeatureStore
-from tlcore.runs import RunStore, load_record
+from tlcore.run_folder import load_record
+from tlcore.runs import RunStore
 from tlcore.tf.training import compile_for, prepare_data, train, train_and_record
 
 ZEN5 = CpuFacts("AMD EPYC 9B45", 2, "26/2", 2600.0, ("avx2", "avx512_bf16", "avx512f", "fma"))
@@ -227,7 +228,8 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 import numpy as np
 from tests.helpers import TINY_CONFIG
 from tlcore.data import scan
-from tlcore.runs import RunStore, load_record
+from tlcore.run_folder import load_record
+from tlcore.runs import RunStore
 from tlcore.tf.training import train_and_record
 
 config = TINY_CONFIG.replace(freeze_at=14, epochs=1, cache_features=False)

@@ -15,14 +15,17 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import tlcore.runs as runs
+import tlcore.recording as recording
 from dashboard.state import SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, long_cli_train_args, make_dataset_folder, tiny_length, train_status
 from tlcore.access import ADMIN
 from tlcore.data import scan
 from tlcore.jobs import JOBS, QUEUED
-from tlcore.runs import INTERRUPTED, Run, RunStore, read_history
+from tlcore.recording import Run
+from tlcore.records import INTERRUPTED
+from tlcore.run_folder import read_history
+from tlcore.runs import RunStore
 
 TINY = TINY_CONFIG.replace(epochs=3)
 
@@ -40,7 +43,7 @@ def test_the_disk_filling_up_mid_run_loses_neither_the_run_nor_the_model(info, t
     from tlcore.progress import EpochEnd
     from tlcore.tf.training import train_and_record
 
-    real_atomic_write = runs.atomic_write
+    real_atomic_write = recording.atomic_write
     full = threading.Event()
 
     def atomic_write(path, data):
@@ -52,7 +55,7 @@ def test_the_disk_filling_up_mid_run_loses_neither_the_run_nor_the_model(info, t
         if isinstance(event, EpochEnd):
             full.set()
 
-    monkeypatch.setattr(runs, "atomic_write", atomic_write)
+    monkeypatch.setattr(recording, "atomic_write", atomic_write)
     monkeypatch.setattr(Run, "save_model", _disk_full)
     result, run = train_and_record(TINY, info, RunStore(tmp_path), progress=fill_the_disk_after_epoch_one)
 

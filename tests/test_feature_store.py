@@ -19,7 +19,8 @@ from tlcore.cli import main
 from tlcore.config import FineTuneConfig, HeadConfig
 from tlcore.data import scan
 from tlcore.feature_store import MB, FeatureKey, FeatureStore, max_bytes_from_env
-from tlcore.runs import RunStore, load_record
+from tlcore.run_folder import load_record
+from tlcore.runs import RunStore
 
 KEY = FeatureKey(dataset="abc", image_size=32, backbone="vgg16", weights="none", freeze_at=18, precision="float32")
 

@@ -14,7 +14,8 @@ import tensorflow as tf
 from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
-from tlcore.runs import RunStore, load_record
+from tlcore.run_folder import load_record
+from tlcore.runs import RunStore
 from tlcore.tf.build import balanced_class_weights
 from tlcore.tf.model import build_model
 from tlcore.tf.training import TENSORBOARD_DIR, prepare_data, train, train_and_record

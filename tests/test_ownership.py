@@ -16,7 +16,8 @@ from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.access import ADMIN, Actor, student
 from tlcore.data import scan
 from tlcore.jobs import JobRegistry
-from tlcore.runs import MODEL_FILE, RUN_FILE, RunStore, runs_with_models
+from tlcore.run_folder import MODEL_FILE, RUN_FILE
+from tlcore.runs import RunStore, runs_with_models
 
 ALICE, BOB, TEACHER = student("a1a1a1a1a1a1"), student("b2b2b2b2b2b2"), Actor("7e7e7e7e7e7e", teacher=True)
 

@@ -16,7 +16,8 @@ from dashboard.tables import describe_run
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image, shown_predictions
 from tlcore.data import scan
-from tlcore.runs import RunStore, load_record
+from tlcore.run_folder import load_record
+from tlcore.runs import RunStore
 from tlcore.uploads import UPLOAD_DIR_ENV
 
 N_VAL = 3  # per class

@@ -18,7 +18,8 @@ from tests.helpers import TINY_CONFIG, make_dataset_folder, make_image, shown_pr
 from tests.test_inference import png_claiming
 from tlcore.data import scan
 from tlcore.modelfile import LABELS_ENTRY
-from tlcore.runs import MODEL_FILE, RUN_FILE, RunStore
+from tlcore.run_folder import MODEL_FILE, RUN_FILE
+from tlcore.runs import RunStore
 from tlcore.uploads import UPLOAD_DIR_ENV
 
 N_VAL = 4  # per class

@@ -15,7 +15,8 @@ from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, chart_rows, chart_title, history_row, make_dataset_folder, vega_specs
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
-from tlcore.runs import RUN_FILE, RunStore
+from tlcore.run_folder import RUN_FILE
+from tlcore.runs import RunStore
 
 TINY = TINY_CONFIG.replace(epochs=2)
 

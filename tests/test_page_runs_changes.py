@@ -13,7 +13,8 @@ from dashboard.runs.weight_changes import CHANGES_PICKS, CHANGES_SHOW
 from tests.conftest import ROOT
 from tests.helpers import chart_title, vega_specs
 from tlcore.backbone_facts import VGG16_CONVS
-from tlcore.runs import RUN_FILE, RunStore
+from tlcore.run_folder import RUN_FILE
+from tlcore.runs import RunStore
 
 CONVS = [layer.name for layer in VGG16_CONVS]
 

@@ -24,7 +24,8 @@ from tlcore.data import scan
 from tlcore.jobs import FAILED, JobRegistry, start_sweep, start_training, train_job
 from tlcore.progress import WorkerStarted
 from tlcore.records import COMPLETED, INTERRUPTED, STOPPED
-from tlcore.runs import RunStore, effective_status, load_record
+from tlcore.run_folder import effective_status, load_record
+from tlcore.runs import RunStore
 
 # End to end through every layer, 4 images a batch: a few seconds an epoch, longer than any test waits.
 LONG = TINY_CONFIG.replace(freeze_at=0, epochs=50, batch_size=4)

@@ -17,9 +17,11 @@ from dashboard.tables import runs_dataframe, saved_sweep_frame
 from tests.helpers import history_row, make_dataset_folder
 from tlcore.config import FineTuneConfig, TrainConfig
 from tlcore.data import scan
+from tlcore.history import HISTORY_FIELDS, EpochRow, History
 from tlcore.jobs import Snapshot
-from tlcore.records import HISTORY_FIELDS, EpochRow, History, RunRecord
-from tlcore.runs import HISTORY_FILE, RUN_FILE, RunStore, read_history
+from tlcore.records import RunRecord
+from tlcore.run_folder import HISTORY_FILE, RUN_FILE, read_history
+from tlcore.runs import RunStore
 
 OLD_RUN_JSON = """{
   "run_id": "20261201-001516-50c24d",

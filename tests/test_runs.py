@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 
 from tests.helpers import TINY_CONFIG, history_row
-from tlcore import runs as runs_module
+from tlcore import run_folder
 from tlcore.data import scan
 from tlcore.progress import BatchEnd
-from tlcore.runs import HISTORY_FILE, MODEL_FILE, RUN_FILE, Run, RunRecord, RunStore, read_history
+from tlcore.recording import Run
+from tlcore.records import RunRecord
+from tlcore.run_folder import HISTORY_FILE, MODEL_FILE, RUN_FILE, read_history
+from tlcore.runs import RunStore
 from tlcore.tf.model import load_run_model
 from tlcore.tf.training import TENSORBOARD_DIR, prepare_data, train_and_record
 
@@ -106,10 +109,10 @@ def test_run_of_a_dead_process_reads_interrupted_with_its_history(tmp_path, info
 def test_stale_heartbeat_from_another_host_reads_interrupted(tmp_path, info):
     run = RunStore(tmp_path).create(TINY, info)
     record = RunRecord.from_json((run.run_dir / RUN_FILE).read_text())
-    record.host, record.heartbeat = "elsewhere", record.heartbeat - runs_module.STALE_AFTER_S - 1
-    assert runs_module.effective_status(record) == "interrupted"
+    record.host, record.heartbeat = "elsewhere", record.heartbeat - run_folder.STALE_AFTER_S - 1
+    assert run_folder.effective_status(record) == "interrupted"
     record.heartbeat += 10
-    assert runs_module.effective_status(record) == "running"
+    assert run_folder.effective_status(record) == "running"
 
 
 def test_model_save_failure_keeps_the_result(tmp_path, info, data, monkeypatch):

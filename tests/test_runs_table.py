@@ -25,8 +25,10 @@ from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.config import FineTuneConfig, TrainConfig, flatten_config
 from tlcore.data import scan
-from tlcore.records import DatasetFacts, EpochRow, History, RunRecord
-from tlcore.runs import MODEL_FILE, RUN_FILE, RunStore, RunSummary, read_run_json, runs_with_models
+from tlcore.history import EpochRow, History
+from tlcore.records import DatasetFacts, RunRecord
+from tlcore.run_folder import MODEL_FILE, RUN_FILE
+from tlcore.runs import RunStore, RunSummary, read_run_json, runs_with_models
 
 TINY = TINY_CONFIG.replace(epochs=2)
 TUNED = TINY.replace(weights="/data/my.weights.h5", freeze_at=14, epochs=3, fine_tune=FineTuneConfig(10, 1))

@@ -96,7 +96,8 @@ def test_training_runs_the_plan_and_says_so_first(data):
 
 
 def test_early_stopping_keeps_the_best_epoch_and_the_run_reports_that_epochs_metrics(data, tmp_path):
-    from tlcore.runs import RunStore, load_record
+    from tlcore.run_folder import load_record
+    from tlcore.runs import RunStore
     from tlcore.tf.training import train_and_record
 
     # A rate so high that val_loss soon rises: the best epoch is an early one.

@@ -15,7 +15,8 @@ from tlcore.data import scan
 from tlcore.jobs import JobBusy, JobRegistry, start_sweep, start_training
 from tlcore.progress import EpochEnd
 from tlcore.route import CACHED, END_TO_END
-from tlcore.runs import RunStore, read_history
+from tlcore.run_folder import read_history
+from tlcore.runs import RunStore
 from tlcore.sweep import SCRATCH, SweepPointStart, plan, sweep_config
 from tlcore.tf.sweep import run_sweep
 from tlcore.tf.training import prepare_data, train_and_record

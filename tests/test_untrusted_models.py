@@ -26,7 +26,9 @@ from tests.helpers import make_dataset_folder, shown_predictions
 from tlcore.config import TrainConfig
 from tlcore.data import scan
 from tlcore.modelfile import ModelLoadError, check_model_file
-from tlcore.runs import COMPLETED, MODEL_FILE, RunStore
+from tlcore.records import COMPLETED
+from tlcore.run_folder import MODEL_FILE
+from tlcore.runs import RunStore
 from tlcore.tf.inference import check_image_classifier
 from tlcore.tf.model import load_model, load_run_model
 from tlcore.uploads import UPLOAD_DIR_ENV

@@ -17,8 +17,10 @@ from tlcore.backbone_facts import VGG16_CONVS
 from tlcore.backbones import WeightsError, weights_identity
 from tlcore.config import FineTuneConfig
 from tlcore.data import scan
-from tlcore.records import History, RunRecord, StartRecord
-from tlcore.runs import RUN_FILE, RunStore, load_record
+from tlcore.history import History
+from tlcore.records import RunRecord, StartRecord
+from tlcore.run_folder import RUN_FILE, load_record
+from tlcore.runs import RunStore
 from tlcore.weight_changes import BACKBONE, HEAD, ChangesUnavailable, LayerChange, WeightChanges, trained_from
 
 TINY = TINY_CONFIG.replace(epochs=2)

@@ -39,7 +39,7 @@ from tlcore.config import (
 )
 from tlcore.devices import FLOAT32, MIXED_FLOAT16
 from tlcore.route import choose_route
-from tlcore.runs import MODEL_FILE
+from tlcore.run_folder import MODEL_FILE
 from tlcore.schedule import Schedule, schedule
 from tlcore.script_folder import DataFolder, beside_script
 from tlcore.script_notes import differences, recipe, title

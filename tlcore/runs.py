@@ -1,11 +1,7 @@
-"""Run store on disk: runs/<id>/{run.json, history.csv, model.keras}.
+"""The runs folder as one person sees it: create, list, load and delete runs, within a student's quota.
 
-What the two files hold, and how they are read and written, is tlcore.records.
-
-Every write is atomic (temporary file, fsync, rename), so a run killed at any
-moment leaves a readable record. A running run's record holds its pid, host
-and a heartbeat: a run whose process is gone reads as "interrupted", not
-"running" forever. Loading a run's model is `tlcore.tf.model.load_run_model`.
+One run's folder read back (its files, its effective status) is tlcore.run_folder;
+a run being written is tlcore.recording; what the files hold is tlcore.records.
 """
 
 from __future__ import annotations
@@ -18,10 +14,9 @@ import secrets
 import shutil
 import socket
 import sys
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,36 +24,14 @@ from tlcore import environment
 from tlcore.access import ADMIN, Actor, plain_name
 from tlcore.config import TrainConfig
 from tlcore.environment import MAX_RUNS_ENV, RUNS_ENV
-from tlcore.fileio import atomic_write
+from tlcore.history import History
 from tlcore.jsontypes import JSONObject, JSONValue
-from tlcore.modelfile import add_labels
-from tlcore.records import (  # noqa: F401  (the statuses and the columns are part of this module's API)
-    COMPLETED,
-    FAILED,
-    HISTORY_FIELDS,
-    INTERRUPTED,
-    RUNNING,
-    STOPPED,
-    DatasetFacts,
-    EpochRow,
-    History,
-    RunRecord,
-    StartRecord,
-)
+from tlcore.recording import Run
+from tlcore.records import RUNNING, DatasetFacts, RunRecord, StartRecord
+from tlcore.run_folder import MODEL_FILE, RUN_FILE, began_recording, disk_size, ended_recording, load_record, utc_now
 
 if TYPE_CHECKING:
-    import keras
-
     from tlcore.data import DatasetInfo
-
-RUN_FILE, HISTORY_FILE, MODEL_FILE = "run.json", "history.csv", "model.keras"
-HEARTBEAT_EVERY_S = 10.0
-STALE_AFTER_S = 15 * 60.0  # a heartbeat this old means the run is dead, wherever it ran
-
-
-# Runs this process is recording now. A record written by this very process
-# that is not among them stayed "running" only because a write failed (disk full).
-_RECORDING: set[str] = set()
 
 
 def default_runs_dir() -> Path:
@@ -72,66 +45,6 @@ def library_versions() -> dict[str, str]:
         if module is not None:
             versions[name if name != "PIL" else "pillow"] = getattr(module, "__version__", "?")
     return versions
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def effective_status(record: RunRecord) -> str:
-    """The stored status, except a "running" run whose process died reads "interrupted"."""
-    if record.status != RUNNING:
-        return record.status
-    same_host = record.host == socket.gethostname()
-    if same_host and not _pid_alive(record.pid):
-        return INTERRUPTED
-    if same_host and record.pid == os.getpid() and record.run_id not in _RECORDING:
-        return INTERRUPTED
-    if time.time() - record.heartbeat > STALE_AFTER_S:
-        return INTERRUPTED
-    return RUNNING
-
-
-def mark_interrupted(run_dir: Path, reason: str) -> None:
-    """Record that a run's process died mid-run (a lost cluster worker), unless the run had already ended.
-
-    A dead process on this host already reads "interrupted" (effective_status); one on
-    another node would only after STALE_AFTER_S: this says so at once, and why.
-    """
-    path = Path(run_dir) / RUN_FILE
-    try:
-        record = RunRecord.from_json(path.read_text())
-    except (OSError, ValueError):
-        return  # nothing readable to correct: the run store lists it as damaged already
-    if record.status == RUNNING:
-        atomic_write(path, record.updated(status=INTERRUPTED, reason=reason, finished=_now()).to_json())
-
-
-def read_history(run_dir: Path) -> History:
-    """The run's history.csv (empty before the first epoch).
-
-    Raises:
-        ValueError: the file does not parse; the message names it, the line and why.
-    """
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.exists():
-        return History()
-    return History.from_csv(path.read_text(), source=str(path))
-
-
-def history_csv(history: Iterable[EpochRow | Mapping[str, JSONValue]]) -> str:
-    """history.csv's text for rows (EpochRows, or training events' rows)."""
-    return History.of(history).to_csv()
 
 
 class RunFolderError(Exception):
@@ -186,69 +99,6 @@ class RunSummary:
     @property
     def best_val_accuracy(self) -> float | None:
         return self.record.history.best_val_accuracy
-
-
-class Run:
-    """A run being recorded: keeps run.json and history.csv current on disk."""
-
-    def __init__(self, run_dir: Path, record: RunRecord):
-        self.run_dir = Path(run_dir)
-        self.record = record
-        self._last_beat = 0.0
-
-    @property
-    def run_id(self) -> str:
-        return self.run_dir.name
-
-    @property
-    def history(self) -> History:
-        return self.record.history
-
-    def _write_record(self) -> None:
-        self.record.heartbeat = time.time()
-        atomic_write(self.run_dir / RUN_FILE, self.record.to_json())
-
-    def heartbeat(self, force: bool = False) -> None:
-        """Refresh the heartbeat (at most every HEARTBEAT_EVERY_S unless forced)."""
-        now = time.monotonic()
-        if force or now - self._last_beat >= HEARTBEAT_EVERY_S:
-            self._last_beat = now
-            self._write_record()
-
-    def update(self, **fields: JSONValue) -> None:
-        """Change some of run.json's keys (values as run.json holds them) and write it."""
-        self.record = self.record.updated(**fields)
-        self._write_record()
-
-    def add_epoch(self, row: EpochRow | Mapping[str, JSONValue]) -> None:
-        """Append an epoch to history.csv (rewritten atomically) and refresh run.json."""
-        row = EpochRow.of(row)
-        # Kept in memory first: a failed write loses nothing the next write would not restore.
-        self.record.history = self.record.history.plus(row)
-        atomic_write(self.run_dir / HISTORY_FILE, self.record.history.to_csv())
-        self.record.epochs_done = len(self.record.history)
-        self.record.last_epoch = row
-        self._write_record()
-
-    def save_model(self, model: keras.Model) -> Path:
-        """Save model.keras atomically (Keras needs the .keras suffix on the temp name too), with the run's
-        class names inside it (`tlcore.modelfile.add_labels`): a downloaded copy predicts named classes."""
-        final = self.run_dir / MODEL_FILE
-        tmp = self.run_dir / f".model.{os.getpid()}.tmp.keras"
-        try:
-            model.save(tmp)
-            config = self.record.config
-            add_labels(tmp, self.record.class_names or [], config.image_size if config else 0)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return final
-
-    def finish(self, status: str, reason: str = "", **fields: JSONValue) -> None:
-        _RECORDING.discard(self.run_id)
-        self.record = self.record.updated(**fields, status=status, reason=reason, finished=_now())
-        self._write_record()
 
 
 DEFAULT_MAX_RUNS = 10  # a student's runs kept at once (a model is ~59 MB)
@@ -307,7 +157,7 @@ class RunStore:
         record = RunRecord(
             run_id=run_dir.name,
             status=RUNNING,
-            created=_now(),
+            created=utc_now(),
             pid=os.getpid(),
             host=socket.gethostname(),
             device=device or None,
@@ -324,11 +174,11 @@ class RunStore:
             run_dir=run_dir,
         )
         run = Run(run_dir, record)
-        _RECORDING.add(run.run_id)
+        began_recording(run.run_id)
         try:
             run.heartbeat(force=True)
         except OSError as err:
-            _RECORDING.discard(run.run_id)
+            ended_recording(run.run_id)
             shutil.rmtree(run_dir, ignore_errors=True)
             raise self._cannot_write(err) from None
         return run
@@ -429,29 +279,6 @@ class RunStore:
                 pass  # already gone: nothing to do
             deleted.append(run_id)
         return deleted, kept
-
-
-def load_record(run_dir: Path) -> RunRecord:
-    """A run folder's record with its history and its effective status; its id is the folder's name.
-
-    Raises:
-        OSError: run.json cannot be read.
-        ValueError: run.json or history.csv does not parse (the message names the file and why).
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / RUN_FILE
-    try:
-        record = RunRecord.from_json(path.read_text())
-    except ValueError as err:
-        raise ValueError(f"{path} is not a readable run record: {err}") from None
-    record.status = effective_status(record)
-    record.run_id, record.run_dir = run_dir.name, run_dir
-    record.history = read_history(run_dir).keeping(record.kept_epoch)
-    return record
-
-
-def disk_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
 def _summary(run_dir: Path, record: RunRecord) -> RunSummary:

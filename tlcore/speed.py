@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlcore.architecture import layer_flops
-from tlcore.records import COMPLETED, EpochRow, RunRecord
+from tlcore.history import EpochRow
+from tlcore.records import COMPLETED, RunRecord
 from tlcore.route import CACHED, END_TO_END
 
 TRAIN_COST = 3.0  # training a layer ~ 3 forward passes (forward, gradient for the inputs, for the weights)
@@ -156,7 +157,7 @@ _measured: dict[Path, tuple[tuple[str, ...], Speed]] = {}  # root -> (the runs i
 
 def _finished_record(path: Path) -> RunRecord | None:
     """The run's record once it has finished (None while it runs, or unreadable); parsed once per version."""
-    from tlcore.runs import load_record
+    from tlcore.run_folder import load_record
 
     try:
         mtime = path.stat().st_mtime
@@ -177,7 +178,7 @@ def _finished_record(path: Path) -> RunRecord | None:
 
 def recent_runs(root: Path, host: str) -> list[RunRecord]:
     """The newest RECENT_RUNS finished runs recorded on `host` (run folders are named by their start time)."""
-    from tlcore.runs import RUN_FILE
+    from tlcore.run_folder import RUN_FILE
 
     try:
         names = sorted((e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")), reverse=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tlcore.backbones import WeightsError, weights_file, weights_identity
 from tlcore.jsontypes import JSONObject
-from tlcore.records import RunRecord, StartRecord
-from tlcore.runs import MODEL_FILE, RUNNING, load_record
+from tlcore.records import RUNNING, RunRecord, StartRecord
+from tlcore.run_folder import MODEL_FILE, load_record
 
 BACKBONE, HEAD = "backbone", "head"  # LayerChange.part
 

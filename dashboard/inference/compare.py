@@ -14,7 +14,9 @@ from dashboard.inference.predictions import THUMB, Source, overlay_caption
 from dashboard.tables import describe_run, setup_text
 from tlcore.imageio import ImageProblem
 from tlcore.modelfile import ModelLoadError
-from tlcore.runs import MODEL_FILE, RunRecord, class_mismatch
+from tlcore.records import RunRecord
+from tlcore.run_folder import MODEL_FILE
+from tlcore.runs import class_mismatch
 
 if TYPE_CHECKING:
     from tlcore.tf.inference import Explanation

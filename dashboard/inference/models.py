@@ -12,7 +12,9 @@ from dashboard.identity import owner
 from dashboard.tables import describe_run
 from tlcore.modelfile import ModelLoadError, model_labels
 from tlcore.process_memory import collect_garbage
-from tlcore.runs import MODEL_FILE, RunRecord, read_run_json
+from tlcore.records import RunRecord
+from tlcore.run_folder import MODEL_FILE
+from tlcore.runs import read_run_json
 from tlcore.uploads import save_uploaded_model
 
 if TYPE_CHECKING:  # the TensorFlow side: imported once a model is chosen

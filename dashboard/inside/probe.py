@@ -27,7 +27,8 @@ from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.data_problems import display_path
 from tlcore.inside import SIDE_TITLES, Comparison
 from tlcore.probe import PROBE_BOUNDARIES, PROBE_CLASSIFIER, ProbeResult, layer_at, probe_accuracy, project_2d
-from tlcore.runs import MODEL_FILE, runs_with_models
+from tlcore.run_folder import MODEL_FILE
+from tlcore.runs import runs_with_models
 
 if TYPE_CHECKING:  # the TensorFlow side: imported only in the tasks
     from tlcore.tf.pipeline import PreparedData

@@ -11,7 +11,7 @@ from dashboard.identity import actor, run_store
 from dashboard.state import K
 from dashboard.tables import runs_dataframe
 from tlcore.feature_store import MB, FeatureStore
-from tlcore.runs import RUNNING
+from tlcore.records import RUNNING
 
 
 @st.fragment(run_every=2.0)

@@ -13,7 +13,9 @@ import streamlit as st
 
 from dashboard.charts import change_domain, weight_changes_chart
 from dashboard.tables import curve_label, describe_run
-from tlcore.runs import MODEL_FILE, RUNNING, RunSummary
+from tlcore.records import RUNNING
+from tlcore.run_folder import MODEL_FILE
+from tlcore.runs import RunSummary
 from tlcore.weight_changes import ChangesUnavailable, WeightChanges
 
 CHANGES_PICKS = ("changes_run_a", "changes_run_b")  # the two runs' pickers

@@ -15,7 +15,7 @@ from tlcore.data import scan
 from tlcore.feature_store import MB, FeatureStore
 from tlcore.imageio import ImageProblem
 from tlcore.modelfile import ModelLoadError, check_model_file
-from tlcore.runs import MODEL_FILE, RUN_FILE, load_record
+from tlcore.run_folder import MODEL_FILE, RUN_FILE, load_record
 from tlcore.script_folder import DataFolder
 
 

@@ -20,7 +20,7 @@ from tlcore.imageio import load_array
 from tlcore.inside import compared_weightings
 from tlcore.probe import PROBE_CLASSIFIER
 from tlcore.progress import StepProgress
-from tlcore.runs import RUN_FILE
+from tlcore.run_folder import RUN_FILE
 from tlcore.weight_changes import measurable_record
 
 

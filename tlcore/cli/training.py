@@ -18,7 +18,8 @@ from tlcore.cli.tables import lr_table, sweep_table
 from tlcore.data import scan
 from tlcore.lr_finder import SUGGESTION_METHOD, format_rate, relevant_config
 from tlcore.presets import get_preset
-from tlcore.runs import RunStore, load_record
+from tlcore.run_folder import load_record
+from tlcore.runs import RunStore
 from tlcore.sweep import plan, sweep_config
 
 

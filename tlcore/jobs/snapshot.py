@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tlcore.history import History
 from tlcore.progress import (
     BatchEnd,
     EpochEnd,
@@ -21,7 +22,7 @@ from tlcore.progress import (
     StepProgress,
     WorkerStarted,
 )
-from tlcore.records import RUNNING, History
+from tlcore.records import RUNNING
 from tlcore.schedule import Schedule
 from tlcore.sweep import SweepPoint, SweepPointStart
 

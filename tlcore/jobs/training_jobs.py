@@ -15,10 +15,13 @@ from pathlib import Path
 from tlcore.backend import WorkerLost
 from tlcore.config import TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
+from tlcore.history import History
 from tlcore.jobs.registry import JOBS, Job, JobRegistry
 from tlcore.progress import ProgressFn, RunCreated, StopFlag
-from tlcore.records import INTERRUPTED, History
-from tlcore.runs import Run, RunStore, mark_interrupted
+from tlcore.recording import Run
+from tlcore.records import INTERRUPTED
+from tlcore.run_folder import mark_interrupted
+from tlcore.runs import RunStore
 
 
 @dataclass

@@ -30,7 +30,7 @@ from tlcore.backbones import BackboneSpec, get_backbone
 from tlcore.config import HeadConfig
 from tlcore.devices import FLOAT32
 from tlcore.modelfile import ModelLoadError, add_labels, check_model_file
-from tlcore.runs import MODEL_FILE
+from tlcore.run_folder import MODEL_FILE
 from tlcore.tf.backbones import load_backbone, preprocess_layer
 
 

@@ -16,10 +16,12 @@ from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
 from tlcore.devices import check_precision
 from tlcore.feature_store import FeatureKey, FeatureStore
+from tlcore.history import History
 from tlcore.progress import PhaseStart, ProgressFn, StepProgress, StopFlag
-from tlcore.records import COMPLETED, STOPPED, History
+from tlcore.recording import Run
+from tlcore.records import COMPLETED, STOPPED
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, planned_route
-from tlcore.runs import Run, RunStore
+from tlcore.runs import RunStore
 from tlcore.sweep import DEFAULT_POINTS, SweepPoint, SweepPointStart, SweepResult, new_sweep_id, plan
 from tlcore.tf.backbones import load_backbone
 from tlcore.tf.build import build_for

@@ -23,10 +23,12 @@ from tlcore.config import TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.devices import DeviceReport, check_precision, training_device
 from tlcore.feature_store import FeatureStore
+from tlcore.history import History
 from tlcore.progress import EpochEnd, PhaseStart, Planned, ProgressFn, StopFlag
-from tlcore.records import COMPLETED, FAILED, STOPPED, History
+from tlcore.recording import Run
+from tlcore.records import COMPLETED, FAILED, STOPPED
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, planned_route
-from tlcore.runs import Run, RunStore
+from tlcore.runs import RunStore
 from tlcore.schedule import Schedule, schedule
 from tlcore.tf.build import build_for, compile_for, start_record
 from tlcore.tf.cached_route import FeatureLine, apply_fixed, cut, phase_features, route_for, split_fixed
