@@ -24,6 +24,7 @@ DEFAULTS = {
     "min_steps": 0,  # ...and exactly their epochs and batch size
     "reduce_lr_on_plateau": False,
     "precision": "float32",  # a preset leaves it to the device
+    "label_smoothing": 0.0,  # neither article smoothed its labels
 }
 
 
