@@ -17,6 +17,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import keras
 
 
 def _drop_custom_gradients() -> int:
@@ -95,7 +99,7 @@ class TracingGuard:
 TRACING = TracingGuard()
 
 
-def collect_garbage(_released: object = None) -> None:
+def collect_garbage(_released: keras.Model | None = None) -> None:
     """A full collection, e.g. as `on_release` of the caches that hold models (Streamlit passes the model).
 
     The model released now is still referenced (the argument, and a render that may be using it), so it

@@ -13,7 +13,13 @@ import types
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    # What a config's field holds: a number, a flag, a word, a tuple of sizes, a nested config, or None (off).
+    FieldValue = bool | int | float | str | tuple[int, ...] | DataclassInstance | None
 
 T = TypeVar("T")
 SETTING = "setting"  # the metadata key
@@ -61,7 +67,7 @@ def value_type(cls: type, name: str) -> tuple[type, bool]:
     return next(a for a in args if a is not type(None)), type(None) in args
 
 
-def check_fields(config: object, prefix: str = "") -> None:
+def check_fields(config: DataclassInstance, prefix: str = "") -> None:
     """ValueError naming the first field whose value its Setting refuses ("name must ... Received: name=v")."""
     cls = type(config)
     for name, info in declared(cls):
@@ -72,7 +78,7 @@ def check_fields(config: object, prefix: str = "") -> None:
         _check_value(f"{prefix}{name}", name, value, kind, info)
 
 
-def _check_value(title: str, name: str, value: object, kind: type, info: Setting) -> None:
+def _check_value(title: str, name: str, value: FieldValue, kind: type, info: Setting) -> None:
     received = f"Received: {name}={value!r}"
     if kind is bool:
         _require(isinstance(value, bool), f"{title} must be true or false. {received}")
