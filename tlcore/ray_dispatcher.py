@@ -156,16 +156,6 @@ class Dispatcher:
             except RayError:
                 return
 
-    @staticmethod
-    def _events(actor: WorkerHandle, cursor: int) -> list[object]:
-        """The worker's events after `cursor`; GetTimeoutError only after EVENTS_TRIES waits of EVENTS_TIMEOUT_S."""
-        for _ in range(EVENTS_TRIES - 1):
-            try:
-                return list(ray.get(actor.events_since.remote(cursor), timeout=EVENTS_TIMEOUT_S))
-            except GetTimeoutError:
-                continue  # late, not gone: it is asked again
-        return list(ray.get(actor.events_since.remote(cursor), timeout=EVENTS_TIMEOUT_S))
-
     def _run(self, call_id: int, fn: Callable[..., Payload], args: JobArgs, resources: dict[str, float]) -> None:
         stop = self._stops[call_id]
         worker: WorkerStarted | None = None
@@ -176,7 +166,13 @@ class Dispatcher:
             cursor, stop_sent = 0, False
             while True:
                 ready, _ = ray.wait([result], timeout=POLL_S)
-                events = self._events(actor, cursor)
+                for attempt in range(1, EVENTS_TRIES + 1):  # late is not gone: asked again, EVENTS_TRIES times
+                    try:
+                        events = ray.get(actor.events_since.remote(cursor), timeout=EVENTS_TIMEOUT_S)
+                        break
+                    except GetTimeoutError:
+                        if attempt == EVENTS_TRIES:
+                            raise
                 cursor += len(events)
                 for event in events:
                     if isinstance(event, WorkerStarted):
