@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tlcore.backbones import WEIGHTS_ENV
 from tlcore.devices import read_cpu
@@ -26,6 +26,8 @@ from tlcore.devices import read_cpu
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO_ROOT / "sample_data"
 BENCH_DATE = "2026-11-23"
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from tlcore.tf.pipeline import ImageSet
@@ -146,8 +148,11 @@ def repeated_image_set(n: int, image_size: int, data_dir: Path = SAMPLE_DATA) ->
     )
 
 
-def wait_for(condition: Callable[[], Any], deadline_s: float, what: str, poll_s: float = 0.25) -> Any:
-    """condition()'s first truthy value, polled every poll_s; TimeoutError naming `what` past the deadline."""
+def wait_for(condition: Callable[[], T], deadline_s: float, what: str, poll_s: float = 0.25) -> T:
+    """condition()'s first truthy value, polled every poll_s; TimeoutError naming `what` past the deadline.
+
+    The one wait-until of the benchmarks and the tests (which import it from here).
+    """
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         value = condition()

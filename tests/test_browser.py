@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench._common import wait_for
 from bench.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 from dashboard.state import K
 from tests.helpers import TINY_CONFIG, make_dataset_folder
@@ -76,14 +77,7 @@ def page(browser):
     context.close()
 
 
-def wait_until(condition, deadline_s: float, what: str, poll_s: float = 0.25):
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll_s)
-    pytest.fail(f"timed out after {deadline_s:.0f} s waiting for {what}")
+wait_until = wait_for  # the other browser tests import it from here
 
 
 def settle(page) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import errno
 import gc
 import threading
-import time
 import weakref
 from pathlib import Path
 
 import pytest
 
+from bench._common import wait_for
 from tests.helpers import TINY_CONFIG
 from tlcore.access import ADMIN
 from tlcore.data import scan
@@ -18,12 +18,7 @@ from tlcore.jobs import COMPLETED, FAILED, QUEUED, STOPPED, Job, JobRegistry, st
 
 
 def _wait(condition, deadline_s: float = 30.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
+    wait_for(condition, deadline_s, what, poll_s=0.02)
 
 
 class _Gate:

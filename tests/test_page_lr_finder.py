@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bench._common import wait_for
 from dashboard.charts import LR_FINDER_TITLE
 from dashboard.model.actions import FINE_TUNE_RATES, LEARNING_RATES, nearest_rate
 from dashboard.model.lr_finder import PHASE, RUN_BUTTON, USE_BUTTON
@@ -44,16 +44,15 @@ def _model_page(dataset: Path, monkeypatch, **state) -> AppTest:
 
 def _finder_chart(at: AppTest, deadline_s: float = 120.0) -> tuple[dict, list[dict]]:
     """The finder's chart spec and data rows once the background sweep has drawn it."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+
+    def chart() -> tuple[dict, list[dict]] | None:
+        at.run()  # run_every fragments do not tick under AppTest
         assert not at.exception, at.exception
         assert not at.error, [e.value for e in at.error]
-        for spec, rows in zip(vega_specs(at), chart_rows(at)):
-            if chart_title(spec) == LR_FINDER_TITLE:
-                return spec, rows
-        time.sleep(0.3)
-        at.run()  # run_every fragments do not tick under AppTest
-    pytest.fail(f"the finder's chart did not show: {[chart_title(s) for s in vega_specs(at)]}")
+        shown = zip(vega_specs(at), chart_rows(at))
+        return next(((spec, rows) for spec, rows in shown if chart_title(spec) == LR_FINDER_TITLE), None)
+
+    return wait_for(chart, deadline_s, "the finder's chart", poll_s=0.3)
 
 
 def _metric(at: AppTest, label: str) -> str:

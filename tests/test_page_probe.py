@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bench._common import wait_for
 from dashboard.state import SOURCE_FOLDER, WEIGHTS_IMAGENET, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, chart_rows, chart_title, make_dataset_folder, vega_specs
@@ -38,16 +39,15 @@ def _inside_page(dataset: Path, **state) -> AppTest:
 
 def _charts_when_ready(at: AppTest, count: int, deadline_s: float = 120.0) -> list[dict]:
     """The page's Altair specs once `count` of them show (the features come from a background task)."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+
+    def charts() -> list[dict] | None:
+        at.run()  # run_every fragments do not tick under AppTest
         assert not at.exception, at.exception
         assert not at.error, [e.value for e in at.error]
         specs = vega_specs(at)
-        if len(specs) >= count:
-            return specs
-        time.sleep(0.3)
-        at.run()  # run_every fragments do not tick under AppTest
-    pytest.fail(f"{count} charts did not show: {[chart_title(s) for s in vega_specs(at)]}")
+        return specs if len(specs) >= count else None
+
+    return wait_for(charts, deadline_s, f"{count} charts", poll_s=0.3)
 
 
 def _series(at: AppTest) -> set[str]:

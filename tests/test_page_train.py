@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bench._common import wait_for
 from dashboard.state import K
 from tests.conftest import ROOT
 from tests.helpers import chart_rows, open_on_tiny_folder, train_status
@@ -35,14 +36,12 @@ def slow_epochs(monkeypatch):
 
 
 def _wait_for(at: AppTest, condition, deadline_s: float = 120.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    def shown():
         at.run()  # run_every fragments do not tick under AppTest: rerun by hand
         assert not at.exception, at.exception
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail("the condition was not met before the deadline")
+        return condition()
+
+    wait_for(shown, deadline_s, "the page to show it", poll_s=0.2)
 
 
 def test_train_page_shows_the_estimate_and_path(tiny_dataset, runs_dir):

@@ -10,11 +10,11 @@ import os
 import signal
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from bench._common import wait_for
 from tests.conftest import ROOT
 from tests.helpers import TINY_CONFIG, make_dataset_folder, open_on_tiny_folder, train_status
 from tlcore.access import ADMIN
@@ -33,10 +33,7 @@ DEADLINE_S = 240  # generous: CI machines are loaded, and each job starts a work
 
 
 def wait_until(condition, what: str, timeout: float = DEADLINE_S):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
-        time.sleep(0.1)
+    wait_for(condition, timeout, what, poll_s=0.1)
 
 
 def wait_done(*jobs, timeout: float = DEADLINE_S) -> None:

@@ -72,8 +72,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     info = scan(args.data)
     if not info.num_images(VALIDATION):
         raise DatasetError(f"{info.root} has no validation images to score the probes on")
-    from tlcore.tf.probe import run_probe  # the TensorFlow side: this command runs VGG16
     from tlcore.tf.pipeline import prepare_data
+    from tlcore.tf.probe import run_probe  # the TensorFlow side: this command runs VGG16
 
     comparison = compared_weightings(args.weights, args.seed, fall_back=False)
     data = prepare_data(info, args.image_size)
