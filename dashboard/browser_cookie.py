@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 import secrets
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tlcore.classroom import COOKIE_NAME
+
+if TYPE_CHECKING:  # the ASGI types classroom.py's Starlette app passes
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_AGE_S = 14 * 24 * 3600  # a fortnight of lessons on the same laptop
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22}$")  # secrets.token_urlsafe(16): 128 bits
@@ -50,10 +53,10 @@ def set_cookie_header(token: str, secure: bool) -> bytes:
 class BrowserCookieMiddleware:
     """Gives every browser that has none the lab's token cookie (pure ASGI: WebSockets pass untouched)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -63,7 +66,7 @@ class BrowserCookieMiddleware:
             return
         cookie = set_cookie_header(new_token(), secure=scope.get("scheme") == "https")
 
-        async def send_with_cookie(message: dict) -> None:
+        async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
             await send(message)

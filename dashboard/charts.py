@@ -31,6 +31,7 @@ AltairChart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.HConcatChart | a
 # A Vega-Lite spec as Altair's to_dict makes it: JSON whose nested parts a chart reads and copies by key.
 VegaSpec = dict[str, Any]
 Tooltips = list[str | alt.Tooltip]  # a chart's tooltip fields: names, or alt.Tooltip where it formats one
+HistoryRow = Mapping[str, Cell]  # an epoch as history.csv has it: epoch, phase, partial and the metrics
 
 PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
 BAR_STEP = 36  # px per bar in horizontal bar charts
@@ -196,7 +197,7 @@ def with_running_point(spec: VegaSpec, epoch: float, value: float) -> VegaSpec:
     return {**spec, "datasets": {**spec["datasets"], name: [*spec["datasets"][name], row]}}
 
 
-def _phase_2_start(rows: Sequence[Mapping[str, Cell]]) -> int | None:
+def _phase_2_start(rows: Sequence[HistoryRow]) -> int | None:
     """The first epoch of a later phase than the one before it, if any."""
     for previous, row in zip(rows, rows[1:]):
         if row.get("phase", 1) != previous.get("phase", 1):
@@ -205,7 +206,7 @@ def _phase_2_start(rows: Sequence[Mapping[str, Cell]]) -> int | None:
 
 
 def live_curves_chart(
-    history: Sequence[Mapping[str, Cell]], metric: str, title: str, baselines: Sequence[Baseline] = ()
+    history: Sequence[HistoryRow], metric: str, title: str, baselines: Sequence[Baseline] = ()
 ) -> AltairChart:
     """A metric and its validation twin per epoch, for live training ("loss" or "accuracy").
 
@@ -226,7 +227,7 @@ def live_curves_chart(
 
 
 def curves_chart(
-    histories: Mapping[str, Sequence[Mapping[str, Cell]]],
+    histories: Mapping[str, Sequence[HistoryRow]],
     metric: str = "val_accuracy",
     title: str | None = None,
     baselines: Sequence[Baseline] = (),

@@ -10,13 +10,13 @@ ignored.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import streamlit as st
 
 from dashboard.state import K
 from tlcore.access import ADMIN, Actor
 from tlcore.classroom import COOKIE_NAME, ClassSettings, Roster, Student, class_key
+from tlcore.jsontypes import JSONObject
 from tlcore.runs import RunStore
 
 URL_IDENTITY = ("owner", "job")  # the single-user lab's tab identity and its job, kept in the URL
@@ -83,7 +83,7 @@ def actor() -> Actor:
     return member.actor if member else NOBODY
 
 
-def class_limits() -> dict[str, Any]:
+def class_limits() -> JSONObject:
     """The teacher's limits that this session's runs must keep ({} outside a class, and for the teacher)."""
     if not in_class() or actor().teacher:
         return {}

@@ -8,12 +8,11 @@ silently swapped for the sample. Nothing goes into the URL.
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from dashboard import housekeeping
 from dashboard.state import DEFAULTS, IMAGE_SIZES, SOURCE_SAMPLE, SOURCE_ZIP, SOURCES, WEIGHTS_CHOICES, K
+from tlcore.jsontypes import JSONValue
 from tlcore.owner_settings import OwnerSettings
 from tlcore.upload_cleanup import extraction_folder
 
@@ -25,7 +24,7 @@ _SAVED = "_kept_settings_saved"  # session key: what was last written, so an unc
 RESTORE_NOTICE = "kept_settings_notice"  # session key: what could not come back, said once by the sidebar
 
 
-def _fits(key: str, value: Any) -> bool:
+def _fits(key: str, value: JSONValue) -> bool:
     """Whether a saved value can go back into its widget (same kind as the default, an offered option)."""
     if key in _ALLOWED:
         return value in _ALLOWED[key]

@@ -36,6 +36,9 @@ WEIGHTS_CHOICES = (WEIGHTS_IMAGENET, WEIGHTS_FILE, WEIGHTS_SCRATCH)
 REFUSED_WEIGHTS = "/(refused: outside the data folder)"
 
 
+WidgetValue = bool | int | float | str  # what a setting's widget holds
+
+
 class StateView(Protocol):
     """What the mapping reads: st.session_state, or any mapping of the same keys (tests, presets)."""
 
@@ -108,7 +111,7 @@ FIELD_KEYS.update({name: (name,) for name in DECLARED_FIELDS})
 ALL_BUT_WEIGHTS = tuple(name for name in FIELD_KEYS if name not in ("weights", "precision"))
 
 
-def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -> dict[str, Any]:
+def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -> dict[str, WidgetValue]:
     """The widget state that describes `config`: the one config -> widgets half of the mapping.
 
     The image size snaps to the nearest offered size; dense sizes become comma text; a config without a
@@ -117,7 +120,7 @@ def config_to_state(config: TrainConfig, image_sizes: list[int] = IMAGE_SIZES) -
     file sets the file choice and its path; "imagenet" and "none" leave the typed path as it is.
     """
     fine_tune = config.fine_tune or FineTuneConfig()
-    state = {
+    state: dict[str, WidgetValue] = {
         K.image_size: min(image_sizes, key=lambda size: abs(size - config.image_size)),
         **{name: _widget_value(config, name) for name in DECLARED_FIELDS},
         K.pooling: config.head.pooling,
@@ -186,13 +189,13 @@ def state_to_config(state: StateView) -> TrainConfig:
     )
 
 
-def _widget_value(config: TrainConfig, name: str) -> bool | int | float | str:
+def _widget_value(config: TrainConfig, name: str) -> WidgetValue:
     """A declared field's value as its widget holds it (a float widget holds a float, also for 1 or 0)."""
-    value: bool | int | float | str = getattr(config, name)
+    value: WidgetValue = getattr(config, name)
     return float(value) if value_type(TrainConfig, name)[0] is float else value
 
 
-DEFAULTS: dict[str, Any] = {
+DEFAULTS: dict[str, WidgetValue] = {
     K.source: SOURCE_SAMPLE,
     K.folder: "",
     K.zip_dir: "",

@@ -56,7 +56,7 @@ def _start() -> None:
     except (JobBusy, ClusterError) as err:
         st.session_state["train_notice"] = str(err)
         return
-    if cap := limits.get("max_minutes"):
+    if isinstance(cap := limits.get("max_minutes"), (int, float)) and cap:  # a number, as limit_problem reads it
         stop_past_cap(started, cap * 60)
     st.session_state[K.job_id] = started.id
     put_job_in_url(started.id)

@@ -10,12 +10,12 @@ a copy of their data). Nothing here reads the disk.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import streamlit as st
 
-from dashboard.charts import live_curves_chart, with_running_point
+from dashboard.charts import HistoryRow, VegaSpec, live_curves_chart, with_running_point
 from dashboard.identity import where
 from dashboard.train.setting_words import value_words
 from tlcore.backbones import NO_WEIGHTS
@@ -89,7 +89,7 @@ def baselines_of(snap: Snapshot) -> list[Baseline]:
     return accuracy_baselines(snap.class_names, snap.validation_per_class)
 
 
-def _curve_spec(job_id: str, history: list[dict[str, Any]], metric: str, title: str, snap: Snapshot) -> dict:
+def _curve_spec(job_id: str, history: Sequence[HistoryRow], metric: str, title: str, snap: Snapshot) -> VegaSpec:
     """The chart of `metric`, built only when an epoch was added since the last draw."""
     cache = st.session_state.setdefault(_SPECS, {})
     drawn = cache.get((job_id, metric))

@@ -8,11 +8,11 @@ The names are the widgets' labels (`tlcore.config.SETTING_NAMES`); values read a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tlcore.backbones import IMAGENET, NO_WEIGHTS
 from tlcore.config import SETTING_NAMES, TrainConfig, flatten_config
 from tlcore.data import DatasetInfo
+from tlcore.jsontypes import JSONValue
 from tlcore.upload_cleanup import extraction_folder
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
@@ -24,15 +24,15 @@ def setting_label(key: str) -> str:
     return SETTING_NAMES.get(key, key.replace("_", " ").replace(".", ": "))
 
 
-def value_words(key: str, value: Any) -> str:
+def value_words(key: str, value: JSONValue) -> str:
     """A setting's value as a person reads it."""
     if value is None:
         return "off"
     if isinstance(value, bool):
         return "on" if value else "off"
     if key == "weights":
-        return {IMAGENET: "ImageNet", NO_WEIGHTS: "random weights"}.get(value, Path(str(value)).name)
-    if key in _RATES:
+        return {IMAGENET: "ImageNet", NO_WEIGHTS: "random weights"}.get(str(value), Path(str(value)).name)
+    if key in _RATES and isinstance(value, (int, float, str)):
         return f"{float(value):g}"
     if key == "image_size":
         return f"{value} px"
