@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +16,7 @@ from pandas.io.formats.style import Styler
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.config import TrainConfig, flatten_config
 from tlcore.devices import FLOAT32, PRECISION_SHORT, device_headline
+from tlcore.jsontypes import JSONObject, JSONValue
 from tlcore.records import COMPLETED, FAILED, INTERRUPTED, RUNNING, STOPPED, RunRecord
 from tlcore.runs import RunSummary
 from tlcore.sweep import SCRATCH, point_label
@@ -156,7 +156,7 @@ def config_differences(records: Sequence[RunRecord]) -> pd.DataFrame:
     )
 
 
-def _settings(record: RunRecord) -> dict[str, Any]:
+def _settings(record: RunRecord) -> JSONObject:
     """The run's settings as run.json holds them (an unreadable config as it was read)."""
     if record.config is not None:
         return record.config.to_dict()
@@ -218,7 +218,7 @@ def saved_sweep_frame(summaries: Sequence[RunSummary], sweep_id: str) -> pd.Data
     return table.loc[order.sort_values(kind="stable").index].reset_index(drop=True)
 
 
-def sweep_points_frame(points: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def sweep_points_frame(points: Sequence[Mapping[str, JSONValue]]) -> pd.DataFrame:
     """A live sweep's finished points (SweepPoint.to_dict()s of a sweep job's Snapshot.sweep) as a table."""
     columns = {
         "label": "point",
