@@ -64,7 +64,7 @@ def one_sweep(name: str, registry: Any, args: argparse.Namespace) -> dict[str, A
                 "label": p.label,
                 "seconds": rounded(p.seconds, 2),
                 "best_val_accuracy": rounded(p.best_val_accuracy, 3),
-                "path": p.path,
+                "path": p.route,
                 "pid": workers[p.label],
             }
             for p in result.points

@@ -75,7 +75,7 @@ def one_sweep(args: argparse.Namespace) -> dict[str, Any]:
                 "seconds": round(p.seconds, 2),
                 "extract_seconds": round(p.extract_seconds, 2),
                 "epoch_seconds": None if p.epoch_seconds is None else round(p.epoch_seconds, 3),
-                "path": p.path,
+                "path": p.route,
                 "best_val_accuracy": p.best_val_accuracy,
             }
             for p in result.points

@@ -195,7 +195,7 @@ def saved_sweep_frame(summaries: Sequence[RunSummary], sweep_id: str) -> pd.Data
                 "final val acc": history.final_val_accuracy,
                 "s/epoch": history.mean_epoch_seconds,
                 "epochs": len(history),
-                "path": ", ".join(dict.fromkeys(r.path for r in history if r.path)),
+                "path": ", ".join(dict.fromkeys(r.route for r in history if r.route)),
                 "status": s.status,
                 "run": s.run_id,
             }

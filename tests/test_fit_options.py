@@ -216,7 +216,7 @@ def test_stop_between_epochs_keeps_the_whole_epoch_and_skips_the_rest(data):
     config = TINY.replace(epochs=3, fine_tune=FineTuneConfig(freeze_at=14, epochs=1))
     result = train(config, data, progress=lambda e: isinstance(e, EpochEnd) and flag.set(), stop=flag)
     assert result.status == "stopped" and result.reason == "stopped by the user after epoch 1"
-    assert [(r["epoch"], r["partial"]) for r in result.history] == [(1, False)] and len(result.paths) == 1
+    assert [(r["epoch"], r["partial"]) for r in result.history] == [(1, False)] and len(result.routes) == 1
 
 
 def test_tensorboard_logs_that_cannot_be_written_never_stop_training(data, tmp_path):

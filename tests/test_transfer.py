@@ -44,7 +44,7 @@ def test_imagenet_weights_clearly_beat_random_weights_at_freeze_18(tmp_path):
             train(TrainConfig(weights=weights, image_size=64, epochs=5, seed=seed), data, features=store)
             for seed in (0, 1)
         ]
-        assert all(r.status == "completed" and r.paths == ["cached"] for r in runs)
+        assert all(r.status == "completed" and r.routes == ["cached"] for r in runs)
         assert [r.features[0]["reused"] for r in runs] == ([False, True] if weights == WEIGHTS else [False, False])
         accuracy[weights] = float(np.mean([r.final["val_accuracy"] for r in runs]))
     print(f"val accuracy: imagenet {accuracy[WEIGHTS]:.3f}, random {accuracy['none']:.3f}")

@@ -13,7 +13,7 @@ import io
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import overload
 
 from tlcore.jsontypes import JSONValue
 
@@ -22,13 +22,13 @@ Cell = str | int | float | bool  # one value of a history row
 
 @dataclass(frozen=True)
 class EpochRow:
-    """One epoch, as a line of history.csv (the field names are its columns, in order)."""
+    """One epoch, as a line of history.csv (the fields are its columns, in order; `route` is the column "path")."""
 
     phase: int  # 1, or 2 for fine-tuning
     epoch: int  # 1-based, counted over all phases
     freeze_at: int
     learning_rate: float
-    path: str  # the route the phase took: cached | end_to_end
+    route: str  # the route the phase took: cached | end_to_end
     loss: float
     accuracy: float
     val_loss: float
@@ -41,44 +41,88 @@ class EpochRow:
     def of(cls, row: EpochRow | Mapping[str, JSONValue]) -> EpochRow:
         """A row from a mapping (a training event's row, a CSV line of strings); keys it does not know are ignored.
 
+        The route is read from "route" or from "path", the column's name in history.csv.
+
         Raises:
             ValueError: a column is missing or its value is not of the column's type.
         """
         if isinstance(row, EpochRow):
             return row
-        values = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in row:
-                raise ValueError(f"no {f.name!r} column")
-            values[f.name] = _convert(f.name, row[f.name], _ROW_TYPES[f.name])
-        return cls(**values)
+        if ROUTE_COLUMN not in row and "route" in row:
+            row = {**row, ROUTE_COLUMN: row["route"]}
+        return cls(
+            phase=_whole(row, "phase"),
+            epoch=_whole(row, "epoch"),
+            freeze_at=_whole(row, "freeze_at"),
+            learning_rate=_number(row, "learning_rate"),
+            route=_text(row, ROUTE_COLUMN),
+            loss=_number(row, "loss"),
+            accuracy=_number(row, "accuracy"),
+            val_loss=_number(row, "val_loss"),
+            val_accuracy=_number(row, "val_accuracy"),
+            seconds=_number(row, "seconds"),
+            batches=_whole(row, "batches"),
+            partial=_flag(row, "partial"),
+        )
 
     def as_dict(self) -> dict[str, Cell]:
-        return dataclasses.asdict(self)
+        """The row keyed by history.csv's columns (the route under "path", as every version wrote it)."""
+        return {_column(name): value for name, value in dataclasses.asdict(self).items()}
 
 
-HISTORY_FIELDS = [f.name for f in dataclasses.fields(EpochRow)]
-_ROW_TYPES = {"phase": int, "epoch": int, "freeze_at": int, "batches": int, "path": str, "partial": bool}
-_ROW_TYPES.update({name: float for name in HISTORY_FIELDS if name not in _ROW_TYPES})
+# history.csv names the route "path", as every version wrote it: older code reads new files, and new code old ones.
+ROUTE_COLUMN = "path"
 
 
-def _convert(name: str, value: JSONValue, kind: type) -> Any:  # typed loosely: of the type of the field for `kind`
-    """`value` as `kind`: a CSV's strings ("3", "0.5", "True") and Python values alike."""
-    try:
-        if kind is bool:
-            if isinstance(value, str) and value in ("True", "False"):
-                return value == "True"
-            if isinstance(value, (bool, int)):
-                return bool(value)
-            raise ValueError
-        if kind is int and isinstance(value, float):
-            raise ValueError  # an epoch or a layer count is never fractional
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} is {value!r}, not {_KIND_WORDS[kind]}") from None
+def _column(field_name: str) -> str:
+    return ROUTE_COLUMN if field_name == "route" else field_name
 
 
-_KIND_WORDS = {int: "a whole number", float: "a number", str: "text", bool: "True or False"}
+HISTORY_FIELDS = [_column(f.name) for f in dataclasses.fields(EpochRow)]
+
+
+def _cell(row: Mapping[str, JSONValue], name: str) -> JSONValue:
+    if name not in row:
+        raise ValueError(f"no {name!r} column")
+    return row[name]
+
+
+def _not(name: str, value: JSONValue, kind: str) -> ValueError:
+    return ValueError(f"{name} is {value!r}, not {kind}")
+
+
+def _text(row: Mapping[str, JSONValue], name: str) -> str:
+    return str(_cell(row, name))
+
+
+def _whole(row: Mapping[str, JSONValue], name: str) -> int:
+    value = _cell(row, name)
+    if isinstance(value, (str, int)):  # bool included; a float never: an epoch or a layer count is never fractional
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    raise _not(name, value, "a whole number")
+
+
+def _number(row: Mapping[str, JSONValue], name: str) -> float:
+    value = _cell(row, name)
+    if isinstance(value, (str, int, float)):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise _not(name, value, "a number")
+
+
+def _flag(row: Mapping[str, JSONValue], name: str) -> bool:
+    """A CSV's "True"/"False", or a Python bool or int."""
+    value = _cell(row, name)
+    if isinstance(value, str) and value in ("True", "False"):
+        return value == "True"
+    if isinstance(value, (bool, int)):
+        return bool(value)
+    raise _not(name, value, "True or False")
 
 
 def _best(values: Iterable[float], pick: Callable[[list[float]], float]) -> float | None:

@@ -33,7 +33,7 @@ class PhaseStart:
     freeze_at: int
     epochs: int
     learning_rate: float
-    route: str  # cached | end_to_end (tlcore.route); stored as "path" in history.csv and run.json
+    route: str  # cached | end_to_end (tlcore.route); "path" in history.csv, a run.json "routes" entry
     route_reason: str
     trainable_params: int
     frozen_params: int

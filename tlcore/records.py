@@ -4,6 +4,7 @@
 beside it. The file keeps the shape every earlier version wrote: a record read
 from an older run.json gets defaults for the keys it lacks and keeps the keys
 it does not know, so writing it back loses nothing, and older code reads new files.
+One key was renamed: the phases' routes, "routes" now, are still read from "paths".
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class RunRecord:
     start: StartRecord | None = None  # where it started; None in runs saved before the lab recorded it
     epochs_done: int = 0
     heartbeat: float = 0.0  # time.time() of the last write
-    paths: list[str] | None = None  # the route of each phase so far
+    routes: list[str] | None = None  # the route of each phase so far (run.json's "paths" before)
     last_epoch: EpochRow | None = None
     final: dict[str, float] | None = None  # History.final_metrics() when the run ended
     kept_epoch: int | None = None  # the epoch early stopping restored at the end (History.kept_epoch)
@@ -136,6 +137,8 @@ class RunRecord:
         """
         if not isinstance(data, Mapping):
             raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+        if "paths" in data and "routes" not in data:  # the routes' name in run.json before
+            data = {("routes" if key == "paths" else key): value for key, value in data.items()}
         known, extra = _split_known(cls, data, "")
         if "config" in known:
             raw = known.pop("config")
@@ -210,7 +213,7 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
         "start": dict,
         "epochs_done": int,
         "heartbeat": _NUMBER,
-        "paths": list,
+        "routes": list,
         "last_epoch": dict,
         "final": dict,
         "kept_epoch": int,

@@ -2,7 +2,7 @@
 
 The frozen prefix computes the same activations every epoch when the pixels do not change: then
 they are computed once and only the layers above train ("cached"); otherwise every epoch runs the
-whole model ("end_to_end"). Run records and history.csv call this the run's "path".
+whole model ("end_to_end"). run.json lists it per phase as "routes" ("paths" before); history.csv's column is "path".
 """
 
 from __future__ import annotations

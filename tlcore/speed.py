@@ -117,11 +117,11 @@ def measure(records: Iterable[RunRecord], fallback: Speed) -> Speed:
             extract_s += record.extract_seconds
         rows: list[EpochRow] = [row for row in record.history.rows if not row.partial]
         for row in rows:
-            work = epoch_work(config.image_size, row.freeze_at, row.path, n_train, n_val)
+            work = epoch_work(config.image_size, row.freeze_at, row.route, n_train, n_val)
             if work.train_flops + work.frozen_flops == 0.0:
-                overhead_epochs[row.path].append(row.seconds)
+                overhead_epochs[row.route].append(row.seconds)
             else:
-                work_epochs.append((work, row.seconds, row.path))
+                work_epochs.append((work, row.seconds, row.route))
         train_s = (
             record.train_seconds if record.train_seconds is not None else sum(r.seconds for r in record.history.rows)
         )

@@ -81,7 +81,7 @@ class SweepPoint:
     final_val_accuracy: float | None
     best_val_loss: float | None
     final_val_loss: float | None
-    path: str  # cached | end_to_end ("" when it stopped before training)
+    route: str  # cached | end_to_end ("" when it stopped before training)
     run_dir: str
     status: str  # completed | stopped | failed
     epochs_done: int = 0
@@ -89,7 +89,8 @@ class SweepPoint:
     reason: str = ""
 
     def to_dict(self) -> JSONObject:
-        return asdict(self)
+        """Its fields, the route under "path": the name the CLI's --json and the sweep table use."""
+        return {("path" if name == "route" else name): value for name, value in asdict(self).items()}
 
 
 @dataclass

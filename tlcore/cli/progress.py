@@ -57,7 +57,7 @@ def point_line(point: SweepPoint) -> str:
     acc = "—" if point.best_val_accuracy is None else f"{point.best_val_accuracy:.3f}"
     per_epoch = "—" if point.epoch_seconds is None else f"{point.epoch_seconds:.2f}"
     return (
-        f"{point.label}: {point.status}, {point.path or 'no training'}, trainable {point.trainable_params:,}, "
+        f"{point.label}: {point.status}, {point.route or 'no training'}, trainable {point.trainable_params:,}, "
         f"{per_epoch} s/epoch, extract {point.extract_seconds:.1f} s, best val acc {acc}"
     )
 

@@ -61,10 +61,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         "reason": result.reason,
         "val_accuracy": result.final.get("val_accuracy"),
         "best_val_accuracy": result.final.get("best_val_accuracy"),
-        "path": result.paths[0] if result.paths else None,  # the route, under the name README documents
-        "route": result.paths[0] if result.paths else None,
-        "paths": result.paths,
-        "routes": result.paths,
+        "path": result.routes[0] if result.routes else None,  # the route, under the name README documents
+        "route": result.routes[0] if result.routes else None,
+        "paths": result.routes,
+        "routes": result.routes,
         "seconds": round(result.seconds, 3),
         "extract_seconds": round(result.extract_seconds, 3),
         "features": result.features,

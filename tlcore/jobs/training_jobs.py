@@ -34,7 +34,7 @@ class TrainingOutcome:
     class_names: list[str]
     history: History
     final: dict[str, float]
-    paths: list[str]
+    routes: list[str]  # per phase
     features: list[dict[str, str | int | bool]]  # per cached phase, as run.json keeps them (tlcore.records.RunRecord)
     seconds: float
     extract_seconds: float
@@ -64,7 +64,7 @@ def train_job(
         class_names=list(result.class_names),
         history=History.of(result.history, result.kept_epoch),
         final=result.final,
-        paths=list(result.paths),
+        routes=list(result.routes),
         features=list(result.features),
         seconds=result.seconds,
         extract_seconds=result.extract_seconds,

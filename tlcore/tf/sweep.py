@@ -264,7 +264,7 @@ def run_point(
         final_val_accuracy=history.final_val_accuracy,
         best_val_loss=history.best_val_loss,
         final_val_loss=history.final_val_loss,
-        path=result.paths[0] if result.paths else "",
+        route=result.routes[0] if result.routes else "",
         run_dir=str(run.run_dir),
         status=result.status,
         epochs_done=len(history),

@@ -49,7 +49,7 @@ class TrainResult:
     status: str  # completed | stopped | failed
     reason: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)  # per phase
+    routes: list[str] = field(default_factory=list)  # per phase
     extract_seconds: float = 0.0
     features: list[FeatureLine] = field(default_factory=list)  # per cached phase: reused from the store?
     train_seconds: float = 0.0
@@ -144,7 +144,7 @@ def train(
         set_freeze_point(model, freeze_at, spec)
         trainable, frozen = param_counts(model)
         route, why = route_for(config, model, freeze_at, data, feature_budget_bytes, strategy)
-        result.paths.append(route)
+        result.routes.append(route)
         report(PhaseStart(phase, freeze_at, epochs, learning_rate, route, why, trainable, frozen))
 
         arrays: tuple[np.ndarray, np.ndarray] | None = None
@@ -269,7 +269,7 @@ def train_and_record(
         if isinstance(event, EpochEnd):
             record(lambda: run.add_epoch(event.row), "history")
         elif isinstance(event, PhaseStart):
-            record(lambda: run.update(paths=[*(run.record.paths or []), event.route]), "run record")
+            record(lambda: run.update(routes=[*(run.record.routes or []), event.route]), "run record")
         else:
             record(run.heartbeat, "run record")
         if progress:
@@ -302,7 +302,7 @@ def train_and_record(
             result.reason or model_error or next(iter(write_errors), ""),
             final=result.final,
             kept_epoch=result.kept_epoch,
-            paths=result.paths,
+            routes=result.routes,
             seconds=time.perf_counter() - started,
             extract_seconds=result.extract_seconds,
             features=result.features,
