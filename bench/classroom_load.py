@@ -587,7 +587,7 @@ def check_runs(store: RunStore, plan: Plan, warm_up_run: str, server_pid: int) -
         ran = len(summary.history) if plan.own_data and summary.run_id != warm_up_run else asked
         whole = (
             summary.status == "completed"
-            and (plan.own_data and summary.run_id != warm_up_run or epochs == asked)
+            and ((plan.own_data and summary.run_id != warm_up_run) or epochs == asked)
             and summary.epochs_done == ran
             and bool(summary.record.model_saved)
             and model_file.is_file()
@@ -819,7 +819,7 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
     table = render_table(renders)
     checked = check_runs(store, plan, warm_up_run, server_pid)
     goal_p95 = {page: table.get(page, {}).get(JOBS, {}).get("p95") for page in GOAL_PAGES}
-    errors = len(not_ok) + len(failures) + len({e for s in sessions + [warm] for e in s.exceptions})
+    errors = len(not_ok) + len(failures) + len({e for s in [*sessions, warm] for e in s.exceptions})
     summary = class_summary(store, started, renders, rss, errors) if class_mode else None
     return {
         "summary": summary,
@@ -828,7 +828,7 @@ async def classroom(url: str, server_pid: int, store: RunStore, plan: Plan, args
         "renders_not_ok": not_ok,
         "fragment_ticks_without_reply": no_reply,
         "warm_up": {"run": warm_up_run, "rss_mb_before": rounded(cold_mb, 1), "rss_mb_after": rounded(warm_mb, 1)},
-        "exceptions_shown": sorted({e for s in sessions + [warm] for e in s.exceptions}),
+        "exceptions_shown": sorted({e for s in [*sessions, warm] for e in s.exceptions}),
         "session_failures": failures,
         "idle_s": round(first_jobs - idle_from, 1),
         "starts": [

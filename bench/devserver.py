@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -59,31 +60,32 @@ def streamlit_process(
     """
     port = free_port()
     https = ["--server.sslCertFile", str(tls[0]), "--server.sslKeyFile", str(tls[1])] if tls else []
-    log = open(log_path, "w") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            script,
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-            *https,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    # The server keeps its own copy of the log file's descriptor: this process closes its copy once started.
+    with open(log_path, "w") if log_path else contextlib.nullcontext(subprocess.DEVNULL) as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                script,
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                "--browser.gatherUsageStats",
+                "false",
+                "--server.fileWatcherType",
+                "none",
+                *https,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     # The test's own self-signed certificate: the health check trusts it (browsers are told to, too).
     unverified = ssl._create_unverified_context() if tls else None
@@ -106,5 +108,3 @@ def streamlit_process(
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        if not isinstance(log, int):
-            log.close()

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import _common  # noqa: E402
+from bench import _common
 
 _common.setup()
 

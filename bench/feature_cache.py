@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import _common  # noqa: E402
+from bench import _common
 
 _common.setup()
 
@@ -129,13 +129,13 @@ def run_side(label: str, config: Any, data: Any) -> dict[str, Any]:
         raise RuntimeError(f"{label} run ended {result.status}: {result.reason}")
     epochs = [row["seconds"] for row in result.history]
     note(
-        f"{label}: path={result.routes}, extract {result.extract_seconds:.2f} s, epochs "
+        f"{label}: path={result.paths}, extract {result.extract_seconds:.2f} s, epochs "
         + ", ".join(f"{s:.4f}" for s in epochs)
         + " s"
     )
     return {
         "tlcore": str(Path(tlcore.__file__).parent),
-        "path": result.routes[0],
+        "path": result.paths[0],
         "extract_seconds": result.extract_seconds,
         "epoch_seconds": epochs,
         "after_last_call_seconds": clock.after_last_call_seconds,

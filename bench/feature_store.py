@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for label, config in (("first", first), ("second", second)):
         note(f"{label} run: head {config.head}")
         t0 = time.perf_counter()
-        result, run = train_and_record(config, info, store)
+        result, _run = train_and_record(config, info, store)
         runs[label] = {
             "seconds": time.perf_counter() - t0,
             "extract_seconds": result.extract_seconds,

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import _common  # noqa: E402
+from bench import _common
 
 _common.setup()
 from bench._common import cpu_info, emit, load_average, median, note, rounded, wait_for, weights_file  # noqa: E402

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import _common  # noqa: E402
+from bench import _common
 
 _common.setup()
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "memory",
         "date": _common.BENCH_DATE,
         "path": args.path,
-        "paths_taken": result.routes,
+        "paths_taken": result.paths,
         "status": result.status,
         "image_size": args.image_size,
         "epochs": args.epochs,

@@ -28,7 +28,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from bench import _common  # noqa: E402
+from bench import _common
 
 _common.setup()
 

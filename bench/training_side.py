@@ -78,7 +78,7 @@ def train_case(args: argparse.Namespace, runs: Path) -> dict[str, Any]:
     config = _config(args)
     started = time.perf_counter()
     info = scan(args.data)
-    result, run = train_and_record(config, info, RunStore(runs))
+    result, _run = train_and_record(config, info, RunStore(runs))
     seconds = time.perf_counter() - started
     out: dict[str, Any] = {
         "seconds": round(seconds, 2),

@@ -342,14 +342,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     env = {CLASS_KEY_ENV: CLASS_KEY, RUNS_ENV: str(runs_dir), "TLLAB_WEIGHTS": ""}  # the Dataset page needs no TF
     results: dict[str, Any] = {}
     # streamlit_server binds 127.0.0.1 only and stops the server on the way out, error or not.
-    with streamlit_server(env, log_path=args.out / "server.log", script="classroom.py", tls=tls) as url:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA_ARGS)
-            try:
-                for viewport in args.viewports:
-                    results[viewport] = run_viewport(browser, url, runs_dir, viewport, args)
-            finally:
-                browser.close()
+    with (
+        streamlit_server(env, log_path=args.out / "server.log", script="classroom.py", tls=tls) as url,
+        sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA_ARGS)
+        try:
+            for viewport in args.viewports:
+                results[viewport] = run_viewport(browser, url, runs_dir, viewport, args)
+        finally:
+            browser.close()
     shutil.rmtree(runs_dir, ignore_errors=True)
     emit(
         {

@@ -37,7 +37,7 @@ def cookie_token(header: str) -> str | None:
     jar: SimpleCookie = SimpleCookie()
     try:
         jar.load(header)
-    except Exception:  # noqa: BLE001 - a malformed header from a browser is no token, not a crash
+    except Exception:  # a malformed header from a browser is no token, not a crash
         return None
     morsel = jar.get(COOKIE_NAME)
     return morsel.value if morsel is not None else None

@@ -11,6 +11,7 @@ colours are `tlcore.tf.gradcam`'s.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -199,7 +200,7 @@ def with_running_point(spec: VegaSpec, epoch: float, value: float) -> VegaSpec:
 
 def _phase_2_start(rows: Sequence[HistoryRow]) -> int | None:
     """The first epoch of a later phase than the one before it, if any."""
-    for previous, row in zip(rows, rows[1:]):
+    for previous, row in itertools.pairwise(rows):
         if row.get("phase", 1) != previous.get("phase", 1):
             return int(row["epoch"])
     return None

@@ -50,7 +50,7 @@ def session_alive(session: str) -> bool | None:
             return None
         get_info = getattr(runtime.get_instance()._session_mgr, "get_session_info", None)
         return None if get_info is None else get_info(session) is not None
-    except Exception:  # noqa: BLE001 - an internal API changed: unknown, never "ended"
+    except Exception:  # an internal API changed: unknown, never "ended"
         return None
 
 

@@ -8,7 +8,7 @@ from tlcore.advisor import LARGE_DATASET_MIN_IMAGES, Advice, advise, imbalance_w
 
 
 @pytest.mark.parametrize(
-    "num_train, similar, freeze_at, augment, case",
+    ("num_train", "similar", "freeze_at", "augment", "case"),
     [
         (90, True, 18, False, "small dataset, similar to ImageNet"),
         (50_000, True, 14, False, "large dataset, similar to ImageNet"),

@@ -34,7 +34,7 @@ MODELS = [
 FREEZE_POINTS = (0, 3, 10, 14, 18)
 
 
-@pytest.mark.parametrize("image_size, num_classes, head", MODELS)
+@pytest.mark.parametrize(("image_size", "num_classes", "head"), MODELS)
 def test_table_and_counts_equal_keras(image_size, num_classes, head):
     import tlcore.tf.model
 
@@ -166,7 +166,7 @@ def test_vgg16_files_in_either_layout_are_accepted(tmp_path, write):
 @pytest.mark.parametrize("write", [write_keras3, write_legacy])
 def test_wrong_shapes_missing_and_extra_layers_are_named(tmp_path, write):
     layers = list(VGG.weight_layers)
-    wrong = layers[:2] + [("block2_conv1", ((3, 3, 64, 64), (64,)))] + layers[3:]
+    wrong = [*layers[:2], ("block2_conv1", ((3, 3, 64, 64), (64,))), *layers[3:]]
     assert _refusal(write(tmp_path / "wrong.h5", wrong)) == (
         "Weights file wrong.h5 does not fit vgg16 (no top): block2_conv1 (conv layer 3 of 13) needs arrays "
         "3x3x64x128 + 128, the file's layer 'block2_conv1' holds 3x3x64x64 + 64."
@@ -175,7 +175,7 @@ def test_wrong_shapes_missing_and_extra_layers_are_named(tmp_path, write):
     assert _refusal(write(tmp_path / "missing.h5", missing)) == (
         "Weights file missing.h5 does not fit vgg16 (no top): it has no weights for block3_conv3 (conv layer 7 of 13)."
     )
-    extra = layers + [("dense", ((512, 10), (10,)))]
+    extra = [*layers, ("dense", ((512, 10), (10,)))]
     assert _refusal(write(tmp_path / "extra.h5", extra)) == (
         "Weights file extra.h5 does not fit vgg16 (no top): it holds weights for 14 layers, vgg16 has 13: "
         "'dense' is not one of them."

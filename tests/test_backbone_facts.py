@@ -48,7 +48,7 @@ def test_the_registry_the_config_the_advisor_and_the_sweep_read_them():
         BLOCKS4_5,
         EVERYTHING,
     )
-    assert sweep.DEFAULT_POINTS == tuple(reversed(VGG16_BLOCK_BOUNDARIES))  # the head alone first
+    assert tuple(reversed(VGG16_BLOCK_BOUNDARIES)) == sweep.DEFAULT_POINTS  # the head alone first
 
 
 def test_the_facts_module_imports_no_tlcore_module_so_config_can_read_it():

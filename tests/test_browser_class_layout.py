@@ -73,7 +73,7 @@ VIEWS = [
 ]
 
 
-@pytest.mark.parametrize("token, path, title, size", VIEWS, ids=[f"{v[1] or 'dataset'}-{v[3]}" for v in VIEWS])
+@pytest.mark.parametrize(("token", "path", "title", "size"), VIEWS, ids=[f"{v[1] or 'dataset'}-{v[3]}" for v in VIEWS])
 def test_class_screens_fit(server, browser, token, path, title, size):  # noqa: F811
     width, height = SIZES[size]
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from tests.test_class_mode import (  # noqa: F401  (the class-mode fixture's hel
     KEY,
     _join,
     _open,
-    browser,  # noqa: F401  (fixture)
+    browser,
 )
 from tlcore.access import student
 from tlcore.class_board import ANONYMOUS, class_results, results_csv, student_rows

@@ -116,7 +116,7 @@ def _shown(at: AppTest) -> str:
 
 
 def test_the_trained_model_and_its_history_go_only_to_their_owner(browser, offered):
-    ada, grace = _ada_and_grace(browser)
+    ada, _grace = _ada_and_grace(browser)
     run = _finished_run(ada, marker=0.8125)
     job = JOBS.start(ada.owner, "training", lambda job: job.update(run_dir=str(run.run_dir), history=[history_row()]))
     job.thread.join(30)

@@ -25,13 +25,13 @@ from tlcore.runs import RunStore
 
 
 def test_names_compare_after_nfkc_case_folding_and_collapsed_spaces():
-    assert name_key("  Ada   Lovelace ") == name_key("ada lovelace") == name_key("ＡＤＡ LOVELACE")  # full-width
+    assert name_key("  Ada   Lovelace ") == name_key("ada lovelace") == name_key("ＡＤＡ LOVELACE")  # noqa: RUF001 - full-width on purpose
     assert name_key("Straße") == name_key("STRASSE")
     assert checked_name("  Zoë   Ng ") == "Zoë Ng" and checked_name("李 雷_2-b") == "李 雷_2-b"
 
 
 @pytest.mark.parametrize(
-    "name, reason",
+    ("name", "reason"),
     [("", "Type your name"), ("   ", "Type your name"), ("x" * 33, "at most 32"), ("a/b", "letters, digits")],
 )
 def test_names_that_cannot_be_names_say_why(name, reason):

@@ -33,7 +33,7 @@ def test_changes_prints_a_line_per_layer_frozen_ones_at_zero(run_dir):
     for line in layers[:10]:  # blocks 1-4
         assert line.split()[2:] == ["frozen", "0"]
     for line in layers[10:]:  # block 5 and the head: a change and its bar
-        name, block, status, change, bar = line.split()
+        _name, _block, status, change, bar = line.split()
         assert status == "trained" and float(change) > 0 and bar == change_bar(float(change))
     assert summary.startswith("3 VGG16 conv layer(s) trained, 10 stayed frozen (unchanged)")
 

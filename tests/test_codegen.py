@@ -8,6 +8,7 @@ the model each saves is compared with the lab's own `build_for` layer by layer.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import re
@@ -77,10 +78,8 @@ def _constants(script: str) -> dict[str, object]:
             value = node.value
             if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "Path":
                 value = value.args[0]
-            try:
+            with contextlib.suppress(ValueError):  # not a literal (train_ds = ..., model = ...)
                 values[node.targets[0].id] = ast.literal_eval(value)
-            except ValueError:
-                pass  # not a literal (train_ds = ..., model = ...)
     return values
 
 

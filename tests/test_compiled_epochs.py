@@ -131,7 +131,7 @@ def _fit(model, x, y, orders, validation, sample_weight, callbacks) -> None:
 
 
 @pytest.mark.parametrize(
-    "output, dropout, weighted, size",
+    ("output", "dropout", "weighted", "size"),
     [("softmax", 0.0, False, 2), ("softmax", 0.5, True, 4), ("sigmoid", 0.0, True, 1), ("sigmoid", 0.5, False, 6)],
 )
 def test_compiled_epochs_give_fits_numbers_and_weights(output, dropout, weighted, size):
@@ -270,7 +270,7 @@ def test_the_call_sizer_runs_one_batch_until_timed_then_a_tenth_of_a_second():
 
 
 @pytest.mark.parametrize(
-    "keras_class, fused_class, options",
+    ("keras_class", "fused_class", "options"),
     [
         (keras.optimizers.Adam, FusedAdam, {}),
         (keras.optimizers.SGD, FusedSGD, {"momentum": 0.9}),
@@ -318,7 +318,7 @@ def test_cached_epochs_match_end_to_end_fit_with_class_weights(imbalanced, outpu
         keras.utils.set_random_seed(config.seed)
         model = build_model(2, 32, "none", config.head, config.freeze_at)
         result = train(config.replace(cache_features=cache), imbalanced, model=model)
-        runs[cache] = (result.routes, result.history, model.get_weights())
+        runs[cache] = (result.paths, result.history, model.get_weights())
     assert runs[True][0] == [CACHED] and runs[False][0] == [END_TO_END]
     for cached, end_to_end in zip(runs[True][1], runs[False][1], strict=True):
         assert cached["batches"] == end_to_end["batches"] == 3
@@ -358,7 +358,8 @@ def test_stop_in_a_multi_batch_call_ends_the_run_after_that_call(data):
 
 
 @pytest.mark.parametrize(
-    "freeze_at, fixed", [(18, ["GlobalAveragePooling2D"]), (17, ["MaxPooling2D", "GlobalAveragePooling2D"]), (14, [])]
+    ("freeze_at", "fixed"),
+    [(18, ["GlobalAveragePooling2D"]), (17, ["MaxPooling2D", "GlobalAveragePooling2D"]), (14, [])],
 )
 def test_the_heads_pooling_is_computed_once_with_the_features(freeze_at, fixed):
     keras.utils.set_random_seed(1)

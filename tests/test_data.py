@@ -87,7 +87,7 @@ def truncated_png() -> bytes:
 
 
 @pytest.mark.parametrize(
-    "train_name, val_name",
+    ("train_name", "val_name"),
     [
         ("train", "validation"),
         ("training", "val"),
@@ -203,7 +203,7 @@ def test_flat_split_fraction_is_honoured(flat_root):
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])
 def test_validation_split_out_of_range_is_refused(flat_root, bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="validation_split must be between 0 and 1"):
         scan(flat_root, validation_split=bad)
 
 
@@ -257,7 +257,7 @@ def test_class_only_in_validation_is_still_a_class(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "names, expected",
+    ("names", "expected"),
     [
         (["a", "B", "c"], ["B", "a", "c"]),  # sorted() as Keras does: uppercase first
         (["2", "10", "1"], ["1", "10", "2"]),  # string order, not numeric

@@ -333,7 +333,7 @@ def test_typed_weights_path_keeps_user_paths_inside_and_trusts_the_default(tmp_p
     assert typed_weights_path("  ") == ""
     assert typed_weights_path("w/vgg.h5") == str(root.resolve() / "w" / "vgg.h5")
     assert typed_weights_path(str(outside), trusted=str(outside)) == str(outside)
-    with pytest.raises(PathNotAllowed, match="Weights file '../admin.weights.h5' leads outside"):
+    with pytest.raises(PathNotAllowed, match=r"Weights file '../admin.weights.h5' leads outside"):
         typed_weights_path("../admin.weights.h5", trusted=str(outside))
     monkeypatch.delenv(DATA_ROOT_ENV)
     assert typed_weights_path("~/vgg.h5") == "~/vgg.h5"  # no root: as typed, like the command line

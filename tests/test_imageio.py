@@ -110,7 +110,7 @@ def test_returned_image_is_usable_after_the_file_is_closed_and_removed(tmp_path)
 
 
 @pytest.mark.parametrize(
-    "name, expected",
+    ("name", "expected"),
     [
         ("a.jpg", True),
         ("a.JPEG", True),
@@ -238,7 +238,7 @@ def _close(pixel, colour, tolerance=40) -> bool:
 
 
 @pytest.mark.parametrize(
-    "orientation, top, bottom",
+    ("orientation", "top", "bottom"),
     [
         (6, RED, BLUE),  # rotate 90 deg clockwise: the left half goes to the top
         (8, BLUE, RED),  # rotate 90 deg counter-clockwise: the left half goes to the bottom
@@ -331,7 +331,7 @@ def test_png_cut_inside_its_header_is_corrupt_not_a_non_image(tmp_path, keep):
     assert not reason.startswith("not an image")
 
 
-@pytest.mark.parametrize("fmt, magic_len", [("PNG", 8), ("JPEG", 3), ("GIF", 6), ("TIFF", 4)])
+@pytest.mark.parametrize(("fmt", "magic_len"), [("PNG", 8), ("JPEG", 3), ("GIF", 6), ("TIFF", 4)])
 def test_corrupt_header_bytes_after_a_valid_signature(tmp_path, fmt, magic_len):
     good = _bytes(Image.new("RGB", (8, 8), RED), fmt)
     bad = good[:magic_len] + b"\x00" * 40 + good[magic_len + 40 :]

@@ -183,7 +183,7 @@ def test_gradcam_matches_an_independent_computation_after_reload(model, tmp_path
     for m in (model, reloaded):
         heatmap, cls = gradcam(m, pixels, class_index=1)
         assert cls == 1 and heatmap.shape == (4, 4)  # 64 px -> block5_conv3 is 4x4
-        assert heatmap.dtype == np.float32 and 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+        assert heatmap.dtype == np.float32 and heatmap.min() >= 0.0 and heatmap.max() <= 1.0
         expected = _independent_gradcam(m, pixels, 1, "block5_conv3")
         np.testing.assert_allclose(heatmap, expected, atol=1e-4)
     np.testing.assert_allclose(gradcam(reloaded, pixels, 1)[0], gradcam(model, pixels, 1)[0], atol=1e-5)
@@ -191,7 +191,7 @@ def test_gradcam_matches_an_independent_computation_after_reload(model, tmp_path
     _, predicted = gradcam(model, pixels)
     assert predicted == int(np.argmax(model.predict_on_batch(pixels[None])))
     up = upsample_heatmap(heatmap, 64)
-    assert up.shape == (64, 64) and 0.0 <= up.min() and up.max() <= 1.0
+    assert up.shape == (64, 64) and up.min() >= 0.0 and up.max() <= 1.0
 
 
 def test_a_sigmoid_heads_maps_match_an_independent_computation_the_negative_class_negating_the_score(tmp_path):

@@ -3,6 +3,7 @@ on a TrainConfig, cached and end to end (weights none, 32 px), leaving the model
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -47,11 +48,11 @@ from tlcore.route import CACHED, END_TO_END
 def test_the_schedule_is_exponential_and_rising():
     rates = rate_schedule(8, 1e-7, 1.0)
     assert rates[0] == 1e-7 and rates[-1] == pytest.approx(1.0)
-    ratios = [b / a for a, b in zip(rates, rates[1:])]
+    ratios = [b / a for a, b in itertools.pairwise(rates)]
     assert ratios == pytest.approx([10.0] * 7)  # seven decades in seven equal steps
-    assert all(b > a for a, b in zip(rates, rates[1:]))
+    assert all(b > a for a, b in itertools.pairwise(rates))
     hundred = rate_schedule(100)
-    assert all(b > a for a, b in zip(hundred, hundred[1:]))
+    assert all(b > a for a, b in itertools.pairwise(hundred))
     assert math.log10(hundred[50] / hundred[0]) == pytest.approx(7 * 50 / 99)
     with pytest.raises(ValueError, match="at least 2 steps"):
         rate_schedule(1)
@@ -297,7 +298,7 @@ def test_the_range_test_callback_raises_the_rate_each_batch_and_stops_training_w
     finder, seen = LRRangeTest(steps, max_seconds=600, rates=rates, floor=guess_loss(2)), _SeenBatches()
     result = train(config, data, callbacks=[finder, seen], drop_remainder=True, batches_per_call=1)
     test = finder.range_test
-    assert result.routes == [route] and test is not None and len(test.schedule) == steps
+    assert result.paths == [route] and test is not None and len(test.schedule) == steps
     # One batch per call, on either route: the batch hooks saw every batch of every epoch.
     per_epoch = len(data.train) // config.batch_size
     assert per_epoch > 1 and seen.batches == [i % per_epoch for i in range(len(seen.batches))]

@@ -130,7 +130,7 @@ def test_freeze_point_out_of_range_is_refused(model):
 
 
 @pytest.mark.parametrize(
-    "head, output_shape, head_layers",
+    ("head", "output_shape", "head_layers"),
     [
         (
             HeadConfig(pooling="flatten", dense=(512,), dropout=0.5),
@@ -153,7 +153,7 @@ def test_freeze_point_out_of_range_is_refused(model):
 def test_head_options(head, output_shape, head_layers):
     m = build_model(2, image_size=32, weights="none", head=head)
     names = [layer.name for layer in m.layers[20:]]
-    assert names == head_layers + ["predictions"]
+    assert names == [*head_layers, "predictions"]
     assert m.output_shape == output_shape
 
 
@@ -275,7 +275,7 @@ def test_imagenet_download_failure_is_explained(monkeypatch):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- Name or service not known")
 
     monkeypatch.setattr(keras.utils, "get_file", failing)
-    with pytest.raises(WeightsError, match="URL fetch failure.*--weights none"):
+    with pytest.raises(WeightsError, match=r"URL fetch failure.*--weights none"):
         tf_backbones.download_imagenet(VGG)
 
 

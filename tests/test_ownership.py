@@ -46,7 +46,7 @@ def test_each_run_records_its_owner(runs):
 
 
 def test_a_student_lists_and_opens_only_their_own_runs(runs):
-    root, alices, bobs, old = runs
+    root, alices, bobs, _old = runs
     bob = RunStore(root, BOB)
     assert [s.run_id for s in bob.list()] == [bobs]
     assert [r.run_id for r in runs_with_models(bob).values()] == [bobs]
@@ -56,7 +56,7 @@ def test_a_student_lists_and_opens_only_their_own_runs(runs):
 
 @pytest.mark.parametrize("call", ["load", "summary", "run_dir", "delete"])
 def test_every_way_into_anothers_run_reads_as_no_such_run(runs, call):
-    root, alices, bobs, old = runs
+    root, alices, _bobs, old = runs
     bob = RunStore(root, BOB)
     for other in (alices, old):  # another student's, and the teacher's (no owner recorded)
         with pytest.raises(FileNotFoundError) as refused:

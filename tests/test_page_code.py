@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 
 from streamlit.testing.v1 import AppTest
 
@@ -25,10 +26,8 @@ def _constants(script: str) -> dict[str, object]:
             value = node.value
             if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "Path":
                 value = value.args[0]
-            try:
+            with contextlib.suppress(ValueError):
                 values[node.targets[0].id] = ast.literal_eval(value)
-            except ValueError:
-                pass
     return values
 
 

@@ -97,7 +97,7 @@ def test_evaluation_counts_every_validation_image_and_survives_reruns(trained):
     at = at.button(key="inference_evaluate").click().run()
     assert not at.exception, at.exception[0].value
     assert not [b for b in at.button if b.key == "inference_evaluate"]  # done: the button gives way to the results
-    key, evaluation = at.session_state["inference_eval"]
+    _key, evaluation = at.session_state["inference_eval"]
     assert evaluation.confusion.sum() == 2 * N_VAL
     per_class = at.dataframe[0].value
     assert list(per_class["class"]) == ["cats", "dogs"] and per_class["images"].sum() == 2 * N_VAL

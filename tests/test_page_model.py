@@ -100,7 +100,7 @@ def _config(at: AppTest):
     return state_to_config(at.session_state)
 
 
-@pytest.mark.parametrize("key, freeze_at", SHORTCUTS.items())
+@pytest.mark.parametrize(("key", "freeze_at"), SHORTCUTS.items())
 def test_a_block_shortcut_shows_both_phases_where_it_was_clicked(vgg_model, key, freeze_at):
     at = _model_page(**{K.freeze_at: 5, K.learning_rate: 1e-3})
     assert any("wreck the pretrained filters" in c.value for c in at.caption)  # the one-sentence why

@@ -80,7 +80,7 @@ def test_with_a_weights_file_both_sides_show_and_the_map_follows_the_freeze_poin
     monkeypatch.setenv("TLLAB_WEIGHTS", str(write_keras3(tmp_path / "vgg16.weights.h5")))
     at = _inside_page(dataset, **{K.weights_choice: WEIGHTS_SCRATCH, K.freeze_at: 0})
     assert not [w.value for w in at.warning if "pretrained side" in w.value]
-    probe, pretrained, random = _charts_when_ready(at, 3)
+    _probe, pretrained, _random = _charts_when_ready(at, 3)
     assert _series(at) == {"ImageNet weights", "Random weights (seed 1337)"}
     assert chart_title(pretrained) == "ImageNet weights"
     assert pretrained["title"]["subtitle"][1] == "block5_pool, freeze point 18"

@@ -61,7 +61,7 @@ def test_two_runs_side_by_side_one_bar_per_layer_frozen_ones_marked(store, train
     assert not at.exception
     newest, oldest = _bars(at)
     for rows, frozen in ((newest, 10), (oldest, 7)):
-        assert [row["layer"] for row in rows] == CONVS + ["head_norm", "head_dense_1", "predictions"]
+        assert [row["layer"] for row in rows] == [*CONVS, "head_norm", "head_dense_1", "predictions"]
         assert [row["status"] for row in rows] == ["frozen"] * frozen + ["trained"] * (16 - frozen)
         assert all(row["change"] is None and row["note"] == "frozen: unchanged" for row in rows[:frozen])
         assert all(row["relative change"] == 0.0 for row in rows[:frozen])
@@ -79,7 +79,7 @@ def test_two_runs_side_by_side_one_bar_per_layer_frozen_ones_marked(store, train
 
 
 def test_a_run_saved_before_start_records_says_so_beside_the_other(store, trained):
-    older, newer = trained
+    older, _newer = trained
     record = json.loads((store.root / older.name / RUN_FILE).read_text())
     del record["start"]
     (store.root / older.name / RUN_FILE).write_text(json.dumps(record))

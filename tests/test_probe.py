@@ -90,7 +90,7 @@ def test_random_weights_ahead_of_imagenet_are_explained_where_they_are():
     note = ProbeResult(scores, image_size=32, num_train=10, num_validation=4).random_ahead_note()
     assert "at block1_pool (80% against 70%), block2_pool (75% against 75%)." in note
     assert "block3_pool" not in note and "grows with depth" in note
-    behind = scores_table({PRETRAINED: imagenet, RANDOM: {k: 0.5 for k in imagenet}}, PROBE_BOUNDARIES)
+    behind = scores_table({PRETRAINED: imagenet, RANDOM: dict.fromkeys(imagenet, 0.5)}, PROBE_BOUNDARIES)
     assert ProbeResult(behind, image_size=32, num_train=10, num_validation=4).random_ahead_note() == ""
     alone = scores_table({RANDOM: random}, PROBE_BOUNDARIES)  # no ImageNet side: nothing to compare
     assert ProbeResult(alone, image_size=32, num_train=10, num_validation=4).random_ahead_note() == ""

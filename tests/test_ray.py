@@ -82,7 +82,7 @@ def test_the_local_ray_listens_on_loopback_only(cluster):
     addresses = listening_addresses(backend.dispatcher_pid)
     assert addresses and addresses <= LOOPBACK, addresses
     assert backend.slots() == 2
-    assert "a local Ray: 1 node, 2 CPUs; 2 jobs at a time" == backend.describe()
+    assert backend.describe() == "a local Ray: 1 node, 2 CPUs; 2 jobs at a time"
 
 
 def test_two_sessions_train_at_once_in_separate_workers_with_this_process_events(cluster, tmp_path):
@@ -175,7 +175,7 @@ def test_a_sweep_spreads_its_points_over_the_workers_with_the_in_process_result(
     (ray_result, ray_snap), (here_result, _) = results["ray"], results["here"]
 
     def shape(points):
-        return [(p.label, p.freeze_at, p.status, p.trainable_params, p.epochs_done, p.route) for p in points]
+        return [(p.label, p.freeze_at, p.status, p.trainable_params, p.epochs_done, p.path) for p in points]
 
     assert shape(ray_result.points) == shape(here_result.points)
     assert [p.label for p in ray_snap.sweep.points] == ["k=18", "k=14"] and ray_snap.sweep.total_points == 2

@@ -52,7 +52,7 @@ def _epochs(*val_accuracies: float) -> History:
                 epoch=i,
                 freeze_at=18,
                 learning_rate=1e-3,
-                route="cached",
+                path="cached",
                 loss=0.7,
                 accuracy=0.5,
                 val_loss=0.7,
@@ -207,7 +207,7 @@ def test_an_uploaded_run_json_must_be_an_object_with_a_class_names_list():
     no_names = read_run_json('{"status": "completed"}')  # no names: the user types them
     assert no_names.class_names is None and no_names.status == "completed"
     for bad in (b"[1, 2]", b'{"class_names": "cats"}', b'{"class_names": [1, 2]}', b"not json", b"\xff\xfe"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"Expected a run.json object with a class_names list"):
             read_run_json(bad)
 
 

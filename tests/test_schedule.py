@@ -25,7 +25,7 @@ def test_forty_photos_train_a_hundred_steps_in_small_batches():
     ]
 
 
-@pytest.mark.parametrize("n_train, batch", [(1, 8), (4, 8), (31, 8), (32, 8), (90, 23), (128, 32), (10_000, 32)])
+@pytest.mark.parametrize(("n_train", "batch"), [(1, 8), (4, 8), (31, 8), (32, 8), (90, 23), (128, 32), (10_000, 32)])
 def test_the_batch_leaves_four_steps_an_epoch_but_never_drops_below_eight(n_train, batch):
     assert fitted_batch_size(TrainConfig(), n_train) == batch
     assert fitted_batch_size(TrainConfig(batch_size=4), n_train) == 4  # a smaller batch set by hand stays

@@ -24,12 +24,12 @@ def _record(store: RunStore, info, config: TrainConfig, *, extract_s: float, row
     for row in rows:
         run.add_epoch(row)
     train_s = sum(row["seconds"] for row in rows)
-    fields = dict(
-        seconds=extract_s + train_s + overhead_s,
-        extract_seconds=extract_s,
-        train_seconds=train_s,
-        features=[{"phase": 1, "freeze_at": config.freeze_at, "reused": extract_s == 0}],
-    )
+    fields = {
+        "seconds": extract_s + train_s + overhead_s,
+        "extract_seconds": extract_s,
+        "train_seconds": train_s,
+        "features": [{"phase": 1, "freeze_at": config.freeze_at, "reused": extract_s == 0}],
+    }
     fields.update(finish)
     run.finish(fields.pop("status", COMPLETED), **fields)
     return run

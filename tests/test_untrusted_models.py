@@ -59,7 +59,8 @@ def lambda_model(tmp_path, marker) -> Path:
     """A .keras image classifier with a Lambda layer whose (serialized) bytecode writes `marker` when called."""
     path = str(marker)
     # A closure, not a default argument: Keras serializes both, but restores only closures correctly.
-    side_effect = keras.layers.Lambda(lambda x: (open(path, "a").write("ran\n"), x)[1], name="side_effect")
+    # The layer's body must be one expression: its file is opened without a with (hence SIM115's noqa).
+    side_effect = keras.layers.Lambda(lambda x: (open(path, "a").write("ran\n"), x)[1], name="side_effect")  # noqa: SIM115
     model = _image_model(side_effect)
     marker.unlink()  # building the model called it once
     file = tmp_path / "lambda.keras"
@@ -166,7 +167,7 @@ def test_a_tfsm_layer_and_custom_modules_are_refused(plain_model_file, tmp_path)
 
     with pytest.raises(ModelLoadError, match="a TFSMLayer 'pool'"):
         load_model(_rewrite_config(plain_model_file, tmp_path / "tfsm.keras", to_tfsm))
-    with pytest.raises(ModelLoadError, match="'Backdoor' from Python module 'evil_package.layers'"):
+    with pytest.raises(ModelLoadError, match=r"'Backdoor' from Python module 'evil_package.layers'"):
         load_model(_rewrite_config(plain_model_file, tmp_path / "custom.keras", to_custom))
 
 
@@ -174,7 +175,7 @@ def test_an_unknown_keras_class_is_a_clear_error(plain_model_file, tmp_path):
     def to_unknown(config):
         _layers(config)[1]["class_name"] = "NoSuchLayer"
 
-    with pytest.raises(ModelLoadError, match="Keras cannot load this model: .*NoSuchLayer"):
+    with pytest.raises(ModelLoadError, match=r"Keras cannot load this model: .*NoSuchLayer"):
         load_model(_rewrite_config(plain_model_file, tmp_path / "unknown.keras", to_unknown))
 
 
@@ -213,7 +214,7 @@ def test_keras_zips_with_unexpected_contents_are_refused(plain_model_file, tmp_p
     with pytest.raises(ModelLoadError, match=r"holds 'assets/\.\./\.\./evil\.txt'; a model saved by Keras holds only"):
         load_model(extra)
     no_config = _zip_with(plain_model_file, tmp_path / "noconfig.keras", {"config.json": None})
-    with pytest.raises(ModelLoadError, match="not a Keras model: a zip archive of 2 file.s. with no config.json"):
+    with pytest.raises(ModelLoadError, match=r"not a Keras model: a zip archive of 2 file.s. with no config.json"):
         load_model(no_config)
     # A zip of something else renamed .keras: a short answer, a few of its names, never the whole list.
     names = {f"photos/img_{i:03d}.jpg": b"x" for i in range(200)}
@@ -227,7 +228,7 @@ def test_keras_zips_with_unexpected_contents_are_refused(plain_model_file, tmp_p
     assert "200 file(s), 'photos/img_000.jpg', 'photos/img_001.jpg', 'photos/img_002.jpg' and 197 more" in message
     assert len(message) < 300
     bad_json = _zip_with(plain_model_file, tmp_path / "badjson.keras", {"config.json": b"{not json"})
-    with pytest.raises(ModelLoadError, match="config.json is not valid JSON"):
+    with pytest.raises(ModelLoadError, match=r"config.json is not valid JSON"):
         load_model(bad_json)
     deep = _zip_with(plain_model_file, tmp_path / "deep.keras", {"config.json": b"[" * 100_000 + b"]" * 100_000})
     with pytest.raises(ModelLoadError, match="nested too deeply"):

@@ -256,7 +256,7 @@ def test_too_many_entries_are_refused_before_anything_is_written(sandbox):
     _, check = sandbox
     entries = [(f"cats/{i}.png", b"") for i in range(6)]
     check(_zip(entries), "6 entries, more than the limit of 5", max_files=5)
-    check(_zip([("cats/", b""), ("dogs/", b""), ("birds/", b"")] + entries[:3]), "6 entries", max_files=5)
+    check(_zip([("cats/", b""), ("dogs/", b""), ("birds/", b""), *entries[:3]]), "6 entries", max_files=5)
 
 
 # --- corrupt, duplicate, empty, not a zip ---------------------------------------------------

@@ -84,7 +84,7 @@ def test_the_start_record_round_trips_and_old_records_read_without_it():
     old = record.to_dict()
     del old["start"]
     assert RunRecord.from_dict(old).start is None and "start" not in RunRecord.from_dict(old).to_dict()
-    with pytest.raises(ValueError, match="start.seed"):
+    with pytest.raises(ValueError, match=r"start.seed"):
         RunRecord.from_dict({**record.to_dict(), "start": {**start.to_dict(), "seed": "seven"}})
 
 

@@ -194,7 +194,7 @@ class Roster:
                     "device, continue with your PIN."
                 )
             person = Student(secrets.token_hex(8), shown, time.time(), browsers=[token_hash(token)])
-            self._write(self._without_browser(people, token) + [person])
+            self._write([*self._without_browser(people, token), person])
         return person
 
     def leave(self, token: str) -> None:

@@ -11,6 +11,7 @@ cap: `TLLAB_CACHE_MAX_MB` (default 2048). No TensorFlow here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -152,10 +153,8 @@ class FeatureStore:
             self._report(f"Feature store entry {path} is damaged ({err or type(err).__name__}): computing it again.")
             path.unlink(missing_ok=True)
             return None
-        try:
+        with contextlib.suppress(OSError):
             os.utime(path)  # used now: the last to be evicted
-        except OSError:
-            pass
         return features
 
     def put(self, key: FeatureKey, train: np.ndarray, validation: np.ndarray, created: float | None = None) -> Path:

@@ -11,6 +11,7 @@ TF_CPP_MIN_LOG_LEVEL changes nothing here. GPUs stay visible either way.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.util
 import logging
@@ -111,10 +112,8 @@ class _stderr_without_log_lines:
     def __exit__(self, *exc: object) -> None:
         if self.saved is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
         os.dup2(self.saved, 2)
         os.close(self.saved)
         self.capture.seek(0)

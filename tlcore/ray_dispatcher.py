@@ -10,6 +10,7 @@ this process answers ("ready", resources) or ("fatal", message), then per call (
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pickle
@@ -127,7 +128,7 @@ class Dispatcher:
             return
         try:
             connect(settings)
-        except Exception as err:  # noqa: BLE001 - whatever Ray says is the message the app shows
+        except Exception as err:  # whatever Ray says is the message the app shows
             self.send("fatal", f"Could not start or reach the Ray cluster ({settings['address']}): {err}")
             return
         self.send("ready", self.resources())
@@ -196,10 +197,8 @@ class Dispatcher:
             self.send("gone", (call_id, f"The Ray cluster went away mid-run: {_first_line(err)}"))
         finally:
             self._stops.pop(call_id, None)
-            try:
+            with contextlib.suppress(RayError, ConnectionError):
                 self._keep_worker(resources, actor) if healthy else ray.kill(actor)
-            except (RayError, ConnectionError):
-                pass
 
 
 def _end_with_the_local_ray() -> None:
@@ -232,7 +231,7 @@ def _portable(err: BaseException) -> BaseException:
     try:
         pickle.loads(pickle.dumps(err))
         return err
-    except Exception:  # noqa: BLE001 - any failure to round-trip means: send plain text
+    except Exception:  # any failure to round-trip means: send plain text
         return RuntimeError(f"{type(err).__name__}: {err}")
 
 

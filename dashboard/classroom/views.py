@@ -92,11 +92,10 @@ def join_form() -> None:
         st.form_submit_button("Join", type="primary", on_click=_join, key="join_submit")
     if notice := st.session_state.pop("class_notice", None):
         st.error(notice)
-    with st.expander("Joined already on another device? Continue with your PIN"):
-        with st.form("continue", border=False):
-            st.text_input("Your name", key="continue_name", max_chars=32)
-            st.text_input("PIN", key="continue_pin", type="password", max_chars=PIN_LENGTHS[1])
-            st.form_submit_button("Continue", on_click=_continue)
+    with st.expander("Joined already on another device? Continue with your PIN"), st.form("continue", border=False):
+        st.text_input("Your name", key="continue_name", max_chars=32)
+        st.text_input("PIN", key="continue_pin", type="password", max_chars=PIN_LENGTHS[1])
+        st.form_submit_button("Continue", on_click=_continue)
 
 
 def _leave() -> None:

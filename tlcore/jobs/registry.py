@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -158,10 +158,8 @@ class JobRegistry:
             self._connecting.start()
 
     def _connect_quietly(self, root: Path) -> None:
-        try:
+        with suppress(ClusterError):  # kept as the backend's problem() and shown where jobs are started
             self.backend.connect(root)
-        except ClusterError:
-            pass  # kept as the backend's problem() and shown where jobs are started
 
     def start(
         self,

@@ -133,7 +133,7 @@ def apply_event(s: Snapshot, event: object) -> None:
         s.stage, s.epoch, s.batch, s.batches = "train", event.epoch, event.batch, event.batches
         s.batch_loss, s.batch_accuracy = event.loss, event.accuracy
     elif isinstance(event, EpochEnd):
-        s.history = s.history + [dict(event.row)]
+        s.history = [*s.history, dict(event.row)]
     elif isinstance(event, RunCreated):
         s.run_dir, s.device = event.run_dir, event.device
     elif isinstance(event, WorkerStarted):

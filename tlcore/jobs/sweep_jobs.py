@@ -264,7 +264,7 @@ def _sweep_side_by_side(view: _Points, request: _SweepRequest) -> SweepResult:
                 )
             view.done(index, point)
             outcome: SweepPoint | BaseException = point
-        except BaseException as err:  # noqa: BLE001 - handed to the sweep's thread, which raises it
+        except BaseException as err:  # handed to the sweep's thread, which raises it
             outcome = err
         with done:
             outcomes[index] = outcome
