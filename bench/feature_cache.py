@@ -129,13 +129,13 @@ def run_side(label: str, config: Any, data: Any) -> dict[str, Any]:
         raise RuntimeError(f"{label} run ended {result.status}: {result.reason}")
     epochs = [row["seconds"] for row in result.history]
     note(
-        f"{label}: path={result.paths}, extract {result.extract_seconds:.2f} s, epochs "
+        f"{label}: path={result.routes}, extract {result.extract_seconds:.2f} s, epochs "
         + ", ".join(f"{s:.4f}" for s in epochs)
         + " s"
     )
     return {
         "tlcore": str(Path(tlcore.__file__).parent),
-        "path": result.paths[0],
+        "path": result.routes[0],
         "extract_seconds": result.extract_seconds,
         "epoch_seconds": epochs,
         "after_last_call_seconds": clock.after_last_call_seconds,

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "memory",
         "date": _common.BENCH_DATE,
         "path": args.path,
-        "paths_taken": result.paths,
+        "paths_taken": result.routes,
         "status": result.status,
         "image_size": args.image_size,
         "epochs": args.epochs,

@@ -318,7 +318,7 @@ def test_cached_epochs_match_end_to_end_fit_with_class_weights(imbalanced, outpu
         keras.utils.set_random_seed(config.seed)
         model = build_model(2, 32, "none", config.head, config.freeze_at)
         result = train(config.replace(cache_features=cache), imbalanced, model=model)
-        runs[cache] = (result.paths, result.history, model.get_weights())
+        runs[cache] = (result.routes, result.history, model.get_weights())
     assert runs[True][0] == [CACHED] and runs[False][0] == [END_TO_END]
     for cached, end_to_end in zip(runs[True][1], runs[False][1], strict=True):
         assert cached["batches"] == end_to_end["batches"] == 3

@@ -166,7 +166,7 @@ def test_mixed_bfloat16_trains_on_this_cpu_with_float32_output_loss_and_weights(
     config = TINY_CONFIG.replace(precision=MIXED_BFLOAT16, freeze_at=14, epochs=1)
     store = RunStore(tmp_path / "runs")
     result, run = train_and_record(config, info, store)
-    assert result.status == "completed" and result.paths == ["cached"]
+    assert result.status == "completed" and result.routes == ["cached"]
     model = result.model
     assert _dtypes(model) == {
         "conv compute": "bfloat16",
@@ -190,7 +190,7 @@ def test_mixed_bfloat16_trains_on_this_cpu_with_float32_output_loss_and_weights(
     assert row["device"].startswith("CPU: ") and "(" not in row["device"]
 
     end_to_end = train(config.replace(cache_features=False), prepare_data(info, 32))
-    assert end_to_end.paths == ["end_to_end"] and _dtypes(end_to_end.model)["conv compute"] == "bfloat16"
+    assert end_to_end.routes == ["end_to_end"] and _dtypes(end_to_end.model)["conv compute"] == "bfloat16"
     assert np.isfinite(end_to_end.history[0]["loss"])
 
 
@@ -210,7 +210,7 @@ def test_mixed_float16_scales_the_loss_on_every_route(shared_tiny_dataset):
     config = TINY_CONFIG.replace(precision=MIXED_FLOAT16, freeze_at=14, epochs=1)
     seen = _OptimizerSeen()
     result = train(config, data, callbacks=[seen])
-    assert result.paths == ["cached"]
+    assert result.routes == ["cached"]
     model = result.model
     compile_for(model, config, 1e-3)  # the end-to-end route's compile
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -251,7 +251,7 @@ print(json.dumps({
     **{k: v for k, v in seen.items() if k not in ("frozen", "trained")},
     "frozen_same": bool(np.array_equal(seen["frozen"], model.get_layer("block1_conv1").get_weights()[0])),
     "trained_changed": bool(np.abs(np.array(seen["trained"]) - model.get_layer("block5_conv1").get_weights()[0]).max()),
-    "status": result.status, "paths": result.paths, "device": record.device,
+    "status": result.status, "paths": result.routes, "device": record.device,
     "history": [[row.epoch, row.batches, row.loss, row.val_accuracy] for row in record.history],
     "model_saved": record.model_saved,
     "trained_norm": float(np.linalg.norm(model.get_layer("block5_conv1").get_weights()[0])),

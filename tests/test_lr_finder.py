@@ -298,7 +298,7 @@ def test_the_range_test_callback_raises_the_rate_each_batch_and_stops_training_w
     finder, seen = LRRangeTest(steps, max_seconds=600, rates=rates, floor=guess_loss(2)), _SeenBatches()
     result = train(config, data, callbacks=[finder, seen], drop_remainder=True, batches_per_call=1)
     test = finder.range_test
-    assert result.paths == [route] and test is not None and len(test.schedule) == steps
+    assert result.routes == [route] and test is not None and len(test.schedule) == steps
     # One batch per call, on either route: the batch hooks saw every batch of every epoch.
     per_epoch = len(data.train) // config.batch_size
     assert per_epoch > 1 and seen.batches == [i % per_epoch for i in range(len(seen.batches))]

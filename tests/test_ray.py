@@ -175,7 +175,7 @@ def test_a_sweep_spreads_its_points_over_the_workers_with_the_in_process_result(
     (ray_result, ray_snap), (here_result, _) = results["ray"], results["here"]
 
     def shape(points):
-        return [(p.label, p.freeze_at, p.status, p.trainable_params, p.epochs_done, p.path) for p in points]
+        return [(p.label, p.freeze_at, p.status, p.trainable_params, p.epochs_done, p.route) for p in points]
 
     assert shape(ray_result.points) == shape(here_result.points)
     assert [p.label for p in ray_snap.sweep.points] == ["k=18", "k=14"] and ray_snap.sweep.total_points == 2

@@ -167,6 +167,11 @@ RUN_JSON_KEYS_AT_START = [
 ]
 
 
+def routes_renamed(written: dict) -> dict:
+    """An older run.json as this version writes it back: the routes under \"routes\" (read from \"paths\")."""
+    return {("routes" if key == "paths" else key): value for key, value in written.items()}
+
+
 def _row(
     epoch: int, val_accuracy: float, seconds: float = 1.0, phase: int = 1, partial: bool = False, val_loss: float = 0.5
 ) -> EpochRow:
@@ -175,7 +180,7 @@ def _row(
         epoch=epoch,
         freeze_at=18 if phase == 1 else 14,
         learning_rate=1e-3,
-        path="cached",
+        route="cached",
         loss=0.6,
         accuracy=0.7,
         val_loss=val_loss,
@@ -209,7 +214,7 @@ def test_an_old_run_json_reads_into_typed_fields():
     assert record.dataset.counts == {"train": {"cats": 8, "dogs": 8}, "validation": {"cats": 4, "dogs": 4}}
     assert len(record.validation_files) == 8 and record.validation_files[0] == "validation/cats/cats_000.png"
     assert record.versions["keras"] == "3.15.1" and record.tags == {"sweep": "s1", "point": "k=18"}
-    assert record.paths == ["cached", "cached"] and record.model_saved is True and record.epochs_done == 2
+    assert record.routes == ["cached", "cached"] and record.model_saved is True and record.epochs_done == 2
     assert record.last_epoch.phase == 2 and record.last_epoch.freeze_at == 17 and record.last_epoch.partial is False
     assert record.final["best_val_accuracy"] == 0.5
     assert record.seconds == pytest.approx(2.584, abs=1e-3) and record.extract_seconds == pytest.approx(1.096, abs=1e-3)
@@ -218,7 +223,7 @@ def test_an_old_run_json_reads_into_typed_fields():
 
 def test_an_old_run_json_is_written_back_with_nothing_lost():
     old, written = json.loads(OLD_RUN_JSON), RunRecord.from_json(OLD_RUN_JSON).to_json()
-    assert list(json.loads(written)) == list(old)  # the same keys, in the same order
+    assert list(json.loads(written)) == list(routes_renamed(old))  # the same keys, in the same order
     # Settings added since are written with what the old run meant by leaving them out; everything else as it was.
     added = {
         "balance_classes": False,
@@ -230,12 +235,12 @@ def test_an_old_run_json_is_written_back_with_nothing_lost():
     }
     assert set(added) == {key for key in TrainConfig().to_dict() if key not in old["config"]}
     head = {**old["config"]["head"], "normalize": False}
-    assert json.loads(written) == {**old, "config": {**old["config"], **added, "head": head}}
+    assert json.loads(written) == {**routes_renamed(old), "config": {**old["config"], **added, "head": head}}
 
 
 def test_an_old_history_csv_reads_and_is_written_back_byte_for_byte():
     history = History.from_csv(OLD_HISTORY_CSV)
-    assert [(r.phase, r.epoch, r.freeze_at, r.learning_rate, r.path, r.batches, r.partial) for r in history] == [
+    assert [(r.phase, r.epoch, r.freeze_at, r.learning_rate, r.route, r.batches, r.partial) for r in history] == [
         (1, 1, 18, 0.001, "cached", 2, False),
         (2, 2, 17, 0.0001, "cached", 2, False),
     ]
@@ -276,7 +281,7 @@ def test_an_old_record_of_a_run_whose_process_is_gone_reads_interrupted(tmp_path
 def test_unknown_keys_are_kept_and_missing_ones_defaulted():
     record = RunRecord.from_dict({"run_id": "x", "status": "completed", "written_by": {"version": 99}})
     assert record.extra == {"written_by": {"version": 99}}
-    assert (record.config, record.class_names, record.dataset, record.final, record.paths) == (None,) * 5
+    assert (record.config, record.class_names, record.dataset, record.final, record.routes) == (None,) * 5
     assert (record.reason, record.tags, record.epochs_done, len(record.history)) == ("", {}, 0, 0)
     assert record.to_dict()["written_by"] == {"version": 99}
     assert RunRecord.from_dict({}).status == "failed"  # nothing says it finished
@@ -288,7 +293,7 @@ def test_a_config_this_version_cannot_read_is_kept_as_it_was():
     newer["dataset"]["labels_file"] = "labels.csv"
     record = RunRecord.from_dict(newer)
     assert record.config is None and record.dataset.extra == {"labels_file": "labels.csv"}
-    assert json.loads(record.to_json()) == newer
+    assert json.loads(record.to_json()) == routes_renamed(newer)
 
 
 def test_a_value_of_the_wrong_kind_is_named_and_the_run_left_out_of_the_list(tmp_path):
@@ -354,6 +359,13 @@ def test_rows_come_from_training_events_as_they_are():
         EpochRow.of(event_row | {"epoch": 1.5})
 
 
+def test_a_row_takes_its_route_under_either_name_and_writes_history_csvs():
+    assert EpochRow.of(history_row(path="end_to_end")).route == "end_to_end"  # history.csv's column
+    route_row = {k: v for k, v in history_row().items() if k != "path"} | {"route": "end_to_end"}
+    assert EpochRow.of(route_row).as_dict()["path"] == "end_to_end"
+    assert RunRecord.from_dict({"paths": ["cached"]}).to_dict()["routes"] == ["cached"]  # run.json's old name
+
+
 def test_the_time_left_comes_from_the_same_mean():
     snap = Snapshot(
         job_id="j",
@@ -378,22 +390,22 @@ def test_a_new_run_writes_the_keys_earlier_versions_wrote_in_their_order(tmp_pat
     assert list(written) == RUN_JSON_KEYS_AT_START
     assert written["config"] == config.to_dict() and written["status"] == "running"
 
-    run.update(paths=["cached"])
+    run.update(routes=["cached"])
     run.add_epoch(_row(1, 0.75).as_dict())
-    run.update(paths=[*run.record.paths, "end_to_end"], tensorboard="logs")  # a key this version does not know
+    run.update(routes=[*run.record.routes, "end_to_end"], tensorboard="logs")  # a key this version does not know
     run.add_epoch(_row(2, 0.5, phase=2))
     run.finish(
         "completed",
         final=run.history.final_metrics(),
-        paths=run.record.paths,
+        routes=run.record.routes,
         seconds=3.0,
         extract_seconds=1.0,
         train_seconds=2.0,
         model_saved=True,
     )
     written = json.loads((run.run_dir / RUN_FILE).read_text())
-    assert list(written) == [*json.loads(OLD_RUN_JSON), "tensorboard"]
-    assert written["paths"] == ["cached", "end_to_end"] and written["tensorboard"] == "logs"
+    assert list(written) == [*routes_renamed(json.loads(OLD_RUN_JSON)), "tensorboard"]
+    assert written["routes"] == ["cached", "end_to_end"] and written["tensorboard"] == "logs"
     assert written["epochs_done"] == 2 and written["last_epoch"] == _row(2, 0.5, phase=2).as_dict()
     assert written["final"]["best_val_accuracy"] == 0.75 and written["final"]["val_accuracy"] == 0.5
     expected_csv = History.of([_row(1, 0.75), _row(2, 0.5, phase=2)]).to_csv()

@@ -52,7 +52,7 @@ def _epochs(*val_accuracies: float) -> History:
                 epoch=i,
                 freeze_at=18,
                 learning_rate=1e-3,
-                path="cached",
+                route="cached",
                 loss=0.7,
                 accuracy=0.5,
                 val_loss=0.7,

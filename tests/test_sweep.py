@@ -113,7 +113,7 @@ def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_p
         assert point.epoch_seconds == pytest.approx(sum(r.seconds for r in history) / 2)
         assert (run.run_dir / "model.keras").is_file()
     by_label = {p.label: p for p in result.points}
-    assert [by_label[k].path for k in ("k=18", "k=14", "scratch")] == [CACHED, CACHED, END_TO_END]
+    assert [by_label[k].route for k in ("k=18", "k=14", "scratch")] == [CACHED, CACHED, END_TO_END]
     # k=18 and k=14 read their features from the sweep's one pass through the backbone.
     assert result.shared_points == [14, 18] and result.shared_extract_seconds > 0
     assert by_label["k=18"].extract_seconds == by_label["scratch"].extract_seconds == 0
@@ -178,7 +178,7 @@ def test_the_phase_boundary_is_stored_in_the_history(info, tmp_path):
     config = BASE.replace(epochs=1, fine_tune=FineTuneConfig(freeze_at=14, epochs=1, learning_rate=1e-4))
     _, run = train_and_record(config, info, RunStore(tmp_path / "runs"))
     history = read_history(run.run_dir)
-    assert [(r.phase, r.epoch, r.freeze_at, r.path) for r in history] == [(1, 1, 18, CACHED), (2, 2, 14, CACHED)]
+    assert [(r.phase, r.epoch, r.freeze_at, r.route) for r in history] == [(1, 1, 18, CACHED), (2, 2, 14, CACHED)]
     assert [r.learning_rate for r in history] == pytest.approx([BASE.learning_rate, 1e-4])
 
 

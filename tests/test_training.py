@@ -46,7 +46,7 @@ def test_frozen_weights_unchanged_and_the_rest_trains(data, cache_features):
     frozen_before, trainable_before = _weights(layers[:14]), _weights(layers[14:])
     head_before = _weights(model.layers[20:])
     result = train(config, data, model=model)
-    assert result.paths == [CACHED if cache_features else END_TO_END]
+    assert result.routes == [CACHED if cache_features else END_TO_END]
     for before, after in zip(frozen_before, _weights(layers[:14])):
         np.testing.assert_array_equal(before, after)
     assert any(not np.allclose(b, a) for b, a in zip(trainable_before, _weights(layers[14:])))
@@ -60,7 +60,7 @@ def test_cached_and_end_to_end_give_the_same_weights(data, freeze_at):
     for cache in (True, False):
         model = _fresh_model(config, data)
         result = train(config.replace(cache_features=cache), data, model=model)
-        trained[cache] = (result.paths[0], _weights(model.layers), result.history[0])
+        trained[cache] = (result.routes[0], _weights(model.layers), result.history[0])
     assert trained[True][0] == CACHED and trained[False][0] == END_TO_END
     for cached, end_to_end in zip(trained[True][1], trained[False][1]):
         np.testing.assert_allclose(cached, end_to_end, rtol=1e-4, atol=2e-5)  # float32 sums in another order
@@ -151,7 +151,7 @@ def test_stop_runs_no_further_batch_and_keeps_partial_epoch(data, cache_features
     assert len(result.history) == 1
     row = result.history[0]
     assert row["partial"] and row["batches"] == 1 and row["phase"] == 1
-    assert result.paths == [CACHED if cache_features else END_TO_END]  # phase 2 skipped
+    assert result.routes == [CACHED if cache_features else END_TO_END]  # phase 2 skipped
     assert result.model is not None
 
 
@@ -187,14 +187,14 @@ def test_two_phases_are_recorded(data):
     result = train(config, data)
     assert [(r["phase"], r["epoch"], r["freeze_at"]) for r in result.history] == [(1, 1, 18), (1, 2, 18), (2, 3, 10)]
     assert result.history[2]["learning_rate"] == pytest.approx(1e-4)
-    assert len(result.paths) == 2
+    assert len(result.routes) == 2
 
 
 def test_augmentation_trains_end_to_end(data):
     config = TINY.replace(augment=AugmentConfig(enabled=True), epochs=1)
     events = []
     result = train(config, data, progress=events.append)
-    assert result.paths == [END_TO_END]
+    assert result.routes == [END_TO_END]
     assert "augmentation" in next(e for e in events if isinstance(e, PhaseStart)).route_reason
     assert result.status == "completed"
 
@@ -210,7 +210,7 @@ def test_augmenter_changes_images_only_in_training():
 def test_feature_budget_decides_the_path(data):
     events = []
     result = train(TINY, data, progress=events.append, feature_budget_bytes=10)
-    assert result.paths == [END_TO_END]
+    assert result.routes == [END_TO_END]
     assert "budget" in next(e for e in events if isinstance(e, PhaseStart)).route_reason
 
 
