@@ -15,7 +15,7 @@ from tlcore.backend import ClusterError
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate
 from tlcore.feature_store import FeatureStore, features_stored
-from tlcore.jobs import JOBS, JobBusy, start_training
+from tlcore.jobs import JOBS, Job, JobBusy, start_training
 from tlcore.run_folder import history_csv
 from tlcore.schedule import schedule
 from tlcore.speed import machine_speed
@@ -87,9 +87,9 @@ if not weights_ok:
 
 
 @st.fragment(run_every=REFRESH_S)
-def live_progress() -> None:
-    snap = job.snapshot()
-    show(job, snap)
+def live_progress(live: Job) -> None:
+    snap = live.snapshot()
+    show(live, snap)
     if snap.done:
         st.rerun()  # the whole page: show the finished run with its downloads
 
@@ -99,8 +99,8 @@ stored = features_stored(FeatureStore.default(), config, info.fingerprint())
 speed = machine_speed(run_store().root)
 guess = estimate(config, n_train, n_val, speed, stored)
 next_run = describe_setup(config, n_train, n_val, guess.route, plan_for_info(config, info, guess.route))
-if running:
-    live_progress()
+if job is not None and running:
+    live_progress(job)
 elif job is not None:
     snap = job.snapshot()
     if snap.run_dir:
@@ -123,12 +123,13 @@ else:  # describe the run itself (a reloaded tab's session may hold other settin
 if job is not None and not running:
     snap = job.snapshot()
     run_dir = Path(snap.run_dir) if snap.run_dir else None
-    saved = run_dir is not None and (run_dir / "model.keras").is_file()
+    model_file = run_dir / "model.keras" if run_dir else None
+    saved = model_file is not None and model_file.is_file()
     file_stem = run_dir.name if run_dir else "model"
-    if saved or job.model_bytes:
+    # When the disk could not take the model, it is offered from memory instead.
+    model_data = model_file.read_bytes if saved and model_file else job.model_bytes
+    if model_data:
         d1, d2 = st.columns(2)
-        # When the disk could not take the model, it is offered from memory instead.
-        model_data = (lambda: (run_dir / "model.keras").read_bytes()) if saved else job.model_bytes
         d1.download_button(
             "Download model (.keras)",
             data=model_data,
