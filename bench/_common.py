@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tlcore.backbones import WEIGHTS_ENV
 from tlcore.devices import read_cpu
@@ -148,8 +148,12 @@ def repeated_image_set(n: int, image_size: int, data_dir: Path = SAMPLE_DATA) ->
     )
 
 
-def wait_for(condition: Callable[[], T], deadline_s: float, what: str, poll_s: float = 0.25) -> T:
+def wait_for(
+    condition: Callable[[], T | Literal[False] | None], deadline_s: float, what: str, poll_s: float = 0.25
+) -> T:
     """condition()'s first truthy value, polled every poll_s; TimeoutError naming `what` past the deadline.
+
+    Typed without None and False: `wait_for(lambda: store.get(run_id), ...)` gives the record, not an Optional.
 
     The one wait-until of the benchmarks and the tests (which import it from here).
     """

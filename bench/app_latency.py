@@ -21,9 +21,14 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bench._common import wait_for
 from bench.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
+if TYPE_CHECKING:  # for the annotations: main() imports Playwright when it runs
+    from playwright.sync_api import Browser, Page
 
 # (url path, title, selectors that must be shown (with a minimum count) before the page counts as rendered)
 PAGES = [
@@ -36,30 +41,37 @@ PAGES = [
 DEADLINE_S = 180
 
 
-def trainable_text(page) -> str:
+def trainable_text(page: Page) -> str:
     metric = page.locator('[data-testid="stMetric"]', has_text="Trainable").first
     return metric.locator('[data-testid="stMetricValue"]').inner_text() if metric.count() else ""
 
 
-def open_and_time(browser, url: str, path: str, title: str, ready) -> tuple[object, float]:
+def shown_at_least(page: Page, selector: str, n: int) -> Callable[[], bool]:
+    """A condition: `selector` on the page at least n times."""
+    return lambda: page.locator(selector).count() >= n
+
+
+def count_changed_from(page: Page, shown: str) -> Callable[[], bool]:
+    """A condition: the trainable count shows, and differs from `shown`."""
+    return lambda: trainable_text(page) not in ("", shown)
+
+
+def open_and_time(
+    browser: Browser, url: str, path: str, title: str, ready: list[tuple[str, int]]
+) -> tuple[Page, float]:
     """Open url/path in a new tab; seconds until its title, its content and a finished script run show."""
     page = browser.new_page(viewport={"width": 1400, "height": 2600})
     t0 = time.perf_counter()
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=DEADLINE_S * 1000)
     for selector, count in ready:
-        wait_for(
-            lambda s=selector, n=count: page.locator(s).count() >= n,
-            DEADLINE_S,
-            f"{selector} on the {title} page",
-            poll_s=0.02,
-        )
+        wait_for(shown_at_least(page, selector, count), DEADLINE_S, f"{selector} on the {title} page", poll_s=0.02)
     # The app root says when the script run (imports, caches, the whole page) has ended.
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=DEADLINE_S * 1000)
     return page, time.perf_counter() - t0
 
 
-def slider_steps(page, moves: int) -> list[float]:
+def slider_steps(page: Page, moves: int) -> list[float]:
     """Seconds from each freeze-slider key press to the new trainable count shown."""
     thumb = page.locator('.st-key-freeze_at input[type="range"]').first
     thumb.focus()
@@ -74,7 +86,7 @@ def slider_steps(page, moves: int) -> list[float]:
         before = trainable_text(page)
         t0 = time.perf_counter()
         thumb.press("ArrowLeft" if i % 2 == 0 else "ArrowRight")
-        wait_for(lambda shown=before: trainable_text(page) not in ("", shown), 30, "the counts to update", poll_s=0.02)
+        wait_for(count_changed_from(page, before), 30, "the counts to update", poll_s=0.02)
         latencies.append(time.perf_counter() - t0)
     return latencies
 

@@ -24,10 +24,14 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import _common
 from bench._common import SAMPLE_DATA, cpu_info, emit, load_average, note, weights_file
 from bench.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
+if TYPE_CHECKING:  # for the annotations: main() imports Playwright when it runs
+    from playwright.sync_api import Browser, Page
 
 DEADLINE_S = 120
 SETTINGS_SECTION = "The code behind these settings"
@@ -52,11 +56,11 @@ def write_ms() -> float:
     return statistics.median(times)
 
 
-def settled(page) -> None:
+def settled(page: Page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=DEADLINE_S * 1000)
 
 
-def open_page(browser, url: str, path: str, heading: str, viewport: tuple[int, int]) -> tuple[object, float]:
+def open_page(browser: Browser, url: str, path: str, heading: str, viewport: tuple[int, int]) -> tuple[Page, float]:
     """A new tab on a page; seconds until the section's heading and download button show and the run has ended."""
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     t0 = time.perf_counter()
@@ -67,7 +71,7 @@ def open_page(browser, url: str, path: str, heading: str, viewport: tuple[int, i
     return page, time.perf_counter() - t0
 
 
-def expand(page) -> float:
+def expand(page: Page) -> float:
     """Seconds from clicking the expander to the script's text visible."""
     t0 = time.perf_counter()
     page.get_by_text("Show train.py").first.click()
@@ -77,7 +81,7 @@ def expand(page) -> float:
     return time.perf_counter() - t0
 
 
-def shoot(page, heading: str, path: Path) -> str:
+def shoot(page: Page, heading: str, path: Path) -> str:
     """The section from its heading at the top of the window (Streamlit scrolls an inner container)."""
     page.get_by_role("heading", name=heading).first.evaluate("e => e.scrollIntoView({block: 'start'})")
     time.sleep(0.5)

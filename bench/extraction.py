@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -175,11 +176,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = build_model(2, args.image_size, args.weights, HeadConfig(), args.freeze_at)
     prefix, _ = cut(model, args.freeze_at, get_backbone(DEFAULT_BACKBONE))
     images = repeated_image_set(args.images, args.image_size, args.data)
+    assert images.images is not None  # repeated_image_set holds them in memory
     pixels = images.images.astype(np.float32)
     batches = [tf.constant(pixels[i : i + args.batch_size]) for i in range(0, len(pixels), args.batch_size)]
 
     def pipeline(image_set: ImageSet = images) -> int:
-        return len(extract_features(prefix, image_set, args.batch_size))
+        features = extract_features(prefix, image_set, args.batch_size)
+        assert features is not None  # None only when stopped: nothing stops it here
+        return len(features)
 
     def bare(batch_list: list[tf.Tensor] = batches) -> int:
         done = 0
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         i += 1
 
     best = {side: max(r["images_per_s"] for r in rs) for side, rs in runs.items()}
-    med = {side: median(r["images_per_s"] for r in rs) for side, rs in runs.items()}
+    med = {side: statistics.median(r["images_per_s"] for r in rs) for side, rs in runs.items()}  # each side ran
     per_cpu = {side: max(r["images_per_cpu_s"] for r in rs) for side, rs in runs.items()}
     best_share = {side: max(rs, key=lambda r: r["images_per_s"])["cpu_share"] for side, rs in runs.items()}
     # Passes that ran side by side saw about the same competition from other processes.

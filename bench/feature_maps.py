@@ -18,10 +18,14 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import _common
 from bench._common import cpu_info, emit, load_average, note, wait_for, weights_file
 from bench.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
+if TYPE_CHECKING:  # for the annotations: main() imports Playwright when it runs
+    from playwright.sync_api import Browser, Locator, Page
 
 DEADLINE_S = 180
 SECTION = "What the frozen layers see"
@@ -29,16 +33,16 @@ VIEWPORTS = {"1280x900": (1280, 900), "1024x768": (1024, 768)}
 NEW_LAYER = "block2_conv2"
 
 
-def section_images(page) -> int:
+def section_images(page: Page) -> int:
     """Images shown under the section's heading: the input and one mosaic per weighting."""
     return page.locator('[data-testid="stMainBlockContainer"] [data-testid="stImage"]').count()
 
 
-def settled(page) -> None:
+def settled(page: Page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=DEADLINE_S * 1000)
 
 
-def open_inside(browser, url: str, viewport: tuple[int, int]) -> tuple[object, float]:
+def open_inside(browser: Browser, url: str, viewport: tuple[int, int]) -> tuple[Page, float]:
     """A new tab on the See inside page; seconds until the section's three images show and the run has ended."""
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     t0 = time.perf_counter()
@@ -49,13 +53,13 @@ def open_inside(browser, url: str, viewport: tuple[int, int]) -> tuple[object, f
     return page, time.perf_counter() - t0
 
 
-def scroll_to(page, heading) -> None:
+def scroll_to(page: Page, heading: Locator) -> None:
     """A heading at the top of the window (Streamlit scrolls an inner container, so full-page shots would be cut)."""
     heading.first.evaluate("e => e.scrollIntoView({block: 'start'})")
     time.sleep(0.5)
 
 
-def screenshots(page, out: Path, name: str) -> dict[str, str]:
+def screenshots(page: Page, out: Path, name: str) -> dict[str, str]:
     """The section from its heading, and its maps from the layer's heading."""
     shots = {}
     for part, heading in (("section", page.get_by_role("heading", name=SECTION)), ("maps", page.locator("h4"))):
@@ -65,7 +69,7 @@ def screenshots(page, out: Path, name: str) -> dict[str, str]:
     return shots
 
 
-def pick_layer(page, layer: str) -> float:
+def pick_layer(page: Page, layer: str) -> float:
     """Seconds from choosing `layer` in the Layer box to its heading and mosaics shown, run ended."""
     page.locator(".st-key-feature_maps_layer").click()
     page.keyboard.type(layer)  # the box filters its options: the long list need not be scrolled

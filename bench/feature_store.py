@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     store = RunStore(Path(tempfile.mkdtemp(prefix="tllab-bench-store-")) / "runs")
     first = TrainConfig(weights=args.weights, image_size=args.image_size, epochs=args.epochs, freeze_at=args.freeze_at)
     second = first.replace(head=HeadConfig(dense=(128,), dropout=0.2))
-    runs = {}
+    runs: dict[str, dict[str, Any]] = {}
     for label, config in (("first", first), ("second", second)):
         note(f"{label} run: head {config.head}")
         t0 = time.perf_counter()

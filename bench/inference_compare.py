@@ -31,12 +31,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import _common
 from bench._common import SAMPLE_DATA, cpu_info, emit, load_average, median, note, setup, wait_for, weights_file
 from bench.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
+
+if TYPE_CHECKING:  # for the annotations: browser_timings() imports Playwright when it runs
+    from playwright.sync_api import Page
 
 DEADLINE_S = 300
 VIEWPORTS = {"1280x900": (1280, 900), "1024x768": (1024, 768)}
@@ -79,7 +83,7 @@ def core_timings(run_dirs: list[str]) -> dict[str, float | None]:
     info = scan(SAMPLE_DATA)
     names, image = list(info.class_names), str(info.items("validation")[0][0])
 
-    def timed(name: str, call) -> dict[str, float | None]:
+    def timed(name: str, call: Callable[[], object]) -> dict[str, float | None]:
         """The first call (it traces the functions: the page pays it once per server), then the median of 3."""
         t0 = time.perf_counter()
         call()
@@ -100,16 +104,16 @@ def core_timings(run_dirs: list[str]) -> dict[str, float | None]:
     }
 
 
-def settled(page) -> None:
+def settled(page: Page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=DEADLINE_S * 1000)
 
 
-def count(page, selector: str, text: str | None = None) -> int:
+def count(page: Page, selector: str, text: str | None = None) -> int:
     located = page.locator(selector)
     return (located.filter(has_text=text) if text else located).count()
 
 
-def until(page, condition, what: str) -> float:
+def until(page: Page, condition: Callable[[], bool], what: str) -> float:
     """Seconds until `condition` holds and the script run has ended."""
     t0 = time.perf_counter()
     wait_for(condition, DEADLINE_S, what, poll_s=0.02)
@@ -117,22 +121,22 @@ def until(page, condition, what: str) -> float:
     return time.perf_counter() - t0
 
 
-def choose(page, key: str, text: str) -> None:
+def choose(page: Page, key: str, text: str) -> None:
     """Open a select box (or multiselect) by its key, type to filter its options, click the first match."""
     page.locator(f".st-key-{key} input").first.click()
     page.keyboard.type(text)
     page.get_by_role("option").filter(has_text=text).first.click()
 
 
-def compared(page) -> int:
+def compared(page: Page) -> int:
     return count(page, '[data-testid="stMetric"]', "Predicts")
 
 
-def overlays(page, words: str = "where it looked for") -> int:
+def overlays(page: Page, words: str = "where it looked for") -> int:
     return count(page, '[data-testid="stImageCaption"]', words)
 
 
-def scroll_to(page, heading: str) -> None:
+def scroll_to(page: Page, heading: str) -> None:
     page.get_by_role("heading", name=heading).first.evaluate("e => e.scrollIntoView({block: 'start'})")
     time.sleep(0.5)
 

@@ -27,6 +27,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench import _common
 
@@ -34,6 +35,9 @@ _common.setup()
 from bench._common import cpu_info, emit, load_average, median, note, rounded, wait_for, weights_file  # noqa: E402
 from bench.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_process  # noqa: E402
 from tlcore.runs import RunStore  # noqa: E402
+
+if TYPE_CHECKING:  # for the annotations: main() imports Playwright when it runs
+    from playwright.sync_api import Page
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -62,12 +66,12 @@ def chromium_pids() -> list[int]:
     return pids
 
 
-def nav(page, title: str) -> None:
+def nav(page: Page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
 
 
-def set_epochs(page, epochs: int) -> None:
+def set_epochs(page: Page, epochs: int) -> None:
     nav(page, "Model & freeze")
     box = page.locator(".st-key-epochs input")
     box.fill(str(epochs))
@@ -79,7 +83,7 @@ def set_epochs(page, epochs: int) -> None:
     )
 
 
-def one_run(page, store: RunStore, server_pid: int, watched: bool) -> dict:
+def one_run(page: Page, store: RunStore, server_pid: int, watched: bool) -> dict[str, Any]:
     nav(page, "Train")
     start = page.locator(".st-key-start_training button")
     wait_for(lambda: start.count() == 1 and start.first.is_enabled(), 120, "an enabled Start button")
@@ -120,7 +124,7 @@ def main() -> None:
     order = [True]  # warm-up, watched
     for i in range(args.pairs):
         order += [True, False] if i % 2 == 0 else [False, True]
-    results = []
+    results: list[dict[str, Any]] = []
     with streamlit_process(env) as (url, proc), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2600})
@@ -135,8 +139,8 @@ def main() -> None:
                 results.append(result)
         browser.close()
 
-    watched = [r for r in results if r["watched"]]
-    away = [r for r in results if not r["watched"]]
+    watched_runs = [r for r in results if r["watched"]]
+    away_runs = [r for r in results if not r["watched"]]
     pairs = [(results[i], results[i + 1]) for i in range(0, len(results) - 1, 2)]
     ratios = [(a if a["watched"] else b)["seconds"] / (b if a["watched"] else a)["seconds"] for a, b in pairs]
     emit(
@@ -145,12 +149,12 @@ def main() -> None:
             "cpu": cpu_info(),
             "run": f"sample data, ImageNet weights file, freeze point 18, 128 px, {args.epochs} epochs",
             "runs": results,
-            "median_seconds_watched": rounded(median(r["seconds"] for r in watched), 2),
-            "median_seconds_away": rounded(median(r["seconds"] for r in away), 2),
-            "median_train_seconds_watched": rounded(median(r["train_seconds"] for r in watched), 2),
-            "median_train_seconds_away": rounded(median(r["train_seconds"] for r in away), 2),
-            "median_server_cpu_s_watched": rounded(median(r["server_cpu_s"] for r in watched), 1),
-            "median_server_cpu_s_away": rounded(median(r["server_cpu_s"] for r in away), 1),
+            "median_seconds_watched": rounded(median(r["seconds"] for r in watched_runs), 2),
+            "median_seconds_away": rounded(median(r["seconds"] for r in away_runs), 2),
+            "median_train_seconds_watched": rounded(median(r["train_seconds"] for r in watched_runs), 2),
+            "median_train_seconds_away": rounded(median(r["train_seconds"] for r in away_runs), 2),
+            "median_server_cpu_s_watched": rounded(median(r["server_cpu_s"] for r in watched_runs), 1),
+            "median_server_cpu_s_away": rounded(median(r["server_cpu_s"] for r in away_runs), 1),
             "pair_ratios": [round(r, 3) for r in ratios],
             "median_ratio": rounded(median(ratios), 3),
             "goal": "median_ratio <= 1.10",

@@ -41,7 +41,9 @@ def main() -> None:
     t0 = time.perf_counter()
     data = prepare_data(scan(SAMPLE_DATA), args.image_size)
     decode_seconds = time.perf_counter() - t0
-    caps = {"max_seconds": args.max_seconds or DEFAULT_MAX_SECONDS, "max_steps": args.max_steps or DEFAULT_MAX_STEPS}
+    max_steps: int = args.max_steps or DEFAULT_MAX_STEPS
+    max_seconds: float = args.max_seconds or DEFAULT_MAX_SECONDS
+    caps = {"max_seconds": max_seconds, "max_steps": max_steps}
     sweeps = [
         ("head only (freeze 18)", base, 1),
         ("Train block 5 + head, phase 2 (k=14)", train_down_to(base, 14), 2),
@@ -52,7 +54,7 @@ def main() -> None:
     for label, config, phase in sweeps:
         note(f"{label}: {config.freeze_at=} {config.fine_tune=} phase {phase}")
         started = time.perf_counter()
-        result = find_learning_rate(config, data, phase=phase, **caps)
+        result = find_learning_rate(config, data, phase=phase, max_steps=max_steps, max_seconds=max_seconds)
         wall = time.perf_counter() - started
         suggested, minimum = result.suggested_rate, result.minimum_rate
         row = {

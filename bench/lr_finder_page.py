@@ -18,27 +18,31 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench import _common
 from bench._common import cpu_info, emit, load_average, note, weights_file
 from bench.devserver import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
+if TYPE_CHECKING:  # for the annotations: main() imports Playwright when it runs
+    from playwright.sync_api import Page
 
 DEADLINE_S = 300
 SECTION = "Find a learning rate"
 VIEWPORTS = {"1280": (1280, 1100), "1024": (1024, 1100)}
 
 
-def settled(page) -> None:
+def settled(page: Page) -> None:
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=DEADLINE_S * 1000)
 
 
-def scroll_to_section(page) -> None:
+def scroll_to_section(page: Page) -> None:
     """The section's heading at the top of the window (Streamlit scrolls an inner container)."""
     page.get_by_role("heading", name=SECTION).first.evaluate("e => e.scrollIntoView({block: 'start'})")
     time.sleep(0.8)
 
 
-def sweep(page) -> tuple[float, str]:
+def sweep(page: Page) -> tuple[float, str]:
     """Seconds from the click to the curve's caption shown and the run ended, and that caption."""
     scroll_to_section(page)
     t0 = time.perf_counter()
@@ -50,7 +54,7 @@ def sweep(page) -> tuple[float, str]:
     return time.perf_counter() - t0, caption.inner_text()
 
 
-def shoot(page, out: Path, name: str) -> str:
+def shoot(page: Page, out: Path, name: str) -> str:
     scroll_to_section(page)
     path = str(out / f"lr_finder_{name}.png")
     page.screenshot(path=path)

@@ -26,13 +26,16 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import _common
 
 _common.setup()
 
 from bench._common import SAMPLE_DATA, cpu_info, default_weights, emit, note  # noqa: E402
+
+if TYPE_CHECKING:  # for an annotation: measure() imports TensorFlow when it runs
+    import keras
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,7 +69,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     held: list[Any] = []
     real_build_for = training.build_for
 
-    def watched_build_for(config, num_classes):
+    def watched_build_for(config: TrainConfig, num_classes: int) -> keras.Model:
         model = real_build_for(config, num_classes)
         models.append(weakref.ref(model))
         if args.mode == "held":
@@ -86,6 +89,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for index in range(1, args.runs + 1):
             started = time.perf_counter()
             job = start_training("bench", config, info, RunStore(runs_dir), registry=registry)
+            assert job.thread is not None  # start_training returns a started job
             job.thread.join()
             snap = job.snapshot()
             if snap.status != "completed":

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     passed = [f"--image-size={args.image_size}", f"--epochs={args.epochs}", f"--points={args.points}"]
     passed += [f"--weights={args.weights}", "--worker"]
-    sides = {}
+    sides: dict[str, dict[str, Any]] = {}
     with _common.code_at(args.before) as before_root:
         for label, root in (("before", before_root), ("today", _common.REPO_ROOT)):
             _common.note(f"{label}: the default sweep with the code in {root}")
