@@ -296,6 +296,7 @@ def build_bad_corpus(root: Path) -> Corpus:
         if bad.link_to is not None:
             os.symlink(bad.link_to, path)
         else:
+            assert bad.content is not None  # a bad file is a link or some bytes
             path.write_bytes(bad.content())
     return corpus
 

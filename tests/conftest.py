@@ -61,9 +61,11 @@ def _guarded_getaddrinfo(host, *args, **kwargs):
     return _real_getaddrinfo(host, *args, **kwargs)
 
 
-socket.socket.connect = _guarded_connect
-socket.socket.connect_ex = _guarded_connect_ex
-socket.getaddrinfo = _guarded_getaddrinfo
+# For the whole session, never undone: pytest's MonkeyPatch says that these methods are replaced on purpose.
+_NO_NETWORK = pytest.MonkeyPatch()
+_NO_NETWORK.setattr(socket.socket, "connect", _guarded_connect)
+_NO_NETWORK.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+_NO_NETWORK.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
 
 
 # --- data ------------------------------------------------------------------------
@@ -117,7 +119,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     from tests.lanes import lanes_of
 
     for item in items:
-        for lane in lanes_of(item.module.__name__ if item.module else ""):
+        module = item.module if isinstance(item, pytest.Function) else None
+        for lane in lanes_of(module.__name__ if module else ""):
             item.add_marker(lane)
 
 

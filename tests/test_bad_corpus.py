@@ -74,6 +74,7 @@ def test_scan_handles_each_kind(denied, info, bad: BadFile):
         assert img.mode == "RGB"
         for (x, y), colour in bad.pixels:
             got = img.getpixel((x, y))
+            assert isinstance(got, tuple)  # an RGB pixel
             assert all(abs(a - b) <= bad.tolerance for a, b in zip(got, colour)), ((x, y), got, colour)
     else:
         assert path in skipped, f"{bad.kind} was not skipped"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -20,6 +22,9 @@ from dashboard.state import K
 from tests.helpers import TINY_CONFIG, make_dataset_folder
 from tlcore.owner_settings import SETTINGS_DIR
 from tlcore.runs import RunStore
+
+if TYPE_CHECKING:  # for an annotation: the browser fixtures import Playwright
+    from playwright.sync_api import Page
 
 pytestmark = pytest.mark.browser
 
@@ -91,10 +96,15 @@ def assert_no_exception(page) -> None:
     assert boxes.count() == 0, boxes.first.inner_text()
 
 
+def shown_at_least(page: Page, selector: str, n: int) -> Callable[[], bool]:
+    """A condition: `selector` on the page at least n times."""
+    return lambda: page.locator(selector).count() >= n
+
+
 def wait_ready(page, title: str) -> None:
     page.get_by_role("heading", name=title, exact=True).first.wait_for(timeout=120_000)
     for selector, count in READY[title]:
-        wait_until(lambda s=selector, n=count: page.locator(s).count() >= n, 120, f"{selector} on the {title} page")
+        wait_until(shown_at_least(page, selector, count), 120, f"{selector} on the {title} page")
     settle(page)
 
 
@@ -250,7 +260,7 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     page.locator(".st-key-stop_training button").click()
     wait_until(lambda: "stopped" in train_status(page), 120, "the run to stop")
     # The heading comes first in the page's rerun, the metrics after it: wait for them too.
-    done, total = wait_until(lambda: (shown := epochs(page))[1] and shown, 60, "the stopped run's epochs")
+    done, total = wait_until(lambda: shown if (shown := epochs(page))[1] else None, 60, "the stopped run's epochs")
     assert seen < done < total == EPOCHS
     wait_until(lambda: page.get_by_text("Download model (.keras)").count() == 1, 60, "the model download")
     assert server.run_statuses() == ["stopped"]

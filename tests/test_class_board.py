@@ -67,7 +67,7 @@ def test_the_class_page_is_the_teachers_and_shows_the_board(class_with_runs, bro
     assert list(table["name"]) == ["Ada", "Grace"]
     points = [row for rows in chart_rows(at) for row in rows if "val accuracy" in row]
     assert [p["name"] for p in points] == [ANONYMOUS, ANONYMOUS]  # the projector shows no names by default
-    assert [b.label for b in at.get("download_button")] == ["Download the class's results (CSV)"]
+    assert [b.label for b in at.download_button] == ["Download the class's results (CSV)"]
     browser.token = "browser-of-grace"  # a student typing the page's address gets nothing of it
     student_view = _open()
     with pytest.raises(ValueError, match="Could not find a navigation page"):

@@ -21,6 +21,7 @@ import pytest
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
 from dashboard import housekeeping
 from dashboard.code_panel import RUN_DOWNLOAD, RUN_PICK, SETTINGS_DOWNLOAD
@@ -55,7 +56,7 @@ def browser(class_browser):
 def offered(monkeypatch) -> dict[str, tuple[str, bytes]]:
     """{key or label: (file name, bytes)} of every download offered since the dict was last cleared."""
     seen: dict[str, tuple[str, bytes]] = {}
-    original, main = DeltaGenerator.download_button, st.download_button.__self__
+    original, main = DeltaGenerator.download_button, st._main  # st.download_button is main's bound method
 
     def record(self: DeltaGenerator, label: str, data: Any, file_name: str | None = None, *args, **kwargs):
         content = data() if callable(data) else data
@@ -105,10 +106,11 @@ def _finished_run(student: Student, marker: float = 0.5):
 def _shown(at: AppTest) -> str:
     """The text of every message, caption and table, and every option offered."""
     parts = [
-        str(e.value) for kind in ("markdown", "caption", "info", "warning", "success", "error") for e in at.get(kind)
+        str(e.value) for shown in (at.markdown, at.caption, at.info, at.warning, at.success, at.error) for e in shown
     ]
-    parts += [str(o) for kind in ("selectbox", "multiselect", "radio") for e in at.get(kind) for o in e.options]
-    parts += [e.value.to_string() for e in at.get("arrow_data_frame")]
+    parts += [str(o) for choices in (at.selectbox, at.multiselect, at.radio) for e in choices for o in e.options]
+    # This Streamlit names its tables "dataframe": "arrow_data_frame" finds none (it found none before typing either).
+    parts += [e.value.to_string() for e in at.get("arrow_data_frame") if isinstance(e, Element)]
     return " ".join(parts)
 
 

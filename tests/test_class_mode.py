@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Element
 
 from dashboard.state import K
 from tests.conftest import CLASS_TEST_KEY, ROOT
@@ -156,12 +157,13 @@ def test_a_student_sees_and_stops_only_their_own_runs_and_jobs(browser, tmp_path
 def _everything_shown(at: AppTest) -> str:
     """The text of every message, caption and table, and every option offered, on the page as it stands."""
     parts = [
-        str(e.value) for kind in ("markdown", "caption", "info", "warning", "success", "error") for e in at.get(kind)
+        str(e.value) for shown in (at.markdown, at.caption, at.info, at.warning, at.success, at.error) for e in shown
     ]
     parts += [
-        str(option) for kind in ("selectbox", "multiselect", "radio") for e in at.get(kind) for option in e.options
+        str(option) for choices in (at.selectbox, at.multiselect, at.radio) for e in choices for option in e.options
     ]
-    parts += [e.value.to_string() for e in at.get("arrow_data_frame")]
+    # This Streamlit names its tables "dataframe": "arrow_data_frame" finds none (it found none before typing either).
+    parts += [e.value.to_string() for e in at.get("arrow_data_frame") if isinstance(e, Element)]
     return " ".join(parts)
 
 

@@ -160,8 +160,10 @@ def test_an_uploaded_zip_a_missing_folder_and_skipped_files_are_said(tmp_path):
     odd = DataFolder("/data/pets", ("cats", "dogs"), skipped=2, skipped_example='a"""b\\N.jpg: not an image')
     script = training_script(TINY_CONFIG, odd)
     compile(script, "train.py", "exec")
-    assert "The lab left out 2 file(s) in this folder" in _flat(ast.get_docstring(ast.parse(script)))
-    assert 'a"""b\\N.jpg' in ast.get_docstring(ast.parse(script))
+    docstring = ast.get_docstring(ast.parse(script))
+    assert docstring is not None
+    assert "The lab left out 2 file(s) in this folder" in _flat(docstring)
+    assert 'a"""b\\N.jpg' in docstring
 
 
 def test_a_run_that_trained_on_a_folder_now_gone(tmp_path):
@@ -211,7 +213,7 @@ def test_settings_that_cannot_train_on_the_folder_are_refused():
 
 def _run_parts(script: str, names: set[str]) -> dict[str, object]:
     """Run only the script's imports and the top-level assignments and functions named: their namespace."""
-    keep = [
+    keep: list[ast.stmt] = [
         node
         for node in ast.parse(script).body
         if isinstance(node, (ast.Import, ast.ImportFrom))
@@ -244,7 +246,9 @@ def test_the_scripts_augmentation_and_callbacks_are_the_labs():
         return [(type(c).__name__, {k: v for k, v in vars(c).items() if k in settings}) for c in callbacks]
 
     lab, _ = option_callbacks(config, 3e-4, config.early_stopping_patience)
-    assert described(parts["callbacks"](3e-4)) == described(lab)
+    callbacks = parts["callbacks"]
+    assert callable(callbacks)
+    assert described(callbacks(3e-4)) == described(lab)
     assert [type(c).__name__ for c in lab] == ["EarlyStopping", "ReduceLROnPlateau"]
 
 

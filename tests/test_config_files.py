@@ -10,6 +10,8 @@ from tlcore.cli import main
 from tlcore.config import TrainConfig
 
 GOOD = TrainConfig().to_dict()
+GOOD_HEAD = GOOD["head"]
+assert isinstance(GOOD_HEAD, dict)  # a nested config is a JSON object
 
 
 @pytest.mark.parametrize(
@@ -17,7 +19,7 @@ GOOD = TrainConfig().to_dict()
     [
         ("{not json", "is not JSON"),
         ("[1, 2]", "holds a JSON list, not a run.json object"),
-        (json.dumps({"config": {**GOOD, "head": {**GOOD["head"], "bogus": 1}}}), "Unknown head keys: ['bogus']"),
+        (json.dumps({"config": {**GOOD, "head": {**GOOD_HEAD, "bogus": 1}}}), "Unknown head keys: ['bogus']"),
         (json.dumps({"config": {**GOOD, "augment": [True]}}), "augment must be a JSON object, not list"),
         (json.dumps({"config": {**GOOD, "fine_tune": {"freeze_at": 14, "when": 2}}}), "Unknown fine_tune keys"),
         (json.dumps({"config": "fast"}), "config must be a JSON object, not str"),

@@ -601,6 +601,7 @@ def test_class_unusable_in_flat_layout_names_its_folder(tmp_path):
     with pytest.raises(DatasetError) as caught:
         scan(root)
     assert str(root / "bad") in str(caught.value)
+    assert caught.value.info is not None
     assert reasons(caught.value.info)["x.png"].startswith("truncated or corrupt PNG")
 
 

@@ -219,7 +219,7 @@ def _grid_captions(at: AppTest) -> set[str]:
 
 def _all_text(at: AppTest) -> str:
     return " ".join(
-        str(e.value) for kind in ("markdown", "caption", "error", "info", "success", "warning") for e in at.get(kind)
+        str(e.value) for shown in (at.markdown, at.caption, at.error, at.info, at.success, at.warning) for e in shown
     )
 
 

@@ -168,6 +168,7 @@ def test_mixed_bfloat16_trains_on_this_cpu_with_float32_output_loss_and_weights(
     result, run = train_and_record(config, info, store)
     assert result.status == "completed" and result.routes == ["cached"]
     model = result.model
+    assert model is not None
     assert _dtypes(model) == {
         "conv compute": "bfloat16",
         "conv kernel": "float32",

@@ -14,7 +14,15 @@ from tests.helpers import make_dataset_folder, make_image
 from tlcore.config import HeadConfig
 from tlcore.data import same_held_out_split, scan, split_files
 from tlcore.tf.gradcam import explainer_for, gradcam
-from tlcore.tf.inference import Evaluation, evaluate_split, explain, num_classes_of, probabilities, to_pixels
+from tlcore.tf.inference import (
+    Evaluation,
+    ImageInput,
+    evaluate_split,
+    explain,
+    num_classes_of,
+    probabilities,
+    to_pixels,
+)
 from tlcore.tf.model import build_model
 from tlcore.uploads import UPLOAD_DIR_ENV, save_uploaded_model
 
@@ -45,7 +53,7 @@ def _png(colour=(210, 60, 50), size: int = 50, seed: int = 0) -> bytes:
 def test_each_usable_image_gets_probabilities_a_heatmap_and_an_overlay(model, grad_model, tmp_path):
     path = tmp_path / "blue.png"
     make_image((50, 80, 210), size=60, seed=1).save(path)
-    sources = [("red.png", _png()), ("blue.png", str(path))]
+    sources: list[tuple[str, ImageInput]] = [("red.png", _png()), ("blue.png", str(path))]
     results, problems = explain(model, grad_model, sources, CLASSES)
 
     assert problems == []
@@ -62,6 +70,7 @@ def test_each_usable_image_gets_probabilities_a_heatmap_and_an_overlay(model, gr
     # The heatmap explains the predicted class, exactly as gradcam does on its own.
     heatmap, index = gradcam(model, to_pixels(_png(), 32), None, grad_model=grad_model)
     assert index == CLASSES.index(results[0].top_class)
+    assert results[0].heatmap is not None
     np.testing.assert_allclose(results[0].heatmap, heatmap, atol=1e-6)
     assert results[0].summary() == {
         "name": "red.png",

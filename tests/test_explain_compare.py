@@ -71,6 +71,7 @@ def test_on_a_trained_model_each_class_has_its_own_map_and_explain_shows_the_one
     # The prediction is the same; only the map is for the other class.
     assert why_not.top_class == predicted.top_class and why_not.probabilities == predicted.probabilities
     assert why_not.explained_class == other
+    assert why_not.heatmap is not None and predicted.heatmap is not None
     np.testing.assert_allclose(why_not.heatmap, {"cats": cats, "dogs": dogs}[other], atol=1e-5)
     np.testing.assert_allclose(predicted.heatmap, {"cats": cats, "dogs": dogs}[predicted.top_class], atol=1e-5)
     if not is_blank(why_not.heatmap):
@@ -102,6 +103,7 @@ def test_the_hardest_images_get_maps_for_the_predicted_and_the_true_class(traine
     hard = explain_top_losses(trained, explainer, evaluation, k=5, display_size=80)
     assert [h.item for h in hard] == evaluation.top_losses(5)
     for h in hard:
+        assert h.display is not None
         assert h.problem is None and h.display.shape == (80, 80, 3)
         item = h.item
         expected = [item["predicted"]] if item["true"] == item["predicted"] else [item["predicted"], item["true"]]

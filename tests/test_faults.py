@@ -81,7 +81,7 @@ def test_the_train_page_offers_the_model_from_memory_when_the_disk_refuses_it(ru
     warnings = [w.value for w in at.main.warning]
     assert any("The model could not be saved to" in w and "No space left on device" in w for w in warnings)
     assert any("only in memory: download it now" in e.value for e in at.main.error)
-    assert [b.label for b in at.get("download_button")] == ["Download model (.keras)", "Download history (CSV)"]
+    assert [b.label for b in at.download_button] == ["Download model (.keras)", "Download history (CSV)"]
     assert not (Path(job.snapshot().run_dir) / "model.keras").exists()
     # What the button serves is a real model: it reloads in safe mode with the run's two classes.
     offered = tmp_path / "offered.keras"
@@ -159,7 +159,9 @@ def test_two_sessions_training_at_once_both_finish_the_second_after_waiting(runs
         first_job.stop()
         second_job.stop()
     assert first_job.snapshot().status == second_job.snapshot().status == "completed"
-    assert second_job.snapshot().started >= first_job.snapshot().finished  # it waited its turn
+    first_finished = first_job.snapshot().finished
+    assert first_finished is not None
+    assert second_job.snapshot().started >= first_finished  # it waited its turn
     assert [len(job.snapshot().history) for job in (first_job, second_job)] == [4, 2]
     assert sorted(s.status for s in RunStore(runs_dir).list()) == ["completed", "completed"]
 

@@ -19,6 +19,7 @@ from tlcore.cli import main
 from tlcore.config import FineTuneConfig, HeadConfig
 from tlcore.data import scan
 from tlcore.feature_store import MB, FeatureKey, FeatureStore, max_bytes_from_env
+from tlcore.progress import StepProgress
 from tlcore.run_folder import load_record
 from tlcore.runs import RunStore
 
@@ -212,7 +213,9 @@ def test_a_damaged_entry_is_rebuilt_by_the_next_run(two_runs):
     info = scan(Path(record1.dataset.root))
     third, _ = train_and_record(TINY_CONFIG, info, RunStore(runs_dir))
     assert third.features[0]["reused"] is False and third.status == "completed"
-    assert "is damaged" in third.features[0]["problem"] and str(entry.path) in third.features[0]["problem"]
+    problem = third.features[0]["problem"]
+    assert isinstance(problem, str)
+    assert "is damaged" in problem and str(entry.path) in problem
     fourth, _ = train_and_record(TINY_CONFIG, info, RunStore(runs_dir))
     assert fourth.features[0]["reused"] is True
 
@@ -260,19 +263,26 @@ def test_a_sweeps_features_from_one_pass_equal_each_points_own_extraction(tmp_pa
     data = prepare_data(scan(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2)), 32)
     planned = plan(TINY_CONFIG, [18, 14, 10, 6, 3, 0], scratch=True)
     store = FeatureStore(tmp_path / "store")
-    events: list[object] = []
-    assert extract_sweep_features(planned, data, store, events.append) == [3, 6, 10, 14, 18]
+    events: list[StepProgress] = []
+
+    def record(event: object) -> None:
+        assert isinstance(event, StepProgress)  # the one kind of event a feature pass reports
+        events.append(event)
+
+    assert extract_sweep_features(planned, data, store, record) == [3, 6, 10, 14, 18]
     assert [e.done for e in events][-1] == 8 + 4  # one pass over every image, not one per point
     for k in (18, 10, 3):
         config = TINY_CONFIG.replace(freeze_at=k)
         prefix, _ = cut(build_for(config, 2), k, get_backbone(config.backbone))
         stored = store.get(feature_key(config, data, k))
-        np.testing.assert_allclose(stored.train, extract_features(prefix, data.train), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(stored.validation, extract_features(prefix, data.validation), rtol=1e-5, atol=1e-6)
+        train, validation = extract_features(prefix, data.train), extract_features(prefix, data.validation)
+        assert stored is not None and train is not None and validation is not None  # None: not stored, or stopped
+        np.testing.assert_allclose(stored.train, train, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(stored.validation, validation, rtol=1e-5, atol=1e-6)
     # Stored already: nothing to do; and a budget too small for two boundaries falls back to each point.
-    assert extract_sweep_features(planned, data, store, events.append) == []
+    assert extract_sweep_features(planned, data, store, record) == []
     other = FeatureStore(tmp_path / "other")
-    assert extract_sweep_features(planned, data, other, events.append, budget_bytes=10_000) == []
+    assert extract_sweep_features(planned, data, other, record, budget_bytes=10_000) == []
     assert other.entries() == []
 
 
@@ -284,6 +294,7 @@ def test_a_sweep_reads_every_cached_point_from_the_one_pass(tmp_path):
     result = run_sweep(TINY_CONFIG, info, points=[18, 10, 0], scratch=False, store=store)
     assert result.shared_points == [10, 18] and result.summary()["shared_points"] == [10, 18]
     records = {s.record.config.freeze_at: s.record for s in store.list()}
+    assert records[18].features is not None and records[10].features is not None
     assert records[18].features[0]["reused"] and records[10].features[0]["reused"]
     assert records[0].features is None or records[0].features == []  # end to end: nothing to cache
     assert all(p.extract_seconds == 0 for p in result.points)

@@ -47,7 +47,8 @@ def imbalanced(tmp_path_factory):
 class EpochsSeen(keras.callbacks.Callback):
     def __init__(self) -> None:
         super().__init__()
-        self.fits, self.epochs = 0, []
+        self.fits = 0
+        self.epochs: list[tuple[int, list[str]]] = []
 
     def on_train_begin(self, logs=None):
         self.fits += 1
@@ -162,10 +163,11 @@ def test_options_round_trip_and_echo_bad_values():
     assert (loaded.balance_classes, loaded.early_stopping_patience, loaded.reduce_lr_on_plateau) == (False, None, False)
     with pytest.raises(ValueError, match="early_stopping_patience=0"):
         TrainConfig(early_stopping_patience=0)
+    three, yes = json.loads('["3", "yes"]')  # the wrong types a hand-edited file holds: refused at run time
     with pytest.raises(ValueError, match="early_stopping_patience='3'"):
-        TrainConfig(early_stopping_patience="3")
+        TrainConfig(early_stopping_patience=three)
     with pytest.raises(ValueError, match="balance_classes='yes'"):
-        TrainConfig(balance_classes="yes")
+        TrainConfig(balance_classes=yes)
 
 
 def test_cli_flags_land_in_the_runs_config(folder, tmp_path, capsys):
@@ -214,7 +216,12 @@ def test_stop_between_epochs_keeps_the_whole_epoch_and_skips_the_rest(data):
 
     flag = threading.Event()
     config = TINY.replace(epochs=3, fine_tune=FineTuneConfig(freeze_at=14, epochs=1))
-    result = train(config, data, progress=lambda e: isinstance(e, EpochEnd) and flag.set(), stop=flag)
+
+    def stop_after_an_epoch(event: object) -> None:
+        if isinstance(event, EpochEnd):
+            flag.set()
+
+    result = train(config, data, progress=stop_after_an_epoch, stop=flag)
     assert result.status == "stopped" and result.reason == "stopped by the user after epoch 1"
     assert [(r["epoch"], r["partial"]) for r in result.history] == [(1, False)] and len(result.routes) == 1
 

@@ -37,7 +37,7 @@ def test_a_pass_waits_until_the_page_is_drawn() -> None:
 def test_the_pause_is_bounded_and_the_count_survives_errors() -> None:
     try:
         with foreground.drawing():
-            task = Task("a pass")
+            task: Task[None] = Task("a pass")
             waited = foreground.pause_for_pages(worked_s=10.0, max_pause_s=0.2)
             assert 0.2 <= waited < 5.0  # the page never ends here: the pass waits its bound, not forever
             waited = foreground.pause_for_pages(worked_s=0.05, max_pause_s=5.0)

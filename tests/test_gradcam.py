@@ -90,6 +90,7 @@ def test_a_map_with_no_positive_evidence_is_blank_and_explain_says_so():
     assert result.top_class == "cats" and result.overlay is not None and result.gradcam_note is None
     (result,), _ = explain(model, explainer, [("green.png", buffer.getvalue())], ["cats", "dogs"])
     assert result.top_class == "dogs"  # the bias wins, but no green region raised "dogs"'s score
+    assert result.heatmap is not None
     assert is_blank(result.heatmap) and result.overlay is None
     assert result.gradcam_note == blank_map_message("dogs")
     assert "“dogs”" in result.gradcam_note and "no region" in result.gradcam_note

@@ -181,7 +181,9 @@ def test_rgba_alpha_zero_becomes_white_and_opaque_keeps_colour():
     assert img.mode == "RGB"
     assert img.getpixel((0, 0)) == WHITE
     assert img.getpixel((1, 0)) == (10, 20, 30)
-    r, g, b = img.getpixel((2, 0))
+    pixel = img.getpixel((2, 0))
+    assert isinstance(pixel, tuple)  # an RGB pixel
+    r, g, b = pixel
     assert r == 255 and abs(g - 127) <= 1 and abs(b - 127) <= 1
 
 
@@ -201,7 +203,9 @@ def test_cmyk_jpeg_becomes_rgb_with_plausible_colour():
     assert Image.open(io.BytesIO(data)).mode == "CMYK"
     img = open_rgb(data)
     assert img.mode == "RGB"
-    r, g, b = img.getpixel((4, 4))
+    pixel = img.getpixel((4, 4))
+    assert isinstance(pixel, tuple)  # an RGB pixel
+    r, g, b = pixel
     assert r < 40 and g > 215 and b > 215
 
 
@@ -219,7 +223,7 @@ def test_16bit_grayscale_png_is_scaled_to_8_bits():
 def test_animated_gif_gives_first_frame():
     frames = [Image.new("RGB", (6, 4), colour) for colour in (RED, BLUE, GREEN)]
     data = _bytes(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
-    assert Image.open(io.BytesIO(data)).n_frames == 3
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 3  # only multi-frame formats have it
     img = open_rgb(data)
     assert img.mode == "RGB" and img.size == (6, 4)
     assert img.getpixel((2, 2)) == RED

@@ -15,7 +15,7 @@ from PIL import Image
 from tlcore.config import HeadConfig
 from tlcore.imageio import ImageProblem
 from tlcore.tf.gradcam import gradcam, upsample_heatmap
-from tlcore.tf.inference import evaluate, explain, predict, probabilities, to_pixels
+from tlcore.tf.inference import ImageInput, evaluate, explain, predict, probabilities, to_pixels
 from tlcore.tf.model import build_model, load_model
 from tlcore.tf.pipeline import ImageSet
 
@@ -44,8 +44,8 @@ def test_predictions_sum_to_one_for_every_kind_of_input(model, tmp_path):
     for p in predictions:
         assert list(p.probabilities) == CLASSES
         assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-        assert p.top_class == max(p.probabilities, key=p.probabilities.get)
-        assert [name for name, _ in p.top_k(2)] == sorted(CLASSES, key=p.probabilities.get, reverse=True)[:2]
+        assert p.top_class == max(p.probabilities, key=p.probabilities.__getitem__)
+        assert [name for name, _ in p.top_k(2)] == sorted(CLASSES, key=p.probabilities.__getitem__, reverse=True)[:2]
     # Every input form of the same image gives the same answer.
     first = np.array(list(predictions[0].probabilities.values()))
     for p in predictions[1:]:
@@ -109,7 +109,7 @@ def test_a_large_allowed_photo_is_resized_and_predicted(model):
 
 
 def test_web_pages_and_empty_uploads_are_named_with_the_reason(model):
-    sources = [
+    sources: list[tuple[str, ImageInput]] = [
         ("page.png", b"<!DOCTYPE html><html><body>404</body></html>"),
         ("empty.png", b""),
         ("empty-stream.jpg", io.BytesIO(b"")),
@@ -169,6 +169,7 @@ def _independent_gradcam(
             score = tf.sigmoid(logit) if of_probability else logit
         else:
             score = tf.nn.softmax(logits)[:, class_index] if of_probability else logits[:, class_index]
+    assert activations is not None  # layer_name is one of the body's layers
     grads = tape.gradient(score, activations)[0].numpy()
     acts = activations[0].numpy()
     cam = np.maximum((acts * grads.mean(axis=(0, 1))).sum(axis=-1), 0)
@@ -237,7 +238,7 @@ def _patch_images(n: int, size: int, seed: int):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 120, (n, size, size, 3)).astype(np.uint8)
     labels = np.arange(n) % 2
-    boxes = []
+    boxes: list[tuple[int, int] | None] = []
     for i in range(n):
         if labels[i] == 1:
             r, c = rng.integers(0, size - 16, 2)

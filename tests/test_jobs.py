@@ -35,7 +35,8 @@ class _Gate:
 
 
 def test_a_second_session_waits_for_the_slot_and_then_runs_by_itself():
-    registry, log = JobRegistry(max_active=1), []
+    registry = JobRegistry(max_active=1)
+    log: list[str] = []
     first_body, second_body = _Gate(log, "a"), _Gate(log, "b")
     first = registry.start("alice", "training", first_body)
     _wait(lambda: log == ["start a"], what="the first job to start")
@@ -57,7 +58,8 @@ def test_a_second_session_waits_for_the_slot_and_then_runs_by_itself():
 
 
 def test_places_in_the_queue_are_first_come_first_served():
-    registry, log = JobRegistry(max_active=1), []
+    registry = JobRegistry(max_active=1)
+    log: list[str] = []
     gates = [_Gate(log, name) for name in "abc"]
     jobs = [registry.start(owner, "training", gate) for owner, gate in zip(("o1", "o2", "o3"), gates)]
     _wait(lambda: jobs[2].snapshot().stage == QUEUED, what="the third job to queue")
@@ -70,7 +72,8 @@ def test_places_in_the_queue_are_first_come_first_served():
 
 
 def test_stopping_a_waiting_job_ends_it_without_running_it():
-    registry, log = JobRegistry(max_active=1), []
+    registry = JobRegistry(max_active=1)
+    log: list[str] = []
     first_body = _Gate(log, "a")
     first = registry.start("alice", "training", first_body)
     _wait(lambda: log == ["start a"])
@@ -85,7 +88,8 @@ def test_stopping_a_waiting_job_ends_it_without_running_it():
 
 
 def test_with_two_slots_two_sessions_train_at_once():
-    registry, log = JobRegistry(max_active=2), []
+    registry = JobRegistry(max_active=2)
+    log: list[str] = []
     gates = [_Gate(log, "a"), _Gate(log, "b")]
     jobs = [registry.start(owner, "training", gate) for owner, gate in zip(("alice", "bob"), gates)]
     _wait(lambda: sorted(log) == ["start a", "start b"], what="both jobs to start")
@@ -214,7 +218,7 @@ def test_only_the_newest_finished_jobs_of_other_sessions_are_kept(monkeypatch):
 def test_each_stage_has_its_own_progress_that_never_moves_back():
     from tlcore.progress import BatchEnd, EpochEnd, PhaseStart, StepProgress
 
-    job = Job("alice", "training", epochs_total=4)
+    job: Job[None] = Job("alice", "training", epochs_total=4)
     for done in (32, 64, 140):
         job.on_progress(StepProgress("decode", done, 140))
     job.on_progress(PhaseStart(1, 18, 2, 1e-3, "cached", "why", 10, 20))
@@ -239,7 +243,7 @@ def test_each_stage_has_its_own_progress_that_never_moves_back():
 def test_a_phase_that_stopped_early_leaves_no_epochs_to_wait_for():
     from tlcore.progress import EpochEnd, PhaseStart
 
-    job = Job("alice", "training", epochs_total=28)  # planned: 25 epochs of the head, then 3
+    job: Job[None] = Job("alice", "training", epochs_total=28)  # planned: 25 epochs of the head, then 3
     for epoch in range(1, 15):  # early stopping ended phase 1 after epoch 14
         job.on_progress(EpochEnd({"epoch": epoch, "phase": 1, "seconds": 0.01, "partial": False}))
     job.on_progress(PhaseStart(2, 14, 3, 1e-5, "cached", "why", 30, 5))

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.state import IMAGE_SIZES, SOURCE_FOLDER, WEIGHTS_SCRATCH, K
 from tests.conftest import ROOT
+from tlcore.jsontypes import JSONValue
 from tlcore.owner_settings import OwnerSettings
 
 
@@ -25,7 +26,7 @@ def test_each_owner_has_a_file_that_does_not_name_them(tmp_path):
     assert store.load("bob") == {}
 
 
-def _session(owner: str | None = None, **state) -> AppTest:
+def _session(owner: str | None = None, /, **state: object) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     if owner is not None:
         at.query_params["owner"] = owner
@@ -53,7 +54,12 @@ def test_a_reload_brings_back_the_model_pages_settings(tiny_dataset):
 
 def test_saved_values_that_no_longer_fit_their_widget_are_left_out():
     owner = "old-settings"
-    values = {K.image_size: 100, K.weights_choice: "Yesterday's weights", K.epochs: "many", K.seed: 42}
+    values: dict[str, JSONValue] = {
+        K.image_size: 100,
+        K.weights_choice: "Yesterday's weights",
+        K.epochs: "many",
+        K.seed: 42,
+    }
     OwnerSettings().save(owner, {**values, K.dense: "16"})
     at = _session(owner)
     assert not at.exception

@@ -109,6 +109,7 @@ def test_the_suggestion_on_a_valley_is_half_way_down_it():
     test = RangeTest(100)
     reason = _run(test, _valley_loss)
     result = result_of(test, 1, 18, CACHED, "", reason, "")
+    assert result.suggested_rate is not None and result.minimum_rate is not None
     # The loss falls fastest at 1e-4: the valley's rate is within half a decade of it.
     assert 10**-4.5 < result.suggested_rate < 10**-3.5
     # The smoothed minimum lies just below the blow-up (the true one at ~3e-3); a tenth of it is safer.
@@ -143,6 +144,7 @@ def test_a_short_curve_suggests_nothing_and_marked_rates_are_placed_or_said_miss
     data = json.loads(json.dumps(result.to_json()))  # plain JSON: no NaN, no tuples
     assert data["suggestion_method"] == "valley" and data["steps"] == len(data["curve"]) == result.steps
     assert data["loss_falls"] is True
+    assert result.minimum_rate is not None
     assert data["minimum_loss_rate_over_10"] == pytest.approx(result.minimum_rate / 10)
     assert [m["rate"] for m in data["marked"]] == list(MARKED_RATES) == [1e-4, 1e-3]
     assert data["route"] == END_TO_END and data["phase"] == 2 and data["freeze_at"] == 14
@@ -323,7 +325,12 @@ def test_each_point_is_its_batch_s_own_loss_not_the_epoch_s_running_mean():
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
     model.compile(optimizer=keras.optimizers.SGD(), loss="mse")
     events: list[FinderStep] = []
-    finder = LRRangeTest(max_steps=2, max_seconds=600, rates=(1e-12, 1e-11), report=events.append)
+
+    def record(event: object) -> None:
+        assert isinstance(event, FinderStep)  # the one kind of event the range test reports
+        events.append(event)
+
+    finder = LRRangeTest(max_steps=2, max_seconds=600, rates=(1e-12, 1e-11), report=record)
     model.fit(x, y, batch_size=8, shuffle=False, epochs=3, callbacks=[finder], verbose=0)
     assert [e.loss for e in events] == pytest.approx([1.0, 4.0, 9.0, 16.0])  # running means: 1, 2.5, 4.7, 7.5
     assert finder.stop_code == ENDED and finder.range_test is not None and finder.range_test.losses == [9.0, 16.0]

@@ -109,7 +109,8 @@ def test_a_student_keeps_at_most_the_runs_quota(runs, monkeypatch):
     root = runs[0]
     monkeypatch.setenv("TLLAB_MAX_RUNS", "1")
     bob = RunStore(root, BOB)  # Bob has one run already
-    assert "You have 1 run, the most one student may keep" in bob.quota_problem()
+    problem = bob.quota_problem()
+    assert problem is not None and "You have 1 run, the most one student may keep" in problem
     with pytest.raises(RunFolderError, match="delete some on the Runs page"):
         bob.create(TINY_CONFIG, scan(make_dataset_folder(root.parent / "quota-data", n_train=2, n_val=1)))
     assert RunStore(root, TEACHER).quota_problem() is None

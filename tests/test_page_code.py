@@ -36,7 +36,7 @@ def _scripts(at: AppTest) -> list[str]:
 
 
 def _downloads(at: AppTest) -> list[str]:
-    return [button.label for button in at.get("download_button")]
+    return [button.label for button in at.download_button]
 
 
 def test_the_model_page_shows_the_code_for_its_settings_and_follows_the_freeze_point():

@@ -275,4 +275,4 @@ def test_without_any_model_the_page_points_to_training(tmp_path, monkeypatch, tr
     at = _app(folder, None)
     assert not at.exception
     assert "No trained model yet" in at.main.info[0].value
-    assert any(link.proto.page.endswith("train.py") or "Train" in link.label for link in at.get("page_link"))
+    assert any(link.proto.page.endswith("train.py") or "Train" in link.label for link in at.page_link)

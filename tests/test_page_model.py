@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -28,7 +30,7 @@ def expected_counts(model, freeze_at: int) -> tuple[int, int]:
 
 
 @pytest.fixture
-def builds(monkeypatch) -> list[tuple]:
+def builds(monkeypatch) -> Iterator[list[tuple]]:
     """Every build_model call the page makes, with an empty model cache to start from."""
     calls: list[tuple] = []
     real = tlcore.tf.model.build_model

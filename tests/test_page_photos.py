@@ -32,7 +32,9 @@ def at(runs_dir) -> AppTest:
 
 def _add_class(at: AppTest, name: str) -> AppTest:
     at.text_input(key="photo_new_class").set_value(name)
-    return at.button(key=next(b.key for b in at.button if b.label == "Add class")).click().run()
+    key = next(b.key for b in at.button if b.label == "Add class")
+    assert key is not None
+    return at.button(key=key).click().run()
 
 
 def test_two_classes_and_their_photos_make_a_dataset_the_page_shows(at, runs_dir):

@@ -53,7 +53,11 @@ def test_a_sweep_runs_from_the_page_and_its_results_are_shown(tmp_path, runs_dir
 
     summaries = RunStore(runs_dir).list()
     sweep_id = snap.sweep.sweep_id
-    assert sorted(s.tags["point"] for s in summaries if s.tags.get("sweep") == sweep_id) == ["k=14", "k=18", "scratch"]
+    assert sorted(str(s.tags["point"]) for s in summaries if s.tags.get("sweep") == sweep_id) == [
+        "k=14",
+        "k=18",
+        "scratch",
+    ]
     assert at.selectbox(key="sweep_pick").value == sweep_id
     table = next(df.value for df in at.dataframe if "trainable layers" in df.value.columns)
     assert table["point"].tolist() == ["k=18", "k=14", "scratch"]

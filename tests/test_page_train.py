@@ -71,7 +71,7 @@ def test_a_tiny_run_started_from_the_page_completes(tiny_dataset, runs_dir):
     run_dir = Path(at.session_state[K.last_run_dir])
     assert run_dir.parent == runs_dir and (run_dir / "model.keras").is_file()
     assert "completed" in train_status(at)
-    labels = [b.label for b in at.get("download_button")]
+    labels = [b.label for b in at.download_button]
     assert labels == ["Download model (.keras)", "Download history (CSV)"]
 
 
@@ -87,7 +87,7 @@ def test_a_second_run_with_another_head_says_its_features_were_reused(tiny_datas
     # Another session's estimate knows these features are stored.
     other = _app(tiny_dataset, **{K.epochs: 1, K.dense: "4"})
     assert any("the frozen features are already in the feature store" in c.value for c in other.caption)
-    assert not any(bar.text.startswith("Computing frozen features") for bar in at.get("progress"))
+    assert not any(bar.text.startswith("Computing frozen features") for bar in at.progress)
 
 
 def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset, runs_dir, slow_epochs):
@@ -104,9 +104,9 @@ def test_start_is_disabled_while_a_run_is_running_and_stop_ends_it(tiny_dataset,
         assert job.snapshot().status == "stopped"
         at.run()  # the page as it is now the job has ended (the last wait may have drawn it still running)
         # The bars say where it stopped: decoding and extraction done, training part of the way.
-        bars = {bar.text.split(":")[0]: bar.value for bar in at.get("progress")}
+        bars = {bar.text.split(":")[0]: bar.value for bar in at.progress}
         assert bars["Decoding images"] == bars["Computing frozen features (once)"] == 100
-        stopped = next(bar for bar in at.get("progress") if bar.text.startswith("Training stopped at epoch"))
+        stopped = next(bar for bar in at.progress if bar.text.startswith("Training stopped at epoch"))
         assert "/30, batch" in stopped.text
         assert 0 < stopped.value < 100
     finally:

@@ -6,15 +6,15 @@ import threading
 
 from dashboard import tasks
 from tlcore.classroom import CLASS_KEY_ENV
-from tlcore.jobs import JOBS
+from tlcore.jobs import JOBS, Job
 
 
-def _start_a_job_and_a_pass() -> tuple[threading.Event, object, tasks.Task, list[bool], threading.Thread]:
+def _start_a_job_and_a_pass() -> tuple[threading.Event, Job, tasks.Task[None], list[bool], threading.Thread]:
     """A training job that runs until released, and a pass that notes whether a job was running as it ran."""
     release = threading.Event()
     job = JOBS.start("student-a", "training", lambda job: release.wait(60))
     jobs_while_it_ran: list[bool] = []
-    task = tasks.Task("Putting every image through VGG16")
+    task: tasks.Task[None] = tasks.Task("Putting every image through VGG16")
     runner = threading.Thread(
         target=tasks._run, args=(task, lambda report: jobs_while_it_ran.append(bool(JOBS.running())))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,7 +77,7 @@ def test_the_map_is_fitted_on_training_features_only():
 def test_the_json_has_a_boundaries_list_and_a_reason_when_imagenet_is_missing():
     scores = scores_table({RANDOM: {k: 0.5 + k / 100 for k in PROBE_BOUNDARIES}}, PROBE_BOUNDARIES)
     result = ProbeResult(scores, image_size=32, num_train=10, num_validation=4, reason="No pretrained side: offline.")
-    out = result.to_json()
+    out: dict[str, Any] = result.to_json()  # read as plain JSON
     assert [b["freeze_at"] for b in out["boundaries"]] == [3, 6, 10, 14, 18]
     assert out["boundaries"][0] == {"freeze_at": 3, "layer": "block1_pool", "imagenet": None, "random": 0.53}
     assert out["reason"] == "No pretrained side: offline."
@@ -148,6 +149,7 @@ def test_every_boundary_comes_from_one_pass_and_matches_each_layer_computed_alon
         for k, (train_x, val_x) in features.features[side].items():
             assert train_x.shape == (16, channels[k]) and val_x.shape == (8, channels[k])
     # block3_pool of the pretrained side, computed on its own: the mean of each channel's map.
+    assert comparison.pretrained is not None
     base = backbone_for(comparison.pretrained, 32)
     alone = outputs_model(base, ["block3_pool"]).predict_on_batch(data.validation.images.astype("float32"))
     expected = keras.ops.convert_to_numpy(alone).mean(axis=(1, 2))
@@ -174,6 +176,7 @@ def test_run_probe_scores_both_sides_at_every_boundary(data, weights_file):
     result = run_probe(data, comparison)
     assert [s.freeze_at for s in result.boundaries] == list(PROBE_BOUNDARIES)
     for score in result.boundaries:
+        assert score.imagenet is not None and score.random is not None
         assert 0.0 <= score.imagenet <= 1.0 and 0.0 <= score.random <= 1.0
     assert result.to_json() == run_probe(data, comparison).to_json() | {"seconds": result.to_json()["seconds"]}
     assert (result.num_train, result.num_validation, result.image_size) == (16, 8, 32)

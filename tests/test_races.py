@@ -8,7 +8,9 @@ dispatcher (or a forked child ending its parent's).
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -127,8 +129,11 @@ def test_the_collection_after_a_job_never_runs_under_the_queues_lock(monkeypatch
     assert held_during_collection and not any(held_during_collection)
 
 
-class FakeDispatcher:
-    """A dispatcher process as RayBackend sees it: alive until terminated."""
+class FakeDispatcher(subprocess.Popen[bytes]):
+    """A dispatcher process as RayBackend sees it: alive until terminated.
+
+    A Popen that starts nothing: its own __init__ is not called (Popen's __del__ is safe without it).
+    """
 
     def __init__(self, code: int | None = None) -> None:
         self.code, self.terminated, self.pid = code, False, 4242
@@ -143,20 +148,14 @@ class FakeDispatcher:
         self.terminated, self.code = True, -15
 
 
-class EndedPipe:
-    def recv(self):
-        raise EOFError
-
-    def close(self) -> None:
-        pass
-
-
 def test_a_stale_ended_message_does_not_end_the_fresh_dispatcher():
     backend = RayBackend("local")
     old = FakeDispatcher(code=1)
     call = _Call(lambda event: None, threading.Event())
     backend._calls[1] = call
-    backend._read(EndedPipe(), old)  # the old dispatcher ended: its reader tells the calls that followed it
+    ended, its_end = multiprocessing.Pipe(duplex=False)
+    its_end.close()  # the old dispatcher ended: reading its pipe gives EOFError
+    backend._read(ended, old)  # its reader tells the calls that followed it
     kind, payload = call.inbox.get_nowait()
     assert kind == "ended" and payload[0] is old and "went away" in payload[1]
     fresh = FakeDispatcher()

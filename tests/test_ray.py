@@ -100,6 +100,7 @@ def test_two_sessions_train_at_once_in_separate_workers_with_this_process_events
     workers = {s.worker for s in snaps}
     assert len(workers) == 2 and all(f"(pid {os.getpid()})" not in w for w in workers)
     # Side by side, not one after the other: each started before the other finished.
+    assert snaps[0].finished is not None and snaps[1].finished is not None
     assert snaps[0].started < snaps[1].finished and snaps[1].started < snaps[0].finished
     for snap in snaps:
         record = load_record(Path(snap.run_dir))
@@ -157,7 +158,9 @@ def test_a_queued_job_shows_its_place_and_starts_by_itself(cluster):
     assert "a local Ray" in second.snapshot().message
     wait_done(first, second)
     assert first.snapshot().status == second.snapshot().status == COMPLETED
-    assert second.snapshot().started >= first.snapshot().finished - 0.5
+    first_finished = first.snapshot().finished
+    assert first_finished is not None
+    assert second.snapshot().started >= first_finished - 0.5
 
 
 def test_a_sweep_spreads_its_points_over_the_workers_with_the_in_process_result(cluster, tmp_path):

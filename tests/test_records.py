@@ -212,6 +212,7 @@ def test_an_old_run_json_reads_into_typed_fields():
     assert record.class_names == ["cats", "dogs"]
     assert record.dataset.fingerprint == "fe8268a4206d4041" and record.dataset.skipped == 0
     assert record.dataset.counts == {"train": {"cats": 8, "dogs": 8}, "validation": {"cats": 4, "dogs": 4}}
+    assert record.validation_files is not None and record.final is not None
     assert len(record.validation_files) == 8 and record.validation_files[0] == "validation/cats/cats_000.png"
     assert record.versions["keras"] == "3.15.1" and record.tags == {"sweep": "s1", "point": "k=18"}
     assert record.routes == ["cached", "cached"] and record.model_saved is True and record.epochs_done == 2
@@ -347,6 +348,7 @@ def test_the_mean_epoch_time_leaves_a_partial_epoch_out_unless_it_is_the_only_on
 
 def test_a_diverged_epoch_never_counts_as_the_best():
     history = History.of([_row(1, 0.6, val_loss=0.4), _row(2, 0.5, val_loss=math.nan)])
+    assert history.final_val_loss is not None
     assert history.best_val_loss == 0.4 and math.isnan(history.final_val_loss)
 
 
@@ -375,7 +377,9 @@ def test_the_time_left_comes_from_the_same_mean():
         epoch=2,
         history=[_row(1, 0.5, seconds=3.0).as_dict(), _row(2, 0.5, seconds=5.0).as_dict()],
     )
-    assert snap.seconds_left() == History.of(snap.history).mean_epoch_seconds * 3 == 12.0
+    mean = History.of(snap.history).mean_epoch_seconds
+    assert mean is not None
+    assert snap.seconds_left() == mean * 3 == 12.0
     assert Snapshot(job_id="j", owner="o", kind="train").seconds_left() is None
 
 
@@ -392,6 +396,7 @@ def test_a_new_run_writes_the_keys_earlier_versions_wrote_in_their_order(tmp_pat
 
     run.update(routes=["cached"])
     run.add_epoch(_row(1, 0.75).as_dict())
+    assert run.record.routes is not None
     run.update(routes=[*run.record.routes, "end_to_end"], tensorboard="logs")  # a key this version does not know
     run.add_epoch(_row(2, 0.5, phase=2))
     run.finish(

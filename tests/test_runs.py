@@ -47,6 +47,7 @@ def test_run_round_trip(tmp_path, info, data):
     assert record.class_names == ["cats", "dogs"]
     assert record.dataset.fingerprint == info.fingerprint()
     assert record.dataset.counts == {"train": {"cats": 8, "dogs": 8}, "validation": {"cats": 4, "dogs": 4}}
+    assert record.validation_files is not None and record.final is not None and record.seconds is not None
     assert len(record.validation_files) == 8 and all(f.startswith("validation/") for f in record.validation_files)
     assert {"tensorflow", "keras", "numpy", "python"} <= set(record.versions)
     assert record.tags == {"sweep": "s1"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_early_stopping_needs_enough_validation_images_in_every_class():
 
 
 def test_a_run_json_written_before_keeps_its_head_and_length():
-    old = TrainConfig().to_dict()
+    old: dict[str, Any] = TrainConfig().to_dict()  # edited as plain JSON
     for key in ("min_steps", "early_stopping_patience"):
         del old[key]
     del old["head"]["normalize"]
@@ -109,5 +110,6 @@ def test_early_stopping_keeps_the_best_epoch_and_the_run_reports_that_epochs_met
     assert result.final["val_loss"] == pytest.approx(losses[best - 1])
     record = load_record(run.run_dir)
     assert record.kept_epoch == best and record.history.final.epoch == best
+    assert record.final is not None
     assert record.final["val_loss"] == pytest.approx(losses[best - 1])
     assert f"the weights of epoch {best} were kept" in record.reason

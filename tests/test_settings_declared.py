@@ -89,7 +89,9 @@ def test_declared_flags_reach_the_config_and_keep_their_place_in_help():
     config = config_from_args(args)
     assert (config.epochs, config.optimizer, config.reduce_lr_on_plateau) == (7, "sgd", True)
     assert {name for name, _ in declared_flags()} >= {"epochs", "freeze_at", "learning_rate", "seed", "precision"}
-    help_text = next(action for action in parser._actions if action.dest == "command").choices["train"].format_help()
+    commands = next(action for action in parser._actions if action.dest == "command").choices
+    assert isinstance(commands, dict)  # the subcommands' parsers by name
+    help_text = commands["train"].format_help()
     places = [
         help_text.index(flag) for flag in ("--freeze-at", "--epochs", "--image-size", "--weights", "--batch-size")
     ]

@@ -17,7 +17,7 @@ from tlcore.progress import EpochEnd
 from tlcore.route import CACHED, END_TO_END
 from tlcore.run_folder import read_history
 from tlcore.runs import RunStore
-from tlcore.sweep import SCRATCH, SweepPointStart, plan, sweep_config
+from tlcore.sweep import SCRATCH, SweepPoint, SweepPointStart, plan, sweep_config
 from tlcore.tf.sweep import run_sweep
 from tlcore.tf.training import prepare_data, train_and_record
 
@@ -72,12 +72,14 @@ def test_sweep_defaults_and_plan():
 def test_tiny_sweep_writes_one_tagged_run_per_point_and_decodes_once(info, tmp_path, monkeypatch):
     decodes = []
     real_decode = tlcore.tf.pipeline.decode_all
-    monkeypatch.setattr(
-        tlcore.tf.pipeline,
-        "decode_all",
-        lambda paths, *a, **k: decodes.append(len(paths)) or real_decode(paths, *a, **k),
-    )
-    events, finished = [], []
+
+    def counted_decode(paths, *a, **k):
+        decodes.append(len(paths))
+        return real_decode(paths, *a, **k)
+
+    monkeypatch.setattr(tlcore.tf.pipeline, "decode_all", counted_decode)
+    events: list[object] = []
+    finished: list[SweepPoint] = []
     store = RunStore(tmp_path / "runs")
     result = run_sweep(BASE, info, points=(18, 14), store=store, progress=events.append, on_point=finished.append)
 
@@ -138,6 +140,10 @@ def test_stop_keeps_the_finished_work_and_skips_the_rest(info, tmp_path, when):
         if when == "first epoch" and isinstance(event, EpochEnd):
             stop.set()
 
+    def stop_after_the_first_point(_point: SweepPoint) -> None:
+        if when == "first point":
+            stop.set()
+
     store = RunStore(tmp_path / "runs")
     result = run_sweep(
         BASE,
@@ -147,7 +153,7 @@ def test_stop_keeps_the_finished_work_and_skips_the_rest(info, tmp_path, when):
         progress=progress,
         stop=stop,
         data=data,
-        on_point=lambda _p: when == "first point" and stop.set(),
+        on_point=stop_after_the_first_point,
     )
     assert result.status == "stopped"
     assert [p.label for p in result.points] == ["k=18"]

@@ -58,7 +58,8 @@ def _until(condition, what: str) -> None:
 
 
 def test_the_next_point_is_shown_as_it_stands_when_the_point_shown_ends(tmp_path):
-    backend, events = _SideBySide(), []
+    backend = _SideBySide()
+    events: list[object] = []
     info = scan(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2))
     registry = JobRegistry(backend=backend)
     job = start_sweep("me", TINY_CONFIG, info, (18, 14), False, RunStore(tmp_path / "runs"), registry, events.append)

@@ -97,7 +97,7 @@ def test_frozen_prefix_runs_once_per_image_when_cached(data, cache_features, pas
 
 
 def test_progress_events_describe_the_run(data):
-    events = []
+    events: list[object] = []
     config = TINY.replace(epochs=2)
     result = train(config, data, progress=events.append)
     phase = [e for e in events if isinstance(e, PhaseStart)]
@@ -117,7 +117,9 @@ def test_progress_events_describe_the_run(data):
     assert epochs == result.history
     for row in epochs:
         assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "phase", "path"} <= set(row)
-        assert 0.0 <= row["val_accuracy"] <= 1.0 and not row["partial"]
+        accuracy = row["val_accuracy"]
+        assert isinstance(accuracy, (int, float))
+        assert 0.0 <= accuracy <= 1.0 and not row["partial"]
     # Accuracies are exact fractions of the validation set (averaged over all batches).
     assert (result.history[-1]["val_accuracy"] * len(data.validation)) == pytest.approx(
         round(result.history[-1]["val_accuracy"] * len(data.validation)), abs=1e-4
@@ -173,7 +175,7 @@ def test_nan_loss_stops_with_a_reason(data):
     # A head weight that is NaN makes the very first loss NaN, whatever the data.
     kernel = model.get_layer("predictions").kernel
     kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
-    events = []
+    events: list[object] = []
     result = train(config, data, model=model, progress=events.append)
     assert result.status == "failed"
     assert "loss became nan at epoch 1, batch 1" in result.reason
@@ -192,7 +194,7 @@ def test_two_phases_are_recorded(data):
 
 def test_augmentation_trains_end_to_end(data):
     config = TINY.replace(augment=AugmentConfig(enabled=True), epochs=1)
-    events = []
+    events: list[object] = []
     result = train(config, data, progress=events.append)
     assert result.routes == [END_TO_END]
     assert "augmentation" in next(e for e in events if isinstance(e, PhaseStart)).route_reason
@@ -208,7 +210,7 @@ def test_augmenter_changes_images_only_in_training():
 
 
 def test_feature_budget_decides_the_path(data):
-    events = []
+    events: list[object] = []
     result = train(TINY, data, progress=events.append, feature_budget_bytes=10)
     assert result.routes == [END_TO_END]
     assert "budget" in next(e for e in events if isinstance(e, PhaseStart)).route_reason

@@ -17,6 +17,7 @@ import uuid
 import warnings
 import zipfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ def _png(colour=(210, 60, 50), seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def _zip(entries: list[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+def _zip(entries: Sequence[tuple[str | zipfile.ZipInfo, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "Duplicate name": wanted in one test
@@ -313,7 +314,7 @@ def test_an_archive_without_files_is_refused(sandbox):
 # --- good archives ---------------------------------------------------------------------------
 
 
-def _zip_folder(folder: Path, prefix: str = "", extra: list[tuple[str, bytes]] = ()) -> bytes:
+def _zip_folder(folder: Path, prefix: str = "", extra: Sequence[tuple[str, bytes]] = ()) -> bytes:
     entries = [
         (prefix + p.relative_to(folder).as_posix(), p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()
     ]
@@ -397,7 +398,12 @@ def test_a_refused_zip_is_examined_once_and_replaces_the_previous_dataset(tmp_pa
 
     calls = []
     real_extract = uploads.extract_zip
-    monkeypatch.setattr(uploads, "extract_zip", lambda *a, **kw: calls.append(1) or real_extract(*a, **kw))
+
+    def counted_extract(*a, **kw):
+        calls.append(1)
+        return real_extract(*a, **kw)
+
+    monkeypatch.setattr(uploads, "extract_zip", counted_extract)
     at.file_uploader(key=K.zip_upload).set_value(("pets.zip", _zip([("/abs.png", _png())]), "application/zip"))
     at = at.run()
     at = at.run()  # any later rerun shows the same refusal without extracting again

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from tests.helpers import TINY_CONFIG
-from tlcore.jobs import QUEUED, JobRegistry
+from tlcore.jobs import QUEUED, Job, JobRegistry, Snapshot
 from tlcore.waits import estimated_seconds, seconds_left, waits
 
 GFLOPS = 100.0
@@ -54,32 +54,34 @@ def test_the_class_limits_say_which_one_a_run_breaks():
 
     config = TINY_CONFIG.replace(image_size=128, epochs=30)
     assert limit_problem(config, 100, 20, {}, GFLOPS) is None
-    assert "largest image size is 64 px; these settings use 128 px" in limit_problem(
-        config, 100, 20, {"max_image_size": 64}, GFLOPS
-    )
-    assert "limit is 20 epochs; these settings train 30" in limit_problem(config, 100, 20, {"max_epochs": 20}, GFLOPS)
+    too_large = limit_problem(config, 100, 20, {"max_image_size": 64}, GFLOPS)
+    assert too_large is not None and "largest image size is 64 px; these settings use 128 px" in too_large
+    too_long = limit_problem(config, 100, 20, {"max_epochs": 20}, GFLOPS)
+    assert too_long is not None and "limit is 20 epochs; these settings train 30" in too_long
     tiny_cap = limit_problem(config, 100_000, 20_000, {"max_minutes": 0.01}, GFLOPS)
-    assert "the class's limit is 0.01 min" in tiny_cap
+    assert tiny_cap is not None and "the class's limit is 0.01 min" in tiny_cap
     assert limit_problem(config, 100, 20, {"max_image_size": None, "max_epochs": 0}, GFLOPS) is None
 
 
 def test_a_run_past_one_and_a_half_times_the_cap_stops():
     from tlcore.waits import stop_past_cap
 
-    class Run:
+    class Run(Job[None]):
         """A job whose training seconds are read from a list (each poll reads a snapshot twice), no clock."""
 
-        id = "capped"
-
         def __init__(self, seconds: list[float]) -> None:
-            self.readings, self.last, self.stopped_at, self.message = iter(seconds), 0.0, None, ""
+            super().__init__("student", "training")
+            self.id = "capped"
+            self.readings, self.last, self.message = iter(seconds), 0.0, ""
+            self.stopped_at: float | None = None
 
-        def snapshot(self) -> SimpleNamespace:
+        def snapshot(self) -> Snapshot:
             self.last = next(self.readings, self.last)
-            return SimpleNamespace(done=False, stage="train", elapsed=self.last)
+            # Started at 0 and read at `last`: its elapsed seconds are the reading, not the clock's.
+            return Snapshot(self.id, "student", "training", stage="train", started=0.0, finished=self.last)
 
-        def update(self, message: str) -> None:
-            self.message = message
+        def update(self, **fields: Any) -> None:
+            self.message = fields["message"]
 
         def stop(self) -> None:
             self.stopped_at = self.last

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import shutil
+from typing import Any
 
 import keras
 import numpy as np
@@ -80,7 +81,8 @@ def test_the_start_record_round_trips_and_old_records_read_without_it():
     future = {**record.to_dict(), "start": {**start.to_dict(), "weights_dtype": "float32"}}
     kept = RunRecord.from_dict(future)
     assert kept.start.extra == {"weights_dtype": "float32"}
-    assert kept.to_dict()["start"]["weights_dtype"] == "float32"  # a newer key survives a rewrite
+    rewritten: dict[str, Any] = kept.to_dict()  # read as plain JSON
+    assert rewritten["start"]["weights_dtype"] == "float32"  # a newer key survives a rewrite
     old = record.to_dict()
     del old["start"]
     assert RunRecord.from_dict(old).start is None and "start" not in RunRecord.from_dict(old).to_dict()
@@ -127,7 +129,7 @@ def test_frozen_layers_come_out_exactly_zero_and_trained_ones_moved(fine_tuned):
     assert [layer.name for layer in frozen] == CONVS[:7]  # blocks 1-3: the first 10 layers with their poolings
     assert all(layer.change_norm == 0.0 and layer.relative_change == 0.0 for layer in frozen)
     trained = [layer for layer in changes.layers if layer.trained]
-    assert all(layer.relative_change > 0 for layer in trained)
+    assert all(layer.relative_change is not None and layer.relative_change > 0 for layer in trained)
     assert (changes.trained_from, changes.conv_layers_trained, changes.head_only) == (10, 6, False)
     assert changes.summary.startswith("6 VGG16 conv layer(s) trained, 7 stayed frozen (unchanged)")
     # The same figure by hand, from the model as built for the run and the model it saved.
@@ -166,7 +168,7 @@ def test_a_head_only_run_changes_only_the_head(info, tmp_path):
 
     changes = weight_changes(_train(TINY.replace(epochs=1), info, tmp_path))
     assert all(layer.relative_change == 0.0 and not layer.trained for layer in changes.layers[:13])
-    assert all(layer.relative_change > 0 for layer in changes.layers[13:])
+    assert all(layer.relative_change is not None and layer.relative_change > 0 for layer in changes.layers[13:])
     assert changes.head_only and changes.summary.startswith("Only the head trained in this run")
 
 
@@ -178,7 +180,7 @@ def test_a_two_phase_run_is_measured_from_the_start_of_phase_1(info, tmp_path):
     moved = {layer.name: layer.relative_change for layer in changes.layers}
     assert changes.trained_from == 14 and changes.conv_layers_trained == 3
     assert all(moved[name] == 0.0 for name in CONVS[:10])
-    assert all(moved[name] > 0 for name in CONVS[10:] + HEAD_LAYERS)
+    assert all((change := moved[name]) is not None and change > 0 for name in CONVS[10:] + HEAD_LAYERS)
 
 
 def test_which_layers_trained_comes_from_the_phases_that_ran():
