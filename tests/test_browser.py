@@ -241,7 +241,7 @@ def test_live_training_survives_clicks_page_switches_and_a_reload(server, page):
     assert_no_exception(page)
     nav(page, "Model & freeze")
     nav(page, "Train")
-    assert "running" in train_status(page)
+    wait_until(lambda: "running" in train_status(page), 60, "the run's status, still running, on the Train page")
 
     # A reload is a new session: the tab finds its run again from the URL, and the run has kept going.
     seen = wait_until(lambda: epochs(page)[0], 60, "the epochs metric")
