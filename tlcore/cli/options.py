@@ -94,8 +94,11 @@ def _add_declared(name: str, info: Setting, p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=kind, help=text)
 
 
+WEIGHTS_HELP = "imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)"
+
+
 def _add_weights_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
 
 
 def _add_head_options(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tlcore.backbone_facts import VGG16_LAYERS
-from tlcore.cli.options import add_config_options, add_length_options, int_list
+from tlcore.cli.options import WEIGHTS_HELP, add_config_options, add_length_options, int_list
 from tlcore.config import TrainConfig
 from tlcore.featuremaps import DEFAULT_TOP
 from tlcore.imageio import DEFAULT_MAX_PIXELS
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave out the baseline trained from random weights with every layer learning",
     )
-    p.add_argument("--weights", help="imagenet | none | PATH (default: $TLLAB_WEIGHTS or imagenet)")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
     p.add_argument(
         "--learning-rate",
         type=float,
