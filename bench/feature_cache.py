@@ -4,7 +4,7 @@ Every side runs the product's own training, `tlcore.tf.training.train`, on
 the same decoded images, freeze point, head, optimizer and batch size:
 
 * cached (`cache_features=True`): the frozen prefix runs once over train +
-  validation (`TrainResult.extract_seconds`), then every epoch trains the
+  validation (`RunResult.extract_seconds`), then every epoch trains the
   layers above on the features: since issue 14 as compiled calls of several
   batches (`tlcore.tf.compiled_epochs`);
 * recompute (`cache_features=False`, "the seeds' way"): every epoch pushes
@@ -127,7 +127,7 @@ def run_side(label: str, config: Any, data: Any) -> dict[str, Any]:
     result = train(config, data, progress=clock)
     if result.status != "completed":
         raise RuntimeError(f"{label} run ended {result.status}: {result.reason}")
-    epochs = [row["seconds"] for row in result.history]
+    epochs = [row.seconds for row in result.history]
     note(
         f"{label}: path={result.routes}, extract {result.extract_seconds:.2f} s, epochs "
         + ", ".join(f"{s:.4f}" for s in epochs)

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             first_batch_seen = True
             log.mark("after first training batch" + (" (features extracted)" if args.path == "cached" else ""))
         elif isinstance(event, EpochEnd):
-            log.mark(f"after epoch {event.row['epoch']}")
+            log.mark(f"after epoch {event.row.epoch}")
 
     config = TrainConfig(
         weights=args.weights, image_size=args.image_size, epochs=args.epochs, cache_features=args.path == "cached"

@@ -119,11 +119,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             tuned = train(block5, data)
         row = tuned.history[-1]
         out[p]["block5_epoch"] = {
-            "seconds": row["seconds"],
+            "seconds": row.seconds,
             "cpu_share": clock.cpu_share,
-            "images_per_s": len(data.train) / row["seconds"],
-            "loss": row["loss"],
-            "val_accuracy": row["val_accuracy"],
+            "images_per_s": len(data.train) / row.seconds,
+            "loss": row.loss,
+            "val_accuracy": row.val_accuracy,
         }
         note(f"{p}: one end-to-end epoch, block 5 training: {out[p]['block5_epoch']}")
 

@@ -23,7 +23,7 @@ import pandas as pd
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.baselines import Baseline
 from tlcore.data import TRAIN, VALIDATION
-from tlcore.history import Cell
+from tlcore.history import Cell, EpochRow
 from tlcore.lr_finder import format_rate
 from tlcore.weight_changes import HEAD, WeightChanges
 
@@ -32,7 +32,6 @@ AltairChart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.HConcatChart | a
 # A Vega-Lite spec as Altair's to_dict makes it: JSON whose nested parts a chart reads and copies by key.
 VegaSpec = dict[str, Any]
 Tooltips = list[str | alt.Tooltip]  # a chart's tooltip fields: names, or alt.Tooltip where it formats one
-HistoryRow = Mapping[str, Cell]  # an epoch as history.csv has it: epoch, phase, partial and the metrics
 
 PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
 BAR_STEP = 36  # px per bar in horizontal bar charts
@@ -198,16 +197,22 @@ def with_running_point(spec: VegaSpec, epoch: float, value: float) -> VegaSpec:
     return {**spec, "datasets": {**spec["datasets"], name: [*spec["datasets"][name], row]}}
 
 
-def _phase_2_start(rows: Sequence[HistoryRow]) -> int | None:
+def _phase_2_start(rows: Sequence[EpochRow]) -> int | None:
     """The first epoch of a later phase than the one before it, if any."""
     for previous, row in itertools.pairwise(rows):
-        if row.get("phase", 1) != previous.get("phase", 1):
-            return int(row["epoch"])
+        if row.phase != previous.phase:
+            return row.epoch
     return None
 
 
+def _metric(row: EpochRow, name: str) -> float:
+    """A metric of an epoch by its history column's name ("loss", "val_accuracy", ...)."""
+    value = getattr(row, name)
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
 def live_curves_chart(
-    history: Sequence[HistoryRow], metric: str, title: str, baselines: Sequence[Baseline] = ()
+    history: Sequence[EpochRow], metric: str, title: str, baselines: Sequence[Baseline] = ()
 ) -> AltairChart:
     """A metric and its validation twin per epoch, for live training ("loss" or "accuracy").
 
@@ -216,10 +221,10 @@ def live_curves_chart(
     where a fine-tuning phase begins.
     """
     points = [
-        {"series": name, "epoch": int(r["epoch"]), "value": float(r[key]), "partial": bool(r.get("partial"))}
+        {"series": name, "epoch": r.epoch, "value": _metric(r, key), "partial": r.partial}
         for r in history
         for name, key in (("train", metric), ("validation", f"val_{metric}"))
-        if _plottable(metric, r.get(key))
+        if _plottable(metric, _metric(r, key))
     ]
     start = _phase_2_start(history)
     rules = [{"epoch": start - 0.5, "note": PHASE_2_NOTE}] if start else []
@@ -228,7 +233,7 @@ def live_curves_chart(
 
 
 def curves_chart(
-    histories: Mapping[str, Sequence[HistoryRow]],
+    histories: Mapping[str, Sequence[EpochRow]],
     metric: str = "val_accuracy",
     title: str | None = None,
     baselines: Sequence[Baseline] = (),
@@ -236,8 +241,7 @@ def curves_chart(
     """One line per run: `metric` against epoch, for overlaying several runs.
 
     Args:
-        histories: run label -> history rows (as in history.csv: epoch, phase,
-            partial and the metrics).
+        histories: run label -> its epochs (a History).
         metric: a history column, e.g. "val_accuracy" or "val_loss".
 
     A dashed vertical rule in the run's colour marks where its fine-tuning
@@ -246,9 +250,9 @@ def curves_chart(
     points, rules = [], []
     for label, rows in histories.items():
         points += [
-            {"run": label, "epoch": int(r["epoch"]), "value": float(r[metric]), "partial": bool(r.get("partial"))}
+            {"run": label, "epoch": r.epoch, "value": _metric(r, metric), "partial": r.partial}
             for r in rows
-            if _plottable(metric, r.get(metric))
+            if _plottable(metric, _metric(r, metric))
         ]
         if start := _phase_2_start(rows):
             rules.append({"run": label, "epoch": start - 0.5, "note": PHASE_2_NOTE})

@@ -78,7 +78,7 @@ chosen = st.multiselect(
     "Runs to compare", list(by_id), format_func=label, key="runs_compare", placeholder="Pick two or more runs"
 )
 if chosen:
-    histories = {curve_label(by_id[r]): by_id[r].history.as_rows() for r in chosen}
+    histories = {curve_label(by_id[r]): by_id[r].history for r in chosen}
     levels = [run_baselines(by_id[r].record) for r in chosen]
     baselines = levels[0] if all(level == levels[0] for level in levels) else []  # one validation split: its lines
     left, right = st.columns(2)

@@ -16,7 +16,6 @@ from tlcore.data import TRAIN, VALIDATION
 from tlcore.estimate import estimate
 from tlcore.feature_store import FeatureStore, features_stored
 from tlcore.jobs import JOBS, Job, JobBusy, start_training
-from tlcore.run_folder import history_csv
 from tlcore.schedule import schedule
 from tlcore.speed import machine_speed
 from tlcore.waits import limit_problem, stop_past_cap
@@ -139,7 +138,7 @@ if job is not None and not running:
         )
         d2.download_button(
             "Download history (CSV)",
-            data=history_csv(snap.history),
+            data=snap.history.to_csv(),
             file_name=f"{file_stem}-history.csv",
             key="download_history",
         )

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from tlcore.config import HeadConfig, TrainConfig
+from tlcore.history import EpochRow
 
 CLASS_COLOURS = [(210, 60, 50), (50, 80, 210), (60, 190, 70), (220, 200, 40)]
 # Exactly the epochs and batch size set (min_steps=0) and no early stopping, so tests count epochs and batches.
@@ -106,6 +107,11 @@ def history_row(**changes: object) -> dict:
         "partial": False,
         **changes,
     }
+
+
+def epoch_row(**changes: object) -> EpochRow:
+    """`history_row` as training emits it: an EpochRow."""
+    return EpochRow.of(history_row(**changes))
 
 
 def long_cli_train_args(data: Path, runs_dir: Path) -> list[str]:

@@ -22,18 +22,13 @@ from dashboard.charts import (
     probabilities_chart,
     sweep_charts,
 )
+from tests.helpers import epoch_row
 
 
 def _rows(values, phases=None, partial_last=False):
     phases = phases or [1] * len(values)
     return [
-        {
-            "epoch": i + 1,
-            "phase": p,
-            "val_accuracy": v,
-            "val_loss": 1 - v,
-            "partial": partial_last and i == len(values) - 1,
-        }
+        epoch_row(epoch=i + 1, phase=p, val_accuracy=v, val_loss=1 - v, partial=partial_last and i == len(values) - 1)
         for i, (v, p) in enumerate(zip(values, phases))
     ]
 
@@ -59,7 +54,7 @@ def _projector_ready(spec: dict, fits_width: bool = True) -> None:
 
 def test_live_loss_is_on_a_log_scale_with_a_plot_at_least_250_px_high():
     history = [
-        {"epoch": e, "phase": 1, "loss": loss, "val_loss": val, "accuracy": 0.5, "val_accuracy": 0.5, "partial": False}
+        epoch_row(epoch=e, phase=1, loss=loss, val_loss=val, accuracy=0.5, val_accuracy=0.5, partial=False)
         for e, loss, val in ((1, 0.7, 0.69), (2, 0.3, 65.0), (3, 0.1, 0.2))  # a spike at epoch 2
     ]
     spec = live_curves_chart(history, "loss", "Loss").to_dict()
@@ -90,8 +85,8 @@ def test_log_ticks_are_round_numbers_over_the_values_decades():
 
 def test_live_loss_leaves_out_values_a_log_axis_cannot_show():
     history = [
-        {"epoch": 1, "phase": 1, "loss": 0.0, "val_loss": float("nan"), "accuracy": 1.0, "val_accuracy": 0.0},
-        {"epoch": 2, "phase": 1, "loss": 0.5, "val_loss": 0.6, "accuracy": 0.8, "val_accuracy": 0.7},
+        epoch_row(epoch=1, phase=1, loss=0.0, val_loss=float("nan"), accuracy=1.0, val_accuracy=0.0),
+        epoch_row(epoch=2, phase=1, loss=0.5, val_loss=0.6, accuracy=0.8, val_accuracy=0.7),
     ]
     assert [v["epoch"] for v in _data(live_curves_chart(history, "loss", "Loss").to_dict())] == [2, 2]
     # Accuracy 0.0 and 1.0 are real values on a linear axis.
@@ -100,15 +95,15 @@ def test_live_loss_leaves_out_values_a_log_axis_cannot_show():
 
 def test_live_accuracy_has_a_fixed_0_to_1_axis_and_marks_the_fine_tuning_boundary():
     history = [
-        {
-            "epoch": e,
-            "phase": 1 if e <= 2 else 2,
-            "loss": 1.0 / e,
-            "val_loss": 1.2 / e,
-            "accuracy": 0.5 + e / 100,
-            "val_accuracy": 0.45 + e / 100,
-            "partial": e == 3,
-        }
+        epoch_row(
+            epoch=e,
+            phase=1 if e <= 2 else 2,
+            loss=1.0 / e,
+            val_loss=1.2 / e,
+            accuracy=0.5 + e / 100,
+            val_accuracy=0.45 + e / 100,
+            partial=e == 3,
+        )
         for e in (1, 2, 3)
     ]
     spec = live_curves_chart(history, "accuracy", "Accuracy").to_dict()

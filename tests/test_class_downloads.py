@@ -34,6 +34,7 @@ from tlcore.backbones import WEIGHTS_ENV
 from tlcore.classroom import CLASS_KEY_ENV, Roster, Student
 from tlcore.codegen import student_script, training_script
 from tlcore.data import scan
+from tlcore.history import History
 from tlcore.jobs import JOBS
 from tlcore.paths import DATA_ROOT_ENV
 from tlcore.photos import PhotoStore
@@ -120,7 +121,9 @@ def _shown(at: AppTest) -> str:
 def test_the_trained_model_and_its_history_go_only_to_their_owner(browser, offered):
     ada, _grace = _ada_and_grace(browser)
     run = _finished_run(ada, marker=0.8125)
-    job = JOBS.start(ada.owner, "training", lambda job: job.update(run_dir=str(run.run_dir), history=[history_row()]))
+    job = JOBS.start(
+        ada.owner, "training", lambda job: job.update(run_dir=str(run.run_dir), history=History.of([history_row()]))
+    )
     job.thread.join(30)
 
     browser.token = "browser-of-ada"  # the control: Ada, on her job, is offered both

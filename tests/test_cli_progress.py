@@ -6,6 +6,7 @@ import io
 import json
 import math
 
+from tests.helpers import epoch_row
 from tlcore.cli.progress import CommandProgress, point_json
 from tlcore.jobs import SweepPointDone
 from tlcore.lr_finder import FinderStart, FinderStep
@@ -17,7 +18,7 @@ PHASE = PhaseStart(1, 18, 2, 1e-3, "cached", "why", 5_146, 14_714_688)
 
 def _epoch(epoch: int, partial: bool = False) -> EpochEnd:
     metrics = {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.25, "val_accuracy": 1.0, "seconds": 0.5}
-    return EpochEnd({"epoch": epoch, **metrics, "partial": partial})
+    return EpochEnd(epoch_row(epoch=epoch, **metrics, partial=partial))
 
 
 def _point(label: str = "k=18", loss: float = 0.5) -> SweepPoint:

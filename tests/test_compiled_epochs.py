@@ -321,9 +321,9 @@ def test_cached_epochs_match_end_to_end_fit_with_class_weights(imbalanced, outpu
         runs[cache] = (result.routes, result.history, model.get_weights())
     assert runs[True][0] == [CACHED] and runs[False][0] == [END_TO_END]
     for cached, end_to_end in zip(runs[True][1], runs[False][1], strict=True):
-        assert cached["batches"] == end_to_end["batches"] == 3
+        assert cached.batches == end_to_end.batches == 3
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            assert cached[key] == pytest.approx(end_to_end[key], rel=1e-4, abs=1e-6), key
+            assert getattr(cached, key) == pytest.approx(getattr(end_to_end, key), rel=1e-4, abs=1e-6), key
     for cached, end_to_end in zip(runs[True][2], runs[False][2], strict=True):
         np.testing.assert_allclose(cached, end_to_end, rtol=1e-4, atol=1e-5)
 
@@ -350,10 +350,10 @@ def test_stop_in_a_multi_batch_call_ends_the_run_after_that_call(data):
     assert [(c.phase, c.epoch, c.batch, c.batches) for c in calls[:2]] == [(1, 1, 1, 12), (1, 1, 2, 12)]
     assert all(0 <= c.accuracy <= 1 for c in calls)  # the running batch accuracy the Train page draws
     assert calls[-1].epoch == 2 and [c.epoch for c in calls].count(2) == 1  # no call after the one Stop saw
-    assert result.status == "stopped" and [r["epoch"] for r in result.history] == [1, 2]
+    assert result.status == "stopped" and [r.epoch for r in result.history] == [1, 2]
     row = result.history[-1]
-    assert row["batches"] == calls[-1].batch and row["partial"] == (calls[-1].batch < 12)
-    assert math.isfinite(row["val_loss"])  # the (partial) epoch was validated
+    assert row.batches == calls[-1].batch and row.partial == (calls[-1].batch < 12)
+    assert math.isfinite(row.val_loss)  # the (partial) epoch was validated
     assert steps.iterations == 12 + calls[-1].batch  # every batch that ran, and none more
 
 

@@ -192,7 +192,7 @@ def test_mixed_bfloat16_trains_on_this_cpu_with_float32_output_loss_and_weights(
 
     end_to_end = train(config.replace(cache_features=False), prepare_data(info, 32))
     assert end_to_end.routes == ["end_to_end"] and _dtypes(end_to_end.model)["conv compute"] == "bfloat16"
-    assert np.isfinite(end_to_end.history[0]["loss"])
+    assert np.isfinite(end_to_end.history[0].loss)
 
 
 class _OptimizerSeen(keras.callbacks.Callback):
@@ -280,8 +280,8 @@ def test_mirrored_strategy_trains_end_to_end_over_two_logical_cpus(shared_tiny_d
     ((epoch, batches, loss, val_accuracy),) = out["history"]
     assert (epoch, batches) == (1, 4)  # 32 images, batch 8 (each replica computes 4 of a batch's 8)
     # The replicas' summed gradients are one device's: the same run on one device learns the same, to rounding.
-    assert loss == pytest.approx(alone.history[0]["loss"], rel=1e-4)
-    assert val_accuracy == alone.history[0]["val_accuracy"]
+    assert loss == pytest.approx(alone.history[0].loss, rel=1e-4)
+    assert val_accuracy == alone.history[0].val_accuracy
     kernel = alone.model.get_layer("block5_conv1").get_weights()[0]
     assert out["trained_norm"] == pytest.approx(float(np.linalg.norm(kernel)), rel=1e-5)
 

@@ -59,7 +59,7 @@ def test_the_disk_filling_up_mid_run_loses_neither_the_run_nor_the_model(info, t
     monkeypatch.setattr(Run, "save_model", _disk_full)
     result, run = train_and_record(TINY, info, RunStore(tmp_path), progress=fill_the_disk_after_epoch_one)
 
-    assert result.status == "completed" and [r["epoch"] for r in result.history] == [1, 2, 3]
+    assert result.status == "completed" and [r.epoch for r in result.history] == [1, 2, 3]
     assert result.model is not None
     assert result.save_error == f"The model could not be saved to {run.run_dir}: No space left on device"
     record = RunStore(tmp_path).load(run.run_id)

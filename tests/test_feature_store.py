@@ -201,7 +201,7 @@ def test_reused_features_train_exactly_as_freshly_extracted_ones(two_runs):
     reused, _ = train_and_record(TINY_CONFIG, scan(Path(record1.dataset.root)), RunStore(runs_dir))
     assert reused.features[0]["reused"] and not fresh.features[0]["reused"]
     for a, b in zip(fresh.history, reused.history):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-6) and a["val_accuracy"] == b["val_accuracy"]
+        assert a.loss == pytest.approx(b.loss, rel=1e-6) and a.val_accuracy == b.val_accuracy
 
 
 def test_a_damaged_entry_is_rebuilt_by_the_next_run(two_runs):

@@ -90,12 +90,12 @@ def test_every_run_writes_tensorboard_scalars_per_epoch(folder, tmp_path):
     assert set(train_scalars) == {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}
     assert set(val_scalars) == {"epoch_loss", "epoch_accuracy"}
     for row in result.history:
-        step = row["epoch"]
-        assert train_scalars["epoch_loss"][step] == pytest.approx(row["loss"])
-        assert train_scalars["epoch_accuracy"][step] == pytest.approx(row["accuracy"])
-        assert train_scalars["epoch_learning_rate"][step] == pytest.approx(row["learning_rate"])
-        assert val_scalars["epoch_loss"][step] == pytest.approx(row["val_loss"])
-        assert val_scalars["epoch_accuracy"][step] == pytest.approx(row["val_accuracy"])
+        step = row.epoch
+        assert train_scalars["epoch_loss"][step] == pytest.approx(row.loss)
+        assert train_scalars["epoch_accuracy"][step] == pytest.approx(row.accuracy)
+        assert train_scalars["epoch_learning_rate"][step] == pytest.approx(row.learning_rate)
+        assert val_scalars["epoch_loss"][step] == pytest.approx(row.val_loss)
+        assert val_scalars["epoch_accuracy"][step] == pytest.approx(row.val_accuracy)
     assert sorted(train_scalars["epoch_loss"]) == [1, 2, 3]
 
 
@@ -119,10 +119,10 @@ def test_balance_classes_weights_the_training_loss(imbalanced, cache_features):
     plain = train(config, imbalanced).history[0]
     balanced = train(config.replace(balance_classes=True), imbalanced).history[0]
     weights = np.where(labels == 0, 16 / 24, 16 / 8)
-    assert plain["loss"] == pytest.approx(losses.mean(), rel=1e-4)
-    assert balanced["loss"] == pytest.approx((weights * losses).sum() / len(labels), rel=1e-4)
-    assert abs(balanced["loss"] - plain["loss"]) > 1e-3  # the weights, not noise, make the difference
-    assert balanced["val_loss"] == pytest.approx(plain["val_loss"], rel=1e-4)  # validation is never weighted
+    assert plain.loss == pytest.approx(losses.mean(), rel=1e-4)
+    assert balanced.loss == pytest.approx((weights * losses).sum() / len(labels), rel=1e-4)
+    assert abs(balanced.loss - plain.loss) > 1e-3  # the weights, not noise, make the difference
+    assert balanced.val_loss == pytest.approx(plain.val_loss, rel=1e-4)  # validation is never weighted
 
 
 def test_early_stopping_ends_each_phase_with_its_reason(data):
@@ -136,8 +136,8 @@ def test_early_stopping_ends_each_phase_with_its_reason(data):
     assert result.status == "completed"
     # Epoch 1 sets the best val_loss; after 2 epochs without improvement the phase ends; phase 2 still runs,
     # numbered on from the epochs phase 1 ran (no gap in the curves).
-    assert [(r["phase"], r["epoch"]) for r in result.history] == [(1, 1), (1, 2), (1, 3), (2, 4), (2, 5), (2, 6)]
-    assert not any(r["partial"] for r in result.history)
+    assert [(r.phase, r.epoch) for r in result.history] == [(1, 1), (1, 2), (1, 3), (2, 4), (2, 5), (2, 6)]
+    assert not any(r.partial for r in result.history)
     assert result.reason.count("early stopping: no val_loss improvement for 2 epochs") == 2
     assert "phase 1 ended after epoch 3" in result.reason and "phase 2 ended after epoch 6" in result.reason
     assert result.kept_epoch == 4  # phase 2's best epoch: its weights are the model's
@@ -145,10 +145,10 @@ def test_early_stopping_ends_each_phase_with_its_reason(data):
 
 def test_reduce_on_plateau_lowers_the_recorded_rate(data):
     result = train(TINY.replace(learning_rate=STILL, epochs=5, reduce_lr_on_plateau=True), data)
-    rates = [r["learning_rate"] for r in result.history]
+    rates = [r.learning_rate for r in result.history]
     # No improvement in epochs 2 and 3 (patience 2): epoch 4 trains at half the rate, epoch 5 too.
     assert rates == pytest.approx([STILL, STILL, STILL, STILL / 2, STILL / 2], rel=1e-5)
-    assert [r["learning_rate"] for r in train(TINY.replace(epochs=2), data).history] == pytest.approx([1e-3] * 2)
+    assert [r.learning_rate for r in train(TINY.replace(epochs=2), data).history] == pytest.approx([1e-3] * 2)
 
 
 def test_options_round_trip_and_echo_bad_values():
@@ -223,7 +223,7 @@ def test_stop_between_epochs_keeps_the_whole_epoch_and_skips_the_rest(data):
 
     result = train(config, data, progress=stop_after_an_epoch, stop=flag)
     assert result.status == "stopped" and result.reason == "stopped by the user after epoch 1"
-    assert [(r["epoch"], r["partial"]) for r in result.history] == [(1, False)] and len(result.routes) == 1
+    assert [(r.epoch, r.partial) for r in result.history] == [(1, False)] and len(result.routes) == 1
 
 
 def test_tensorboard_logs_that_cannot_be_written_never_stop_training(data, tmp_path):

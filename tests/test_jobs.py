@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench._common import wait_for
-from tests.helpers import TINY_CONFIG
+from tests.helpers import TINY_CONFIG, epoch_row
 from tlcore.access import ADMIN
 from tlcore.data import scan
 from tlcore.jobs import COMPLETED, FAILED, QUEUED, STOPPED, Job, JobRegistry, start_training
@@ -226,8 +226,8 @@ def test_each_stage_has_its_own_progress_that_never_moves_back():
         job.on_progress(StepProgress("extract", done, 140))
     job.on_progress(StepProgress("extract", 32, 140))  # a late, older report changes nothing
     job.on_progress(BatchEnd(1, 2, 3, 3, 0.5))
-    job.on_progress(EpochEnd({"epoch": 1, "phase": 1}))
-    job.on_progress(EpochEnd({"epoch": 2, "phase": 1}))
+    job.on_progress(EpochEnd(epoch_row(epoch=1, phase=1)))
+    job.on_progress(EpochEnd(epoch_row(epoch=2, phase=1)))
     job.on_progress(PhaseStart(2, 14, 2, 1e-5, "cached", "why", 30, 5))
     job.on_progress(StepProgress("extract", 64, 140))
     snap = job.snapshot()
@@ -245,7 +245,7 @@ def test_a_phase_that_stopped_early_leaves_no_epochs_to_wait_for():
 
     job: Job[None] = Job("alice", "training", epochs_total=28)  # planned: 25 epochs of the head, then 3
     for epoch in range(1, 15):  # early stopping ended phase 1 after epoch 14
-        job.on_progress(EpochEnd({"epoch": epoch, "phase": 1, "seconds": 0.01, "partial": False}))
+        job.on_progress(EpochEnd(epoch_row(epoch=epoch, phase=1, seconds=0.01, partial=False)))
     job.on_progress(PhaseStart(2, 14, 3, 1e-5, "cached", "why", 30, 5))
     assert job.snapshot().epochs_total == 17
 

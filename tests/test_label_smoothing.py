@@ -92,6 +92,6 @@ def test_a_run_trains_with_it_and_its_model_loads(tmp_path):
     result, run = train_and_record(
         TINY_CONFIG.replace(epochs=1, label_smoothing=0.1), info, RunStore(tmp_path / "runs")
     )
-    assert result.status == "completed" and math.isfinite(result.history[-1]["loss"])
+    assert result.status == "completed" and math.isfinite(result.history[-1].loss)
     assert run.record.config.label_smoothing == 0.1
     assert load_run_model(run.run_dir).predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0).shape == (1, 2)

@@ -220,7 +220,7 @@ def test_cached_sweep_gives_losses_within_the_step_cap_and_the_next_training_sta
     # Training the swept model gives what training a fresh build gives (dropout's random state included).
     after_sweep = train(CONFIG, data, model=model).history
     fresh = train(CONFIG, data).history
-    assert [r["loss"] for r in after_sweep] == pytest.approx([r["loss"] for r in fresh], rel=1e-5)
+    assert [r.loss for r in after_sweep] == pytest.approx([r.loss for r in fresh], rel=1e-5)
 
 
 def test_end_to_end_sweep_and_its_stop_flag(data):

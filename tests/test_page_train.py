@@ -62,12 +62,12 @@ def test_a_tiny_run_started_from_the_page_completes(tiny_dataset, runs_dir):
     assert job is not None
     _wait_for(at, lambda: not job.running and "completed" in train_status(at))
     history = job.snapshot().history  # what the page's curves are drawn from
-    assert [row["epoch"] for row in history] == [1, 2]
+    assert [row.epoch for row in history] == [1, 2]
     assert "completed" in train_status(at) and "epoch 2 of 2" in train_status(at)
     # 12 validation images: the page says what one image is worth, and draws chance on the accuracy chart.
     assert any("one image moves validation accuracy by 8.3%" in w.value for w in at.warning)
     assert any(row.get("label") == "chance 50%" for rows in chart_rows(at) for row in rows)
-    assert all(0.0 <= row["val_accuracy"] <= 1.0 for row in history)
+    assert all(0.0 <= row.val_accuracy <= 1.0 for row in history)
     run_dir = Path(at.session_state[K.last_run_dir])
     assert run_dir.parent == runs_dir and (run_dir / "model.keras").is_file()
     assert "completed" in train_status(at)

@@ -375,9 +375,9 @@ def test_the_time_left_comes_from_the_same_mean():
         kind="train",
         epochs_total=4,
         epoch=2,
-        history=[_row(1, 0.5, seconds=3.0).as_dict(), _row(2, 0.5, seconds=5.0).as_dict()],
+        history=History((_row(1, 0.5, seconds=3.0), _row(2, 0.5, seconds=5.0))),
     )
-    mean = History.of(snap.history).mean_epoch_seconds
+    mean = snap.history.mean_epoch_seconds
     assert mean is not None
     assert snap.seconds_left() == mean * 3 == 12.0
     assert Snapshot(job_id="j", owner="o", kind="train").seconds_left() is None

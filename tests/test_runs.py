@@ -52,14 +52,14 @@ def test_run_round_trip(tmp_path, info, data):
     assert {"tensorflow", "keras", "numpy", "python"} <= set(record.versions)
     assert record.tags == {"sweep": "s1"}
     assert record.routes == ["cached"] and record.model_saved is True
-    assert record.final["val_accuracy"] == pytest.approx(result.history[-1]["val_accuracy"])
+    assert record.final["val_accuracy"] == pytest.approx(result.history[-1].val_accuracy)
     assert record.final == result.final == record.history.final_metrics()
     assert record.epochs_done == 2 and record.last_epoch == record.history.final
     assert record.seconds > 0 and record.finished
     assert len(record.history) == 2
     for saved, original in zip(record.history, result.history):
-        assert saved.epoch == original["epoch"]
-        assert saved.val_loss == pytest.approx(original["val_loss"])
+        assert saved.epoch == original.epoch
+        assert saved.val_loss == pytest.approx(original.val_loss)
         assert saved.partial is False and saved.route == "cached"
     # The saved model predicts what the trained one does.
     model = load_run_model(run.run_dir)

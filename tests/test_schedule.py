@@ -92,7 +92,7 @@ def test_training_runs_the_plan_and_says_so_first(data):
     assert isinstance(planned, Planned) and planned.schedule == result.schedule
     # 16 images: batches of 8 (two steps an epoch), 5 epochs for 10 steps.
     assert (result.schedule.batch_size, result.schedule.steps_per_epoch) == (8, 2)
-    assert len(result.history) == 5 and all(row["batches"] == 2 for row in result.history)
+    assert len(result.history) == 5 and all(row.batches == 2 for row in result.history)
     assert {e.batches for e in events if isinstance(e, BatchEnd)} == {2}
 
 
@@ -104,7 +104,7 @@ def test_early_stopping_keeps_the_best_epoch_and_the_run_reports_that_epochs_met
     # A rate so high that val_loss soon rises: the best epoch is an early one.
     config = TINY_CONFIG.replace(epochs=12, learning_rate=0.3, early_stopping_patience=2)
     result, run = train_and_record(config, data.info, RunStore(tmp_path / "runs"), data=data)
-    losses = [row["val_loss"] for row in result.history]
+    losses = [row.val_loss for row in result.history]
     best = min(range(len(losses)), key=losses.__getitem__) + 1
     assert result.kept_epoch == best and len(result.history) < 12
     assert result.final["val_loss"] == pytest.approx(losses[best - 1])

@@ -211,7 +211,7 @@ def test_start_sweep_runs_in_the_background_and_keeps_finished_points(info, tmp_
     assert snap.sweep.total_points == 1 and snap.sweep.skipped == []
     [point] = snap.sweep.points
     assert point.label == "k=18" and point.status == "completed" and point.run_dir == snap.run_dir
-    assert len(snap.history) == 1 and snap.history[0]["freeze_at"] == 18
+    assert len(snap.history) == 1 and snap.history[0].freeze_at == 18
     with pytest.raises(ValueError, match="Received: points"):
         start_sweep("me", BASE, info, points=(19,), registry=registry)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.helpers import TINY_CONFIG, history_row, make_dataset_folder
+from tests.helpers import TINY_CONFIG, epoch_row, make_dataset_folder
 from tlcore.backend import InProcessBackend
 from tlcore.data import scan
 from tlcore.jobs import COMPLETED, JobRegistry, SweepPointDone, start_sweep
@@ -43,7 +43,7 @@ class _SideBySide(InProcessBackend):
             self.first_trained.set()
         else:  # the second point trains a whole epoch while the first one is shown
             assert self.first_trained.wait(30)
-            report(EpochEnd(history_row(epoch=1, freeze_at=14)))
+            report(EpochEnd(epoch_row(epoch=1, freeze_at=14)))
             report(BatchEnd(1, 2, 1, 2, 0.4))
             self.second_trained.set()
         assert self.gates[label].wait(30)
@@ -66,14 +66,14 @@ def test_the_next_point_is_shown_as_it_stands_when_the_point_shown_ends(tmp_path
     assert backend.second_trained.wait(30)
     shown = job.snapshot()
     assert shown.sweep.current.label == "k=18" and shown.message == "point 1/2: k=18"
-    assert shown.run_dir == "/runs/k=18" and shown.history == [] and (shown.epoch, shown.batch) == (1, 1)
+    assert shown.run_dir == "/runs/k=18" and len(shown.history) == 0 and (shown.epoch, shown.batch) == (1, 1)
     assert shown.stages == {}  # decoding was the sweep's, before any point
 
     backend.gates["k=18"].set()
     _until(lambda: job.snapshot().sweep.current.label == "k=14", "second point shown")
     second = job.snapshot()
     assert second.message == "point 2/2: k=14" and second.run_dir == "/runs/k=14"
-    assert [row["epoch"] for row in second.history] == [1] and (second.epoch, second.batch, second.batches) == (2, 1, 2)
+    assert [row.epoch for row in second.history] == [1] and (second.epoch, second.batch, second.batches) == (2, 1, 2)
     assert [p.label for p in second.sweep.points] == ["k=18"]
 
     backend.gates["k=14"].set()

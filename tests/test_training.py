@@ -64,8 +64,8 @@ def test_cached_and_end_to_end_give_the_same_weights(data, freeze_at):
     assert trained[True][0] == CACHED and trained[False][0] == END_TO_END
     for cached, end_to_end in zip(trained[True][1], trained[False][1]):
         np.testing.assert_allclose(cached, end_to_end, rtol=1e-4, atol=2e-5)  # float32 sums in another order
-    assert trained[True][2]["loss"] == pytest.approx(trained[False][2]["loss"], rel=1e-4)
-    assert trained[True][2]["val_accuracy"] == pytest.approx(trained[False][2]["val_accuracy"])
+    assert trained[True][2].loss == pytest.approx(trained[False][2].loss, rel=1e-4)
+    assert trained[True][2].val_accuracy == pytest.approx(trained[False][2].val_accuracy)
 
 
 def _count_images_through(layer: keras.layers.Layer) -> list[int]:
@@ -114,15 +114,15 @@ def test_progress_events_describe_the_run(data):
         assert done == sorted(set(done)) and done[-1] == 3
     assert all(b.batches == 3 for b in batches)
     epochs = [e.row for e in events if isinstance(e, EpochEnd)]
-    assert epochs == result.history
+    assert epochs == list(result.history)
     for row in epochs:
-        assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "phase", "path"} <= set(row)
-        accuracy = row["val_accuracy"]
+        assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds", "phase", "path"} <= set(row.as_dict())
+        accuracy = row.val_accuracy
         assert isinstance(accuracy, (int, float))
-        assert 0.0 <= accuracy <= 1.0 and not row["partial"]
+        assert 0.0 <= accuracy <= 1.0 and not row.partial
     # Accuracies are exact fractions of the validation set (averaged over all batches).
-    assert (result.history[-1]["val_accuracy"] * len(data.validation)) == pytest.approx(
-        round(result.history[-1]["val_accuracy"] * len(data.validation)), abs=1e-4
+    assert (result.history[-1].val_accuracy * len(data.validation)) == pytest.approx(
+        round(result.history[-1].val_accuracy * len(data.validation)), abs=1e-4
     )
 
 
@@ -152,7 +152,7 @@ def test_stop_runs_no_further_batch_and_keeps_partial_epoch(data, cache_features
     assert stopper.batches == 1  # the flag was seen before batch 2 ran
     assert len(result.history) == 1
     row = result.history[0]
-    assert row["partial"] and row["batches"] == 1 and row["phase"] == 1
+    assert row.partial and row.batches == 1 and row.phase == 1
     assert result.routes == [CACHED if cache_features else END_TO_END]  # phase 2 skipped
     assert result.model is not None
 
@@ -166,7 +166,7 @@ def test_stop_during_feature_extraction(data):
 
     result = train(TINY.replace(epochs=2), data, progress=stop_on_extract, stop=flag)
     assert result.status == "stopped" and "extracting" in result.reason
-    assert result.history == []
+    assert len(result.history) == 0
 
 
 def test_nan_loss_stops_with_a_reason(data):
@@ -181,14 +181,14 @@ def test_nan_loss_stops_with_a_reason(data):
     assert "loss became nan at epoch 1, batch 1" in result.reason
     assert "lower learning rate" in result.reason
     assert len([e for e in events if isinstance(e, BatchEnd)]) == 1  # nothing ran after it
-    assert [r["epoch"] for r in result.history] == [1] and result.history[0]["partial"]
+    assert [r.epoch for r in result.history] == [1] and result.history[0].partial
 
 
 def test_two_phases_are_recorded(data):
     config = TINY.replace(epochs=2, fine_tune=FineTuneConfig(freeze_at=10, epochs=1, learning_rate=1e-4))
     result = train(config, data)
-    assert [(r["phase"], r["epoch"], r["freeze_at"]) for r in result.history] == [(1, 1, 18), (1, 2, 18), (2, 3, 10)]
-    assert result.history[2]["learning_rate"] == pytest.approx(1e-4)
+    assert [(r.phase, r.epoch, r.freeze_at) for r in result.history] == [(1, 1, 18), (1, 2, 18), (2, 3, 10)]
+    assert result.history[2].learning_rate == pytest.approx(1e-4)
     assert len(result.routes) == 2
 
 

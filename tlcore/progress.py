@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from tlcore.history import EpochRow
 from tlcore.schedule import Schedule
 
 
@@ -58,13 +59,9 @@ class BatchEnd:
     accuracy: float = math.nan  # the epoch's training accuracy so far
 
 
-# One epoch, keyed by history.csv's columns (tlcore.records.EpochRow reads it).
-HistoryRow = dict[str, str | int | float | bool]
-
-
 @dataclass(frozen=True)
 class EpochEnd:
-    row: HistoryRow  # one history row: see TrainResult.history
+    row: EpochRow  # the epoch as history.csv keeps it
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tlcore.fileio import atomic_write
-from tlcore.history import EpochRow, History
-from tlcore.jsontypes import JSONValue
+from tlcore.history import History
 from tlcore.records import INTERRUPTED, RUNNING, RunRecord
 
 RUN_FILE, HISTORY_FILE, MODEL_FILE = "run.json", "history.csv", "model.keras"
@@ -91,11 +89,6 @@ def read_history(run_dir: Path) -> History:
     if not path.exists():
         return History()
     return History.from_csv(path.read_text(), source=str(path))
-
-
-def history_csv(history: Iterable[EpochRow | Mapping[str, JSONValue]]) -> str:
-    """history.csv's text for rows (EpochRows, or training events' rows)."""
-    return History.of(history).to_csv()
 
 
 def load_record(run_dir: Path) -> RunRecord:

@@ -131,7 +131,7 @@ def saved_sweep(summaries: Sequence[RunSummary], sweep_id: str) -> None:
     by_point = {s.tags["point"]: s for s in points}
     pretrained = table[table["point"] != SCRATCH].sort_values("freeze_at")["point"]
     ordered = [*pretrained, *table[table["point"] == SCRATCH]["point"]]
-    curves = {point: by_point[point].history.as_rows() for point in ordered if point in by_point}
+    curves = {point: by_point[point].history for point in ordered if point in by_point}
     for column, metric, title in zip(
         st.columns(2),
         ("val_accuracy", "val_loss"),

@@ -10,18 +10,18 @@ a copy of their data). Nothing here reads the disk.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
 
-from dashboard.charts import HistoryRow, VegaSpec, live_curves_chart, with_running_point
+from dashboard.charts import VegaSpec, live_curves_chart, with_running_point
 from dashboard.identity import where
 from dashboard.train.setting_words import value_words
 from tlcore.backbones import NO_WEIGHTS
 from tlcore.baselines import Baseline, accuracy_baselines, few_images_warning
 from tlcore.config import TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
+from tlcore.history import History
 from tlcore.jobs import QUEUED, Job, Snapshot
 from tlcore.route import ROUTE_NAMES
 from tlcore.schedule import Schedule, schedule
@@ -89,7 +89,7 @@ def baselines_of(snap: Snapshot) -> list[Baseline]:
     return accuracy_baselines(snap.class_names, snap.validation_per_class)
 
 
-def _curve_spec(job_id: str, history: Sequence[HistoryRow], metric: str, title: str, snap: Snapshot) -> VegaSpec:
+def _curve_spec(job_id: str, history: History, metric: str, title: str, snap: Snapshot) -> VegaSpec:
     """The chart of `metric`, built only when an epoch was added since the last draw."""
     cache = st.session_state.setdefault(_SPECS, {})
     drawn = cache.get((job_id, metric))
@@ -160,8 +160,8 @@ def notes(snap: Snapshot) -> None:
     if snap.device or snap.worker:
         by_worker = f" by the Ray worker **{snap.worker}**" if snap.worker else ""
         st.caption(f"Trained{by_worker} on **{snap.device or 'its device'}**.")
-    if any(r["phase"] > 1 for r in snap.history):
-        boundary = next(r["epoch"] for r in snap.history if r["phase"] > 1)
+    if any(r.phase > 1 for r in snap.history):
+        boundary = next(r.epoch for r in snap.history if r.phase > 1)
         st.caption(
             f"Dashed line: fine-tuning (phase 2, lower learning rate, deeper unfreezing) starts at epoch {boundary}."
         )

@@ -75,9 +75,9 @@ def event_line(event: object, total_epochs: int) -> str | None:
     if isinstance(event, EpochEnd):
         r = event.row
         return (
-            f"epoch {r['epoch']}/{total_epochs}: loss {r['loss']:.4f} acc {r['accuracy']:.3f} "
-            f"val_loss {r['val_loss']:.4f} val_acc {r['val_accuracy']:.3f} ({r['seconds']:.1f}s)"
-            + (" [partial]" if r["partial"] else "")
+            f"epoch {r.epoch}/{total_epochs}: loss {r.loss:.4f} acc {r.accuracy:.3f} "
+            f"val_loss {r.val_loss:.4f} val_acc {r.val_accuracy:.3f} ({r.seconds:.1f}s)"
+            + (" [partial]" if r.partial else "")
         )
     if isinstance(event, SweepPointStart):
         weights = "random weights, every layer learns" if event.label == "scratch" else f"freeze_at={event.freeze_at}"

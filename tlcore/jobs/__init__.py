@@ -18,7 +18,7 @@ from tlcore.jobs.registry import (
 )
 from tlcore.jobs.snapshot import Snapshot, SweepPointDone, SweepProgress
 from tlcore.jobs.sweep_jobs import start_sweep, sweep_job, sweep_point_job, sweep_prepare_job
-from tlcore.jobs.training_jobs import TrainingOutcome, start_training, train_job
+from tlcore.jobs.training_jobs import start_training, train_job
 from tlcore.records import COMPLETED, FAILED, INTERRUPTED, RUNNING, STOPPED
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "Snapshot",
     "SweepPointDone",
     "SweepProgress",
-    "TrainingOutcome",
     "start_sweep",
     "start_training",
     "sweep_job",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from tlcore.history import History
 from tlcore.progress import (
@@ -64,7 +63,7 @@ class Snapshot:
     epochs_total: int = 0
     batch: int = 0
     batches: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: History = field(default_factory=History)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     run_dir: str = ""
@@ -104,8 +103,8 @@ class Snapshot:
     def seconds_left(self) -> float | None:
         """Time left from the pace of this phase's epochs so far (None until there is one: a phase that trains
         convolutions runs at another pace than the head before it)."""
-        phase = self.phase or max((r["phase"] for r in self.history), default=0)
-        per_epoch = History.of([r for r in self.history if r["phase"] == phase]).mean_epoch_seconds
+        phase = self.phase or max((r.phase for r in self.history), default=0)
+        per_epoch = History.of(r for r in self.history if r.phase == phase).mean_epoch_seconds
         if self.done or per_epoch is None:
             return None
         remaining = self.epochs_total - self.epoch + (1 - self.batch / self.batches if self.batches else 1)
@@ -133,7 +132,7 @@ def apply_event(s: Snapshot, event: object) -> None:
         s.stage, s.epoch, s.batch, s.batches = "train", event.epoch, event.batch, event.batches
         s.batch_loss, s.batch_accuracy = event.loss, event.accuracy
     elif isinstance(event, EpochEnd):
-        s.history = [*s.history, dict(event.row)]
+        s.history = s.history.plus(event.row)
     elif isinstance(event, RunCreated):
         s.run_dir, s.device = event.run_dir, event.device
     elif isinstance(event, WorkerStarted):
@@ -144,7 +143,7 @@ def point_start(s: Snapshot, event: SweepPointStart) -> None:
     """A sweep's point begins: what the point before it showed of its training is cleared."""
     s.stage, s.message = "starting", f"point {event.index}/{event.total}: {event.label}"
     s.phase, s.route, s.route_reason = 0, "", ""
-    s.epoch, s.batch, s.batches, s.history = 0, 0, 0, []
+    s.epoch, s.batch, s.batches, s.history = 0, 0, 0, History()
     s.stages, s.features_reused, s.schedule = {}, {}, None
 
 

@@ -1,7 +1,7 @@
 """Training jobs: `train_job`, the plain function a thread or a cluster's worker runs, and `start_training`.
 
 The job function is the same wherever it runs and reports the same events (tlcore.progress); what it
-hands back is a TrainingOutcome, its result without the live model. The helpers below are shared with
+hands back is its RunResult without the live model. The helpers below are shared with
 the sweep jobs (tlcore.jobs.sweep_jobs).
 """
 
@@ -9,38 +9,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from tlcore.backend import WorkerLost
 from tlcore.config import TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
-from tlcore.history import History
 from tlcore.jobs.registry import JOBS, Job, JobRegistry
 from tlcore.progress import ProgressFn, RunCreated, StopFlag
 from tlcore.recording import Run
 from tlcore.records import INTERRUPTED
 from tlcore.run_folder import mark_interrupted
+from tlcore.run_result import RunResult
 from tlcore.runs import RunStore
-
-
-@dataclass
-class TrainingOutcome:
-    """What a training job hands back wherever it ran: its result without the live model."""
-
-    run_dir: str
-    status: str
-    reason: str
-    class_names: list[str]
-    history: History
-    final: dict[str, float]
-    routes: list[str]  # per phase
-    features: list[dict[str, str | int | bool]]  # per cached phase, as run.json keeps them (tlcore.records.RunRecord)
-    seconds: float
-    extract_seconds: float
-    save_error: str
-    model_bytes: bytes | None = None  # the trained model, only when the run store could not save it
-    kept_epoch: int | None = None  # early stopping restored this epoch's weights (TrainResult.kept_epoch)
 
 
 def announce_run(report: ProgressFn) -> Callable[[Run], None]:
@@ -50,28 +30,18 @@ def announce_run(report: ProgressFn) -> Callable[[Run], None]:
 
 def train_job(
     config: TrainConfig, info: DatasetInfo, store: RunStore | None, *, report: ProgressFn, stop: StopFlag
-) -> TrainingOutcome:
-    """Train and record one run (tlcore.tf.training.train_and_record); its folder is announced by RunCreated."""
+) -> RunResult:
+    """Train and record one run (tlcore.tf.training.train_and_record); its folder is announced by RunCreated.
+
+    The result comes back without its live model; with the model's bytes only when the run store could not save it.
+    """
     # The boundary: the job's thread or worker is where training starts, so the TensorFlow side is imported here.
     from tlcore.tf.model import model_to_bytes
     from tlcore.tf.training import train_and_record
 
-    result, run = train_and_record(config, info, store, progress=report, stop=stop, on_run_created=announce_run(report))
-    return TrainingOutcome(
-        run_dir=str(run.run_dir),
-        status=result.status,
-        reason=result.reason,
-        class_names=list(result.class_names),
-        history=History.of(result.history, result.kept_epoch),
-        final=result.final,
-        routes=list(result.routes),
-        features=list(result.features),
-        seconds=result.seconds,
-        extract_seconds=result.extract_seconds,
-        save_error=result.save_error,
-        model_bytes=model_to_bytes(result.model, result.class_names) if result.save_error else None,
-        kept_epoch=result.kept_epoch,
-    )
+    result, _ = train_and_record(config, info, store, progress=report, stop=stop, on_run_created=announce_run(report))
+    unsaved = result.model if result.save_error else None
+    return result.without_model(model_to_bytes(unsaved, result.class_names) if unsaved is not None else None)
 
 
 def absolute_store(store: RunStore | None) -> RunStore:
@@ -83,7 +53,7 @@ def absolute_store(store: RunStore | None) -> RunStore:
 def interrupted_message(job: Job, err: WorkerLost) -> str:
     """Mark the lost worker's run interrupted in the run store; the message the session shows."""
     snap = job.snapshot()
-    epochs = sum(1 for row in snap.history if not row.get("partial"))
+    epochs = sum(1 for row in snap.history if not row.partial)
     if snap.run_dir:
         mark_interrupted(Path(snap.run_dir), str(err))
     kept = f" The run keeps its {epochs} finished epoch{'s' if epochs != 1 else ''} and reads {INTERRUPTED}."
@@ -102,19 +72,17 @@ def start_training(
     store: RunStore | None = None,
     registry: JobRegistry = JOBS,
     listener: ProgressFn | None = None,
-) -> Job[TrainingOutcome]:
+) -> Job[RunResult]:
     """Start a training job (train_job) on the registry's backend; returns the job at once.
 
     `listener` gets each progress event as the job's snapshot takes it in.
     """
     store = absolute_store(store)
 
-    def work(job: Job[TrainingOutcome]) -> TrainingOutcome:
+    def work(job: Job[RunResult]) -> RunResult:
         registry.backend.connect(store.root)  # checks the run store is shared, once per connection
         try:
-            outcome: TrainingOutcome = registry.backend.call(
-                train_job, (config, info, store), job.on_progress, job.stop_flag
-            )
+            outcome: RunResult = registry.backend.call(train_job, (config, info, store), job.on_progress, job.stop_flag)
         except WorkerLost as err:
             raise WorkerLost(interrupted_message(job, err)) from None
         # The registry outlives the run: only a model that could not be saved is kept, as bytes.

@@ -21,6 +21,7 @@ from tlcore.config import TrainConfig
 from tlcore.feature_store import FeatureKey, FeatureStore, StoredFeatures, format_time
 from tlcore.progress import FeaturesReused, ProgressFn, StepProgress, StopFlag
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, END_TO_END, choose_route
+from tlcore.run_result import FeatureLine
 from tlcore.tf.devices import replicas
 from tlcore.tf.model import backbone_layers
 from tlcore.tf.pipeline import ImageSet, PreparedData, make_dataset
@@ -28,8 +29,6 @@ from tlcore.tf.pipeline import ImageSet, PreparedData, make_dataset
 # Why a phase that could use cached features runs end to end under MirroredStrategy: the compiled epochs of
 # the cached route (tlcore.tf.compiled_epochs) run on one device, outside the strategy's replicas.
 SEVERAL_REPLICAS = "{} replicas train together (MirroredStrategy), which the cached route does not do"
-
-FeatureLine = dict[str, str | int | bool]  # a cached phase's line in the run record (TrainResult.features)
 
 
 def route_for(

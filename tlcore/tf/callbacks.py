@@ -19,11 +19,11 @@ import numpy as np
 import tensorflow as tf
 
 from tlcore.config import MIN_IMPROVEMENT, PLATEAU_FACTOR, PLATEAU_MIN_LR_FRACTION, PLATEAU_PATIENCE, TrainConfig
+from tlcore.history import EpochRow
 from tlcore.progress import BatchEnd, EpochEnd, ProgressFn, StopFlag
 from tlcore.records import COMPLETED, FAILED, STOPPED
 
 Logs = Mapping[str, float] | None  # what Keras passes a callback's hooks
-HistoryRow = dict[str, float | int | str | bool]  # one epoch's row (TrainResult.history)
 
 
 def learning_rate_of(model: keras.Model) -> float:
@@ -60,7 +60,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         super().__init__()
         self.phase, self.report, self.stop = phase, report, stop
         self.status, self.reason = COMPLETED, ""
-        self.rows: list[HistoryRow] = []
+        self.rows: list[EpochRow] = []
 
     def on_train_begin(self, logs: Logs = None) -> None:
         self._epoch, self.batches, self.started, self.learning_rate = 0, 0, time.perf_counter(), 0.0
@@ -92,20 +92,20 @@ class TrainingMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         logs = logs or {}
-        row: HistoryRow = {
-            "phase": self.phase.phase,
-            "epoch": epoch + 1,
-            "freeze_at": self.phase.freeze_at,
-            "learning_rate": self.learning_rate,
-            "path": self.phase.route,
-            "loss": float(logs.get("loss", math.nan)),
-            "accuracy": float(logs.get("accuracy", math.nan)),
-            "val_loss": float(logs.get("val_loss", math.nan)),
-            "val_accuracy": float(logs.get("val_accuracy", math.nan)),
-            "seconds": time.perf_counter() - self.started,
-            "batches": self.batches,
-            "partial": self.batches < self.phase.batches_per_epoch,
-        }
+        row = EpochRow(
+            phase=self.phase.phase,
+            epoch=epoch + 1,
+            freeze_at=self.phase.freeze_at,
+            learning_rate=self.learning_rate,
+            route=self.phase.route,
+            loss=float(logs.get("loss", math.nan)),
+            accuracy=float(logs.get("accuracy", math.nan)),
+            val_loss=float(logs.get("val_loss", math.nan)),
+            val_accuracy=float(logs.get("val_accuracy", math.nan)),
+            seconds=time.perf_counter() - self.started,
+            batches=self.batches,
+            partial=self.batches < self.phase.batches_per_epoch,
+        )
         self.rows.append(row)
         self.report(EpochEnd(row))
         more_to_come = epoch + 1 < self.phase.last_epoch or not self.phase.last_phase

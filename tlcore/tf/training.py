@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import keras
 import numpy as np
@@ -28,10 +26,11 @@ from tlcore.progress import EpochEnd, PhaseStart, Planned, ProgressFn, StopFlag
 from tlcore.recording import Run
 from tlcore.records import COMPLETED, FAILED, STOPPED
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, planned_route
+from tlcore.run_result import RunResult
 from tlcore.runs import RunStore
 from tlcore.schedule import Schedule, schedule
 from tlcore.tf.build import build_for, compile_for, start_record
-from tlcore.tf.cached_route import FeatureLine, apply_fixed, cut, phase_features, route_for, split_fixed
+from tlcore.tf.cached_route import apply_fixed, cut, phase_features, route_for, split_fixed
 from tlcore.tf.callbacks import PhaseInfo, TensorBoardScalars, TrainingMonitor, option_callbacks
 from tlcore.tf.devices import choose_strategy, device_report, replicas
 from tlcore.tf.model import param_counts, set_freeze_point
@@ -39,29 +38,6 @@ from tlcore.tf.phase_fit import PhaseFit
 from tlcore.tf.pipeline import PreparedData, prepare_data
 
 TENSORBOARD_DIR = "tensorboard"  # inside a run's folder
-
-
-@dataclass
-class TrainResult:
-    model: keras.Model | None  # None once a caller has let it go
-    config: TrainConfig
-    class_names: list[str]
-    status: str  # completed | stopped | failed
-    reason: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    routes: list[str] = field(default_factory=list)  # per phase
-    extract_seconds: float = 0.0
-    features: list[FeatureLine] = field(default_factory=list)  # per cached phase: reused from the store?
-    train_seconds: float = 0.0
-    seconds: float = 0.0
-    save_error: str = ""  # set when the run store could not save the model
-    schedule: Schedule | None = None  # how long it trained on this data (batch size, epochs, early stopping)
-    kept_epoch: int | None = None  # early stopping ended the last phase and restored this epoch's weights
-
-    @property
-    def final(self) -> dict[str, float]:
-        """The kept epoch's metrics, plus the best validation accuracy (see History.final_metrics)."""
-        return History.of(self.history, self.kept_epoch).final_metrics()
 
 
 def plan_for(
@@ -99,8 +75,8 @@ def train(
     *,
     drop_remainder: bool = False,
     batches_per_call: int | None = None,
-) -> TrainResult:
-    """Train `config` on prepared data; returns the model and its history.
+) -> RunResult:
+    """Train `config` on prepared data; returns the result with the model (`RunResult.model`) and its history.
 
     Runs one phase at config.freeze_at, then the optional fine-tuning phase,
     each as one `model.fit` (end to end) or one `fit_arrays` (cached).
@@ -131,7 +107,7 @@ def train(
     if model is None:
         with _scope(strategy):
             model = build_for(config, len(data.class_names))
-    result = TrainResult(model=model, config=config, class_names=list(data.class_names), status=COMPLETED)
+    result = RunResult(list(data.class_names), model=model)
     plan = result.schedule = plan_for(config, model, data, feature_budget_bytes, strategy)
     report(Planned(plan, tuple(data.class_names), _per_class(data.validation.labels, len(data.class_names))))
     rates = [config.learning_rate] + ([config.fine_tune.learning_rate] if config.fine_tune else [])
@@ -178,14 +154,14 @@ def train(
         else:
             fit.end_to_end(trained, epoch_offset, epochs, [monitor, *options, *callbacks])
         result.train_seconds += time.perf_counter() - t0
-        result.history.extend(monitor.rows)
+        result.history = History((*result.history, *monitor.rows))
         if monitor.status != COMPLETED:
             result.status, result.reason = monitor.status, monitor.reason
         epoch_offset = len(result.history)  # a phase early stopping ended leaves no gap before the next
         # Keras 3 restores the best epoch's weights at the end of fit, stopped early or not; a later phase
         # trains on from them.
         restored = early is not None and early.best_weights is not None
-        result.kept_epoch = early.best_epoch + 1 if early is not None and restored else None
+        result.history = result.history.keeping(early.best_epoch + 1 if early is not None and restored else None)
         if result.status != COMPLETED:
             break
         if early is not None and early.stopped_epoch:
@@ -224,7 +200,7 @@ def train_and_record(
     on_run_created: Callable[[Run], None] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     features: FeatureStore | None = None,
-) -> tuple[TrainResult, Run]:
+) -> tuple[RunResult, Run]:
     """Train and keep the run in the run store: record first, history every epoch, model at the end.
 
     The run's folder also gets TensorBoard logs (TENSORBOARD_DIR, one scalar per
@@ -313,4 +289,5 @@ def train_and_record(
     )
     # The lost model matters most; otherwise the first write that failed (the last record's included) says it.
     result.save_error = model_error or next(iter(write_errors), "")
+    result.run_dir = str(run.run_dir)
     return result, run
