@@ -25,7 +25,7 @@ from tlcore.baselines import Baseline
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.history import Cell, EpochRow
 from tlcore.lr_finder import format_rate
-from tlcore.weight_changes import HEAD, WeightChanges
+from tlcore.weight_changes import HEAD, RepresentationChanges, WeightChanges
 
 # What every chart function returns: the chart kinds st.altair_chart accepts (alt.layer's type names a facet too).
 AltairChart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.HConcatChart | alt.VConcatChart
@@ -626,6 +626,49 @@ def weight_changes_chart(
         .encode(x="start:Q", text="note:N")
     )
     chart = alt.layer(bars, values, unchanged).properties(height=alt.Step(BAR_STEP))
+    if title:
+        chart = chart.properties(title=title)
+    return _projector(chart)
+
+
+CKA_AXIS_TITLE = "CKA, before against after (1: computes the same)"
+
+
+def cka_chart(representations: RepresentationChanges, title: str | None = None) -> AltairChart:
+    """One horizontal bar per conv layer, input side on top: linear CKA of its activations before and after.
+
+    On a fixed 0..1 axis; the layers below the freeze point are 1 by construction and drawn in grey with
+    the words "frozen: 1", the trained ones in the palette's colour with their value beside the bar.
+    """
+    frame = pd.DataFrame(
+        [
+            {
+                "layer": layer.name,
+                "block": layer.block,
+                "status": "trained" if layer.trained else "frozen: 1 by construction",
+                "cka": layer.cka if math.isfinite(layer.cka) else None,
+                "note": f"{layer.cka:.2f}" if layer.trained and math.isfinite(layer.cka) else "frozen: 1",
+            }
+            for layer in representations.layers
+        ]
+    )
+    statuses = ["trained", "frozen: 1 by construction"]
+    base = alt.Chart(frame).encode(
+        y=alt.Y("layer:N", title=None, sort=list(frame["layer"])),
+        tooltip=["layer:N", "block:N", "status:N", alt.Tooltip("cka:Q", title="CKA", format=".3f")],
+    )
+    colour = alt.Color(
+        "status:N", title=None, scale=alt.Scale(domain=statuses, range=[PREDICTED_COLOUR, BASELINE_COLOUR])
+    )
+    bars = base.mark_bar().encode(
+        x=alt.X("cka:Q", title=CKA_AXIS_TITLE, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".1f")),
+        color=colour.legend(alt.Legend(orient="bottom")),
+    )
+    # The values inside the bars' ends (a bar reaches 1 at most), in the bar's own colour's contrast grey.
+    values = base.mark_text(align="right", dx=-4, fontSize=LABEL_FONT_SIZE, color="white").encode(
+        x="cka:Q", text="note:N"
+    )
+    chart = alt.layer(bars, values).properties(height=alt.Step(BAR_STEP))
     if title:
         chart = chart.properties(title=title)
     return _projector(chart)

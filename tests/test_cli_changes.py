@@ -67,3 +67,23 @@ def test_an_old_run_or_a_folder_that_is_no_run_is_one_error_line_and_exit_1(run_
 def test_the_text_bar_is_log_scale():
     assert [change_bar(v) for v in (None, 0.0, 1e-6)] == ["", "", "#"]
     assert len(change_bar(1e-4)) == 4 and len(change_bar(1e-2)) == 12 and len(change_bar(1.0)) == 20
+
+
+def test_changes_cka_adds_each_conv_layers_cka_frozen_ones_at_1(run_dir):
+    proc = run_cli("changes", str(run_dir), "--cka", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    layers = result["layers"]
+    assert all(layer["cka"] == 1.0 for layer in layers[:10])  # blocks 1-4 froze: 1 by construction
+    trained = [layer["cka"] for layer in layers[10:13]]  # block 5 trained for 2 epochs from random weights
+    assert all(0.0 < value <= 1.0 + 1e-9 for value in trained) and min(trained) < 1.0 - 1e-6
+    assert [layer["cka"] for layer in layers[13:]] == [None] * 3  # the head started random: nothing to compare
+    assert result["cka_images"] == 8 and result["cka_estimator"].startswith("linear CKA, biased HSIC")
+    assert "The first 10 conv layers stayed frozen" in result["cka_summary"]
+
+    text = run_cli("changes", str(run_dir), "--cka")
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[1].split()[:5] == ["layer", "block", "status", "||W-W0||/||W0||", "CKA"]
+    assert lines[2].split()[2:] == ["frozen", "0", "1.000"]
+    assert lines[-1].startswith("CKA: linear CKA") and "validation images" in lines[-1]

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard.runs.weight_changes import CHANGES_PICKS, CHANGES_SHOW
+from dashboard.runs.weight_changes import CHANGES_CKA, CHANGES_PICKS, CHANGES_SHOW
 from tests.conftest import ROOT
 from tests.helpers import chart_title, vega_specs
 from tlcore.backbone_facts import VGG16_CONVS
@@ -88,3 +88,32 @@ def test_a_run_saved_before_start_records_says_so_beside_the_other(store, traine
     assert len(_bars(at)) == 1
     (warning,) = [w.value for w in at.main.warning]
     assert "saved before the lab recorded its starting weights" in warning
+
+
+def _cka_bars(at) -> list[list[dict]]:
+    """Each CKA chart's rows (one per conv layer), in page order."""
+    charts = []
+    for chart in at.get("vega_lite_chart"):
+        for dataset in chart.proto.datasets:
+            rows = pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
+            if rows and "cka" in rows[0]:
+                charts.append(rows)
+    return charts
+
+
+def test_cka_beside_the_weight_changes_frozen_layers_greyed_at_1(store, trained):
+    at = _runs_page()
+    at.checkbox(key=CHANGES_CKA).check()
+    at = at.button(key=CHANGES_SHOW).click().run()
+    assert not at.exception
+    assert len(_bars(at)) == 2  # the weight changes stay
+    newest, oldest = _cka_bars(at)
+    for rows, frozen in ((newest, 10), (oldest, 7)):
+        assert [row["layer"] for row in rows] == CONVS
+        assert [row["status"] for row in rows] == ["frozen: 1 by construction"] * frozen + ["trained"] * (13 - frozen)
+        assert all(row["cka"] == 1.0 and row["note"] == "frozen: 1" for row in rows[:frozen])
+        assert all(0.0 < row["cka"] <= 1.0 + 1e-9 and row["note"] == f"{row['cka']:.2f}" for row in rows[frozen:])
+    texts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    assert any("CKA (centred kernel alignment" in t for t in texts)
+    assert any("The first 10 conv layers stayed frozen: their CKA is 1 by construction" in t for t in texts)
+    assert any("The first 7 conv layers stayed frozen" in t for t in texts)

@@ -234,3 +234,40 @@ def test_a_change_relative_to_nothing_has_no_size():
     assert diverged.to_dict()["relative_change"] is None  # NaN is not JSON
     changes = WeightChanges("r", (zero, diverged), trained_from=0, weights="none")
     json.dumps(changes.to_dict(), allow_nan=False)
+
+
+# --- what the layers compute: CKA ------------------------------------------------------------
+
+
+def test_each_trained_layers_cka_is_that_of_its_own_activations(fine_tuned):
+    """The layer-by-layer pass gives what the two models' own sub-models give, through linear_cka."""
+    from tlcore.cka import linear_cka
+    from tlcore.tf.model import load_run_model
+    from tlcore.tf.inference import run_validation_images
+    from tlcore.tf.weight_changes import starting_model, weight_changes
+
+    changes = weight_changes(fine_tuned, cka=True)
+    reps = changes.representations
+    assert reps is not None and reps.images == 8 and reps.unreadable == ()
+    assert [layer.name for layer in reps.layers] == CONVS
+    assert [layer.trained for layer in reps.layers] == [False] * 7 + [True] * 6  # freeze point 10: blocks 4 and 5
+    assert all(layer.cka == 1.0 for layer in reps.layers[:7])
+    record = load_record(fine_tuned)
+    images, _ = run_validation_images(record, TINY.image_size)
+    initial, final = starting_model(record), load_run_model(fine_tuned)
+    for name in ("block3_conv3", "block4_conv1", "block5_conv3"):  # the last frozen one, then two trained ones
+        before = keras.Model(initial.inputs, initial.get_layer(name).output).predict(images, verbose=0)
+        after = keras.Model(final.inputs, final.get_layer(name).output).predict(images, verbose=0)
+        assert reps.by_layer()[name] == pytest.approx(linear_cka(before, after), abs=1e-5), name
+    assert reps.by_layer()["block5_conv3"] < 1.0 - 1e-6  # training moved it
+    assert "Measured on 8 validation images" in reps.summary
+
+
+def test_cka_on_a_run_whose_validation_images_are_gone_says_why(fine_tuned, tmp_path):
+    from tlcore.tf.weight_changes import weight_changes
+
+    copy = _copy(fine_tuned, tmp_path)
+    _edit_record(copy, lambda record: record["dataset"].update(root=str(tmp_path / "moved")))
+    with pytest.raises(ChangesUnavailable, match="validation images cannot be read"):
+        weight_changes(copy, cka=True)
+    assert weight_changes(copy).representations is None  # the weight changes alone still work

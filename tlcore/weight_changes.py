@@ -11,12 +11,14 @@ TensorFlow by the command line and the dashboard.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from tlcore.backbones import WeightsError, weights_file, weights_identity
+from tlcore.cka import ESTIMATOR
 from tlcore.jsontypes import JSONObject
 from tlcore.records import RUNNING, RunRecord, StartRecord
 from tlcore.run_folder import MODEL_FILE, load_record
@@ -75,6 +77,7 @@ class WeightChanges:
     trained_from: int  # the freeze point of the deepest phase that trained: backbone layers after it trained
     weights: str  # where the run started: "none", "imagenet" or a file path
     seconds: float = 0.0  # rebuilding W0, loading the model and comparing
+    representations: RepresentationChanges | None = None  # the conv layers' CKA, when asked for
 
     @property
     def conv_layers_trained(self) -> int:
@@ -102,7 +105,9 @@ class WeightChanges:
         return text + "."
 
     def to_dict(self) -> JSONObject:
-        return {
+        """The command line's JSON; with the CKA, each layer's `cka` (null for the head: it started random)."""
+        similarity = self.representations.by_layer() if self.representations else None
+        out: JSONObject = {
             "run_id": self.run_id,
             "weights": self.weights,
             "trained_from": self.trained_from,
@@ -110,8 +115,63 @@ class WeightChanges:
             "head_only": self.head_only,
             "summary": self.summary,
             "seconds": round(self.seconds, 3),
-            "layers": [layer.to_dict() for layer in self.layers],
+            "layers": [
+                {**layer.to_dict(), **({"cka": _number(similarity.get(layer.name))} if similarity is not None else {})}
+                for layer in self.layers
+            ],
         }
+        if self.representations is not None:
+            out["cka_estimator"] = ESTIMATOR
+            out["cka_images"] = self.representations.images
+            out["cka_summary"] = self.representations.summary
+            out["cka_unreadable"] = list(self.representations.unreadable)
+        return out
+
+
+@dataclass(frozen=True)
+class LayerSimilarity:
+    """How alike one VGG16 conv layer's activations are before and after a run (linear CKA, 1: unchanged)."""
+
+    name: str
+    block: str
+    trained: bool  # False: below the freeze point, so 1 by construction (not measured)
+    cka: float
+
+
+@dataclass(frozen=True)
+class RepresentationChanges:
+    """Linear CKA (`tlcore.cka.ESTIMATOR`) per VGG16 conv layer between a run's start and end, on its validation
+    images."""
+
+    run_id: str
+    layers: tuple[LayerSimilarity, ...]
+    trained_from: int
+    images: int  # validation images compared on
+    unreadable: tuple[str, ...] = ()  # validation files that could not be read now, with why
+    seconds: float = 0.0
+
+    def by_layer(self) -> dict[str, float]:
+        return {layer.name: layer.cka for layer in self.layers}
+
+    @property
+    def summary(self) -> str:
+        """Sentences that read the measured values, for under the chart."""
+        trained = [layer for layer in self.layers if layer.trained and math.isfinite(layer.cka)]
+        frozen = len(self.layers) - len([layer for layer in self.layers if layer.trained])
+        text = f"Measured on {self.images} validation images."
+        if frozen:
+            text += f" The first {frozen} conv layers stayed frozen: their CKA is 1 by construction (greyed)."
+        if not trained:
+            return text + " No conv layer trained, so every layer computes what it computed before."
+        low, high = min(trained, key=lambda t: t.cka), max(trained, key=lambda t: t.cka)
+        text += f" Of the {len(trained)} trained conv layers, {high.name} kept most ({high.cka:.2f})"
+        text += f" and {low.name} changed most ({low.cka:.2f})."
+        values = [layer.cka for layer in trained]
+        if len(values) > 1 and all(b <= a + 0.01 for a, b in itertools.pairwise(values)):
+            text += " The deeper the layer, the more its representation changed."
+        elif low.cka > 0.9:
+            text += " Every trained layer still computes nearly what ImageNet taught it."
+        return text
 
 
 def _number(value: float | None) -> float | None:

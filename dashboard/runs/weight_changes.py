@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from dashboard.charts import change_domain, weight_changes_chart
+from dashboard.charts import change_domain, cka_chart, weight_changes_chart
 from dashboard.tables import curve_label, describe_run
 from tlcore.records import RUNNING
 from tlcore.run_folder import MODEL_FILE
@@ -21,12 +21,19 @@ from tlcore.weight_changes import ChangesUnavailable, WeightChanges
 CHANGES_PICKS = ("changes_run_a", "changes_run_b")  # the two runs' pickers
 CHANGES_SHOW = "changes_show"  # the button
 CHANGES_SHOWN = "changes_shown"  # set by the button: keep showing (cached) changes as the picks change
+CHANGES_CKA = "changes_cka"  # the checkbox: also compare what the conv layers compute
 
 WHY = (
     "Fine-tuning starts from the pretrained weights and nudges them: each bar is how far a layer's weights moved "
     "from where its run started, relative to their size (log scale). Early layers barely move, because the edges "
     "and textures they learned on ImageNet are general and transfer as they are; later layers and the head adapt "
     "to your classes."
+)
+CKA_WHY = (
+    "Weights can move a lot and still compute much the same. CKA (centred kernel alignment, Kornblith et al. "
+    "2019) compares what each conv layer computes on the run's validation images before and after training: "
+    "1 means the same representation, up to rotation and scale; lower means the layer now sees the images "
+    "differently."
 )
 
 
@@ -36,12 +43,15 @@ def measurable_runs(summaries: Sequence[RunSummary]) -> list[RunSummary]:
 
 
 @st.cache_data(max_entries=32, show_spinner="Rebuilding where the run started and comparing its layers...")
-def run_changes(run_dir: str, model_mtime_ns: int) -> tuple[WeightChanges | None, str]:
-    """(the run's weight changes, '') or (None, why they cannot be measured); model_mtime_ns is only the cache key."""
+def run_changes(run_dir: str, model_mtime_ns: int, cka: bool = False) -> tuple[WeightChanges | None, str]:
+    """(the run's weight changes, '') or (None, why they cannot be measured); model_mtime_ns is only the cache key.
+
+    `cka`: with each conv layer's CKA on the run's validation images (both models through every image).
+    """
     from tlcore.tf.weight_changes import weight_changes  # the TensorFlow side, imported when a user asks
 
     try:
-        return weight_changes(run_dir), ""
+        return weight_changes(run_dir, cka=cka), ""
     except (ChangesUnavailable, FileNotFoundError, OSError) as err:
         return None, str(err)
 
@@ -66,11 +76,16 @@ def weight_change_section(summaries: Sequence[RunSummary]) -> None:
         column.selectbox(f"Run {name}", ids, format_func=lambda r: describe_run(runs[r]), key=key)
         for column, name, key in zip(st.columns(2), "AB", CHANGES_PICKS)
     ]
+    cka = st.checkbox(
+        "Also compare what the layers compute (CKA)",
+        key=CHANGES_CKA,
+        help="Both models go through the run's validation images: about a second per 10 images at 128 px.",
+    )
     st.button("Show what changed", key=CHANGES_SHOW, on_click=_show)
     if not st.session_state.get(CHANGES_SHOWN):
         st.caption("Each run's starting weights are rebuilt to compare with (VGG16 built again: a second or two).")
         return
-    results = [run_changes(str(runs[r].run_dir), (runs[r].run_dir / MODEL_FILE).stat().st_mtime_ns) for r in picks]
+    results = [run_changes(str(runs[r].run_dir), (runs[r].run_dir / MODEL_FILE).stat().st_mtime_ns, cka) for r in picks]
     domain = change_domain(*(changes for changes, _ in results if changes is not None))
     for column, run_id, (changes, reason) in zip(st.columns(2), picks, results):
         with column:
@@ -80,3 +95,11 @@ def weight_change_section(summaries: Sequence[RunSummary]) -> None:
             chart = weight_changes_chart(changes, title=curve_label(runs[run_id]), domain=domain)
             st.altair_chart(chart, width="stretch", theme="streamlit")
             st.caption(changes.summary)
+    if any(changes is not None and changes.representations is not None for changes, _ in results):
+        st.write(CKA_WHY)
+        for column, run_id, (changes, _) in zip(st.columns(2), picks, results):
+            if changes is not None and changes.representations is not None:
+                with column:
+                    chart = cka_chart(changes.representations, title=curve_label(runs[run_id]))
+                    st.altair_chart(chart, width="stretch", theme="streamlit")
+                    st.caption(changes.representations.summary)

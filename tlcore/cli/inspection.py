@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tlcore.architecture import counts_at, layer_table, with_freeze_point
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
+from tlcore.cka import ESTIMATOR
 from tlcore.cli.errors import UsageError
 from tlcore.cli.progress import CommandProgress
 from tlcore.cli.tables import changes_table, probe_table
@@ -163,11 +164,13 @@ def cmd_changes(args: argparse.Namespace) -> int:
     measurable_record(run_dir)  # a run that cannot be measured is refused before TensorFlow loads (seconds)
     from tlcore.tf.weight_changes import weight_changes  # the TensorFlow side: this command rebuilds VGG16
 
-    changes = weight_changes(run_dir)
+    changes = weight_changes(run_dir, cka=args.cka)
     if args.json:
         print(json.dumps({"run_dir": str(run_dir), **changes.to_dict()}))
         return 0
     print(f"run {changes.run_id}: started from weights {changes.weights}; deepest freeze point {changes.trained_from}")
     print(changes_table(changes))
     print(changes.summary)
+    if changes.representations is not None:
+        print(f"CKA: {ESTIMATOR}. {changes.representations.summary}")
     return 0

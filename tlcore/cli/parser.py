@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(||W - W0|| / ||W0|| per VGG16 conv layer and head Dense layer)",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder with model.keras")
+    p.add_argument(
+        "--cka",
+        action="store_true",
+        help="also how alike each conv layer's activations are before and after (linear CKA, 1: unchanged), on "
+        "the run's validation images",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with a layers list")
     _add_lr_find(command)
     return parser

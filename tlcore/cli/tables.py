@@ -50,23 +50,28 @@ def change_bar(relative_change: float | None) -> str:
 
 
 def changes_table(changes: WeightChanges) -> str:
-    """One line per layer with weights: name, block, trained or frozen, relative change and its bar."""
-    rows = [["layer", "block", "status", "||W-W0||/||W0||", "(log scale)"]]
+    """One line per layer with weights: name, block, trained or frozen, relative change (and CKA) and its bar."""
+    similarity = changes.representations.by_layer() if changes.representations else None
+    cka_column = ["CKA"] if similarity is not None else []
+    rows = [["layer", "block", "status", "||W-W0||/||W0||", *cka_column, "(log scale)"]]
     for layer in changes.layers:
         change = layer.relative_change
+        cka = [] if similarity is None else [f"{similarity[layer.name]:.3f}" if layer.name in similarity else "—"]
         rows.append(
             [
                 layer.name,
                 layer.block,
                 "trained" if layer.trained else "frozen",
                 "—" if change is None else f"{change:.3g}",
+                *cka,
                 change_bar(change),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    numbers = len(rows[0]) - 1  # every column but the bar; the numbers right-aligned
+    widths = [max(len(row[i]) for row in rows) for i in range(numbers)]
     return "\n".join(
         "  ".join(
-            [*(cell.ljust(w) if i != 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))), row[4]]
+            [*(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))), row[-1]]
         ).rstrip()
         for row in rows
     )

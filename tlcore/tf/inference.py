@@ -16,6 +16,7 @@ from PIL import Image
 from tlcore.data import DatasetInfo
 from tlcore.imageio import DEFAULT_MAX_PIXELS, ImageProblem, convert_to_rgb, open_rgb, resize_rgb
 from tlcore.modelfile import ModelLoadError
+from tlcore.records import RunRecord
 from tlcore.tf.gradcam import Explainer, blank_map_message, gradcam_overlay, gradcams, is_blank
 from tlcore.tf.pipeline import ImageSet, load_split, make_dataset
 
@@ -72,6 +73,28 @@ def to_pixels(image: ImageInput, image_size: int, max_pixels: int = DEFAULT_MAX_
     if isinstance(image, Image.Image):
         return resize_rgb(convert_to_rgb(image), image_size)
     return resize_rgb(open_rgb(image, max_pixels, draft_size=image_size), image_size)
+
+
+def run_validation_images(record: RunRecord, image_size: int) -> tuple[np.ndarray, list[str]]:
+    """A run's held-out images (the files it recorded) at `image_size`, and the files that could not be read, why.
+
+    Raises:
+        ValueError: the run recorded no validation files, or fewer than two of them can be read now.
+    """
+    if not record.validation_files or record.dataset is None:
+        raise ValueError(f"Run {record.run_id} recorded no validation files.")
+    root, pixels, problems = Path(record.dataset.root), [], []
+    for name in record.validation_files:
+        try:
+            pixels.append(to_pixels(root / name, image_size))
+        except (ImageProblem, OSError) as err:
+            problems.append(f"{name}: {err}")
+    if len(pixels) < 2:
+        raise ValueError(
+            f"Run {record.run_id}'s validation images cannot be read from {root} any more ({len(problems)} of "
+            f"{len(record.validation_files)} missing or unreadable)."
+        )
+    return np.stack(pixels), problems
 
 
 def probabilities(model: keras.Model, pixels: np.ndarray) -> np.ndarray:

@@ -19,7 +19,9 @@ from tlcore.config import TrainConfig
 from tlcore.modelfile import ModelLoadError
 from tlcore.records import RunRecord
 from tlcore.tf.build import build_for
+from tlcore.tf.inference import run_validation_images
 from tlcore.tf.model import backbone_layers, layer_weight_norms, layers_with_weights, load_run_model, weights_norm
+from tlcore.tf.representations import representation_changes
 from tlcore.weight_changes import (
     BACKBONE,
     HEAD,
@@ -66,8 +68,11 @@ def _config_of(record: RunRecord) -> TrainConfig:
     return record.config
 
 
-def weight_changes(run_dir: str | os.PathLike) -> WeightChanges:
+def weight_changes(run_dir: str | os.PathLike, cka: bool = False) -> WeightChanges:
     """How far each layer's weights moved in a finished run: ||W - W0|| / ||W0||, input side first.
+
+    `cka`: also how alike each conv layer's activations are before and after, on the run's validation
+    images (`tlcore.tf.representations`).
 
     One entry per layer with weights (VGG16's convolutions, then the head's
     Dense layers); a layer frozen in every phase that ran comes out exactly 0.
@@ -109,10 +114,18 @@ def weight_changes(run_dir: str | os.PathLike) -> WeightChanges:
                 params=sum(int(w0.size) for w0 in start),
             )
         )
+    representations = None
+    if cka:
+        try:
+            images, unreadable = run_validation_images(record, _config_of(record).image_size)
+        except ValueError as err:
+            raise ChangesUnavailable(f"{err} Its layers cannot be compared without them.") from None
+        representations = representation_changes(record, spec, initial, final, images, unreadable)
     return WeightChanges(
         run_id=record.run_id,
         layers=tuple(changes),
         trained_from=boundary,
         weights=start_of(record).weights,
         seconds=time.perf_counter() - started,
+        representations=representations,
     )
