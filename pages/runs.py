@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard.charts import curves_chart
 from dashboard.classroom.board import results_section
 from dashboard.code_panel import run_code_section
+from dashboard.export_panel import export_section
 from dashboard.identity import in_class, run_store, where
 from dashboard.runs.panels import delete_section, deletion_report, feature_store_section, training_now
 from dashboard.runs.sweep import PERCENT, sweep_section
@@ -99,6 +100,8 @@ if len(chosen) >= 2:
 sweep_section(summaries)
 
 weight_change_section(summaries)
+
+export_section(summaries)
 
 run_code_section(summaries)
 

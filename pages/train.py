@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard.dataset_source import require_dataset
+from dashboard.export_panel import export_panel
 from dashboard.identity import actor, class_limits, job_in_url, owner, put_job_in_url, run_store
 from dashboard.state import K, current_config, page_intro, weights_ready
 from dashboard.train.live_view import REFRESH_S, describe_setup, plan_for_info, show
@@ -142,7 +143,9 @@ if job is not None and not running:
             file_name=f"{file_stem}-history.csv",
             key="download_history",
         )
-    if saved:
+    if saved and run_dir is not None:
+        with st.expander("Export the model: SavedModel or TFLite, checked against this one"):
+            export_panel(run_dir, "train_export")
         st.page_link("pages/inference.py", label="Try the model on images", icon=":material/image_search:")
         st.page_link("pages/runs.py", label="Compare with other runs", icon=":material/folder_open:")
     elif job.model_bytes:

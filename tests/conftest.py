@@ -8,8 +8,11 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 # Before TensorFlow/Keras are imported by any test module.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -154,3 +157,22 @@ def class_browser(monkeypatch, runs_dir):
 
     monkeypatch.setattr(identity, "browser_token", lambda: Browser.token)
     return Browser
+
+
+# --- what a page offers for download ----------------------------------------------------------------
+
+
+@pytest.fixture
+def offered(monkeypatch) -> dict[str, tuple[str, bytes]]:
+    """{key or label: (file name, bytes)} of every download offered since the dict was last cleared."""
+    seen: dict[str, tuple[str, bytes]] = {}
+    original, main = DeltaGenerator.download_button, st._main  # st.download_button is main's bound method
+
+    def record(self: DeltaGenerator, label: str, data: Any, file_name: str | None = None, *args, **kwargs):
+        content = data() if callable(data) else data
+        seen[kwargs.get("key") or label] = (file_name or "", content.encode() if isinstance(content, str) else content)
+        return original(self, label, data, file_name, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", record)
+    monkeypatch.setattr(st, "download_button", lambda *args, **kwargs: record(main, *args, **kwargs))
+    return seen

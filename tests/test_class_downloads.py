@@ -15,11 +15,8 @@ import ast
 import io
 import shutil
 import zipfile
-from typing import Any
 
 import pytest
-import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Element
 
@@ -51,22 +48,6 @@ LIST_DOWNLOAD = "Download the whole list (CSV)"  # the skipped files' (dashboard
 def browser(class_browser):
     """Class mode on; `browser.token` is the cookie the app sees (tests/conftest.py)."""
     return class_browser
-
-
-@pytest.fixture
-def offered(monkeypatch) -> dict[str, tuple[str, bytes]]:
-    """{key or label: (file name, bytes)} of every download offered since the dict was last cleared."""
-    seen: dict[str, tuple[str, bytes]] = {}
-    original, main = DeltaGenerator.download_button, st._main  # st.download_button is main's bound method
-
-    def record(self: DeltaGenerator, label: str, data: Any, file_name: str | None = None, *args, **kwargs):
-        content = data() if callable(data) else data
-        seen[kwargs.get("key") or label] = (file_name or "", content.encode() if isinstance(content, str) else content)
-        return original(self, label, data, file_name, *args, **kwargs)
-
-    monkeypatch.setattr(DeltaGenerator, "download_button", record)
-    monkeypatch.setattr(st, "download_button", lambda *args, **kwargs: record(main, *args, **kwargs))
-    return seen
 
 
 def _open(page: str = "", **state: object) -> AppTest:
