@@ -631,44 +631,54 @@ def weight_changes_chart(
     return _projector(chart)
 
 
-CKA_AXIS_TITLE = "CKA, before against after (1: computes the same)"
+CKA_AXIS_TITLE = "1 − CKA: how much the layer's representation changed (log scale)"
 
 
 def cka_chart(representations: RepresentationChanges, title: str | None = None) -> AltairChart:
-    """One horizontal bar per conv layer, input side on top: linear CKA of its activations before and after.
+    """One horizontal bar per conv layer, input side on top: 1 − CKA of its activations before and after.
 
-    On a fixed 0..1 axis; the layers below the freeze point are 1 by construction and drawn in grey with
-    the words "frozen: 1", the trained ones in the palette's colour with their value beside the bar.
+    Fine-tuning at a low rate leaves CKA at 0.99 and above, where bars on a 0..1 axis all look full: the
+    change 1 − CKA on a log axis shows which layers moved, as the weight-change chart beside it does. Each
+    trained layer's CKA is written beside its bar; a frozen layer has no bar, the words "frozen: CKA = 1" in grey.
     """
-    frame = pd.DataFrame(
-        [
-            {
-                "layer": layer.name,
-                "block": layer.block,
-                "status": "trained" if layer.trained else "frozen: 1 by construction",
-                "cka": layer.cka if math.isfinite(layer.cka) else None,
-                "note": f"{layer.cka:.2f}" if layer.trained and math.isfinite(layer.cka) else "frozen: 1",
-            }
-            for layer in representations.layers
-        ]
+    changes = [1.0 - layer.cka for layer in representations.layers if layer.trained and layer.cka < 1.0]
+    low = 10.0 ** math.floor(math.log10(min(changes))) if changes else 1e-6
+    rows = [
+        {
+            "layer": layer.name,
+            "block": layer.block,
+            "status": "trained" if layer.trained else "frozen: 1 by construction",
+            "cka": layer.cka if math.isfinite(layer.cka) else None,
+            "change": max(1.0 - layer.cka, low) if layer.trained and math.isfinite(layer.cka) else None,
+            "start": low,
+            "note": f"CKA {layer.cka:.4f}" if layer.trained and math.isfinite(layer.cka) else "frozen: CKA = 1",
+        }
+        for layer in representations.layers
+    ]
+    frame = pd.DataFrame(rows)
+    decades = [10.0**k for k in range(round(math.log10(low)), 1)]
+    x = alt.X(
+        "change:Q",
+        title=CKA_AXIS_TITLE,
+        scale=alt.Scale(type="log", domain=[low, 1.0], nice=False),
+        axis=alt.Axis(values=decades, format="~g"),
     )
-    statuses = ["trained", "frozen: 1 by construction"]
     base = alt.Chart(frame).encode(
         y=alt.Y("layer:N", title=None, sort=list(frame["layer"])),
-        tooltip=["layer:N", "block:N", "status:N", alt.Tooltip("cka:Q", title="CKA", format=".3f")],
+        tooltip=["layer:N", "block:N", "status:N", alt.Tooltip("cka:Q", title="CKA", format=".5f")],
     )
-    colour = alt.Color(
-        "status:N", title=None, scale=alt.Scale(domain=statuses, range=[PREDICTED_COLOUR, BASELINE_COLOUR])
+    bars = base.transform_filter("datum.change != null").mark_bar(color=PREDICTED_COLOUR).encode(x=x, x2="start:Q")
+    values = (
+        base.transform_filter("datum.change != null")
+        .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE, color=PREDICTED_COLOUR)
+        .encode(x="change:Q", text="note:N")
     )
-    bars = base.mark_bar().encode(
-        x=alt.X("cka:Q", title=CKA_AXIS_TITLE, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format=".1f")),
-        color=colour.legend(alt.Legend(orient="bottom")),
+    frozen = (
+        base.transform_filter("datum.change == null")
+        .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE, fontStyle="italic", color=BASELINE_COLOUR)
+        .encode(x="start:Q", text="note:N")
     )
-    # The values inside the bars' ends (a bar reaches 1 at most), in the bar's own colour's contrast grey.
-    values = base.mark_text(align="right", dx=-4, fontSize=LABEL_FONT_SIZE, color="white").encode(
-        x="cka:Q", text="note:N"
-    )
-    chart = alt.layer(bars, values).properties(height=alt.Step(BAR_STEP))
+    chart = alt.layer(bars, values, frozen).properties(height=alt.Step(BAR_STEP))
     if title:
         chart = chart.properties(title=title)
     return _projector(chart)

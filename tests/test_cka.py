@@ -7,6 +7,7 @@ import pytest
 
 from tlcore import cka
 from tlcore.cka import gram, linear_cka
+from tlcore.weight_changes import LayerSimilarity, RepresentationChanges
 
 
 def _features(n: int = 40, width: int = 30, seed: int = 0) -> np.ndarray:
@@ -57,3 +58,25 @@ def test_different_numbers_of_examples_are_refused_and_a_constant_side_is_nan():
     with pytest.raises(ValueError, match="same examples"):
         linear_cka(_features(n=5), _features(n=6))
     assert np.isnan(linear_cka(_features(n=5), np.ones((5, 3))))
+
+
+def _layers(values: list[float], frozen: int) -> tuple[LayerSimilarity, ...]:
+    names = [f"layer{i}" for i in range(1, len(values) + 1)]
+    return tuple(LayerSimilarity(n, "block", i >= frozen, v) for i, (n, v) in enumerate(zip(names, values)))
+
+
+def test_the_sentences_read_the_measured_values():
+    nudged = RepresentationChanges("r", _layers([1.0] * 10 + [0.99999, 0.9999, 0.9995], 10), 14, 50)
+    assert nudged.summary == (
+        "Measured on 50 validation images. The first 10 conv layers stayed frozen: their CKA is 1 by construction "
+        "(greyed). Of the 3 trained conv layers, layer11 kept most (CKA 1.0000) and layer13 changed most (0.9995). "
+        "The deeper the layer, the more its representation changed. Every trained layer still computes nearly "
+        "what it computed before: training adjusted these features rather than replacing them."
+    )
+    replaced = RepresentationChanges("r", _layers([0.9, 0.4, 0.7], 0), 0, 20)
+    assert replaced.summary == (
+        "Measured on 20 validation images. Of the 3 trained conv layers, layer1 kept most (CKA 0.9000) and "
+        "layer2 changed most (0.4000)."
+    )
+    head_only = RepresentationChanges("r", _layers([1.0] * 13, 13), 18, 50)
+    assert head_only.summary.endswith("No conv layer trained, so every layer computes what it computed before.")

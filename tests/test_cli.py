@@ -422,6 +422,7 @@ def test_every_option_has_help_and_the_exit_codes_are_in_the_epilog(capsys):
         "cache",
         "lr-find",
         "predict",
+        "export",
     }
     missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions if not action.help]
     assert missing == []

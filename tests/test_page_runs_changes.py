@@ -111,8 +111,12 @@ def test_cka_beside_the_weight_changes_frozen_layers_greyed_at_1(store, trained)
     for rows, frozen in ((newest, 10), (oldest, 7)):
         assert [row["layer"] for row in rows] == CONVS
         assert [row["status"] for row in rows] == ["frozen: 1 by construction"] * frozen + ["trained"] * (13 - frozen)
-        assert all(row["cka"] == 1.0 and row["note"] == "frozen: 1" for row in rows[:frozen])
-        assert all(0.0 < row["cka"] <= 1.0 + 1e-9 and row["note"] == f"{row['cka']:.2f}" for row in rows[frozen:])
+        assert all(
+            row["cka"] == 1.0 and row["change"] is None and row["note"] == "frozen: CKA = 1" for row in rows[:frozen]
+        )
+        for row in rows[frozen:]:  # the bar: how much it changed, 1 - CKA
+            assert 0.0 < row["cka"] < 1.0 and row["note"] == f"CKA {row['cka']:.4f}"
+            assert row["change"] == pytest.approx(max(1.0 - row["cka"], row["start"]))
     texts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     assert any("CKA (centred kernel alignment" in t for t in texts)
     assert any("The first 10 conv layers stayed frozen: their CKA is 1 by construction" in t for t in texts)

@@ -165,6 +165,8 @@ RUN_JSON_KEYS_AT_START = [
     "epochs_done",
     "heartbeat",
 ]
+# This version adds the training files beside the validation files (explained by examples: tlcore.neighbours).
+RUN_JSON_KEYS_NOW = [*RUN_JSON_KEYS_AT_START[:10], "train_files", *RUN_JSON_KEYS_AT_START[10:]]
 
 
 def routes_renamed(written: dict) -> dict:
@@ -391,7 +393,13 @@ def test_a_new_run_writes_the_keys_earlier_versions_wrote_in_their_order(tmp_pat
     config = TrainConfig(weights="none", image_size=32, fine_tune=FineTuneConfig(14, 1))
     run = RunStore(tmp_path / "runs").create(config, info, tags={"sweep": "s1"})
     written = json.loads((run.run_dir / RUN_FILE).read_text())
-    assert list(written) == RUN_JSON_KEYS_AT_START
+    assert list(written) == RUN_JSON_KEYS_NOW
+    assert written["train_files"] == [
+        "train/cats/cats_000.png",
+        "train/cats/cats_001.png",
+        "train/dogs/dogs_000.png",
+        "train/dogs/dogs_001.png",
+    ]
     assert written["config"] == config.to_dict() and written["status"] == "running"
 
     run.update(routes=["cached"])
@@ -409,7 +417,9 @@ def test_a_new_run_writes_the_keys_earlier_versions_wrote_in_their_order(tmp_pat
         model_saved=True,
     )
     written = json.loads((run.run_dir / RUN_FILE).read_text())
-    assert list(written) == [*routes_renamed(json.loads(OLD_RUN_JSON)), "tensorboard"]
+    old_keys = list(routes_renamed(json.loads(OLD_RUN_JSON)))
+    at = old_keys.index("validation_files") + 1
+    assert list(written) == [*old_keys[:at], "train_files", *old_keys[at:], "tensorboard"]
     assert written["routes"] == ["cached", "end_to_end"] and written["tensorboard"] == "logs"
     assert written["epochs_done"] == 2 and written["last_epoch"] == _row(2, 0.5, phase=2).as_dict()
     assert written["final"]["best_val_accuracy"] == 0.75 and written["final"]["val_accuracy"] == 0.5

@@ -242,8 +242,8 @@ def test_a_change_relative_to_nothing_has_no_size():
 def test_each_trained_layers_cka_is_that_of_its_own_activations(fine_tuned):
     """The layer-by-layer pass gives what the two models' own sub-models give, through linear_cka."""
     from tlcore.cka import linear_cka
-    from tlcore.tf.model import load_run_model
     from tlcore.tf.inference import run_validation_images
+    from tlcore.tf.model import load_run_model
     from tlcore.tf.weight_changes import starting_model, weight_changes
 
     changes = weight_changes(fine_tuned, cka=True)

@@ -106,6 +106,7 @@ class RunRecord:
     class_names: list[str] | None = None
     dataset: DatasetFacts | None = None
     validation_files: list[str] | None = None  # relative to the dataset root: the held-out split
+    train_files: list[str] | None = None  # relative to the dataset root: what it trained on; None in older runs
     versions: dict[str, str] = field(default_factory=dict)  # python and library versions
     tags: JSONObject = field(default_factory=dict)  # e.g. the sweep and point a run belongs to
     owner: str | None = None  # who made it (tlcore.access): an opaque id; None for the teacher or administrator
@@ -207,6 +208,7 @@ _JSON_KINDS: dict[type, dict[str, type | tuple[type, ...]]] = {
         "class_names": list,
         "dataset": dict,
         "validation_files": list,
+        "train_files": list,
         "versions": dict,
         "tags": dict,
         "owner": str,

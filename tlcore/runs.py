@@ -154,6 +154,7 @@ class RunStore:
         except OSError as err:
             raise self._cannot_write(err) from None
         validation_files, _ = info.items("validation")
+        train_files, _ = info.items("train")
         record = RunRecord(
             run_id=run_dir.name,
             status=RUNNING,
@@ -167,6 +168,7 @@ class RunStore:
                 root=str(info.root), fingerprint=info.fingerprint(), counts=info.counts(), skipped=len(info.skipped)
             ),
             validation_files=[os.path.relpath(p, info.root) for p in validation_files],
+            train_files=[os.path.relpath(p, info.root) for p in train_files],
             versions=library_versions(),
             tags=dict(tags or {}),
             owner=self.actor.owner or None,

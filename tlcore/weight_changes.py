@@ -164,13 +164,16 @@ class RepresentationChanges:
         if not trained:
             return text + " No conv layer trained, so every layer computes what it computed before."
         low, high = min(trained, key=lambda t: t.cka), max(trained, key=lambda t: t.cka)
-        text += f" Of the {len(trained)} trained conv layers, {high.name} kept most ({high.cka:.2f})"
-        text += f" and {low.name} changed most ({low.cka:.2f})."
+        text += f" Of the {len(trained)} trained conv layers, {high.name} kept most (CKA {high.cka:.4f})"
+        text += f" and {low.name} changed most ({low.cka:.4f})."
         values = [layer.cka for layer in trained]
-        if len(values) > 1 and all(b <= a + 0.01 for a, b in itertools.pairwise(values)):
+        if len(values) > 1 and all(b <= a + 0.1 * (1 - a) for a, b in itertools.pairwise(values)):
             text += " The deeper the layer, the more its representation changed."
-        elif low.cka > 0.9:
-            text += " Every trained layer still computes nearly what ImageNet taught it."
+        if low.cka > 0.95:
+            text += (
+                " Every trained layer still computes nearly what it computed before: training adjusted these "
+                "features rather than replacing them."
+            )
         return text
 
 

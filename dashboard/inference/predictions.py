@@ -13,12 +13,14 @@ from dashboard.charts import gradcam_colorbar, probabilities_chart
 from tlcore.data import DatasetInfo
 from tlcore.imageio import IMAGE_EXTENSIONS
 from tlcore.records import RunRecord
+from tlcore.run_folder import MODEL_FILE
 
 if TYPE_CHECKING:
     import keras
 
     from tlcore.tf.gradcam import Explainer
     from tlcore.tf.inference import Explanation
+    from tlcore.tf.neighbours import Examples
 
 UPLOAD_KEY, PICK_KEY, CAMERA_ON_KEY, CAMERA_KEY, EXPLAINED_KEY = (
     "inference_images",
@@ -146,8 +148,14 @@ def predictions_section(
         st.altair_chart(gradcam_colorbar(THUMB, colorbar_colours(THUMB)), width="content", theme="streamlit")
     output = record.config.head.output if record.config else "softmax"  # an upload without run.json: the usual
     st.caption(f":material/info: {known_classes_note(names, output)}")
+    examples = examples_for(record, model)
+    sources = dict(items)
     for r in results:
         _show(r, image_size_of(model))
+        if examples is not None:
+            neighbours_row(examples, sources[r.name])
+    if examples is not None and examples.note:
+        st.caption(examples.note)
     bad = {name for name, _ in problems}
     return [item for item in items[:SHOWN] if item[0] not in bad]
 
@@ -157,6 +165,32 @@ def overlay_caption(r: Explanation) -> str:
     if r.explained_class == r.top_class:
         return f"where it looked for “{r.explained_class}”"
     return f"where it looked for “{r.explained_class}” ({r.probabilities[r.explained_class]:.0%}, not its pick)"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Finding the training images most like each one (once per model)...")
+def _examples(run_dir: str, model_mtime_ns: int, _record: RunRecord, _model: keras.Model) -> Examples:
+    """The run's training images as vectors (`tlcore.tf.neighbours`), once per run and model file."""
+    from tlcore.tf.neighbours import Examples
+
+    return Examples.of(run_dir, _record, _model)
+
+
+def examples_for(record: RunRecord, model: keras.Model) -> Examples | None:
+    """The lab's own run's training images as neighbours; None for a model uploaded from elsewhere."""
+    model_file = record.run_dir / MODEL_FILE if record.run_dir else None
+    if model_file is None or not model_file.is_file():
+        return None
+    return _examples(str(record.run_dir), model_file.stat().st_mtime_ns, record, model)
+
+
+def neighbours_row(examples: Examples, image: bytes | str) -> None:
+    """The five training images the model finds most like `image`, with their labels and cosine similarities."""
+    found = examples.nearest(image)
+    if not found:
+        return
+    st.caption("Most like it among the training images, as the head sees them (cosine similarity of the head's input):")
+    for column, n in zip(st.columns(len(found)), found):
+        column.image(n.file, width="stretch", caption=f"{n.label} · {n.similarity:.2f}")
 
 
 def _show(r: Explanation, size: int) -> None:

@@ -79,7 +79,7 @@ def weight_change_section(summaries: Sequence[RunSummary]) -> None:
     cka = st.checkbox(
         "Also compare what the layers compute (CKA)",
         key=CHANGES_CKA,
-        help="Both models go through the run's validation images: about a second per 10 images at 128 px.",
+        help="Both models go through the run's validation images: 10-20 s more for 50 images at 128 px.",
     )
     st.button("Show what changed", key=CHANGES_SHOW, on_click=_show)
     if not st.session_state.get(CHANGES_SHOWN):

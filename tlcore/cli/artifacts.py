@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tlcore.cli.errors import EXIT_DATA, UsageError, print_error
 from tlcore.cli.options import config_from_args
@@ -15,8 +16,42 @@ from tlcore.data import scan
 from tlcore.feature_store import MB, FeatureStore
 from tlcore.imageio import ImageProblem
 from tlcore.modelfile import ModelLoadError, check_model_file
+from tlcore.records import RunRecord
 from tlcore.run_folder import MODEL_FILE, RUN_FILE, load_record
 from tlcore.script_folder import DataFolder
+
+if TYPE_CHECKING:
+    import keras
+
+    from tlcore.tf.neighbours import Examples
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run)
+    if not (run_dir / RUN_FILE).is_file():
+        raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
+    if not (run_dir / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"Run {run_dir.name} saved no model ({MODEL_FILE}), so there is nothing to export")
+    from tlcore.tf.export import export_run  # the TensorFlow side: this command converts a model
+
+    try:
+        result = export_run(run_dir, args.format, args.out)
+    except ValueError as err:  # its validation images cannot be read: the message says where
+        print_error(str(err))
+        return EXIT_DATA
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"wrote {result.path}")
+        print(result.summary)
+    return 0 if result.passed else EXIT_DATA
+
+
+def _examples(run_dir: Path, record: RunRecord, model: keras.Model) -> Examples:
+    """The run's training images as neighbours for --json (or why there are none)."""
+    from tlcore.tf.neighbours import Examples  # the TensorFlow side: the command has loaded the model
+
+    return Examples.of(run_dir, record, model)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -24,10 +59,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not (run_dir / RUN_FILE).is_file():
         raise FileNotFoundError(f"Not a run folder (no {RUN_FILE}): {run_dir}")
     try:
-        class_names = load_record(run_dir).class_names
+        record = load_record(run_dir)
     except ValueError as err:  # the message names the file and why
         print_error(str(err))
         return EXIT_DATA
+    class_names = record.class_names
     if class_names is None:
         print_error(f"{run_dir / RUN_FILE} names no classes (it has no class_names list)")
         return EXIT_DATA
@@ -46,13 +82,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except ModelLoadError as err:
         print_error(f"{run_dir}: {err}")
         return EXIT_DATA
+    examples = _examples(run_dir, record, model) if args.json else None
     results = []
     for image in args.images:
         try:
             prediction = predict(model, [image], class_names)[0]
+            like = examples.like(image) if examples is not None else {}
         except ImageProblem as err:
             raise ImageProblem(f"{image}: {err}") from None
-        results.append({"image": image, "top_class": prediction.top_class, "probabilities": prediction.probabilities})
+        results.append(
+            {"image": image, "top_class": prediction.top_class, "probabilities": prediction.probabilities, **like}
+        )
         if not args.json:
             top = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top_k(args.top_k))
             print(f"{image}: {top}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.cli.options import WEIGHTS_HELP, add_config_options, add_length_options, int_list
 from tlcore.config import TrainConfig
+from tlcore.exports import FORMATS
 from tlcore.featuremaps import DEFAULT_TOP
 from tlcore.imageio import DEFAULT_MAX_PIXELS
 from tlcore.lr_finder import DEFAULT_MAX_SECONDS, DEFAULT_MAX_STEPS
@@ -141,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to print per image")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+
+    p = command(
+        "export",
+        "a run's model for use elsewhere, checked at once on the run's validation images against its .keras model",
+    )
+    p.add_argument("run", metavar="RUN", help="a finished run folder with model.keras")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        help="savedmodel: TensorFlow SavedModel; tflite: LiteRT float32; tflite-int8: LiteRT with int8 weights",
+    )
+    p.add_argument("--out", help="the export's folder (default: RUN/exports/FORMAT)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (the export's card)")
 
     p = command(
         "featuremaps",
