@@ -295,11 +295,17 @@ def probabilities_chart(probabilities: Mapping[str, float], highlight: str | Non
     return _projector(chart)
 
 
-def confusion_matrix_chart(confusion: np.ndarray, class_names: Sequence[str], title: str | None = None) -> AltairChart:
+CONFUSION_CELL = "cell"  # the confusion matrix's click selection: {"true class": ..., "predicted class": ...}
+
+
+def confusion_matrix_chart(
+    confusion: np.ndarray, class_names: Sequence[str], title: str | None = None, clickable: bool = False
+) -> AltairChart:
     """A confusion matrix heatmap (rows: true class, columns: predicted class) with every count in its cell.
 
     Colour is each cell's share of its row, so a small class's mistakes are as
-    visible as a big class's.
+    visible as a big class's. `clickable`: a click selects a cell (the selection CONFUSION_CELL, outlined),
+    for `st.altair_chart(on_select="rerun")`.
     """
     confusion = np.asarray(confusion)
     n = len(class_names)
@@ -332,6 +338,12 @@ def confusion_matrix_chart(confusion: np.ndarray, class_names: Sequence[str], ti
             legend=alt.Legend(format="%", title="share of row", orient="bottom"),
         )
     )
+    if clickable:  # a click on a cell's count selects it too: both marks share the layer's scope
+        picked = alt.selection_point(name=CONFUSION_CELL, fields=["true class", "predicted class"], on="click")
+        cells = cells.add_params(picked).encode(
+            stroke=alt.condition(picked, alt.value(PREDICTED_COLOUR), alt.value(None)),
+            strokeWidth=alt.condition(picked, alt.value(4), alt.value(0)),
+        )
     # The counts sit on the cells, not on the page: dark on light cells, light on dark ones, in either theme.
     counts = base.mark_text(fontSize=LABEL_FONT_SIZE + (4 if n <= 6 else 0), fontWeight="bold").encode(
         text="count:Q", color=alt.condition("datum['share of row'] > 0.5", alt.value("white"), alt.value("black"))

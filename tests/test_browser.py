@@ -310,6 +310,69 @@ def test_a_camera_snapshot_is_predicted_and_explained_and_not_stored(server, pag
     page.screenshot(path=str(SCREENSHOTS / "inference-camera.png"))
 
 
+def test_clicking_a_confusion_cell_shows_its_images_with_both_maps(server, page, tmp_path):
+    """The confusion matrix opens its cells: a click on a cell (an Altair selection) lists that cell's images,
+    each with Grad-CAM for the true and the predicted class."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    from tlcore.data import scan
+    from tlcore.tf.training import train_and_record
+
+    data = make_dataset_folder(tmp_path / "data", classes=("animals", "vehicles"), n_train=4, n_val=1)
+    train_and_record(TINY_CONFIG, scan(data), RunStore(server.runs))  # the newest run: the page picks it
+    page.goto(f"{server.url}/inference")
+    page.get_by_role("heading", name="Evaluate on the validation split").wait_for(timeout=120_000)
+    settle(page)
+    until_shown(
+        page,
+        lambda: page.get_by_role("button", name="Evaluate on the validation split").click(),
+        "Click a cell to see its images",
+        180,
+        "the evaluation",
+    )
+    settle(page)
+    matrix = page.locator('.st-key-inference_confusion [data-testid="stVegaLiteChart"] .marks').first
+    matrix.wait_for(timeout=60_000)
+    box = matrix.bounding_box()
+    assert box is not None
+    images = page.locator('[data-testid="stImageCaption"]', has_text="· predicted:")
+    maps = page.locator('[data-testid="stImageCaption"]', has_text="where it looked for")
+    images_before, maps_before = images.count(), maps.count()  # the hardest images' rows, further down
+    # The plot sits right of the class labels and under the axis title: try points over the chart until a cell
+    # with images answers (a click beside the plot selects nothing; this tiny model leaves some cells empty).
+    heading, count, started = "", 0, time.monotonic()
+    for fx, fy in ((0.5, 0.3), (0.5, 0.5), (0.75, 0.3), (0.75, 0.5), (0.6, 0.4), (0.6, 0.6)):
+        started = time.monotonic()
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        try:
+            page.get_by_text(re.compile(r"True “\w+”, predicted “\w+”")).first.wait_for(timeout=15_000)
+        except PlaywrightTimeout:  # not on a cell: try the next point
+            continue
+        settle(page)
+        heading = (  # the whole line: the bold words, then the count
+            page.locator(
+                '[data-testid="stMarkdownContainer"] p', has_text=re.compile(r"True “\w+”, predicted “\w+”")
+            ).first.inner_text()
+        )
+        found = re.search(r"(\d+) image\(s\)", heading)
+        count = int(found.group(1)) if found else 0
+        if count:
+            break
+    assert count > 0, f"no cell with images answered a click ({heading!r})"
+    true_class, predicted = re.findall(r"“(\w+)”", heading)[:2]
+    # Each of the cell's images with a map per class (one when right: the true class is the predicted one).
+    per_image = 1 if true_class == predicted else 2
+    wait_until(lambda: images.count() >= images_before + min(count, 8), 120, "the cell's images")
+    wait_until(lambda: maps.count() >= maps_before + per_image * min(count, 8), 120, "the cell's Grad-CAM maps")
+    cell = page.locator('[data-testid="stImageCaption"]', has_text=f"true: {true_class} · predicted: {predicted}")
+    assert cell.count() >= min(count, 8)
+    seconds = time.monotonic() - started
+    settle(page)
+    assert_no_exception(page)
+    print(f"the first {min(count, 8)} images of the cell with their maps in {seconds:.1f} s")
+    page.screenshot(path=str(SCREENSHOTS / "inference-confusion-cell.png"))
+
+
 def test_see_inside_shows_feature_maps_the_probe_and_the_map(server, page):
     """Last in this file: its background pass through VGG16 must not share the machine with the run above."""
     # At 32 px, as a learner on a CPU would set it: the page's pass over every sample image through VGG16 is

@@ -259,3 +259,16 @@ def test_lr_finder_chart_marks_the_rates_even_past_a_blow_up_and_clips_it():
     assert labels["encoding"]["y"] == {"value": 0} and labels["mark"]["baseline"] == "bottom"  # above the plot
     assert pick_label["mark"]["align"] == "left"  # 1e-5 is in the left part: its words go right of its rule
     assert spec["title"]["text"] == LR_FINDER_TITLE
+
+
+def test_a_clickable_confusion_matrix_selects_a_cell():
+    spec = confusion_matrix_chart(np.array([[3, 1], [2, 4]]), ["cats", "dogs"], clickable=True).to_dict()
+    (param,) = spec["params"]
+    assert param["name"] == "cell" and param["select"] == {
+        "type": "point",
+        "fields": ["true class", "predicted class"],
+        "on": "click",
+    }
+    assert param["views"] == [spec["layer"][0]["name"]]  # the cells' layer; its counts share its scope
+    assert spec["layer"][0]["encoding"]["stroke"]["condition"] == {"param": "cell", "value": PREDICTED_COLOUR}
+    assert "params" not in confusion_matrix_chart(np.eye(2, dtype=int), ["cats", "dogs"]).to_dict()

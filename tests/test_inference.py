@@ -301,3 +301,11 @@ def test_evaluate_confusion_matrix_and_top_losses(model, tmp_path):
     assert len(top) == 3 and [t["loss"] for t in top] == sorted((t["loss"] for t in top), reverse=True)
     worst = int(np.argmax(result.losses))
     assert top[0]["path"] == paths[worst] and top[0]["true"] == CLASSES[labels[worst]]
+    # A confusion cell's images: exactly that true and predicted class, highest loss first; every image in one.
+    cells = [(t, p) for t in CLASSES for p in CLASSES]
+    assert sum(len(result.cell(t, p)) for t, p in cells) == 7
+    for t, p in cells:
+        items = result.cell(t, p)
+        assert len(items) == result.confusion[CLASSES.index(t), CLASSES.index(p)]
+        assert all(item["true"] == t and item["predicted"] == p for item in items)
+        assert [item["loss"] for item in items] == sorted((item["loss"] for item in items), reverse=True)

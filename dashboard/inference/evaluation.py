@@ -11,16 +11,17 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from dashboard.charts import confusion_matrix_chart
+from dashboard.charts import CONFUSION_CELL, confusion_matrix_chart
 from tlcore.data import DatasetInfo, same_held_out_split, split_files
 from tlcore.records import RunRecord
 
 if TYPE_CHECKING:
     from dashboard.inference.models import LoadedModel
-    from tlcore.tf.inference import ExplainedLoss
+    from tlcore.tf.inference import Evaluation, ExplainedLoss
 
 TOP_LOSS_KEY = "inference_top_loss_cams"  # (evaluation key, the hardest images explained)
-TOP_LOSSES, THUMB = 8, 160
+CELL_KEY = "inference_cell_cams"  # ((evaluation key, cell), the clicked cell's images explained)
+TOP_LOSSES, CELL_SHOWN, THUMB = 8, 8, 160
 
 
 def evaluation_key(model_path: str | os.PathLike, info: DatasetInfo) -> str:
@@ -63,7 +64,16 @@ def evaluation_section(
     ev = cached[1]
     st.metric("Validation accuracy", f"{ev.accuracy:.1%}", help=f"{int(ev.confusion.sum())} images")
     # One above the other: side by side, the matrix's own width ran under the table at 1024 and 1280 px.
-    st.altair_chart(confusion_matrix_chart(ev.confusion, names), width="content", theme="streamlit")
+    st.caption("Click a cell to see its images, with where the model looked for the true and the predicted class.")
+    event = st.altair_chart(
+        confusion_matrix_chart(ev.confusion, names, clickable=True),
+        width="content",
+        theme="streamlit",
+        on_select="rerun",
+        selection_mode=CONFUSION_CELL,
+        key="inference_confusion",
+    )
+    cell_images(load, ev, key, picked_cell(event))
     st.dataframe(
         ev.per_class_table(),
         hide_index=True,
@@ -80,6 +90,38 @@ def evaluation_section(
             from tlcore.tf.inference import explain_top_losses
 
             cams = st.session_state[TOP_LOSS_KEY] = (key, explain_top_losses(*load(), ev, TOP_LOSSES, THUMB))
+    for hard in cams[1]:
+        _show_hard_image(list(st.columns(3)), hard)
+
+
+def picked_cell(event: object) -> tuple[str, str] | None:
+    """(true class, predicted class) of the clicked cell, from st.altair_chart's selection event; None: none."""
+    points = getattr(getattr(event, "selection", None), CONFUSION_CELL, None) or []
+    if not points:
+        return None
+    return str(points[0]["true class"]), str(points[0]["predicted class"])
+
+
+def cell_images(load: Callable[[], LoadedModel], ev: Evaluation, key: str, cell: tuple[str, str] | None) -> None:
+    """The clicked cell's first CELL_SHOWN images, each with Grad-CAM for its true and its predicted class."""
+    if cell is None:
+        return
+    true_class, predicted_class = cell
+    items = ev.cell(true_class, predicted_class)
+    verdict = "right" if true_class == predicted_class else "wrong"
+    st.markdown(
+        f"**True “{true_class}”, predicted “{predicted_class}”** ({verdict}): {len(items)} image(s)"
+        + (f", the first {CELL_SHOWN} by loss" if len(items) > CELL_SHOWN else "")
+    )
+    if not items:
+        return
+    cams = st.session_state.get(CELL_KEY)
+    if cams is None or cams[0] != (key, cell):
+        with st.spinner("Grad-CAM of this cell's images..."):
+            from tlcore.tf.inference import explain_items
+
+            explained = explain_items(*load(), items[:CELL_SHOWN], ev.class_names, THUMB)
+            cams = st.session_state[CELL_KEY] = ((key, cell), explained)
     for hard in cams[1]:
         _show_hard_image(list(st.columns(3)), hard)
 

@@ -288,7 +288,19 @@ class Evaluation:
 
     def top_losses(self, k: int = 8) -> list[dict]:
         """The k images the model got most wrong (highest loss first)."""
-        order = np.argsort(-self.losses)[:k]
+        return self._items(np.argsort(-self.losses)[:k])
+
+    def cell(self, true_class: str, predicted_class: str) -> list[dict]:
+        """The images of one confusion-matrix cell (that true class, predicted as that class), highest loss first."""
+        predicted = self.probabilities.argmax(axis=1)
+        inside = (self.labels == self.class_names.index(true_class)) & (
+            predicted == self.class_names.index(predicted_class)
+        )
+        order = [i for i in np.argsort(-self.losses) if inside[i]]
+        return self._items(np.asarray(order, dtype=np.int64))
+
+    def _items(self, order: np.ndarray) -> list[dict]:
+        """The images at `order`, each with its path, true and predicted class, probability and loss."""
         predicted = self.probabilities.argmax(axis=1)
         return [
             {
@@ -325,13 +337,26 @@ def explain_top_losses(
     """The k highest-loss images of an evaluation, each with Grad-CAM for its predicted class and its true class.
 
     A confident mistake's two maps say what the model took for the wrong class and what it missed of the
-    right one. All maps come from one pass over the batch (`gradcams`).
+    right one.
     """
-    size, names = image_size_of(model), evaluation.class_names
+    return explain_items(model, grad_model, evaluation.top_losses(k), evaluation.class_names, display_size, max_pixels)
+
+
+def explain_items(
+    model: keras.Model,
+    grad_model: Explainer | None,
+    items: Sequence[dict],
+    names: Sequence[str],
+    display_size: int = 160,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> list[ExplainedLoss]:
+    """Evaluation items (`Evaluation.top_losses`, `Evaluation.cell`), each with Grad-CAM for its predicted and
+    its true class; all maps come from one pass over the batch (`gradcams`)."""
+    size = image_size_of(model)
     shown: list[ExplainedLoss] = []
     pixels: list[np.ndarray] = []
     wanted: list[tuple[dict[str, np.ndarray | None], np.ndarray, str]] = []  # (overlays, display, class) per map
-    for item in evaluation.top_losses(k):
+    for item in items:
         try:
             model_copy = to_pixels(item["path"], size, max_pixels)
             display = to_pixels(item["path"], max(size, display_size), max_pixels)
