@@ -60,6 +60,8 @@ def test_float_exports_predict_what_the_run_predicts(exported, run_dir):
         assert result.check.export_ms > 0 and result.check.keras_ms > 0
         assert result.path == run_dir / "exports" / fmt
     assert (run_dir / "exports" / SAVEDMODEL / "saved_model.pb").is_file()
+    # The weights once (no optimizer slots): about the .keras file's size, not twice it.
+    assert exported[SAVEDMODEL].size_bytes < 1.2 * exported[SAVEDMODEL].keras_size_bytes
     assert exported[TFLITE].size_bytes == (run_dir / "exports" / TFLITE / TFLITE_FILE).stat().st_size
 
 

@@ -1,7 +1,8 @@
 """Export a run's model (SavedModel, TFLite float32 or int8) and check it at once against the run's .keras model.
 
-SavedModel is Keras' own `model.export`; TFLite comes from TensorFlow's converter, int8 by dynamic-range
-quantization (`tf.lite.Optimize.DEFAULT` without a representative dataset: int8 weights, float activations).
+SavedModel is one serving signature saved by TensorFlow (`_save_serving`); TFLite comes from TensorFlow's
+converter, int8 by dynamic-range quantization (`tf.lite.Optimize.DEFAULT` without a representative dataset:
+int8 weights, float activations).
 The check runs the run's validation images through both models; the types and the card are `tlcore.exports`.
 """
 
@@ -43,7 +44,7 @@ Predict = Callable[[np.ndarray], np.ndarray]  # one image [1, S, S, 3] float32 -
 
 def _write(model: keras.Model, fmt: str, folder: Path) -> None:
     if fmt == SAVEDMODEL:
-        model.export(str(folder), format="tf_saved_model", verbose=False)
+        _save_serving(model, folder)
         return
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == TFLITE_INT8:
@@ -52,6 +53,26 @@ def _write(model: keras.Model, fmt: str, folder: Path) -> None:
     with contextlib.redirect_stdout(io.StringIO()):  # the converter's own SavedModel prints its endpoints
         flatbuffer = converter.convert()
     (folder / TFLITE_FILE).write_bytes(flatbuffer)
+
+
+def _save_serving(model: keras.Model, folder: Path) -> None:
+    """A SavedModel with one signature, serving_default: images [n, S, S, 3] float32 in, probabilities out.
+
+    What `model.export` writes, but each weight stored once: Keras' export tracks both its variable wrappers
+    and the tf.Variables inside them, so every weight was written twice (a 119 MB folder for a 59 MB model;
+    keras-team/keras#23553). Tracking the tf.Variables alone, as the traced function captures them, stores
+    each once. When `model.export`'s folder is the .keras file's size, this can go.
+    """
+    size = image_size_of(model)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32, name="image")])
+    def serve(images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"output_0": model(images, training=False)}
+
+    module = tf.Module()
+    module.weights = [weight.value for weight in model.weights]  # the tf.Variables `serve` captures
+    module.serve = serve
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": serve})
 
 
 def _loaded(fmt: str, folder: Path) -> Predict:
