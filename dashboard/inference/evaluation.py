@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
+from streamlit.typing import VegaLiteState
 
 from dashboard.charts import CONFUSION_CELL, confusion_matrix_chart
 from tlcore.data import DatasetInfo, same_held_out_split, split_files
@@ -94,9 +95,9 @@ def evaluation_section(
         _show_hard_image(list(st.columns(3)), hard)
 
 
-def picked_cell(event: object) -> tuple[str, str] | None:
+def picked_cell(event: VegaLiteState) -> tuple[str, str] | None:
     """(true class, predicted class) of the clicked cell, from st.altair_chart's selection event; None: none."""
-    points = getattr(getattr(event, "selection", None), CONFUSION_CELL, None) or []
+    points = event.selection.get(CONFUSION_CELL) or []
     if not points:
         return None
     return str(points[0]["true class"]), str(points[0]["predicted class"])
