@@ -22,6 +22,7 @@ import pandas as pd
 
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.baselines import Baseline
+from tlcore.cka import cka_words
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.history import Cell, EpochRow
 from tlcore.lr_finder import format_rate
@@ -43,6 +44,7 @@ TITLE_FONT_SIZE = 18  # a chart's own title
 # (Streamlit's own palette starts with dark blue then light blue: two runs looked alike).
 CATEGORY_SCHEME = "tableau10"
 PREDICTED_COLOUR = "#f58518"  # tableau10's orange: the predicted class's bar
+CONV_COLOUR = "#4c78a8"  # tableau10's blue: VGG16's conv layers in the weight-change and CKA charts
 LINE_WIDTH = 3  # px; thinner lines fade on a projector
 # A grey that reads on light and dark backgrounds: accuracy without learning, and text Streamlit's themes leave out.
 BASELINE_COLOUR = "#8c8c8c"
@@ -622,7 +624,12 @@ def weight_changes_chart(
         .encode(
             x=x,
             x2="start:Q",
-            color=alt.Color("part:N", title=None, sort=list(CHANGE_PARTS.values()), legend=alt.Legend(orient="bottom")),
+            color=alt.Color(
+                "part:N",
+                title=None,
+                scale=alt.Scale(domain=list(CHANGE_PARTS.values()), range=[CONV_COLOUR, PREDICTED_COLOUR]),
+                legend=alt.Legend(orient="bottom"),
+            ),
         )
     )
     # Text marks get no colour from Streamlit's themes (Vega's default black vanished on the dark one): the
@@ -643,27 +650,34 @@ def weight_changes_chart(
     return _projector(chart)
 
 
-CKA_AXIS_TITLE = "1 − CKA: how much the layer's representation changed (log scale)"
+CKA_AXIS_TITLE = "1 − CKA: how much it changed (log scale)"
 
 
-def cka_chart(representations: RepresentationChanges, title: str | None = None) -> AltairChart:
+def cka_domain(*runs: RepresentationChanges) -> float:
+    """The left end of a shared 1 − CKA log axis: the decade below the smallest change any trained layer shows
+    (1e-6 when none changed), so two runs' bars compare at a glance."""
+    changes = [1.0 - layer.cka for run in runs for layer in run.layers if layer.trained and 1.0 - layer.cka > 0.0]
+    return 10.0 ** math.floor(math.log10(min(changes))) if changes else 1e-6
+
+
+def cka_chart(
+    representations: RepresentationChanges, title: str | None = None, low: float | None = None
+) -> AltairChart:
     """One horizontal bar per conv layer, input side on top: 1 − CKA of its activations before and after.
 
-    Fine-tuning at a low rate leaves CKA at 0.99 and above, where bars on a 0..1 axis all look full: the
-    change 1 − CKA on a log axis shows which layers moved, as the weight-change chart beside it does. Each
-    trained layer's CKA is written beside its bar; a frozen layer has no bar, the words "frozen: CKA = 1" in grey.
+    Fine-tuning at a low rate leaves CKA at 0.99 and above, where bars on a 0..1 axis all look full: 1 − CKA on
+    a log axis from `low` (`cka_domain`, shared by the runs shown) to 1 shows which layers moved, in the conv
+    layers' colour of the weight-change chart above it. Each layer's CKA is in its label (to as many decimals as
+    tell it from 1), the frozen ones' "frozen: 1", so no text runs past the plot on a narrow screen.
     """
-    changes = [1.0 - layer.cka for layer in representations.layers if layer.trained and layer.cka < 1.0]
-    low = 10.0 ** math.floor(math.log10(min(changes))) if changes else 1e-6
+    low = low or cka_domain(representations)
     rows = [
         {
-            "layer": layer.name,
-            "block": layer.block,
+            "layer": f"{layer.name}  {cka_words(layer.cka) if layer.trained else 'frozen: 1'}",
             "status": "trained" if layer.trained else "frozen: 1 by construction",
             "cka": layer.cka if math.isfinite(layer.cka) else None,
             "change": max(1.0 - layer.cka, low) if layer.trained and math.isfinite(layer.cka) else None,
             "start": low,
-            "note": f"CKA {layer.cka:.4f}" if layer.trained and math.isfinite(layer.cka) else "frozen: CKA = 1",
         }
         for layer in representations.layers
     ]
@@ -673,24 +687,29 @@ def cka_chart(representations: RepresentationChanges, title: str | None = None) 
         "change:Q",
         title=CKA_AXIS_TITLE,
         scale=alt.Scale(type="log", domain=[low, 1.0], nice=False),
-        axis=alt.Axis(values=decades, format="~g"),
+        axis=alt.Axis(values=decades[:: max(1, len(decades) // 4)], format="~e"),
     )
-    base = alt.Chart(frame).encode(
-        y=alt.Y("layer:N", title=None, sort=list(frame["layer"])),
-        tooltip=["layer:N", "block:N", "status:N", alt.Tooltip("cka:Q", title="CKA", format=".5f")],
+    bars = (
+        alt.Chart(frame)
+        .transform_filter("datum.change != null")
+        .mark_bar(color=CONV_COLOUR)
+        .encode(
+            x=x,
+            x2="start:Q",
+            y=alt.Y("layer:N", title=None, sort=list(frame["layer"])),
+            tooltip=["layer:N", "status:N", alt.Tooltip("cka:Q", title="CKA", format=".6f")],
+        )
     )
-    bars = base.transform_filter("datum.change != null").mark_bar(color=PREDICTED_COLOUR).encode(x=x, x2="start:Q")
-    values = (
-        base.transform_filter("datum.change != null")
-        .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE, color=PREDICTED_COLOUR)
-        .encode(x="change:Q", text="note:N")
+    # The frozen layers keep their rows (and labels) without a bar: an empty layer on the same y-axis.
+    rows_kept = (
+        alt.Chart(frame)
+        .mark_point(opacity=0)
+        .encode(
+            x=alt.X("start:Q", scale=alt.Scale(type="log", domain=[low, 1.0], nice=False)),
+            y=alt.Y("layer:N", sort=list(frame["layer"])),
+        )
     )
-    frozen = (
-        base.transform_filter("datum.change == null")
-        .mark_text(align="left", dx=4, fontSize=LABEL_FONT_SIZE, fontStyle="italic", color=BASELINE_COLOUR)
-        .encode(x="start:Q", text="note:N")
-    )
-    chart = alt.layer(bars, values, frozen).properties(height=alt.Step(BAR_STEP))
+    chart = alt.layer(bars, rows_kept).properties(height=alt.Step(BAR_STEP))
     if title:
         chart = chart.properties(title=title)
     return _projector(chart)

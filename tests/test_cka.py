@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tlcore import cka
-from tlcore.cka import gram, linear_cka
+from tlcore.cka import cka_words, gram, linear_cka
 from tlcore.weight_changes import LayerSimilarity, RepresentationChanges
 
 
@@ -69,14 +69,26 @@ def test_the_sentences_read_the_measured_values():
     nudged = RepresentationChanges("r", _layers([1.0] * 10 + [0.99999, 0.9999, 0.9995], 10), 14, 50)
     assert nudged.summary == (
         "Measured on 50 validation images. The first 10 conv layers stayed frozen: their CKA is 1 by construction "
-        "(greyed). Of the 3 trained conv layers, layer11 kept most (CKA 1.0000) and layer13 changed most (0.9995). "
+        "(no bar). Of the 3 trained conv layers, layer11 kept most (CKA 0.999990) and layer13 changed most (0.99950). "
         "The deeper the layer, the more its representation changed. Every trained layer still computes nearly "
         "what it computed before: training adjusted these features rather than replacing them."
     )
     replaced = RepresentationChanges("r", _layers([0.9, 0.4, 0.7], 0), 0, 20)
     assert replaced.summary == (
-        "Measured on 20 validation images. Of the 3 trained conv layers, layer1 kept most (CKA 0.9000) and "
-        "layer2 changed most (0.4000)."
+        "Measured on 20 validation images. Of the 3 trained conv layers, layer1 kept most (CKA 0.900) and "
+        "layer2 changed most (0.400)."
     )
     head_only = RepresentationChanges("r", _layers([1.0] * 13, 13), 18, 50)
     assert head_only.summary.endswith("No conv layer trained, so every layer computes what it computed before.")
+
+
+def test_a_cka_value_is_written_to_the_decimals_that_tell_it_from_1():
+    assert [cka_words(v) for v in (0.999995, 0.99994, 0.9995, 0.987, 0.6, 1.0)] == [
+        "0.9999950",
+        "0.999940",
+        "0.99950",
+        "0.987",
+        "0.600",
+        "1.000",
+    ]
+    assert cka_words(float("nan")) == "n/a"

@@ -60,8 +60,12 @@ def test_float_exports_predict_what_the_run_predicts(exported, run_dir):
         assert result.check.export_ms > 0 and result.check.keras_ms > 0
         assert result.path == run_dir / "exports" / fmt
     assert (run_dir / "exports" / SAVEDMODEL / "saved_model.pb").is_file()
-    # The weights once (no optimizer slots): about the .keras file's size, not twice it.
-    assert exported[SAVEDMODEL].size_bytes < 1.2 * exported[SAVEDMODEL].keras_size_bytes
+    # Each weight stored once: about the weights' own size, not twice it.
+    from tlcore.tf.model import load_run_model
+
+    weights = exported[SAVEDMODEL].weights_bytes
+    assert weights == 4 * load_run_model(run_dir).count_params()  # float32
+    assert weights < exported[SAVEDMODEL].size_bytes < 1.02 * weights
     assert exported[TFLITE].size_bytes == (run_dir / "exports" / TFLITE / TFLITE_FILE).stat().st_size
 
 
@@ -89,6 +93,7 @@ def test_every_export_carries_its_classes_input_and_check(exported):
         assert card["input"] == "one RGB image as float32 [1, 32, 32, 3], pixel values 0-255 (not scaled)"
         assert card["same_top_class"] == result.check.same_top_class and card["passed"] == result.passed
         assert card["keras_size_bytes"] > 0 and card["summary"] == result.summary
+        assert card["weights_bytes"] == result.weights_bytes and "MB of float32 weights" in card["summary"]
 
 
 def test_the_readme_lines_run_a_tflite_file(exported, tmp_path):

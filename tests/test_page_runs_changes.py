@@ -13,6 +13,7 @@ from dashboard.runs.weight_changes import CHANGES_CKA, CHANGES_PICKS, CHANGES_SH
 from tests.conftest import ROOT
 from tests.helpers import chart_title, vega_specs
 from tlcore.backbone_facts import VGG16_CONVS
+from tlcore.cka import cka_words
 from tlcore.run_folder import RUN_FILE
 from tlcore.runs import RunStore
 
@@ -109,14 +110,14 @@ def test_cka_beside_the_weight_changes_frozen_layers_greyed_at_1(store, trained)
     assert len(_bars(at)) == 2  # the weight changes stay
     newest, oldest = _cka_bars(at)
     for rows, frozen in ((newest, 10), (oldest, 7)):
-        assert [row["layer"] for row in rows] == CONVS
+        assert [row["layer"].split()[0] for row in rows] == CONVS
         assert [row["status"] for row in rows] == ["frozen: 1 by construction"] * frozen + ["trained"] * (13 - frozen)
-        assert all(
-            row["cka"] == 1.0 and row["change"] is None and row["note"] == "frozen: CKA = 1" for row in rows[:frozen]
-        )
-        for row in rows[frozen:]:  # the bar: how much it changed, 1 - CKA
-            assert 0.0 < row["cka"] < 1.0 and row["note"] == f"CKA {row['cka']:.4f}"
+        assert all(row["cka"] == 1.0 and row["change"] is None for row in rows[:frozen])
+        assert all(row["layer"].endswith("  frozen: 1") for row in rows[:frozen])
+        for row in rows[frozen:]:  # the bar: how much it changed, 1 - CKA; the value in the label
+            assert 0.0 < row["cka"] < 1.0 and row["layer"].endswith(f"  {cka_words(row['cka'])}")
             assert row["change"] == pytest.approx(max(1.0 - row["cka"], row["start"]))
+    assert newest[0]["start"] == oldest[0]["start"]  # one axis for both runs
     texts = [m.value for m in at.markdown] + [c.value for c in at.caption]
     assert any("CKA (centred kernel alignment" in t for t in texts)
     assert any("The first 10 conv layers stayed frozen: their CKA is 1 by construction" in t for t in texts)

@@ -36,6 +36,15 @@ def cka_of_grams(k: np.ndarray, l: np.ndarray) -> float:  # noqa: E741 (the pape
     return float(np.sum(kc * lc) / denominator) if denominator > 0 else float("nan")
 
 
+def cka_words(value: float) -> str:
+    """A CKA value to as many decimals as it takes to tell it from 1 (0.987, 0.99950, 0.9999950)."""
+    if not np.isfinite(value):
+        return "n/a"
+    gap = 1.0 - value
+    decimals = 3 if gap <= 0 else min(8, max(3, int(np.ceil(-np.log10(gap) - 1e-9)) + 1))  # 1 - 0.99999 < 1e-5
+    return f"{value:.{decimals}f}"
+
+
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear CKA between two representations of the same n examples (n × anything each)."""
     if len(x) != len(y):

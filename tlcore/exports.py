@@ -55,7 +55,8 @@ class ExportResult:
     format: str
     path: Path  # the export's folder
     size_bytes: int  # the model itself (SavedModel: its whole folder but the card and labels)
-    keras_size_bytes: int
+    weights_bytes: int  # the model's weights as float32: what any export must carry at least (int8: a quarter)
+    keras_size_bytes: int  # the run's .keras file, which may also keep the optimizer's state
     class_names: tuple[str, ...]
     image_size: int
     check: ExportCheck
@@ -76,7 +77,7 @@ class ExportResult:
         return (
             f"{FORMAT_NAMES[self.format]}: {verdict} as the run's model on {c.images} validation images "
             f"(same top class on {c.same_top_class}, largest probability difference {c.max_abs_dp:.1e}); "
-            f"{self.size_bytes / 1e6:.1f} MB against {self.keras_size_bytes / 1e6:.1f} MB; "
+            f"{self.size_bytes / 1e6:.1f} MB for {self.weights_bytes / 1e6:.1f} MB of float32 weights; "
             f"{c.export_ms:.1f} ms an image against {c.keras_ms:.1f} ms (median of {LATENCY_CALLS})."
         )
 
@@ -90,6 +91,7 @@ class ExportResult:
             "input": input_words(self.image_size),
             "image_size": self.image_size,
             "size_bytes": self.size_bytes,
+            "weights_bytes": self.weights_bytes,
             "keras_size_bytes": self.keras_size_bytes,
             "images": self.check.images,
             "same_top_class": self.check.same_top_class,

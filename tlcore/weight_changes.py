@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlcore.backbones import WeightsError, weights_file, weights_identity
-from tlcore.cka import ESTIMATOR
+from tlcore.cka import ESTIMATOR, cka_words
 from tlcore.jsontypes import JSONObject
 from tlcore.records import RUNNING, RunRecord, StartRecord
 from tlcore.run_folder import MODEL_FILE, load_record
@@ -160,12 +160,12 @@ class RepresentationChanges:
         frozen = len(self.layers) - len([layer for layer in self.layers if layer.trained])
         text = f"Measured on {self.images} validation images."
         if frozen:
-            text += f" The first {frozen} conv layers stayed frozen: their CKA is 1 by construction (greyed)."
+            text += f" The first {frozen} conv layers stayed frozen: their CKA is 1 by construction (no bar)."
         if not trained:
             return text + " No conv layer trained, so every layer computes what it computed before."
         low, high = min(trained, key=lambda t: t.cka), max(trained, key=lambda t: t.cka)
-        text += f" Of the {len(trained)} trained conv layers, {high.name} kept most (CKA {high.cka:.4f})"
-        text += f" and {low.name} changed most ({low.cka:.4f})."
+        text += f" Of the {len(trained)} trained conv layers, {high.name} kept most (CKA {cka_words(high.cka)})"
+        text += f" and {low.name} changed most ({cka_words(low.cka)})."
         values = [layer.cka for layer in trained]
         if len(values) > 1 and all(b <= a + 0.1 * (1 - a) for a, b in itertools.pairwise(values)):
             text += " The deeper the layer, the more its representation changed."

@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard.charts import gradcam_colorbar, probabilities_chart
 from tlcore.data import DatasetInfo
-from tlcore.imageio import IMAGE_EXTENSIONS
+from tlcore.imageio import IMAGE_EXTENSIONS, ImageProblem, load_array
 from tlcore.records import RunRecord
 from tlcore.run_folder import MODEL_FILE
 
@@ -29,7 +29,7 @@ UPLOAD_KEY, PICK_KEY, CAMERA_ON_KEY, CAMERA_KEY, EXPLAINED_KEY = (
     "inference_camera",
     "inference_explained_class",
 )
-SHOWN, THUMB = 12, 224
+SHOWN, THUMB, NEIGHBOUR_THUMB = 12, 224, 112
 CAMERA_NAME = "camera snapshot"
 PREDICTED = "\x00predicted"  # the class picker's first option: each image's own prediction (no class is named so)
 CAMERA_HELP = (
@@ -189,8 +189,16 @@ def neighbours_row(examples: Examples, image: bytes | str) -> None:
     if not found:
         return
     st.caption("Most like it among the training images, as the head sees them (cosine similarity of the head's input):")
-    for column, n in zip(st.columns(len(found)), found):
-        column.image(n.file, width="stretch", caption=f"{n.label} · {n.similarity:.2f}")
+    # One row of squares as the model sees them (the Dataset grid's way), wrapping on a phone.
+    tiles, captions = [], []
+    for n in found:
+        try:
+            tiles.append(load_array(n.file, NEIGHBOUR_THUMB))
+        except (ImageProblem, OSError):  # changed on disk since its vector was made: left out
+            continue
+        captions.append(f"{n.label} · {n.similarity:.2f}")
+    if tiles:
+        st.image(tiles, width=NEIGHBOUR_THUMB, caption=captions)
 
 
 def _show(r: Explanation, size: int) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from dashboard.charts import change_domain, cka_chart, weight_changes_chart
+from dashboard.charts import change_domain, cka_chart, cka_domain, weight_changes_chart
 from dashboard.tables import curve_label, describe_run
 from tlcore.records import RUNNING
 from tlcore.run_folder import MODEL_FILE
@@ -95,11 +95,13 @@ def weight_change_section(summaries: Sequence[RunSummary]) -> None:
             chart = weight_changes_chart(changes, title=curve_label(runs[run_id]), domain=domain)
             st.altair_chart(chart, width="stretch", theme="streamlit")
             st.caption(changes.summary)
-    if any(changes is not None and changes.representations is not None for changes, _ in results):
+    measured = [changes.representations for changes, _ in results if changes and changes.representations]
+    if measured:
         st.write(CKA_WHY)
+        low = cka_domain(*measured)  # one axis for both runs, as the weight changes above share one
         for column, run_id, (changes, _) in zip(st.columns(2), picks, results):
             if changes is not None and changes.representations is not None:
                 with column:
-                    chart = cka_chart(changes.representations, title=curve_label(runs[run_id]))
+                    chart = cka_chart(changes.representations, title=curve_label(runs[run_id]), low=low)
                     st.altair_chart(chart, width="stretch", theme="streamlit")
                     st.caption(changes.representations.summary)

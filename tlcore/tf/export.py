@@ -153,6 +153,7 @@ def export_run(run_dir: str | os.PathLike, fmt: str, out: str | os.PathLike | No
         format=fmt,
         path=folder,
         size_bytes=size_bytes,
+        weights_bytes=4 * sum(int(np.prod(weight.shape)) for weight in model.weights),
         keras_size_bytes=(run_dir / MODEL_FILE).stat().st_size,
         class_names=tuple(record.class_names or ()),
         image_size=size,
