@@ -20,6 +20,7 @@ from bench._common import wait_for
 from bench.devserver import CHROMIUM, CHROMIUM_ARGS, FAKE_CAMERA_ARGS, streamlit_server
 from dashboard.state import K
 from tests.helpers import TINY_CONFIG, make_dataset_folder
+from tlcore.neighbours import NEIGHBOURS_FILE
 from tlcore.owner_settings import SETTINGS_DIR
 from tlcore.runs import RunStore
 
@@ -174,8 +175,11 @@ def fill_number(page, key: str, value: int) -> None:
 
 
 def runs_files(runs: Path) -> list[Path]:
-    """The runs folder's files, less each tab's kept settings (a small JSON of widget values, no images)."""
-    return sorted(p for p in runs.rglob("*") if SETTINGS_DIR not in p.relative_to(runs).parts)
+    """The runs folder's files, less each tab's kept settings (a small JSON of widget values, no images) and each
+    run's kept training-image vectors (`NEIGHBOURS_FILE`: made from its training images, never from a snapshot)."""
+    return sorted(
+        p for p in runs.rglob("*") if SETTINGS_DIR not in p.relative_to(runs).parts and p.name != NEIGHBOURS_FILE
+    )
 
 
 def early_stopping_off(page) -> bool:
@@ -307,6 +311,12 @@ def test_a_camera_snapshot_is_predicted_and_explained_and_not_stored(server, pag
     assert "animals" in prediction or "vehicles" in prediction
     assert "probability" in prediction
     assert runs_files(server.runs) == stored  # nothing written for the snapshot
+    kept = next(server.runs.rglob(NEIGHBOURS_FILE), None)  # the neighbours' vectors: training images only
+    if kept is not None:
+        import numpy as np
+
+        with np.load(kept) as vectors:
+            assert all("/train/" in str(name) for name in vectors["files"])
     page.screenshot(path=str(SCREENSHOTS / "inference-camera.png"))
 
 
