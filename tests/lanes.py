@@ -57,6 +57,7 @@ TENSORFLOW = frozenset(
         "test_sweep",
         "test_training",
         "test_transfer",
+        "test_transfer_curve",
         "test_untrusted_models",
         "test_weight_changes",
     }

@@ -1,5 +1,5 @@
-"""Command line: python -m tlcore (or tllab) COMMAND ...: scan, layers, train, code, sweep, probe,
-featuremaps, changes, cache, lr-find, predict, export. This module is the entry point: it parses, runs the command
+"""Command line: python -m tlcore (or tllab) COMMAND ...: scan, layers, train, code, sweep, probe, featuremaps,
+changes, cache, lr-find, predict, export, transfer-curve. This module is the entry point: it parses, runs the command
 and turns what it raises into a one-line error and an exit code (`tlcore.cli.errors`; the --help epilog
 lists them: 0 ok, 1 bad data or an unwritable runs folder, 2 bad arguments, 3 the Ray cluster cannot run
 the job, 130 interrupted)."""
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from tlcore.backbones import WeightsError
 from tlcore.backend import ClusterError
 from tlcore.cli.artifacts import cmd_cache, cmd_code, cmd_export, cmd_predict
+from tlcore.cli.curve import cmd_transfer_curve
 from tlcore.cli.errors import EXIT_CLUSTER, EXIT_DATA, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, print_error
 from tlcore.cli.inspection import cmd_changes, cmd_featuremaps, cmd_layers, cmd_probe, cmd_scan
 from tlcore.cli.parser import build_parser
@@ -39,6 +40,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "predict": cmd_predict,
     "code": cmd_code,
     "export": cmd_export,
+    "transfer-curve": cmd_transfer_curve,
 }
 
 

@@ -16,6 +16,10 @@ from tlcore.featuremaps import DEFAULT_TOP
 from tlcore.imageio import DEFAULT_MAX_PIXELS
 from tlcore.lr_finder import DEFAULT_MAX_SECONDS, DEFAULT_MAX_STEPS
 from tlcore.sweep import DEFAULT_POINTS
+from tlcore.transfer_curve import DEFAULT_EPOCHS as CURVE_EPOCHS
+from tlcore.transfer_curve import DEFAULT_IMAGE_SIZE as CURVE_IMAGE_SIZE
+from tlcore.transfer_curve import DEFAULT_POINTS as CURVE_POINTS
+from tlcore.transfer_curve import DEFAULT_REPEATS
 
 EPILOG = """exit codes:
   0    ok
@@ -142,6 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--top-k", type=int, default=3, help="how many classes to print per image")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+
+    p = command(
+        "transfer-curve",
+        "Yosinski et al. 2014's transfer curve on your images: at each freeze point, ImageNet layers kept, the "
+        "layers above re-initialised, kept then fine-tuned, and random layers frozen",
+    )
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--weights", help=WEIGHTS_HELP)
+    p.add_argument("--image-size", type=int, default=CURVE_IMAGE_SIZE, help="square input size in pixels")
+    p.add_argument("--epochs", type=int, default=CURVE_EPOCHS, help="epochs of every run (no early stopping)")
+    p.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="runs of each condition, each its own seed")
+    p.add_argument(
+        "--points",
+        type=int_list,
+        default=CURVE_POINTS,
+        help=f"freeze points (default {','.join(map(str, CURVE_POINTS))}; 18: the head alone)",
+    )
+    p.add_argument("--runs-dir", help="runs folder whose feature store to use (default: $TLLAB_RUNS_DIR or ./runs)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with a boundaries list")
 
     p = command(
         "export",

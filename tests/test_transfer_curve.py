@@ -1,0 +1,128 @@
+"""The transfer curve (tlcore.transfer_curve, tlcore.tf.transfer_curve, `python -m tlcore transfer-curve`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import make_dataset_folder
+from tests.test_cli import run_cli
+from tlcore.transfer_curve import (
+    CONDITIONS,
+    FINE_TUNED,
+    KEPT,
+    RANDOM,
+    REINITIALISED,
+    Band,
+    TransferCurve,
+    check_points,
+    planned_runs,
+    same_run_as,
+)
+
+
+def test_the_two_duplicate_pairs_are_named_and_points_are_checked():
+    assert same_run_as(18, REINITIALISED) == KEPT  # nothing above 18 to re-initialise
+    assert same_run_as(0, RANDOM) == REINITIALISED  # nothing kept at 0
+    assert [same_run_as(n, c) for n in (3, 14) for c in CONDITIONS] == [None] * 8
+    assert check_points([18, 0, 10]) == [0, 10, 18]
+    for bad in ([], [19], [3, 3], [-1]):
+        with pytest.raises(ValueError, match=r"distinct freeze points 0\.\.18"):
+            check_points(bad)
+
+
+def test_the_plan_trains_each_run_once_with_the_conditions_settings():
+    from tlcore.config import FineTuneConfig, TrainConfig
+
+    base = TrainConfig(weights="imagenet", seed=7, early_stopping_patience=3, fine_tune=FineTuneConfig(14, 2))
+    runs = planned_runs(base, (18, 0, 14), repeats=2)
+    assert len(runs) == 2 * (3 * 4 - 2)  # the two duplicate pairs trained once
+    assert [(r, n, c) for r, n, c, _ in runs[:10]] == [
+        (0, 0, KEPT), (0, 0, REINITIALISED), (0, 0, FINE_TUNED),
+        (0, 14, KEPT), (0, 14, REINITIALISED), (0, 14, FINE_TUNED), (0, 14, RANDOM),
+        (0, 18, KEPT), (0, 18, FINE_TUNED), (0, 18, RANDOM),
+    ]  # fmt: skip
+    by = {(r, n, c): config for r, n, c, config in runs}
+    assert all(c.early_stopping_patience is None and c.min_steps == 0 and c.fine_tune is None for c in by.values())
+    assert {c.seed for (r, _, _), c in by.items() if r == 1} == {8}  # each repeat its own seed
+    assert by[(0, 18, KEPT)].learning_rate == 1e-3 and by[(0, 14, KEPT)].learning_rate == 1e-4  # the sweep's rates
+    tuned = by[(0, 14, FINE_TUNED)]
+    assert (tuned.freeze_at, tuned.learning_rate, tuned.cache_features) == (0, 1e-5, False)
+    assert by[(0, 14, RANDOM)].weights == "none" and by[(0, 14, REINITIALISED)].weights == "imagenet"
+
+
+def _curve(bands: dict[tuple[int, str], tuple[float, ...]]) -> TransferCurve:
+    return TransferCurve((0, 10, 18), {k: Band(v) for k, v in bands.items()}, 0.5, 2, 96, 5)
+
+
+def test_the_json_has_a_band_per_condition_and_the_sentences_read_it():
+    values = {
+        0: {KEPT: (0.9, 0.8), REINITIALISED: (0.5, 0.55), FINE_TUNED: (0.95, 0.9), RANDOM: (0.5, 0.55)},
+        10: {KEPT: (0.96, 0.94), REINITIALISED: (0.52, 0.5), FINE_TUNED: (0.98, 0.98), RANDOM: (0.6, 0.62)},
+        18: {KEPT: (0.96, 0.98), REINITIALISED: (0.96, 0.98), FINE_TUNED: (0.96, 0.98), RANDOM: (0.66, 0.7)},
+    }
+    curve = _curve({(n, c): v for n, by in values.items() for c, v in by.items()})
+    out = json.loads(json.dumps(curve.to_dict()))  # as a reader of the JSON gets it
+    assert [b["freeze_at"] for b in out["boundaries"]] == [0, 10, 18]
+    ten = out["boundaries"][1]
+    assert ten[KEPT] == {"mean": pytest.approx(0.95), "min": 0.94, "max": 0.96, "runs": [0.96, 0.94]}
+    assert set(ten) == {"freeze_at", *CONDITIONS}
+    assert curve.summary == (
+        "Kept ImageNet layers reach 97% at freeze point 18 (the head alone, at 18: 97%; chance 50%). "
+        "Random frozen layers reach 61% to 68%: what training alone learns. "
+        "Re-initialising the layers above costs most at 10 (44% below kept): with this few images they cannot "
+        "relearn what ImageNet taught them. Re-initialised conv layers stay near chance at 0, 10. "
+        "Fine-tuning everything afterwards helps at 0, 10."
+    )
+
+
+@pytest.fixture(scope="module")
+def curve(tmp_path_factory):
+    """Points 0, 14 and 18, two repeats, 32 px, one epoch, random weights: every condition trained for real."""
+    from tlcore.config import TrainConfig
+    from tlcore.data import scan
+    from tlcore.feature_store import FeatureStore
+    from tlcore.tf.transfer_curve import run_transfer_curve
+
+    tmp = tmp_path_factory.mktemp("curve")
+    info = scan(make_dataset_folder(tmp / "data", n_train=6, n_val=3))
+    store = FeatureStore(tmp / "features")
+    lines: list[str] = []
+    base = TrainConfig(weights="none", image_size=32, epochs=1, batch_size=4)
+    result = run_transfer_curve(base, info, store, (18, 0, 14), repeats=2, note=lines.append)
+    return result, store, lines
+
+
+def test_every_condition_is_trained_each_duplicate_once_and_each_prefix_extracted_once(curve):
+    result, store, lines = curve
+    assert result.points == (0, 14, 18) and result.repeats == 2 and result.chance == 0.5
+    # Two repeats of 3 points x 4 conditions, less the two duplicate pairs each repeat: 20 runs trained.
+    assert len(lines) == 20 and lines[-1].startswith("[20/20] repeat 2, freeze point 18, random: ")
+    for n in result.points:
+        for c in CONDITIONS:
+            band = result.band(n, c)
+            assert len(band.values) == 2 and all(0.0 <= v <= 1.0 for v in band.values)
+    assert result.band(18, REINITIALISED) == result.band(18, KEPT)  # the same run, reported twice
+    assert result.band(0, RANDOM) == result.band(0, REINITIALISED)
+    # With random "pretrained" weights, kept and random are the same model from the same seed.
+    assert result.band(14, RANDOM) == result.band(14, KEPT)
+    # Frozen features: one entry per (freeze point with a frozen prefix, seed), shared by every condition.
+    assert len(list(store.root.glob("*"))) == 2 * 2
+
+
+def test_the_command_prints_the_table_or_one_json_object(tmp_path):
+    data = make_dataset_folder(tmp_path / "data", n_train=4, n_val=2)
+    common = ["--data", str(data), "--weights", "none", "--image-size", "32", "--epochs", "1", "--repeats", "1"]
+    proc = run_cli("transfer-curve", *common, "--points", "14,18", "--runs-dir", str(tmp_path / "runs"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert [b["freeze_at"] for b in out["boundaries"]] == [14, 18]
+    assert set(out["boundaries"][0][KEPT]) == {"mean", "min", "max", "runs"}
+    assert "[7/7] repeat 1, freeze point 18, random" in proc.stderr
+    text = run_cli("transfer-curve", *common, "--points", "18", "--runs-dir", str(tmp_path / "runs"))
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.splitlines()[0].split()[:4] == ["freeze", "ImageNet", "layers", "kept"]
+    assert "validation accuracy, mean (min-max) of 1 repeat(s)" in text.stdout
+    bad = run_cli("transfer-curve", *common, "--points", "19")
+    assert bad.returncode == 2 and "distinct freeze points 0..18" in bad.stderr
