@@ -26,6 +26,7 @@ from tlcore.cka import cka_words
 from tlcore.data import TRAIN, VALIDATION
 from tlcore.history import Cell, EpochRow
 from tlcore.lr_finder import format_rate
+from tlcore.transfer_curve import CONDITION_WORDS, CONDITIONS, FINE_TUNED, KEPT, RANDOM, REINITIALISED, TransferCurve
 from tlcore.weight_changes import HEAD, RepresentationChanges, WeightChanges
 
 # What every chart function returns: the chart kinds st.altair_chart accepts (alt.layer's type names a facet too).
@@ -778,3 +779,63 @@ def lr_finder_chart(
     # The title clears the marked rates' labels above the plot.
     heading = alt.TitleParams(title, offset=LABEL_FONT_SIZE + 10)
     return _projector(alt.layer(*layers).properties(title=heading, height=PLOT_HEIGHT))
+
+
+CURVE_COLOURS = {  # one colour per condition, in CONDITIONS order: the paper's kept, AnB, AnB+ and control
+    KEPT: CONV_COLOUR,
+    REINITIALISED: "#e45756",
+    FINE_TUNED: "#54a24b",
+    RANDOM: BASELINE_COLOUR,
+}
+
+
+def transfer_curve_chart(curve: TransferCurve) -> AltairChart:
+    """Validation accuracy against the freeze point, one line per condition (mean of the repeats) in a band
+    from the lowest to the highest repeat, chance dotted: the shape of Yosinski et al. 2014, Fig. 2."""
+    frame = pd.DataFrame(
+        [
+            {
+                "freeze point": n,
+                "condition": CONDITION_WORDS[c],
+                "mean": curve.band(n, c).mean,
+                "low": min(curve.band(n, c).values),
+                "high": max(curve.band(n, c).values),
+            }
+            for n in curve.points
+            for c in CONDITIONS
+        ]
+    )
+    words = [CONDITION_WORDS[c] for c in CONDITIONS]
+    colour = alt.Color(
+        "condition:N",
+        title=None,
+        sort=words,
+        scale=alt.Scale(domain=words, range=[CURVE_COLOURS[c] for c in CONDITIONS]),
+        legend=alt.Legend(orient="bottom", columns=2),
+    )
+    x = alt.X(
+        "freeze point:Q",
+        title="layers frozen (18: the head alone)",
+        scale=alt.Scale(domain=[0, VGG16_LAYERS]),
+        axis=alt.Axis(values=list(curve.points)),
+    )
+    y = alt.Y("mean:Q", title="validation accuracy", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"))
+    base = alt.Chart(frame).encode(x=x, color=colour)
+    bands = base.mark_area(opacity=0.15).encode(y="low:Q", y2="high:Q")
+    lines = base.mark_line(strokeWidth=LINE_WIDTH, point=True).encode(
+        y=y,
+        tooltip=[
+            "condition:N",
+            "freeze point:Q",
+            alt.Tooltip("mean:Q", format=".1%"),
+            alt.Tooltip("low:Q", format=".1%"),
+            alt.Tooltip("high:Q", format=".1%"),
+        ],
+    )
+    chance = (
+        alt.Chart(pd.DataFrame([{"chance": curve.chance}]))
+        .mark_rule(strokeDash=[2, 3], color=BASELINE_COLOUR)
+        .encode(y="chance:Q")
+    )
+    chart = alt.layer(bands, lines, chance).properties(height=PLOT_HEIGHT, title="The transfer curve on your images")
+    return _projector(chart)

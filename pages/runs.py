@@ -11,6 +11,7 @@ from dashboard.export_panel import export_section
 from dashboard.identity import in_class, run_store, where
 from dashboard.runs.panels import delete_section, deletion_report, feature_store_section, training_now
 from dashboard.runs.sweep import PERCENT, sweep_section
+from dashboard.runs.transfer_curve import transfer_curve_section
 from dashboard.runs.weight_changes import weight_change_section
 from dashboard.state import page_intro
 from dashboard.tables import config_differences, curve_label, describe_run, runs_dataframe
@@ -34,6 +35,7 @@ if not summaries:
     st.info(f"No runs yet in {where(store.root, 'your runs')}. Train a model and it appears here.")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/show_chart:")
     sweep_section(summaries)
+    transfer_curve_section()
     feature_store_section()
     st.stop()
 
@@ -98,6 +100,8 @@ if len(chosen) >= 2:
         st.dataframe(differences)
 
 sweep_section(summaries)
+
+transfer_curve_section()
 
 weight_change_section(summaries)
 

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.charts import PLOT_HEIGHT
 from dashboard.state import K
 from dashboard.tables import saved_sweep_frame
-from tests.helpers import chart_title, make_dataset_folder, open_on_tiny_folder, vega_specs
+from tests.helpers import chart_rows, chart_title, make_dataset_folder, open_on_tiny_folder, vega_specs
 from tlcore.access import ADMIN
 from tlcore.jobs import JOBS
 from tlcore.runs import RunStore
@@ -91,3 +91,40 @@ def test_a_sweep_cannot_start_while_the_session_trains(tmp_path, runs_dir):
     finally:
         release.set()
         busy.thread.join(10)
+
+
+def test_a_transfer_curve_runs_from_the_page_and_is_drawn_with_its_sentences(tmp_path, runs_dir):
+    from dashboard.runs.transfer_curve import EPOCHS_KEY, POINTS_KEY, REPEATS_KEY, SIZE_KEY
+
+    at = _runs_page(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2))
+    assert at.multiselect(key=POINTS_KEY).value == [0, 3, 6, 10, 14, 18]
+    assert (at.number_input(key=SIZE_KEY).value, at.number_input(key=EPOCHS_KEY).value) == (96, 5)
+    assert any(c.value.startswith("Estimated time: about ") and "66 runs at 96 px" in c.value for c in at.caption)
+    at.multiselect(key=POINTS_KEY).set_value([14, 18])
+    at.number_input(key=SIZE_KEY).set_value(32)
+    at.number_input(key=EPOCHS_KEY).set_value(1)
+    at.number_input(key=REPEATS_KEY).set_value(2).run()
+    assert any("14 runs at 32 px" in c.value for c in at.caption)  # 2 x (4 + 3): kept = re-initialised at 18
+    at.button(key="start_curve").click().run()
+    assert not at.exception, at.exception
+    job = JOBS.get(at.session_state["curve_job_id"], ADMIN)
+    assert job is not None and job.snapshot().kind == "transfer curve"
+    deadline, seen = time.monotonic() + 120, set()
+    while job.running and time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, at.exception
+        seen |= {p.proto.text for p in at.get("progress")}
+        time.sleep(0.3)
+    assert not job.running and job.snapshot().status == "completed", job.snapshot().error
+    assert any(text.startswith("Transfer curve: ") and text.endswith(" of 14 runs") for text in seen), seen
+    at.run()
+    assert not at.exception, at.exception
+    (rows,) = [
+        [row for row in rows if "condition" in row]
+        for spec, rows in zip(vega_specs(at), chart_rows(at))
+        if chart_title(spec) == "The transfer curve on your images"
+    ]
+    assert sorted({row["freeze point"] for row in rows}) == [14, 18] and len(rows) == 8
+    assert all(row["low"] <= row["mean"] <= row["high"] for row in rows)
+    assert any(c.value.startswith("Kept ImageNet layers reach") and "(2 repeat(s)" in c.value for c in at.caption)
+    assert RunStore(runs_dir).list() == []  # the curve's runs are not kept as runs

@@ -90,7 +90,7 @@ def curve(tmp_path_factory):
     store = FeatureStore(tmp / "features")
     lines: list[str] = []
     base = TrainConfig(weights="none", image_size=32, epochs=1, batch_size=4)
-    result = run_transfer_curve(base, info, store, (18, 0, 14), repeats=2, note=lines.append)
+    result = run_transfer_curve(base, info, store, (18, 0, 14), repeats=2, note=lambda _d, _t, line: lines.append(line))
     return result, store, lines
 
 

@@ -33,6 +33,7 @@ DEFAULT_REPEATS = 3
 DEFAULT_IMAGE_SIZE, DEFAULT_EPOCHS = 96, 5
 FINE_TUNE_RATE = 1e-5  # the fine-tuned condition's rate for every layer (the lab's phase-2 rate)
 NEAR_CHANCE = 0.1  # within this of chance, a condition "stays near chance"
+CURVE_STAGE = "curve"  # the job's one stage: runs done of runs planned
 
 
 def same_run_as(freeze_at: int, condition: str) -> str | None:

@@ -47,7 +47,7 @@ def cmd_transfer_curve(args: argparse.Namespace) -> int:
         FeatureStore.default(store.root),
         points,
         args.repeats,
-        note=lambda line: print(line, file=sys.stderr, flush=True),
+        note=lambda _done, _total, line: print(line, file=sys.stderr, flush=True),
     ).to_dict()
     if args.json:
         print(json.dumps(curve))

@@ -5,6 +5,7 @@ job's id and polls `job.snapshot()`. The registry (`JOBS`) is process-wide; the 
 a thread of this process or on a Ray cluster's worker (tlcore.cluster) and report the same events.
 """
 
+from tlcore.jobs.curve_jobs import start_transfer_curve, transfer_curve_job
 from tlcore.jobs.registry import (
     FINISHED_JOBS_KEPT,
     JOBS,
@@ -40,9 +41,11 @@ __all__ = [
     "SweepProgress",
     "start_sweep",
     "start_training",
+    "start_transfer_curve",
     "sweep_job",
     "sweep_point_job",
     "sweep_prepare_job",
     "train_job",
+    "transfer_curve_job",
     "wait",
 ]

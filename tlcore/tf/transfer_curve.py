@@ -38,7 +38,7 @@ from tlcore.transfer_curve import (
     same_run_as,
 )
 
-Note = Callable[[str], None]  # a line of progress, in words
+Note = Callable[[int, int, str], None]  # runs done, runs in all, and what the last one found, in words
 
 
 class CurveStopped(Exception):
@@ -77,7 +77,7 @@ def run_transfer_curve(
     chosen = check_points(points)
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1. Received: {repeats}")
-    say = note or (lambda _line: None)
+    say = note or (lambda _done, _total, _line: None)
     base = curve_base(base)
     data = prepare_data(info, base.image_size)
     n_classes = len(data.class_names)
@@ -101,7 +101,7 @@ def run_transfer_curve(
         for twin in CONDITIONS:  # the same run under another name (trained once)
             if same_run_as(n, twin) == condition:
                 values[(n, twin)].append(accuracy)
-        say(f"[{done}/{len(runs)}] repeat {repeat + 1}, freeze point {n}, {condition}: {accuracy:.3f}")
+        say(done, len(runs), f"[{done}/{len(runs)}] repeat {repeat + 1}, freeze point {n}, {condition}: {accuracy:.3f}")
     counts = np.bincount(np.asarray(data.validation.labels, dtype=np.int64), minlength=n_classes)
     return TransferCurve(
         points=tuple(chosen),
