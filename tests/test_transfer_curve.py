@@ -77,6 +77,27 @@ def test_the_json_has_a_band_per_condition_and_the_sentences_read_it():
     )
 
 
+def test_reinitialising_draws_the_layers_above_the_freeze_point_afresh(tmp_path):
+    """Below the freeze point the weights file's layers; above it random ones, from the run's seed."""
+    import numpy as np
+
+    from tests.weights_files import write_filled
+    from tlcore.config import TrainConfig
+    from tlcore.tf.build import build_for
+    from tlcore.tf.model import backbone_layers
+    from tlcore.tf.transfer_curve import _reinitialised
+
+    config = TrainConfig(weights=str(write_filled(tmp_path / "filled.weights.h5")), image_size=32, freeze_at=10)
+    kept, redrawn = backbone_layers(build_for(config, 2)), backbone_layers(_reinitialised(config, 2))
+    random = backbone_layers(build_for(config.replace(weights="none"), 2))
+    for i, (a, b, r) in enumerate(zip(kept, redrawn, random)):
+        for wa, wb, wr in zip(a.get_weights(), b.get_weights(), r.get_weights()):
+            np.testing.assert_array_equal(wb, wa if i < 10 else wr)
+    assert any(
+        not np.array_equal(a.get_weights()[0], r.get_weights()[0]) for a, r in zip(kept[10:], random[10:]) if a.weights
+    )
+
+
 @pytest.fixture(scope="module")
 def curve(tmp_path_factory):
     """Points 0, 14 and 18, two repeats, 32 px, one epoch, random weights: every condition trained for real."""
