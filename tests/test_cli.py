@@ -423,6 +423,7 @@ def test_every_option_has_help_and_the_exit_codes_are_in_the_epilog(capsys):
         "lr-find",
         "predict",
         "export",
+        "transfer-curve",
     }
     missing = [f"{name} {action.dest}" for name, sub in commands.items() for action in sub._actions if not action.help]
     assert missing == []
