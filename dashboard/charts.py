@@ -652,6 +652,7 @@ def weight_changes_chart(
 
 
 CKA_AXIS_TITLE = "1 − CKA: how much it changed (log scale)"
+CKA_LABEL_LIMIT = 260  # px: "block5_conv3  0.9999950" whole, at the projector's label size
 
 
 def cka_domain(*runs: RepresentationChanges) -> float:
@@ -697,7 +698,7 @@ def cka_chart(
         .encode(
             x=x,
             x2="start:Q",
-            y=alt.Y("layer:N", title=None, sort=list(frame["layer"])),
+            y=alt.Y("layer:N", title=None, sort=list(frame["layer"]), axis=alt.Axis(labelLimit=CKA_LABEL_LIMIT)),
             tooltip=["layer:N", "status:N", alt.Tooltip("cka:Q", title="CKA", format=".6f")],
         )
     )

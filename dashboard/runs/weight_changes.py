@@ -99,9 +99,9 @@ def weight_change_section(summaries: Sequence[RunSummary]) -> None:
     if measured:
         st.write(CKA_WHY)
         low = cka_domain(*measured)  # one axis for both runs, as the weight changes above share one
-        for column, run_id, (changes, _) in zip(st.columns(2), picks, results):
+        # One above the other: each layer's label carries its value, too long for half a projector's width.
+        for run_id, (changes, _) in zip(picks, results):
             if changes is not None and changes.representations is not None:
-                with column:
-                    chart = cka_chart(changes.representations, title=curve_label(runs[run_id]), low=low)
-                    st.altair_chart(chart, width="stretch", theme="streamlit")
-                    st.caption(changes.representations.summary)
+                chart = cka_chart(changes.representations, title=curve_label(runs[run_id]), low=low)
+                st.altair_chart(chart, width="stretch", theme="streamlit")
+                st.caption(changes.representations.summary)
