@@ -37,6 +37,7 @@ Tooltips = list[str | alt.Tooltip]  # a chart's tooltip fields: names, or alt.To
 
 PLOT_HEIGHT = 260  # px of plot area; the title, axes and legend come on top of it (see _projector)
 BAR_STEP = 36  # px per bar in horizontal bar charts
+PROBABILITY_LABEL_LIMIT = 240  # px: a class name and its percentage, whole (Streamlit's theme cut them shorter)
 CELL_SIZE = 64  # px per class in a confusion matrix (at least PLOT_HEIGHT in all)
 LABEL_FONT_SIZE = 15  # axis tick labels, legend labels, counts in cells
 AXIS_TITLE_FONT_SIZE = 16
@@ -286,7 +287,8 @@ def probabilities_chart(probabilities: Mapping[str, float], highlight: str | Non
                 scale=alt.Scale(domain=[0, 1]),
                 axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1]),
             ),
-            y=alt.Y("label:N", title=None, sort=None),  # the given order: first class on top, like a table
+            # The given order: first class on top, like a table; labels whole ("vehicles  100.0%" was cut).
+            y=alt.Y("label:N", title=None, sort=None, axis=alt.Axis(labelLimit=PROBABILITY_LABEL_LIMIT)),
             # The prediction in the palette's strong colour, the other classes in a grey that reads on either theme.
             color=alt.Color(
                 "shown:N", scale=alt.Scale(domain=["predicted", "other"], range=[PREDICTED_COLOUR, "gray"]), legend=None

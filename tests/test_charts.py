@@ -154,6 +154,7 @@ def test_probability_bars_have_a_fixed_0_to_1_axis_so_a_coin_toss_looks_like_one
     assert spec["mark"]["type"] == "bar"
     assert spec["encoding"]["x"]["scale"] == {"domain": [0, 1]}
     assert spec["encoding"]["y"]["sort"] is None  # the classes in the given order
+    assert spec["encoding"]["y"]["axis"]["labelLimit"] >= 200  # "vehicles  100.0%" whole
     assert spec["encoding"]["color"]["scale"]["range"] == [PREDICTED_COLOUR, "gray"]
     rows = _data(spec)
     assert [(r["class"], r["probability"], r["label"], r["shown"]) for r in rows] == [
