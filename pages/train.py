@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from dashboard.dataset_source import require_dataset
-from dashboard.export_panel import export_panel
 from dashboard.identity import actor, class_limits, job_in_url, owner, put_job_in_url, run_store
 from dashboard.state import K, current_config, page_intro, weights_ready
+from dashboard.train.finished import finished_run_section
 from dashboard.train.live_view import REFRESH_S, describe_setup, plan_for_info, show
 from dashboard.train.setting_words import setting_changes
 from tlcore.backend import ClusterError
@@ -121,32 +119,4 @@ else:  # describe the run itself (a reloaded tab's session may hold other settin
         )
 
 if job is not None and not running:
-    snap = job.snapshot()
-    run_dir = Path(snap.run_dir) if snap.run_dir else None
-    model_file = run_dir / "model.keras" if run_dir else None
-    saved = model_file is not None and model_file.is_file()
-    file_stem = run_dir.name if run_dir else "model"
-    # When the disk could not take the model, it is offered from memory instead.
-    model_data = model_file.read_bytes if saved and model_file else job.model_bytes
-    if model_data:
-        d1, d2 = st.columns(2)
-        d1.download_button(
-            "Download model (.keras)",
-            data=model_data,
-            file_name=f"{file_stem}.keras",
-            key="download_model",
-            type="primary" if not saved else "secondary",
-        )
-        d2.download_button(
-            "Download history (CSV)",
-            data=snap.history.to_csv(),
-            file_name=f"{file_stem}-history.csv",
-            key="download_history",
-        )
-    if saved and run_dir is not None:
-        with st.expander("Export the model: SavedModel or TFLite, checked against this one"):
-            export_panel(run_dir, "train_export")
-        st.page_link("pages/inference.py", label="Try the model on images", icon=":material/image_search:")
-        st.page_link("pages/runs.py", label="Compare with other runs", icon=":material/folder_open:")
-    elif job.model_bytes:
-        st.error("This run's model is only in memory: download it now, it is lost when the app restarts.")
+    finished_run_section(job)

@@ -39,15 +39,20 @@ def _runs_page() -> AppTest:
     return at.switch_page("pages/runs.py").run()
 
 
-def _bars(at) -> list[list[dict]]:
-    """Each weight-change chart's rows (one per layer), in page order."""
+def _chart_rows(at, column: str) -> list[list[dict]]:
+    """The rows of each chart whose data has `column`, in page order (one row per layer)."""
     charts = []
     for chart in at.get("vega_lite_chart"):
         for dataset in chart.proto.datasets:
             rows = pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
-            if rows and "relative change" in rows[0]:
+            if rows and column in rows[0]:
                 charts.append(rows)
     return charts
+
+
+def _bars(at) -> list[list[dict]]:
+    """Each weight-change chart's rows (one per layer), in page order."""
+    return _chart_rows(at, "relative change")
 
 
 def test_two_runs_side_by_side_one_bar_per_layer_frozen_ones_marked(store, trained):
@@ -93,13 +98,7 @@ def test_a_run_saved_before_start_records_says_so_beside_the_other(store, traine
 
 def _cka_bars(at) -> list[list[dict]]:
     """Each CKA chart's rows (one per conv layer), in page order."""
-    charts = []
-    for chart in at.get("vega_lite_chart"):
-        for dataset in chart.proto.datasets:
-            rows = pa.ipc.open_stream(dataset.data.data).read_all().to_pylist()
-            if rows and "cka" in rows[0]:
-                charts.append(rows)
-    return charts
+    return _chart_rows(at, "cka")
 
 
 def test_cka_beside_the_weight_changes_frozen_layers_greyed_at_1(store, trained):
