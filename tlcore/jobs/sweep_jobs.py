@@ -7,6 +7,7 @@ point keeps its own progress (`_Points`); the job's snapshot shows the first of 
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from tlcore.config import TrainConfig
 from tlcore.data import DatasetInfo
 from tlcore.jobs.registry import JOBS, Job, JobRegistry
 from tlcore.jobs.snapshot import Snapshot, SweepPointDone, SweepProgress, apply_event, point_start
+from tlcore.jobs.spread import spread
 from tlcore.jobs.training_jobs import absolute_store, announce_run, dataset_of, interrupted_message
 from tlcore.process_memory import TRACING
 from tlcore.progress import ProgressFn, StopFlag
@@ -234,11 +236,7 @@ def _sweep_in_turn(view: _Points, request: _SweepRequest) -> SweepResult:
 
 
 def _sweep_side_by_side(view: _Points, request: _SweepRequest) -> SweepResult:
-    """The shared work once (decoding, the shared features), then each point as its own task.
-
-    The job's own slot runs one point; more run at once only on slots that are free while
-    nobody waits, so a sweep never jumps the queue of other sessions' jobs.
-    """
+    """The shared work once (decoding, the shared features), then each point as its own task (`spread`)."""
     job, r = view.job, request
     registry = r.registry
     started = time.perf_counter()
@@ -247,51 +245,26 @@ def _sweep_side_by_side(view: _Points, request: _SweepRequest) -> SweepResult:
         sweep_prepare_job, (r.base_config, r.info, r.points, r.scratch, r.store), job.on_progress, job.stop_flag
     )
     result.sweep_id = r.sweep_id
-    outcomes: dict[int, SweepPoint | BaseException] = {}
-    running: dict[int, threading.Thread] = {}
-    waiting = list(enumerate(planned, start=1))
-    done = threading.Condition()
 
-    def run(index: int, label: str, config: TrainConfig) -> None:
+    def point(index: int, label: str, config: TrainConfig) -> SweepPoint:
         view.report(index, SweepPointStart(index, len(planned), label, config.freeze_at, config.weights))
-        try:
-            with TRACING.inside():  # points side by side: one's start must not free another's traces
-                point = registry.backend.call(
-                    sweep_point_job,
-                    (label, config, r.info, r.store, r.sweep_id),
-                    lambda event: view.report(index, event),
-                    job.stop_flag,
-                )
-            view.done(index, point)
-            outcome: SweepPoint | BaseException = point
-        except BaseException as err:  # handed to the sweep's thread, which raises it
-            outcome = err
-        with done:
-            outcomes[index] = outcome
-            done.notify_all()
+        done: SweepPoint = registry.backend.call(
+            sweep_point_job,
+            (label, config, r.info, r.store, r.sweep_id),
+            lambda event: view.report(index, event),
+            job.stop_flag,
+        )
+        view.done(index, done)
+        return done
 
-    with done:
-        while waiting or running:
-            stopped = job.stop_flag.is_set() or any(
-                isinstance(o, BaseException) or o.status == STOPPED for o in outcomes.values()
-            )
-            if not stopped:
-                while waiting and (not running or registry.borrow_slot(job)):
-                    index, (label, config) = waiting.pop(0)
-                    running[index] = threading.Thread(target=run, args=(index, label, config), daemon=True)
-                    running[index].start()
-            for index in [i for i in running if i in outcomes]:
-                running.pop(index).join()
-                if running:  # two or more were running: all but the job's own slot were borrowed
-                    registry.return_slot(job)
-            if stopped and not running:
-                break
-            done.wait(timeout=0.5)
-    errors = [o for o in outcomes.values() if isinstance(o, BaseException)]
-    if errors:
-        raise errors[0]
-    result.points = [o for _, o in sorted(outcomes.items()) if isinstance(o, SweepPoint)]
-    result.skipped = [label for _, (label, _) in waiting]
+    outcomes, skipped = spread(
+        registry,
+        job,
+        [functools.partial(point, index, label, config) for index, (label, config) in enumerate(planned, start=1)],
+        halts=lambda p: p.status == STOPPED,
+    )
+    result.points = [outcomes[index] for index in sorted(outcomes)]
+    result.skipped = [planned[index - 1][0] for index in skipped]
     result.status = STOPPED if result.skipped or any(p.status == STOPPED for p in result.points) else COMPLETED
     result.seconds = time.perf_counter() - started
     return result
