@@ -143,6 +143,18 @@ def test_early_stopping_ends_each_phase_with_its_reason(data):
     assert result.kept_epoch == 4  # phase 2's best epoch: its weights are the model's
 
 
+@pytest.mark.parametrize("freeze_at", [0, 17], ids=["end_to_end", "cached"])
+def test_validating_the_last_epoch_only_leaves_the_final_accuracy_unchanged(data, freeze_at):
+    """A transfer curve's fixed-length runs validate once, at the end: the same weights, the same final accuracy."""
+    config = TINY.replace(freeze_at=freeze_at, epochs=3)
+    every, last = train(config, data), train(config, data, validate_last_only=True)
+    assert [r.route for r in last.history] == [r.route for r in every.history]
+    assert [np.isnan(r.val_accuracy) for r in last.history] == [True, True, False]
+    assert not any(np.isnan(r.val_accuracy) for r in every.history)
+    assert last.history[-1].val_accuracy == pytest.approx(every.history[-1].val_accuracy, abs=1e-6)
+    assert last.history[-1].loss == pytest.approx(every.history[-1].loss, rel=1e-5)
+
+
 def test_reduce_on_plateau_lowers_the_recorded_rate(data):
     result = train(TINY.replace(learning_rate=STILL, epochs=5, reduce_lr_on_plateau=True), data)
     rates = [r.learning_rate for r in result.history]

@@ -168,6 +168,7 @@ def fit_arrays(
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     sizer: CallSizer | None = None,
+    validate_last_only: bool = False,
 ) -> keras.callbacks.History:
     """Train a compiled `model` on in-memory arrays like `model.fit`; epoch e's order is `orders[e - initial_epoch]`.
 
@@ -188,6 +189,8 @@ def fit_arrays(
         sample_weight: per-image weights of the training loss and metrics (e.g. class weights); None = 1.
         validation: (x, y) validated after every epoch, the partial one after a stop included.
         sizer: batches per call (default: about TARGET_CALL_SECONDS per call).
+        validate_last_only: validate after the last epoch (and a stopped one) only, as fit's
+            validation_freq=epochs does; the other epochs' logs have no val_ keys.
 
     Returns:
         The History callback, as fit returns it.
@@ -210,9 +213,10 @@ def fit_arrays(
         callback_list.on_epoch_begin(epoch)
         done, logs = 0, {}
         val_logs: Logs | None = None
+        validates = validation is not None and (not validate_last_only or epoch == epochs - 1)
         while done < batches_per_epoch:
             count = sizer.next(batches_per_epoch - done)
-            ends_epoch = done + count == batches_per_epoch and validation is not None
+            ends_epoch = done + count == batches_per_epoch and validates
             callback_list.on_train_batch_begin(done)
             started = time.perf_counter()
             ran, logs, val_logs = calls(order[done * batch_size : (done + count) * batch_size], done == 0, ends_epoch)
@@ -223,7 +227,7 @@ def fit_arrays(
             if model.stop_training:
                 break
         epoch_logs = dict(logs)
-        if validation is not None:
+        if validation is not None and (validates or model.stop_training):
             if val_logs is None:  # stopped before the epoch's last call: validate what was learned
                 _, _, val_logs = calls(order[:0], False, True)
             _report_validation(callback_list, math.ceil(len(validation[0]) / batch_size), val_logs or {})

@@ -27,6 +27,8 @@ class PhaseFit:
     `drop_remainder`: every epoch trains on whole batches only (`pipeline.whole_batches`).
     `batches_per_call`: on the cached route, at most this many batches per compiled call (None: as many as
     take about `compiled_epochs.TARGET_CALL_SECONDS`); end to end, fit runs one batch a call.
+    `validate_last_only`: each phase validates after its last epoch only (runs of fixed length that report
+    their final accuracy alone: a transfer curve's).
     """
 
     config: TrainConfig
@@ -36,15 +38,22 @@ class PhaseFit:
     class_weight: dict[int, float] | None
     drop_remainder: bool = False
     batches_per_call: int | None = None
+    validate_last_only: bool = False
 
     @classmethod
     def of(
-        cls, config: TrainConfig, data: PreparedData, plan: Schedule, drop_remainder: bool, batches_per_call: int | None
+        cls,
+        config: TrainConfig,
+        data: PreparedData,
+        plan: Schedule,
+        drop_remainder: bool,
+        batches_per_call: int | None,
+        validate_last_only: bool = False,
     ) -> PhaseFit:
         augmenter = build_augmenter(config.augment, config.seed) if config.augment.enabled else None
         labels, classes = data.train.labels, len(data.class_names)
         weights = balanced_class_weights(labels, classes) if config.balance_classes else None
-        return cls(config, data, plan, augmenter, weights, drop_remainder, batches_per_call)
+        return cls(config, data, plan, augmenter, weights, drop_remainder, batches_per_call, validate_last_only)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -80,6 +89,7 @@ class PhaseFit:
             validation=(x_val, loss_targets(self.data.validation.labels, config)) if len(x_val) else None,
             callbacks=callbacks,
             sizer=CallSizer(max_batches=self.batches_per_call) if self.batches_per_call else None,
+            validate_last_only=self.validate_last_only,
         )
 
     def end_to_end(
@@ -112,6 +122,8 @@ class PhaseFit:
             initial_epoch=epoch_offset,
             steps_per_epoch=self.batches_per_epoch,
             validation_data=val_set if len(data.validation) else None,
+            # Keras validates after epoch e (counted from 1) when e % validation_freq == 0: the last one only.
+            validation_freq=epoch_offset + epochs if self.validate_last_only else 1,
             class_weight=self.class_weight,
             shuffle=False,
             callbacks=callbacks,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -22,6 +22,7 @@ from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.devices import DeviceReport, check_precision, training_device
 from tlcore.feature_store import FeatureStore
 from tlcore.history import History
+from tlcore.jsontypes import JSONValue
 from tlcore.progress import EpochEnd, PhaseStart, Planned, ProgressFn, StopFlag
 from tlcore.recording import Run
 from tlcore.records import COMPLETED, FAILED, STOPPED
@@ -75,6 +76,7 @@ def train(
     *,
     drop_remainder: bool = False,
     batches_per_call: int | None = None,
+    validate_last_only: bool = False,
 ) -> RunResult:
     """Train `config` on prepared data; returns the result with the model (`RunResult.model`) and its history.
 
@@ -100,6 +102,7 @@ def train(
 
     `drop_remainder`, `batches_per_call`: whole batches only, and at most this many batches per compiled call
     (batch hooks run once a call; see `PhaseFit`). The learning-rate range test (`tlcore.tf.lr_finder`) sets both.
+    `validate_last_only`: each phase validates after its last epoch only (`PhaseFit`).
     """
     started = time.perf_counter()
     report = progress or (lambda _event: None)
@@ -112,7 +115,7 @@ def train(
     report(Planned(plan, tuple(data.class_names), _per_class(data.validation.labels, len(data.class_names))))
     rates = [config.learning_rate] + ([config.fine_tune.learning_rate] if config.fine_tune else [])
     phases = [(p.freeze_at, p.epochs, rate) for p, rate in zip(plan.phases, rates)]
-    fit = PhaseFit.of(config, data, plan, drop_remainder, batches_per_call)
+    fit = PhaseFit.of(config, data, plan, drop_remainder, batches_per_call, validate_last_only)
     notes: list[str] = []
 
     epoch_offset = 0
@@ -195,11 +198,14 @@ def train_and_record(
     store: RunStore | None = None,
     progress: ProgressFn | None = None,
     stop: StopFlag | None = None,
-    tags: dict[str, str] | None = None,
+    tags: Mapping[str, JSONValue] | None = None,
     data: PreparedData | None = None,
     on_run_created: Callable[[Run], None] | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     features: FeatureStore | None = None,
+    model: keras.Model | None = None,
+    keep_model: bool = True,
+    validate_last_only: bool = False,
 ) -> tuple[RunResult, Run]:
     """Train and keep the run in the run store: record first, history every epoch, model at the end.
 
@@ -212,6 +218,10 @@ def train_and_record(
 
     `features`: where frozen features are read from and kept (default: the
     feature store of the run store's folder, or TLLAB_CACHE_DIR).
+
+    `model`: the model to train instead of one `build_for(config)` makes (a transfer curve's re-initialised or
+    fine-tuned model: `train`'s `features` rule holds). `keep_model=False` records the run without its
+    model file (the record says model_saved false). `validate_last_only`: as for `train`.
     """
     # The run's wall time counts building the model too: tlcore.speed measures what a run costs from it.
     started = time.perf_counter()
@@ -220,8 +230,9 @@ def train_and_record(
     devices = device_report()
     check_precision(config.precision, devices)
     strategy = strategy_for(config, devices, info.num_images(TRAIN) + info.num_images(VALIDATION))
-    with _scope(strategy):
-        model = build_for(config, len(info.class_names))
+    if model is None:
+        with _scope(strategy):
+            model = build_for(config, len(info.class_names))
     store = store or RunStore()
     run = store.create(
         config, info, tags, start=start_record(config, model), device=training_device(devices, replicas(strategy))
@@ -264,6 +275,7 @@ def train_and_record(
             callbacks=[tensorboard, *callbacks],
             features=features,
             strategy=strategy,
+            validate_last_only=validate_last_only,
         )
         if tensorboard.error:
             write_errors.append(tensorboard.error)
@@ -271,7 +283,7 @@ def train_and_record(
         reason = f"{type(err).__name__}: {err}"
         record(lambda: run.finish(FAILED, reason=reason), "run record")
         raise
-    model_error = record(lambda: run.save_model(result.model), "model")
+    model_error = record(lambda: run.save_model(result.model), "model") if keep_model else ""
     record(
         lambda: run.finish(
             result.status,
@@ -283,7 +295,7 @@ def train_and_record(
             extract_seconds=result.extract_seconds,
             features=result.features,
             train_seconds=result.train_seconds,
-            model_saved=not model_error,
+            model_saved=keep_model and not model_error,
         ),
         "run record",
     )
