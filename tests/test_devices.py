@@ -76,6 +76,14 @@ def test_a_turing_gpu_offers_float16_but_not_bfloat16(monkeypatch):
         check_precision(MIXED_BFLOAT16, report)
 
 
+def test_the_fastest_precision_is_bfloat16_where_the_cpu_has_it_else_float32(monkeypatch):
+    """What a transfer curve trains in by default."""
+    assert DeviceReport(ZEN5).fastest_precision() == MIXED_BFLOAT16
+    assert DeviceReport(OLD_CPU).fastest_precision() == FLOAT32
+    _mock_gpus(monkeypatch, [T4])
+    assert tlcore.tf.devices.read_device_report().fastest_precision() == MIXED_FLOAT16
+
+
 def test_mixed_gpus_offer_what_every_one_runs_and_a_gpu_without_details_float32_only(monkeypatch):
     _mock_gpus(monkeypatch, [H200, T4])
     report = tlcore.tf.devices.read_device_report()

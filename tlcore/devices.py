@@ -102,6 +102,11 @@ class DeviceReport:
             return tuple(p for p in PRECISIONS if all(gpu.supports(p) for gpu in self.gpus))
         return (FLOAT32, MIXED_BFLOAT16) if self.cpu.bfloat16 else (FLOAT32,)
 
+    def fastest_precision(self) -> str:
+        """The precision that trains fastest here: the last of `precisions` (a mixed one where the device
+        computes it natively, else float32)."""
+        return self.precisions()[-1]
+
     def why_not(self, precision: str) -> str:
         """Why `precision` is not offered here ("" when it is), in a sentence people can act on."""
         if precision in self.precisions():
