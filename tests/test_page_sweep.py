@@ -127,4 +127,16 @@ def test_a_transfer_curve_runs_from_the_page_and_is_drawn_with_its_sentences(tmp
     assert sorted({row["freeze point"] for row in rows}) == [14, 18] and len(rows) == 8
     assert all(row["low"] <= row["mean"] <= row["high"] for row in rows)
     assert any(c.value.startswith("Kept ImageNet layers reach") and "(2 repeat(s)" in c.value for c in at.caption)
-    assert RunStore(runs_dir).list() == []  # the curve's runs are not kept as runs
+    assert RunStore(runs_dir).list() == []  # the curve's runs are not in the runs table
+
+    # A reload (a new session) finds the saved curve, its 14 tagged runs on request, and can delete it.
+    again = _runs_page(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2))
+    assert any(c.value.startswith("Kept ImageNet layers reach") for c in again.caption)
+    (runs,) = [e for e in again.expander if e.label.startswith("This curve's ")]
+    assert runs.label == "This curve's 14 runs (kept with the curve, not in the runs table)"
+    table = runs.dataframe[0].value
+    assert len(table) == 14 and set(table["freeze point"]) == {14, 18} and table["validation accuracy"].notna().all()
+    again.button(key="delete_curve").click().run()
+    assert not again.exception, again.exception
+    assert not any(c.value.startswith("Kept ImageNet layers reach") for c in again.caption)
+    assert not (runs_dir / "curves").exists() or not any((runs_dir / "curves").iterdir())

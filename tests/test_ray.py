@@ -21,7 +21,7 @@ from tlcore.access import ADMIN
 from tlcore.backend import ClusterError, StorageNotShared
 from tlcore.cluster import LOCAL, RayBackend, backend_from_env
 from tlcore.data import scan
-from tlcore.jobs import FAILED, JobRegistry, start_sweep, start_training, train_job
+from tlcore.jobs import FAILED, JobRegistry, start_sweep, start_training, start_transfer_curve, train_job
 from tlcore.progress import WorkerStarted
 from tlcore.records import COMPLETED, INTERRUPTED, STOPPED
 from tlcore.run_folder import effective_status, load_record
@@ -186,6 +186,24 @@ def test_a_sweep_spreads_its_points_over_the_workers_with_the_in_process_result(
     records = [load_record(Path(p.run_dir)) for p in ray_result.points]
     assert {r.tags["sweep"] for r in records} == {ray_result.sweep_id}
     assert len({r.pid for r in records}) == 2 and os.getpid() not in {r.pid for r in records}  # a worker each
+
+
+def test_a_transfer_curve_spreads_its_units_over_the_workers(cluster):
+    from tlcore.curve_records import CurveStore
+
+    backend, store, folder = cluster
+    runs = RunStore(store.root / "curve")
+    job = start_transfer_curve("ray", TINY_CONFIG, info_of(folder), (14, 18), 1, runs, JobRegistry(backend=backend))
+    wait_done(job)
+    assert job.snapshot().status == COMPLETED, job.snapshot().error
+    assert job.snapshot().stages["curve"] == (7, 7)
+    (saved,) = CurveStore(runs).list()
+    assert saved.done and saved.curve is not None and saved.curve.points == (14, 18)
+    records = [s.record for s in CurveStore(runs).runs_of(saved.curve_id).list()]
+    assert len(records) == 7 and {r.tags["curve"] for r in records} == {saved.curve_id}
+    by_point = {point: {r.pid for r in records if r.tags["point"] == point} for point in (14, 18)}
+    assert all(len(pids) == 1 for pids in by_point.values())  # a unit's runs in one worker
+    assert len(by_point[14] | by_point[18]) == 2 and os.getpid() not in by_point[14] | by_point[18]  # a worker each
 
 
 def test_a_run_store_the_workers_do_not_share_is_refused(cluster):

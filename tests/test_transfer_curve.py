@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import make_dataset_folder
 from tests.test_cli import run_cli
+from tlcore.access import student
 from tlcore.transfer_curve import (
     CONDITIONS,
     FINE_TUNED,
@@ -17,7 +19,9 @@ from tlcore.transfer_curve import (
     Band,
     TransferCurve,
     check_points,
+    curve_base,
     planned_runs,
+    planned_units,
     same_run_as,
 )
 
@@ -39,17 +43,25 @@ def test_the_plan_trains_each_run_once_with_the_conditions_settings():
     runs = planned_runs(base, (18, 0, 14), repeats=2)
     assert len(runs) == 2 * (3 * 4 - 2)  # the two duplicate pairs trained once
     assert [(r, n, c) for r, n, c, _ in runs[:10]] == [
-        (0, 0, KEPT), (0, 0, REINITIALISED), (0, 0, FINE_TUNED),
-        (0, 14, KEPT), (0, 14, REINITIALISED), (0, 14, FINE_TUNED), (0, 14, RANDOM),
+        (0, 0, KEPT), (0, 0, FINE_TUNED), (0, 0, REINITIALISED),
+        (0, 14, KEPT), (0, 14, FINE_TUNED), (0, 14, REINITIALISED), (0, 14, RANDOM),
         (0, 18, KEPT), (0, 18, FINE_TUNED), (0, 18, RANDOM),
     ]  # fmt: skip
     by = {(r, n, c): config for r, n, c, config in runs}
     assert all(c.early_stopping_patience is None and c.min_steps == 0 and c.fine_tune is None for c in by.values())
     assert {c.seed for (r, _, _), c in by.items() if r == 1} == {8}  # each repeat its own seed
     assert by[(0, 18, KEPT)].learning_rate == 1e-3 and by[(0, 14, KEPT)].learning_rate == 1e-4  # the sweep's rates
-    tuned = by[(0, 14, FINE_TUNED)]
-    assert (tuned.freeze_at, tuned.learning_rate, tuned.cache_features) == (0, 1e-5, False)
+    assert by[(0, 14, KEPT)].epochs == base.epochs
+    tuned = by[(0, 14, FINE_TUNED)]  # the lab's own second phase, every layer: 3 epochs at 1e-5
+    assert (tuned.freeze_at, tuned.epochs, tuned.learning_rate, tuned.cache_features) == (0, 3, 1e-5, False)
     assert by[(0, 14, RANDOM)].weights == "none" and by[(0, 14, REINITIALISED)].weights == "imagenet"
+    assert curve_base(base, "mixed_bfloat16").precision == "mixed_bfloat16" and curve_base(base).precision == "float32"
+    units = planned_units(curve_base(base), (0, 18), repeats=1)
+    assert [(u.freeze_at, [c for c, _ in u.runs]) for u in units] == [
+        (0, [KEPT, FINE_TUNED, REINITIALISED]),
+        (18, [KEPT, FINE_TUNED, RANDOM]),
+    ]
+    assert units[1].tags("curve-x", RANDOM) == {"curve": "curve-x", "point": 18, "condition": RANDOM, "repeat": 1}
 
 
 def _curve(bands: dict[tuple[int, str], tuple[float, ...]]) -> TransferCurve:
@@ -104,19 +116,22 @@ def curve(tmp_path_factory):
     from tlcore.config import TrainConfig
     from tlcore.data import scan
     from tlcore.feature_store import FeatureStore
+    from tlcore.runs import RunStore
     from tlcore.tf.transfer_curve import run_transfer_curve
 
     tmp = tmp_path_factory.mktemp("curve")
     info = scan(make_dataset_folder(tmp / "data", n_train=6, n_val=3))
-    store = FeatureStore(tmp / "features")
+    features, runs = FeatureStore(tmp / "features"), RunStore(tmp / "runs", student("a1a1a1a1a1a1"))
     lines: list[str] = []
     base = TrainConfig(weights="none", image_size=32, epochs=1, batch_size=4)
-    result = run_transfer_curve(base, info, store, (18, 0, 14), repeats=2, note=lambda _d, _t, line: lines.append(line))
-    return result, store, lines
+    result = run_transfer_curve(
+        base, info, runs, features, (18, 0, 14), repeats=2, note=lambda _d, _t, line: lines.append(line)
+    )
+    return result, features, lines, runs
 
 
 def test_every_condition_is_trained_each_duplicate_once_and_each_prefix_extracted_once(curve):
-    result, store, lines = curve
+    result, features, lines, _ = curve
     assert result.points == (0, 14, 18) and result.repeats == 2 and result.chance == 0.5
     # Two repeats of 3 points x 4 conditions, less the two duplicate pairs each repeat: 20 runs trained.
     assert len(lines) == 20 and lines[-1].startswith("[20/20] repeat 2, freeze point 18, random: ")
@@ -129,21 +144,66 @@ def test_every_condition_is_trained_each_duplicate_once_and_each_prefix_extracte
     # With random "pretrained" weights, kept and random are the same model from the same seed.
     assert result.band(14, RANDOM) == result.band(14, KEPT)
     # Frozen features: one entry per (freeze point with a frozen prefix, seed), shared by every condition.
-    assert len(list(store.root.glob("*"))) == 2 * 2
+    assert len(list(features.root.glob("*"))) == 2 * 2
+
+
+def test_the_curve_and_its_tagged_runs_are_saved_outside_the_runs_list(curve):
+    from tlcore.curve_records import CurveStore
+
+    result, *_, runs = curve
+    assert runs.list() == []  # hidden from the Runs list (and from the run quota)
+    (saved,) = CurveStore(runs).list()
+    assert saved.done and saved.owner == "a1a1a1a1a1a1" and saved.runs_planned == 20
+    assert saved.curve is not None and saved.curve.to_dict() == result.to_dict()  # read back as it was
+    recorded = CurveStore(runs).runs_of(saved.curve_id).list()
+    assert len(recorded) == 20
+    assert all(r.record.tags["curve"] == saved.curve_id and r.status == "completed" for r in recorded)
+    assert all(r.record.model_saved is False and not (r.run_dir / "model.keras").exists() for r in recorded)
+    by_tags = {(r.tags["repeat"], r.tags["point"], r.tags["condition"]): r.val_accuracy for r in recorded}
+    assert len(by_tags) == 20 and sorted({k[2] for k in by_tags}) == sorted(CONDITIONS)
+    assert [by_tags[(1, 14, c)] for c in (KEPT, REINITIALISED)] == [
+        result.band(14, c).values[0] for c in (KEPT, REINITIALISED)
+    ]
+    tuned = next(r for r in recorded if r.tags["condition"] == FINE_TUNED)
+    assert tuned.config is not None and (tuned.config.freeze_at, tuned.config.epochs) == (0, 3)
+
+
+def test_another_student_cannot_see_open_or_delete_a_curve(curve):
+    from tlcore.access import ADMIN
+    from tlcore.curve_records import CurveStore
+
+    *_, runs = curve
+    mine = CurveStore(runs)
+    (saved,) = mine.list()
+    theirs = CurveStore(runs.as_actor(student("b2b2b2b2b2b2")))
+    assert theirs.list() == []
+    for attempt in (theirs.load, theirs.runs_of, theirs.delete):
+        with pytest.raises(FileNotFoundError, match="No transfer curve"):
+            attempt(saved.curve_id)
+    with pytest.raises(FileNotFoundError):
+        theirs.load("../" + saved.curve_id)
+    assert [c.curve_id for c in CurveStore(runs.as_actor(ADMIN)).list()] == [saved.curve_id]  # the teacher sees it
+    assert mine.load(saved.curve_id).done  # nothing was deleted
 
 
 def test_the_command_prints_the_table_or_one_json_object(tmp_path):
     data = make_dataset_folder(tmp_path / "data", n_train=4, n_val=2)
     common = ["--data", str(data), "--weights", "none", "--image-size", "32", "--epochs", "1", "--repeats", "1"]
+    common += ["--precision", "float32"]
     proc = run_cli("transfer-curve", *common, "--points", "14,18", "--runs-dir", str(tmp_path / "runs"), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert [b["freeze_at"] for b in out["boundaries"]] == [14, 18]
     assert set(out["boundaries"][0][KEPT]) == {"mean", "min", "max", "runs"}
     assert "[7/7] repeat 1, freeze point 18, random" in proc.stderr
+    saved = json.loads((Path(out["folder"]) / "curve.json").read_text())  # kept with its runs in the runs folder
+    assert out["curve_id"] == saved["curve_id"] and saved["status"] == "completed" and out["precision"] == "float32"
+    assert saved["curve"]["boundaries"] == out["boundaries"]
+    assert len([d for d in Path(out["folder"]).iterdir() if (d / "run.json").is_file()]) == 7
     text = run_cli("transfer-curve", *common, "--points", "18", "--runs-dir", str(tmp_path / "runs"))
     assert text.returncode == 0, text.stderr
     assert text.stdout.splitlines()[0].split()[:4] == ["freeze", "ImageNet", "layers", "kept"]
-    assert "validation accuracy, mean (min-max) of 1 repeat(s)" in text.stdout
+    assert "validation accuracy, mean (min-max) of 1 repeat(s) in float32" in text.stdout
+    assert "The curve and its runs: " in text.stdout
     bad = run_cli("transfer-curve", *common, "--points", "19")
     assert bad.returncode == 2 and "distinct freeze points 0..18" in bad.stderr

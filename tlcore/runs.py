@@ -117,15 +117,18 @@ class RunStore:
 
     `actor` is who acts (tlcore.access): the runs it creates record its owner id, and it lists, opens and
     deletes only the runs it may use. A run it may not use is "not there", exactly as a missing one.
+    `quota`: whether a student's runs here count towards TLLAB_MAX_RUNS (not for runs that keep no model,
+    such as a transfer curve's, `tlcore.curve_records`).
     """
 
-    def __init__(self, root: str | os.PathLike | None = None, actor: Actor = ADMIN):
+    def __init__(self, root: str | os.PathLike | None = None, actor: Actor = ADMIN, quota: bool = True):
         self.root = Path(root) if root is not None else default_runs_dir()
         self.actor = actor
+        self.quota = quota
 
     def as_actor(self, actor: Actor) -> RunStore:
         """The same folder, seen by `actor`."""
-        return RunStore(self.root, actor)
+        return RunStore(self.root, actor, self.quota)
 
     def create(
         self,
@@ -187,7 +190,7 @@ class RunStore:
 
     def quota_problem(self) -> str | None:
         """Why this actor may not start another run (a student at TLLAB_MAX_RUNS), or None."""
-        if self.actor.teacher:
+        if self.actor.teacher or not self.quota:
             return None
         most, kept = max_runs(), len(self.list())
         if kept < most:

@@ -5,19 +5,21 @@ frozen, the layers above trained from their ImageNet weights), *re-initialised* 
 and trained: the paper's AnB), *fine-tuned* (kept, then everything trained at a low rate: AnB+) and *random*
 (a random backbone frozen up to n: the control). Two pairs are the same run and are trained once: kept and
 re-initialised at 18 (nothing above to re-initialise), re-initialised and random at 0 (nothing kept).
-The training is `tlcore.tf.transfer_curve`; no TensorFlow here.
+The runs of one repeat at one freeze point are a `CurveUnit`, trained together (fine-tuned goes on from kept);
+units are what spread over a cluster's workers. The training is `tlcore.tf.transfer_curve`; no TensorFlow here.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.backbones import NO_WEIGHTS
-from tlcore.config import TrainConfig
-from tlcore.jsontypes import JSONObject
+from tlcore.config import FineTuneConfig, TrainConfig
+from tlcore.data import VALIDATION, DatasetInfo
+from tlcore.jsontypes import JSONObject, JSONValue
 from tlcore.sweep import point_learning_rate
 
 KEPT, REINITIALISED, FINE_TUNED, RANDOM = "kept", "reinitialised", "fine_tuned", "random"
@@ -31,7 +33,12 @@ CONDITION_WORDS = {
 DEFAULT_POINTS = (0, 3, 6, 10, 14, 18)  # block boundaries; 18: the head alone
 DEFAULT_REPEATS = 3
 DEFAULT_IMAGE_SIZE, DEFAULT_EPOCHS = 96, 5
-FINE_TUNE_RATE = 1e-5  # the fine-tuned condition's rate for every layer (the lab's phase-2 rate)
+# The fine-tuned condition goes on from the kept model as the lab's own second phase does: every layer at its rate,
+# for its epochs.
+FINE_TUNE_PHASE = FineTuneConfig(freeze_at=0)
+TRAINING_ORDER = (KEPT, FINE_TUNED, REINITIALISED, RANDOM)  # fine-tuned right after the kept model it trains on
+FASTEST = "fastest"  # a curve's precision: the device's fastest (`DeviceReport.fastest_precision`)
+CURVE_TAG = "curve"  # a curve run's tag: its curve's id (with "point", "condition" and "repeat")
 NEAR_CHANCE = 0.1  # within this of chance, a condition "stays near chance"
 CURVE_STAGE = "curve"  # the job's one stage: runs done of runs planned
 
@@ -45,38 +52,101 @@ def same_run_as(freeze_at: int, condition: str) -> str | None:
     return None
 
 
-def curve_base(base: TrainConfig) -> TrainConfig:
+def curve_base(base: TrainConfig, precision: str | None = None) -> TrainConfig:
     """What every run of a curve shares: fixed epochs (no early stopping, no minimum steps), one phase, cached
-    frozen features."""
-    return base.replace(fine_tune=None, early_stopping_patience=None, min_steps=0, cache_features=True)
+    frozen features; `precision` (the device's fastest, `DeviceReport.fastest_precision`) instead of base's."""
+    shared = base.replace(fine_tune=None, early_stopping_patience=None, min_steps=0, cache_features=True)
+    return shared.replace(precision=precision) if precision else shared
 
 
 def run_config(base: TrainConfig, freeze_at: int, repeat: int, condition: str) -> TrainConfig:
     """The settings of one run: the repeat's seed, the sweep's rate at this freeze point, the condition's weights.
 
-    Fine-tuned continues the kept model with every layer at FINE_TUNE_RATE; random draws its frozen layers from
-    the seed (`base` as `curve_base` made it).
+    Fine-tuned continues the kept model as FINE_TUNE_PHASE says; random draws its frozen layers from the seed
+    (`base` as `curve_base` made it).
     """
     config = base.replace(
         freeze_at=freeze_at, seed=base.seed + repeat, learning_rate=point_learning_rate(base, freeze_at)
     )
     if condition == FINE_TUNED:
-        return config.replace(freeze_at=0, learning_rate=FINE_TUNE_RATE, cache_features=False)
+        phase = FINE_TUNE_PHASE
+        return config.replace(
+            freeze_at=phase.freeze_at, epochs=phase.epochs, learning_rate=phase.learning_rate, cache_features=False
+        )
     if condition == RANDOM:
         return config.replace(weights=NO_WEIGHTS)
     return config
 
 
-def planned_runs(base: TrainConfig, points: Sequence[int], repeats: int) -> list[tuple[int, int, str, TrainConfig]]:
-    """(repeat, freeze point, condition, settings) of every run trained, in order; the duplicates left out."""
-    base = curve_base(base)
+@dataclass(frozen=True)
+class CurveUnit:
+    """The runs of one repeat at one freeze point, in training order: one task on a cluster's worker."""
+
+    repeat: int
+    freeze_at: int
+    runs: tuple[tuple[str, TrainConfig], ...]  # (condition, settings), duplicates left out
+
+    def tags(self, curve_id: str, condition: str) -> dict[str, JSONValue]:
+        """What a run of this unit is tagged with in its record."""
+        return {CURVE_TAG: curve_id, "point": self.freeze_at, "condition": condition, "repeat": self.repeat + 1}
+
+
+def planned_units(base: TrainConfig, points: Sequence[int], repeats: int) -> list[CurveUnit]:
+    """Every unit of the curve, repeat by repeat and point by point (`base` as `curve_base` made it)."""
     return [
-        (repeat, n, condition, run_config(base, n, repeat, condition))
+        CurveUnit(
+            repeat,
+            n,
+            tuple(
+                (condition, run_config(base, n, repeat, condition))
+                for condition in TRAINING_ORDER
+                if same_run_as(n, condition) is None
+            ),
+        )
         for repeat in range(repeats)
         for n in check_points(points)
-        for condition in CONDITIONS
-        if same_run_as(n, condition) is None
     ]
+
+
+def planned_runs(base: TrainConfig, points: Sequence[int], repeats: int) -> list[tuple[int, int, str, TrainConfig]]:
+    """(repeat, freeze point, condition, settings) of every run trained, in order; the duplicates left out."""
+    return [
+        (unit.repeat, unit.freeze_at, condition, config)
+        for unit in planned_units(curve_base(base), points, repeats)
+        for condition, config in unit.runs
+    ]
+
+
+def chance_of(info: DatasetInfo) -> float:
+    """Validation accuracy of always answering the largest validation class."""
+    counts = info.class_counts(VALIDATION)
+    return max(counts) / max(1, sum(counts))
+
+
+def assemble(
+    points: Sequence[int],
+    repeats: int,
+    results: Sequence[tuple[int, str, float]],
+    chance: float,
+    base: TrainConfig,
+    seconds: float,
+) -> TransferCurve:
+    """The curve from every trained run's (freeze point, condition, validation accuracy), in plan order;
+    each duplicate reported under both its names."""
+    values: dict[tuple[int, str], list[float]] = {(n, c): [] for n in points for c in CONDITIONS}
+    for n, condition, accuracy in results:
+        for name in CONDITIONS:
+            if name == condition or same_run_as(n, name) == condition:
+                values[(n, name)].append(accuracy)
+    return TransferCurve(
+        points=tuple(check_points(points)),
+        bands={key: Band(tuple(v)) for key, v in values.items()},
+        chance=chance,
+        repeats=repeats,
+        image_size=base.image_size,
+        epochs=base.epochs,
+        seconds=seconds,
+    )
 
 
 def check_points(points: Sequence[int]) -> list[int]:
@@ -163,3 +233,34 @@ class TransferCurve:
             "seconds": round(self.seconds, 1),
             "summary": self.summary,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, JSONValue]) -> TransferCurve:
+        """The curve `to_dict` wrote (a saved curve's file); raises ValueError when it is not one."""
+        bands: dict[tuple[int, str], Band] = {}
+        boundaries = data.get("boundaries")
+        for boundary in boundaries if isinstance(boundaries, list) else []:
+            for condition in CONDITIONS:
+                band = boundary.get(condition) if isinstance(boundary, dict) else None
+                runs = band.get("runs") if isinstance(band, dict) else None
+                if not isinstance(runs, list) or not runs:
+                    raise ValueError(f"no runs of {condition} in boundary {boundary!r}")
+                bands[(int(boundary["freeze_at"]), condition)] = Band(tuple(float(v) for v in runs))
+        if not bands:
+            raise ValueError("no boundaries")
+        return cls(
+            points=tuple(sorted({n for n, _ in bands})),
+            bands=bands,
+            chance=float(_number(data, "chance")),
+            repeats=int(_number(data, "repeats")),
+            image_size=int(_number(data, "image_size")),
+            epochs=int(_number(data, "epochs")),
+            seconds=float(_number(data, "seconds")),
+        )
+
+
+def _number(data: Mapping[str, JSONValue], key: str) -> float:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{key} is not a number: {value!r}")
+    return value

@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import streamlit as st
 
 from dashboard.charts import transfer_curve_chart
 from dashboard.dataset_source import current_dataset
+from dashboard.devices import current_report
 from dashboard.identity import actor, owner, run_store
 from dashboard.state import current_config, weights_ready
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backend import ClusterError
 from tlcore.config import TrainConfig
+from tlcore.curve_records import CurveStore, SavedCurve
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
+from tlcore.devices import FLOAT32, PRECISION_NAMES
 from tlcore.estimate import estimate_many, human_seconds
-from tlcore.jobs import JOBS, Job, JobBusy, start_transfer_curve
+from tlcore.jobs import CURVE_JOB, JOBS, RUNNING, Job, JobBusy, start_transfer_curve
+from tlcore.runs import RunSummary
 from tlcore.speed import machine_speed
 from tlcore.sweep import point_label
 from tlcore.transfer_curve import (
+    CONDITION_WORDS,
     CURVE_STAGE,
     DEFAULT_EPOCHS,
     DEFAULT_IMAGE_SIZE,
     DEFAULT_POINTS,
     DEFAULT_REPEATS,
-    TransferCurve,
+    FINE_TUNE_PHASE,
+    curve_base,
     planned_runs,
 )
 
-JOB_KEY, RESULT_KEY, NOTICE_KEY = "curve_job_id", "curve_result", "curve_notice"
+JOB_KEY, NOTICE_KEY = "curve_job_id", "curve_notice"
 # The curve's own settings (kept while other pages run): key -> default.
 POINTS_KEY, EPOCHS_KEY, REPEATS_KEY, SIZE_KEY = "curve_points", "curve_epochs", "curve_repeats", "curve_image_size"
 DEFAULTS = {
@@ -39,15 +48,17 @@ WHY = (
     "Yosinski et al. (2014) asked how far up a network features stay general. At each freeze point n: the "
     "ImageNet layers up to n are **kept** and frozen while the layers above train from their ImageNet weights; "
     "or the layers above are **re-initialised** and trained from scratch; or the kept network is then "
-    "**fine-tuned** end to end at 1e-5; or **random** layers are frozen instead (the control). Each condition "
-    "runs several times with its own seed: the band spans them."
+    f"**fine-tuned** end to end for {FINE_TUNE_PHASE.epochs} more epochs at {FINE_TUNE_PHASE.learning_rate:g} "
+    "(the lab's phase 2); or **random** layers are frozen instead (the control). Each condition runs several "
+    "times with its own seed: the band spans them."
 )
 
 
 def curve_settings() -> TrainConfig:
-    """The sidebar's weights and settings at the curve's own size and epochs."""
+    """The sidebar's weights and settings at the curve's own size and epochs, in this device's fastest precision."""
     s = st.session_state
-    return current_config().replace(image_size=int(s[SIZE_KEY]), epochs=int(s[EPOCHS_KEY]))
+    base = current_config().replace(image_size=int(s[SIZE_KEY]), epochs=int(s[EPOCHS_KEY]))
+    return curve_base(base, current_report().fastest_precision())
 
 
 def _start() -> None:
@@ -71,23 +82,27 @@ def estimate_words(info: DatasetInfo) -> str:
         info.num_images(VALIDATION),
         machine_speed(run_store().root),
     )
+    precision = PRECISION_NAMES[curve_settings().precision]
     return (
         f"Estimated time: about {human_seconds(seconds)} for {len(runs)} runs at {s[SIZE_KEY]} px, "
-        f"{s[EPOCHS_KEY]} epochs each (less: each frozen prefix is computed once for every condition and repeat)."
+        f"{s[EPOCHS_KEY]} epochs each, in {precision} (this device's fastest), "
+        "less as each frozen prefix is computed once for every condition and repeat. "
+        "Its runs are kept with the curve, not in the runs table, and keep no model."
     )
 
 
 def transfer_curve_section() -> None:
-    """The last curve this session made (chart and sentences), then the controls that start one."""
+    """This student's last curve (chart, sentences, its runs), then the controls that start one."""
     st.subheader("Transfer curve: what do VGG16's layers carry to your images?")
     st.write(WHY)
     s = st.session_state
-    job = JOBS.get(s.get(JOB_KEY), actor())
-    if job is not None and not job.running and isinstance(job.result, TransferCurve):
-        s[RESULT_KEY] = job.result
-    if isinstance(curve := s.get(RESULT_KEY), TransferCurve):
-        st.altair_chart(transfer_curve_chart(curve), width="stretch", theme="streamlit")
-        st.caption(f"{curve.summary} ({curve.repeats} repeat(s), {human_seconds(curve.seconds)}.)")
+    # A reload forgets the session's job id: a curve this student has running is found by its owner.
+    job = JOBS.get(s.get(JOB_KEY), actor()) or JOBS.running_for(owner(), CURVE_JOB)
+    running = job is not None and job.running
+    curves = CurveStore(run_store())
+    # The newest of this person's own (a teacher may open every student's, but this section is their own).
+    if saved := next((c for c in curves.list() if c.owner == (actor().owner or None)), None):
+        saved_curve(curves, saved, running)
     for key, default in DEFAULTS.items():
         s[key] = s.get(key, default)  # kept while other pages run
     points, size, epochs, repeats = st.columns([3, 1, 1, 1])
@@ -96,7 +111,6 @@ def transfer_curve_section() -> None:
     epochs.number_input("Epochs per run", 1, 50, key=EPOCHS_KEY)
     repeats.number_input("Repeats", 1, 5, key=REPEATS_KEY, help="Runs of each condition, each with its own seed.")
     info, (weights_ok, message) = current_dataset(), weights_ready()
-    running = job is not None and job.running
     with st.container(horizontal=True):
         st.button(
             "Start transfer curve",
@@ -113,8 +127,63 @@ def transfer_curve_section() -> None:
         st.caption(estimate_words(info))
     if running and job is not None:
         curve_progress(job)
-    elif job is not None and (snap := job.snapshot()).done and not isinstance(job.result, TransferCurve):
-        st.warning(f"The curve did not finish: {snap.error or snap.reason}")
+
+
+def saved_curve(curves: CurveStore, saved: SavedCurve, running: bool) -> None:
+    """A saved curve: its chart and sentences, or why it ended early; its runs on request; delete."""
+    if saved.curve is not None:
+        curve = saved.curve
+        st.altair_chart(transfer_curve_chart(curve), width="stretch", theme="streamlit")
+        precision = curve_precision(saved)
+        st.caption(f"{curve.summary} ({curve.repeats} repeat(s) in {precision}, {human_seconds(curve.seconds)}.)")
+    elif saved.status == RUNNING and running:
+        return  # the progress bar below tells
+    else:
+        why = saved.reason or "the server restarted while it ran"
+        st.warning(f"Your last transfer curve ({saved.created[:16].replace('T', ' ')} UTC) did not finish: {why}.")
+    runs = curves.runs_of(saved.curve_id).list()
+    with st.expander(f"This curve's {len(runs)} runs (kept with the curve, not in the runs table)"):
+        st.dataframe(curve_runs_table(runs), hide_index=True, width="stretch")
+    with st.container(horizontal=True):
+        if saved.curve is not None:
+            st.download_button(
+                "Download the curve (JSON)",
+                json.dumps(saved.curve.to_dict(), indent=1),
+                file_name=f"{saved.curve_id}.json",
+                mime="application/json",
+                key="download_curve",
+            )
+        st.button(
+            "Delete this curve",
+            key="delete_curve",
+            on_click=curves.delete,
+            args=(saved.curve_id,),
+            disabled=running and saved.status == RUNNING,
+            help="Deletes the curve and its runs.",
+        )
+
+
+def curve_precision(saved: SavedCurve) -> str:
+    """The precision the curve's runs computed in, in words."""
+    config = saved.settings.get("config")
+    precision = config.get("precision") if isinstance(config, dict) else None
+    return PRECISION_NAMES.get(str(precision), str(precision or FLOAT32))
+
+
+def curve_runs_table(runs: list[RunSummary]) -> pd.DataFrame:
+    """One line per run of a curve: its repeat, freeze point and condition, accuracy, seconds, status."""
+    rows = [
+        {
+            "repeat": r.tags.get("repeat"),
+            "freeze point": r.tags.get("point"),
+            "condition": CONDITION_WORDS.get(str(r.tags.get("condition")), str(r.tags.get("condition"))),
+            "validation accuracy": r.val_accuracy,
+            "seconds": None if r.seconds is None else round(r.seconds, 1),
+            "status": r.status,
+        }
+        for r in runs
+    ]
+    return pd.DataFrame(rows).sort_values(["repeat", "freeze point"], kind="stable") if rows else pd.DataFrame()
 
 
 @st.fragment(run_every=1.0)

@@ -10,10 +10,11 @@ import sys
 from tlcore.backbones import normalize_weights
 from tlcore.cli.errors import UsageError
 from tlcore.config import TrainConfig
+from tlcore.curve_records import CurveRecording, CurveStore, new_curve_id
 from tlcore.data import scan
 from tlcore.feature_store import FeatureStore
 from tlcore.runs import RunStore
-from tlcore.transfer_curve import CONDITION_WORDS, CONDITIONS, check_points
+from tlcore.transfer_curve import CONDITION_WORDS, CONDITIONS, FASTEST, curve_base
 
 
 def curve_table(curve: dict) -> str:
@@ -31,28 +32,34 @@ def cmd_transfer_curve(args: argparse.Namespace) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # every run builds a model: retracing is by design
     try:
         base = TrainConfig(weights=normalize_weights(args.weights), image_size=args.image_size, epochs=args.epochs)
-        points = check_points(args.points)
-        if args.repeats < 1:
-            raise ValueError(f"--repeats must be at least 1. Received: {args.repeats}")
+        CurveRecording.check(args.points, args.repeats)
     except ValueError as err:
         raise UsageError(str(err)) from None
     info = scan(args.data, validation_split=base.validation_split, seed=base.seed)
     store = RunStore(args.runs_dir) if args.runs_dir else RunStore()
     store.check_writable()
-    from tlcore.tf.transfer_curve import run_transfer_curve  # the TensorFlow side: it trains
+    from tlcore.tf.devices import device_report  # the TensorFlow side: it trains
+    from tlcore.tf.transfer_curve import run_transfer_curve
 
+    precision = device_report().fastest_precision() if args.precision == FASTEST else args.precision
+    curve_id = new_curve_id()
     curve = run_transfer_curve(
-        base,
+        curve_base(base, precision),
         info,
+        store,
         FeatureStore.default(store.root),
-        points,
+        args.points,
         args.repeats,
         note=lambda _done, _total, line: print(line, file=sys.stderr, flush=True),
+        curve_id=curve_id,
     ).to_dict()
+    folder = CurveStore(store).root / curve_id
     if args.json:
-        print(json.dumps(curve))
+        print(json.dumps({**curve, "curve_id": curve_id, "folder": str(folder), "precision": precision}))
         return 0
     print(curve_table(curve))
-    print(f"\nvalidation accuracy, mean (min-max) of {args.repeats} repeat(s); chance {curve['chance']:.0%}")
+    repeats, chance = args.repeats, curve["chance"]
+    print(f"\nvalidation accuracy, mean (min-max) of {repeats} repeat(s) in {precision}; chance {chance:.0%}")
     print(curve["summary"])
+    print(f"The curve and its runs: {folder}")
     return 0

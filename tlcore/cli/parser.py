@@ -11,6 +11,7 @@ from pathlib import Path
 from tlcore.backbone_facts import VGG16_LAYERS
 from tlcore.cli.options import WEIGHTS_HELP, add_config_options, add_length_options, int_list
 from tlcore.config import TrainConfig
+from tlcore.devices import PRECISIONS
 from tlcore.exports import FORMATS
 from tlcore.featuremaps import DEFAULT_TOP
 from tlcore.imageio import DEFAULT_MAX_PIXELS
@@ -19,7 +20,7 @@ from tlcore.sweep import DEFAULT_POINTS
 from tlcore.transfer_curve import DEFAULT_EPOCHS as CURVE_EPOCHS
 from tlcore.transfer_curve import DEFAULT_IMAGE_SIZE as CURVE_IMAGE_SIZE
 from tlcore.transfer_curve import DEFAULT_POINTS as CURVE_POINTS
-from tlcore.transfer_curve import DEFAULT_REPEATS
+from tlcore.transfer_curve import DEFAULT_REPEATS, FASTEST
 
 EPILOG = """exit codes:
   0    ok
@@ -163,7 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=CURVE_POINTS,
         help=f"freeze points (default {','.join(map(str, CURVE_POINTS))}; 18: the head alone)",
     )
-    p.add_argument("--runs-dir", help="runs folder whose feature store to use (default: $TLLAB_RUNS_DIR or ./runs)")
+    p.add_argument(
+        "--precision",
+        choices=(FASTEST, *PRECISIONS),
+        default=FASTEST,
+        help="numeric precision of every run (default fastest: mixed_bfloat16 on a CPU with bfloat16 instructions "
+        "or an Ampere GPU, else float32)",
+    )
+    p.add_argument(
+        "--runs-dir", help="runs folder; the curve and its runs go to its curves/ (default: $TLLAB_RUNS_DIR or ./runs)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object with a boundaries list")
 
     p = command(

@@ -5,7 +5,7 @@ job's id and polls `job.snapshot()`. The registry (`JOBS`) is process-wide; the 
 a thread of this process or on a Ray cluster's worker (tlcore.cluster) and report the same events.
 """
 
-from tlcore.jobs.curve_jobs import start_transfer_curve, transfer_curve_job
+from tlcore.jobs.curve_jobs import CURVE_JOB, curve_unit_job, start_transfer_curve
 from tlcore.jobs.registry import (
     FINISHED_JOBS_KEPT,
     JOBS,
@@ -24,6 +24,7 @@ from tlcore.records import COMPLETED, FAILED, INTERRUPTED, RUNNING, STOPPED
 
 __all__ = [
     "COMPLETED",
+    "CURVE_JOB",
     "FAILED",
     "FINISHED_JOBS_KEPT",
     "INTERRUPTED",
@@ -39,6 +40,7 @@ __all__ = [
     "Snapshot",
     "SweepPointDone",
     "SweepProgress",
+    "curve_unit_job",
     "start_sweep",
     "start_training",
     "start_transfer_curve",
@@ -46,6 +48,5 @@ __all__ = [
     "sweep_point_job",
     "sweep_prepare_job",
     "train_job",
-    "transfer_curve_job",
     "wait",
 ]

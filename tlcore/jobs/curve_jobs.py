@@ -1,46 +1,57 @@
-"""The transfer curve as a job in the queue: `start_transfer_curve`, under the same limits as training."""
+"""The transfer curve as a job in the queue: `start_transfer_curve`, under the same limits as training.
+
+The curve's units (`tlcore.transfer_curve.CurveUnit`: one repeat at one freeze point) are its pieces. In this
+process they run one after another in the job's slot; on a cluster they spread over the workers as slots are
+free and nobody waits (`tlcore.jobs.spread`). Either way the curve and its runs are saved as they go
+(`tlcore.curve_records.CurveRecording`).
+"""
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 from collections.abc import Sequence
 
 from tlcore.config import TrainConfig
+from tlcore.curve_records import CurveRecording, CurveStore
 from tlcore.data import DatasetInfo
 from tlcore.feature_store import FeatureStore
 from tlcore.jobs.registry import JOBS, Job, JobRegistry
+from tlcore.jobs.spread import spread
 from tlcore.jobs.training_jobs import absolute_store, dataset_of
 from tlcore.progress import ProgressFn, StepProgress, StopFlag
-from tlcore.records import COMPLETED, STOPPED
+from tlcore.records import COMPLETED, FAILED, STOPPED
 from tlcore.runs import RunStore
-from tlcore.transfer_curve import CURVE_STAGE, TransferCurve, curve_base
+from tlcore.transfer_curve import CURVE_STAGE, CurveUnit, TransferCurve, curve_base
+
+CURVE_JOB = "transfer curve"  # the job's kind
+UnitResults = list[tuple[int, str, float]]  # (freeze point, condition, validation accuracy) of each run
 
 
-def transfer_curve_job(
-    base: TrainConfig,
-    info: DatasetInfo,
-    points: Sequence[int],
-    repeats: int,
-    store: RunStore,
-    *,
-    report: ProgressFn,
-    stop: StopFlag,
-) -> TransferCurve | None:
-    """The whole curve (tlcore.tf.transfer_curve), each run reported as a step; None when stopped."""
-    from tlcore.tf.transfer_curve import CurveStopped, run_transfer_curve  # the job's thread or worker trains
+def curve_unit_job(
+    unit: CurveUnit, curve_id: str, info: DatasetInfo, store: RunStore, *, report: ProgressFn, stop: StopFlag
+) -> UnitResults | None:
+    """One unit of a curve, where the backend runs it; each run done reported as a step; None when stopped.
 
+    It decodes the images itself (once per process: the next unit reuses them); frozen features come from
+    the run store's feature store, which every worker shares.
+    """
+    from tlcore.tf.transfer_curve import CurveStopped, prepared, train_unit  # the job's thread or worker trains
+
+    results: UnitResults = []
+
+    def ran(condition: str, accuracy: float) -> None:
+        results.append((unit.freeze_at, condition, accuracy))
+        report(StepProgress(CURVE_STAGE, len(results), len(unit.runs)))
+
+    data = prepared(info, unit.runs[0][1].image_size)
+    runs = CurveStore(store).runs_of(curve_id)
     try:
-        return run_transfer_curve(
-            base,
-            info,
-            FeatureStore.default(store.root),
-            points,
-            repeats,
-            note=lambda done, total, _line: report(StepProgress(CURVE_STAGE, done, total)),
-            stop=stop,
-        )
+        train_unit(unit, curve_id, info, data, runs, FeatureStore.default(store.root), ran, stop)
     except CurveStopped:
         return None
+    return results
 
 
 def start_transfer_curve(
@@ -52,17 +63,57 @@ def start_transfer_curve(
     store: RunStore | None = None,
     registry: JobRegistry = JOBS,
 ) -> Job[TransferCurve | None]:
-    """Queue the curve as one job of `owner`'s (one job at a time each, as for training); returns it at once."""
+    """Queue the curve as one job of `owner`'s (one job at a time each, as for training); returns it at once.
+
+    The job's snapshot counts the runs done (stage CURVE_STAGE); its result is the curve, None when stopped.
+    Bad points or repeats raise ValueError at once.
+    """
     store = absolute_store(store)
+    recording = functools.partial(CurveRecording, store, base, info, points, repeats)
+    CurveRecording.check(points, repeats)
 
     def work(job: Job[TransferCurve | None]) -> TransferCurve | None:
         registry.backend.connect(store.root)
-        curve = registry.backend.call(
-            transfer_curve_job, (base, info, tuple(points), repeats, store), job.on_progress, job.stop_flag
-        )
-        with job.editing() as s:
-            s.status, s.stage, s.finished = (COMPLETED if curve else STOPPED), "done", time.time()
-            s.reason = "" if curve else "stopped: a curve needs every run"
-        return curve
+        curve = recording()
+        done: dict[int, int] = {}  # unit number -> its runs done
+        lock = threading.Lock()
 
-    return registry.start(owner, "transfer curve", work, config=curve_base(base), dataset=dataset_of(info))
+        def unit_task(number: int, unit: CurveUnit) -> UnitResults | None:
+            def report(event: object) -> None:
+                if isinstance(event, StepProgress) and event.stage == CURVE_STAGE:
+                    with lock:
+                        done[number] = event.done
+                        job.on_progress(StepProgress(CURVE_STAGE, sum(done.values()), curve.total))
+
+            results: UnitResults | None = registry.backend.call(
+                curve_unit_job, (unit, curve.curve_id, info, store), report, job.stop_flag
+            )
+            return results
+
+        tasks = [functools.partial(unit_task, n, unit) for n, unit in enumerate(curve.units, start=1)]
+        try:
+            if registry.backend.parallel:
+                outcomes, skipped = spread(registry, job, tasks, halts=lambda results: results is None)
+                ended = [outcomes[n] for n in sorted(outcomes)]
+            else:
+                ended, skipped = [], []
+                for task in tasks:
+                    ended.append(task())
+                    if ended[-1] is None or job.stop_flag.is_set():
+                        break
+                skipped = list(range(len(ended) + 1, len(tasks) + 1))
+        except BaseException as err:
+            curve.ended(FAILED, f"{type(err).__name__}: {err}")
+            raise
+        finished = [results for results in ended if results is not None]
+        if skipped or len(finished) < len(tasks):
+            curve.ended(STOPPED, "stopped: a curve needs every run")
+            result = None
+        else:
+            result = curve.finish([run for results in finished for run in results])
+        with job.editing() as s:
+            s.status, s.stage, s.finished = (COMPLETED if result else STOPPED), "done", time.time()
+            s.reason = "" if result else "stopped: a curve needs every run"
+        return result
+
+    return registry.start(owner, CURVE_JOB, work, config=curve_base(base), dataset=dataset_of(info))

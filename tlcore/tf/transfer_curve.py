@@ -1,41 +1,39 @@
 """Training the transfer curve (planned and described by `tlcore.transfer_curve`): every condition, every repeat.
 
-The images are decoded once. Frozen features come from the feature store, so the ImageNet prefix at each
-freeze point is computed once for the kept and re-initialised conditions of every repeat (the same weights
-and images: the same key), and a random prefix once per repeat's seed. Fixed epochs, no early stopping, and
-the sweep's rates (`tlcore.sweep.point_learning_rate`); nothing is recorded in the run store.
+Every run is recorded among its curve's runs (`tlcore.curve_records`), without its model. Frozen features come
+from the feature store, so the ImageNet prefix at each freeze point is computed once for the kept and
+re-initialised conditions of every repeat (the same weights and images: the same key), and a random prefix
+once per repeat's seed. Fixed epochs validated after the last one only, no early stopping, and the sweep's
+rates (`tlcore.sweep.point_learning_rate`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import keras
-import numpy as np
 
 from tlcore.backbones import NO_WEIGHTS, get_backbone
 from tlcore.config import TrainConfig
+from tlcore.curve_records import CurveRecording
 from tlcore.data import DatasetInfo
 from tlcore.feature_store import FeatureStore
+from tlcore.process_memory import TRACING
 from tlcore.progress import StopFlag
+from tlcore.records import COMPLETED, FAILED, STOPPED
+from tlcore.runs import RunStore
 from tlcore.tf.build import build_for
 from tlcore.tf.model import backbone_layers
-from tlcore.tf.pipeline import prepare_data
-from tlcore.tf.training import train
+from tlcore.tf.pipeline import PreparedData, prepare_data
+from tlcore.tf.training import train_and_record
 from tlcore.transfer_curve import (
-    CONDITIONS,
     DEFAULT_POINTS,
     DEFAULT_REPEATS,
     FINE_TUNED,
     KEPT,
     REINITIALISED,
-    Band,
+    CurveUnit,
     TransferCurve,
-    check_points,
-    curve_base,
-    planned_runs,
-    same_run_as,
 )
 
 Note = Callable[[int, int, str], None]  # runs done, runs in all, and what the last one found, in words
@@ -55,60 +53,102 @@ def _reinitialised(config: TrainConfig, num_classes: int) -> keras.Model:
     return model
 
 
+def train_unit(
+    unit: CurveUnit,
+    curve_id: str,
+    info: DatasetInfo,
+    data: PreparedData,
+    runs: RunStore,
+    features: FeatureStore,
+    ran: Callable[[str, float], None],
+    stop: StopFlag | None = None,
+) -> None:
+    """Train a unit's runs in order, each recorded in `runs` (the curve's) without its model; `ran(condition,
+    validation accuracy)` after each.
+
+    Raises:
+        CurveStopped: `stop` was set; the run it stopped is recorded as stopped.
+    """
+    n_classes = len(data.class_names)
+    kept_model: keras.Model | None = None  # the kept run's model: the fine-tuned run trains it on
+    for condition, config in unit.runs:
+        if stop is not None and stop.is_set():
+            raise CurveStopped("stopped between two runs")
+        if condition == KEPT:
+            model = kept_model = build_for(config, n_classes)
+        elif condition == FINE_TUNED and kept_model is not None:
+            model = kept_model
+        elif condition == REINITIALISED:
+            model = _reinitialised(config, n_classes)
+        else:  # RANDOM: a random backbone of this repeat's seed, frozen up to n (fine-tuned without kept: none)
+            model = build_for(config, n_classes)
+        result, _ = train_and_record(
+            config,
+            info,
+            runs,
+            stop=stop,
+            tags=unit.tags(curve_id, condition),
+            data=data,
+            features=features,
+            model=model,
+            keep_model=False,
+            validate_last_only=True,  # fixed epochs: only the final accuracy counts
+        )
+        if result.status != COMPLETED:
+            raise CurveStopped(result.reason or f"the {condition} run at {unit.freeze_at} did not finish")
+        ran(condition, float(result.final.get("val_accuracy", float("nan"))))
+        del model, result
+        TRACING.between()  # the run's traces and model can go, unless other work is tracing
+
+
 def run_transfer_curve(
     base: TrainConfig,
     info: DatasetInfo,
+    store: RunStore,
     features: FeatureStore,
     points: Sequence[int] = DEFAULT_POINTS,
     repeats: int = DEFAULT_REPEATS,
     note: Note | None = None,
     stop: StopFlag | None = None,
+    curve_id: str | None = None,
 ) -> TransferCurve:
-    """Train every condition at every freeze point `repeats` times (seeds base.seed, base.seed + 1, ...).
+    """Train every condition at every freeze point `repeats` times (seeds base.seed, base.seed + 1, ...), unit
+    after unit in this process, and save the curve with its runs among `store`'s curves (`CurveRecording`).
 
     `base`: the weights the kept layers come from, the image size, the epochs of every run (its fine_tune,
     early stopping and minimum steps are ignored). `features`: where frozen features are kept.
 
     Raises:
         ValueError: bad points or repeats.
-        CurveStopped: `stop` was set (between runs).
+        CurveStopped: `stop` was set (the saved curve says stopped).
     """
-    started = time.perf_counter()
-    chosen = check_points(points)
-    if repeats < 1:
-        raise ValueError(f"repeats must be at least 1. Received: {repeats}")
+    recording = CurveRecording(store, base, info, points, repeats, curve_id)
     say = note or (lambda _done, _total, _line: None)
-    base = curve_base(base)
-    data = prepare_data(info, base.image_size)
-    n_classes = len(data.class_names)
-    values: dict[tuple[int, str], list[float]] = {(n, c): [] for n in chosen for c in CONDITIONS}
-    runs = planned_runs(base, chosen, repeats)
-    kept_model: keras.Model | None = None  # the kept run's model: the fine-tuned run trains it on
-    for done, (repeat, n, condition, config) in enumerate(runs, start=1):
-        if stop is not None and stop.is_set():
-            raise CurveStopped(f"stopped before run {done} of {len(runs)}")
-        if condition == KEPT:
-            kept_model = build_for(config, n_classes)
-            model, store = kept_model, features
-        elif condition == FINE_TUNED and kept_model is not None:
-            model, store = kept_model, None  # every layer trains: nothing frozen to keep
-        elif condition == REINITIALISED:
-            model, store = _reinitialised(config, n_classes), features
-        else:  # RANDOM: a random backbone of this repeat's seed, frozen up to n
-            model, store = build_for(config, n_classes), features
-        accuracy = float(train(config, data, model=model, features=store).final.get("val_accuracy", float("nan")))
-        values[(n, condition)].append(accuracy)
-        for twin in CONDITIONS:  # the same run under another name (trained once)
-            if same_run_as(n, twin) == condition:
-                values[(n, twin)].append(accuracy)
-        say(done, len(runs), f"[{done}/{len(runs)}] repeat {repeat + 1}, freeze point {n}, {condition}: {accuracy:.3f}")
-    counts = np.bincount(np.asarray(data.validation.labels, dtype=np.int64), minlength=n_classes)
-    return TransferCurve(
-        points=tuple(chosen),
-        bands={key: Band(tuple(v)) for key, v in values.items()},
-        chance=float(counts.max() / max(1, counts.sum())),
-        repeats=repeats,
-        image_size=base.image_size,
-        epochs=base.epochs,
-        seconds=time.perf_counter() - started,
-    )
+    results: list[tuple[int, str, float]] = []
+    try:
+        data = prepared(info, recording.base.image_size)
+        for unit in recording.units:
+
+            def ran(condition: str, accuracy: float, unit: CurveUnit = unit) -> None:
+                done = len(results) + 1
+                line = f"repeat {unit.repeat + 1}, freeze point {unit.freeze_at}, {condition}: {accuracy:.3f}"
+                say(done, recording.total, f"[{done}/{recording.total}] {line}")
+                results.append((unit.freeze_at, condition, accuracy))
+
+            train_unit(unit, recording.curve_id, info, data, recording.runs, features, ran, stop)
+    except BaseException as err:
+        recording.ended(STOPPED if isinstance(err, CurveStopped) else FAILED, str(err))
+        raise
+    return recording.finish(results)
+
+
+_PREPARED: dict[tuple[str, str, int], PreparedData] = {}  # the last images decoded, for the units that follow
+
+
+def prepared(info: DatasetInfo, image_size: int) -> PreparedData:
+    """The dataset decoded at `image_size`; a curve's next unit in this process (or Ray worker) reuses it."""
+    key = (str(info.root), info.fingerprint(), image_size)
+    if key not in _PREPARED:
+        _PREPARED.clear()  # one dataset at a time: a curve's units come one after another
+        _PREPARED[key] = prepare_data(info, image_size)
+    return _PREPARED[key]
