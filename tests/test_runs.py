@@ -92,6 +92,15 @@ def test_stopped_run_is_saved_with_its_partial_epoch(tmp_path, info, data):
     assert (run.run_dir / MODEL_FILE).is_file()
 
 
+def test_a_run_from_a_relative_dataset_path_records_where_it_is(tmp_path, info, monkeypatch):
+    """`--data sample_data` from the repository: the record must still find the images from anywhere."""
+    monkeypatch.chdir(info.root.parent)
+    relative = scan(info.root.name)
+    assert not relative.root.is_absolute()
+    record = RunStore(tmp_path).create(TINY, relative).record
+    assert record.dataset.root == str(info.root.resolve())
+
+
 def test_run_of_a_dead_process_reads_interrupted_with_its_history(tmp_path, info):
     store = RunStore(tmp_path)
     run = store.create(TINY, info)

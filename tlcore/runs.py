@@ -168,7 +168,11 @@ class RunStore:
             config=config,
             class_names=list(info.class_names),
             dataset=DatasetFacts(
-                root=str(info.root), fingerprint=info.fingerprint(), counts=info.counts(), skipped=len(info.skipped)
+                # Absolute: a run made from a relative path (the CLI's `--data sample_data`) must resolve from anywhere.
+                root=str(Path(info.root).resolve()),
+                fingerprint=info.fingerprint(),
+                counts=info.counts(),
+                skipped=len(info.skipped),
             ),
             validation_files=[os.path.relpath(p, info.root) for p in validation_files],
             train_files=[os.path.relpath(p, info.root) for p in train_files],
