@@ -17,7 +17,7 @@ from tlcore.feature_store import FeatureStore, features_stored
 from tlcore.jobs import JOBS, Job, JobBusy, start_training
 from tlcore.schedule import schedule
 from tlcore.speed import machine_speed
-from tlcore.waits import limit_problem, stop_past_cap
+from tlcore.waits import cap_job, limit_problem
 
 page_intro("Train", "Training runs in the background: watch it learn here, or explore the other pages meanwhile.")
 info = require_dataset()
@@ -54,8 +54,7 @@ def _start() -> None:
     except (JobBusy, ClusterError) as err:
         st.session_state["train_notice"] = str(err)
         return
-    if isinstance(cap := limits.get("max_minutes"), (int, float)) and cap:  # a number, as limit_problem reads it
-        stop_past_cap(started, cap * 60)
+    cap_job(started, limits)
     st.session_state[K.job_id] = started.id
     put_job_in_url(started.id)
 

@@ -116,3 +116,6 @@ def test_a_student_keeps_at_most_the_runs_quota(runs, monkeypatch):
     assert RunStore(root, TEACHER).quota_problem() is None
     monkeypatch.setenv("TLLAB_MAX_RUNS", "2")
     assert bob.quota_problem() is None
+    sweep = bob.quota_problem(more=2)  # a sweep of two points keeps two runs
+    assert sweep is not None and "You have 1 run and these settings keep 2 more; one student may keep 2" in sweep
+    assert RunStore(root, BOB, quota=False).quota_problem(more=5) is None  # runs that keep no model

@@ -140,3 +140,33 @@ def test_a_transfer_curve_runs_from_the_page_and_is_drawn_with_its_sentences(tmp
     assert not again.exception, again.exception
     assert not any(c.value.startswith("Kept ImageNet layers reach") for c in again.caption)
     assert not (runs_dir / "curves").exists() or not any((runs_dir / "curves").iterdir())
+
+
+def test_a_transfer_curve_past_the_class_limits_is_refused_before_it_starts(tmp_path, runs_dir, monkeypatch):
+    """The curve is one job: each run keeps the class's image size, the whole curve its time limit."""
+    from dashboard.runs import transfer_curve
+
+    at = _runs_page(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2))
+    monkeypatch.setattr(transfer_curve, "class_limits", lambda: {"max_image_size": 64})
+    at.button(key="start_curve").click().run()
+    assert [w.value for w in at.warning if "image size" in w.value] == [
+        "The class's largest image size is 64 px; these settings use 96 px."
+    ]
+    monkeypatch.setattr(transfer_curve, "class_limits", lambda: {"max_minutes": 1})
+    at.button(key="start_curve").click().run()
+    (refused,) = [w.value for w in at.warning if w.value.startswith("These 66 runs would take about ")]
+    assert refused.endswith(
+        "the class's limit is 1 min: choose fewer freeze points or repeats, or a smaller image size."
+    )
+    assert "curve_job_id" not in at.session_state and JOBS.running_for("", "transfer curve") is None
+
+
+def test_a_sweep_past_the_class_time_limit_is_refused_before_it_starts(tmp_path, runs_dir, monkeypatch):
+    """A sweep is one job: its points' estimated time together against the limit (its quota: test_ownership)."""
+    from dashboard.runs import sweep
+
+    at = _runs_page(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2))
+    monkeypatch.setattr(sweep, "class_limits", lambda: {"max_minutes": 0.01})
+    at.button(key="start_sweep").click().run()
+    assert any(" runs would take about " in w.value and "limit is 0.01 min" in w.value for w in at.warning)
+    assert "sweep_job_id" not in at.session_state

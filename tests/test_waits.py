@@ -63,6 +63,25 @@ def test_the_class_limits_say_which_one_a_run_breaks():
     assert limit_problem(config, 100, 20, {"max_image_size": None, "max_epochs": 0}, GFLOPS) is None
 
 
+def test_a_job_of_several_runs_keeps_each_runs_limits_and_the_time_limit_as_a_whole():
+    """A transfer curve is one job: its runs' size and epochs as for any run, its time as one job's."""
+    from tlcore.estimate import estimate
+    from tlcore.waits import runs_limit_problem
+
+    runs = [TINY_CONFIG.replace(image_size=96, epochs=5, freeze_at=n) for n in (0, 14, 18)]
+    assert runs_limit_problem(runs, 90, 50, {"max_image_size": 128, "max_epochs": 5}, GFLOPS) is None
+    too_large = runs_limit_problem(runs, 90, 50, {"max_image_size": 64}, GFLOPS)
+    assert too_large is not None and "largest image size is 64 px; these settings use 96 px" in too_large
+    each = [estimate(c, 90, 50, GFLOPS).total_seconds / 60 for c in runs]
+    # A limit every run keeps on its own, but not all three together.
+    limit = round(max(each) * 1.1, 3)
+    assert limit * 60 < sum(each) * 60
+    too_long = runs_limit_problem(runs, 90, 50, {"max_minutes": limit}, GFLOPS)
+    assert too_long is not None and too_long.startswith("These 3 runs would take about ")
+    assert f"the class's limit is {limit:g} min: choose fewer freeze points or repeats" in too_long
+    assert runs_limit_problem(runs, 90, 50, {"max_minutes": round(sum(each) * 1.1, 3)}, GFLOPS) is None
+
+
 def test_a_run_past_one_and_a_half_times_the_cap_stops():
     from tlcore.waits import stop_past_cap
 

@@ -192,15 +192,21 @@ class RunStore:
             raise self._cannot_write(err) from None
         return run
 
-    def quota_problem(self) -> str | None:
-        """Why this actor may not start another run (a student at TLLAB_MAX_RUNS), or None."""
+    def quota_problem(self, more: int = 1) -> str | None:
+        """Why this actor may not start `more` runs (a student past TLLAB_MAX_RUNS: a sweep's points), or None."""
         if self.actor.teacher or not self.quota:
             return None
         most, kept = max_runs(), len(self.list())
-        if kept < most:
+        if kept + more <= most:
             return None
+        have = f"You have {kept} run{'s' if kept != 1 else ''}"
+        if more > 1:
+            return (
+                f"{have} and these settings keep {more} more; one student may keep {most} here (each model is "
+                "about 59 MB): delete some on the Runs page, or choose fewer points."
+            )
         return (
-            f"You have {kept} run{'s' if kept != 1 else ''}, the most one student may keep here (each model is "
+            f"{have}, the most one student may keep here (each model is "
             "about 59 MB): delete some on the Runs page, then start again."
         )
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from tlcore import background
 from tlcore.config import TrainConfig
-from tlcore.estimate import estimate
+from tlcore.data import TRAIN, VALIDATION, DatasetInfo
+from tlcore.estimate import estimate, estimate_many
 from tlcore.jobs import QUEUED, Job, JobRegistry
 from tlcore.jsontypes import JSONValue
-from tlcore.speed import Speed
+from tlcore.runs import RunStore
+from tlcore.speed import Speed, machine_speed
 
 
 def estimated_seconds(job: Job, speed: Speed | float) -> float:
@@ -81,6 +83,42 @@ def limit_problem(
                 "choose a smaller image size, fewer epochs or a higher freeze point."
             )
     return None
+
+
+def runs_limit_problem(
+    configs: Sequence[TrainConfig], n_train: int, n_val: int, limits: Mapping[str, JSONValue], speed: Speed | float
+) -> str | None:
+    """`limit_problem` for one job of several runs (a transfer curve): each run's image size and epochs, and the
+    whole job's estimated time against the time limit (None: within them)."""
+    per_run = {name: value for name, value in limits.items() if name != "max_minutes"}
+    for config in configs:
+        if problem := limit_problem(config, n_train, n_val, per_run, speed):
+            return problem
+    if minutes := _limit(limits, "max_minutes"):
+        guess = estimate_many(configs, n_train, n_val, speed)
+        if guess > minutes * 60:
+            return (
+                f"These {len(configs)} runs would take about {guess / 60:.1f} min, and the class's limit is "
+                f"{minutes:g} min: choose fewer freeze points or repeats, or a smaller image size."
+            )
+    return None
+
+
+def start_refusal(
+    store: RunStore, configs: Sequence[TrainConfig], info: DatasetInfo, limits: Mapping[str, JSONValue], kept: int
+) -> str | None:
+    """Why a job of these runs may not start, in words for the student (None: it may): the run quota for the
+    `kept` runs it keeps with their models, then the class's limits (`runs_limit_problem`)."""
+    if kept and (problem := store.quota_problem(kept)):
+        return problem
+    n_train, n_val = info.num_images(TRAIN), info.num_images(VALIDATION)
+    return runs_limit_problem(configs, n_train, n_val, limits, machine_speed(store.root))
+
+
+def cap_job(job: Job, limits: Mapping[str, JSONValue]) -> None:
+    """Stop `job` past OVERRUN x the class's time limit, when there is one (`stop_past_cap`)."""
+    if minutes := _limit(limits, "max_minutes"):
+        stop_past_cap(job, minutes * 60)
 
 
 def _limit(limits: Mapping[str, JSONValue], name: str) -> float:

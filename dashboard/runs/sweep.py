@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.charts import curves_chart, sweep_charts
 from dashboard.dataset_source import current_dataset
-from dashboard.identity import actor, owner, run_store
+from dashboard.identity import actor, class_limits, owner, run_store
 from dashboard.state import K, current_config, weights_ready
 from dashboard.tables import saved_sweep_frame, sweep_ids, sweep_points_frame
 from dashboard.train.live_view import STAGE_LABELS
@@ -20,7 +20,8 @@ from tlcore.estimate import describe_sweep
 from tlcore.jobs import JOBS, Job, JobBusy, SweepProgress, start_sweep
 from tlcore.runs import RunSummary
 from tlcore.speed import machine_speed
-from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, SCRATCH, point_label
+from tlcore.sweep import DEFAULT_IMAGE_SIZE, DEFAULT_POINTS, SCRATCH, plan, point_label
+from tlcore.waits import cap_job, start_refusal
 
 PERCENT = st.column_config.NumberColumn(format="percent")
 
@@ -29,18 +30,21 @@ def _start_sweep() -> None:
     s = st.session_state
     if not isinstance(info := current_dataset(), DatasetInfo):
         return  # the button is disabled until a dataset is scanned
+    base = current_config().replace(epochs=int(s["sweep_epochs"]))
+    points, scratch = s["sweep_points"], bool(s["sweep_scratch"])
+    store, limits = run_store(), class_limits()
     try:
-        job = start_sweep(
-            owner(),
-            current_config().replace(epochs=int(s["sweep_epochs"])),
-            info,
-            s["sweep_points"],
-            scratch=bool(s["sweep_scratch"]),
-            store=run_store(),
-        )
+        # One job under the class's limits and the run quota: every point is a run kept with its model.
+        runs = [config for _, config in plan(base, points, scratch=scratch)]
+        if problem := start_refusal(store, runs, info, limits, kept=len(runs)):
+            s["sweep_notice"] = problem
+            return
+        job = start_sweep(owner(), base, info, points, scratch=scratch, store=store)
         s["sweep_job_id"] = job.id
     except (JobBusy, ClusterError, ValueError) as err:
         s["sweep_notice"] = str(err)
+        return
+    cap_job(job, limits)
 
 
 def _estimate_caption(info: DatasetInfo) -> str:

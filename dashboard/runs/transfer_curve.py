@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard.charts import transfer_curve_chart
 from dashboard.dataset_source import current_dataset
 from dashboard.devices import current_report
-from dashboard.identity import actor, owner, run_store
+from dashboard.identity import actor, class_limits, owner, run_store
 from dashboard.state import current_config, weights_ready
 from tlcore.backbone_facts import VGG16_LAYERS, VGG16_MIN_IMAGE_SIZE
 from tlcore.backend import ClusterError
@@ -34,6 +34,7 @@ from tlcore.transfer_curve import (
     curve_base,
     planned_runs,
 )
+from tlcore.waits import cap_job, start_refusal
 
 JOB_KEY, NOTICE_KEY = "curve_job_id", "curve_notice"
 # The curve's own settings (kept while other pages run): key -> default.
@@ -65,27 +66,38 @@ def _start() -> None:
     s = st.session_state
     if not isinstance(info := current_dataset(), DatasetInfo):
         return  # the button is disabled until a dataset is scanned
+    base, points, repeats = curve_settings(), s[POINTS_KEY], int(s[REPEATS_KEY])
+    store, limits = run_store(), class_limits()
     try:
-        job = start_transfer_curve(owner(), curve_settings(), info, s[POINTS_KEY], int(s[REPEATS_KEY]), run_store())
+        # One job under the class's limits: each run's size and epochs, the whole curve's time (its runs keep
+        # no model: outside the run quota).
+        runs = [config for *_, config in planned_runs(base, points, repeats)]
+        if problem := start_refusal(store, runs, info, limits, kept=0):
+            s[NOTICE_KEY] = problem
+            return
+        job = start_transfer_curve(owner(), base, info, points, repeats, store)
         s[JOB_KEY] = job.id
     except (JobBusy, ClusterError, ValueError) as err:
         s[NOTICE_KEY] = str(err)
+        return
+    cap_job(job, limits)
 
 
 def estimate_words(info: DatasetInfo) -> str:
     """How long the curve would take on this machine, before it starts (each run estimated as a run of its own)."""
     s = st.session_state
-    runs = planned_runs(curve_settings(), s[POINTS_KEY], int(s[REPEATS_KEY]))
+    base = curve_settings()
+    runs = planned_runs(base, s[POINTS_KEY], int(s[REPEATS_KEY]))
     seconds = estimate_many(
         (config for *_, config in runs),
         info.num_images(TRAIN),
         info.num_images(VALIDATION),
         machine_speed(run_store().root),
     )
-    precision = PRECISION_NAMES[curve_settings().precision]
     return (
         f"Estimated time: about {human_seconds(seconds)} for {len(runs)} runs at {s[SIZE_KEY]} px, "
-        f"{s[EPOCHS_KEY]} epochs each, in {precision} (this device's fastest), "
+        f"{s[EPOCHS_KEY]} epochs each (fine-tuning {FINE_TUNE_PHASE.epochs} more), "
+        f"in {PRECISION_NAMES[base.precision]} (this device's fastest), "
         "less as each frozen prefix is computed once for every condition and repeat. "
         "Its runs are kept with the curve, not in the runs table, and keep no model."
     )
