@@ -145,3 +145,22 @@ def test_a_reloaded_tab_gets_its_settings_back_and_finds_its_running_job(tiny_da
         assert job.snapshot().status == "stopped"
     finally:
         job.stop()
+
+
+def test_early_stopping_on_a_completed_run_is_a_note_and_a_lost_model_a_warning():
+    """A run that early stopping ended went well: no yellow box. A model that could not be saved is one."""
+
+    def page() -> None:
+        from dashboard.train.live_view import notes
+        from tlcore.jobs import Snapshot
+
+        stopped_early = "early stopping: no val_loss improvement for 2 epochs (phase 1 ended after epoch 5)"
+        notes(Snapshot("a", "me", "train", status="completed", reason=stopped_early))
+        notes(Snapshot("b", "me", "train", status="completed", reason="The model could not be saved to /r: disk full"))
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception, at.exception
+    assert [c.value for c in at.caption] == [
+        "Early stopping: no val_loss improvement for 2 epochs (phase 1 ended after epoch 5)."
+    ]
+    assert [w.value for w in at.warning] == ["The model could not be saved to /r: disk full"]

@@ -22,6 +22,7 @@ MIN_BATCHES_PER_EPOCH = 4  # a fitted batch leaves an epoch at least this many s
 MIN_FITTED_BATCH = 8  # ...but is never smaller than this (a smaller one set by hand is kept)
 # Early stopping judges val_loss; with fewer validation images than this in a class it would pick an
 # epoch by the luck of a few images (the Train page says how much one image moves accuracy).
+EARLY_STOPPING_NOTE = "early stopping: "  # how a completed run's reason begins when early stopping ended a phase
 MIN_VALIDATION_PER_CLASS = 5
 
 

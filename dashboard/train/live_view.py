@@ -22,9 +22,9 @@ from tlcore.baselines import Baseline, accuracy_baselines, few_images_warning
 from tlcore.config import TrainConfig
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.history import History
-from tlcore.jobs import QUEUED, Job, Snapshot
+from tlcore.jobs import COMPLETED, QUEUED, Job, Snapshot
 from tlcore.route import ROUTE_NAMES
-from tlcore.schedule import Schedule, schedule
+from tlcore.schedule import EARLY_STOPPING_NOTE, Schedule, schedule
 
 REFRESH_S = 1.0  # how often a running job is redrawn
 STAGE_LABELS = {
@@ -167,6 +167,8 @@ def notes(snap: Snapshot) -> None:
         )
     if snap.error:
         st.error(f"The run failed: {snap.error}")
+    elif snap.status == COMPLETED and snap.reason.startswith(EARLY_STOPPING_NOTE):
+        st.caption(snap.reason[0].upper() + snap.reason[1:] + ".")  # how it went, not a problem
     elif snap.reason and snap.status != "running":
         st.warning(snap.reason)
 

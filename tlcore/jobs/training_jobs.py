@@ -88,7 +88,8 @@ def start_training(
         # The registry outlives the run: only a model that could not be saved is kept, as bytes.
         job.model_bytes, outcome.model_bytes = outcome.model_bytes, None
         with job.editing() as s:
-            s.status, s.reason, s.final = outcome.status, outcome.reason or outcome.save_error, outcome.final
+            # The lost model matters most: it goes before early stopping's note.
+            s.status, s.reason, s.final = outcome.status, outcome.save_error or outcome.reason, outcome.final
             s.kept_epoch, s.run_dir, s.stage, s.finished = outcome.kept_epoch, outcome.run_dir, "done", time.time()
         return outcome
 

@@ -29,7 +29,7 @@ from tlcore.records import COMPLETED, FAILED, STOPPED
 from tlcore.route import CACHED, DEFAULT_FEATURE_BUDGET_BYTES, planned_route
 from tlcore.run_result import RunResult
 from tlcore.runs import RunStore
-from tlcore.schedule import Schedule, schedule
+from tlcore.schedule import EARLY_STOPPING_NOTE, Schedule, schedule
 from tlcore.tf.build import build_for, compile_for, start_record
 from tlcore.tf.cached_route import apply_fixed, cut, phase_features, route_for, split_fixed
 from tlcore.tf.callbacks import PhaseInfo, TensorBoardScalars, TrainingMonitor, option_callbacks
@@ -169,7 +169,7 @@ def train(
             break
         if early is not None and early.stopped_epoch:
             notes.append(
-                f"early stopping: no val_loss improvement for {plan.patience} epochs "
+                f"{EARLY_STOPPING_NOTE}no val_loss improvement for {plan.patience} epochs "
                 f"(phase {phase} ended after epoch {early.stopped_epoch + 1}; "
                 f"the weights of epoch {early.best_epoch + 1} were kept)"
             )
