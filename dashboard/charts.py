@@ -814,7 +814,9 @@ def transfer_curve_chart(curve: TransferCurve) -> AltairChart:
         title=None,
         sort=words,
         scale=alt.Scale(domain=words, range=[CURVE_COLOURS[c] for c in CONDITIONS]),
-        legend=alt.Legend(orient="bottom", columns=2),
+        # Lines as the symbols (the bands' pale fill made every condition look alike); one column, as two overflow
+        # a phone's width at the projector's font size.
+        legend=alt.Legend(orient="bottom", columns=1, symbolType="stroke", symbolOpacity=1, symbolStrokeWidth=3),
     )
     x = alt.X(
         "freeze point:Q",

@@ -19,12 +19,13 @@ from tlcore.curve_records import CurveStore, SavedCurve
 from tlcore.data import TRAIN, VALIDATION, DatasetInfo
 from tlcore.devices import FLOAT32, PRECISION_NAMES
 from tlcore.estimate import estimate_many, human_seconds
-from tlcore.jobs import CURVE_JOB, JOBS, RUNNING, Job, JobBusy, start_transfer_curve
+from tlcore.jobs import COMPLETED, CURVE_JOB, JOBS, RUNNING, Job, JobBusy, start_transfer_curve
 from tlcore.runs import RunSummary
 from tlcore.speed import machine_speed
 from tlcore.sweep import point_label
 from tlcore.transfer_curve import (
     CONDITION_WORDS,
+    CONDITIONS,
     CURVE_STAGE,
     DEFAULT_EPOCHS,
     DEFAULT_IMAGE_SIZE,
@@ -155,7 +156,12 @@ def saved_curve(curves: CurveStore, saved: SavedCurve, running: bool) -> None:
         st.warning(f"Your last transfer curve ({saved.created[:16].replace('T', ' ')} UTC) did not finish: {why}.")
     runs = curves.runs_of(saved.curve_id).list()
     with st.expander(f"This curve's {len(runs)} runs (kept with the curve, not in the runs table)"):
-        st.dataframe(curve_runs_table(runs), hide_index=True, width="stretch")
+        st.dataframe(
+            curve_runs_table(runs),
+            hide_index=True,
+            width="stretch",
+            column_config={"validation accuracy": st.column_config.NumberColumn(format="percent")},
+        )
     with st.container(horizontal=True):
         if saved.curve is not None:
             st.download_button(
@@ -183,19 +189,24 @@ def curve_precision(saved: SavedCurve) -> str:
 
 
 def curve_runs_table(runs: list[RunSummary]) -> pd.DataFrame:
-    """One line per run of a curve: its repeat, freeze point and condition, accuracy, seconds, status."""
+    """One line per run of a curve, by repeat, freeze point and condition: accuracy, seconds, status."""
     rows = [
         {
             "repeat": r.tags.get("repeat"),
             "freeze point": r.tags.get("point"),
-            "condition": CONDITION_WORDS.get(str(r.tags.get("condition")), str(r.tags.get("condition"))),
+            "order": CONDITIONS.index(c) if (c := str(r.tags.get("condition"))) in CONDITIONS else len(CONDITIONS),
+            "condition": CONDITION_WORDS.get(c, c),
             "validation accuracy": r.val_accuracy,
             "seconds": None if r.seconds is None else round(r.seconds, 1),
             "status": r.status,
         }
         for r in runs
     ]
-    return pd.DataFrame(rows).sort_values(["repeat", "freeze point"], kind="stable") if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).sort_values(["repeat", "freeze point", "order"]).drop(columns="order")
+    # The status says something only when a run did not complete.
+    return table.drop(columns="status") if (table["status"] == COMPLETED).all() else table
 
 
 @st.fragment(run_every=1.0)
