@@ -127,8 +127,13 @@ def test_the_start_up_measurement_waits_for_the_app_to_settle_and_takes_the_best
     from tlcore import estimate as estimates
 
     calls: list[int] = []
+
+    def product(repeats: int = 1) -> float:
+        calls.append(repeats)
+        return 100.0
+
     monkeypatch.setattr(estimates, "_speed", [])
-    monkeypatch.setattr(estimates, "matmul_gflops", lambda repeats=1: calls.append(repeats) or 100.0)
+    monkeypatch.setattr(estimates, "matmul_gflops", product)
     thread = estimates.measure_in_background(delay_s=0.3)
     assert calls == []  # not while the app starts
     thread.join(10)

@@ -160,7 +160,7 @@ def test_the_curve_and_its_tagged_runs_are_saved_outside_the_runs_list(curve):
     assert all(r.record.tags["curve"] == saved.curve_id and r.status == "completed" for r in recorded)
     assert all(r.record.model_saved is False and not (r.run_dir / "model.keras").exists() for r in recorded)
     by_tags = {(r.tags["repeat"], r.tags["point"], r.tags["condition"]): r.val_accuracy for r in recorded}
-    assert len(by_tags) == 20 and sorted({k[2] for k in by_tags}) == sorted(CONDITIONS)
+    assert len(by_tags) == 20 and sorted({str(k[2]) for k in by_tags}) == sorted(CONDITIONS)
     assert [by_tags[(1, 14, c)] for c in (KEPT, REINITIALISED)] == [
         result.band(14, c).values[0] for c in (KEPT, REINITIALISED)
     ]

@@ -12,6 +12,7 @@ import functools
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tlcore.config import TrainConfig
 from tlcore.curve_records import CurveRecording, CurveStore
@@ -25,6 +26,9 @@ from tlcore.records import COMPLETED, FAILED, STOPPED
 from tlcore.runs import RunStore
 from tlcore.transfer_curve import CURVE_STAGE, CurveUnit, TransferCurve, curve_base
 
+if TYPE_CHECKING:
+    from tlcore.tf.pipeline import PreparedData
+
 CURVE_JOB = "transfer curve"  # the job's kind
 UnitResults = list[tuple[int, str, float]]  # (freeze point, condition, validation accuracy) of each run
 
@@ -37,7 +41,7 @@ def curve_unit_job(
     It decodes the images itself (once per process: the next unit reuses them); frozen features come from
     the run store's feature store, which every worker shares.
     """
-    from tlcore.tf.transfer_curve import CurveStopped, prepared, train_unit  # the job's thread or worker trains
+    from tlcore.tf.transfer_curve import CurveStopped, train_unit  # the job's thread or worker trains
 
     results: UnitResults = []
 
@@ -45,13 +49,29 @@ def curve_unit_job(
         results.append((unit.freeze_at, condition, accuracy))
         report(StepProgress(CURVE_STAGE, len(results), len(unit.runs)))
 
-    data = prepared(info, unit.runs[0][1].image_size)
+    data = _decoded(curve_id, info, unit.runs[0][1].image_size)
     runs = CurveStore(store).runs_of(curve_id)
     try:
         train_unit(unit, curve_id, info, data, runs, FeatureStore.default(store.root), ran, stop)
     except CurveStopped:
         return None
     return results
+
+
+# The images of the last curve this process (or Ray worker) decoded, for its next units: one curve's at a time.
+_DECODED: dict[str, PreparedData] = {}
+_DECODED_LOCK = threading.Lock()
+
+
+def _decoded(curve_id: str, info: DatasetInfo, image_size: int) -> PreparedData:
+    """The curve's images decoded at `image_size`, once per process for all its units."""
+    from tlcore.tf.pipeline import prepare_data
+
+    with _DECODED_LOCK:  # a second curve's unit waits, rather than decode beside it
+        if curve_id not in _DECODED:
+            _DECODED.clear()
+            _DECODED[curve_id] = prepare_data(info, image_size)
+        return _DECODED[curve_id]
 
 
 def start_transfer_curve(
@@ -105,6 +125,9 @@ def start_transfer_curve(
         except BaseException as err:
             curve.ended(FAILED, f"{type(err).__name__}: {err}")
             raise
+        finally:
+            with _DECODED_LOCK:
+                _DECODED.pop(curve.curve_id, None)  # in this process: the server keeps no curve's images
         finished = [results for results in ended if results is not None]
         if skipped or len(finished) < len(tasks):
             curve.ended(STOPPED, "stopped: a curve needs every run")

@@ -126,7 +126,7 @@ def run_transfer_curve(
     say = note or (lambda _done, _total, _line: None)
     results: list[tuple[int, str, float]] = []
     try:
-        data = prepared(info, recording.base.image_size)
+        data = prepare_data(info, recording.base.image_size)
         for unit in recording.units:
 
             def ran(condition: str, accuracy: float, unit: CurveUnit = unit) -> None:
@@ -140,15 +140,3 @@ def run_transfer_curve(
         recording.ended(STOPPED if isinstance(err, CurveStopped) else FAILED, str(err))
         raise
     return recording.finish(results)
-
-
-_PREPARED: dict[tuple[str, str, int], PreparedData] = {}  # the last images decoded, for the units that follow
-
-
-def prepared(info: DatasetInfo, image_size: int) -> PreparedData:
-    """The dataset decoded at `image_size`; a curve's next unit in this process (or Ray worker) reuses it."""
-    key = (str(info.root), info.fingerprint(), image_size)
-    if key not in _PREPARED:
-        _PREPARED.clear()  # one dataset at a time: a curve's units come one after another
-        _PREPARED[key] = prepare_data(info, image_size)
-    return _PREPARED[key]
