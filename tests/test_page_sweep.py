@@ -132,9 +132,11 @@ def test_a_transfer_curve_runs_from_the_page_and_is_drawn_with_its_sentences(tmp
     # A reload (a new session) finds the saved curve, its 14 tagged runs on request, and can delete it.
     again = _runs_page(make_dataset_folder(tmp_path / "data", n_train=4, n_val=2))
     assert any(c.value.startswith("Kept ImageNet layers reach") for c in again.caption)
-    (runs,) = [e for e in again.expander if e.label.startswith("This curve's ")]
-    assert runs.label == "This curve's 14 runs (kept with the curve, not in the runs table)"
-    table = runs.dataframe[0].value
+    shown = again.toggle(key="curve_runs_shown")
+    assert shown.label == "Show this curve's 14 runs (kept with the curve, not in the runs table)"
+    assert not shown.value and not [d for d in again.dataframe if "condition" in d.value.columns]  # until asked
+    shown.set_value(True).run()
+    (table,) = [d.value for d in again.dataframe if "condition" in d.value.columns]
     assert len(table) == 14 and set(table["freeze point"]) == {14, 18} and table["validation accuracy"].notna().all()
     again.button(key="delete_curve").click().run()
     assert not again.exception, again.exception

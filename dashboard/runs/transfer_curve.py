@@ -37,7 +37,7 @@ from tlcore.transfer_curve import (
 )
 from tlcore.waits import cap_job, start_refusal
 
-JOB_KEY, NOTICE_KEY = "curve_job_id", "curve_notice"
+JOB_KEY, NOTICE_KEY, RUNS_SHOWN_KEY = "curve_job_id", "curve_notice", "curve_runs_shown"
 # The curve's own settings (kept while other pages run): key -> default.
 POINTS_KEY, EPOCHS_KEY, REPEATS_KEY, SIZE_KEY = "curve_points", "curve_epochs", "curve_repeats", "curve_image_size"
 DEFAULTS = {
@@ -154,10 +154,11 @@ def saved_curve(curves: CurveStore, saved: SavedCurve, running: bool) -> None:
     else:
         why = saved.reason or "the server restarted while it ran"
         st.warning(f"Your last transfer curve ({saved.created[:16].replace('T', ' ')} UTC) did not finish: {why}.")
-    runs = curves.runs_of(saved.curve_id).list()
-    with st.expander(f"This curve's {len(runs)} runs (kept with the curve, not in the runs table)"):
+    # Read only on request: a curve has dozens of runs, and the page reruns at every click.
+    count = f"{saved.runs_planned} " if saved.done else ""
+    if st.toggle(f"Show this curve's {count}runs (kept with the curve, not in the runs table)", key=RUNS_SHOWN_KEY):
         st.dataframe(
-            curve_runs_table(runs),
+            curve_runs_table(curves.runs_of(saved.curve_id).list()),
             hide_index=True,
             width="stretch",
             column_config={"validation accuracy": st.column_config.NumberColumn(format="percent")},
