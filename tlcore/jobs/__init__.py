@@ -1,8 +1,9 @@
-"""Background jobs: training runs and freeze sweeps, a thread each, queued for the backend's slots.
+"""Background jobs: training runs, freeze sweeps and transfer curves, a thread each, queued for the backend's slots.
 
-The UI never trains in its own thread: it starts a job here (`start_training`, `start_sweep`), keeps the
-job's id and polls `job.snapshot()`. The registry (`JOBS`) is process-wide; the same job functions run in
-a thread of this process or on a Ray cluster's worker (tlcore.cluster) and report the same events.
+The UI never trains in its own thread: it starts a job here (`start_training`, `start_sweep`,
+`start_transfer_curve`), keeps the job's id and polls `job.snapshot()`. The registry (`JOBS`) is
+process-wide; the same job functions run in a thread of this process or on a Ray cluster's worker
+(tlcore.cluster) and report the same events.
 """
 
 from tlcore.jobs.curve_jobs import CURVE_JOB, curve_unit_job, start_transfer_curve
