@@ -124,14 +124,13 @@ def _phase_seconds(
 ) -> tuple[float, float, float]:
     """(extraction, per-epoch, total) seconds of one phase."""
     route = CACHED if cached else END_TO_END
+    faster = PRECISION_SPEEDUP.get(config.precision, 1.0)
     extract = (
-        extraction_flops(config.image_size, freeze_at, n_train + n_val)
-        / (speed.extract_gflops * 1e9 * PRECISION_SPEEDUP.get(config.precision, 1.0))
+        extraction_flops(config.image_size, freeze_at, n_train + n_val) / (speed.extract_gflops * 1e9 * faster)
         if cached
         else 0.0
     )
     work = epoch_work(config.image_size, freeze_at, route, n_train, n_val)
-    faster = PRECISION_SPEEDUP.get(config.precision, 1.0)
     epoch = (
         work.frozen_flops / (speed.extract_gflops * 1e9 * faster)
         + work.train_flops / (speed.train_gflops * 1e9 * faster)

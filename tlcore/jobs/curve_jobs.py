@@ -89,12 +89,11 @@ def start_transfer_curve(
     Bad points or repeats raise ValueError at once.
     """
     store = absolute_store(store)
-    recording = functools.partial(CurveRecording, store, base, info, points, repeats)
     CurveRecording.check(points, repeats)
 
     def work(job: Job[TransferCurve | None]) -> TransferCurve | None:
         registry.backend.connect(store.root)
-        curve = recording()
+        curve = CurveRecording(store, base, info, points, repeats)
         done: dict[int, int] = {}  # unit number -> its runs done
         lock = threading.Lock()
 
@@ -113,15 +112,14 @@ def start_transfer_curve(
         tasks = [functools.partial(unit_task, n, unit) for n, unit in enumerate(curve.units, start=1)]
         try:
             if registry.backend.parallel:
-                outcomes, skipped = spread(registry, job, tasks, halts=lambda results: results is None)
+                outcomes, _never_started = spread(registry, job, tasks, halts=lambda results: results is None)
                 ended = [outcomes[n] for n in sorted(outcomes)]
             else:
-                ended, skipped = [], []
-                for task in tasks:
+                ended = []
+                for task in tasks:  # in turn, until one is stopped
                     ended.append(task())
                     if ended[-1] is None or job.stop_flag.is_set():
                         break
-                skipped = list(range(len(ended) + 1, len(tasks) + 1))
         except BaseException as err:
             curve.ended(FAILED, f"{type(err).__name__}: {err}")
             raise
@@ -129,14 +127,15 @@ def start_transfer_curve(
             with _DECODED_LOCK:
                 _DECODED.pop(curve.curve_id, None)  # in this process: the server keeps no curve's images
         finished = [results for results in ended if results is not None]
-        if skipped or len(finished) < len(tasks):
-            curve.ended(STOPPED, "stopped: a curve needs every run")
-            result = None
+        complete = len(finished) == len(tasks)
+        reason = "" if complete else "stopped: a curve needs every run"
+        if complete:
+            result: TransferCurve | None = curve.finish([run for results in finished for run in results])
         else:
-            result = curve.finish([run for results in finished for run in results])
+            curve.ended(STOPPED, reason)
+            result = None
         with job.editing() as s:
-            s.status, s.stage, s.finished = (COMPLETED if result else STOPPED), "done", time.time()
-            s.reason = "" if result else "stopped: a curve needs every run"
+            s.status, s.stage, s.finished, s.reason = (COMPLETED if complete else STOPPED), "done", time.time(), reason
         return result
 
     return registry.start(owner, CURVE_JOB, work, config=curve_base(base), dataset=dataset_of(info))
