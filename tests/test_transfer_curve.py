@@ -89,6 +89,11 @@ def test_the_json_has_a_band_per_condition_and_the_sentences_read_it():
     )
 
 
+def test_random_layers_at_one_accuracy_everywhere_are_said_once():
+    bands = {(n, c): (0.5, 0.5) for n in (0, 10, 18) for c in CONDITIONS}
+    assert "Random frozen layers reach 50% at every freeze point: " in _curve(bands).summary
+
+
 def test_reinitialising_draws_the_layers_above_the_freeze_point_afresh(tmp_path):
     """Below the freeze point the weights file's layers; above it random ones, from the run's seed."""
     import numpy as np

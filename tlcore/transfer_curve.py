@@ -202,7 +202,9 @@ class TransferCurve:
         )
         randoms = [self.band(n, RANDOM).mean for n in self.points if n > 0]
         if randoms:
-            text += f" Random frozen layers reach {min(randoms):.0%} to {max(randoms):.0%}: what training alone learns."
+            low, high = f"{min(randoms):.0%}", f"{max(randoms):.0%}"
+            reach = f"{low} to {high}" if low != high else f"{high} at every freeze point"
+            text += f" Random frozen layers reach {reach}: what training alone learns."
         gaps = {n: kept[n] - self.band(n, REINITIALISED).mean for n in self.points if n < top}
         if gaps:
             worst = max(gaps, key=lambda n: gaps[n])
