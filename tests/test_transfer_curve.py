@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def test_the_plan_trains_each_run_once_with_the_conditions_settings():
     assert units[1].tags("curve-x", RANDOM) == {"curve": "curve-x", "point": 18, "condition": RANDOM, "repeat": 1}
 
 
-def _curve(bands: dict[tuple[int, str], tuple[float, ...]]) -> TransferCurve:
+def _curve(bands: Mapping[tuple[int, str], tuple[float, ...]]) -> TransferCurve:
     return TransferCurve((0, 10, 18), {k: Band(v) for k, v in bands.items()}, 0.5, 2, 96, 5)
 
 
