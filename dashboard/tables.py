@@ -98,7 +98,7 @@ def runs_dataframe(summaries: Sequence[RunSummary]) -> pd.DataFrame:
                 "freeze": freeze_text(c),
                 "weights": weights_text(c.weights) if c else "?",
                 "px": c.image_size if c else None,
-                "epochs": f"{s.epochs_done}/{c.total_epochs() if c else '?'}",
+                "epochs": f"{s.epochs_done}/{s.planned_epochs or '?'}",
                 "val acc": s.val_accuracy,
                 "best val acc": s.best_val_accuracy,
                 "time (s)": s.seconds,

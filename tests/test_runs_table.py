@@ -169,6 +169,20 @@ def test_empty_tags_and_notes_columns_are_left_out():
     assert runs_dataframe([]).empty
 
 
+def test_epochs_count_to_the_plan_the_run_followed_on_its_data():
+    """A head on cached features runs until it has taken min_steps steps: 90 images in batches of 23 are 4 steps
+    an epoch, so 5 epochs asked become 13 for 50 steps; the phase after it keeps its 3."""
+    counts = {"train": {"a": 45, "b": 45}, "validation": {"a": 25, "b": 25}}
+    head_first = TINY.replace(batch_size=32, epochs=5, min_steps=50, fine_tune=FineTuneConfig(14, 3))
+    ran = _summary("20240501-120300-a1b2c3", head_first, dataset=DatasetFacts(counts=counts), routes=["cached"])
+    end_to_end = _summary(
+        "20240501-120300-d4e5f6", head_first, dataset=DatasetFacts(counts=counts), routes=["end_to_end"]
+    )
+    not_started = _summary("20240501-120300-0c0c0c", head_first, dataset=DatasetFacts(counts=counts))
+    assert (ran.planned_epochs, end_to_end.planned_epochs, not_started.planned_epochs) == (16, 8, 8)
+    assert runs_dataframe([ran])["epochs"].tolist() == ["0/16"]
+
+
 def test_flatten_config_uses_dotted_names():
     assert flatten_config({"head": {"dense": [8], "dropout": 0.0}, "fine_tune": None, "seed": 3}) == {
         "head.dense": [8],

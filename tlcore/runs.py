@@ -29,6 +29,7 @@ from tlcore.jsontypes import JSONObject, JSONValue
 from tlcore.recording import Run
 from tlcore.records import RUNNING, DatasetFacts, RunRecord, StartRecord
 from tlcore.run_folder import MODEL_FILE, RUN_FILE, began_recording, disk_size, ended_recording, load_record, utc_now
+from tlcore.schedule import schedule
 
 if TYPE_CHECKING:
     from tlcore.data import DatasetInfo
@@ -91,6 +92,19 @@ class RunSummary:
     @property
     def epochs_done(self) -> int:
         return len(self.record.history)
+
+    @property
+    def planned_epochs(self) -> int | None:
+        """The epochs its plan held on its data: a head trained on cached features may run more than the config
+        asks (`tlcore.schedule`). None when the config is unknown; the config's epochs before a route was taken."""
+        from tlcore.data import TRAIN  # here: listing runs needs neither NumPy nor Pillow
+
+        config, facts, routes = self.config, self.record.dataset, self.record.routes
+        if config is None:
+            return None
+        if facts is None or not routes:
+            return config.total_epochs()
+        return schedule(config, sum(facts.counts.get(TRAIN, {}).values()), (), routes[0]).total_epochs
 
     @property
     def val_accuracy(self) -> float | None:
