@@ -5,7 +5,13 @@ as the Inference page does with its model loaded: the first view of an image's f
 (every training image through VGG16 once, kept in the run's folder), a later view in a fresh process state
 (the kept vectors read back), and the next images. Goal: first view <= 10 s, later ones <= 2 s.
 
-    python -m bench.examples_views [--image-size 128] [--images 5]
+Then what the Runs page's "What fine-tuning changed" computes with its CKA box ticked (`weight_changes(...,
+cka=True)`, the starting model rebuilt, both models through the 50 validation images layer by layer), for
+two more runs at 128 px: the lab's head-first recipe (head 5 epochs, then block 5 at 1e-5 for 3) and
+"Everything" (every layer from the ImageNet weights, 5 epochs at 1e-5): the seconds, and each conv
+layer's CKA.
+
+    python -m bench.examples_views [--image-size 128] [--images 5] [--no-cka]
 """
 
 from __future__ import annotations
@@ -14,8 +20,12 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench._common import SAMPLE_DATA, default_weights, emit, load_average, note, rounded, run_facts, setup
+
+if TYPE_CHECKING:
+    from tlcore.data import DatasetInfo
 
 FIRST_GOAL_S, LATER_GOAL_S = 10.0, 2.0
 
@@ -24,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--images", type=int, default=5, help="validation images asked about after the first")
+    parser.add_argument("--no-cka", action="store_true", help="skip the two fine-tuned runs and their CKA")
     args = parser.parse_args()
     setup()
     load_before = load_average()
@@ -59,6 +70,7 @@ def main() -> None:
             again.nearest(query)
             next_images.append(time.perf_counter() - started)
         note(f"later view: {later_s:.2f} s; each next image {max(next_images, default=0):.2f} s at most")
+        cka = {} if args.no_cka else cka_views(info, Path(tmp), args.image_size)
     emit(
         {
             "benchmark": "examples_views",
@@ -68,6 +80,7 @@ def main() -> None:
             "first_view_s": rounded(first_s, 3),
             "later_view_s": rounded(later_s, 3),
             "next_image_max_s": rounded(max(next_images, default=0.0), 3),
+            "cka": cka,
             "goal": {
                 "first_under_s": FIRST_GOAL_S,
                 "later_under_s": LATER_GOAL_S,
@@ -75,6 +88,40 @@ def main() -> None:
             },
         }
     )
+
+
+def cka_views(info: DatasetInfo, runs_dir: Path, image_size: int) -> dict[str, Any]:
+    """Train the block-5 and the everything run; time weight_changes with CKA on each (first call in this
+    process: the page's first view of it) and read each conv layer's CKA."""
+    from tlcore.backbone_facts import EVERYTHING
+    from tlcore.config import FineTuneConfig, TrainConfig
+    from tlcore.runs import RunStore
+    from tlcore.tf.training import train_and_record
+    from tlcore.tf.weight_changes import weight_changes
+
+    recipes = {
+        "block 5 (head first)": TrainConfig(
+            weights=default_weights(), image_size=image_size, fine_tune=FineTuneConfig()
+        ),
+        "everything": TrainConfig(
+            weights=default_weights(), image_size=image_size, freeze_at=EVERYTHING, learning_rate=1e-5
+        ),
+    }
+    measured: dict[str, Any] = {}
+    for name, config in recipes.items():
+        result, run = train_and_record(config, info, RunStore(runs_dir))
+        started = time.perf_counter()
+        changes = weight_changes(run.run_dir, cka=True)
+        seconds = time.perf_counter() - started
+        assert changes.representations is not None
+        note(f"{name}: val_accuracy {result.final.get('val_accuracy')}, CKA in {seconds:.1f} s")
+        measured[name] = {
+            "val_accuracy": result.final.get("val_accuracy"),
+            "cka_view_s": rounded(seconds, 2),
+            "cka": {layer: round(value, 6) for layer, value in changes.representations.by_layer().items()},
+            "summary": changes.representations.summary,
+        }
+    return measured
 
 
 if __name__ == "__main__":
