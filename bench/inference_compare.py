@@ -11,15 +11,20 @@ then k=14 at 1e-5, and from scratch (random weights, every layer trains). Then:
     evaluate               predicting the 50 validation images (evaluate_split)
     top_losses             the 8 hardest images' Grad-CAMs for the predicted and the true class (one batch)
   browser (streamlit run app.py on loopback, Debian's chromium with a fake camera, 1280 px wide):
-    first_image_s          a validation image picked on a fresh server until its prediction and overlay show
-                           (TensorFlow imported, the model loaded)
+    first_image_s          a validation image picked on a fresh server until its prediction, overlay and five
+                           nearest training images show (TensorFlow imported, the model loaded, every training
+                           image through VGG16 once)
+    next_image_s           another validation image until its prediction and nearest training images show
     compare_first_s        two more runs added to the comparison until three columns show (two models loaded)
     compare_new_image_s    another image picked: the image above and the three columns again (models warm)
     compare_other_class_s  Grad-CAM for the other class: the image above and the three columns again
     camera_s               "Take Photo" until the snapshot's prediction and overlay show
     evaluate_s             "Evaluate" until the validation accuracy shows (first evaluation on this server)
     evaluate_and_top_losses_s  "Evaluate" until the hardest images' maps show too
-  screenshots at 1280 x 900 and 1024 x 768 of the snapshot, the comparison and the hardest images.
+    cell_s                 a click on a confusion-matrix cell until its first 8 images (fewer if it has fewer)
+                           and their Grad-CAM for the true and the predicted class show
+  screenshots at 1280 x 900 and 1024 x 768 of the snapshot, the comparison, the hardest images and a
+  confusion cell's images.
 Run: python -m bench.inference_compare [--runs DIR] [--out DIR]
 """
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -136,6 +142,46 @@ def overlays(page: Page, words: str = "where it looked for") -> int:
     return count(page, '[data-testid="stImageCaption"]', words)
 
 
+def examples_rows(page: Page) -> int:
+    return count(page, '[data-testid="stCaptionContainer"]', "Most like it among the training images")
+
+
+def click_a_cell(page: Page) -> tuple[float, int]:
+    """Click the confusion matrix's cells until one with images answers: (seconds from that click until its
+    first 8 images and their maps show, images shown)."""
+    matrix = page.locator('.st-key-inference_confusion [data-testid="stVegaLiteChart"] .marks').first
+    matrix.scroll_into_view_if_needed()
+    box = matrix.bounding_box()
+    assert box is not None
+    rows = page.locator('[data-testid="stImageCaption"]', has_text="· predicted:")
+    before, maps_before = rows.count(), overlays(page)
+    heading = page.locator('[data-testid="stMarkdownContainer"] p', has_text=re.compile(r"True “\w+”, predicted"))
+    # The plot sits right of the class labels and under the axis title: a click beside a cell selects nothing.
+    for fx, fy in ((0.5, 0.3), (0.75, 0.3), (0.5, 0.5), (0.75, 0.5)):
+        t0 = time.perf_counter()
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        try:
+            wait_for(lambda: heading.count(), 20, "a cell's heading", poll_s=0.02)
+        except TimeoutError:
+            continue
+        text = heading.first.inner_text()
+        found = re.search(r"(\d+) image\(s\)", text)
+        shown = min(int(found.group(1)) if found else 0, 8)
+        if not shown:
+            continue
+        per_image = 1 if "(right)" in text else 2  # right: the true class is the predicted one, one map
+        rows_needed, maps_needed = before + shown, maps_before + per_image * shown
+        wait_for(
+            lambda: rows.count() >= rows_needed and overlays(page) >= maps_needed,  # noqa: B023 (awaited here)
+            DEADLINE_S,
+            "the cell's images and maps",
+            poll_s=0.02,
+        )
+        settled(page)
+        return time.perf_counter() - t0, shown
+    raise TimeoutError("no cell with images answered a click")
+
+
 def scroll_to(page: Page, heading: str) -> None:
     page.get_by_role("heading", name=heading).first.evaluate("e => e.scrollIntoView({block: 'start'})")
     time.sleep(0.5)
@@ -157,7 +203,13 @@ def browser_timings(url: str, made: dict[str, Any], out: Path) -> tuple[dict[str
         settled(page)
         note("a validation image on a fresh server")
         choose(page, "inference_pick", "animals/")
-        result["first_image_s"] = until(page, lambda: overlays(page) >= 1, "the first prediction")
+        result["first_image_s"] = until(
+            page, lambda: overlays(page) >= 1 and examples_rows(page) >= 1, "the first prediction and its examples"
+        )
+        choose(page, "inference_pick", "animals/baby_tux")
+        result["next_image_s"] = until(
+            page, lambda: count(page, "p", "baby_tux") >= 1 and examples_rows(page) >= 1, "the next image's examples"
+        )
         note("three runs side by side")
         for name in ("fine-tuned", "scratch"):
             choose(page, "inference_compare_runs", tails[name])
@@ -218,6 +270,16 @@ def browser_timings(url: str, made: dict[str, Any], out: Path) -> tuple[dict[str
         wait_for(lambda: overlays(page, "(predicted") >= 8, DEADLINE_S, "the hardest images' maps", 0.02)
         settled(page)
         result["evaluate_and_top_losses_s"] = time.perf_counter() - t0
+        note("a confusion cell's images")
+        result["cell_s"], result["cell_images"] = click_a_cell(page)
+        for name, (width, height) in VIEWPORTS.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.get_by_text(re.compile(r"True “\w+”, predicted")).first.evaluate(
+                "e => e.scrollIntoView({block: 'center'})"
+            )
+            time.sleep(0.5)
+            shots[f"cell_{name}"] = str(out / f"cell_{name}.png")
+            page.screenshot(path=shots[f"cell_{name}"])
         for name, (width, height) in VIEWPORTS.items():
             page.set_viewport_size({"width": width, "height": height})
             page.get_by_text("Where it struggles").first.evaluate("e => e.scrollIntoView({block: 'start'})")
