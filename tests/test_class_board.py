@@ -5,12 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import TINY_CONFIG, chart_rows, make_dataset_folder
-from tests.test_class_mode import (  # noqa: F401  (the class-mode fixture's helpers)
-    KEY,
-    _join,
-    _open,
-    browser,
-)
+from tests.test_class_mode import KEY, _join, _open, browser  # noqa: F401  (the class-mode fixture's helpers)
 from tlcore.access import student
 from tlcore.class_board import ANONYMOUS, class_results, results_csv, student_rows
 from tlcore.classroom import Roster
