@@ -7,9 +7,9 @@ as the Inference page does with its model loaded: the first view of an image's f
 
 Then what the Runs page's "What fine-tuning changed" computes with its CKA box ticked (`weight_changes(...,
 cka=True)`, the starting model rebuilt, both models through the 50 validation images layer by layer), for
-two more runs at 128 px: the lab's head-first recipe (head 5 epochs, then block 5 at 1e-5 for 3) and
-"Everything" (every layer from the ImageNet weights, 5 epochs at 1e-5): the seconds, and each conv
-layer's CKA.
+two more runs at 128 px, as the Model page's "Block 5 + head" and "Everything" buttons set them with
+pretrained weights: the head first (5 epochs), then block 5, or every layer, at 1e-5 for 3: the seconds,
+and each conv layer's CKA.
 
     python -m bench.examples_views [--image-size 128] [--images 5] [--no-cka]
 """
@@ -93,19 +93,16 @@ def main() -> None:
 def cka_views(info: DatasetInfo, runs_dir: Path, image_size: int) -> dict[str, Any]:
     """Train the block-5 and the everything run; time weight_changes with CKA on each (first call in this
     process: the page's first view of it) and read each conv layer's CKA."""
-    from tlcore.backbone_facts import EVERYTHING
+    from tlcore.backbone_facts import BLOCK5, EVERYTHING
     from tlcore.config import FineTuneConfig, TrainConfig
     from tlcore.runs import RunStore
     from tlcore.tf.training import train_and_record
     from tlcore.tf.weight_changes import weight_changes
 
+    head_first = TrainConfig(weights=default_weights(), image_size=image_size)
     recipes = {
-        "block 5 (head first)": TrainConfig(
-            weights=default_weights(), image_size=image_size, fine_tune=FineTuneConfig()
-        ),
-        "everything": TrainConfig(
-            weights=default_weights(), image_size=image_size, freeze_at=EVERYTHING, learning_rate=1e-5
-        ),
+        "block 5 + head": head_first.replace(fine_tune=FineTuneConfig(freeze_at=BLOCK5)),
+        "everything": head_first.replace(fine_tune=FineTuneConfig(freeze_at=EVERYTHING)),
     }
     measured: dict[str, Any] = {}
     for name, config in recipes.items():
