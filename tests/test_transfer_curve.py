@@ -182,13 +182,15 @@ def test_another_student_cannot_see_open_or_delete_a_curve(curve):
     mine = CurveStore(runs)
     (saved,) = mine.list()
     theirs = CurveStore(runs.as_actor(student("b2b2b2b2b2b2")))
-    assert theirs.list() == []
+    assert theirs.list() == [] and theirs.newest_of("b2b2b2b2b2b2") is None
+    assert theirs.newest_of(saved.owner) is None  # naming the owner does not open it either
     for attempt in (theirs.load, theirs.runs_of, theirs.delete):
         with pytest.raises(FileNotFoundError, match="No transfer curve"):
             attempt(saved.curve_id)
     with pytest.raises(FileNotFoundError):
         theirs.load("../" + saved.curve_id)
     assert [c.curve_id for c in CurveStore(runs.as_actor(ADMIN)).list()] == [saved.curve_id]  # the teacher sees it
+    assert CurveStore(runs.as_actor(ADMIN)).newest_of(saved.owner) == saved == mine.newest_of(saved.owner)
     assert mine.load(saved.curve_id).done  # nothing was deleted
 
 

@@ -14,7 +14,7 @@ import json
 import secrets
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -133,15 +133,21 @@ class CurveStore:
 
     def list(self) -> list[SavedCurve]:
         """The readable curves this actor may use, newest first."""
+        return list(self._readable())
+
+    def newest_of(self, owner: str | None) -> SavedCurve | None:
+        """`owner`'s newest readable curve that this actor may use; the files are read only until it is found
+        (a page asks at every rerun, and a class's runs folder holds every student's curves)."""
+        return next((saved for saved in self._readable() if saved.owner == owner), None)
+
+    def _readable(self) -> Iterator[SavedCurve]:
         if not self.root.is_dir():
-            return []
-        curves = []
-        for folder in sorted(self.root.iterdir(), reverse=True):
+            return
+        for folder in sorted(self.root.iterdir(), reverse=True):  # ids sort by start time
             try:
-                curves.append(self.load(folder.name))
+                yield self.load(folder.name)
             except (OSError, ValueError):
                 continue
-        return curves
 
     def runs_of(self, curve_id: str) -> RunStore:
         """The curve's runs, seen by this actor (FileNotFoundError when the curve is not theirs)."""

@@ -114,7 +114,7 @@ def transfer_curve_section() -> None:
     running = job is not None and job.running
     curves = CurveStore(run_store())
     # The newest of this person's own (a teacher may open every student's, but this section is their own).
-    if saved := next((c for c in curves.list() if c.owner == (actor().owner or None)), None):
+    if saved := curves.newest_of(actor().owner or None):
         saved_curve(curves, saved, running)
     for key, default in DEFAULTS.items():
         s[key] = s.get(key, default)  # kept while other pages run
