@@ -126,7 +126,11 @@ def test_a_transfer_curve_runs_from_the_page_and_is_drawn_with_its_sentences(tmp
     ]
     assert sorted({row["freeze point"] for row in rows}) == [14, 18] and len(rows) == 8
     assert all(row["low"] <= row["mean"] <= row["high"] for row in rows)
-    assert any(c.value.startswith("Kept ImageNet layers reach") and "(2 repeat(s)" in c.value for c in at.caption)
+    # The curve's own settings, not the controls' (which the next curve takes).
+    assert any(
+        c.value.startswith("Kept ImageNet layers reach") and "(2 repeat(s) at 32 px, 1 epoch(s) a run, in " in c.value
+        for c in at.caption
+    )
     assert RunStore(runs_dir).list() == []  # the curve's runs are not in the runs table
 
     # A reload (a new session) finds the saved curve, its 14 tagged runs on request, and can delete it.
@@ -137,6 +141,7 @@ def test_a_transfer_curve_runs_from_the_page_and_is_drawn_with_its_sentences(tmp
     assert not shown.value and not [d for d in again.dataframe if "condition" in d.value.columns]  # until asked
     shown.set_value(True).run()
     (table,) = [d.value for d in again.dataframe if "condition" in d.value.columns]
+    assert any(c.value.startswith("One run stands for two conditions") and "at 18, " in c.value for c in again.caption)
     assert len(table) == 14 and set(table["freeze point"]) == {14, 18} and table["validation accuracy"].notna().all()
     again.button(key="delete_curve").click().run()
     assert not again.exception, again.exception

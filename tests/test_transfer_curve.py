@@ -24,6 +24,7 @@ from tlcore.transfer_curve import (
     planned_runs,
     planned_units,
     same_run_as,
+    shared_runs_note,
 )
 
 
@@ -31,6 +32,11 @@ def test_the_two_duplicate_pairs_are_named_and_points_are_checked():
     assert same_run_as(18, REINITIALISED) == KEPT  # nothing above 18 to re-initialise
     assert same_run_as(0, RANDOM) == REINITIALISED  # nothing kept at 0
     assert [same_run_as(n, c) for n in (3, 14) for c in CONDITIONS] == [None] * 8
+    assert shared_runs_note((0, 14, 18)) == (
+        "One run stands for two conditions, drawn under both names and listed once: at 0, “random layers frozen” "
+        "is the “re-initialised above” run; at 18, “re-initialised above” is the “ImageNet layers kept” run."
+    )
+    assert shared_runs_note((3, 14)) == ""
     assert check_points([18, 0, 10]) == [0, 10, 18]
     for bad in ([], [19], [3, 3], [-1]):
         with pytest.raises(ValueError, match=r"distinct freeze points 0\.\.18"):

@@ -78,6 +78,15 @@ def run_config(base: TrainConfig, freeze_at: int, repeat: int, condition: str) -
     return config
 
 
+def shared_runs_note(points: Sequence[int]) -> str:
+    """Which conditions are one run at these points (drawn under both names, listed once), in words; "" if none."""
+    shared = [(n, c, same) for n in points for c in CONDITIONS if (same := same_run_as(n, c))]
+    if not shared:
+        return ""
+    pairs = "; ".join(f"at {n}, “{CONDITION_WORDS[c]}” is the “{CONDITION_WORDS[same]}” run" for n, c, same in shared)
+    return f"One run stands for two conditions, drawn under both names and listed once: {pairs}."
+
+
 @dataclass(frozen=True)
 class CurveUnit:
     """The runs of one repeat at one freeze point, in training order: one task on a cluster's worker."""

@@ -34,6 +34,7 @@ from tlcore.transfer_curve import (
     FINE_TUNE_PHASE,
     curve_base,
     planned_runs,
+    shared_runs_note,
 )
 from tlcore.waits import cap_job, start_refusal
 
@@ -148,7 +149,10 @@ def saved_curve(curves: CurveStore, saved: SavedCurve, running: bool) -> None:
         curve = saved.curve
         st.altair_chart(transfer_curve_chart(curve), width="stretch", theme="streamlit")
         precision = curve_precision(saved)
-        st.caption(f"{curve.summary} ({curve.repeats} repeat(s) in {precision}, {human_seconds(curve.seconds)}.)")
+        st.caption(
+            f"{curve.summary} ({curve.repeats} repeat(s) at {curve.image_size} px, {curve.epochs} epoch(s) a run, "
+            f"in {precision}, {human_seconds(curve.seconds)}.)"
+        )
     elif saved.status == RUNNING and running:
         return  # the progress bar below tells
     else:
@@ -157,6 +161,8 @@ def saved_curve(curves: CurveStore, saved: SavedCurve, running: bool) -> None:
     # Read only on request: a curve has dozens of runs, and the page reruns at every click.
     count = f"{saved.runs_planned} " if saved.done else ""
     if st.toggle(f"Show this curve's {count}runs (kept with the curve, not in the runs table)", key=RUNS_SHOWN_KEY):
+        if saved.curve is not None and (shared := shared_runs_note(saved.curve.points)):
+            st.caption(shared)
         st.dataframe(
             curve_runs_table(curves.runs_of(saved.curve_id).list()),
             hide_index=True,
