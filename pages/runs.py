@@ -50,6 +50,11 @@ st.dataframe(
     runs_dataframe(summaries),
     hide_index=True,
     column_config={
+        "date": st.column_config.TextColumn(pinned=True),  # which run a row is, when the table scrolls sideways
+        "epochs": st.column_config.TextColumn(
+            help="epochs trained / epochs planned on this data (a head alone trains until it has taken enough "
+            "steps; early stopping can end a run before its plan)"
+        ),
         "freeze": st.column_config.TextColumn(
             help=f"VGG16 layers frozen, 0..{HEAD_ONLY} ({HEAD_ONLY} = train only the "
             f"head); {HEAD_ONLY}→{BLOCK5}: then fine-tuned with {BLOCK5} frozen"
